@@ -1,0 +1,152 @@
+"""Exception tree of the service.
+
+Modelled on python-stdnum's ``ValidationError`` family: one base per domain
+(extract, filter input, delivery), narrow subclasses per rule, and every error
+carrying enough context (line, record type, field, masked PNR, subscriber) for a
+data engineer to act on it without opening the file. Messages never contain a full
+PNR: callers pass PNRs through :func:`cpr_abonnement.pnr.mask` first, and
+:class:`ExtractError` masks the ``pnr`` it is given itself.
+"""
+
+from __future__ import annotations
+
+
+class CprAbonnementError(Exception):
+    """Base of every error raised by this package."""
+
+
+class ExtractError(CprAbonnementError, ValueError):
+    """A change extract breaks the format or a file-level rule."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        record_type: str | None = None,
+        field: str | None = None,
+        pnr: str | None = None,
+    ) -> None:
+        from cpr_abonnement.pnr import mask
+
+        self.line = line
+        self.record_type = record_type
+        self.field = field
+        self.masked_pnr = mask(pnr) if pnr else None
+        self.detail = message
+        super().__init__(self._render())
+
+    def extended(self, note: str) -> ExtractError:
+        """A copy of this error, same type and place, with ``note`` appended."""
+        return type(self)(
+            self.detail + note,
+            line=self.line,
+            record_type=self.record_type,
+            field=self.field,
+            pnr=self.masked_pnr,
+        )
+
+    def _render(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.record_type is not None:
+            where.append(f"record {self.record_type}")
+        if self.field is not None:
+            where.append(f"field {self.field}")
+        if self.masked_pnr:
+            where.append(f"PNR {self.masked_pnr}")
+        return f"{', '.join(where)}: {self.detail}" if where else self.detail
+
+
+class RecordFormatError(ExtractError):
+    """A record is too short, too long or has a malformed field."""
+
+
+class UnknownRecordType(ExtractError):
+    """A line starts with a record type that U12170 does not define."""
+
+
+class TrailerCountMismatch(ExtractError):
+    """The 999 counter differs from the number of records between 000 and 999."""
+
+
+class ProductionDateMismatch(ExtractError):
+    """The 000 production date is not the delivery day the run expects."""
+
+
+class ProductionDateGap(ExtractError):
+    """The previous production date does not chain onto the last processed extract."""
+
+
+class ExtractValidationFailed(ExtractError):
+    """One or more validation rules failed; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[ExtractError], *, source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        rules = sorted({type(p).__name__ for p in problems})
+        head = f"{source}: " if source else ""
+        lines = [f"{head}{len(problems)} validation problem(s) ({', '.join(rules)})"]
+        lines += [f"  - {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class InvalidPnr(CprAbonnementError, ValueError):
+    """A PNR is not 10 digits or its first six digits are not a real date."""
+
+
+class FilterInputError(CprAbonnementError, ValueError):
+    """A subscription operation got input that breaks one of product.md §2's rules."""
+
+    rule: str = "input"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class InvalidAgeRange(FilterInputError):
+    """Ages must be whole numbers 0-999 with StartAge <= EndAge."""
+
+    rule = "age range"
+
+
+class InvalidMunicipalityCode(FilterInputError):
+    """Municipality codes are 1-4 digits."""
+
+    rule = "municipality code"
+
+
+class InvalidEventCode(FilterInputError):
+    """Event codes are one letter followed by two digits."""
+
+    rule = "event code"
+
+
+class InvalidFilterGroup(FilterInputError):
+    """RemoveAll names one of PNR, AgeRange, MunicipalityCode, ChangeCode."""
+
+    rule = "filter group"
+
+
+class InvalidPnrInput(FilterInputError):
+    """A PNR filter is not 10 digits forming a real date."""
+
+    rule = "PNR"
+
+
+class UnknownSubscriber(CprAbonnementError, LookupError):
+    """No subscriber with that UserSystemUUID exists."""
+
+
+class DeliveryError(CprAbonnementError):
+    """A delivery to one subscriber failed; carries the subscriber and the file."""
+
+    def __init__(self, message: str, *, subscriber: str, file_name: str) -> None:
+        self.subscriber = subscriber
+        self.file_name = file_name
+        super().__init__(f"delivery of {file_name} to {subscriber}: {message}")
+
+
+class DeliveryConflict(DeliveryError):
+    """A different file with the same name already exists at the destination."""

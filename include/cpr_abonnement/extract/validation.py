@@ -1,0 +1,165 @@
+"""Structural validation of a change extract (product.md §6, ``cpr-format.md`` §1).
+
+Every rule is checked and every broken rule is reported, each with its line number,
+record type, field and a masked PNR, so a data engineer can fix or escalate the file
+in one go. The line-level rules were evaluated during :func:`~.index.scan`; the
+file-level rules (framing, counter, dates, one 001 per person) are checked here.
+
+Rules:
+
+* the file is not empty;
+* the first line is a 000 start record and there is exactly one;
+* the last line is a 999 end record and there is exactly one;
+* the 999 counter equals the number of lines between 000 and 999;
+* every line has a known record type (000-030, 050, 052, 099, 910, 997, 999);
+* person records and 997 carry a 10-digit PNR in columns 4-13;
+* record lengths are plausible (at least up to the PNR, at most the documented
+  length plus :data:`~.index.LENGTH_SLACK`; 000 and 999 need all their fields);
+* OPGAVENR is six digits; PRODDTO and PRODDTOFORRIG are real dates, the previous
+  one before the production date;
+* every person has a 001 record (CPR always delivers it, ``cpr-format.md`` §1.1);
+* all lines end the same way (LF or CRLF);
+* optionally: PRODDTO is the expected delivery day, PRODDTOFORRIG the production
+  date of the last processed extract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from cpr_abonnement.errors import (
+    ExtractError,
+    ExtractValidationFailed,
+    ProductionDateGap,
+    ProductionDateMismatch,
+    RecordFormatError,
+    TrailerCountMismatch,
+)
+from cpr_abonnement.extract.index import MAX_EXAMPLES, MIN_LENGTH, ExtractIndex, RuleViolations
+
+
+def _one(rule: str, error: ExtractError) -> RuleViolations:
+    found = RuleViolations(rule)
+    found.add(error)
+    return found
+
+
+def violations(
+    index: ExtractIndex,
+    *,
+    expect_date: dt.date | None = None,
+    expect_previous: dt.date | None = None,
+) -> list[RuleViolations]:
+    """Every broken rule with an exact count and example errors; empty when valid."""
+    out: list[RuleViolations] = []
+    if index.size == 0 or index.lines == 0:
+        return [_one("not empty", ExtractError("the file is empty"))]
+
+    start, end = index.start, index.end
+    if not index.start_lines or index.start_lines[0] != 1:
+        out.append(_one("000 first", RecordFormatError(
+            "the first line must be the 000 start record", line=1, record_type="000")))
+    if len(index.start_lines) > 1:
+        out.append(_one("one 000", RecordFormatError(
+            f"{len(index.start_lines)} start records (lines "
+            f"{', '.join(map(str, index.start_lines[:5]))}); exactly one expected",
+            line=index.start_lines[1], record_type="000")))
+    if not index.end_lines or index.end_lines[-1] != index.lines:
+        out.append(_one("999 last", RecordFormatError(
+            "the last line must be the 999 end record (file truncated?)",
+            line=index.lines, record_type="999")))
+    if len(index.end_lines) > 1:
+        out.append(_one("one 999", RecordFormatError(
+            f"{len(index.end_lines)} end records; exactly one expected",
+            line=index.end_lines[0], record_type="999")))
+
+    if start is not None:
+        out += _start_record_rules(start, index, expect_date, expect_previous)
+    if end is not None:
+        if len(end.raw) < MIN_LENGTH["999"] or end.counter is None:
+            out.append(_one("999 counter", RecordFormatError(
+                "TAELLER (columns 14-21) must be 8 digits",
+                line=end.line_no, record_type="999", field="TAELLER")))
+        elif start is not None and end.line_no > start.line_no:
+            between = end.line_no - start.line_no - 1
+            if end.counter != between:
+                out.append(_one("999 counter", TrailerCountMismatch(
+                    f"counter says {end.counter} records, the file has {between} "
+                    "between 000 and 999",
+                    line=end.line_no, record_type="999", field="TAELLER")))
+
+    out += index.violations.values()
+
+    no_001 = np.flatnonzero(~index.persons["has_001"].to_numpy())
+    if len(no_001):
+        shown = no_001[:MAX_EXAMPLES]
+        lines = index.persons["first_line"].to_numpy()[shown]
+        found = RuleViolations("001 per person", count=len(no_001))
+        found.examples = [
+            RecordFormatError("person has no 001 record", line=int(line), record_type="001",
+                              pnr=pnr)
+            for line, pnr in zip(lines, index.pnr_text(shown), strict=True)
+        ]
+        out.append(found)
+    return out
+
+
+def _start_record_rules(start, index, expect_date, expect_previous) -> list[RuleViolations]:
+    out: list[RuleViolations] = []
+
+    def bad(rule: str, err: ExtractError) -> None:
+        out.append(_one(rule, err))
+
+    where = {"line": start.line_no, "record_type": "000"}
+    if len(start.raw) < MIN_LENGTH["000"]:
+        bad("record length", RecordFormatError(
+            f"{len(start.raw)} characters; the 000 record has 35", **where))
+    if not start.task_number.isdigit():
+        bad("000 task number", RecordFormatError(
+            f"OPGAVENR {start.task_number!r} is not 6 digits", field="OPGAVENR", **where))
+    if start.production_date is None:
+        bad("000 production date", RecordFormatError(
+            f"PRODDTO {start.production_text!r} is not a real date (YYYYMMDD)",
+            field="PRODDTO", **where))
+    if start.previous_date is None:
+        bad("000 previous production date", RecordFormatError(
+            f"PRODDTOFORRIG {start.previous_text!r} is not a real date (YYYYMMDD)",
+            field="PRODDTOFORRIG", **where))
+    elif start.production_date and start.previous_date >= start.production_date:
+        bad("000 previous production date", RecordFormatError(
+            f"PRODDTOFORRIG {start.previous_date} is not before PRODDTO "
+            f"{start.production_date}", field="PRODDTOFORRIG", **where))
+    if expect_date and start.production_date and start.production_date != expect_date:
+        bad("expected production date", ProductionDateMismatch(
+            f"PRODDTO is {start.production_date}, expected {expect_date}",
+            field="PRODDTO", **where))
+    if expect_previous and start.previous_date and start.previous_date != expect_previous:
+        bad("production date chain", ProductionDateGap(
+            f"PRODDTOFORRIG is {start.previous_date} but the last processed extract was "
+            f"produced {expect_previous}: an extract is missing", field="PRODDTOFORRIG",
+            **where))
+    return out
+
+
+def check(
+    index: ExtractIndex,
+    *,
+    expect_date: dt.date | None = None,
+    expect_previous: dt.date | None = None,
+) -> None:
+    """Raise :class:`ExtractValidationFailed` naming every broken rule, or return."""
+    found = violations(index, expect_date=expect_date, expect_previous=expect_previous)
+    if found:
+        raise ExtractValidationFailed(
+            [summarise(v) for v in found], source=index.path.name
+        )
+
+
+def summarise(v: RuleViolations) -> ExtractError:
+    """One error per rule: the first example, with the count when there are more."""
+    first = v.examples[0]
+    if v.count == 1:
+        return first
+    return first.extended(f" (and {v.count - 1} more line(s) breaking rule '{v.rule}')")

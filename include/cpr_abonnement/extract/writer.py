@@ -1,0 +1,88 @@
+"""Write a delta file: the source extract thinned to a set of persons.
+
+What a subscriber receives must look exactly like CPR's own extract (product.md §3):
+the 000 record copied unchanged, every record of each chosen person copied byte for
+byte in source order, 910/997 never copied, and the 999 counter recomputed. Records
+are copied from the source file's bytes, never re-serialised from parsed fields, so
+unknown trailing columns and Latin-1 text survive untouched (``cpr-format.md`` §1.6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from cpr_abonnement.errors import ExtractError
+from cpr_abonnement.extract.index import ExtractIndex
+from cpr_abonnement.extract.layouts import LAYOUTS
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaStats:
+    """What was written: counts for the summary and the hash for the metadata file."""
+
+    persons: int
+    records: int
+    nbytes: int
+    sha256: str
+
+
+def trailer(index: ExtractIndex, counter: int) -> bytes:
+    """The source's 999 line with TAELLER replaced, and the source's terminator."""
+    if index.end is None:
+        raise ExtractError("the extract has no 999 end record", record_type="999")
+    field = LAYOUTS["999"]["TAELLER"]
+    line = bytearray(index.end.raw.ljust(field.end, b" "))
+    line[field.slice] = f"{counter:0{field.width}d}".encode("ascii")
+    return bytes(line) + index.end.terminator
+
+
+def copy_runs(index: ExtractIndex, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Byte ranges to copy for a person mask, adjacent spans merged into one range.
+
+    Returns run start offsets, run end offsets and the number of records they hold.
+    """
+    take = selected[index.span_person]
+    off = index.span_offset[take]
+    end = off + index.span_nbytes[take]
+    if len(off) == 0:
+        return off, end, 0
+    joined = np.concatenate(([False], off[1:] == end[:-1]))
+    first = np.flatnonzero(~joined)
+    last = np.concatenate((first[1:] - 1, [len(off) - 1]))
+    return off[first], end[last], int(index.span_records[take].sum())
+
+
+class _HashingWriter:
+    def __init__(self, out: BinaryIO) -> None:
+        self.out, self.hash, self.nbytes = out, hashlib.sha256(), 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.out.write(data)
+        self.hash.update(data)
+        self.nbytes += len(data)
+
+
+def write_delta(index: ExtractIndex, selected: np.ndarray, out: BinaryIO) -> DeltaStats:
+    """Write the persons where ``selected`` (a bool mask over ``index.persons``) is true."""
+    if index.start is None:
+        raise ExtractError("the extract has no 000 start record", record_type="000")
+    if len(selected) != len(index.persons):
+        raise ValueError(f"mask has {len(selected)} entries for {len(index.persons)} persons")
+    starts, ends, records = copy_runs(index, np.asarray(selected, dtype=bool))
+    w = _HashingWriter(out)
+    w.write(index.start.raw + index.start.terminator)
+    if len(starts):
+        with open(index.path, "rb") as src, mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                    w.write(view[s:e])
+            finally:
+                view.release()
+    w.write(trailer(index, records))
+    return DeltaStats(int(np.count_nonzero(selected)), records, w.nbytes, w.hash.hexdigest())
