@@ -21,6 +21,7 @@ from typing import BinaryIO
 from cpr_abonnement.calendar import DeliveryCalendar
 from cpr_abonnement.extract.layouts import LAYOUTS
 from cpr_abonnement.pnr import CENTURY, yy_band
+from cpr_abonnement.pnr import birth_date as pnr_birth_date
 from cpr_abonnement.reference import municipalities
 
 FIRST_NAMES_F = ["Anne", "Mette", "Kirsten", "Hanne", "Søs", "Åse", "Birgitte", "Lærke",
@@ -108,12 +109,15 @@ class Generator:
         yy = birth.year % 100
         century = birth.year - yy
         digits = [d for d in range(10) if CENTURY[d][yy_band(yy)] == century]
-        while True:
+        for _ in range(100):
             serial = f"{self.rng.choice(digits)}{self.rng.randrange(1000):03d}"
             pnr = f"{birth:%d%m}{yy:02d}{serial}"
             if pnr not in self.used:
                 self.used.add(pnr)
                 return pnr
+        # Every serial of this birth date is taken (only in extreme samples): use the
+        # day before, keeping the number unique and valid.
+        return self.new_pnr(birth - dt.timedelta(days=1))
 
     def birth_date(self) -> dt.date:
         rng = self.rng
@@ -132,7 +136,8 @@ class Generator:
             kom = rng.choice(ADMINISTRATIVE)
         else:
             kom = rng.choice(self.danish)
-        p = _Person(self.new_pnr(birth), birth, status, kom)
+        pnr = self.new_pnr(birth)
+        p = _Person(pnr, pnr_birth_date(pnr), status, kom)
         first = rng.choice(FIRST_NAMES_F if p.female else FIRST_NAMES_M)
         p.name = (first, rng.choice(MIDDLE_NAMES), rng.choice(SURNAMES))
         return p
@@ -153,9 +158,10 @@ class Generator:
             if rng.random() < 0.6:
                 continue
             if mark == "BØ":
-                birth = max(main.birth + dt.timedelta(days=365 * 25), self.day
-                            - dt.timedelta(days=365 * 40))
-                rel = self.person(birth=min(birth, self.day), status="01")
+                if main.birth > self.day - dt.timedelta(days=365 * 18):
+                    continue  # too young to have children
+                born = main.birth + dt.timedelta(days=rng.randrange(18 * 365, 45 * 365))
+                rel = self.person(birth=min(born, self.day), status="01")
             elif mark in ("MO", "FA"):
                 rel = self.person(birth=main.birth - dt.timedelta(days=365 * 30), status="01")
             else:

@@ -1,0 +1,81 @@
+"""Benchmark: read + person summary of a 1,000,000-person extract vs a plain read.
+
+    .venv/bin/python bench/extract_read.py [--persons 1000000]
+
+Generates the extract once (cached under bench/out/), then runs each measurement in
+its own process so peak RSS is per stage: a plain sequential read of the file in
+64 MiB blocks (the physical floor) and ``scan`` (index + person summary). Both read
+from the page cache after a warm-up read. Prints one table; figures go in the issue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OUT = Path(__file__).parent / "out"
+
+
+def _child(stage: str, path: str) -> None:
+    import resource
+
+    t = time.perf_counter()
+    if stage == "plain":
+        with open(path, "rb", buffering=0) as fh:
+            buf = bytearray(64 * 1024 * 1024)
+            while fh.readinto(buf):
+                pass
+        extra = {}
+    else:
+        from cpr_abonnement.extract.index import scan
+
+        ix = scan(path)
+        extra = {"persons": len(ix.persons), "records": ix.person_records}
+    wall = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"stage": stage, "seconds": wall, "peak_rss_mb": rss, **extra}))
+
+
+def _run(stage: str, path: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", stage, str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--persons", type=int, default=1_000_000)
+    ap.add_argument("--child", nargs=2)
+    args = ap.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"bench-{args.persons}.L431101"
+    if not path.exists():
+        from cpr_abonnement.extract.generator import generate
+
+        t = time.perf_counter()
+        with open(path.with_suffix(".part"), "wb") as fh:
+            generate(fh, production_date=dt.date(2026, 11, 26), persons=args.persons, seed=1)
+        path.with_suffix(".part").rename(path)
+        print(f"generated {path} in {time.perf_counter() - t:.1f} s")
+    size_mb = path.stat().st_size / 1e6
+    _run("plain", path)  # warm the page cache
+    plain, summary = _run("plain", path), _run("scan", path)
+    print(f"extract: {size_mb:,.0f} MB, {summary['persons']:,} persons, "
+          f"{summary['records']:,} person records")
+    for r in (plain, summary):
+        print(f"{r['stage']:>6}: {r['seconds']:6.2f} s  {size_mb / r['seconds']:7.0f} MB/s  "
+              f"peak RSS {r['peak_rss_mb']:6.0f} MB")
+    print(f"scan/plain: {summary['seconds'] / plain['seconds']:.1f}x, "
+          f"{summary['persons'] / summary['seconds']:,.0f} persons/s")
+
+
+if __name__ == "__main__":
+    main()

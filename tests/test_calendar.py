@@ -1,0 +1,51 @@
+"""The delivery calendar as data: closures, neighbours, extra dates, bad data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from cpr_abonnement.calendar import CalendarDataError, DeliveryCalendar
+
+D = dt.date
+
+
+@pytest.mark.parametrize(("day", "delivers"), [
+    (D(2026, 11, 26), True),    # Thursday
+    (D(2026, 11, 28), False),   # Saturday
+    (D(2026, 11, 29), False),   # Sunday
+    (D(2026, 6, 5), False),     # Friday, Constitution Day
+    (D(2026, 12, 24), False),   # Thursday
+    (D(2026, 12, 31), False),   # Thursday
+    (D(2027, 1, 1), True),      # Friday: New Year's Day is not a CPR closure (§5)
+    (D(2028, 6, 5), False),     # Monday
+])
+def test_default_closures(day, delivers):
+    assert DeliveryCalendar.default().is_delivery_day(day) is delivers
+
+
+def test_neighbours_and_ranges():
+    cal = DeliveryCalendar.default()
+    assert cal.previous_delivery_day(D(2027, 1, 1)) == D(2026, 12, 30)
+    assert cal.next_delivery_day(D(2026, 12, 23)) == D(2026, 12, 25)
+    assert list(cal.delivery_days(D(2026, 12, 24), D(2027, 1, 4))) == [
+        D(2026, 12, 25), D(2026, 12, 28), D(2026, 12, 29), D(2026, 12, 30), D(2027, 1, 1),
+        D(2027, 1, 4)]
+
+
+def test_extra_closures_round_trip():
+    cal = DeliveryCalendar.default(extra=["2027-01-01", "--05-01"])
+    assert not cal.is_delivery_day(D(2027, 1, 1)) and not cal.is_delivery_day(D(2026, 5, 1))
+    assert DeliveryCalendar.parse(cal.entries()) == cal
+    assert cal.entries() == ["--05-01", "--06-05", "--12-24", "--12-31", "2027-01-01"]
+
+
+def test_bad_or_missing_data_raises(tmp_path):
+    with pytest.raises(CalendarDataError, match="neither --MM-DD nor YYYY-MM-DD"):
+        DeliveryCalendar.parse(["--13-01"])
+    with pytest.raises(CalendarDataError, match="does not exist"):
+        DeliveryCalendar.from_file(tmp_path / "nope.csv")
+    f = tmp_path / "c.csv"
+    f.write_text("when,reason\n--05-01,Labour Day\n2027-03-25,Skærtorsdag\n", encoding="utf-8")
+    assert DeliveryCalendar.from_file(f).entries() == ["--05-01", "2027-03-25"]
