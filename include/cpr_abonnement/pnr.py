@@ -121,7 +121,8 @@ def age_on(birth: dt.date, day: dt.date) -> int:
     A person born 29 February becomes a year older on 1 March in non-leap years,
     which is what comparing (month, day) tuples gives.
 
-    >>> age_on(dt.date(2000, 2, 29), dt.date(2023, 2, 28)), age_on(dt.date(2000, 2, 29), dt.date(2023, 3, 1))
+    >>> leap = dt.date(2000, 2, 29)
+    >>> age_on(leap, dt.date(2023, 2, 28)), age_on(leap, dt.date(2023, 3, 1))
     (22, 23)
     """
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))

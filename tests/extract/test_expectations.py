@@ -7,7 +7,6 @@ import re
 
 import pytest
 from builders import extract, person, write
-
 from cpr_abonnement.extract.expectations import run_expectations
 from cpr_abonnement.extract.generator import generate
 from cpr_abonnement.extract.index import scan

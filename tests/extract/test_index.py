@@ -7,7 +7,6 @@ import datetime as dt
 import numpy as np
 import pytest
 from builders import end, extract, person, rec, start, write
-
 from cpr_abonnement.extract.generator import generate
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.reader import iter_records
@@ -46,7 +45,6 @@ def test_summary_fields(tmp_path):
     # blank FOED_DT and a partial date (month 00) both fall back to the century rule
     assert p.loc[B, "birth_date"] == 19500215 and p.loc[B, "birth_from_pnr"]
     assert p.loc[C, "birth_date"] == 20000229 and p.loc[C, "birth_from_pnr"]
-    assert p.loc[C, "foed_dt_text"] == "2000-00-00"
     assert p.loc[A, "municipality"] == 851 and p.loc[B, "municipality"] == -1
     assert (p.loc[A, "status"], p.loc[B, "status"]) == (1, 90)
     ev = ix.events.assign(pnr=ix.pnr_text(ix.events["person"].to_numpy()).to_numpy())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cpr_abonnement.extract.layouts import LAYOUTS, PERSON_TYPES, PLATFORM_TYPES
 
 EXPECTED_LENGTHS = {  # cpr-format.md §1.4
@@ -33,8 +32,8 @@ def test_fields_are_contiguous_without_gaps_or_overlaps(code):
 
 
 def test_person_and_platform_types():
-    assert PERSON_TYPES == {c for c in EXPECTED_LENGTHS if "001" <= c <= "099"}
-    assert PLATFORM_TYPES == {"910", "997"}
+    assert {c for c in EXPECTED_LENGTHS if "001" <= c <= "099"} == PERSON_TYPES
+    assert {"910", "997"} == PLATFORM_TYPES
 
 
 def test_start_record_example_from_cpr():

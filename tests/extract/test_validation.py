@@ -7,7 +7,6 @@ import re
 
 import pytest
 from builders import end, extract, person, rec, start, write
-
 from cpr_abonnement.errors import (
     ExtractValidationFailed,
     ProductionDateGap,

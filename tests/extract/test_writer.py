@@ -9,7 +9,6 @@ import io
 import numpy as np
 import pytest
 from builders import extract, person, rec, write
-
 from cpr_abonnement.extract.generator import generate
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.writer import write_delta
@@ -51,7 +50,7 @@ def test_platform_records_are_never_copied_and_not_counted(tmp_path):
     body = [*person(A), r910, *person(B), r997]
     ix = scan(write(tmp_path, extract(body)))
     assert ix.platform_records == {"910": 1, "997": 1}
-    data, stats = delta(ix, {A, B})
+    data, _ = delta(ix, {A, B})
     assert data == extract([*person(A), *person(B)])
     assert b"\n910" not in data and b"\n997" not in data
 

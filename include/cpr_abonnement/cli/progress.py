@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 
 
-def reporter(label: str, unit: str, *, enabled: bool | None = None) -> Callable[[int, int], None] | None:
+def reporter(
+    label: str, unit: str, *, enabled: bool | None = None
+) -> Callable[[int, int], None] | None:
     """A ``progress(done, total)`` callback printing at most twice a second, or None."""
     if enabled is None:
         enabled = sys.stderr.isatty()

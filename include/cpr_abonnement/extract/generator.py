@@ -208,8 +208,9 @@ class Generator:
             "VEJADRNVN": street[:20] if p.status < "30" else "",
         })))
         if rng.random() < 0.05:
+            since = (day - dt.timedelta(400)).isoformat()
             out.append(("004", r["004"]({"PNR": pnr, "BESKYTTYPE": "0001",
-                                          "START_DT_BESKYTTELSE": (day - dt.timedelta(400)).isoformat()})))
+                                          "START_DT_BESKYTTELSE": since})))
         if p.status == "80":
             out.append(("005", r["005"]({"PNR": pnr, "UDR_LANDEKOD": "5110", "UDRDTO": _ts(day),
                                           "UDLANDADR1": "Storgatan 1", "UDLANDADR2": "Malmö"})))
@@ -256,7 +257,8 @@ class Generator:
                                          "NVNHAENSLUT": _ts(day)})))
         for code, mark in p.events:
             out.append(("099", r["099"]({
-                "PNR": pnr, "TIMESTAMPU": _ts(day, f"{rng.randrange(6, 20):02d}{rng.randrange(60):02d}"),
+                "PNR": pnr,
+                "TIMESTAMPU": _ts(day, f"{rng.randrange(6, 20):02d}{rng.randrange(60):02d}"),
                 "HAENDELSE": code, "AFLEDTMRK": mark,
             })))
         return out

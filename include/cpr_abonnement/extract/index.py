@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,7 +117,7 @@ class ExtractIndex:
     span_person: np.ndarray
     #: One row per person, sorted by PNR. Columns: ``pnr`` (int64), ``birth_date``
     #: (int ``YYYYMMDD``, 0 when neither 001 nor the PNR gives a real date),
-    #: ``birth_from_pnr`` (bool), ``foed_dt_text``, ``status`` (-1 when unknown),
+    #: ``birth_from_pnr`` (bool), ``status`` (-1 when unknown),
     #: ``municipality`` (-1 without a 002), ``has_001``, ``records``, ``first_line``.
     persons: pd.DataFrame
     #: One row per 099 record: ``person``, ``code``, ``derived`` (AFLEDTMRK, '' if blank).
@@ -141,18 +142,52 @@ class ExtractIndex:
 
 def _digits(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Value of each row of ASCII digits, and whether the row was all digits."""
-    d = block.astype(np.int64) - 48
-    ok = ((d >= 0) & (d <= 9)).all(axis=1)
-    return d @ _POW10[block.shape[1]], ok
+    d = block - np.uint8(48)  # wraps below '0', so one comparison checks both ends
+    ok = (d <= 9).all(axis=1)
+    return d.astype(np.int64) @ _POW10[block.shape[1]], ok
 
 
-def _columns(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray, first: int, width: int):
-    """Bytes ``first..first+width-1`` (1-based) of each line; short lines read as spaces."""
-    rel = np.arange(first - 1, first - 1 + width)
-    idx = starts[:, None] + rel[None, :]
-    inside = rel[None, :] < lengths[:, None]
-    np.minimum(idx, len(a) - 1, out=idx)
-    return np.where(inside, a[idx], 32).astype(np.uint8)
+class _Lines:
+    """Complete lines of one block, with fixed-width column access.
+
+    Columns are gathered through a strided view (one row per byte offset), so taking
+    ``width`` bytes at each line start copies just those bytes; lines shorter than the
+    columns asked for read as spaces, as the format says.
+    """
+
+    def __init__(self, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
+        self.buf, self.starts, self.lengths = buf, starts, lengths
+
+    def columns(self, first: int, width: int, rows: np.ndarray | None = None) -> np.ndarray:
+        starts = self.starts if rows is None else self.starts[rows]
+        lengths = self.lengths if rows is None else self.lengths[rows]
+        view = np.lib.stride_tricks.as_strided(
+            self.buf, shape=(len(self.buf) - width + 1, width), strides=(1, 1), writeable=False
+        )
+        out = view[starts + (first - 1)]
+        for i in np.flatnonzero(lengths < first - 1 + width).tolist():
+            # rare: trailing spaces stripped by whoever wrote the file
+            out[i, max(0, int(lengths[i]) - (first - 1)):] = 32
+        return out
+
+
+_TYPE_MASK = np.uint64(0x0000_0000_00FF_FFFF)   # bytes 1-3 of the first word
+_PNR_MASK_0 = np.uint64(0xFFFF_FFFF_FF00_0000)  # bytes 4-8
+_PNR_MASK_1 = np.uint64(0x0000_00FF_FFFF_FFFF)  # bytes 9-13 (second word)
+_ZEROS = np.uint64(0x3030_3030_3030_3030)
+_HIGH = np.uint64(0xF0F0_F0F0_F0F0_F0F0)
+_SIX = np.uint64(0x0606_0606_0606_0606)
+
+
+def _all_digits(words: np.ndarray, mask: np.uint64) -> np.ndarray:
+    """Whether every byte selected by ``mask`` is an ASCII digit, eight bytes at a time.
+
+    A byte is a digit when its high nibble is 3 and stays 3 after adding 6; bytes
+    outside the mask are replaced by '0' first. A carry out of a non-digit byte can
+    only disturb a row that already fails.
+    """
+    x = (words & mask) | (_ZEROS & ~mask)
+    return ((x & _HIGH) == _ZEROS) & (((x + _SIX) & _HIGH) == _ZEROS)
 
 
 def _real_dates(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -202,6 +237,7 @@ class _Scanner:
         self.counts = np.zeros(1000, dtype=np.int64)
         self.unknown_count = 0
         self.spans: list[tuple[np.ndarray, ...]] = []
+        self.span_count = 0
         self.p001: list[tuple[np.ndarray, ...]] = []
         self.p002: list[tuple[np.ndarray, ...]] = []
         self.p099: list[tuple[np.ndarray, ...]] = []
@@ -211,11 +247,13 @@ class _Scanner:
     def violation(self, rule: str, error: ExtractError) -> None:
         self.violations.setdefault(rule, RuleViolations(rule)).add(error)
 
-    def block(self, a: np.ndarray, base: int, ends: np.ndarray, final_unterminated: bool) -> None:
-        """Process complete lines; ``ends`` are the positions of each line's ``\\n``.
+    def block(self, buf: np.ndarray, total: int, base: int, ends: np.ndarray,
+              final_unterminated: bool) -> None:
+        """Process complete lines in ``buf[:total]``; ``ends`` are their ``\\n`` positions.
 
-        With ``final_unterminated`` the last entry of ``ends`` is ``len(a)`` (the end
-        of a file whose last line has no terminator).
+        With ``final_unterminated`` the last entry of ``ends`` is ``total`` (the end of a
+        file whose last line has no terminator). ``buf`` extends past ``total`` so that
+        fixed-width columns can be taken at any line start.
         """
         n = len(ends)
         starts = np.empty(n, dtype=np.int64)
@@ -224,101 +262,116 @@ class _Scanner:
         term_len = np.ones(n, dtype=np.int64)
         if final_unterminated:
             term_len[-1] = 0
-        has_cr = (ends > starts) & (a[np.maximum(ends - 1, 0)] == 13) & (term_len == 1)
+        has_cr = (buf[ends - 1] == 13) & (ends > starts) & (term_len == 1)
         lengths = ends - starts - has_cr
         term_len += has_cr
-        line_no = self.lines + 1 + np.arange(n)
+        lines = _Lines(buf, starts, lengths)
 
-        terminated = term_len > 0
-        if self.line_ending is None and terminated.any():
-            self.line_ending = b"\r\n" if has_cr[np.argmax(terminated)] else b"\n"
+        if self.line_ending is None and term_len[0]:
+            self.line_ending = b"\r\n" if has_cr[0] else b"\n"
         if self.line_ending is not None:
             want_cr = self.line_ending == b"\r\n"
-            self.mixed += int(((has_cr != want_cr) & terminated).sum())
+            self.mixed += int(((has_cr != want_cr) & (term_len > 0)).sum())
 
-        rtype, type_ok = _digits(_columns(a, starts, lengths, 1, 3))
-        rtype = np.where(type_ok, rtype, 0)
+        # Columns 1-16 of every line as two little-endian words: record type and PNR
+        # are tested and compared eight bytes at a time (SWAR), not byte by byte.
+        head = lines.columns(1, 16)
+        w0, w1 = head.view("<u8")[:, 0], head.view("<u8")[:, 1]
+        type_ok = _all_digits(w0, _TYPE_MASK) & (lengths >= 3)
+        rtype = ((head[:, 0].astype(np.int16) - 48) * 100 + (head[:, 1].astype(np.int16) - 48)
+                 * 10 + (head[:, 2].astype(np.int16) - 48))
+        rtype[~type_ok] = 0
         known = type_ok & _KNOWN[rtype]
-        pnr, pnr_ok = _digits(_columns(a, starts, lengths, 4, 10))
-        pnr_ok &= lengths >= 13
-        np.add.at(self.counts, rtype[known], 1)
-
-        def raw(i: int) -> bytes:
-            return bytes(a[starts[i] : starts[i] + lengths[i]])
-
-        for i in np.flatnonzero(~known):
-            line = raw(i)
-            self.violation(
-                "known record type",
-                UnknownRecordType(
-                    "empty line" if not line.strip() else
-                    f"unknown record type {line[:3].decode(ENCODING)!r}",
-                    line=int(line_no[i]),
-                ),
-            )
+        pnr_ok = (_all_digits(w0, _PNR_MASK_0) & _all_digits(w1, _PNR_MASK_1)
+                  & (lengths >= 13))
+        self.counts += np.bincount(rtype[known], minlength=1000)
         person = known & _PERSON[rtype]
-        needs_pnr = person | (known & (rtype == 997))
-        for i in np.flatnonzero(needs_pnr & ~pnr_ok):
-            self.violation(
-                "10-digit PNR",
-                RecordFormatError(
-                    "columns 4-13 must be a 10-digit PNR",
-                    line=int(line_no[i]), record_type=f"{rtype[i]:03d}", field="PNR",
-                ),
-            )
-        too_short = person & (lengths < MIN_PERSON_LENGTH)
-        too_long = known & (lengths > _MAX_LEN[rtype])
-        for i in np.flatnonzero(too_short | too_long):
-            code = f"{rtype[i]:03d}"
-            self.violation(
-                "record length",
-                RecordFormatError(
-                    f"{lengths[i]} characters; a {code} record has {LAYOUTS[code].length}"
-                    f" (shorter lines are space-padded, at most {LENGTH_SLACK} extra allowed)",
-                    line=int(line_no[i]), record_type=code,
-                    pnr=raw(i)[3:13].decode(ENCODING) if pnr_ok[i] else None,
-                ),
-            )
-
-        for i in np.flatnonzero(known & ((rtype == 0) | (rtype == 999))):
-            self._frame_record(int(rtype[i]), raw(i), int(line_no[i]), base + int(starts[i]),
-                               bytes(a[ends[i] - has_cr[i] : ends[i] + (term_len[i] > 0)]))
-
-        # Person spans: runs of consecutive lines of one person.
         ok = person & pnr_ok
-        prev_ok = np.concatenate(([False], ok[:-1]))
-        prev_pnr = np.concatenate(([-1], pnr[:-1]))
-        new = ok & (~prev_ok | (pnr != prev_pnr))
-        next_new = np.concatenate((new[1:] | ~ok[1:], [True]))
-        first, last = np.flatnonzero(new), np.flatnonzero(ok & next_new)
+        unknown = ~known
+        bad_pnr = (person | (known & (rtype == 997))) & ~pnr_ok
+        bad_length = (person & (lengths < MIN_PERSON_LENGTH)) | (
+            known & (lengths > _MAX_LEN[rtype]))
+        if unknown.any() or bad_pnr.any() or bad_length.any():
+            self._line_problems(buf, starts, lengths, rtype, pnr_ok, unknown, bad_pnr,
+                                bad_length)
+
+        frame = np.flatnonzero(known & ((rtype == 0) | (rtype == 999)))
+        for i in frame.tolist():
+            line = bytes(buf[starts[i] : starts[i] + lengths[i]])
+            term = bytes(buf[starts[i] + lengths[i] : starts[i] + lengths[i] + term_len[i]])
+            self._frame_record(int(rtype[i]), line, self.lines + 1 + i, base + int(starts[i]),
+                               term)
+
+        # Person spans: runs of consecutive lines of one person. Only the first line of
+        # each run needs its PNR as a number; the rest compare bytes with the line before.
+        continues = np.zeros(n, dtype=bool)
+        p0, p1 = w0 >> np.uint64(24), w1 & _PNR_MASK_1
+        continues[1:] = ok[:-1] & (p0[1:] == p0[:-1]) & (p1[1:] == p1[:-1])
+        new = ok & ~continues
+        first = np.flatnonzero(new)
+        span_of_line = np.cumsum(new) - 1 + self.span_count
+        last = np.empty_like(first)
+        if len(first):
+            last[:-1] = first[1:] - 1
+            last[-1] = n - 1
+            # A run also ends where a non-person line interrupts it.
+            breaks = np.flatnonzero(~ok)
+            nxt = np.searchsorted(breaks, first)
+            cut = nxt < len(breaks)
+            last[cut] = np.minimum(last[cut], breaks[nxt[cut]] - 1)
         span_end = starts[last] + lengths[last] + term_len[last]
-        self.spans.append((
-            base + starts[first],
-            span_end - starts[first],
-            last - first + 1,
-            pnr[first],
-            line_no[first],
-        ))
+        pnr, _ = _digits(head[first, 3:13])
+        self.spans.append((base + starts[first], span_end - starts[first], last - first + 1,
+                           pnr, self.lines + 1 + first))
+        self.span_count += len(first)
 
-        sel = ok & (rtype == 1)
-        if sel.any():
-            s, ln = starts[sel], lengths[sel]
-            status, status_ok = _digits(_columns(a, s, ln, 24, 2))
-            self.p001.append((pnr[sel], _foed_dt(_columns(a, s, ln, 40, 10)),
-                              np.where(status_ok, status, -1), _columns(a, s, ln, 40, 10)))
-        sel = ok & (rtype == 2)
-        if sel.any():
-            kom, kom_ok = _digits(_columns(a, starts[sel], lengths[sel], 14, 4))
-            self.p002.append((pnr[sel], np.where(kom_ok, kom, -1)))
-        sel = ok & (rtype == 99)
-        if sel.any():
-            s, ln = starts[sel], lengths[sel]
-            self.p099.append((pnr[sel], _columns(a, s, ln, 26, 3), _columns(a, s, ln, 29, 2)))
+        sel = np.flatnonzero(ok & (rtype == 1))
+        if len(sel):
+            cols = lines.columns(24, 26, sel)  # STATUS 24-25 ... FOED_DT 40-49
+            status, status_ok = _digits(cols[:, 0:2])
+            self.p001.append((span_of_line[sel], _foed_dt(cols[:, 16:26]),
+                              np.where(status_ok, status, -1)))
+        sel = np.flatnonzero(ok & (rtype == 2))
+        if len(sel):
+            kom, kom_ok = _digits(lines.columns(14, 4, sel))
+            self.p002.append((span_of_line[sel], np.where(kom_ok, kom, -1)))
+        sel = np.flatnonzero(ok & (rtype == 99))
+        if len(sel):
+            cols = lines.columns(26, 5, sel)  # HAENDELSE 26-28, AFLEDTMRK 29-30
+            self.p099.append((span_of_line[sel], _packed(cols[:, 0:3]), _packed(cols[:, 3:5])))
 
-        self.last_terminator = bytes(a[ends[-1] - has_cr[-1] : ends[-1] + (term_len[-1] > 0)])
+        self.last_terminator = bytes(buf[starts[-1] + lengths[-1] : ends[-1] + 1][
+            : term_len[-1]])
         self.lines += n
 
-    def _frame_record(self, rtype: int, line: bytes, line_no: int, offset: int, term: bytes) -> None:
+    def _line_problems(self, buf, starts, lengths, rtype, pnr_ok, unknown, bad_pnr,
+                       bad_length) -> None:
+        """Record unknown types, bad PNRs and implausible lengths (rare: slow path)."""
+        def raw(i: int) -> bytes:
+            return bytes(buf[starts[i] : starts[i] + lengths[i]])
+
+        line_no = self.lines + 1
+        for i in np.flatnonzero(unknown).tolist():
+            line = raw(i)
+            self.violation("known record type", UnknownRecordType(
+                "empty line" if not line.strip()
+                else f"unknown record type {line[:3].decode(ENCODING)!r}",
+                line=line_no + i))
+        for i in np.flatnonzero(bad_pnr).tolist():
+            self.violation("10-digit PNR", RecordFormatError(
+                "columns 4-13 must be a 10-digit PNR", line=line_no + i,
+                record_type=f"{rtype[i]:03d}", field="PNR"))
+        for i in np.flatnonzero(bad_length).tolist():
+            code = f"{rtype[i]:03d}"
+            self.violation("record length", RecordFormatError(
+                f"{lengths[i]} characters; a {code} record has {LAYOUTS[code].length}"
+                f" (shorter lines are space-padded, at most {LENGTH_SLACK} extra allowed)",
+                line=line_no + i, record_type=code,
+                pnr=raw(i)[3:13].decode(ENCODING) if pnr_ok[i] else None))
+
+    def _frame_record(
+        self, rtype: int, line: bytes, line_no: int, offset: int, term: bytes
+    ) -> None:
         if rtype == 0:
             self.start_lines.append(line_no)
             if self.start is None:
@@ -363,20 +416,25 @@ def scan(
     path = Path(path)
     size = path.stat().st_size
     sc = _Scanner()
-    buf = bytearray(chunk_size + MAX_LINE)
-    view = memoryview(buf)
-    carry, base, done = 0, 0, 0
-    with open(path, "rb") as fh:
+    # Two buffers: while a worker thread indexes one block (NumPy releases the GIL),
+    # the caller's thread reads the next block into the other and finds its newlines.
+    # +64: room to read fixed-width columns past the last line.
+    bufs = [bytearray(chunk_size + MAX_LINE + 64) for _ in range(2)]
+    arrs = [np.frombuffer(b, dtype=np.uint8) for b in bufs]
+    carry, base, done, k = 0, 0, 0, 0
+    pending: Future | None = None
+    with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as worker:
         while True:
-            got = fh.readinto(view[carry : carry + chunk_size])
+            buf, arr = bufs[k], arrs[k]
+            got = fh.readinto(memoryview(buf)[carry : carry + chunk_size])
             done += got
             total = carry + got
-            a = np.frombuffer(buf, dtype=np.uint8, count=total)
             if got == 0:
                 if total:
-                    sc.block(a, base, np.array([total], dtype=np.int64), True)
+                    worker.submit(sc.block, arr, total, base,
+                                  np.array([total], dtype=np.int64), True).result()
                 break
-            nl = np.flatnonzero(a == 10)
+            nl = np.flatnonzero(arr[:total] == 10)
             if len(nl) == 0:
                 if total > MAX_LINE:
                     raise RecordFormatError(
@@ -385,22 +443,29 @@ def scan(
                         line=sc.lines + 1,
                     )
                 carry = total
-                del a
                 continue
-            sc.block(a, base, nl, False)
+            current = worker.submit(sc.block, arr, total, base, nl, False)
+            if pending is not None:
+                pending.result()  # the other buffer is free again
+            pending = current
             cut = int(nl[-1]) + 1
             base += cut
             carry = total - cut
-            del a
-            buf[0:carry] = buf[cut:total]
+            bufs[1 - k][0:carry] = buf[cut:total]
+            k = 1 - k
             if progress:
                 progress(done, size)
+        if pending is not None:
+            pending.result()
     return _finish(sc, path, size)
 
 
 def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
     off, nbytes, nrec, span_pnr, span_line = _concat(sc.spans, 5, np.int64)
-    uniq, span_person = np.unique(span_pnr, return_inverse=True)
+    # Persons in order of first appearance; factorize hashes, so no sort is needed.
+    codes, uniq = pd.factorize(span_pnr)
+    span_person = codes.astype(np.int64)
+    uniq = np.asarray(uniq, dtype=np.int64)
     n = len(uniq)
     records = np.bincount(span_person, weights=nrec, minlength=n).astype(np.int64)
     first_line = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -410,45 +475,36 @@ def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
     from_pnr = np.ones(n, dtype=bool)
     status = np.full(n, -1, dtype=np.int64)
     has_001 = np.zeros(n, dtype=bool)
-    foed_text = np.full(n, "", dtype=object)
-    p_pnr, p_birth, p_status, p_raw = _concat(sc.p001, 4, np.int64)
-    if len(p_pnr):
-        who, b, st, raw = _first_per_person(np.searchsorted(uniq, p_pnr), p_birth, p_status,
-                                            p_raw)
+    p_span, p_birth, p_status = _concat(sc.p001, 3, np.int64)
+    if len(p_span):
+        who, b, st = _first_per_person(span_person[p_span], p_birth, p_status)
         has_001[who] = True
         status[who] = st
         good = b > 0
         birth[who[good]] = b[good]
         from_pnr[who[good]] = False
-        foed_text[who] = [r.tobytes().decode(ENCODING) for r in raw]
     municipality = np.full(n, -1, dtype=np.int64)
-    k_pnr, k_kom = _concat(sc.p002, 2, np.int64)
-    if len(k_pnr):
-        who, kom = _first_per_person(np.searchsorted(uniq, k_pnr), k_kom)
+    k_span, k_kom = _concat(sc.p002, 2, np.int64)
+    if len(k_span):
+        who, kom = _first_per_person(span_person[k_span], k_kom)
         municipality[who] = kom
 
     persons = pd.DataFrame({
-        "pnr": uniq.astype(np.int64),
+        "pnr": uniq,
         "birth_date": birth.astype(np.int64),
         "birth_from_pnr": from_pnr,
-        "foed_dt_text": foed_text,
         "status": status,
         "municipality": municipality,
         "has_001": has_001,
         "records": records,
         "first_line": first_line,
+    }, copy=False)
+    e_span, e_code, e_mark = _concat(sc.p099, 3, np.int64)
+    events = pd.DataFrame({
+        "person": span_person[e_span],
+        "code": _unpack(e_code, 3),
+        "derived": _unpack(e_mark, 2),
     })
-    if sc.p099:
-        e_pnr = np.concatenate([p[0] for p in sc.p099])
-        codes = np.concatenate([p[1] for p in sc.p099])
-        marks = np.concatenate([p[2] for p in sc.p099])
-        events = pd.DataFrame({
-            "person": np.searchsorted(uniq, e_pnr).astype(np.int64),
-            "code": _decode(codes),
-            "derived": _decode(marks).str.strip(),
-        })
-    else:
-        events = pd.DataFrame({"person": np.empty(0, np.int64), "code": [], "derived": []})
 
     if sc.mixed:
         first_kind = "CRLF" if sc.line_ending == b"\r\n" else "LF"
@@ -481,11 +537,18 @@ def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
     )
 
 
-def _decode(block: np.ndarray) -> pd.Series:
-    """Fixed-width byte columns to text, decoding each distinct value once."""
-    width = block.shape[1]
-    as_bytes = np.ascontiguousarray(block).view(f"S{width}").ravel()
-    uniq, inv = np.unique(as_bytes, return_inverse=True)
-    # numpy's S dtype strips trailing NULs only; our padding is spaces, kept until .strip().
-    text = np.array([u.decode(ENCODING) for u in uniq], dtype=object)
-    return pd.Series(text[inv], dtype=object)
+def _packed(block: np.ndarray) -> np.ndarray:
+    """Fixed-width byte columns (at most 7 bytes) packed into one integer per row."""
+    out = np.zeros(len(block), dtype=np.int64)
+    for k in range(block.shape[1]):
+        out = (out << 8) | block[:, k]
+    return out
+
+
+def _unpack(values: np.ndarray, width: int) -> pd.Categorical:
+    """Inverse of :func:`_packed` as stripped text, decoding each distinct value once."""
+    codes, uniq = pd.factorize(values)
+    text = [int(u).to_bytes(width, "big").decode(ENCODING).strip() for u in uniq]
+    categories = sorted(set(text))
+    remap = np.array([categories.index(t) for t in text], dtype=np.int64)
+    return pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories)

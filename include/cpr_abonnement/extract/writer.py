@@ -77,7 +77,10 @@ def write_delta(index: ExtractIndex, selected: np.ndarray, out: BinaryIO) -> Del
     w = _HashingWriter(out)
     w.write(index.start.raw + index.start.terminator)
     if len(starts):
-        with open(index.path, "rb") as src, mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        with (
+            open(index.path, "rb") as src,
+            mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as mm,
+        ):
             view = memoryview(mm)
             try:
                 for s, e in zip(starts.tolist(), ends.tolist(), strict=True):

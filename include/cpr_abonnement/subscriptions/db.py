@@ -1,0 +1,97 @@
+"""Reaching the filter database and keeping its schema current.
+
+The database is named by a SQLAlchemy URL, resolved in this order: an explicit URL
+(``--db``), the environment variable ``CPRSUB_DB_URL``, and the embedded default, a
+SQLite file ``filters.db`` in ``CPRSUB_HOME`` (default ``./var``). Inside Airflow the
+URL comes from the connection :data:`AIRFLOW_CONN_ID` (see
+:func:`url_from_airflow_connection`), so credentials stay in Airflow's secrets.
+
+Schema changes are Alembic migrations shipped in the package
+(``subscriptions/migrations``); :func:`upgrade` applies the missing ones in place and
+is idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+
+ENV_URL = "CPRSUB_DB_URL"
+ENV_HOME = "CPRSUB_HOME"
+#: Airflow connection holding the filter database (conn type ``sqlite`` or ``postgres``).
+AIRFLOW_CONN_ID = "cpr_filter_db"
+
+
+def default_url() -> str:
+    home = Path(os.environ.get(ENV_HOME, "var")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'filters.db'}"
+
+
+def resolve_url(url: str | None = None) -> str:
+    return url or os.environ.get(ENV_URL) or default_url()
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the common way (``postgres://``)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def url_from_airflow_connection(conn_id: str = AIRFLOW_CONN_ID) -> str:
+    """The filter-database URL stored in an Airflow connection (call inside a task)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    return normalise_url(conn.get_uri())
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = normalise_url(resolve_url(url))
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            # WAL lets the Airflow task read while the API writes; foreign keys are off by
+            # default in SQLite.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    script_dir = resources.files("cpr_abonnement.subscriptions").joinpath("migrations")
+    cfg.set_main_option("script_location", str(script_dir))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str:
+    """Apply missing migrations; returns the revision the database is at afterwards."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(engine), revision)
+    return current_revision(engine) or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,161 @@
+"""The filter database: subscribers, their filters with validity periods, audit.
+
+Every filter row has a validity period ``[added_at, removed_at)``; removing a filter
+closes the period instead of deleting the row, so "the filters in force at time T"
+(product.md §3: an extract is filtered with the snapshot in force when it was first
+processed) is one indexed query, and history is never lost. A partial unique index
+allows at most one *current* row per subscriber and value.
+
+Timestamps are naive UTC (``DateTime`` without zone) so SQLite and PostgreSQL compare
+them the same way. PNR filters are stored as ``BIGINT`` (leading zeros dropped; format
+with ``f"{pnr:010d}"``): integer keys make the daily join against millions of rows
+smaller and faster than text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Subscriber(Base):
+    """An IT system subscribing to changes (product.md §1: one per installation)."""
+
+    __tablename__ = "subscriber"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: The municipality or agreement party the system serves (free text, e.g. "0851 Aalborg").
+    serves: Mapped[str | None] = mapped_column(String(200))
+    #: Airflow connection id of the delivery target; credentials and host keys live there.
+    sftp_conn_id: Mapped[str | None] = mapped_column(String(250))
+    remote_dir: Mapped[str] = mapped_column(String(500), default=".")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+
+class PnrFilter(Base):
+    __tablename__ = "filter_pnr"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    pnr: Mapped[int] = mapped_column(BigInteger)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        # The daily join looks PNRs up by value, then checks subscriber and period.
+        Index("ix_filter_pnr_pnr", "pnr", "subscriber_id"),
+        Index("uq_filter_pnr_current", "subscriber_id", "pnr", unique=True,
+              sqlite_where=removed_at.is_(None), postgresql_where=removed_at.is_(None)),
+    )
+
+
+class AgeRangeFilter(Base):
+    __tablename__ = "filter_age_range"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    start_age: Mapped[int] = mapped_column(SmallInteger)
+    end_age: Mapped[int] = mapped_column(SmallInteger)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("uq_filter_age_range_current", "subscriber_id", "start_age", "end_age",
+              unique=True, sqlite_where=removed_at.is_(None),
+              postgresql_where=removed_at.is_(None)),
+    )
+
+
+class MunicipalityFilter(Base):
+    __tablename__ = "filter_municipality"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    #: Zero-padded to 4 digits, as KOMKOD in record 002.
+    code: Mapped[str] = mapped_column(String(4))
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_filter_municipality_code", "code", "subscriber_id"),
+        Index("uq_filter_municipality_current", "subscriber_id", "code", unique=True,
+              sqlite_where=removed_at.is_(None), postgresql_where=removed_at.is_(None)),
+    )
+
+
+class ChangeCodeFilter(Base):
+    __tablename__ = "filter_change_code"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    #: Event code as in record 099 HAENDELSE, e.g. ``A01``.
+    code: Mapped[str] = mapped_column(String(3))
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_filter_change_code_code", "code", "subscriber_id"),
+        Index("uq_filter_change_code_current", "subscriber_id", "code", unique=True,
+              sqlite_where=removed_at.is_(None), postgresql_where=removed_at.is_(None)),
+    )
+
+
+class Credential(Base):
+    """An API token, stored only as a salted hash (the secret is shown once at issue)."""
+
+    __tablename__ = "credential"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Public part of the token, used to find the row.
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(128))
+    #: ``subscriber`` (acts only for ``subscriber_id``) or ``admin``.
+    role: Mapped[str] = mapped_column(String(16))
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id"))
+    label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """One row per operation: who, when, which subscriber, what (PNRs masked), result."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    caller: Mapped[str] = mapped_column(String(200))
+    subscriber_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(String(200))
