@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from cpr_abonnement.cli import extract as extract_cmds
+from cpr_abonnement.cli import subscriptions as subscription_cmds
 from cpr_abonnement.errors import CprAbonnementError
 
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     extract_cmds.register(sub)
+    subscription_cmds.register(sub)
     return parser
 
 

@@ -95,3 +95,33 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+SCHEMA_HEADER = """\
+-- Filter database of CPR Abonnement ({dialect}). GENERATED from the SQLAlchemy models
+-- (include/cpr_abonnement/subscriptions/models.py) by `cprsub db schema --dialect {dialect}`,
+-- and a test keeps it current. Deploy with `cprsub db upgrade` (Alembic), which creates the
+-- same schema and upgrades existing databases in place.
+--
+-- subscriber            product.md §1-2: one row per IT system (UserSystemUUID)
+-- filter_*              product.md §2-3: one table per filter type, [added_at, removed_at)
+--                       is the validity period, so "filters in force at T" is one query
+-- credential            API tokens (salted SHA-256 of a 256-bit secret, never the token)
+-- audit                 every operation: caller, time, subscriber, arguments (PNRs masked)
+"""
+
+
+def schema_sql(dialect: str) -> str:
+    """The DDL of the models for ``postgresql`` or ``sqlite``, as committed under sql/."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from cpr_abonnement.subscriptions.models import Base
+
+    compiled = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}[dialect]
+    parts = [SCHEMA_HEADER.format(dialect=dialect)]
+    for table in Base.metadata.sorted_tables:
+        parts.append(str(CreateTable(table).compile(dialect=compiled)).strip() + ";\n")
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            parts.append(str(CreateIndex(index).compile(dialect=compiled)).strip() + ";\n")
+    return "\n".join(line.rstrip() for line in "\n".join(parts).splitlines()) + "\n"

@@ -1,0 +1,337 @@
+"""The subscription REST API: the ten operations, bulk PNR calls, administration.
+
+One FastAPI application, mounted into Airflow's API server by ``plugins/cpr_api.py``
+and runnable on its own (``uvicorn --factory cpr_abonnement.api.app:create_app``) for
+deployments that keep the subscriber-facing API apart from Airflow.
+
+Airflow mounts plugin apps without authentication, so this app authenticates every
+call itself: ``Authorization: Bearer <token>`` with a token issued per IT system (or to
+an administrator). As in SF6002, each request carries an ``invocationContext`` whose
+``userSystemUUID`` names the subscriber acted on; it must be the caller's own (403
+otherwise), so one system can never read or change another's filters. Administrators
+may act on any subscriber and manage subscribers and credentials.
+
+Error responses never contain a stack trace or an unmasked PNR: FastAPI's default
+422 body echoes the offending input, so it is replaced here by one naming the field
+and the rule only.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the dependency
+# annotations (``Caller``, ``Admin``) at runtime.
+import datetime as dt
+import logging
+from collections.abc import Callable
+from functools import cached_property
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+
+from cpr_abonnement.errors import FilterInputError, UnknownSubscriber
+from cpr_abonnement.subscriptions import credentials
+from cpr_abonnement.subscriptions.credentials import Principal, Role
+from cpr_abonnement.subscriptions.service import (
+    InvalidSubscriber,
+    SubscriberExists,
+    SubscriptionService,
+)
+
+log = logging.getLogger(__name__)
+EXAMPLE_UUID = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
+
+
+class InvocationContext(BaseModel):
+    userSystemUUID: UUID = Field(examples=[EXAMPLE_UUID])
+
+
+class _Call(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    invocationContext: InvocationContext
+
+
+class PnrCall(_Call):
+    pnr: str = Field(examples=["0101901234"], description="10 digits, DDMMYY a real date")
+
+
+class PnrBulkCall(_Call):
+    pnrs: list[str] = Field(examples=[["0101901234", "1502504321"]], max_length=5_000_000)
+
+
+class AgeRangeCall(_Call):
+    startAge: int = Field(examples=[0], description="whole years 0-999")
+    endAge: int = Field(examples=[17], description="whole years 0-999, >= startAge")
+
+
+class MunicipalityCall(_Call):
+    municipalityCode: str = Field(examples=["851", "0101"], description="1-4 digits")
+
+
+class ChangeCodeCall(_Call):
+    changeCode: str = Field(examples=["A01"], description="one letter and two digits")
+
+
+class RemoveAllCall(_Call):
+    filterGroup: str = Field(examples=["PNR"],
+                             description="PNR, AgeRange, MunicipalityCode or ChangeCode")
+
+
+class GetAllFiltersCall(_Call):
+    asOf: dt.datetime | None = Field(
+        default=None, description="filters in force at this instant (default: now)")
+
+
+class ResultOut(BaseModel):
+    result: str = Field(examples=["ADDED"])
+    warning: str | None = None
+
+
+class RemovedOut(BaseModel):
+    removed: int
+
+
+class BulkOut(BaseModel):
+    counts: dict[str, int]
+    results: list[str]
+
+
+class SubscriberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uuid: UUID = Field(examples=[EXAMPLE_UUID])
+    name: str = Field(examples=["Aalborg Kommune – ESDH"])
+    serves: str | None = Field(default=None, examples=["0851 Aalborg"])
+    sftpConnId: str | None = Field(default=None, examples=["sftp_aalborg_esdh"])
+    remoteDir: str = "."
+
+
+class CredentialIn(BaseModel):
+    label: str = Field(examples=["ESDH production"])
+
+
+class TokenOut(BaseModel):
+    token: str
+    note: str = "Shown once; store it in the IT system's secret store."
+
+
+class _State:
+    def __init__(self, engine_factory: Callable[[], Engine]) -> None:
+        self._factory = engine_factory
+
+    @cached_property
+    def engine(self) -> Engine:  # created on first request, never at import
+        return self._factory()
+
+
+def _default_engine() -> Engine:
+    from cpr_abonnement.subscriptions.db import make_engine
+
+    return make_engine()
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.cpr.engine
+
+
+def _principal(
+    request: Request,
+    auth: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    found = credentials.authenticate(_engine(request), auth.credentials) if auth else None
+    if found is None:
+        raise HTTPException(401, "missing or invalid bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+
+
+def _admin(who: Caller) -> Principal:
+    if who.role is not Role.ADMIN:
+        raise HTTPException(403, "administrator credential required")
+    return who
+
+
+Admin = Annotated[Principal, Depends(_admin)]
+
+
+def _service(request: Request, who: Principal, call: _Call) -> tuple[SubscriptionService, str]:
+    """The service acting for the call's subscriber, after checking the caller may."""
+    system = str(call.invocationContext.userSystemUUID)
+    if who.role is Role.SUBSCRIBER and who.subscriber_uuid != system:
+        raise HTTPException(403, "invocationContext.userSystemUUID is not the "
+                                 "authenticated IT system")
+    return SubscriptionService(_engine(request), caller=who.caller), system
+
+
+def _admin_service(request: Request, who: Principal) -> SubscriptionService:
+    return SubscriptionService(_engine(request), caller=who.caller)
+
+
+def _outcome(o: Any) -> ResultOut:
+    return ResultOut(result=o.result.value, warning=o.warning)
+
+
+ops = APIRouter(prefix="/v1", tags=["subscription operations"])
+adm = APIRouter(prefix="/v1/admin", tags=["administration"])
+
+
+@ops.post("/AddPNRSubscription")
+def add_pnr(call: PnrCall, who: Caller, request: Request) -> ResultOut:
+    svc, system = _service(request, who, call)
+    return _outcome(svc.add_pnr(system, call.pnr))
+
+
+@ops.post("/RemovePNRSubscription")
+def remove_pnr(call: PnrCall, who: Caller, request: Request) -> ResultOut:
+    svc, system = _service(request, who, call)
+    return _outcome(svc.remove_pnr(system, call.pnr))
+
+
+@ops.post("/AddAgeRangeSubscription")
+def add_age_range(call: AgeRangeCall, who: Caller, request: Request) -> ResultOut:
+    svc, system = _service(request, who, call)
+    return _outcome(svc.add_age_range(system, call.startAge, call.endAge))
+
+
+@ops.post("/RemoveAgeRangeSubscription")
+def remove_age_range(call: AgeRangeCall, who: Caller, request: Request) -> ResultOut:
+    svc, system = _service(request, who, call)
+    return _outcome(svc.remove_age_range(system, call.startAge, call.endAge))
+
+
+@ops.post("/AddMunicipalityCodeSubscription")
+def add_municipality(call: MunicipalityCall, who: Caller, request: Request) -> ResultOut:
+    svc, system = _service(request, who, call)
+    return _outcome(svc.add_municipality(system, call.municipalityCode))
+
+
+@ops.post("/RemoveMunicipalityCodeSubscription")
+def remove_municipality(call: MunicipalityCall, who: Caller, request: Request) -> ResultOut:
+    svc, system = _service(request, who, call)
+    return _outcome(svc.remove_municipality(system, call.municipalityCode))
+
+
+@ops.post("/AddChangeCodeSubscription")
+def add_change_code(call: ChangeCodeCall, who: Caller, request: Request) -> ResultOut:
+    svc, system = _service(request, who, call)
+    return _outcome(svc.add_change_code(system, call.changeCode))
+
+
+@ops.post("/RemoveChangeCodeSubscription")
+def remove_change_code(call: ChangeCodeCall, who: Caller, request: Request) -> ResultOut:
+    svc, system = _service(request, who, call)
+    return _outcome(svc.remove_change_code(system, call.changeCode))
+
+
+@ops.post("/RemoveAll")
+def remove_all(call: RemoveAllCall, who: Caller, request: Request) -> RemovedOut:
+    svc, system = _service(request, who, call)
+    return RemovedOut(removed=svc.remove_all(system, call.filterGroup))
+
+
+@ops.post("/GetAllFilters")
+def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request) -> dict[str, Any]:
+    svc, system = _service(request, who, call)
+    return svc.get_all_filters(system, call.asOf).to_dict()
+
+
+@ops.post("/AddPNRSubscriptions")
+def add_pnrs(call: PnrBulkCall, who: Caller, request: Request) -> BulkOut:
+    svc, system = _service(request, who, call)
+    bulk = svc.add_pnrs(system, call.pnrs)
+    return BulkOut(counts=bulk.counts, results=bulk.results)
+
+
+@ops.post("/RemovePNRSubscriptions")
+def remove_pnrs(call: PnrBulkCall, who: Caller, request: Request) -> BulkOut:
+    svc, system = _service(request, who, call)
+    bulk = svc.remove_pnrs(system, call.pnrs)
+    return BulkOut(counts=bulk.counts, results=bulk.results)
+
+
+@adm.post("/subscribers", status_code=201)
+def create_subscriber(body: SubscriberIn, who: Admin, request: Request) -> dict[str, Any]:
+    info = _admin_service(request, who).add_subscriber(
+        str(body.uuid), body.name, serves=body.serves, sftp_conn_id=body.sftpConnId,
+        remote_dir=body.remoteDir)
+    return _subscriber_json(info)
+
+
+@adm.get("/subscribers")
+def list_subscribers(who: Admin, request: Request) -> list[dict[str, Any]]:
+    return [_subscriber_json(i) for i in _admin_service(request, who).subscribers()]
+
+
+@adm.post("/subscribers/{uuid}/disable")
+def disable_subscriber(uuid: UUID, who: Admin, request: Request) -> dict[str, Any]:
+    return _subscriber_json(_admin_service(request, who).set_active(str(uuid), False))
+
+
+@adm.post("/subscribers/{uuid}/credentials", status_code=201)
+def issue_credential(uuid: UUID, body: CredentialIn, who: Admin, request: Request) -> TokenOut:
+    token = credentials.issue(_engine(request), role=Role.SUBSCRIBER, label=body.label,
+                              subscriber_uuid=str(uuid), issued_by=who.caller)
+    return TokenOut(token=token)
+
+
+async def _bad_input(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FilterInputError)
+    return JSONResponse({"detail": str(exc), "rule": exc.rule}, status_code=422)
+
+
+async def _schema(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+               "rule": e.get("msg", "invalid")} for e in exc.errors()]
+    return JSONResponse({"detail": "request does not match the schema", "errors": errors},
+                        status_code=422)
+
+
+def _status(code: int) -> Callable[[Request, Exception], Any]:
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+    return handler
+
+
+async def _internal(_: Request, exc: Exception) -> JSONResponse:
+    log.error("internal error in the subscription API: %s", type(exc).__name__)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def create_app(engine_factory: Callable[[], Engine] | None = None) -> FastAPI:
+    """Build the app; the database engine is created on the first request, not here."""
+    app = FastAPI(title="CPR Abonnement subscriptions", version="1", description=__doc__)
+    app.state.cpr = _State(engine_factory or _default_engine)
+    app.include_router(ops)
+    app.include_router(adm)
+    app.add_exception_handler(FilterInputError, _bad_input)
+    app.add_exception_handler(RequestValidationError, _schema)
+    app.add_exception_handler(UnknownSubscriber, _status(404))
+    app.add_exception_handler(SubscriberExists, _status(409))
+    app.add_exception_handler(Exception, _internal)
+
+    @app.get("/v1/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _subscriber_json(info) -> dict[str, Any]:
+    return {
+        "uuid": info.uuid, "name": info.name, "serves": info.serves,
+        "sftpConnId": info.sftp_conn_id, "remoteDir": info.remote_dir, "active": info.active,
+        "createdAt": info.created_at.isoformat(),
+        "disabledAt": info.disabled_at.isoformat() if info.disabled_at else None,
+    }
+
+
+__all__ = ["InvalidSubscriber", "create_app"]

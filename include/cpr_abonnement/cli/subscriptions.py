@@ -1,0 +1,249 @@
+"""``cprsub db``, ``cprsub subscriber``, ``cprsub filters`` and ``cprsub api``.
+
+``filters`` mirrors the SF6002 operations one to one and prints the result code the
+reference service would return (``ADDED``, ``ALREADY_EXISTED``, ...), so scripts can
+test for it. Every call is audited with the caller ``cli:<user>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from cpr_abonnement.subscriptions.rules import FilterGroup
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL",
+                        help="filter database URL (default: $CPRSUB_DB_URL, else var/filters.db)")
+
+
+def _system(parser: argparse.ArgumentParser) -> None:
+    _db(parser)
+    parser.add_argument("--system", required=True, metavar="UUID",
+                        help="the subscriber's UserSystemUUID")
+
+
+def _when(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO timestamp") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    db = sub.add_parser("db", help="the filter database").add_subparsers(
+        dest="command", required=True, metavar="COMMAND")
+    up = db.add_parser("upgrade", help="create or upgrade the schema in place (idempotent)")
+    _db(up)
+    up.set_defaults(handler=db_upgrade)
+    ddl = db.add_parser("schema", help="print the schema DDL (what sql/ holds)")
+    ddl.add_argument("--dialect", choices=["postgresql", "sqlite"], default="postgresql")
+    ddl.set_defaults(handler=db_schema)
+
+    subs = sub.add_parser("subscriber", help="subscribers (IT systems)").add_subparsers(
+        dest="command", required=True, metavar="COMMAND")
+    add = subs.add_parser("add", help="register an IT system")
+    _db(add)
+    add.add_argument("--uuid", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--serves", help="municipality / agreement party, e.g. '0851 Aalborg'")
+    add.add_argument("--sftp-conn-id", help="Airflow connection id of the delivery target")
+    add.add_argument("--remote-dir", default=".", help="directory on that SFTP server")
+    add.set_defaults(handler=subscriber_add)
+    ls = subs.add_parser("list", help="list subscribers")
+    _db(ls)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=subscriber_list)
+    for name, active in (("disable", False), ("enable", True)):
+        p = subs.add_parser(name, help=f"{name} deliveries to an IT system (filters are kept)")
+        _db(p)
+        p.add_argument("--uuid", required=True)
+        p.set_defaults(handler=subscriber_set_active, active=active)
+    tok = subs.add_parser("token", help="issue an API token for an IT system (shown once)")
+    _db(tok)
+    tok.add_argument("--uuid", required=True)
+    tok.add_argument("--label", default="api")
+    tok.set_defaults(handler=subscriber_token)
+    adm = subs.add_parser("admin-token", help="issue an administrator API token")
+    _db(adm)
+    adm.add_argument("--label", default="admin")
+    adm.set_defaults(handler=admin_token)
+
+    flt = sub.add_parser("filters", help="a subscriber's filters (the SF6002 operations)")
+    ops = flt.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, adding in (("add-pnr", True), ("remove-pnr", False)):
+        p = ops.add_parser(name, help=f"{'Add' if adding else 'Remove'}PNRSubscription")
+        _system(p)
+        p.add_argument("pnrs", nargs="*", metavar="PNR")
+        p.add_argument("--from-file", type=Path, help="one PNR per line (bulk: one call)")
+        p.set_defaults(handler=filters_pnr, adding=adding)
+    for name, method in (("add-age-range", "add_age_range"),
+                         ("remove-age-range", "remove_age_range")):
+        p = ops.add_parser(name)
+        _system(p)
+        p.add_argument("start_age")
+        p.add_argument("end_age")
+        p.set_defaults(handler=filters_simple, method=method, args=("start_age", "end_age"))
+    for name, method in (("add-municipality", "add_municipality"),
+                         ("remove-municipality", "remove_municipality")):
+        p = ops.add_parser(name)
+        _system(p)
+        p.add_argument("code")
+        p.set_defaults(handler=filters_simple, method=method, args=("code",))
+    for name, method in (("add-change-code", "add_change_code"),
+                         ("remove-change-code", "remove_change_code")):
+        p = ops.add_parser(name)
+        _system(p)
+        p.add_argument("code")
+        p.set_defaults(handler=filters_simple, method=method, args=("code",))
+    p = ops.add_parser("remove-all", help="RemoveAll for one filter group")
+    _system(p)
+    p.add_argument("--group", required=True, choices=[g.value for g in FilterGroup])
+    p.set_defaults(handler=filters_remove_all)
+    p = ops.add_parser("get-all", help="GetAllFilters")
+    _system(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--as-of", type=_when, metavar="T", help="filters in force at T (UTC)")
+    p.set_defaults(handler=filters_get_all)
+
+    api = sub.add_parser("api", help="the subscription REST API").add_subparsers(
+        dest="command", required=True, metavar="COMMAND")
+    srv = api.add_parser("serve", help="run the API on its own (uvicorn)")
+    _db(srv)
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8765)
+    srv.set_defaults(handler=api_serve)
+
+
+def _engine(args: argparse.Namespace):
+    from cpr_abonnement.subscriptions.db import make_engine
+
+    return make_engine(args.db)
+
+
+def _service(args: argparse.Namespace):
+    from cpr_abonnement.subscriptions.service import SubscriptionService
+
+    return SubscriptionService(_engine(args), caller=f"cli:{getpass.getuser()}")
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    from cpr_abonnement.subscriptions.db import upgrade
+
+    print(f"filter database at revision {upgrade(_engine(args))}")
+    return 0
+
+
+def db_schema(args: argparse.Namespace) -> int:
+    from cpr_abonnement.subscriptions.db import schema_sql
+
+    print(schema_sql(args.dialect), end="")
+    return 0
+
+
+def subscriber_add(args: argparse.Namespace) -> int:
+    info = _service(args).add_subscriber(args.uuid, args.name, serves=args.serves,
+                                         sftp_conn_id=args.sftp_conn_id,
+                                         remote_dir=args.remote_dir)
+    print(f"ADDED {info.uuid} {info.name}")
+    return 0
+
+
+def subscriber_list(args: argparse.Namespace) -> int:
+    subs = _service(args).subscribers()
+    if args.json:
+        print(json.dumps([{**vars(s), "created_at": s.created_at.isoformat(),
+                           "disabled_at": s.disabled_at.isoformat() if s.disabled_at else None}
+                          for s in subs], indent=2))
+        return 0
+    for s in subs:
+        state = "active" if s.active else "DISABLED"
+        print(f"{s.uuid}  {state:8}  {s.name}  conn={s.sftp_conn_id or '-'} dir={s.remote_dir}")
+    return 0
+
+
+def subscriber_set_active(args: argparse.Namespace) -> int:
+    info = _service(args).set_active(args.uuid, args.active)
+    print(f"{'ENABLED' if info.active else 'DISABLED'} {info.uuid} {info.name}")
+    return 0
+
+
+def subscriber_token(args: argparse.Namespace) -> int:
+    from cpr_abonnement.subscriptions.credentials import Role, issue
+
+    print(issue(_engine(args), role=Role.SUBSCRIBER, label=args.label,
+                subscriber_uuid=args.uuid, issued_by=f"cli:{getpass.getuser()}"))
+    return 0
+
+
+def admin_token(args: argparse.Namespace) -> int:
+    from cpr_abonnement.subscriptions.credentials import Role, issue
+
+    print(issue(_engine(args), role=Role.ADMIN, label=args.label,
+                issued_by=f"cli:{getpass.getuser()}"))
+    return 0
+
+
+def filters_pnr(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    pnrs = list(args.pnrs)
+    if args.from_file:
+        pnrs += [ln.strip() for ln in args.from_file.read_text().splitlines() if ln.strip()]
+    if not pnrs:
+        print("cprsub: give PNRs or --from-file", file=sys.stderr)
+        return 2
+    if len(pnrs) == 1 and not args.from_file:
+        call = svc.add_pnr if args.adding else svc.remove_pnr
+        print(call(args.system, pnrs[0]).result.value)
+        return 0
+    bulk = (svc.add_pnrs if args.adding else svc.remove_pnrs)(args.system, pnrs)
+    for key, n in sorted(bulk.counts.items()):
+        print(f"{key} {n}")
+    return 1 if "REJECTED" in bulk.counts else 0
+
+
+def filters_simple(args: argparse.Namespace) -> int:
+    outcome = getattr(_service(args), args.method)(args.system,
+                                                   *(getattr(args, a) for a in args.args))
+    if outcome.warning:
+        print(f"cprsub: warning: {outcome.warning}", file=sys.stderr)
+    print(outcome.result.value)
+    return 0
+
+
+def filters_remove_all(args: argparse.Namespace) -> int:
+    print(f"REMOVED {_service(args).remove_all(args.system, args.group)}")
+    return 0
+
+
+def filters_get_all(args: argparse.Namespace) -> int:
+    fs = _service(args).get_all_filters(args.system, args.as_of)
+    if args.json:
+        print(json.dumps(fs.to_dict(), indent=2))
+        return 0
+    from cpr_abonnement.pnr import mask
+
+    print(f"filters of {fs.subscriber_uuid} in force at {fs.as_of.isoformat()} UTC:")
+    print(f"  age ranges: {', '.join(f'{a}-{b}' for a, b in fs.age_ranges) or '-'}")
+    print(f"  municipality codes: {', '.join(fs.municipality_codes) or '-'}")
+    print(f"  change codes: {', '.join(fs.change_codes) or '-'}")
+    shown = ", ".join(mask(p) for p in fs.pnrs[:5]) + (" ..." if len(fs.pnrs) > 5 else "")
+    print(f"  PNRs: {len(fs.pnrs)}{' (' + shown + ')' if fs.pnrs else ''}")
+    if fs.empty:
+        print("  no filters: this subscriber receives no persons (files with 000 and 999 only)")
+    return 0
+
+
+def api_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cpr_abonnement.api.app import create_app
+    from cpr_abonnement.subscriptions.db import make_engine
+
+    uvicorn.run(create_app(lambda: make_engine(args.db)), host=args.host, port=args.port)
+    return 0

@@ -1,0 +1,109 @@
+-- Filter database of CPR Abonnement (postgresql). GENERATED from the SQLAlchemy models
+-- (include/cpr_abonnement/subscriptions/models.py) by `cprsub db schema --dialect postgresql`,
+-- and a test keeps it current. Deploy with `cprsub db upgrade` (Alembic), which creates the
+-- same schema and upgrades existing databases in place.
+--
+-- subscriber            product.md §1-2: one row per IT system (UserSystemUUID)
+-- filter_*              product.md §2-3: one table per filter type, [added_at, removed_at)
+--                       is the validity period, so "filters in force at T" is one query
+-- credential            API tokens (salted SHA-256 of a 256-bit secret, never the token)
+-- audit                 every operation: caller, time, subscriber, arguments (PNRs masked)
+
+CREATE TABLE audit (
+	id SERIAL NOT NULL,
+	at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	caller VARCHAR(200) NOT NULL,
+	subscriber_uuid VARCHAR(36),
+	operation VARCHAR(64) NOT NULL,
+	arguments TEXT NOT NULL,
+	result VARCHAR(200) NOT NULL,
+	CONSTRAINT pk_audit PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_audit_at ON audit (at);
+
+CREATE INDEX ix_audit_subscriber_uuid ON audit (subscriber_uuid);
+
+CREATE TABLE subscriber (
+	id SERIAL NOT NULL,
+	uuid VARCHAR(36) NOT NULL,
+	name VARCHAR(200) NOT NULL,
+	serves VARCHAR(200),
+	sftp_conn_id VARCHAR(250),
+	remote_dir VARCHAR(500) NOT NULL,
+	active BOOLEAN NOT NULL,
+	created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	disabled_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_subscriber PRIMARY KEY (id),
+	CONSTRAINT uq_subscriber_uuid UNIQUE (uuid)
+);
+
+CREATE TABLE credential (
+	id SERIAL NOT NULL,
+	token_id VARCHAR(32) NOT NULL,
+	salt VARCHAR(64) NOT NULL,
+	token_hash VARCHAR(128) NOT NULL,
+	role VARCHAR(16) NOT NULL,
+	subscriber_id INTEGER,
+	label VARCHAR(200) NOT NULL,
+	created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	revoked_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_credential PRIMARY KEY (id),
+	CONSTRAINT uq_credential_token_id UNIQUE (token_id),
+	CONSTRAINT fk_credential_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE TABLE filter_age_range (
+	id SERIAL NOT NULL,
+	subscriber_id INTEGER NOT NULL,
+	start_age SMALLINT NOT NULL,
+	end_age SMALLINT NOT NULL,
+	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	removed_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_filter_age_range PRIMARY KEY (id),
+	CONSTRAINT fk_filter_age_range_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE UNIQUE INDEX uq_filter_age_range_current ON filter_age_range (subscriber_id, start_age, end_age) WHERE removed_at IS NULL;
+
+CREATE TABLE filter_change_code (
+	id SERIAL NOT NULL,
+	subscriber_id INTEGER NOT NULL,
+	code VARCHAR(3) NOT NULL,
+	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	removed_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_filter_change_code PRIMARY KEY (id),
+	CONSTRAINT fk_filter_change_code_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE INDEX ix_filter_change_code_code ON filter_change_code (code, subscriber_id);
+
+CREATE UNIQUE INDEX uq_filter_change_code_current ON filter_change_code (subscriber_id, code) WHERE removed_at IS NULL;
+
+CREATE TABLE filter_municipality (
+	id SERIAL NOT NULL,
+	subscriber_id INTEGER NOT NULL,
+	code VARCHAR(4) NOT NULL,
+	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	removed_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_filter_municipality PRIMARY KEY (id),
+	CONSTRAINT fk_filter_municipality_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE INDEX ix_filter_municipality_code ON filter_municipality (code, subscriber_id);
+
+CREATE UNIQUE INDEX uq_filter_municipality_current ON filter_municipality (subscriber_id, code) WHERE removed_at IS NULL;
+
+CREATE TABLE filter_pnr (
+	id SERIAL NOT NULL,
+	subscriber_id INTEGER NOT NULL,
+	pnr BIGINT NOT NULL,
+	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	removed_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_filter_pnr PRIMARY KEY (id),
+	CONSTRAINT fk_filter_pnr_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE INDEX ix_filter_pnr_pnr ON filter_pnr (pnr, subscriber_id);
+
+CREATE UNIQUE INDEX uq_filter_pnr_current ON filter_pnr (subscriber_id, pnr) WHERE removed_at IS NULL;

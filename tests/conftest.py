@@ -1,0 +1,49 @@
+"""Shared fixtures: databases on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from sqlalchemy import create_engine, text
+from support.servers import postgres_server
+
+_db_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'filters.db'}"
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url):
+    """A new, empty database on the session's PostgreSQL server."""
+    name = f"t{next(_db_names)}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request):
+    """Run the test once on SQLite and once on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = make_engine(db_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()

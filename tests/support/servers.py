@@ -1,0 +1,75 @@
+"""Real servers for tests, on 127.0.0.1 only: PostgreSQL, uvicorn."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                                                   reverse=True)), None)
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed (scripts/test.sh installs it)")
+    return found
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster; yields a URL to its ``postgres`` database.
+
+    PostgreSQL refuses to run as root, so the cluster belongs to the ``postgres`` user
+    when the tests run as root.
+    """
+    root = Path(tempfile.mkdtemp(prefix="cprsub-pg-"))
+    data, port = root / "data", free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        shutil.chown(root, "postgres")
+    subprocess.run([*as_pg, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U",
+                    "postgres", "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*as_pg, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
+                    "-o", f"-p {port} -k {root} -h 127.0.0.1 -F", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_pg, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def uvicorn_server(app) -> Iterator[str]:
+    """Serve an ASGI app on a free 127.0.0.1 port in a thread; yields the base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
