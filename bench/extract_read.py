@@ -4,7 +4,8 @@
 
 Generates the extract once (cached under bench/out/), then runs each measurement in
 its own process so peak RSS is per stage: a plain sequential read of the file in
-64 MiB blocks (the physical floor) and ``scan`` (index + person summary). Both read
+64 MiB blocks (the physical floor), a bare Python loop over its lines (what any
+line-at-a-time parser costs at least), and ``scan`` (index + person summary). Both read
 from the page cache after a warm-up read. Prints one table; figures go in the issue.
 """
 
@@ -30,6 +31,12 @@ def _child(stage: str, path: str) -> None:
             buf = bytearray(64 * 1024 * 1024)
             while fh.readinto(buf):
                 pass
+        extra = {}
+    elif stage == "lines":  # the cheapest per-line Python: iterate and look at the type
+        counts: dict[bytes, int] = {}
+        with open(path, "rb") as fh:
+            for line in fh:
+                counts[line[:3]] = counts.get(line[:3], 0) + 1
         extra = {}
     else:
         from cpr_abonnement.extract.index import scan
@@ -67,10 +74,10 @@ def main() -> None:
         print(f"generated {path} in {time.perf_counter() - t:.1f} s")
     size_mb = path.stat().st_size / 1e6
     _run("plain", path)  # warm the page cache
-    plain, summary = _run("plain", path), _run("scan", path)
+    plain, lines, summary = _run("plain", path), _run("lines", path), _run("scan", path)
     print(f"extract: {size_mb:,.0f} MB, {summary['persons']:,} persons, "
           f"{summary['records']:,} person records")
-    for r in (plain, summary):
+    for r in (plain, lines, summary):
         print(f"{r['stage']:>6}: {r['seconds']:6.2f} s  {size_mb / r['seconds']:7.0f} MB/s  "
               f"peak RSS {r['peak_rss_mb']:6.0f} MB")
     print(f"scan/plain: {summary['seconds'] / plain['seconds']:.1f}x, "

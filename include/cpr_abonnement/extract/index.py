@@ -40,8 +40,8 @@ LENGTH_SLACK = 128
 #: How many example lines a rule keeps; the count is always exact.
 MAX_EXAMPLES = 10
 #: Shortest plausible line per record type: up to the last field the pipeline reads.
-MIN_LENGTH = {"000": 35, "999": 21}
-MIN_PERSON_LENGTH = 13
+MIN_LENGTH = {code: LAYOUTS[code].length for code in ("000", "999")}
+MIN_PERSON_LENGTH = LAYOUTS["001"]["PNR"].end
 
 _KNOWN = np.zeros(1000, dtype=bool)
 _KNOWN[[int(c) for c in LAYOUTS]] = True
@@ -171,12 +171,35 @@ class _Lines:
         return out
 
 
-_TYPE_MASK = np.uint64(0x0000_0000_00FF_FFFF)   # bytes 1-3 of the first word
-_PNR_MASK_0 = np.uint64(0xFFFF_FFFF_FF00_0000)  # bytes 4-8
-_PNR_MASK_1 = np.uint64(0x0000_00FF_FFFF_FFFF)  # bytes 9-13 (second word)
+# Every field the index reads, taken from the layout tables (never sliced by hand).
+_TYPE = LAYOUTS["001"]["RECORDTYPE"]
+_PNR = LAYOUTS["001"]["PNR"]
+_STATUS, _FOED_DT = LAYOUTS["001"]["STATUS"], LAYOUTS["001"]["FOED_DT"]
+_KOMKOD = LAYOUTS["002"]["KOMKOD"]
+_HAENDELSE, _AFLEDTMRK = LAYOUTS["099"]["HAENDELSE"], LAYOUTS["099"]["AFLEDTMRK"]
+_HEAD = 16  # columns 1-16 read as two 8-byte words; type and PNR lie within them
+assert _PNR.end <= _HEAD and _TYPE.start == 1
+
+
+def _word_mask(field, word: int) -> np.uint64:
+    """Bytes of ``field`` that fall in little-endian word ``word`` of the head."""
+    bits = 0
+    for col in range(field.start - 1, field.end):
+        if col // 8 == word:
+            bits |= 0xFF << (8 * (col % 8))
+    return np.uint64(bits)
+
+
+_TYPE_MASK = _word_mask(_TYPE, 0)
+_PNR_MASK_0, _PNR_MASK_1 = _word_mask(_PNR, 0), _word_mask(_PNR, 1)
 _ZEROS = np.uint64(0x3030_3030_3030_3030)
 _HIGH = np.uint64(0xF0F0_F0F0_F0F0_F0F0)
 _SIX = np.uint64(0x0606_0606_0606_0606)
+
+
+def _within(field, first) -> slice:
+    """Where ``field`` sits in a block of columns read from ``first.start`` on."""
+    return slice(field.start - first.start, field.end - first.start + 1)
 
 
 def _all_digits(words: np.ndarray, mask: np.uint64) -> np.ndarray:
@@ -275,15 +298,15 @@ class _Scanner:
 
         # Columns 1-16 of every line as two little-endian words: record type and PNR
         # are tested and compared eight bytes at a time (SWAR), not byte by byte.
-        head = lines.columns(1, 16)
+        head = lines.columns(1, _HEAD)
         w0, w1 = head.view("<u8")[:, 0], head.view("<u8")[:, 1]
-        type_ok = _all_digits(w0, _TYPE_MASK) & (lengths >= 3)
+        type_ok = _all_digits(w0, _TYPE_MASK) & (lengths >= _TYPE.end)
         rtype = ((head[:, 0].astype(np.int16) - 48) * 100 + (head[:, 1].astype(np.int16) - 48)
                  * 10 + (head[:, 2].astype(np.int16) - 48))
         rtype[~type_ok] = 0
         known = type_ok & _KNOWN[rtype]
         pnr_ok = (_all_digits(w0, _PNR_MASK_0) & _all_digits(w1, _PNR_MASK_1)
-                  & (lengths >= 13))
+                  & (lengths >= _PNR.end))
         self.counts += np.bincount(rtype[known], minlength=1000)
         person = known & _PERSON[rtype]
         ok = person & pnr_ok
@@ -305,7 +328,7 @@ class _Scanner:
         # Person spans: runs of consecutive lines of one person. Only the first line of
         # each run needs its PNR as a number; the rest compare bytes with the line before.
         continues = np.zeros(n, dtype=bool)
-        p0, p1 = w0 >> np.uint64(24), w1 & _PNR_MASK_1
+        p0, p1 = w0 & _PNR_MASK_0, w1 & _PNR_MASK_1
         continues[1:] = ok[:-1] & (p0[1:] == p0[:-1]) & (p1[1:] == p1[:-1])
         new = ok & ~continues
         first = np.flatnonzero(new)
@@ -320,25 +343,26 @@ class _Scanner:
             cut = nxt < len(breaks)
             last[cut] = np.minimum(last[cut], breaks[nxt[cut]] - 1)
         span_end = starts[last] + lengths[last] + term_len[last]
-        pnr, _ = _digits(head[first, 3:13])
+        pnr, _ = _digits(head[first, _PNR.slice])
         self.spans.append((base + starts[first], span_end - starts[first], last - first + 1,
                            pnr, self.lines + 1 + first))
         self.span_count += len(first)
 
         sel = np.flatnonzero(ok & (rtype == 1))
         if len(sel):
-            cols = lines.columns(24, 26, sel)  # STATUS 24-25 ... FOED_DT 40-49
-            status, status_ok = _digits(cols[:, 0:2])
-            self.p001.append((span_of_line[sel], _foed_dt(cols[:, 16:26]),
+            cols = lines.columns(_STATUS.start, _FOED_DT.end - _STATUS.start + 1, sel)
+            status, status_ok = _digits(cols[:, _within(_STATUS, _STATUS)])
+            self.p001.append((span_of_line[sel], _foed_dt(cols[:, _within(_FOED_DT, _STATUS)]),
                               np.where(status_ok, status, -1)))
         sel = np.flatnonzero(ok & (rtype == 2))
         if len(sel):
-            kom, kom_ok = _digits(lines.columns(14, 4, sel))
+            kom, kom_ok = _digits(lines.columns(_KOMKOD.start, _KOMKOD.width, sel))
             self.p002.append((span_of_line[sel], np.where(kom_ok, kom, -1)))
         sel = np.flatnonzero(ok & (rtype == 99))
         if len(sel):
-            cols = lines.columns(26, 5, sel)  # HAENDELSE 26-28, AFLEDTMRK 29-30
-            self.p099.append((span_of_line[sel], _packed(cols[:, 0:3]), _packed(cols[:, 3:5])))
+            cols = lines.columns(_HAENDELSE.start, _AFLEDTMRK.end - _HAENDELSE.start + 1, sel)
+            self.p099.append((span_of_line[sel], _packed(cols[:, _within(_HAENDELSE, _HAENDELSE)]),
+                              _packed(cols[:, _within(_AFLEDTMRK, _HAENDELSE)])))
 
         self.last_terminator = bytes(buf[starts[-1] + lengths[-1] : ends[-1] + 1][
             : term_len[-1]])
@@ -502,8 +526,8 @@ def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
     e_span, e_code, e_mark = _concat(sc.p099, 3, np.int64)
     events = pd.DataFrame({
         "person": span_person[e_span],
-        "code": _unpack(e_code, 3),
-        "derived": _unpack(e_mark, 2),
+        "code": _unpack(e_code, _HAENDELSE.width),
+        "derived": _unpack(e_mark, _AFLEDTMRK.width),
     })
 
     if sc.mixed:
