@@ -24,6 +24,22 @@ CREATE INDEX ix_audit_at ON audit (at);
 
 CREATE INDEX ix_audit_subscriber_uuid ON audit (subscriber_uuid);
 
+CREATE TABLE extract_run (
+	id SERIAL NOT NULL,
+	task_number VARCHAR(6) NOT NULL,
+	production_date DATE NOT NULL,
+	previous_date DATE NOT NULL,
+	file_name VARCHAR(100) NOT NULL,
+	extract_sha256 VARCHAR(64) NOT NULL,
+	persons INTEGER NOT NULL,
+	records INTEGER NOT NULL,
+	first_processed_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	filters_as_of TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	delivered_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_extract_run PRIMARY KEY (id),
+	CONSTRAINT uq_extract_run_task_number_production_date UNIQUE (task_number, production_date)
+);
+
 CREATE TABLE subscriber (
 	id SERIAL NOT NULL,
 	uuid VARCHAR(36) NOT NULL,

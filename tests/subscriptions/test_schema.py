@@ -22,8 +22,8 @@ def _diff(engine) -> list:
 
 
 def test_upgrade_is_idempotent_and_matches_the_models(engine):
-    assert current_revision(engine) == "0001"
-    assert upgrade(engine) == "0001"
+    assert current_revision(engine) == "0002"
+    assert upgrade(engine) == "0002"
     assert _diff(engine) == []
 
 

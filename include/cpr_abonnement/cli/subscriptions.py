@@ -111,6 +111,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--as-of", type=_when, metavar="T", help="filters in force at T (UTC)")
     p.set_defaults(handler=filters_get_all)
 
+    flt_run = sub.add_parser("filter", help="thin an extract for every active subscriber")
+    flt_run.add_argument("extract", type=Path)
+    flt_run.add_argument("--out", type=Path, required=True, help="staging directory")
+    _db(flt_run)
+    flt_run.add_argument("--as-of", type=_when, metavar="T",
+                         help="filter snapshot instant (UTC) if the extract is new "
+                              "(default: now; a processed extract keeps its snapshot)")
+    flt_run.add_argument("--explain", action="store_true",
+                         help="also write <file>.explain.csv per subscriber")
+    flt_run.set_defaults(handler=filter_cmd)
+
     api = sub.add_parser("api", help="the subscription REST API").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
     srv = api.add_parser("serve", help="run the API on its own (uvicorn)")
@@ -236,6 +247,25 @@ def filters_get_all(args: argparse.Namespace) -> int:
     print(f"  PNRs: {len(fs.pnrs)}{' (' + shown + ')' if fs.pnrs else ''}")
     if fs.empty:
         print("  no filters: this subscriber receives no persons (files with 000 and 999 only)")
+    return 0
+
+
+def filter_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.process import filter_extract
+
+    result = filter_extract(args.extract, _engine(args), args.out, as_of=args.as_of,
+                            explain=args.explain)
+    rec = result.extract
+    state = "first processing" if rec.new else (
+        f"processed before at {rec.first_processed_at:%Y-%m-%d %H:%M:%S} UTC")
+    print(f"{rec.file_name}: {result.persons:,} persons, {state}; filters as of "
+          f"{rec.filters_as_of.isoformat()} UTC")
+    width = max((len(s.name) for s in result.subscribers), default=10)
+    for sub, f in zip(result.subscribers, result.files, strict=True):
+        print(f"  {sub.name:<{width}}  {sub.uuid}  {f.persons:>9,} persons "
+              f"{f.records:>10,} records  {f.path}")
+    timing = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
+    print(f"{len(result.files)} subscriber file(s) written ({timing})")
     return 0
 
 

@@ -18,9 +18,11 @@ types, bad PNRs, implausible lengths) are collected with their line numbers so
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +127,15 @@ class ExtractIndex:
     #: Structural rule violations found while scanning, by rule name.
     violations: dict[str, RuleViolations]
     mixed_line_endings: int = 0
+    sha256: str | None = None
+
+    @cached_property
+    def person_spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """Spans grouped by person: ``(order, starts)`` so that person ``p``'s spans are
+        ``order[starts[p]:starts[p + 1]]`` (each group in file order)."""
+        order = np.argsort(self.span_person, kind="stable")
+        starts = np.searchsorted(self.span_person[order], np.arange(len(self.persons) + 1))
+        return order, starts
 
     @property
     def person_records(self) -> int:
@@ -430,10 +441,12 @@ def scan(
     *,
     chunk_size: int = CHUNK_SIZE,
     progress: Callable[[int, int], None] | None = None,
+    digest: bool = False,
 ) -> ExtractIndex:
     """Read ``path`` once and build its :class:`ExtractIndex`.
 
-    ``progress(bytes_done, bytes_total)`` is called after each block. The only error
+    ``progress(bytes_done, bytes_total)`` is called after each block. With ``digest``
+    the SHA-256 of the file is computed on the way (``ExtractIndex.sha256``). The only error
     raised is for a file that is not line-based at all; every other problem is
     recorded in ``violations`` for validation to report.
     """
@@ -446,11 +459,14 @@ def scan(
     bufs = [bytearray(chunk_size + MAX_LINE + 64) for _ in range(2)]
     arrs = [np.frombuffer(b, dtype=np.uint8) for b in bufs]
     carry, base, done, k = 0, 0, 0, 0
+    hasher = hashlib.sha256() if digest else None
     pending: Future | None = None
     with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as worker:
         while True:
             buf, arr = bufs[k], arrs[k]
             got = fh.readinto(memoryview(buf)[carry : carry + chunk_size])
+            if hasher is not None:
+                hasher.update(memoryview(buf)[carry : carry + got])
             done += got
             total = carry + got
             if got == 0:
@@ -481,7 +497,9 @@ def scan(
                 progress(done, size)
         if pending is not None:
             pending.result()
-    return _finish(sc, path, size)
+    index = _finish(sc, path, size)
+    index.sha256 = hasher.hexdigest() if hasher is not None else None
+    return index
 
 
 def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:

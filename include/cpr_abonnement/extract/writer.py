@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -41,20 +43,33 @@ def trailer(index: ExtractIndex, counter: int) -> bytes:
     return bytes(line) + index.end.terminator
 
 
-def copy_runs(index: ExtractIndex, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Byte ranges to copy for a person mask, adjacent spans merged into one range.
+def spans_of(index: ExtractIndex, persons: np.ndarray) -> np.ndarray:
+    """Rows of the span table holding the given persons' records, in file order.
+
+    Cost grows with the persons asked for, not with the extract, so a thousand
+    subscribers cost the sum of their matches rather than a thousand full passes.
+    """
+    order, starts = index.person_spans
+    persons = np.asarray(persons, dtype=np.int64)
+    lo, hi = starts[persons], starts[persons + 1]
+    lens = hi - lo
+    flat = np.repeat(lo - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+    return np.sort(order[flat])
+
+
+def copy_runs(index: ExtractIndex, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Byte ranges to copy for span rows (file order), adjacent spans merged.
 
     Returns run start offsets, run end offsets and the number of records they hold.
     """
-    take = selected[index.span_person]
-    off = index.span_offset[take]
-    end = off + index.span_nbytes[take]
+    off = index.span_offset[spans]
+    end = off + index.span_nbytes[spans]
     if len(off) == 0:
         return off, end, 0
     joined = np.concatenate(([False], off[1:] == end[:-1]))
     first = np.flatnonzero(~joined)
     last = np.concatenate((first[1:] - 1, [len(off) - 1]))
-    return off[first], end[last], int(index.span_records[take].sum())
+    return off[first], end[last], int(index.span_records[spans].sum())
 
 
 class _HashingWriter:
@@ -67,20 +82,27 @@ class _HashingWriter:
         self.nbytes += len(data)
 
 
-def write_delta(index: ExtractIndex, selected: np.ndarray, out: BinaryIO) -> DeltaStats:
+def write_delta(index: ExtractIndex, selected: np.ndarray, out: BinaryIO,
+                source: mmap.mmap | None = None) -> DeltaStats:
     """Write the persons where ``selected`` (a bool mask over ``index.persons``) is true."""
-    if index.start is None:
-        raise ExtractError("the extract has no 000 start record", record_type="000")
     if len(selected) != len(index.persons):
         raise ValueError(f"mask has {len(selected)} entries for {len(index.persons)} persons")
-    starts, ends, records = copy_runs(index, np.asarray(selected, dtype=bool))
+    return write_persons(index, np.flatnonzero(selected), out, source)
+
+
+def write_persons(index: ExtractIndex, persons: np.ndarray, out: BinaryIO,
+                  source: mmap.mmap | None = None) -> DeltaStats:
+    """Write a delta holding ``persons`` (rows of ``index.persons``, no duplicates).
+
+    ``source`` is an open read-only map of the extract, for callers writing many deltas.
+    """
+    if index.start is None:
+        raise ExtractError("the extract has no 000 start record", record_type="000")
+    starts, ends, records = copy_runs(index, spans_of(index, persons))
     w = _HashingWriter(out)
     w.write(index.start.raw + index.start.terminator)
     if len(starts):
-        with (
-            open(index.path, "rb") as src,
-            mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as mm,
-        ):
+        with _source(index, source) as mm:
             view = memoryview(mm)
             try:
                 for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
@@ -88,4 +110,21 @@ def write_delta(index: ExtractIndex, selected: np.ndarray, out: BinaryIO) -> Del
             finally:
                 view.release()
     w.write(trailer(index, records))
-    return DeltaStats(int(np.count_nonzero(selected)), records, w.nbytes, w.hash.hexdigest())
+    return DeltaStats(len(persons), records, w.nbytes, w.hash.hexdigest())
+
+
+@contextmanager
+def open_source(index: ExtractIndex) -> Iterator[mmap.mmap]:
+    """A read-only map of the extract, shared by the writes of many deltas."""
+    with open(index.path, "rb") as src, mmap.mmap(src.fileno(), 0,
+                                                    access=mmap.ACCESS_READ) as mm:
+        yield mm
+
+
+@contextmanager
+def _source(index: ExtractIndex, source: mmap.mmap | None) -> Iterator[mmap.mmap]:
+    if source is not None:
+        yield source
+    else:
+        with open_source(index) as mm:
+            yield mm

@@ -19,6 +19,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -159,3 +161,33 @@ class AuditEntry(Base):
     operation: Mapped[str] = mapped_column(String(64))
     arguments: Mapped[str] = mapped_column(Text)
     result: Mapped[str] = mapped_column(String(200))
+
+
+class ExtractRun(Base):
+    """One change extract as the service processed it (product.md §3, §6).
+
+    ``filters_as_of`` is the snapshot instant every (re)filtering of this extract uses,
+    so a re-run or re-delivery produces the same bytes; ``first_processed_at`` is when
+    the extract was first processed (it goes into each ``.metadata`` file).
+    ``delivered_at`` is set when the run's report marks the extract processed; the
+    production-date chain check compares against the latest such extract.
+    """
+
+    __tablename__ = "extract_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_number: Mapped[str] = mapped_column(String(6))
+    production_date: Mapped[dt.date] = mapped_column(Date)
+    previous_date: Mapped[dt.date] = mapped_column(Date)
+    file_name: Mapped[str] = mapped_column(String(100))
+    extract_sha256: Mapped[str] = mapped_column(String(64))
+    persons: Mapped[int] = mapped_column(Integer)
+    records: Mapped[int] = mapped_column(Integer)
+    first_processed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    filters_as_of: Mapped[dt.datetime] = mapped_column(DateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("task_number", "production_date",
+                         name="uq_extract_run_task_number_production_date"),
+    )

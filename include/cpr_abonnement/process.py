@@ -1,0 +1,104 @@
+"""Filtering one extract for every subscriber: the step ``cprsub filter`` and the
+Airflow task share.
+
+read & index → structural validation → record the first processing (which fixes the
+filter snapshot instant) → load the snapshot → select → write deltas (+ explain).
+Nothing is written when the extract is invalid.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from cpr_abonnement import filtering
+from cpr_abonnement.deltas import DeltaFile, file_name, write_deltas
+from cpr_abonnement.extract.index import ExtractIndex, scan
+from cpr_abonnement.extract.validation import check
+from cpr_abonnement.pnr import mask
+from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions.extracts import ExtractRecord
+from cpr_abonnement.subscriptions.service import as_naive_utc, utcnow
+from cpr_abonnement.subscriptions.snapshot import FilterSnapshot, load_snapshot
+
+
+@dataclass
+class FilterResult:
+    extract: ExtractRecord
+    persons: int
+    files: list[DeltaFile]
+    subscribers: list
+    seconds: dict[str, float] = field(default_factory=dict)
+    explain_files: list[str] = field(default_factory=list)
+
+
+def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
+                   as_of: dt.datetime | None = None, explain: bool = False,
+                   expect_date: dt.date | None = None, index: ExtractIndex | None = None,
+                   clock: Callable[[], dt.datetime] = utcnow) -> FilterResult:
+    """Filter ``path`` for every active subscriber into ``out_dir/<uuid>/``.
+
+    ``as_of`` is the snapshot instant to use if this is the extract's first
+    processing (default: now); an extract processed before always reuses its recorded
+    snapshot, so the output is byte-identical to the first run's.
+    """
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    if index is None or index.sha256 is None:
+        index = scan(path, digest=True)
+    check(index, expect_date=expect_date)
+    seconds["read"] = time.perf_counter() - t
+
+    now = clock()
+    start = index.start
+    assert start is not None and start.production_date and start.previous_date
+    record = extracts.register(
+        engine, task_number=start.task_number, production_date=start.production_date,
+        previous_date=start.previous_date, file_name=file_name(index),
+        sha256=index.sha256 or "", persons=len(index.persons), records=index.person_records,
+        now=now, as_of=as_naive_utc(as_of) if as_of else now)
+
+    t = time.perf_counter()
+    snapshot = load_snapshot(engine, record.filters_as_of, index.persons["pnr"].to_numpy())
+    selection = filtering.select(index.persons, index.events, snapshot, start.production_date)
+    seconds["filter"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    out = Path(out_dir)
+    files = write_deltas(index, selection, snapshot.subscribers, out,
+                         first_processed_at=record.first_processed_at,
+                         filters_as_of=record.filters_as_of)
+    seconds["write"] = time.perf_counter() - t
+    result = FilterResult(record, len(index.persons), files, snapshot.subscribers, seconds)
+    if explain:
+        result.explain_files = write_explanations(index, snapshot, selection, out)
+    return result
+
+
+def write_explanations(index: ExtractIndex, snapshot: FilterSnapshot,
+                       selection: filtering.Selection, out: Path) -> list[str]:
+    """``<uuid>/<file>.explain.csv``: masked PNR and the filter(s) that selected it."""
+    start = index.start
+    assert start is not None and start.production_date is not None
+    written = []
+    bounds = selection.bounds()
+    pnrs = index.pnr_text()
+    for s, sub in enumerate(snapshot.subscribers):
+        why = filtering.explain(index.persons, index.events, snapshot, selection, s,
+                                start.production_date)
+        who = selection.person[bounds[s] : bounds[s + 1]]
+        path = out / sub.uuid / f"{file_name(index)}.explain.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["pnr_masked", "first_line", "selected_by"])
+            first_line = index.persons["first_line"].to_numpy()
+            for person, reason in zip(who.tolist(), why, strict=True):
+                w.writerow([mask(pnrs.iloc[person]), int(first_line[person]), reason])
+        written.append(str(path))
+    return written
