@@ -131,7 +131,7 @@ def select(persons: pd.DataFrame, events: pd.DataFrame, snapshot: FilterSnapshot
 
 
 def _union(parts, n_persons: int, n_subs: int) -> Selection:
-    if not parts:
+    if not parts or not sum(len(p[0]) for p in parts):
         empty = np.empty(0, dtype=np.int64)
         return Selection(n_subs, empty, empty, np.empty(0, dtype=np.uint8))
     sub = np.concatenate([p[0] for p in parts]).astype(np.int64)
@@ -141,7 +141,7 @@ def _union(parts, n_persons: int, n_subs: int) -> Selection:
     order = np.argsort(key, kind="stable")
     key, reason = key[order], reason[order]
     first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    reasons = np.bitwise_or.reduceat(reason, first) if len(first) else reason
+    reasons = np.bitwise_or.reduceat(reason, first)
     pair = key[first]
     return Selection(n_subs, pair // max(n_persons, 1), pair % max(n_persons, 1), reasons)
 
