@@ -15,6 +15,7 @@ import tempfile
 import time
 
 import numpy as np
+
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 

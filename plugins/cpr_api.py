@@ -12,6 +12,7 @@ import os
 from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
+
 from cpr_abonnement.api.app import create_app
 
 URL_PREFIX = "/cpr-abonnement"

@@ -69,6 +69,25 @@ CREATE TABLE credential (
 	CONSTRAINT fk_credential_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
 );
 
+CREATE TABLE delivery (
+	id INTEGER NOT NULL,
+	extract_run_id INTEGER NOT NULL,
+	subscriber_uuid VARCHAR(36) NOT NULL,
+	file_name VARCHAR(100) NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	persons INTEGER NOT NULL,
+	records INTEGER NOT NULL,
+	target VARCHAR(800) NOT NULL,
+	attempts INTEGER NOT NULL,
+	outcome VARCHAR(32) NOT NULL,
+	detail TEXT NOT NULL,
+	updated_at DATETIME NOT NULL,
+	delivered_at DATETIME,
+	CONSTRAINT pk_delivery PRIMARY KEY (id),
+	CONSTRAINT uq_delivery_extract_run_id_subscriber_uuid UNIQUE (extract_run_id, subscriber_uuid),
+	CONSTRAINT fk_delivery_extract_run_id_extract_run FOREIGN KEY(extract_run_id) REFERENCES extract_run (id)
+);
+
 CREATE TABLE filter_age_range (
 	id INTEGER NOT NULL,
 	subscriber_id INTEGER NOT NULL,

@@ -1,12 +1,29 @@
-"""Shared fixtures: databases on SQLite and on a real PostgreSQL server."""
+"""Shared fixtures: an Airflow home, databases on SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
+from pathlib import Path
+
+# Airflow reads its configuration when first imported, so the test Airflow home (empty
+# SQLite metadata DB, this repository's dags/ and plugins/) is set before any import.
+ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="cprsub-airflow-")
+os.environ.update({
+    "AIRFLOW_HOME": AIRFLOW_HOME,
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
+    "GX_ANALYTICS_ENABLED": "False",
+})
 
 import pytest
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from sqlalchemy import create_engine, text
+
+from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from support.servers import postgres_server
 
 _db_names = itertools.count()

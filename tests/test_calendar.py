@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from cpr_abonnement.calendar import CalendarDataError, DeliveryCalendar
 
 D = dt.date

@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+
 from cpr_abonnement.errors import InvalidPnr
 from cpr_abonnement.extract.index import birth_from_pnr
 from cpr_abonnement.pnr import age_on, birth_date, is_valid, mask, validate

@@ -150,3 +150,7 @@ class DeliveryError(CprAbonnementError):
 
 class DeliveryConflict(DeliveryError):
     """A different file with the same name already exists at the destination."""
+
+
+class MissingDeliveryTarget(DeliveryError):
+    """The subscriber has no SFTP connection to deliver to (fix the subscriber, no retry)."""

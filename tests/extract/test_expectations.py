@@ -6,6 +6,7 @@ import datetime as dt
 import re
 
 import pytest
+
 from builders import extract, person, write
 from cpr_abonnement.extract.expectations import run_expectations
 from cpr_abonnement.extract.generator import generate

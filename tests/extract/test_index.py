@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+
 from builders import end, extract, person, rec, start, write
 from cpr_abonnement.extract.generator import generate
 from cpr_abonnement.extract.index import scan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cpr_abonnement.extract.layouts import LAYOUTS, PERSON_TYPES, PLATFORM_TYPES
 
 EXPECTED_LENGTHS = {  # cpr-format.md §1.4

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 
 import pytest
+
 from builders import end, extract, person, rec, start, write
 from cpr_abonnement.errors import (
     ExtractValidationFailed,

@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import pytest
+
 from builders import extract, person, rec, write
 from cpr_abonnement.extract.generator import generate
 from cpr_abonnement.extract.index import scan

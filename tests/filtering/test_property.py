@@ -14,14 +14,15 @@ import random
 
 import numpy as np
 import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from builders import extract, rec
 from cpr_abonnement import filtering
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.writer import write_persons
 from cpr_abonnement.pnr import age_on, birth_date
 from cpr_abonnement.subscriptions.snapshot import FilterSnapshot, Subscription
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 CODES = ["A01", "A21", "A19", "K74"]
 KOMS = ["0101", "0851", "0461"]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from builders import extract, person, rec, write
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.process import filter_extract

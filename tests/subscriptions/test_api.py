@@ -6,6 +6,7 @@ import re
 
 import httpx
 import pytest
+
 from cpr_abonnement.api.app import create_app
 from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Role

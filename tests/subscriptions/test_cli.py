@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from cpr_abonnement.cli import main
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
@@ -17,7 +18,7 @@ def cli(db_url, capsys):
                     [args[0], args[1], "--db", db_url, "--system", SYS, *args[2:]])
         out = capsys.readouterr()
         return code, out.out, out.err
-    assert run("db", "upgrade")[1].strip() == "filter database at revision 0002"
+    assert run("db", "upgrade")[1].strip() == "filter database at revision 0003"
     assert run("db", "upgrade")[0] == 0
     return run
 

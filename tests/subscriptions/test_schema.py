@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
 from cpr_abonnement.subscriptions.db import current_revision, make_engine, schema_sql, upgrade
 from cpr_abonnement.subscriptions.models import Base
-from sqlalchemy import create_engine, inspect
 
 SQL = Path(__file__).parents[2] / "sql"
 
@@ -22,8 +23,8 @@ def _diff(engine) -> list:
 
 
 def test_upgrade_is_idempotent_and_matches_the_models(engine):
-    assert current_revision(engine) == "0002"
-    assert upgrade(engine) == "0002"
+    assert current_revision(engine) == "0003"
+    assert upgrade(engine) == "0003"
     assert _diff(engine) == []
 
 

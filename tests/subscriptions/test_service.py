@@ -7,6 +7,9 @@ import json
 import re
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 from cpr_abonnement.errors import (
     FilterInputError,
     InvalidAgeRange,
@@ -22,8 +25,6 @@ from cpr_abonnement.subscriptions.service import (
     SubscriberExists,
     SubscriptionService,
 )
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 OTHER = "0d4c3b2a-1111-4222-8333-444455556666"

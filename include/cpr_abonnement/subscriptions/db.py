@@ -53,6 +53,18 @@ def url_from_airflow_connection(conn_id: str = AIRFLOW_CONN_ID) -> str:
     return normalise_url(conn.get_uri())
 
 
+def task_engine() -> Engine:
+    """The filter database as an Airflow task sees it: ``CPRSUB_DB_URL`` if set, else the
+    Airflow connection :data:`AIRFLOW_CONN_ID`, else the embedded default."""
+    url = os.environ.get(ENV_URL)
+    if not url:
+        try:
+            url = url_from_airflow_connection()
+        except Exception:  # AirflowNotFoundException: no such connection configured
+            url = None
+    return make_engine(url)
+
+
 def make_engine(url: str | None = None) -> Engine:
     url = normalise_url(resolve_url(url))
     if url.startswith("sqlite"):

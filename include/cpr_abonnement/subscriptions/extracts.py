@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ExtractError
-from cpr_abonnement.subscriptions.models import ExtractRun
+from cpr_abonnement.subscriptions.models import Delivery, ExtractRun
 
 
 class ExtractConflict(ExtractError):
@@ -73,11 +73,67 @@ def mark_delivered(engine: Engine, task_number: str, production_date: dt.date,
             row.delivered_at = now
 
 
-def last_delivered(engine: Engine, task_number: str) -> ExtractRecord | None:
-    """The newest extract of the task whose run completed (the chain's last link)."""
+def last_delivered(engine: Engine, task_number: str, before: dt.date) -> ExtractRecord | None:
+    """The newest extract of the task produced before ``before`` whose run completed:
+    the link the next extract's PRODDTOFORRIG must point at."""
     with Session(engine) as s:
         row = s.scalar(select(ExtractRun)
                        .where(ExtractRun.task_number == task_number,
+                              ExtractRun.production_date < before,
                               ExtractRun.delivered_at.is_not(None))
                        .order_by(ExtractRun.production_date.desc()).limit(1))
         return ExtractRecord.of(row) if row else None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    subscriber_uuid: str
+    file_name: str
+    sha256: str
+    persons: int
+    records: int
+    target: str
+    attempts: int
+    outcome: str
+    detail: str
+    delivered_at: dt.datetime | None
+
+
+def record_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
+                    subscriber_uuid: str, file_name: str, sha256: str, persons: int,
+                    records: int, target: str, outcome: str, detail: str,
+                    now: dt.datetime) -> LedgerEntry:
+    """Record one delivery attempt (insert, or update the row and count the attempt)."""
+    delivered = outcome in ("DELIVERED", "ALREADY_DELIVERED")
+    with Session(engine) as s, s.begin():
+        run_id = s.scalar(select(ExtractRun.id).where(
+            ExtractRun.task_number == task_number, ExtractRun.production_date == production_date))
+        if run_id is None:
+            raise ExtractError(f"no processed extract for task {task_number}, {production_date}")
+        row = s.scalar(select(Delivery).where(Delivery.extract_run_id == run_id,
+                                              Delivery.subscriber_uuid == subscriber_uuid))
+        if row is None:
+            row = Delivery(extract_run_id=run_id, subscriber_uuid=subscriber_uuid, attempts=0)
+            s.add(row)
+        row.file_name, row.sha256, row.persons, row.records = file_name, sha256, persons, records
+        row.target, row.outcome, row.detail = target[:800], outcome, detail
+        row.attempts += 1
+        row.updated_at = now
+        if delivered and row.delivered_at is None:
+            row.delivered_at = now
+        s.flush()
+        return _entry(row)
+
+
+def ledger(engine: Engine, task_number: str, production_date: dt.date) -> list[LedgerEntry]:
+    with Session(engine) as s:
+        rows = s.scalars(select(Delivery).join(ExtractRun)
+                         .where(ExtractRun.task_number == task_number,
+                                ExtractRun.production_date == production_date)
+                         .order_by(Delivery.subscriber_uuid))
+        return [_entry(r) for r in rows]
+
+
+def _entry(row: Delivery) -> LedgerEntry:
+    return LedgerEntry(row.subscriber_uuid, row.file_name, row.sha256, row.persons, row.records,
+                       row.target, row.attempts, row.outcome, row.detail, row.delivered_at)

@@ -191,3 +191,32 @@ class ExtractRun(Base):
         UniqueConstraint("task_number", "production_date",
                          name="uq_extract_run_task_number_production_date"),
     )
+
+
+class Delivery(Base):
+    """The delivery ledger (product.md §4): one row per extract and subscriber.
+
+    Updated on every attempt, so it always says how often a delivery was tried and how
+    the last attempt ended (``DELIVERED``, ``ALREADY_DELIVERED``, ``FAILED``, ``CONFLICT``).
+    """
+
+    __tablename__ = "delivery"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    extract_run_id: Mapped[int] = mapped_column(ForeignKey("extract_run.id"))
+    subscriber_uuid: Mapped[str] = mapped_column(String(36))
+    file_name: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    persons: Mapped[int] = mapped_column(Integer)
+    records: Mapped[int] = mapped_column(Integer)
+    target: Mapped[str] = mapped_column(String(800))
+    attempts: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("extract_run_id", "subscriber_uuid",
+                         name="uq_delivery_extract_run_id_subscriber_uuid"),
+    )

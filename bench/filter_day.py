@@ -1,0 +1,188 @@
+"""Benchmark: the whole filter step at national scale, and how it scales.
+
+    .venv/bin/python bench/filter_day.py                 # 1M persons x 1,000 subscribers
+    .venv/bin/python bench/filter_day.py --scaling       # + 100k/1M persons x 10/100/1,000
+
+Scenario (issue 4): a 1,000,000-person extract (~11.4M records, from
+``bench/extract_read.py``), 1,000 subscribers holding 20,000,000 PNR filter rows (20,000
+each, 1% of them persons in the extract), plus 100 subscribers with one municipality
+each, 20 with a one-year age range, 30 with a change code, on the embedded SQLite
+filter database. Each run happens in its own process (peak RSS per run) and reports
+wall time per stage (read = scan + validation, filter = snapshot incl. the PNR join +
+selection, write = all delta and metadata files), total, and the physical floor
+measured in the same process: one sequential read of the extract plus writing the same
+number of output bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).parent / "out"
+SUBSCRIBERS = 1000
+PNRS_PER_SUBSCRIBER = 20_000
+HIT_RATE = 0.01
+
+
+def _extract(persons: int) -> Path:
+    path = OUT / f"bench-{persons}.L431101"
+    if not path.exists():
+        from cpr_abonnement.extract.generator import generate
+
+        with open(path.with_suffix(".part"), "wb") as fh:
+            generate(fh, production_date=dt.date(2026, 11, 26), persons=persons, seed=1)
+        path.with_suffix(".part").rename(path)
+    return path
+
+
+def _filter_db(extract: Path) -> Path:
+    """1,000 subscribers and 20M PNR rows, built once (a few minutes) and cached."""
+    db = OUT / "filters-1000.db"
+    if db.exists():
+        return db
+    from cpr_abonnement.extract.index import scan
+    from cpr_abonnement.reference import municipalities
+    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.subscriptions.models import PnrFilter
+    from cpr_abonnement.subscriptions.service import SubscriptionService
+
+    tmp = db.with_suffix(".part")
+    tmp.unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{tmp}")
+    upgrade(engine)
+    svc = SubscriptionService(engine, caller="bench", clock=lambda: dt.datetime(2026, 1, 1))
+    uuids = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(SUBSCRIBERS)]
+    koms = sorted(c for c, m in municipalities().items() if m.kind == "municipality")
+    for i, u in enumerate(uuids):
+        svc.add_subscriber(u, f"IT system {i:04d}")
+        if i < 100:
+            svc.add_municipality(u, koms[i % len(koms)])
+        elif i < 120:
+            svc.add_age_range(u, 20 + i % 60, 20 + i % 60)
+        elif i < 150:
+            svc.add_change_code(u, ["A04", "A33", "P03", "A47", "A13"][i % 5])
+    day_pnrs = scan(extract).persons["pnr"].to_numpy()
+    rng = np.random.default_rng(7)
+    with engine.begin() as conn:
+        for index in PnrFilter.__table__.indexes:
+            index.drop(conn)
+    engine.dispose()
+    raw = sqlite3.connect(tmp)
+    raw.execute("PRAGMA journal_mode=OFF")
+    raw.execute("PRAGMA synchronous=OFF")
+    hits = int(PNRS_PER_SUBSCRIBER * HIT_RATE)
+    for sub_id in range(1, SUBSCRIBERS + 1):
+        day, month = rng.integers(1, 29, PNRS_PER_SUBSCRIBER), rng.integers(1, 13,
+                                                                              PNRS_PER_SUBSCRIBER)
+        year, serial = rng.integers(0, 100, PNRS_PER_SUBSCRIBER), rng.integers(0, 10_000,
+                                                                               PNRS_PER_SUBSCRIBER)
+        pnrs = day * 100_000_000 + month * 1_000_000 + year * 10_000 + serial
+        pnrs[:hits] = rng.choice(day_pnrs, hits, replace=False)
+        pnrs = np.unique(pnrs)
+        raw.executemany(
+            "INSERT INTO filter_pnr (subscriber_id, pnr, added_at) VALUES (?, ?, ?)",
+            ((sub_id, int(p), "2026-01-01 00:00:00.000000") for p in pnrs))
+    raw.commit()
+    raw.close()
+    with engine.begin() as conn:
+        for index in PnrFilter.__table__.indexes:
+            index.create(conn)
+    engine.dispose()
+    tmp.rename(db)
+    return db
+
+
+def _child(extract: str, db: str, subscribers: int) -> None:
+    import resource
+
+    from cpr_abonnement.process import filter_extract
+    from cpr_abonnement.subscriptions.db import make_engine
+
+    work = Path(db).with_name(f"run-{subscribers}.db")
+    shutil.copyfile(db, work)  # extract_run rows and active flags stay per run
+    con = sqlite3.connect(work)
+    con.execute("UPDATE subscriber SET active = (id <= ?)", (subscribers,))
+    con.commit()
+    con.close()
+    out = OUT / "deltas"
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    result = filter_extract(extract, make_engine(f"sqlite:///{work}"), out,
+                            as_of=dt.datetime(2026, 11, 26, 5))
+    total = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    written = sum(f.nbytes for f in result.files)
+    # The floor, same process, same file: one sequential read + writing as many bytes.
+    shutil.rmtree(out, ignore_errors=True)
+    os.sync()
+    t = time.perf_counter()
+    with open(extract, "rb", buffering=0) as fh:
+        buf = bytearray(64 << 20)
+        while fh.readinto(buf):
+            pass
+    floor_read = time.perf_counter() - t
+    t = time.perf_counter()
+    block = b"x" * (8 << 20)
+    with open(OUT / "floor.bin", "wb") as fh:
+        left = written
+        while left > 0:
+            fh.write(block[: min(left, len(block))])
+            left -= len(block)
+    floor_write = time.perf_counter() - t
+    (OUT / "floor.bin").unlink()
+    work.unlink()
+    print(json.dumps({"subscribers": subscribers, "persons": result.persons, **result.seconds,
+                      "total": total, "rss_mb": rss, "output_bytes": written,
+                      "matches": sum(f.persons for f in result.files),
+                      "floor": floor_read + floor_write}))
+
+
+def _run(extract: Path, db: Path, subscribers: int) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", str(extract), str(db),
+                           str(subscribers)], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"run with {subscribers} subscribers failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scaling", action="store_true")
+    ap.add_argument("--child", nargs=3)
+    args = ap.parse_args()
+    if args.child:
+        _child(args.child[0], args.child[1], int(args.child[2]))
+        return
+    OUT.mkdir(exist_ok=True)
+    big = _extract(1_000_000)
+    t = time.perf_counter()
+    db = _filter_db(big)
+    if time.perf_counter() - t > 1:
+        print(f"built {db} in {time.perf_counter() - t:.0f} s")
+    runs = [(big, SUBSCRIBERS)]
+    if args.scaling:
+        small = _extract(100_000)
+        runs = [(e, n) for e in (small, big) for n in (10, 100, SUBSCRIBERS)]
+    print(f"{'persons':>9} {'subs':>5} {'read':>6} {'filter':>7} {'write':>6} {'total':>6} "
+          f"{'floor':>6} {'x floor':>7} {'RSS MB':>7} {'matches':>9} {'output MB':>9}")
+    for extract, n in runs:
+        r = _run(extract, db, n)
+        print(f"{r['persons']:>9,} {n:>5} {r['read']:>6.2f} {r['filter']:>7.2f} "
+              f"{r['write']:>6.2f} {r['total']:>6.2f} {r['floor']:>6.2f} "
+              f"{r['total'] / r['floor']:>7.1f} {r['rss_mb']:>7.0f} {r['matches']:>9,} "
+              f"{r['output_bytes'] / 1e6:>9,.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""
+### CPR Abonnement: daily thinning and delivery of the CPR change extract
+
+One run per CPR delivery day (Mon-Fri except 5 June, 24 and 31 December and configured
+closures), at `CPRSUB_DELIVERY_TIME` Danish time. The run's logical date is the delivery
+day.
+
+1. **wait_for_extract**: waits (reschedule mode) for `D<YYMMDD>.L<task>` in the inbound
+   location; past the deadline it fails with "extract for <day> not received".
+2. **parse_and_validate**: structural rules, great-expectations suite, production-date
+   chain. A bad extract is quarantined intact; a chain gap stops the run (param
+   `allow_gap` accepts it once a data engineer has decided to).
+3. **filter_for_subscribers**: thins the extract per active subscriber with the filter
+   snapshot of the extract's first processing (a re-run reproduces the same bytes).
+4. **deliver** (one mapped task per subscriber, named after it): atomic, verified,
+   idempotent SFTP upload of the delta and its `.metadata`, recorded in the ledger.
+   Clear one subscriber's task to re-deliver to it alone.
+5. **report**: summary of the day; marks the extract processed when all were delivered.
+
+Failures alert data engineers by mail (`CPRSUB_ALERT_EMAIL`). Runbook: README.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pendulum
+from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, dag, task
+
+from cpr_abonnement.alerts import failure_alert
+from cpr_timetable import CprDeliveryTimetable
+
+DAG_ID = "cpr_abonnement_daily"
+RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("CPRSUB_RETRY_DELAY_SECONDS", "60")))
+DELIVERY_RETRIES = int(os.environ.get("CPRSUB_DELIVERY_RETRIES", "4"))
+POKE_SECONDS = float(os.environ.get("CPRSUB_POKE_SECONDS", "300"))
+DEADLINE_HOURS = float(os.environ.get("CPRSUB_EXTRACT_DEADLINE_HOURS", "6"))
+EXTRA_CLOSURES = [c for c in os.environ.get("CPRSUB_EXTRA_CLOSURES", "").split(",") if c]
+
+#: Errors no retry can fix: fail at once (and alert) instead of backing off.
+NO_RETRY = ExceptionRetryPolicy(rules=[
+    RetryRule(exception="cpr_abonnement.errors.DeliveryConflict", action=RetryAction.FAIL,
+              reason="a different file with the same name is already there"),
+    RetryRule(exception="cpr_abonnement.errors.MissingDeliveryTarget",
+              action=RetryAction.FAIL, reason="subscriber has no SFTP connection"),
+    RetryRule(exception="paramiko.BadHostKeyException", action=RetryAction.FAIL,
+              reason="host key changed"),
+    RetryRule(exception="paramiko.AuthenticationException", action=RetryAction.FAIL,
+              reason="credentials refused"),
+])
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=CprDeliveryTimetable(at=os.environ.get("CPRSUB_DELIVERY_TIME", "21:00"),
+                                  extra_closures=EXTRA_CLOSURES),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # the production-date chain is checked in order
+    default_args={
+        "owner": "cpr-abonnement",
+        "retries": 2,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=30),
+        "on_failure_callback": failure_alert,
+    },
+    params={
+        "allow_gap": Param(False, type="boolean",
+                           description="accept a gap in the production-date chain"),
+        "delivery_day": Param(None, type=["null", "string"],
+                              description="YYYY-MM-DD, for runs triggered without a date"),
+    },
+    tags=["cpr", "delivery"],
+    doc_md=__doc__,
+)
+def cpr_abonnement_daily():
+    @task.sensor(poke_interval=POKE_SECONDS, mode="reschedule", retries=0,
+                 timeout=(DEADLINE_HOURS + 24) * 3600)
+    def wait_for_extract():
+        from airflow.sdk import PokeReturnValue, get_current_context
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from cpr_abonnement import pipeline
+        from cpr_abonnement.settings import Settings
+
+        ctx, settings = get_current_context(), Settings.from_env()
+        day = pipeline.delivery_day(ctx)
+        name = pipeline.find_extract(settings, day)
+        if name:
+            return PokeReturnValue(is_done=True, xcom_value=name)
+        deadline = pipeline.extract_deadline(settings, day)
+        if dt.datetime.now(dt.UTC) > deadline:
+            raise AirflowFailException(
+                f"extract for {day} not received by {deadline:%Y-%m-%d %H:%M %Z} "
+                f"(looked for D{day:%y%m%d}.L* in {settings.inbound})")
+        return PokeReturnValue(is_done=False)
+
+    @task(retries=0)
+    def parse_and_validate(name: str) -> dict:
+        from airflow.sdk import get_current_context
+
+        from cpr_abonnement import pipeline
+        from cpr_abonnement.settings import Settings
+        from cpr_abonnement.subscriptions.db import task_engine
+
+        ctx = get_current_context()
+        return pipeline.receive(Settings.from_env(), pipeline.delivery_day(ctx), name,
+                                task_engine(), allow_gap=bool(ctx["params"]["allow_gap"]))
+
+    @task(retries=1)
+    def filter_for_subscribers(received: dict) -> list[dict]:
+        from airflow.sdk import get_current_context
+
+        from cpr_abonnement import pipeline
+        from cpr_abonnement.settings import Settings
+        from cpr_abonnement.subscriptions.db import task_engine
+
+        ctx = get_current_context()
+        # A backfilled day was never processed: use the filters in force at the end of
+        # its data interval (product.md §3). Otherwise "now", the first processing.
+        backfill = str(ctx["dag_run"].run_type).lower().endswith("backfill")
+        as_of = ctx.get("data_interval_end") if backfill else None
+        return pipeline.filter_day(Settings.from_env(), received, task_engine(), as_of=as_of)
+
+    @task(map_index_template="{{ subscriber_name }}", retries=DELIVERY_RETRIES,
+          retry_policy=NO_RETRY, max_active_tis_per_dagrun=8,
+          execution_timeout=dt.timedelta(hours=1))
+    def deliver(item: dict) -> dict:
+        from airflow.sdk import get_current_context
+
+        from cpr_abonnement import pipeline
+        from cpr_abonnement.subscriptions.db import task_engine
+
+        get_current_context()["subscriber_name"] = item["name"]
+        return pipeline.deliver_one(item, task_engine(), now=dt.datetime.now(dt.UTC)
+                                    .replace(tzinfo=None))
+
+    @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
+    def report(received: dict, items: list[dict]) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from cpr_abonnement import pipeline
+        from cpr_abonnement.subscriptions.db import task_engine
+
+        summary = pipeline.report(received, items, task_engine(),
+                                  now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        if summary["failed"]:
+            # Already alerted by each failed delivery; fail the run so it shows red.
+            raise AirflowFailException(f"{summary['summary']}; not delivered: "
+                                       f"{', '.join(summary['failed'])}")
+        return summary
+
+    received = parse_and_validate(wait_for_extract())
+    items = filter_for_subscribers(received)
+    report(received, items) << deliver.expand(item=items)
+
+
+cpr_abonnement_daily()

@@ -1,0 +1,288 @@
+"""What each task of the ``cpr_abonnement_daily`` DAG does, as plain functions.
+
+The DAG file only wires these together; every function takes its inputs as
+arguments (delivery day, settings, database engine) and returns small, PNR-free
+dictionaries fit for XCom (paths and counts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from cpr_abonnement import delivery
+from cpr_abonnement.errors import CprAbonnementError, DeliveryConflict, MissingDeliveryTarget
+from cpr_abonnement.extract.expectations import run_expectations
+from cpr_abonnement.extract.index import scan
+from cpr_abonnement.extract.validation import summarise, violations
+from cpr_abonnement.process import filter_extract
+from cpr_abonnement.settings import Settings
+from cpr_abonnement.subscriptions import extracts
+
+log = logging.getLogger(__name__)
+DELIVERED = ("DELIVERED", "ALREADY_DELIVERED")
+_PNR_LIKE = re.compile(r"(?<!\d)(\d{6})-?\d{4}(?!\d)")
+
+
+def scrub(text: str) -> str:
+    """Mask anything shaped like a PNR (defence in depth for logs and alerts).
+
+    >>> scrub("PNR 0101901234 and 010190-1234 but not 12345678901")
+    'PNR 010190-**** and 010190-**** but not 12345678901'
+    """
+    return _PNR_LIKE.sub(r"\1-****", text)
+
+
+class ExtractMissing(CprAbonnementError):
+    """The day's extract did not arrive before the deadline."""
+
+
+class ExtractRejected(CprAbonnementError):
+    """The extract failed validation and was quarantined."""
+
+
+class ChainBroken(CprAbonnementError):
+    """The extract does not chain onto the last processed one: a day is missing."""
+
+
+# -- locations ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Location:
+    """``file:///dir`` or ``sftp://<conn id>/<dir>``."""
+
+    scheme: str
+    conn_id: str | None
+    directory: str
+
+    @classmethod
+    def parse(cls, url: str) -> Location:
+        if url.startswith("file://"):
+            return cls("file", None, url[len("file://"):])
+        if url.startswith("sftp://"):
+            conn_id, _, directory = url[len("sftp://"):].partition("/")
+            return cls("sftp", conn_id, "/" + directory if directory else ".")
+        if url.startswith("/"):
+            return cls("file", None, url)
+        raise ValueError(f"location {url!r} is neither file:///... nor sftp://<conn id>/...")
+
+
+def local_dir(url: str) -> Path:
+    """The local (or shared-volume) directory of a ``file://`` location."""
+    loc = Location.parse(url)
+    if loc.scheme != "file":
+        raise ValueError(f"{url}: staging and quarantine must be file:// (a shared volume)")
+    return Path(loc.directory)
+
+
+def extract_pattern(day: dt.date, task_number: str | None) -> re.Pattern[str]:
+    """CPR's file name for ``day``: ``D<YYMMDD>.L<task>``, matched case-insensitively."""
+    task = re.escape(task_number) if task_number else r"\d{6}"
+    return re.compile(rf"D{day:%y%m%d}\.L{task}", re.IGNORECASE)
+
+
+def _listing(loc: Location) -> list[str]:
+    if loc.scheme == "file":
+        folder = Path(loc.directory)
+        return sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    return sorted(SFTPHook(ssh_conn_id=loc.conn_id, conn_retry_attempts=1)
+                  .list_directory(loc.directory))
+
+
+# -- 1. sense ---------------------------------------------------------------------------
+def find_extract(settings: Settings, day: dt.date) -> str | None:
+    """Name of the day's extract in the inbound location, or None if not there yet."""
+    loc = Location.parse(settings.inbound)
+    pattern = extract_pattern(day, settings.task_number)
+    found = [name for name in _listing(loc) if pattern.fullmatch(name)]
+    if len(found) > 1:
+        raise ExtractRejected(f"several extracts for {day} in {settings.inbound}: "
+                              f"{', '.join(found)}; set CPRSUB_TASK_NUMBER")
+    return found[0] if found else None
+
+
+def extract_deadline(settings: Settings, day: dt.date) -> dt.datetime:
+    """When a missing extract becomes an alert: the run time on ``day`` plus the grace."""
+    t = dt.time.fromisoformat(settings.delivery_time)
+    local = dt.datetime.combine(day, t, tzinfo=ZoneInfo("Europe/Copenhagen"))
+    return local + dt.timedelta(hours=settings.deadline_hours)
+
+
+def delivery_day(context: dict[str, Any]) -> dt.date:
+    """The business date of a run: its data interval's UTC day (see the timetable), or
+    the ``delivery_day`` param for a manual run triggered without a logical date."""
+    start = context.get("data_interval_start")
+    if start is not None:
+        return start.astimezone(dt.UTC).date()
+    named = (context.get("params") or {}).get("delivery_day")
+    if named:
+        return dt.date.fromisoformat(named)
+    raise ValueError("this run has no logical date: trigger it with one, or set the "
+                     "delivery_day param (YYYY-MM-DD)")
+
+
+# -- 2. parse & validate ---------------------------------------------------------------
+def stage_dir(settings: Settings, day: dt.date) -> Path:
+    return local_dir(settings.staging) / f"{day:%Y-%m-%d}"
+
+
+def receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
+            allow_gap: bool) -> dict[str, Any]:
+    """Copy the extract to staging, validate it, check the chain; quarantine if bad."""
+    staged = stage_dir(settings, day) / "extract" / name
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    loc = Location.parse(settings.inbound)
+    if loc.scheme == "file":
+        shutil.copyfile(Path(loc.directory) / name, staged)
+    else:
+        from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+        SFTPHook(ssh_conn_id=loc.conn_id, conn_retry_attempts=1).retrieve_file(
+            f"{loc.directory.rstrip('/')}/{name}", str(staged), prefetch=False)
+
+    index = scan(staged, digest=True)
+    problems = [summarise(v) for v in violations(index, expect_date=day)]
+    report = run_expectations(index) if not problems else None
+    if problems or (report is not None and not report.success):
+        lines = [str(p) for p in problems] + (
+            [f"data quality: {o}" for o in report.failures] if report else [])
+        where = quarantine(settings, name, lines)
+        staged.unlink(missing_ok=True)
+        raise ExtractRejected(
+            f"{name} rejected ({len(lines)} problem(s)), moved to {where}:\n  - "
+            + "\n  - ".join(lines))
+
+    start = index.start
+    assert start is not None and start.previous_date is not None
+    last = extracts.last_delivered(engine, start.task_number, before=day)
+    if last is not None and last.production_date != start.previous_date:
+        message = (f"{name}: PRODDTOFORRIG is {start.previous_date} but the last processed "
+                   f"extract of task {start.task_number} was produced {last.production_date}: "
+                   f"an extract is missing. Backfill the missing day(s), or re-run with the "
+                   f"param allow_gap=true to accept the gap.")
+        if not allow_gap:
+            raise ChainBroken(message)
+        log.warning("chain gap accepted by allow_gap: %s", message)
+    return {
+        "day": day.isoformat(), "file_name": name, "extract": str(staged),
+        "sha256": index.sha256, "task_number": start.task_number,
+        "previous_date": str(start.previous_date), "persons": len(index.persons),
+        "records": index.person_records, "platform_records": index.platform_records,
+    }
+
+
+def quarantine(settings: Settings, name: str, reasons: list[str]) -> str:
+    """Move the inbound file, intact, to quarantine with a ``.reason.txt`` beside it."""
+    folder = local_dir(settings.quarantine)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = folder / f"{name}.{stamp}"
+    loc = Location.parse(settings.inbound)
+    if loc.scheme == "file":
+        shutil.move(str(Path(loc.directory) / name), target)
+    else:
+        from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+        hook = SFTPHook(ssh_conn_id=loc.conn_id, conn_retry_attempts=1)
+        with hook.get_managed_conn() as sftp:
+            source = f"{loc.directory.rstrip('/')}/{name}"
+            sftp.get(source, str(target))
+            quarantined = f"{loc.directory.rstrip('/')}/quarantine"
+            delivery._ensure_dir(sftp, quarantined)
+            sftp.rename(source, f"{quarantined}/{target.name}")
+    target.with_name(target.name + ".reason.txt").write_text(
+        "\n".join(scrub(r) for r in reasons) + "\n", encoding="utf-8")
+    return str(target)
+
+
+# -- 3. filter --------------------------------------------------------------------------
+def filter_day(settings: Settings, received: dict[str, Any], engine: Engine, *,
+               as_of: dt.datetime | None) -> list[dict[str, Any]]:
+    """Thin the staged extract for every active subscriber; one XCom item each."""
+    day = dt.date.fromisoformat(received["day"])
+    out = stage_dir(settings, day) / "deltas"
+    result = filter_extract(received["extract"], engine, out, as_of=as_of, expect_date=day)
+    log.info("filtered %s: %d persons, %d subscriber(s), filters as of %s UTC (%s)",
+             received["file_name"], result.persons, len(result.files),
+             result.extract.filters_as_of.isoformat(),
+             ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items()))
+    return [
+        {"subscriber": sub.uuid, "name": sub.name, "conn_id": sub.sftp_conn_id,
+         "remote_dir": sub.remote_dir, "data": f.path, "metadata": f.metadata_path,
+         "file_name": f.name, "persons": f.persons, "records": f.records, "sha256": f.sha256,
+         "day": received["day"], "task_number": received["task_number"]}
+        for sub, f in zip(result.subscribers, result.files, strict=True)
+    ]
+
+
+# -- 4. deliver -------------------------------------------------------------------------
+def deliver_one(item: dict[str, Any], engine: Engine, *, now: dt.datetime) -> dict[str, Any]:
+    """Deliver one subscriber's files and record the attempt in the ledger."""
+    target = f"sftp://{item['conn_id']}/{item['remote_dir']}" if item["conn_id"] else "-"
+
+    def record(outcome: str, detail: str) -> None:
+        extracts.record_delivery(
+            engine, task_number=item["task_number"],
+            production_date=dt.date.fromisoformat(item["day"]),
+            subscriber_uuid=item["subscriber"], file_name=item["file_name"],
+            sha256=item["sha256"], persons=item["persons"], records=item["records"],
+            target=target, outcome=outcome, detail=scrub(detail), now=now)
+
+    try:
+        if not item["conn_id"]:
+            raise MissingDeliveryTarget("the subscriber has no SFTP connection id",
+                                subscriber=item["name"], file_name=item["file_name"])
+        outcomes = delivery.deliver(item["conn_id"], item["remote_dir"],
+                                    [Path(item["data"]), Path(item["metadata"])],
+                                    subscriber=item["name"])
+    except DeliveryConflict as exc:
+        record("CONFLICT", str(exc))
+        raise
+    except Exception as exc:
+        record("FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    outcome = "ALREADY_DELIVERED" if all(o.already_there for o in outcomes) else "DELIVERED"
+    record(outcome, ", ".join(f"{o.name} ({o.nbytes} bytes)" for o in outcomes))
+    log.info("delivery subscriber=%s file=%s records=%d sha256=%s outcome=%s target=%s",
+             item["subscriber"], item["file_name"], item["records"], item["sha256"], outcome,
+             target)
+    return {"subscriber": item["subscriber"], "outcome": outcome}
+
+
+# -- 5. report --------------------------------------------------------------------------
+def report(received: dict[str, Any], items: list[dict[str, Any]], engine: Engine, *,
+           now: dt.datetime) -> dict[str, Any]:
+    """Summarise the day from the ledger; mark the extract processed if all delivered."""
+    day = dt.date.fromisoformat(received["day"])
+    entries = {e.subscriber_uuid: e for e in extracts.ledger(engine, received["task_number"],
+                                                             day)}
+    lines, failed = [], []
+    for item in items:
+        e = entries.get(item["subscriber"])
+        outcome = e.outcome if e else "NOT_ATTEMPTED"
+        if outcome not in DELIVERED:
+            failed.append(item["name"])
+        lines.append(f"{item['name']} ({item['subscriber']}): {item['persons']} persons, "
+                     f"{item['records']} records, {outcome}"
+                     + (f" after {e.attempts} attempt(s)" if e else ""))
+    head = (f"{received['file_name']} (produced {day}, previous {received['previous_date']}): "
+            f"{received['persons']} persons; {len(items) - len(failed)} of {len(items)} "
+            f"subscriber(s) delivered")
+    platform = received.get("platform_records") or {}
+    if any(platform.values()):
+        head += f"; platform records not forwarded: {platform}"
+    if not failed:
+        extracts.mark_delivered(engine, received["task_number"], day, now)
+    summary = {"summary": head, "subscribers": lines, "failed": failed,
+               "processed": not failed}
+    log.info("%s\n  %s", head, "\n  ".join(lines))
+    return summary

@@ -1,0 +1,65 @@
+"""Deployment settings, from environment variables with embedded defaults.
+
+Locations are URLs so the same code serves one machine and a cluster: ``file:///...``
+for a local or shared folder, ``sftp://<airflow conn id>/<dir>`` for the inbound SFTP
+directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
+
+===============================  ===================================================
+``CPRSUB_INBOUND``               where extracts arrive (default ``$AIRFLOW_HOME/cpr/inbound``)
+``CPRSUB_STAGING``               per-run work files shared by workers (``.../cpr/staging``)
+``CPRSUB_QUARANTINE``            bad extracts, kept intact (``.../cpr/quarantine``)
+``CPRSUB_TASK_NUMBER``           expected CPR task number (default: any)
+``CPRSUB_DELIVERY_TIME``         local run time on delivery days (``21:00``)
+``CPRSUB_EXTRACT_DEADLINE_HOURS`` hours after the run time before "extract missing" (6)
+``CPRSUB_EXTRA_CLOSURES``        extra closure dates, comma-separated (``--MM-DD``/dates)
+``CPRSUB_ALERT_EMAIL``           comma-separated recipients of failure alerts
+``CPRSUB_SMTP_CONN_ID``          Airflow SMTP connection for alerts (``smtp_default``)
+``CPRSUB_DB_URL``                filter database URL (else Airflow connection ``cpr_filter_db``)
+===============================  ===================================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in value.split(",") if x.strip())
+
+
+def _url(name: str, default: Path) -> str:
+    return os.environ.get(name) or f"file://{default}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    inbound: str
+    staging: str
+    quarantine: str
+    task_number: str | None
+    delivery_time: str
+    deadline_hours: float
+    extra_closures: tuple[str, ...]
+    alert_email: tuple[str, ...]
+    smtp_conn_id: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        base = _home() / "cpr"
+        return cls(
+            inbound=_url("CPRSUB_INBOUND", base / "inbound"),
+            staging=_url("CPRSUB_STAGING", base / "staging"),
+            quarantine=_url("CPRSUB_QUARANTINE", base / "quarantine"),
+            task_number=os.environ.get("CPRSUB_TASK_NUMBER") or None,
+            delivery_time=os.environ.get("CPRSUB_DELIVERY_TIME", "21:00"),
+            deadline_hours=float(os.environ.get("CPRSUB_EXTRACT_DEADLINE_HOURS", "6")),
+            extra_closures=_split(os.environ.get("CPRSUB_EXTRA_CLOSURES", "")),
+            alert_email=_split(os.environ.get("CPRSUB_ALERT_EMAIL", "")),
+            smtp_conn_id=os.environ.get("CPRSUB_SMTP_CONN_ID", "smtp_default"),
+        )

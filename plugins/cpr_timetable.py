@@ -1,0 +1,127 @@
+"""The CPR delivery calendar as an Airflow timetable: one run per delivery day.
+
+Delivery days are Monday-Friday except 5 June, 24 and 31 December, plus any closure
+dates given as data (``include/cpr_abonnement/data/closed-days.csv`` and the
+``extra_closures`` argument); see :mod:`cpr_abonnement.calendar`, which this class only
+translates into Airflow's intervals.
+
+Shape of a run for delivery day D:
+
+* data interval = D as a UTC calendar day ``[D 00:00Z, D+1 00:00Z)``, so the logical
+  date *is* the delivery day and ``airflow backfill create --from-date D1 --to-date D2``
+  selects exactly the delivery days D1..D2;
+* run after = D at the configured local time in Europe/Copenhagen (DST-correct: the
+  wall-clock time stays put when the UTC offset changes).
+
+Everything the scheduler needs is serialized (time, zone, closures), so it never
+re-reads the DAG file or the calendar file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pendulum
+from airflow.plugins_manager import AirflowPlugin
+from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
+
+from cpr_abonnement.calendar import DeliveryCalendar
+
+
+class CprDeliveryTimetable(Timetable):
+    """Runs on CPR delivery days at ``at`` local time (``HH:MM``)."""
+
+    periodic = True
+
+    def __init__(self, at: str = "21:00", timezone: str = "Europe/Copenhagen",
+                 extra_closures: list[str] | tuple[str, ...] = (),
+                 closures: list[str] | None = None) -> None:
+        self.at = at
+        self.timezone = timezone
+        # ``closures`` is the complete list (from deserialize); otherwise the packaged
+        # calendar plus ``extra_closures``.
+        cal = (DeliveryCalendar.parse(closures) if closures is not None
+               else DeliveryCalendar.default(extra=extra_closures))
+        self.calendar = cal
+        self.description = (f"CPR delivery days (Mon-Fri except {', '.join(cal.entries())}) "
+                            f"at {at} {timezone}")
+
+    # -- Airflow protocol -------------------------------------------------------------
+    @property
+    def summary(self) -> str:
+        return f"CPR delivery days {self.at} {self.timezone}"
+
+    def serialize(self) -> dict[str, Any]:
+        return {"at": self.at, "timezone": self.timezone, "closures": self.calendar.entries()}
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> CprDeliveryTimetable:
+        return cls(data["at"], data["timezone"], closures=list(data["closures"]))
+
+    def validate(self) -> None:
+        from airflow.exceptions import AirflowTimetableInvalid
+
+        try:
+            dt.time.fromisoformat(self.at)
+            pendulum.timezone(self.timezone)
+        except (ValueError, pendulum.tz.exceptions.InvalidTimezone) as exc:
+            raise AirflowTimetableInvalid(f"bad time or zone: {exc}") from exc
+
+    def infer_manual_data_interval(self, *, run_after: pendulum.DateTime) -> DataInterval:
+        # A manual run (or `airflow dags test DAG D`) is for the delivery day on or before
+        # the date it names.
+        day = run_after.in_timezone("UTC").date()
+        if not self.calendar.is_delivery_day(day):
+            day = self.calendar.previous_delivery_day(day)
+        return self.interval(day)
+
+    def next_dagrun_info(self, *, last_automated_data_interval: DataInterval | None,
+                         restriction) -> DagRunInfo | None:
+        if last_automated_data_interval is not None:
+            # The day after the last scheduled (or backfilled) run.
+            day = self.calendar.next_delivery_day(
+                last_automated_data_interval.start.in_timezone("UTC").date())
+        elif restriction.earliest is None:
+            return None  # no start_date: never schedule
+        else:
+            # First delivery day whose logical date (its UTC midnight) is >= earliest.
+            earliest = restriction.earliest.in_timezone("UTC")
+            day = earliest.date()
+            if earliest.time() != dt.time(0):
+                day += dt.timedelta(days=1)
+            if not self.calendar.is_delivery_day(day):
+                day = self.calendar.next_delivery_day(day)
+            if not restriction.catchup:
+                # Without catch-up start at the latest delivery day already due; the only
+                # clock read, as in Airflow's own example timetable.
+                due = self.latest_due(pendulum.now("UTC"))
+                if due is not None and due > day:
+                    day = due
+        if restriction.latest is not None and self.logical(day) > restriction.latest:
+            return None  # past the end: also what ends a backfill's loop
+        return DagRunInfo(run_after=self.run_after(day), data_interval=self.interval(day))
+
+    # -- helpers (pure) --------------------------------------------------------------
+    def logical(self, day: dt.date) -> pendulum.DateTime:
+        return pendulum.datetime(day.year, day.month, day.day, tz="UTC")
+
+    def interval(self, day: dt.date) -> DataInterval:
+        return DataInterval(self.logical(day), self.logical(day + dt.timedelta(days=1)))
+
+    def run_after(self, day: dt.date) -> pendulum.DateTime:
+        t = dt.time.fromisoformat(self.at)
+        return pendulum.datetime(day.year, day.month, day.day, t.hour, t.minute,
+                                 tz=self.timezone)
+
+    def latest_due(self, now: pendulum.DateTime) -> dt.date | None:
+        """The latest delivery day whose run time has passed at ``now``."""
+        day = now.in_timezone(self.timezone).date()
+        if not self.calendar.is_delivery_day(day) or self.run_after(day) > now:
+            day = self.calendar.previous_delivery_day(day)
+        return day
+
+
+class CprTimetablePlugin(AirflowPlugin):
+    name = "cpr_timetable"
+    timetables = [CprDeliveryTimetable]  # noqa: RUF012 (Airflow's plugin attribute)
