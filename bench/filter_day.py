@@ -110,6 +110,7 @@ def _child(extract: str, db: str, subscribers: int) -> None:
     from cpr_abonnement.subscriptions.db import make_engine
 
     work = Path(db).with_name(f"run-{subscribers}.db")
+    _remove_db(work)  # including a stale -wal a previous run left behind
     shutil.copyfile(db, work)  # extract_run rows and active flags stay per run
     con = sqlite3.connect(work)
     con.execute("UPDATE subscriber SET active = (id <= ?)", (subscribers,))
@@ -141,11 +142,16 @@ def _child(extract: str, db: str, subscribers: int) -> None:
             left -= len(block)
     floor_write = time.perf_counter() - t
     (OUT / "floor.bin").unlink()
-    work.unlink()
+    _remove_db(work)
     print(json.dumps({"subscribers": subscribers, "persons": result.persons, **result.seconds,
                       "total": total, "rss_mb": rss, "output_bytes": written,
                       "matches": sum(f.persons for f in result.files),
                       "floor": floor_read + floor_write}))
+
+
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _run(extract: Path, db: Path, subscribers: int) -> dict:

@@ -1,0 +1,116 @@
+"""The daily DAG run through Airflow (dag.test) against real SFTP and SMTP servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import socket
+
+from cpr_abonnement.subscriptions import extracts
+from support.deployment import SUBSCRIBERS, task_states
+
+DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
+AALBORG, ODENSE, VEJLE = SUBSCRIBERS
+
+
+def test_delivers_each_subscriber_its_file_and_a_rerun_changes_nothing(deployment):
+    src = deployment.extract(DAY)
+    run = deployment.run(DAY)
+    assert run.state == "success", task_states(run)
+    states = task_states(run)
+    assert {k for k in states if k.startswith("deliver[")} == {
+        f"deliver[{name}]" for name, _, _ in SUBSCRIBERS.values()}
+    for uuid in SUBSCRIBERS:
+        got = deployment.delivered(uuid)
+        assert set(got) == {src.name, f"{src.name}.metadata"}, uuid
+        staged = deployment.staging / "2026-11-19" / "deltas" / uuid
+        assert got[src.name] == (staged / src.name).read_bytes()  # the engine's output
+        meta = json.loads(got[f"{src.name}.metadata"])
+        assert meta["subscriber"] == uuid and meta["production_date"] == "2026-11-19"
+    assert got[src.name].startswith(src.read_bytes()[:36])  # 000 copied unchanged
+    assert deployment.delivered(VEJLE)[src.name].count(b"\n") == 2  # no filters: 000 + 999
+    ledger = extracts.ledger(deployment.engine, "431101", DAY)
+    assert {e.outcome for e in ledger} == {"DELIVERED"}
+    assert extracts.last_delivered(deployment.engine, "431101", DAY + dt.timedelta(1))
+
+    before = {uuid: deployment.delivered(uuid) for uuid in SUBSCRIBERS}
+    again = deployment.run(DAY)
+    assert again.state == "success", task_states(again)
+    assert {uuid: deployment.delivered(uuid) for uuid in SUBSCRIBERS} == before
+    ledger = extracts.ledger(deployment.engine, "431101", DAY)
+    assert {e.outcome for e in ledger} == {"ALREADY_DELIVERED"}
+    assert {e.attempts for e in ledger} == {2}
+    assert deployment.inbox.messages == []
+
+
+def test_an_unreachable_sftp_server_fails_only_that_subscriber_and_alerts(deployment,
+                                                                          monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    conn = json.loads(deployment.sftp.airflow_connection("cpr"))
+    conn["port"] = dead
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ODENSE", json.dumps(conn))
+    src = deployment.extract(DAY)
+    run = deployment.run(DAY)
+    states = task_states(run)
+    assert run.state == "failed"
+    assert states["deliver[Odense Sag]"] == "failed"
+    assert states["deliver[Aalborg ESDH]"] == states["deliver[Vejle Tom]"] == "success"
+    assert src.name in deployment.delivered(AALBORG) and not deployment.delivered(ODENSE)
+    ledger = {e.subscriber_uuid: e for e in extracts.ledger(deployment.engine, "431101", DAY)}
+    assert ledger[ODENSE].outcome == "FAILED" and ledger[ODENSE].attempts == 2  # 1 retry
+    assert extracts.last_delivered(deployment.engine, "431101", DAY + dt.timedelta(1)) is None
+    alerts = [t for t in deployment.inbox.texts() if "Odense Sag" in t]
+    assert len(alerts) == 1, deployment.inbox.texts()
+    assert "2026-11-19" in alerts[0] and "deliver" in alerts[0]
+    assert not re.search(r"\d{10}", alerts[0])
+
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ODENSE", deployment.sftp.airflow_connection("cpr"))
+    fixed = deployment.run(DAY)  # the data engineer re-runs once the server is back
+    assert fixed.state == "success", task_states(fixed)
+    assert src.name in deployment.delivered(ODENSE)
+
+
+def test_a_bad_extract_is_quarantined_intact_and_nothing_is_delivered(deployment):
+    src = deployment.extract(DAY)
+    data = src.read_bytes()
+    broken = data.replace(b"\n999999999999", b"\n999999999999", 1)[:-9] + b"00000001\n"
+    src.write_bytes(broken)
+    run = deployment.run(DAY)
+    assert run.state == "failed"
+    assert task_states(run)["parse_and_validate"] == "failed"
+    assert not src.exists()
+    kept = [p for p in deployment.quarantine.iterdir() if not p.name.endswith(".reason.txt")]
+    assert len(kept) == 1 and kept[0].read_bytes() == broken
+    reason = next(deployment.quarantine.glob("*.reason.txt")).read_text()
+    assert "counter says 1 records" in reason
+    assert all(not deployment.delivered(uuid) for uuid in SUBSCRIBERS)
+    alert = deployment.inbox.texts()
+    assert len(alert) == 1 and "parse_and_validate" in alert[0] and "counter says" in alert[0]
+
+
+def test_a_missing_extract_times_out_into_an_alert(deployment):
+    run = deployment.run(DAY)
+    assert run.state == "failed"
+    assert task_states(run)["wait_for_extract"] == "failed"
+    alert = deployment.inbox.texts()
+    assert len(alert) == 1
+    assert "extract for 2026-11-19 not received" in alert[0]
+
+
+def test_a_gap_in_the_chain_stops_delivery_unless_overridden(deployment):
+    monday, wednesday = dt.date(2026, 11, 23), dt.date(2026, 11, 25)
+    deployment.extract(monday, previous=dt.date(2026, 11, 20))
+    assert deployment.run(monday).state == "success"
+    deployment.extract(wednesday, seed=4)  # previous = Tuesday 24th, never processed
+    run = deployment.run(wednesday)
+    assert run.state == "failed"
+    assert task_states(run)["parse_and_validate"] == "failed"
+    assert "D261125.L431101" not in deployment.delivered(AALBORG)
+    assert any("an extract is missing" in t for t in deployment.inbox.texts())
+    assert (deployment.inbound / "D261125.L431101").exists()  # not quarantined: it is fine
+    overridden = deployment.run(wednesday, allow_gap=True)
+    assert overridden.state == "success", task_states(overridden)
+    assert "D261125.L431101" in deployment.delivered(AALBORG)
