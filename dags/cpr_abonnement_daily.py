@@ -44,10 +44,8 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
               reason="a different file with the same name is already there"),
     RetryRule(exception="cpr_abonnement.errors.MissingDeliveryTarget",
               action=RetryAction.FAIL, reason="subscriber has no SFTP connection"),
-    RetryRule(exception="paramiko.BadHostKeyException", action=RetryAction.FAIL,
-              reason="host key changed"),
-    RetryRule(exception="paramiko.AuthenticationException", action=RetryAction.FAIL,
-              reason="credentials refused"),
+    RetryRule(exception="cpr_abonnement.errors.DeliveryRefused", action=RetryAction.FAIL,
+              reason="host key changed or credentials refused"),
 ])
 
 
@@ -55,7 +53,7 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
     dag_id=DAG_ID,
     schedule=CprDeliveryTimetable(at=os.environ.get("CPRSUB_DELIVERY_TIME", "21:00"),
                                   extra_closures=EXTRA_CLOSURES),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # the production-date chain is checked in order
     default_args={

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,6 +29,13 @@ from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from support.servers import postgres_server
 
 _db_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+
 
 
 @pytest.fixture(scope="session")

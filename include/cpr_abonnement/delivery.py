@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cpr_abonnement.errors import DeliveryConflict, DeliveryError
+from cpr_abonnement.errors import DeliveryConflict, DeliveryError, DeliveryRefused
 
 if TYPE_CHECKING:
     from paramiko import SFTPClient
@@ -115,8 +115,13 @@ def deliver(conn_id: str, remote_dir: str, files: list[Path], *, subscriber: str
     ``connect_attempts=1``: the hook's own retry loop would only hide the first error.
     """
     from airflow.providers.sftp.hooks.sftp import SFTPHook
+    from paramiko import AuthenticationException, BadHostKeyException
 
     hook = SFTPHook(ssh_conn_id=conn_id, conn_retry_attempts=connect_attempts)
-    with hook.get_managed_conn() as sftp:
-        _ensure_dir(sftp, remote_dir)
-        return [put_file(sftp, f, remote_dir, subscriber=subscriber) for f in files]
+    try:
+        with hook.get_managed_conn() as sftp:
+            _ensure_dir(sftp, remote_dir)
+            return [put_file(sftp, f, remote_dir, subscriber=subscriber) for f in files]
+    except (BadHostKeyException, AuthenticationException) as exc:
+        raise DeliveryRefused(f"{type(exc).__name__}: {exc}", subscriber=subscriber,
+                              file_name=files[0].name if files else "-") from exc

@@ -154,3 +154,7 @@ class DeliveryConflict(DeliveryError):
 
 class MissingDeliveryTarget(DeliveryError):
     """The subscriber has no SFTP connection to deliver to (fix the subscriber, no retry)."""
+
+
+class DeliveryRefused(DeliveryError):
+    """The server refused us for a reason a retry cannot fix (changed host key, bad login)."""

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,12 +12,6 @@ from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.deployment import SUBSCRIBERS, Deployment
 from support.smtp import smtp_server
-
-
-@pytest.fixture(scope="session")
-def airflow_db():
-    airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
 
 
 @pytest.fixture

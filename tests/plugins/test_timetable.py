@@ -1,0 +1,118 @@
+"""The delivery-day timetable, called directly, and driven by Airflow's backfill."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pendulum
+import pytest
+from airflow.timetables.base import DataInterval, TimeRestriction
+
+from cpr_timetable import CprDeliveryTimetable
+
+UTC = pendulum.UTC
+
+
+def day(d: dt.date) -> pendulum.DateTime:
+    return pendulum.datetime(d.year, d.month, d.day, tz=UTC)
+
+
+def runs(tt: CprDeliveryTimetable, first: dt.date, last: dt.date) -> list[dt.date]:
+    """Every run between two dates, as a backfill asks for them."""
+    out, prev = [], None
+    restriction = TimeRestriction(earliest=day(first), latest=day(last), catchup=True)
+    for _ in range(400):
+        info = tt.next_dagrun_info(last_automated_data_interval=prev, restriction=restriction)
+        if info is None:
+            return out
+        out.append(info.logical_date.date())
+        prev = info.data_interval
+    raise AssertionError("the loop did not end")
+
+
+def test_weekends_and_closures():
+    tt = CprDeliveryTimetable()
+    got = runs(tt, dt.date(2027, 6, 1), dt.date(2027, 6, 10))
+    # 5 June 2027 is a Saturday; in 2026 it was a Friday:
+    assert got == [dt.date(2027, 6, d) for d in (1, 2, 3, 4, 7, 8, 9, 10)]
+    got = runs(tt, dt.date(2026, 6, 3), dt.date(2026, 6, 9))
+    assert got == [dt.date(2026, 6, d) for d in (3, 4, 8, 9)]  # Fri 5th closed
+
+
+def test_christmas_new_year():
+    got = runs(CprDeliveryTimetable(), dt.date(2026, 12, 22), dt.date(2027, 1, 5))
+    assert got == [dt.date(2026, 12, 22), dt.date(2026, 12, 23), dt.date(2026, 12, 25),
+                   dt.date(2026, 12, 28), dt.date(2026, 12, 29), dt.date(2026, 12, 30),
+                   dt.date(2027, 1, 1), dt.date(2027, 1, 4), dt.date(2027, 1, 5)]
+
+
+def test_extra_closures_are_data_and_survive_serialization():
+    tt = CprDeliveryTimetable(at="20:30", extra_closures=["2027-01-01", "--12-25"])
+    got = runs(tt, dt.date(2026, 12, 22), dt.date(2027, 1, 5))
+    assert dt.date(2027, 1, 1) not in got and dt.date(2026, 12, 25) not in got
+    data = tt.serialize()
+    assert data == {"at": "20:30", "timezone": "Europe/Copenhagen",
+                    "closures": ["--06-05", "--12-24", "--12-25", "--12-31", "2027-01-01"]}
+    back = CprDeliveryTimetable.deserialize(data)
+    assert back.serialize() == data
+    assert runs(back, dt.date(2026, 12, 22), dt.date(2027, 1, 5)) == got
+    assert back.summary == "CPR delivery days 20:30 Europe/Copenhagen"
+
+
+@pytest.mark.parametrize(("d", "utc_hour"), [
+    (dt.date(2026, 3, 27), 20),  # Friday before summer time: 21:00 CET = 20:00Z
+    (dt.date(2026, 3, 30), 19),  # Monday after: 21:00 CEST = 19:00Z
+    (dt.date(2026, 10, 23), 19),
+    (dt.date(2026, 10, 26), 20),  # after the return to winter time
+])
+def test_run_time_is_local_and_dst_correct(d, utc_hour):
+    tt = CprDeliveryTimetable()
+    info = tt.next_dagrun_info(last_automated_data_interval=None, restriction=TimeRestriction(
+        earliest=day(d), latest=None, catchup=True))
+    assert info.logical_date == day(d)
+    assert info.data_interval == DataInterval(day(d), day(d + dt.timedelta(days=1)))
+    assert info.run_after.in_timezone(UTC).hour == utc_hour
+    assert info.run_after.in_timezone("Europe/Copenhagen").hour == 21
+
+
+def test_manual_runs_map_to_the_delivery_day_on_or_before():
+    tt = CprDeliveryTimetable()
+    sunday = pendulum.datetime(2026, 11, 29, 10, tz=UTC)
+    assert tt.infer_manual_data_interval(run_after=sunday).start == day(dt.date(2026, 11, 27))
+    thursday = pendulum.datetime(2026, 11, 26, tz=UTC)
+    assert tt.infer_manual_data_interval(run_after=thursday).start == thursday
+
+
+def test_without_catchup_the_first_run_is_the_latest_due_day():
+    tt = CprDeliveryTimetable()
+    info = tt.next_dagrun_info(last_automated_data_interval=None, restriction=TimeRestriction(
+        earliest=day(dt.date(2026, 1, 1)), latest=None, catchup=False))
+    due = tt.latest_due(pendulum.now(UTC))
+    assert info.logical_date.date() == due
+    assert tt.run_after(due) <= pendulum.now(UTC)
+
+
+def test_no_start_date_means_no_runs():
+    tt = CprDeliveryTimetable()
+    assert tt.next_dagrun_info(last_automated_data_interval=None, restriction=TimeRestriction(
+        earliest=None, latest=None, catchup=True)) is None
+
+
+def test_backfill_dry_run_through_airflow(airflow_db):
+    airflow = str(Path(sys.executable).parent / "airflow")
+    env = dict(os.environ)
+    subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True, env=env)
+    out = subprocess.run(
+        [airflow, "backfill", "create", "--dag-id", "cpr_abonnement_daily",
+         "--from-date", "2025-12-20", "--to-date", "2026-01-05", "--dry-run"],
+        capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    listed = out.stdout.split("Runs to be attempted")[1]
+    dates = re.findall(r"(\d{4}-\d{2}-\d{2})[T ]00:00:00\+00:00", listed)
+    assert dates == ["2025-12-22", "2025-12-23", "2025-12-25", "2025-12-26", "2025-12-29",
+                     "2025-12-30", "2026-01-01", "2026-01-02", "2026-01-05"], out.stdout
