@@ -1,51 +1,184 @@
-"""The README's first command, at this stage: the extract library end to end.
+"""README command 1: the daily pipeline end to end on one machine's embedded defaults.
 
-Generates a sample extract for the latest delivery day, validates it (structure and
-data-quality expectations), prints its summary, and writes an unfiltered delta to
-prove the writer reproduces the input byte for byte. The pipeline issue replaces this
-with the Airflow DAG delivering filtered files over SFTP.
+Sets up, under ``var/demo/`` (kept between runs):
+
+* an Airflow home with a SQLite metadata database (``airflow db migrate``), using this
+  repository's ``dags/`` and ``plugins/``;
+* the filter database with six demo subscribers and their filters;
+* a synthetic change extract for the latest CPR delivery day in the inbound folder;
+* an embedded SFTP server (asyncssh, pinned Ed25519 host key) with a folder per
+  subscriber, and an Airflow connection per subscriber;
+
+then runs the real DAG ``cpr_abonnement_daily`` for that day with ``dag.test()`` and
+prints what each subscriber received. Run it again: the second run delivers nothing
+new (same bytes, already there) and says so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import filecmp
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
+REPO = Path(__file__).resolve().parents[2]
+WORK = Path(os.environ.get("CPRSUB_DEMO_DIR", REPO / "var" / "demo")).resolve()
+SFTP_LOGIN, SFTP_PASSWORD = "cpr-demo", "demo-only-password"
 
-from cpr_abonnement.calendar import DeliveryCalendar
-from cpr_abonnement.extract.expectations import run_expectations
-from cpr_abonnement.extract.generator import generate
-from cpr_abonnement.extract.index import scan
-from cpr_abonnement.extract.summary import describe, render_text
-from cpr_abonnement.extract.validation import check
-from cpr_abonnement.extract.writer import write_delta
+#: uuid, name, serves, filters
+DEMO_SUBSCRIBERS = [
+    ("6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0851", "Aalborg Kommune – ESDH", "0851 Aalborg",
+     [("municipality", "851")]),
+    ("2b7e4c1d-0101-4a0b-8c3e-5d6f7a8b0101", "Københavns Kommune – Borgerservice",
+     "0101 København", [("municipality", "101"), ("municipality", "147")]),
+    ("9c0d1e2f-3a4b-4c5d-8e6f-708192a3b4c5", "Odense Kommune – Ældrepleje", "0461 Odense",
+     [("municipality", "461"), ("age", "67-120")]),
+    ("4d5e6f70-8192-4a3b-9c4d-5e6f7a8b9c0d", "Dødsboskifteretten (events)", "national",
+     [("code", "A21"), ("code", "A19")]),
+    ("7a8b9c0d-1e2f-4a3b-8c4d-5e6f708192a3", "Forskningsregister (PNR list)", "national",
+     [("pnrs", "25")]),
+    ("0f1e2d3c-4b5a-4968-8776-655443322110", "Ny kommune-installation (no filters)", "-", []),
+]
 
-WORK = Path("var/demo")
+
+def _environment(day: dt.date) -> dict[str, str]:
+    home = WORK / "airflow"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__MAX_MAP_LENGTH": "2048",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "CPRSUB_DB_URL": f"sqlite:///{WORK / 'filters.db'}",
+        "CPRSUB_INBOUND": f"file://{WORK / 'inbound'}",
+        "CPRSUB_STAGING": f"file://{WORK / 'staging'}",
+        "CPRSUB_QUARANTINE": f"file://{WORK / 'quarantine'}",
+        "CPRSUB_RETRY_DELAY_SECONDS": "2",
+        "GX_ANALYTICS_ENABLED": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("CPRSUB_DEMO_LOG_LEVEL", "WARNING"),
+    }
+
+
+def _setup_filters(engine, extract: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    from cpr_abonnement.extract.index import scan
+    from cpr_abonnement.subscriptions.models import Subscriber
+    from cpr_abonnement.subscriptions.service import SubscriptionService
+
+    svc = SubscriptionService(engine, caller="demo",
+                              clock=lambda: dt.datetime(2026, 1, 1))
+    with Session(engine) as s:
+        known = set(s.scalars(Subscriber.__table__.select().with_only_columns(Subscriber.uuid)))
+    pnrs = scan(extract).pnr_text().tolist()
+    for i, (uuid, name, serves, filters) in enumerate(DEMO_SUBSCRIBERS):
+        if uuid in known:
+            continue
+        svc.add_subscriber(uuid, name, serves=serves, sftp_conn_id=f"sftp_demo_{i}",
+                           remote_dir=f"/{uuid}")
+        for kind, value in filters:
+            if kind == "municipality":
+                svc.add_municipality(uuid, value)
+            elif kind == "age":
+                svc.add_age_range(uuid, *map(int, value.split("-")))
+            elif kind == "code":
+                svc.add_change_code(uuid, value)
+            else:
+                svc.add_pnrs(uuid, [*pnrs[:int(value)], "0101001111"])
 
 
 def main() -> int:
+    from cpr_abonnement.calendar import DeliveryCalendar
+
     cal = DeliveryCalendar.default()
-    day = cal.previous_delivery_day(dt.date.today() + dt.timedelta(days=1))
-    WORK.mkdir(parents=True, exist_ok=True)
-    source = WORK / f"D{day:%y%m%d}.L431101"
-    with open(source, "wb") as fh:
-        generate(fh, production_date=day, persons=2_000, seed=day.toordinal())
-    index = scan(source)
-    check(index, expect_date=day)
-    report = run_expectations(index)
-    print(render_text(describe(index)))
-    for outcome in report.outcomes:
-        print(f"  expectation {outcome}")
-    copy = WORK / "all-persons" / source.name
-    copy.parent.mkdir(exist_ok=True)
-    with open(copy, "wb") as fh:
-        stats = write_delta(index, np.ones(len(index.persons), dtype=bool), fh)
-    same = filecmp.cmp(source, copy, shallow=False)
-    print(f"unfiltered delta {copy}: {stats.persons} persons, {stats.records} records, "
-          f"sha256 {stats.sha256[:16]}…, byte-identical to the source: {same}")
-    return 0 if report.success and same else 1
+    today = dt.datetime.now(dt.UTC).date()
+    day = today if cal.is_delivery_day(today) else cal.previous_delivery_day(today)
+    env = _environment(day)
+    os.environ.update(env)  # before anything imports Airflow
+    for sub in ("inbound", "staging", "quarantine", "sftp"):
+        (WORK / sub).mkdir(parents=True, exist_ok=True)
+    print(f"== CPR Abonnement demo for delivery day {day} (work folder {WORK})")
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True)
+
+    from cpr_abonnement.devsftp import EmbeddedSftpServer
+    from cpr_abonnement.extract.generator import generate
+    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+
+    extract = WORK / "inbound" / f"D{day:%y%m%d}.L431101"
+    if not extract.exists():
+        with open(extract, "wb") as fh:
+            result = generate(fh, production_date=day, persons=5_000, seed=day.toordinal())
+        print(f"   sample extract {extract.name}: {result.persons:,} persons, "
+              f"{result.records:,} records")
+    engine = make_engine(env["CPRSUB_DB_URL"])
+    upgrade(engine)
+    _setup_filters(engine, extract)
+
+    with EmbeddedSftpServer(WORK / "sftp", {SFTP_LOGIN: SFTP_PASSWORD},
+                            host_key_file=WORK / "sftp-host-key") as sftp:
+        conn = sftp.airflow_connection(SFTP_LOGIN)
+        for i in range(len(DEMO_SUBSCRIBERS)):
+            os.environ[f"AIRFLOW_CONN_SFTP_DEMO_{i}"] = conn
+        print(f"   embedded SFTP server on 127.0.0.1:{sftp.port} (host key "
+              f"{sftp.host_key_line[:40]}…)")
+        run = _run_dag(day)
+    _write_env_file(env, sftp)
+    return _summary(engine, day, run.state)
+
+
+UI_SFTP_PORT = 2222
+
+
+def _write_env_file(env: dict[str, str], sftp) -> None:
+    """``var/demo/airflow.env``: the same setup for ``airflow standalone`` (README)."""
+    conn = json.loads(sftp.airflow_connection(SFTP_LOGIN))
+    conn["port"] = UI_SFTP_PORT
+    lines = [f"export {k}='{v}'" for k, v in env.items()]
+    lines += [f"export AIRFLOW_CONN_SFTP_DEMO_{i}='{json.dumps(conn)}'"
+              for i in range(len(DEMO_SUBSCRIBERS))]
+    lines.append(f"# SFTP for the UI: .venv/bin/python -m cpr_abonnement.devsftp --root "
+                 f"{WORK / 'sftp'} --port {UI_SFTP_PORT} --host-key {WORK / 'sftp-host-key'} "
+                 f"--user {SFTP_LOGIN}:{SFTP_PASSWORD}")
+    (WORK / "airflow.env").write_text("\n".join(lines) + "\n")
+
+
+def _run_dag(day: dt.date):
+    import pendulum
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    if bag.import_errors:
+        raise SystemExit(f"DAG import errors: {bag.import_errors}")
+    print("   running DAG cpr_abonnement_daily with dag.test() ...")
+    return bag.get_dag("cpr_abonnement_daily").test(
+        logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+
+
+def _summary(engine, day: dt.date, state: str) -> int:
+    from cpr_abonnement.subscriptions import extracts
+
+    ledger = {e.subscriber_uuid: e for e in extracts.ledger(engine, "431101", day)}
+    print(f"\n== run {state}: what each subscriber received over SFTP")
+    for uuid, name, _, filters in DEMO_SUBSCRIBERS:
+        folder = WORK / "sftp" / uuid
+        files = sorted(p.name for p in folder.glob("*")) if folder.is_dir() else []
+        e = ledger.get(uuid)
+        rule = ", ".join(f"{k} {v}" for k, v in filters) or "no filters"
+        if e is None:
+            print(f"  {name:<40} NOT DELIVERED")
+            continue
+        meta = json.loads((folder / f"{e.file_name}.metadata").read_text()) if files else {}
+        print(f"  {name:<40} {e.outcome:<17} {meta.get('persons', 0):>5} persons "
+              f"{meta.get('records', 0):>6} records  [{rule}]")
+        print(f"  {'':<40} sftp:/{uuid}/{{{', '.join(files)}}}")
+    print(f"\nSFTP root: {WORK / 'sftp'}   ledger and filters: {WORK / 'filters.db'}")
+    print(f"Same setup in the Airflow UI: see README, 'Run it in the Airflow UI' "
+          f"({WORK / 'airflow.env'})")
+    return 0 if state == "success" else 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,18 @@ from pathlib import Path
 import asyncssh
 
 
+def _host_key(path: Path | None) -> asyncssh.SSHKey:
+    """A fresh Ed25519 key, or the one kept in ``path`` (so a pinned key stays valid)."""
+    if path is not None and path.exists():
+        return asyncssh.read_private_key(str(path))
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key.write_private_key(str(path))
+        path.chmod(0o600)
+    return key
+
+
 class _Auth(asyncssh.SSHServer):
     def __init__(self, users: dict[str, str]) -> None:
         self._users = users
@@ -34,12 +46,13 @@ class _Auth(asyncssh.SSHServer):
 class EmbeddedSftpServer:
     """``with EmbeddedSftpServer(root, {"user": "password"}) as server: ...``"""
 
-    def __init__(self, root: str | Path, users: dict[str, str], *, port: int = 0) -> None:
+    def __init__(self, root: str | Path, users: dict[str, str], *, port: int = 0,
+                 host_key_file: str | Path | None = None) -> None:
         self.root = Path(root)
         self.users = users
         self.requested_port = port
         self.port = 0
-        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.host_key = _host_key(Path(host_key_file) if host_key_file else None)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="embedded-sftp")
@@ -91,3 +104,30 @@ class EmbeddedSftpServer:
             "password": self.users[login],
             "extra": {"host_key": self.host_key_line, "look_for_keys": False},
         })
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a folder over SFTP until interrupted (for ``airflow standalone`` demos)."""
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(prog="python -m cpr_abonnement.devsftp")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--port", type=int, default=2222)
+    ap.add_argument("--host-key", required=True, help="kept so the pinned key stays valid")
+    ap.add_argument("--user", required=True, metavar="LOGIN:PASSWORD")
+    args = ap.parse_args(argv)
+    login, _, password = args.user.partition(":")
+    with EmbeddedSftpServer(args.root, {login: password}, port=args.port,
+                            host_key_file=args.host_key) as server:
+        print(f"SFTP on 127.0.0.1:{server.port}, root {args.root}, host key "
+              f"{server.host_key_line}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
