@@ -12,5 +12,19 @@ if ((${#need[@]})); then
     echo "installing ${need[*]} for the tests" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The Compose specification's JSON schema, to validate docker-compose.yml without a Docker
+# engine: shipped inside the docker-compose 1.29.2 wheel on PyPI (fetched once, not installed).
+schema=.venv/share/compose-spec/compose_spec.json
+if [[ ! -f $schema ]]; then
+    mkdir -p "$(dirname "$schema")"
+    .venv/bin/python -m pip download -q --no-deps --disable-pip-version-check \
+        -d .venv/share/compose-spec docker-compose==1.29.2 2>&1 | grep -v "^WARNING: Location" || true
+    .venv/bin/python - "$schema" <<'PY'
+import sys, zipfile, glob
+wheel = glob.glob(".venv/share/compose-spec/docker_compose-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[1], "wb") as out:
+    out.write(z.read("compose/config/compose_spec.json"))
+PY
+fi
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"
