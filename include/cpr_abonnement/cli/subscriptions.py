@@ -122,6 +122,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="also write <file>.explain.csv per subscriber")
     flt_run.set_defaults(handler=filter_cmd)
 
+    health = sub.add_parser("health", help="was the last due delivery day delivered to all? "
+                                           "(exit 0 healthy, 1 not)")
+    _db(health)
+    health.add_argument("--json", action="store_true")
+    health.add_argument("--run-time", default="21:00", help="local run time of the DAG")
+    health.add_argument("--grace-hours", type=float, default=8,
+                        help="hours after the run time before a day counts as due")
+    health.set_defaults(handler=health_cmd)
+
     api = sub.add_parser("api", help="the subscription REST API").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
     srv = api.add_parser("serve", help="run the API on its own (uvicorn)")
@@ -267,6 +276,22 @@ def filter_cmd(args: argparse.Namespace) -> int:
     timing = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
     print(f"{len(result.files)} subscriber file(s) written ({timing})")
     return 0
+
+
+def health_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.calendar import DeliveryCalendar
+    from cpr_abonnement.health import check
+
+    state = check(_engine(args), now=dt.datetime.now(dt.UTC),
+                  calendar=DeliveryCalendar.default(), run_time=args.run_time,
+                  grace_hours=args.grace_hours)
+    if args.json:
+        print(json.dumps(state.to_dict(), indent=2))
+    else:
+        print(f"{'HEALTHY' if state.healthy else 'UNHEALTHY'}: delivery day "
+              f"{state.delivery_day}, {state.delivered}/{state.subscribers} subscriber(s) "
+              f"delivered" + "".join(f"\n  - {p}" for p in state.problems))
+    return 0 if state.healthy else 1
 
 
 def api_serve(args: argparse.Namespace) -> int:
