@@ -107,7 +107,9 @@ def cpr_abonnement_daily():
         return pipeline.receive(Settings.from_env(), pipeline.delivery_day(ctx), name,
                                 task_engine(), allow_gap=bool(ctx["params"]["allow_gap"]))
 
-    @task(retries=1)
+    @task(retries=1, retry_policy=ExceptionRetryPolicy(rules=[RetryRule(
+        exception="cpr_abonnement.errors.ExtractConflict",
+        action=RetryAction.FAIL, reason="another file for this day was processed before")]))
     def filter_for_subscribers(received: dict) -> list[dict]:
         from airflow.sdk import get_current_context
 
@@ -116,10 +118,11 @@ def cpr_abonnement_daily():
         from cpr_abonnement.subscriptions.db import task_engine
 
         ctx = get_current_context()
-        # A backfilled day was never processed: use the filters in force at the end of
-        # its data interval (product.md §3). Otherwise "now", the first processing.
-        backfill = str(ctx["dag_run"].run_type).lower().endswith("backfill")
-        as_of = ctx.get("data_interval_end") if backfill else None
+        # A past day processed for the first time (backfill, catch-up, late manual run)
+        # uses the filters in force at the end of its data interval (product.md §3);
+        # today's run uses "now". A day processed before keeps its recorded snapshot.
+        end = ctx.get("data_interval_end")
+        as_of = end if end is not None and end < dt.datetime.now(dt.UTC) else None
         return pipeline.filter_day(Settings.from_env(), received, task_engine(), as_of=as_of)
 
     @task(map_index_template="{{ subscriber_name }}", retries=DELIVERY_RETRIES,
@@ -142,6 +145,9 @@ def cpr_abonnement_daily():
         from cpr_abonnement import pipeline
         from cpr_abonnement.subscriptions.db import task_engine
 
+        if not received or items is None:
+            raise AirflowFailException("nothing to report: the extract was not processed "
+                                       "(see the failed task above)")
         summary = pipeline.report(received, items, task_engine(),
                                   now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
         if summary["failed"]:

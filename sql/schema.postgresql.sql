@@ -40,6 +40,12 @@ CREATE TABLE extract_run (
 	CONSTRAINT uq_extract_run_task_number_production_date UNIQUE (task_number, production_date)
 );
 
+CREATE TABLE filter_lock (
+	id SERIAL NOT NULL,
+	changed_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_filter_lock PRIMARY KEY (id)
+);
+
 CREATE TABLE subscriber (
 	id SERIAL NOT NULL,
 	uuid VARCHAR(36) NOT NULL,

@@ -32,7 +32,7 @@ def test_health_follows_the_ledger(engine):
     t = dt.datetime(2026, 11, 26, 20)
     extracts.register(engine, task_number="431101", production_date=dt.date(2026, 11, 26),
                       previous_date=dt.date(2026, 11, 25), file_name="D261126.L431101",
-                      sha256="0" * 64, persons=1, records=1, now=t, as_of=t)
+                      sha256="0" * 64, persons=1, records=1, clock=lambda: t, as_of=t)
     for uuid, outcome in ((A, "DELIVERED"), (B, "FAILED")):
         extracts.record_delivery(engine, task_number="431101",
                                  production_date=dt.date(2026, 11, 26), subscriber_uuid=uuid,

@@ -36,7 +36,7 @@ def test_leap_day_depends_on_century(pnr):
 
 
 @pytest.mark.parametrize("bad", ["3102901234", "0013901234", "010190123", "01019012345",
-                                 "01019O1234", ""])
+                                 "01019O1234", "010190123²", "０１０１９０１２３４", ""])
 def test_invalid_pnrs_are_rejected_without_leaking_digits(bad):
     with pytest.raises(InvalidPnr) as exc:
         validate(bad)

@@ -95,9 +95,14 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
     part = posixpath.join(remote_dir, f"{PART_PREFIX}{name}{PART_SUFFIX}")
     sftp.put(str(local), part, confirm=False)
     try:
-        sftp.posix_rename(part, final)
+        # Plain SFTP rename refuses to replace an existing file, so a file that
+        # appeared meanwhile (another run) is never overwritten.
+        sftp.rename(part, final)
     except OSError:
-        sftp.rename(part, final)  # servers without the posix-rename extension
+        if _exists(sftp, final):
+            sftp.remove(part)
+            return put_file(sftp, local, remote_dir, subscriber=subscriber)  # compare it
+        raise
     there, there_size = _remote_sha256(sftp, final)
     if (there, there_size) != (digest, size):
         raise DeliveryError(

@@ -79,6 +79,10 @@ class ProductionDateGap(ExtractError):
     """The previous production date does not chain onto the last processed extract."""
 
 
+class ExtractConflict(ExtractError):
+    """A different file for the same task and production date was processed before."""
+
+
 class ExtractValidationFailed(ExtractError):
     """One or more validation rules failed; ``problems`` lists every one of them."""
 

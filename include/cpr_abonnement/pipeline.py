@@ -19,24 +19,31 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from cpr_abonnement import delivery
-from cpr_abonnement.errors import CprAbonnementError, DeliveryConflict, MissingDeliveryTarget
+from cpr_abonnement.errors import (
+    CprAbonnementError,
+    DeliveryConflict,
+    ExtractError,
+    MissingDeliveryTarget,
+)
 from cpr_abonnement.extract.expectations import run_expectations
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.validation import summarise, violations
+from cpr_abonnement.pnr import mask
 from cpr_abonnement.process import filter_extract
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions import extracts
 
 log = logging.getLogger(__name__)
 DELIVERED = ("DELIVERED", "ALREADY_DELIVERED")
-_PNR_LIKE = re.compile(r"(?<!\d)(\d{6})-?\d{4}(?!\d)")
+# 10 digits (or DDMMYY-SSSS), and 9: a PNR stored as an integer loses its leading zero.
+_PNR_LIKE = re.compile(r"(?<!\d)(\d{5,6})-?\d{4}(?!\d)")
 
 
 def scrub(text: str) -> str:
     """Mask anything shaped like a PNR (defence in depth for logs and alerts).
 
-    >>> scrub("PNR 0101901234 and 010190-1234 but not 12345678901")
-    'PNR 010190-**** and 010190-**** but not 12345678901'
+    >>> scrub("PNR 0101901234, 010190-1234, 101901234 but not 12345678901")
+    'PNR 010190-****, 010190-****, 10190-**** but not 12345678901'
     """
     return _PNR_LIKE.sub(r"\1-****", text)
 
@@ -107,7 +114,32 @@ def find_extract(settings: Settings, day: dt.date) -> str | None:
     if len(found) > 1:
         raise ExtractRejected(f"several extracts for {day} in {settings.inbound}: "
                               f"{', '.join(found)}; set CPRSUB_TASK_NUMBER")
+    if found and not _complete(loc, found[0]):
+        log.info("%s is there but does not end with a 999 record yet: still arriving",
+                 found[0])
+        return None
     return found[0] if found else None
+
+
+def _complete(loc: Location, name: str) -> bool:
+    """Whether the file's last line is a 999 end record (a file still being written is
+    not picked up; a truly truncated one is reported when the deadline passes)."""
+    if loc.scheme == "file":
+        with open(Path(loc.directory) / name, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 256))
+            tail = fh.read()
+    else:
+        from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+        with SFTPHook(ssh_conn_id=loc.conn_id, conn_retry_attempts=1).get_managed_conn() as c:
+            path = f"{loc.directory.rstrip('/')}/{name}"
+            size = c.stat(path).st_size
+            with c.open(path, "rb") as fh:
+                fh.seek(max(0, size - 256))
+                tail = fh.read()
+    lines = [ln for ln in tail.splitlines() if ln.strip()]
+    return bool(lines) and lines[-1].startswith(b"999")
 
 
 def extract_deadline(settings: Settings, day: dt.date) -> dt.datetime:
@@ -149,9 +181,16 @@ def receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
         SFTPHook(ssh_conn_id=loc.conn_id, conn_retry_attempts=1).retrieve_file(
             f"{loc.directory.rstrip('/')}/{name}", str(staged), prefetch=False)
 
-    index = scan(staged, digest=True)
+    try:
+        index = scan(staged, digest=True)
+    except ExtractError as exc:  # not line-based at all
+        where = quarantine(settings, name, [str(exc)])
+        staged.unlink(missing_ok=True)
+        raise ExtractRejected(f"{name} rejected, moved to {where}: {exc}") from exc
     problems = [summarise(v) for v in violations(index, expect_date=day)]
     report = run_expectations(index) if not problems else None
+    for outcome in report.warnings if report else []:
+        log.warning("data quality (within tolerance): %s", outcome)
     if problems or (report is not None and not report.success):
         lines = [str(p) for p in problems] + (
             [f"data quality: {o}" for o in report.failures] if report else [])
@@ -161,9 +200,10 @@ def receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
             f"{name} rejected ({len(lines)} problem(s)), moved to {where}:\n  - "
             + "\n  - ".join(lines))
 
+    _log_platform_records(index)
     start = index.start
     assert start is not None and start.previous_date is not None
-    last = extracts.last_delivered(engine, start.task_number, before=day)
+    last = extracts.last_processed(engine, start.task_number, before=day)
     if last is not None and last.production_date != start.previous_date:
         message = (f"{name}: PRODDTOFORRIG is {start.previous_date} but the last processed "
                    f"extract of task {start.task_number} was produced {last.production_date}: "
@@ -178,6 +218,23 @@ def receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
         "previous_date": str(start.previous_date), "persons": len(index.persons),
         "records": index.person_records, "platform_records": index.platform_records,
     }
+
+
+def _log_platform_records(index) -> None:
+    """910 (errors) and 997 (receipts) concern the platform's dealings with CPR: never
+    forwarded, but logged for the data engineers (product.md §3), PNRs masked."""
+    if not any(index.platform_records.values()):
+        return
+    from cpr_abonnement.extract.reader import iter_records
+
+    for rec in iter_records(index.path):
+        if rec.record_type == "910":
+            log.warning("910 error record, line %d: %s %s (input key %s)", rec.line_no,
+                        rec.field("FEJLNR"), rec.field("FEJLTXT_UDTRAEK").strip(),
+                        mask(rec.key))
+        elif rec.record_type == "997":
+            log.info("997 receipt for a deleted PNR subscription, line %d: %s event %s",
+                     rec.line_no, mask(rec.key), rec.field("HAENDELSE"))
 
 
 def quarantine(settings: Settings, name: str, reasons: list[str]) -> str:

@@ -37,6 +37,7 @@ True
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from cpr_abonnement.errors import InvalidPnr
 
@@ -53,6 +54,9 @@ CENTURY: dict[int, tuple[int, int, int]] = {
     7: (2000, 2000, 1800),
     8: (2000, 2000, 1800),
 }
+
+
+_TEN_DIGITS = re.compile(r"[0-9]{10}")
 
 
 def yy_band(yy: int) -> int:
@@ -89,7 +93,7 @@ def birth_year(number: str) -> int:
 def birth_date(number: str) -> dt.date:
     """Birth date encoded in the PNR; raises :class:`InvalidPnr` if it is no date."""
     number = compact(number)
-    if len(number) != 10 or not number.isdigit():
+    if not _TEN_DIGITS.fullmatch(number):  # ASCII only: str.isdigit() accepts '²'
         raise InvalidPnr(f"PNR {mask(number)} is not 10 digits")
     try:
         return dt.date(birth_year(number), int(number[2:4]), int(number[0:2]))

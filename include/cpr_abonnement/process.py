@@ -55,14 +55,13 @@ def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
     check(index, expect_date=expect_date)
     seconds["read"] = time.perf_counter() - t
 
-    now = clock()
     start = index.start
     assert start is not None and start.production_date and start.previous_date
     record = extracts.register(
         engine, task_number=start.task_number, production_date=start.production_date,
         previous_date=start.previous_date, file_name=file_name(index),
         sha256=index.sha256 or "", persons=len(index.persons), records=index.person_records,
-        now=now, as_of=as_naive_utc(as_of) if as_of else now)
+        clock=clock, as_of=as_naive_utc(as_of) if as_of else None)
 
     t = time.perf_counter()
     snapshot = load_snapshot(engine, record.filters_as_of, index.persons["pnr"].to_numpy())

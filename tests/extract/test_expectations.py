@@ -40,3 +40,19 @@ def test_failures_are_counted_and_masked(tmp_path):
     assert failed["persons.municipality"].examples == ("010190-****: '9876'",)
     text = " ".join(str(o) for o in report.outcomes)
     assert not re.search(r"\d{10}", text)
+
+
+def test_one_odd_person_is_a_warning_not_a_failure(tmp_path):
+    path = tmp_path / "D261126.L431101"
+    with open(path, "wb") as fh:
+        generate(fh, production_date=dt.date(2026, 11, 26), persons=3000, seed=9)
+    index = scan(path)
+    index.persons.loc[7, "municipality"] = 9876  # an unknown code on one of 3,000
+    index.persons.loc[8, "status"] = 42
+    report = run_expectations(index)
+    assert report.success, [str(o) for o in report.failures]
+    warned = {o.column: o for o in report.warnings}
+    assert warned["persons.municipality"].unexpected == 1
+    assert warned["persons.status"].unexpected == 1
+    index.persons.loc[0:20, "status"] = 42  # 21 of 3,000: a systematically wrong file
+    assert "persons.status" in {o.column for o in run_expectations(index).failures}

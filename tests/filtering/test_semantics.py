@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from builders import extract, person, rec, write
+from cpr_abonnement.errors import ExtractConflict
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.process import filter_extract
-from cpr_abonnement.subscriptions.extracts import ExtractConflict
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 DAY = dt.date(2026, 11, 26)
@@ -181,3 +181,16 @@ def test_invalid_extract_writes_nothing(setup, engine, tmp_path):
         filter_extract(src, engine, tmp_path / "out", clock=lambda: T0)
     assert not Path(tmp_path / "out").exists()
     assert scan(src).end.counter == 7
+
+
+def test_subscriber_set_is_part_of_the_snapshot(setup, engine, tmp_path):
+    svc, _ = setup
+    svc.clock.now = T0 + dt.timedelta(hours=1)
+    svc.add_subscriber(OTHER, "added after the snapshot")
+    src = write(tmp_path, extract(person("0101901234")))
+    first = filter_extract(src, engine, tmp_path / "a", as_of=T0, clock=lambda: T0)
+    assert [s.uuid for s in first.subscribers] == [SUB]
+    svc.clock.now = T0 + dt.timedelta(hours=2)
+    svc.set_active(SUB, False)  # disabled since: a re-run of that day still includes it
+    again = filter_extract(src, engine, tmp_path / "b", clock=lambda: T0)
+    assert [s.uuid for s in again.subscribers] == [SUB]

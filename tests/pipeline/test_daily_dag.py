@@ -32,7 +32,8 @@ def test_delivers_each_subscriber_its_file_and_a_rerun_changes_nothing(deploymen
     assert deployment.delivered(VEJLE)[src.name].count(b"\n") == 2  # no filters: 000 + 999
     ledger = extracts.ledger(deployment.engine, "431101", DAY)
     assert {e.outcome for e in ledger} == {"DELIVERED"}
-    assert extracts.last_delivered(deployment.engine, "431101", DAY + dt.timedelta(1))
+    assert extracts.last_processed(deployment.engine, "431101", DAY + dt.timedelta(1)
+                                   ).delivered_at is not None
 
     before = {uuid: deployment.delivered(uuid) for uuid in SUBSCRIBERS}
     again = deployment.run(DAY)
@@ -61,11 +62,18 @@ def test_an_unreachable_sftp_server_fails_only_that_subscriber_and_alerts(deploy
     assert src.name in deployment.delivered(AALBORG) and not deployment.delivered(ODENSE)
     ledger = {e.subscriber_uuid: e for e in extracts.ledger(deployment.engine, "431101", DAY)}
     assert ledger[ODENSE].outcome == "FAILED" and ledger[ODENSE].attempts == 2  # 1 retry
-    assert extracts.last_delivered(deployment.engine, "431101", DAY + dt.timedelta(1)) is None
+    processed = extracts.last_processed(deployment.engine, "431101", DAY + dt.timedelta(1))
+    assert processed.production_date == DAY and processed.delivered_at is None
     alerts = [t for t in deployment.inbox.texts() if "Odense Sag" in t]
     assert len(alerts) == 1, deployment.inbox.texts()
     assert "2026-11-19" in alerts[0] and "deliver" in alerts[0]
     assert not re.search(r"\d{10}", alerts[0])
+
+    friday = DAY + dt.timedelta(days=1)  # Odense still down: the others get Friday's file
+    deployment.extract(friday, seed=5)
+    next_day = deployment.run(friday)
+    assert task_states(next_day)["parse_and_validate"] == "success"
+    assert "D261120.L431101" in deployment.delivered(AALBORG)
 
     monkeypatch.setenv("AIRFLOW_CONN_SFTP_ODENSE", deployment.sftp.airflow_connection("cpr"))
     fixed = deployment.run(DAY)  # the data engineer re-runs once the server is back

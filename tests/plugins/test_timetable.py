@@ -116,3 +116,10 @@ def test_backfill_dry_run_through_airflow(airflow_db):
     dates = re.findall(r"(\d{4}-\d{2}-\d{2})[T ]00:00:00\+00:00", listed)
     assert dates == ["2025-12-22", "2025-12-23", "2025-12-25", "2025-12-26", "2025-12-29",
                      "2025-12-30", "2026-01-01", "2026-01-02", "2026-01-05"], out.stdout
+
+
+def test_manual_run_named_in_danish_time():
+    tt = CprDeliveryTimetable()
+    cph_midnight = pendulum.datetime(2026, 11, 24, tz="Europe/Copenhagen")  # 23 Nov 23:00Z
+    assert tt.infer_manual_data_interval(run_after=cph_midnight).start == day(
+        dt.date(2026, 11, 24))

@@ -143,6 +143,8 @@ def test_administration(api):
     assert r.json()["result"] == "ADDED"
     r = httpx.post(f"{url}/v1/admin/subscribers/{new}/disable", headers=admin)
     assert r.json()["active"] is False
+    r = call((url, {"new": token}, None), "new", "GetAllFilters", new)
+    assert r.status_code == 401  # a disabled IT system's token stops working
     assert new in {s["uuid"] for s in httpx.get(f"{url}/v1/admin/subscribers",
                                                 headers=admin).json()}
     r = call(api, "admin", "GetAllFilters", "12345678-1234-4234-8234-123456789012")

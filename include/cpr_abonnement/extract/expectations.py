@@ -30,6 +30,11 @@ STATUS_CODES = ["01", "03", "05", "07", "10", "20", "30", "50", "60", "70", "80"
 DERIVED_MARKINGS = ["", "ÆG", "PA", "TÆ", "TP", "NÆ", "NP", "HÆ", "HP", "FA", "TF", "NF",
                     "MO", "TM", "NM", "BØ", "TB", "NB", "PT", "PN", "PH", "NV", "VS"]
 EVENT_CODE_PATTERN = r"^[A-Z][0-9]{2}$"
+#: Plausibility expectations tolerate this share of odd values, because real data has
+#: them (a status-60 person's PNR no longer matches the birth date; CPR adds codes):
+#: one odd person must not stop a day's delivery to everyone, a systematically wrong
+#: file must. The odd values are still counted and reported (``warnings``).
+MOSTLY = 0.999
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +48,9 @@ class ExpectationOutcome:
     examples: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        state = "ok" if self.success else f"FAILED ({self.unexpected} unexpected"
-        if not self.success:
+        state = "ok" if self.success else "FAILED"
+        if self.unexpected:
+            state += f" ({self.unexpected} unexpected"
             state += f", e.g. {', '.join(self.examples)})" if self.examples else ")"
         return f"{self.name} on {self.column}: {state}"
 
@@ -60,6 +66,11 @@ class QualityReport:
     @property
     def failures(self) -> list[ExpectationOutcome]:
         return [o for o in self.outcomes if not o.success]
+
+    @property
+    def warnings(self) -> list[ExpectationOutcome]:
+        """Met within tolerance, but with odd values worth a look."""
+        return [o for o in self.outcomes if o.success and o.unexpected]
 
 
 def person_frame(index: ExtractIndex) -> pd.DataFrame:
@@ -113,17 +124,21 @@ def run_expectations(index: ExtractIndex) -> QualityReport:
              lambda f: ~f["pnr"].str.fullmatch(r"[0-9]{10}")),
             (gxe.ExpectColumnValuesToBeUnique(column="pnr"),
              lambda f: f["pnr"].duplicated(keep=False)),
-            (gxe.ExpectColumnValuesToBeInSet(column="birth_matches_pnr", value_set=[True]),
+            (gxe.ExpectColumnValuesToBeInSet(column="birth_matches_pnr", value_set=[True],
+                                             mostly=MOSTLY),
              lambda f: ~f["birth_matches_pnr"]),
-            (gxe.ExpectColumnValuesToBeInSet(column="status", value_set=STATUS_CODES),
+            (gxe.ExpectColumnValuesToBeInSet(column="status", value_set=STATUS_CODES,
+                                             mostly=MOSTLY),
              lambda f: ~f["status"].isin(STATUS_CODES)),
-            (gxe.ExpectColumnValuesToBeInSet(column="municipality", value_set=known_kom),
+            (gxe.ExpectColumnValuesToBeInSet(column="municipality", value_set=known_kom,
+                                             mostly=MOSTLY),
              lambda f: f["municipality"].notna() & ~f["municipality"].isin(known_kom)),
         ]),
         "events": (events, [
             (gxe.ExpectColumnValuesToMatchRegex(column="code", regex=EVENT_CODE_PATTERN),
              lambda f: ~f["code"].str.fullmatch(EVENT_CODE_PATTERN)),
-            (gxe.ExpectColumnValuesToBeInSet(column="derived", value_set=DERIVED_MARKINGS),
+            (gxe.ExpectColumnValuesToBeInSet(column="derived", value_set=DERIVED_MARKINGS,
+                                             mostly=MOSTLY),
              lambda f: ~f["derived"].isin(DERIVED_MARKINGS)),
         ]),
     }
@@ -150,7 +165,7 @@ def run_expectations(index: ExtractIndex) -> QualityReport:
             kind = type(r.expectation_config.to_domain_obj()).__name__
             unexpected = int((r.result or {}).get("unexpected_count") or 0)
             examples: tuple = ()
-            if not r.success and len(frame):
+            if unexpected and len(frame):
                 examples = _examples(frame, col, finders[kind, col](frame), col == "pnr")
             report.outcomes.append(
                 ExpectationOutcome(kind, f"{name}.{col}", bool(r.success), unexpected, examples)

@@ -87,9 +87,11 @@ def authenticate(engine: Engine, token: str) -> Principal | None:
         ).first()
     if row is None:
         return None
-    cred, uuid, _active = row
+    cred, uuid, active = row
     if not hmac.compare_digest(cred.token_hash, _digest(cred.salt, secret)):
         return None
+    if cred.role == Role.SUBSCRIBER and not active:
+        return None  # a disabled IT system's tokens stop working with it
     return Principal(Role(cred.role), cred.label, cred.token_id, uuid)
 
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.errors import ExtractError
+from cpr_abonnement.errors import ExtractConflict, ExtractError
 from cpr_abonnement.subscriptions.models import Delivery, ExtractRun
-
-
-class ExtractConflict(ExtractError):
-    """A different file for the same task and production date was processed before."""
+from cpr_abonnement.subscriptions.service import lock_filters
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,8 @@ class ExtractRecord:
 
 def register(engine: Engine, *, task_number: str, production_date: dt.date,
              previous_date: dt.date, file_name: str, sha256: str, persons: int, records: int,
-             now: dt.datetime, as_of: dt.datetime) -> ExtractRecord:
+             clock: Callable[[], dt.datetime], as_of: dt.datetime | None = None
+             ) -> ExtractRecord:
     """Record the first processing of an extract, or return the earlier record.
 
     The first processing fixes ``filters_as_of``; later calls get the same instant
@@ -46,6 +45,8 @@ def register(engine: Engine, *, task_number: str, production_date: dt.date,
     the same task and day is refused rather than silently replacing the first.
     """
     with Session(engine) as s, s.begin():
+        lock_filters(s)  # the snapshot instant is chosen under the filter lock
+        now = clock()
         row = s.scalar(select(ExtractRun).where(ExtractRun.task_number == task_number,
                                                 ExtractRun.production_date == production_date))
         if row is not None:
@@ -58,7 +59,7 @@ def register(engine: Engine, *, task_number: str, production_date: dt.date,
         row = ExtractRun(task_number=task_number, production_date=production_date,
                          previous_date=previous_date, file_name=file_name,
                          extract_sha256=sha256, persons=persons, records=records,
-                         first_processed_at=now, filters_as_of=as_of)
+                         first_processed_at=now, filters_as_of=min(as_of or now, now))
         s.add(row)
         s.flush()
         return ExtractRecord.of(row, new=True)
@@ -73,14 +74,17 @@ def mark_delivered(engine: Engine, task_number: str, production_date: dt.date,
             row.delivered_at = now
 
 
-def last_delivered(engine: Engine, task_number: str, before: dt.date) -> ExtractRecord | None:
-    """The newest extract of the task produced before ``before`` whose run completed:
-    the link the next extract's PRODDTOFORRIG must point at."""
+def last_processed(engine: Engine, task_number: str, before: dt.date) -> ExtractRecord | None:
+    """The newest extract of the task produced before ``before`` that was processed
+    (validated and filtered): the link the next extract's PRODDTOFORRIG must point at.
+
+    Delivery is tracked per subscriber in the ledger; one subscriber's failed
+    delivery must not stop the next day for everyone, so it does not break the chain.
+    """
     with Session(engine) as s:
         row = s.scalar(select(ExtractRun)
                        .where(ExtractRun.task_number == task_number,
-                              ExtractRun.production_date < before,
-                              ExtractRun.delivered_at.is_not(None))
+                              ExtractRun.production_date < before)
                        .order_by(ExtractRun.production_date.desc()).limit(1))
         return ExtractRecord.of(row) if row else None
 

@@ -220,3 +220,19 @@ class Delivery(Base):
         UniqueConstraint("extract_run_id", "subscriber_uuid",
                          name="uq_delivery_extract_run_id_subscriber_uuid"),
     )
+
+
+class FilterLock(Base):
+    """One row that every filter change and every snapshot registration updates first.
+
+    Updating it takes the database's write lock (SQLite) or the row lock (PostgreSQL)
+    for the rest of the transaction, and the transaction's timestamp is read only
+    after that. So a filter change either commits before a snapshot instant is chosen
+    (and is in it) or is stamped after it (and is never in it): re-filtering a day
+    later reproduces the same selection, however long a bulk load takes to commit.
+    """
+
+    __tablename__ = "filter_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

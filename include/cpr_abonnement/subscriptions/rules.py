@@ -55,7 +55,8 @@ def age_range(start: object, end: object) -> tuple[int, int]:
     ages = []
     for label, value in (("StartAge", start), ("EndAge", end)):
         if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+            isinstance(value, int) or (isinstance(value, str)
+                                       and re.fullmatch(r"[0-9]+", value.strip()))
         ):
             raise InvalidAgeRange(f"{label} {value!r} is not a whole number of years")
         number = int(value)

@@ -36,6 +36,7 @@ from cpr_abonnement.subscriptions.models import (
     AgeRangeFilter,
     AuditEntry,
     ChangeCodeFilter,
+    FilterLock,
     MunicipalityFilter,
     PnrFilter,
     Subscriber,
@@ -143,6 +144,12 @@ def as_naive_utc(t: dt.datetime) -> dt.datetime:
     return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
+def lock_filters(session: Session) -> None:
+    """Take the filter lock for the rest of the transaction (see ``FilterLock``)."""
+    session.execute(update(FilterLock).where(FilterLock.id == 1)
+                    .values(changed_at=FilterLock.changed_at))
+
+
 def in_force(model, at: dt.datetime):
     """SQL predicate: the filter row's validity period contains ``at``."""
     return and_(model.added_at <= at, or_(model.removed_at.is_(None), model.removed_at > at))
@@ -186,6 +193,8 @@ class SubscriptionService:
                             now)
             raise
         with Session(self.engine) as s, s.begin():
+            lock_filters(s)
+            now = self.clock()  # after the lock: see FilterLock
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == system))
             if sub is None:
                 self._audit(s, system, operation, arguments, "UNKNOWN_SUBSCRIBER", now)
@@ -357,8 +366,9 @@ class SubscriptionService:
         uuid = validate_uuid(uuid)
         if not name.strip():
             raise InvalidSubscriber("a subscriber needs a name")
-        now = self.clock()
         with Session(self.engine) as s, s.begin():
+            lock_filters(s)
+            now = self.clock()
             if s.scalar(select(Subscriber.id).where(Subscriber.uuid == uuid)) is not None:
                 raise SubscriberExists(f"subscriber {uuid} already exists")
             sub = Subscriber(uuid=uuid, name=name.strip(), serves=serves,
@@ -372,8 +382,9 @@ class SubscriptionService:
             return SubscriberInfo.of(sub)
 
     def set_active(self, uuid: str, active: bool) -> SubscriberInfo:
-        now = self.clock()
         with Session(self.engine) as s, s.begin():
+            lock_filters(s)
+            now = self.clock()
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
             if sub is None:
                 self._audit(s, uuid, "DisableSubscriber" if not active else "EnableSubscriber",
@@ -404,7 +415,7 @@ class SubscriptionService:
 def parse_pnrs(pnrs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised PNR rule for bulk input: int64 values and which items are valid."""
     compact = [pnr_rules.compact(str(p)) for p in pnrs]
-    ok = np.fromiter((len(c) == 10 and c.isdigit() for c in compact), dtype=bool,
+    ok = np.fromiter((len(c) == 10 and c.isascii() and c.isdigit() for c in compact), dtype=bool,
                      count=len(compact))
     values = np.fromiter((int(c) if good else 0 for c, good in zip(compact, ok, strict=True)),
                          dtype=np.int64, count=len(compact))

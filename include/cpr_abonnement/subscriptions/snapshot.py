@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, DateTime, Engine, bindparam, select, text
+from sqlalchemy import Connection, DateTime, Engine, bindparam, or_, select, text
 
 from cpr_abonnement.subscriptions.models import (
     AgeRangeFilter,
@@ -61,12 +61,18 @@ def _frame(rows, columns: list[str], position: dict[int, int]) -> pd.DataFrame:
 
 
 def load_snapshot(engine: Engine, as_of: dt.datetime, pnrs: np.ndarray) -> FilterSnapshot:
-    """The filters in force at ``as_of`` (naive UTC) that can match ``pnrs`` (int64)."""
+    """The filters in force at ``as_of`` (naive UTC) that can match ``pnrs`` (int64).
+
+    Subscribers are those registered by ``as_of`` and active then (a subscriber
+    disabled since still gets a re-run of an earlier day; one added since does not).
+    """
     with engine.connect() as conn:
         subs = conn.execute(
             select(Subscriber.id, Subscriber.uuid, Subscriber.name, Subscriber.sftp_conn_id,
                    Subscriber.remote_dir)
-            .where(Subscriber.active.is_(True)).order_by(Subscriber.uuid)
+            .where(Subscriber.created_at <= as_of,
+                   or_(Subscriber.active.is_(True), Subscriber.disabled_at > as_of))
+            .order_by(Subscriber.uuid)
         ).all()
         position = {row.id: i for i, row in enumerate(subs)}
         subscribers = [Subscription(r.uuid, r.name, r.sftp_conn_id, r.remote_dir) for r in subs]

@@ -1,0 +1,44 @@
+"""Receiving an extract, without Airflow: completeness, quarantine, chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from builders import extract, person
+from cpr_abonnement import pipeline
+from cpr_abonnement.settings import Settings
+
+DAY = dt.date(2026, 11, 19)
+NAME = "D261119.L431101"
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    for d in ("inbound", "staging", "quarantine"):
+        (tmp_path / d).mkdir()
+        monkeypatch.setenv(f"CPRSUB_{d.upper()}", f"file://{tmp_path / d}")
+    return Settings.from_env()
+
+
+def test_a_file_still_arriving_is_not_picked_up(settings, tmp_path):
+    data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
+    target = tmp_path / "inbound" / NAME
+    target.write_bytes(data[: len(data) // 2])
+    assert pipeline.find_extract(settings, DAY) is None
+    target.write_bytes(data)
+    assert pipeline.find_extract(settings, DAY) == NAME
+    (tmp_path / "inbound" / NAME.lower()).write_bytes(data)
+    with pytest.raises(pipeline.ExtractRejected, match="several extracts"):
+        pipeline.find_extract(settings, DAY)
+
+
+def test_a_file_that_is_not_line_based_is_quarantined(settings, tmp_path, engine):
+    broken = b"000" + b"0" * 100_000
+    (tmp_path / "inbound" / NAME).write_bytes(broken)
+    with pytest.raises(pipeline.ExtractRejected, match="no line terminator"):
+        pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
+    kept = [p for p in (tmp_path / "quarantine").iterdir() if not p.name.endswith(".txt")]
+    assert [p.read_bytes() for p in kept] == [broken]
+    assert not (tmp_path / "inbound" / NAME).exists()
