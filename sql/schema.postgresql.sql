@@ -95,10 +95,10 @@ CREATE TABLE delivery (
 );
 
 CREATE TABLE filter_age_range (
-	id SERIAL NOT NULL,
-	subscriber_id INTEGER NOT NULL,
 	start_age SMALLINT NOT NULL,
 	end_age SMALLINT NOT NULL,
+	id SERIAL NOT NULL,
+	subscriber_id INTEGER NOT NULL,
 	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
 	removed_at TIMESTAMP WITHOUT TIME ZONE,
 	CONSTRAINT pk_filter_age_range PRIMARY KEY (id),
@@ -108,9 +108,9 @@ CREATE TABLE filter_age_range (
 CREATE UNIQUE INDEX uq_filter_age_range_current ON filter_age_range (subscriber_id, start_age, end_age) WHERE removed_at IS NULL;
 
 CREATE TABLE filter_change_code (
+	code VARCHAR(3) NOT NULL,
 	id SERIAL NOT NULL,
 	subscriber_id INTEGER NOT NULL,
-	code VARCHAR(3) NOT NULL,
 	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
 	removed_at TIMESTAMP WITHOUT TIME ZONE,
 	CONSTRAINT pk_filter_change_code PRIMARY KEY (id),
@@ -122,9 +122,9 @@ CREATE INDEX ix_filter_change_code_code ON filter_change_code (code, subscriber_
 CREATE UNIQUE INDEX uq_filter_change_code_current ON filter_change_code (subscriber_id, code) WHERE removed_at IS NULL;
 
 CREATE TABLE filter_municipality (
+	code VARCHAR(4) NOT NULL,
 	id SERIAL NOT NULL,
 	subscriber_id INTEGER NOT NULL,
-	code VARCHAR(4) NOT NULL,
 	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
 	removed_at TIMESTAMP WITHOUT TIME ZONE,
 	CONSTRAINT pk_filter_municipality PRIMARY KEY (id),
@@ -136,9 +136,9 @@ CREATE INDEX ix_filter_municipality_code ON filter_municipality (code, subscribe
 CREATE UNIQUE INDEX uq_filter_municipality_current ON filter_municipality (subscriber_id, code) WHERE removed_at IS NULL;
 
 CREATE TABLE filter_pnr (
+	pnr BIGINT NOT NULL,
 	id SERIAL NOT NULL,
 	subscriber_id INTEGER NOT NULL,
-	pnr BIGINT NOT NULL,
 	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
 	removed_at TIMESTAMP WITHOUT TIME ZONE,
 	CONSTRAINT pk_filter_pnr PRIMARY KEY (id),

@@ -82,25 +82,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("pnrs", nargs="*", metavar="PNR")
         p.add_argument("--from-file", type=Path, help="one PNR per line (bulk: one call)")
         p.set_defaults(handler=filters_pnr, adding=adding)
-    for name, method in (("add-age-range", "add_age_range"),
-                         ("remove-age-range", "remove_age_range")):
-        p = ops.add_parser(name)
+    for name, method, operation, params in [
+        ("add-age-range", "add_age_range", "AddAgeRangeSubscription", ("start_age", "end_age")),
+        ("remove-age-range", "remove_age_range", "RemoveAgeRangeSubscription",
+         ("start_age", "end_age")),
+        ("add-municipality", "add_municipality", "AddMunicipalityCodeSubscription", ("code",)),
+        ("remove-municipality", "remove_municipality", "RemoveMunicipalityCodeSubscription",
+         ("code",)),
+        ("add-change-code", "add_change_code", "AddChangeCodeSubscription", ("code",)),
+        ("remove-change-code", "remove_change_code", "RemoveChangeCodeSubscription",
+         ("code",)),
+    ]:
+        p = ops.add_parser(name, help=operation)
         _system(p)
-        p.add_argument("start_age")
-        p.add_argument("end_age")
-        p.set_defaults(handler=filters_simple, method=method, args=("start_age", "end_age"))
-    for name, method in (("add-municipality", "add_municipality"),
-                         ("remove-municipality", "remove_municipality")):
-        p = ops.add_parser(name)
-        _system(p)
-        p.add_argument("code")
-        p.set_defaults(handler=filters_simple, method=method, args=("code",))
-    for name, method in (("add-change-code", "add_change_code"),
-                         ("remove-change-code", "remove_change_code")):
-        p = ops.add_parser(name)
-        _system(p)
-        p.add_argument("code")
-        p.set_defaults(handler=filters_simple, method=method, args=("code",))
+        for param in params:
+            p.add_argument(param)
+        p.set_defaults(handler=filters_simple, method=method, args=params)
     p = ops.add_parser("remove-all", help="RemoveAll for one filter group")
     _system(p)
     p.add_argument("--group", required=True, choices=[g.value for g in FilterGroup])

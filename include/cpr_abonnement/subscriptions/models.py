@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -63,72 +64,54 @@ class Subscriber(Base):
 
 
 
-class PnrFilter(Base):
-    __tablename__ = "filter_pnr"
+class _Filter:
+    """Columns every filter table has: its subscriber and its validity period."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
-    pnr: Mapped[int] = mapped_column(BigInteger)
     added_at: Mapped[dt.datetime] = mapped_column(DateTime)
     removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
-    __table_args__ = (
-        # The daily join looks PNRs up by value, then checks subscriber and period.
-        Index("ix_filter_pnr_pnr", "pnr", "subscriber_id"),
-        Index("uq_filter_pnr_current", "subscriber_id", "pnr", unique=True,
-              sqlite_where=removed_at.is_(None), postgresql_where=removed_at.is_(None)),
-    )
+
+def _filter_indexes(table: str, *keys: str, lookup: bool = True) -> tuple[Index, ...]:
+    """At most one current row per subscriber and value; optionally a lookup by value
+    (the daily join finds filters by value, then checks subscriber and period)."""
+    current = text("removed_at IS NULL")
+    unique = Index(f"uq_{table}_current", "subscriber_id", *keys, unique=True,
+                   sqlite_where=current, postgresql_where=current)
+    by_value = (Index(f"ix_{table}_{keys[0]}", *keys, "subscriber_id"),) if lookup else ()
+    return (*by_value, unique)
 
 
-class AgeRangeFilter(Base):
+class PnrFilter(_Filter, Base):
+    __tablename__ = "filter_pnr"
+    __table_args__ = _filter_indexes("filter_pnr", "pnr")
+
+    pnr: Mapped[int] = mapped_column(BigInteger)
+
+
+class AgeRangeFilter(_Filter, Base):
     __tablename__ = "filter_age_range"
+    __table_args__ = _filter_indexes("filter_age_range", "start_age", "end_age", lookup=False)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
     start_age: Mapped[int] = mapped_column(SmallInteger)
     end_age: Mapped[int] = mapped_column(SmallInteger)
-    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-
-    __table_args__ = (
-        Index("uq_filter_age_range_current", "subscriber_id", "start_age", "end_age",
-              unique=True, sqlite_where=removed_at.is_(None),
-              postgresql_where=removed_at.is_(None)),
-    )
 
 
-class MunicipalityFilter(Base):
+class MunicipalityFilter(_Filter, Base):
     __tablename__ = "filter_municipality"
+    __table_args__ = _filter_indexes("filter_municipality", "code")
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
     #: Zero-padded to 4 digits, as KOMKOD in record 002.
     code: Mapped[str] = mapped_column(String(4))
-    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-
-    __table_args__ = (
-        Index("ix_filter_municipality_code", "code", "subscriber_id"),
-        Index("uq_filter_municipality_current", "subscriber_id", "code", unique=True,
-              sqlite_where=removed_at.is_(None), postgresql_where=removed_at.is_(None)),
-    )
 
 
-class ChangeCodeFilter(Base):
+class ChangeCodeFilter(_Filter, Base):
     __tablename__ = "filter_change_code"
+    __table_args__ = _filter_indexes("filter_change_code", "code")
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
     #: Event code as in record 099 HAENDELSE, e.g. ``A01``.
     code: Mapped[str] = mapped_column(String(3))
-    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-
-    __table_args__ = (
-        Index("ix_filter_change_code_code", "code", "subscriber_id"),
-        Index("uq_filter_change_code_current", "subscriber_id", "code", unique=True,
-              sqlite_where=removed_at.is_(None), postgresql_where=removed_at.is_(None)),
-    )
 
 
 class Credential(Base):
