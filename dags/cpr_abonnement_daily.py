@@ -140,6 +140,7 @@ def cpr_abonnement_daily():
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
     def report(received: dict, items: list[dict]) -> dict:
+        from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
         from cpr_abonnement import pipeline
@@ -150,6 +151,8 @@ def cpr_abonnement_daily():
                                        "(see the failed task above)")
         summary = pipeline.report(received, items, task_engine(),
                                   now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        # plugins/cpr_run_note.py copies this into the run's note.
+        get_current_context()["ti"].xcom_push(key="run_note", value=pipeline.note(summary))
         if summary["failed"]:
             # Already alerted by each failed delivery; fail the run so it shows red.
             raise AirflowFailException(f"{summary['summary']}; not delivered: "

@@ -343,3 +343,9 @@ def report(received: dict[str, Any], items: list[dict[str, Any]], engine: Engine
                "processed": not failed}
     log.info("%s\n  %s", head, "\n  ".join(lines))
     return summary
+
+
+def note(summary: dict[str, Any], limit: int = 1000) -> str:
+    """The run's note in the UI: the summary line, then one line per subscriber."""
+    text = "\n".join([summary["summary"], *summary["subscribers"]])
+    return text if len(text) <= limit else text[: limit - 2] + " …"

@@ -8,7 +8,7 @@ import re
 import socket
 
 from cpr_abonnement.subscriptions import extracts
-from support.deployment import SUBSCRIBERS, task_states
+from support.deployment import SUBSCRIBERS, run_note, task_states
 
 DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
 AALBORG, ODENSE, VEJLE = SUBSCRIBERS
@@ -32,6 +32,7 @@ def test_delivers_each_subscriber_its_file_and_a_rerun_changes_nothing(deploymen
     assert deployment.delivered(VEJLE)[src.name].count(b"\n") == 2  # no filters: 000 + 999
     ledger = extracts.ledger(deployment.engine, "431101", DAY)
     assert {e.outcome for e in ledger} == {"DELIVERED"}
+    assert "3 of 3 subscriber(s) delivered" in run_note(run)
     assert extracts.last_processed(deployment.engine, "431101", DAY + dt.timedelta(1)
                                    ).delivered_at is not None
 
@@ -64,6 +65,8 @@ def test_an_unreachable_sftp_server_fails_only_that_subscriber_and_alerts(deploy
     assert ledger[ODENSE].outcome == "FAILED" and ledger[ODENSE].attempts == 2  # 1 retry
     processed = extracts.last_processed(deployment.engine, "431101", DAY + dt.timedelta(1))
     assert processed.production_date == DAY and processed.delivered_at is None
+    assert "2 of 3 subscriber(s) delivered" in run_note(run)
+    assert "Odense Sag (bbbbbbbb-0000-4000-8000-000000000002): " in run_note(run)
     alerts = [t for t in deployment.inbox.texts() if "Odense Sag" in t]
     assert len(alerts) == 1, deployment.inbox.texts()
     assert "2026-11-19" in alerts[0] and "deliver" in alerts[0]

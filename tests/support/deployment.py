@@ -63,3 +63,11 @@ def task_states(run) -> dict[str, str]:
                 str(ti.state) for ti in run.get_task_instances(session=s)}
 
 
+
+
+def run_note(run) -> str:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        return s.get(DagRun, run.id).note or ""

@@ -1,0 +1,53 @@
+"""Puts each daily run's summary on the run itself, as its note in the UI.
+
+A task cannot write its own run's note in Airflow 3 (tasks have no metadata-database
+access), so the ``report`` task pushes its summary to XCom (key ``run_note``) and this
+listener, which runs where the run's state is decided (scheduler, or ``dag.test``),
+copies it into the run's note when the run succeeds or fails.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from airflow.listeners import hookimpl
+from airflow.plugins_manager import AirflowPlugin
+
+DAG_ID = "cpr_abonnement_daily"
+NOTE_KEY = "run_note"
+NOTE_LIMIT = 1000  # dag_run_note.content
+log = logging.getLogger(__name__)
+
+
+def _copy_summary(dag_run) -> None:
+    if dag_run.dag_id != DAG_ID:
+        return
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            rows = session.scalars(XComModel.get_many(
+                run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=["report"],
+                key=NOTE_KEY)).all()
+            if rows:
+                text = str(XComModel.deserialize_value(rows[0]))
+                session.get(DagRun, dag_run.id).note = text[:NOTE_LIMIT]
+    except Exception:  # a note must never break the scheduler
+        log.exception("could not set the run note of %s", dag_run.run_id)
+
+
+class RunNoteListener:
+    @hookimpl
+    def on_dag_run_success(self, dag_run, msg):
+        _copy_summary(dag_run)
+
+    @hookimpl
+    def on_dag_run_failed(self, dag_run, msg):
+        _copy_summary(dag_run)
+
+
+class CprRunNotePlugin(AirflowPlugin):
+    name = "cpr_run_note"
+    listeners = [RunNoteListener()]  # noqa: RUF012 (Airflow's plugin attribute)
