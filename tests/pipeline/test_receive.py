@@ -42,3 +42,29 @@ def test_a_file_that_is_not_line_based_is_quarantined(settings, tmp_path, engine
     kept = [p for p in (tmp_path / "quarantine").iterdir() if not p.name.endswith(".txt")]
     assert [p.read_bytes() for p in kept] == [broken]
     assert not (tmp_path / "inbound" / NAME).exists()
+
+
+def test_sftp_inbound(tmp_path, monkeypatch, engine):
+    from cpr_abonnement.devsftp import EmbeddedSftpServer
+
+    root = tmp_path / "sftp-root"
+    (root / "cpr" / "out").mkdir(parents=True)
+    data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
+    with EmbeddedSftpServer(root, {"cpr": "pw"}) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_CPR_INBOUND", server.airflow_connection("cpr"))
+        for d in ("staging", "quarantine"):
+            (tmp_path / d).mkdir()
+            monkeypatch.setenv(f"CPRSUB_{d.upper()}", f"file://{tmp_path / d}")
+        monkeypatch.setenv("CPRSUB_INBOUND", "sftp://cpr_inbound/cpr/out")
+        settings = Settings.from_env()
+        assert pipeline.find_extract(settings, DAY) is None
+        (root / "cpr" / "out" / NAME).write_bytes(data)
+        assert pipeline.find_extract(settings, DAY) == NAME
+        received = pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
+        assert received["persons"] == 1
+        assert (tmp_path / "staging" / "2026-11-19" / "extract" / NAME).read_bytes() == data
+        (root / "cpr" / "out" / NAME).write_bytes(data.replace(b"\n999", b"\n998"))
+        with pytest.raises(pipeline.ExtractRejected, match="unknown record type '998'"):
+            pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
+        assert not (root / "cpr" / "out" / NAME).exists()
+        assert len(list((root / "cpr" / "out" / "quarantine").iterdir())) == 1
