@@ -19,21 +19,37 @@ NOTE_LIMIT = 1000  # dag_run_note.content
 log = logging.getLogger(__name__)
 
 
+def _note(session, dag_run) -> str | None:
+    from airflow.models.xcom import XComModel
+
+    rows = session.scalars(XComModel.get_many(
+        run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=["report"],
+        key=NOTE_KEY)).all()
+    return str(XComModel.deserialize_value(rows[0]))[:NOTE_LIMIT] if rows else None
+
+
 def _copy_summary(dag_run) -> None:
     if dag_run.dag_id != DAG_ID:
         return
     try:
-        from airflow.models.dagrun import DagRun
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
+        from sqlalchemy.orm import object_session
 
-        with create_session() as session:
-            rows = session.scalars(XComModel.get_many(
-                run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=["report"],
-                key=NOTE_KEY)).all()
-            if rows:
-                text = str(XComModel.deserialize_value(rows[0]))
-                session.get(DagRun, dag_run.id).note = text[:NOTE_LIMIT]
+        session = object_session(dag_run)
+        if session is not None:
+            # The caller's session (the scheduler's), which it commits: a session of our
+            # own on the same thread would be the scoped one and detach its objects.
+            text = _note(session, dag_run)
+            if text:
+                dag_run.note = text
+            return
+        from airflow import settings
+        from airflow.models.dagrun import DagRun
+
+        with settings.Session.session_factory() as own:  # independent of the scoped one
+            text = _note(own, dag_run)
+            if text:
+                own.get(DagRun, dag_run.id).note = text
+                own.commit()
     except Exception:  # a note must never break the scheduler
         log.exception("could not set the run note of %s", dag_run.run_id)
 

@@ -8,6 +8,7 @@ need=()
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
     || need+=(postgresql)
 [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
+command -v redis-server >/dev/null || need+=(redis-server)
 if ((${#need[@]})); then
     echo "installing ${need[*]} for the tests" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
