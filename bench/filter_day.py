@@ -107,7 +107,7 @@ def _child(extract: str, db: str, subscribers: int) -> None:
     import resource
 
     from cpr_abonnement.process import filter_extract
-    from cpr_abonnement.subscriptions.db import make_engine
+    from cpr_abonnement.subscriptions.db import make_engine, upgrade
 
     work = Path(db).with_name(f"run-{subscribers}.db")
     _remove_db(work)  # including a stale -wal a previous run left behind
@@ -118,9 +118,10 @@ def _child(extract: str, db: str, subscribers: int) -> None:
     con.close()
     out = OUT / "deltas"
     shutil.rmtree(out, ignore_errors=True)
+    engine = make_engine(f"sqlite:///{work}")
+    upgrade(engine)  # a cached database from an older revision is upgraded in place
     t = time.perf_counter()
-    result = filter_extract(extract, make_engine(f"sqlite:///{work}"), out,
-                            as_of=dt.datetime(2026, 11, 26, 5))
+    result = filter_extract(extract, engine, out, as_of=dt.datetime(2026, 11, 26, 5))
     total = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     written = sum(f.nbytes for f in result.files)

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,14 +164,49 @@ def delivery_day(context: dict[str, Any]) -> dt.date:
 
 
 # -- 2. parse & validate ---------------------------------------------------------------
-def stage_dir(settings: Settings, day: dt.date) -> Path:
-    return local_dir(settings.staging) / f"{day:%Y-%m-%d}"
+# -- staging -------------------------------------------------------------------------
+# Staging is an ObjectStoragePath, so workers on different machines share a run's files
+# through a shared volume (file://, the default) or object storage (s3://, gs://, ...).
+# The extract is read and the deltas are written on local disk (memory-mapped and
+# streamed); with remote staging they are uploaded and downloaded around that.
+def stage_dir(settings: Settings, day: dt.date):
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(settings.staging) / f"{day:%Y-%m-%d}"
+
+
+def _is_local(path) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+def _local(path, scratch: Path) -> Path:
+    """A local file with the content of staged ``path`` (the file itself when local)."""
+    if _is_local(path):
+        return Path(path.path)
+    target = scratch / path.name
+    with path.open("rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return target
+
+
+def _upload(local: Path, path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(local, "rb") as src, path.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
             allow_gap: bool) -> dict[str, Any]:
     """Copy the extract to staging, validate it, check the chain; quarantine if bad."""
-    staged = stage_dir(settings, day) / "extract" / name
+    with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
+        return _receive(settings, day, name, engine, allow_gap=allow_gap,
+                        scratch=Path(scratch))
+
+
+def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
+             allow_gap: bool, scratch: Path) -> dict[str, Any]:
+    target = stage_dir(settings, day) / "extract" / name
+    staged = Path(target.path) if _is_local(target) else scratch / name
     staged.parent.mkdir(parents=True, exist_ok=True)
     loc = Location.parse(settings.inbound)
     if loc.scheme == "file":
@@ -212,8 +248,10 @@ def receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
         if not allow_gap:
             raise ChainBroken(message)
         log.warning("chain gap accepted by allow_gap: %s", message)
+    if not _is_local(target):
+        _upload(staged, target)
     return {
-        "day": day.isoformat(), "file_name": name, "extract": str(staged),
+        "day": day.isoformat(), "file_name": name, "extract": str(target),
         "sha256": index.sha256, "task_number": start.task_number,
         "previous_date": str(start.previous_date), "persons": len(index.persons),
         "records": index.person_records, "platform_records": index.platform_records,
@@ -265,16 +303,27 @@ def quarantine(settings: Settings, name: str, reasons: list[str]) -> str:
 def filter_day(settings: Settings, received: dict[str, Any], engine: Engine, *,
                as_of: dt.datetime | None) -> list[dict[str, Any]]:
     """Thin the staged extract for every active subscriber; one XCom item each."""
+    from airflow.sdk import ObjectStoragePath
+
     day = dt.date.fromisoformat(received["day"])
-    out = stage_dir(settings, day) / "deltas"
-    result = filter_extract(received["extract"], engine, out, as_of=as_of, expect_date=day)
+    staged = stage_dir(settings, day) / "deltas"
+    with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
+        extract = _local(ObjectStoragePath(received["extract"]), Path(scratch))
+        out = Path(staged.path) if _is_local(staged) else Path(scratch) / "deltas"
+        result = filter_extract(extract, engine, out, as_of=as_of, expect_date=day)
+        if not _is_local(staged):
+            for f in result.files:
+                for local in (Path(f.path), Path(f.metadata_path)):
+                    _upload(local, staged / f.subscriber / local.name)
+    stage = {f.subscriber: staged / f.subscriber / f.name for f in result.files}
     log.info("filtered %s: %d persons, %d subscriber(s), filters as of %s UTC (%s)",
              received["file_name"], result.persons, len(result.files),
              result.extract.filters_as_of.isoformat(),
              ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items()))
     return [
         {"subscriber": sub.uuid, "name": sub.name, "conn_id": sub.sftp_conn_id,
-         "remote_dir": sub.remote_dir, "data": f.path, "metadata": f.metadata_path,
+         "remote_dir": sub.remote_dir, "data": str(stage[sub.uuid]),
+         "metadata": str(stage[sub.uuid]) + ".metadata",
          "file_name": f.name, "persons": f.persons, "records": f.records, "sha256": f.sha256,
          "day": received["day"], "task_number": received["task_number"]}
         for sub, f in zip(result.subscribers, result.files, strict=True)
@@ -298,9 +347,13 @@ def deliver_one(item: dict[str, Any], engine: Engine, *, now: dt.datetime) -> di
         if not item["conn_id"]:
             raise MissingDeliveryTarget("the subscriber has no SFTP connection id",
                                 subscriber=item["name"], file_name=item["file_name"])
-        outcomes = delivery.deliver(item["conn_id"], item["remote_dir"],
-                                    [Path(item["data"]), Path(item["metadata"])],
-                                    subscriber=item["name"])
+        from airflow.sdk import ObjectStoragePath
+
+        with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
+            files = [_local(ObjectStoragePath(item[k]), Path(scratch))
+                     for k in ("data", "metadata")]
+            outcomes = delivery.deliver(item["conn_id"], item["remote_dir"], files,
+                                        subscriber=item["name"])
     except DeliveryConflict as exc:
         record("CONFLICT", str(exc))
         raise

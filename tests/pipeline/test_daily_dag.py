@@ -125,3 +125,23 @@ def test_a_gap_in_the_chain_stops_delivery_unless_overridden(deployment):
     overridden = deployment.run(wednesday, allow_gap=True)
     assert overridden.state == "success", task_states(overridden)
     assert "D261125.L431101" in deployment.delivered(AALBORG)
+
+
+def test_staging_in_object_storage(deployment, monkeypatch):
+    """Staging on a non-local ObjectStoragePath (fsspec's in-process memory:// here;
+    s3:// or gs:// in a cluster): files go up after filtering and down for delivery."""
+    import fsspec
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io.store import attach
+
+    attach("memory", fs=fsspec.filesystem("memory"))  # stands in for an s3/gs provider
+    monkeypatch.setenv("CPRSUB_STAGING", "memory://cpr-staging")
+    src = deployment.extract(DAY)
+    run = deployment.run(DAY)
+    assert run.state == "success", task_states(run)
+    staged = ObjectStoragePath("memory://cpr-staging/2026-11-19")
+    assert (staged / "extract" / src.name).read_bytes() == src.read_bytes()
+    for uuid in SUBSCRIBERS:
+        delta = staged / "deltas" / uuid / src.name
+        assert deployment.delivered(uuid)[src.name] == delta.read_bytes()
+    assert not any(deployment.staging.iterdir())  # nothing staged on the local volume
