@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from cpr_abonnement.filtering import Selection
 from cpr_abonnement.subscriptions.snapshot import Subscription
 
 METADATA_SUFFIX = ".metadata"
+WRITERS = 2
 FORMAT = "CPR change extract U12170-P (ISO-8859-1), thinned to the subscriber's filters"
 
 
@@ -94,18 +96,21 @@ def write_deltas(index: ExtractIndex, selection: Selection, subscribers: list[Su
     """Write every subscriber's delta and metadata; returns them in subscriber order."""
     name = file_name(index)
     bounds = selection.bounds()
-    written = []
-    with open_source(index) as source:
-        for s, sub in enumerate(subscribers):
-            folder = out_dir / sub.uuid
-            folder.mkdir(parents=True, exist_ok=True)
-            persons = np.sort(selection.person[bounds[s] : bounds[s + 1]])
-            path = folder / name
-            stats = _atomic_write(path, lambda fh, p=persons: write_persons(index, p, fh, source))
-            delta = DeltaFile(sub.uuid, name, str(path), stats.persons, stats.records,
-                              stats.nbytes, stats.sha256)
-            meta = metadata(index, sub, delta, first_processed_at=first_processed_at,
-                            filters_as_of=filters_as_of)
-            _atomic_write(Path(delta.metadata_path), lambda fh, m=meta: fh.write(m))
-            written.append(delta)
-    return written
+
+    def one(s: int, sub: Subscription, source) -> DeltaFile:
+        folder = out_dir / sub.uuid
+        folder.mkdir(parents=True, exist_ok=True)
+        persons = np.sort(selection.person[bounds[s] : bounds[s + 1]])
+        path = folder / name
+        stats = _atomic_write(path, lambda fh: write_persons(index, persons, fh, source))
+        delta = DeltaFile(sub.uuid, name, str(path), stats.persons, stats.records,
+                          stats.nbytes, stats.sha256)
+        meta = metadata(index, sub, delta, first_processed_at=first_processed_at,
+                        filters_as_of=filters_as_of)
+        _atomic_write(Path(delta.metadata_path), lambda fh: fh.write(meta))
+        return delta
+
+    # Two threads: writing files and hashing release the GIL, so one subscriber's file
+    # is written while the next one's records are gathered.
+    with open_source(index) as source, ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        return list(pool.map(lambda item: one(*item, source), enumerate(subscribers)))

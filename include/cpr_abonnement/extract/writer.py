@@ -72,6 +72,9 @@ def copy_runs(index: ExtractIndex, spans: np.ndarray) -> tuple[np.ndarray, np.nd
     return off[first], end[last], int(index.span_records[spans].sum())
 
 
+_BLOCK = 8 << 20
+
+
 class _HashingWriter:
     def __init__(self, out: BinaryIO) -> None:
         self.out, self.hash, self.nbytes = out, hashlib.sha256(), 0
@@ -104,9 +107,16 @@ def write_persons(index: ExtractIndex, persons: np.ndarray, out: BinaryIO,
     if len(starts):
         with _source(index, source) as mm:
             view = memoryview(mm)
+            # Runs are mostly one person (~1 kB): gather them into large blocks so the
+            # file and the hash see a few big writes instead of millions of small ones.
+            block = bytearray()
             try:
                 for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-                    w.write(view[s:e])
+                    block += view[s:e]
+                    if len(block) >= _BLOCK:
+                        w.write(block)
+                        block = bytearray()
+                w.write(block)
             finally:
                 view.release()
     w.write(trailer(index, records))

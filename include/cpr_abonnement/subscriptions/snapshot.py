@@ -11,6 +11,7 @@ size (measured in ``bench/filter_day.py``).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,7 +107,10 @@ def _pnr_hits(conn: Connection, as_of: dt.datetime, pnrs: np.ndarray) -> list:
         conn.exec_driver_sql("ANALYZE day_pnr")
         join = "day_pnr d JOIN filter_pnr f ON f.pnr = d.pnr"
     else:
-        conn.exec_driver_sql("INSERT INTO day_pnr (pnr) VALUES (?)", [(p,) for p in day])
+        # One statement over a JSON array: SQLite parses it in C, ~10x faster than
+        # a million-row executemany.
+        conn.exec_driver_sql("INSERT INTO day_pnr (pnr) SELECT value FROM json_each(?)",
+                             (json.dumps(day),))
         # CROSS JOIN fixes SQLite's loop order: the day's PNRs outside, index probes inside.
         join = "day_pnr d CROSS JOIN filter_pnr f ON f.pnr = d.pnr"
     query = text(
