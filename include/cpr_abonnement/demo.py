@@ -43,7 +43,7 @@ DEMO_SUBSCRIBERS = [
 ]
 
 
-def _environment(day: dt.date) -> dict[str, str]:
+def _environment() -> dict[str, str]:
     home = WORK / "airflow"
     return {
         "AIRFLOW_HOME": str(home),
@@ -96,7 +96,7 @@ def main() -> int:
     cal = DeliveryCalendar.default()
     today = dt.datetime.now(dt.UTC).date()
     day = today if cal.is_delivery_day(today) else cal.previous_delivery_day(today)
-    env = _environment(day)
+    env = _environment()
     os.environ.update(env)  # before anything imports Airflow
     for sub in ("inbound", "staging", "quarantine", "sftp"):
         (WORK / sub).mkdir(parents=True, exist_ok=True)

@@ -281,12 +281,12 @@ class _Scanner:
     def violation(self, rule: str, error: ExtractError) -> None:
         self.violations.setdefault(rule, RuleViolations(rule)).add(error)
 
-    def block(self, buf: np.ndarray, total: int, base: int, ends: np.ndarray,
+    def block(self, buf: np.ndarray, base: int, ends: np.ndarray,
               final_unterminated: bool) -> None:
-        """Process complete lines in ``buf[:total]``; ``ends`` are their ``\\n`` positions.
+        """Process complete lines of ``buf``; ``ends`` are their ``\\n`` positions.
 
-        With ``final_unterminated`` the last entry of ``ends`` is ``total`` (the end of a
-        file whose last line has no terminator). ``buf`` extends past ``total`` so that
+        With ``final_unterminated`` the last entry of ``ends`` is the end of the data (a
+        file whose last line has no terminator). ``buf`` extends past the data so that
         fixed-width columns can be taken at any line start.
         """
         n = len(ends)
@@ -471,7 +471,7 @@ def scan(
             total = carry + got
             if got == 0:
                 if total:
-                    worker.submit(sc.block, arr, total, base,
+                    worker.submit(sc.block, arr, base,
                                   np.array([total], dtype=np.int64), True).result()
                 break
             nl = np.flatnonzero(arr[:total] == 10)
@@ -484,7 +484,7 @@ def scan(
                     )
                 carry = total
                 continue
-            current = worker.submit(sc.block, arr, total, base, nl, False)
+            current = worker.submit(sc.block, arr, base, nl, False)
             if pending is not None:
                 pending.result()  # the other buffer is free again
             pending = current

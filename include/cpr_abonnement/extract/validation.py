@@ -76,7 +76,7 @@ def violations(
             line=index.end_lines[0], record_type="999")))
 
     if start is not None:
-        out += _start_record_rules(start, index, expect_date, expect_previous)
+        out += _start_record_rules(start, expect_date, expect_previous)
     if end is not None:
         if len(end.raw) < MIN_LENGTH["999"] or end.counter is None:
             out.append(_one("999 counter", RecordFormatError(
@@ -106,7 +106,7 @@ def violations(
     return out
 
 
-def _start_record_rules(start, index, expect_date, expect_previous) -> list[RuleViolations]:
+def _start_record_rules(start, expect_date, expect_previous) -> list[RuleViolations]:
     out: list[RuleViolations] = []
 
     def bad(rule: str, err: ExtractError) -> None:
