@@ -19,16 +19,20 @@ URL_PREFIX = "/cpr-abonnement"
 
 
 def _engine():
-    from cpr_abonnement.subscriptions.db import AIRFLOW_CONN_ID, make_engine, normalise_url
+    from cpr_abonnement.subscriptions.db import (
+        AIRFLOW_CONN_ID,
+        ENV_URL,
+        connection_url,
+        make_engine,
+    )
 
-    url = os.environ.get("CPRSUB_DB_URL")
+    url = os.environ.get(ENV_URL)
     if not url:
         # The API server is not a task: read the connection through core's secrets chain.
         from airflow.models.connection import Connection
 
-        conn = Connection.get_connection_from_secrets(AIRFLOW_CONN_ID)
-        url = f"sqlite:///{conn.host}" if conn.conn_type == "sqlite" else conn.get_uri()
-    return make_engine(normalise_url(url))
+        url = connection_url(Connection.get_connection_from_secrets(AIRFLOW_CONN_ID))
+    return make_engine(url)
 
 
 class CprAbonnementApiPlugin(AirflowPlugin):

@@ -41,23 +41,24 @@ class FileOutcome:
     already_there: bool
 
 
-def sha256_file(path: str | Path) -> tuple[str, int]:
+def _digest(fh) -> tuple[str, int]:
+    """SHA-256 and size of an open binary file, read in chunks."""
     h, n = hashlib.sha256(), 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-            n += len(chunk)
+    while chunk := fh.read(_CHUNK):
+        h.update(chunk)
+        n += len(chunk)
     return h.hexdigest(), n
+
+
+def sha256_file(path: str | Path) -> tuple[str, int]:
+    with open(path, "rb") as fh:
+        return _digest(fh)
 
 
 def _remote_sha256(sftp: SFTPClient, path: str) -> tuple[str, int]:
-    h, n = hashlib.sha256(), 0
     with sftp.open(path, "rb") as fh:
         fh.prefetch()
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
+        return _digest(fh)
 
 
 def _exists(sftp: SFTPClient, path: str) -> bool:
@@ -68,13 +69,13 @@ def _exists(sftp: SFTPClient, path: str) -> bool:
     return True
 
 
-def _ensure_dir(sftp: SFTPClient, directory: str) -> None:
+def ensure_dir(sftp: SFTPClient, directory: str) -> None:
     if directory in ("", ".", "/"):
         return
     try:
         sftp.stat(directory)
     except FileNotFoundError:
-        _ensure_dir(sftp, posixpath.dirname(directory.rstrip("/")))
+        ensure_dir(sftp, posixpath.dirname(directory.rstrip("/")))
         sftp.mkdir(directory)
 
 
@@ -125,7 +126,7 @@ def deliver(conn_id: str, remote_dir: str, files: list[Path], *, subscriber: str
     hook = SFTPHook(ssh_conn_id=conn_id, conn_retry_attempts=connect_attempts)
     try:
         with hook.get_managed_conn() as sftp:
-            _ensure_dir(sftp, remote_dir)
+            ensure_dir(sftp, remote_dir)
             return [put_file(sftp, f, remote_dir, subscriber=subscriber) for f in files]
     except (BadHostKeyException, AuthenticationException) as exc:
         raise DeliveryRefused(f"{type(exc).__name__}: {exc}", subscriber=subscriber,

@@ -146,7 +146,12 @@ def _union(parts, n_persons: int, n_subs: int) -> Selection:
     return Selection(n_subs, pair // max(n_persons, 1), pair % max(n_persons, 1), reasons)
 
 
-def explain(persons: pd.DataFrame, events: pd.DataFrame, snapshot: FilterSnapshot,
+def codes_by_person(events: pd.DataFrame) -> dict[int, set[str]]:
+    """Each person's event codes (for :func:`explain`; computed once per extract)."""
+    return events.groupby("person", observed=True)["code"].agg(set).to_dict()
+
+
+def explain(persons: pd.DataFrame, codes_of: dict[int, set[str]], snapshot: FilterSnapshot,
             selection: Selection, s: int, production_date: dt.date) -> list[str]:
     """Which filter(s) selected each of subscriber ``s``'s persons, in words."""
     rows = selection.bounds()
@@ -156,7 +161,6 @@ def explain(persons: pd.DataFrame, events: pd.DataFrame, snapshot: FilterSnapsho
     wanted = set(snapshot.change_codes.loc[snapshot.change_codes["sub"] == s, "code"])
     ages = ages_on(persons["birth_date"].to_numpy()[who], production_date)
     kom = persons["municipality"].to_numpy()[who]
-    by_person = events.groupby("person", observed=True)["code"].agg(set) if wanted else {}
     out = []
     for i, person in enumerate(who.tolist()):
         labels = []
@@ -168,6 +172,6 @@ def explain(persons: pd.DataFrame, events: pd.DataFrame, snapshot: FilterSnapsho
         if why[i] & Reason.MUNICIPALITY_CODE:
             labels.append(f"MunicipalityCode {kom[i]:04d}")
         if why[i] & Reason.CHANGE_CODE:
-            labels += [f"ChangeCode {c}" for c in sorted(wanted & by_person.get(person, set()))]
+            labels += [f"ChangeCode {c}" for c in sorted(wanted & codes_of.get(person, set()))]
         out.append("; ".join(labels))
     return out

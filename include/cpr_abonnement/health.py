@@ -16,9 +16,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.calendar import DeliveryCalendar
+from cpr_abonnement.subscriptions.extracts import DELIVERED_OUTCOMES
 from cpr_abonnement.subscriptions.models import Delivery, ExtractRun, Subscriber
-
-DELIVERED = ("DELIVERED", "ALREADY_DELIVERED")
 
 
 @dataclass
@@ -63,9 +62,10 @@ def check(engine: Engine, *, now: dt.datetime, calendar: DeliveryCalendar,
         problems.append(f"no extract processed for {day}")
     elif run.delivered_at is None:
         problems.append(f"{run.file_name} for {day} is not marked processed")
-    missing = sorted(u for u in active if ledger.get(u) not in DELIVERED)
+    missing = sorted(u for u in active if ledger.get(u) not in DELIVERED_OUTCOMES)
     if run is not None and missing:
         problems.append(f"{len(missing)} subscriber(s) not delivered for {day}: "
                         + ", ".join(missing[:10]))
+    delivered = sum(1 for u in active if ledger.get(u) in DELIVERED_OUTCOMES)
     return Health(not problems, str(day), run is not None and run.delivered_at is not None,
-                  len(active), sum(1 for u in active if ledger.get(u) in DELIVERED), problems)
+                  len(active), delivered, problems)

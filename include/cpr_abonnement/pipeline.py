@@ -35,7 +35,6 @@ from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions import extracts
 
 log = logging.getLogger(__name__)
-DELIVERED = ("DELIVERED", "ALREADY_DELIVERED")
 # 10 digits (or DDMMYY-SSSS), and 9: a PNR stored as an integer loses its leading zero.
 _PNR_LIKE = re.compile(r"(?<!\d)(\d{5,6})-?\d{4}(?!\d)")
 
@@ -292,7 +291,7 @@ def quarantine(settings: Settings, name: str, reasons: list[str]) -> str:
             source = f"{loc.directory.rstrip('/')}/{name}"
             sftp.get(source, str(target))
             quarantined = f"{loc.directory.rstrip('/')}/quarantine"
-            delivery._ensure_dir(sftp, quarantined)
+            delivery.ensure_dir(sftp, quarantined)
             sftp.rename(source, f"{quarantined}/{target.name}")
     target.with_name(target.name + ".reason.txt").write_text(
         "\n".join(scrub(r) for r in reasons) + "\n", encoding="utf-8")
@@ -379,7 +378,7 @@ def report(received: dict[str, Any], items: list[dict[str, Any]], engine: Engine
     for item in items:
         e = entries.get(item["subscriber"])
         outcome = e.outcome if e else "NOT_ATTEMPTED"
-        if outcome not in DELIVERED:
+        if outcome not in extracts.DELIVERED_OUTCOMES:
             failed.append(item["name"])
         lines.append(f"{item['name']} ({item['subscriber']}): {item['persons']} persons, "
                      f"{item['records']} records, {outcome}"

@@ -40,7 +40,7 @@ class FilterResult:
 
 def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
                    as_of: dt.datetime | None = None, explain: bool = False,
-                   expect_date: dt.date | None = None, index: ExtractIndex | None = None,
+                   expect_date: dt.date | None = None,
                    clock: Callable[[], dt.datetime] = utcnow) -> FilterResult:
     """Filter ``path`` for every active subscriber into ``out_dir/<uuid>/``.
 
@@ -50,8 +50,7 @@ def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
     """
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    if index is None or index.sha256 is None:
-        index = scan(path, digest=True)
+    index = scan(path, digest=True)
     check(index, expect_date=expect_date)
     seconds["read"] = time.perf_counter() - t
 
@@ -88,15 +87,16 @@ def write_explanations(index: ExtractIndex, snapshot: FilterSnapshot,
     written = []
     bounds = selection.bounds()
     pnrs = index.pnr_text()
+    first_line = index.persons["first_line"].to_numpy()
+    codes_of = filtering.codes_by_person(index.events)
     for s, sub in enumerate(snapshot.subscribers):
-        why = filtering.explain(index.persons, index.events, snapshot, selection, s,
+        why = filtering.explain(index.persons, codes_of, snapshot, selection, s,
                                 start.production_date)
         who = selection.person[bounds[s] : bounds[s + 1]]
         path = out / sub.uuid / f"{file_name(index)}.explain.csv"
         with open(path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(["pnr_masked", "first_line", "selected_by"])
-            first_line = index.persons["first_line"].to_numpy()
             for person, reason in zip(who.tolist(), why, strict=True):
                 w.writerow([mask(pnrs.iloc[person]), int(first_line[person]), reason])
         written.append(str(path))

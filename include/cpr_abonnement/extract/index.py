@@ -126,7 +126,6 @@ class ExtractIndex:
     events: pd.DataFrame
     #: Structural rule violations found while scanning, by rule name.
     violations: dict[str, RuleViolations]
-    mixed_line_endings: int = 0
     sha256: str | None = None
 
     @cached_property
@@ -575,7 +574,6 @@ def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
         persons=persons,
         events=events,
         violations=sc.violations,
-        mixed_line_endings=sc.mixed,
     )
 
 

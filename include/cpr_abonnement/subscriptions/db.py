@@ -43,14 +43,18 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def connection_url(conn) -> str:
+    """The filter-database URL an Airflow connection (SDK or core object) describes."""
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    return normalise_url(conn.get_uri())
+
+
 def url_from_airflow_connection(conn_id: str = AIRFLOW_CONN_ID) -> str:
     """The filter-database URL stored in an Airflow connection (call inside a task)."""
     from airflow.sdk import BaseHook
 
-    conn = BaseHook.get_connection(conn_id)
-    if conn.conn_type == "sqlite":
-        return f"sqlite:///{conn.host}"
-    return normalise_url(conn.get_uri())
+    return connection_url(BaseHook.get_connection(conn_id))
 
 
 def task_engine() -> Engine:

@@ -89,6 +89,10 @@ def last_processed(engine: Engine, task_number: str, before: dt.date) -> Extract
         return ExtractRecord.of(row) if row else None
 
 
+#: Ledger outcomes that mean the subscriber has the file.
+DELIVERED_OUTCOMES = ("DELIVERED", "ALREADY_DELIVERED")
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     subscriber_uuid: str
@@ -108,7 +112,7 @@ def record_delivery(engine: Engine, *, task_number: str, production_date: dt.dat
                     records: int, target: str, outcome: str, detail: str,
                     now: dt.datetime) -> LedgerEntry:
     """Record one delivery attempt (insert, or update the row and count the attempt)."""
-    delivered = outcome in ("DELIVERED", "ALREADY_DELIVERED")
+    delivered = outcome in DELIVERED_OUTCOMES
     with Session(engine) as s, s.begin():
         run_id = s.scalar(select(ExtractRun.id).where(
             ExtractRun.task_number == task_number, ExtractRun.production_date == production_date))
