@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +34,13 @@ from cpr_abonnement.errors import ExtractError, RecordFormatError, UnknownRecord
 from cpr_abonnement.extract.layouts import ENCODING, LAYOUTS, PERSON_TYPES, PLATFORM_TYPES
 from cpr_abonnement.pnr import CENTURY
 
-#: Bytes read per block. 64 MiB keeps NumPy's temporaries well under 1 GB.
-CHUNK_SIZE = 64 * 1024 * 1024
+#: Bytes read per block. Small enough that a block's NumPy temporaries stay in the
+#: allocator's reusable heap (no fresh pages per block) and the workers stay balanced.
+CHUNK_SIZE = 8 * 1024 * 1024
+#: Indexing threads at most; beyond a few, reading the file is the limit.
+MAX_WORKERS = 4
+#: Bytes a block's buffer extends past its data, for fixed-width columns of the last line.
+_PAD = 64
 #: A line longer than this without a terminator means the file is not line-based.
 MAX_LINE = 64 * 1024
 #: A record may be this much longer than its documented length before it is implausible
@@ -53,7 +60,6 @@ _MAX_LEN = np.zeros(1000, dtype=np.int64)
 for _code, _lay in LAYOUTS.items():
     _MAX_LEN[int(_code)] = _lay.length + LENGTH_SLACK
 _CENTURY = np.array([CENTURY[d] for d in range(10)], dtype=np.int64)  # [digit7, yy band]
-_POW10 = {w: 10 ** np.arange(w - 1, -1, -1, dtype=np.int64) for w in (2, 3, 4, 10)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +123,7 @@ class ExtractIndex:
     span_nbytes: np.ndarray
     span_records: np.ndarray
     span_person: np.ndarray
-    #: One row per person, sorted by PNR. Columns: ``pnr`` (int64), ``birth_date``
+    #: One row per person, in order of first appearance. Columns: ``pnr`` (int64), ``birth_date``
     #: (int ``YYYYMMDD``, 0 when neither 001 nor the PNR gives a real date),
     #: ``birth_from_pnr`` (bool), ``status`` (-1 when unknown),
     #: ``municipality`` (-1 without a 002), ``has_001``, ``records``, ``first_line``.
@@ -150,13 +156,6 @@ class ExtractIndex:
         return pnrs.astype(str).str.zfill(10)
 
 
-def _digits(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Value of each row of ASCII digits, and whether the row was all digits."""
-    d = block - np.uint8(48)  # wraps below '0', so one comparison checks both ends
-    ok = (d <= 9).all(axis=1)
-    return d.astype(np.int64) @ _POW10[block.shape[1]], ok
-
-
 class _Lines:
     """Complete lines of one block, with fixed-width column access.
 
@@ -180,6 +179,10 @@ class _Lines:
             out[i, max(0, int(lengths[i]) - (first - 1)):] = 32
         return out
 
+    def words(self, first: int, count: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """``count`` little-endian 8-byte words per row, read from column ``first``."""
+        return self.columns(first, 8 * count, rows).view("<u8")
+
 
 # Every field the index reads, taken from the layout tables (never sliced by hand).
 _TYPE = LAYOUTS["001"]["RECORDTYPE"]
@@ -191,25 +194,35 @@ _HEAD = 16  # columns 1-16 read as two 8-byte words; type and PNR lie within the
 assert _PNR.end <= _HEAD and _TYPE.start == 1
 
 
-def _word_mask(field, word: int) -> np.uint64:
-    """Bytes of ``field`` that fall in little-endian word ``word`` of the head."""
-    bits = 0
-    for col in range(field.start - 1, field.end):
-        if col // 8 == word:
-            bits |= 0xFF << (8 * (col % 8))
-    return np.uint64(bits)
+def _words_for(first, last) -> int:
+    """Words to read from ``first``'s column to cover ``last`` too."""
+    return -(-(last.end - first.start + 1) // 8)
 
 
-_TYPE_MASK = _word_mask(_TYPE, 0)
-_PNR_MASK_0, _PNR_MASK_1 = _word_mask(_PNR, 0), _word_mask(_PNR, 1)
+def _pnr_mask(word: int) -> np.uint64:
+    """Bytes of the PNR that fall in word ``word`` of the head."""
+    cols = range(_PNR.start - 1, _PNR.end)
+    return np.uint64(sum(0xFF << (8 * (c % 8)) for c in cols if c // 8 == word))
+
+
+_PNR_MASK_0, _PNR_MASK_1 = _pnr_mask(0), _pnr_mask(1)
+
+
 _ZEROS = np.uint64(0x3030_3030_3030_3030)
 _HIGH = np.uint64(0xF0F0_F0F0_F0F0_F0F0)
 _SIX = np.uint64(0x0606_0606_0606_0606)
+_PAIRS = np.uint64(0x00FF_00FF_00FF_00FF)
+_QUADS = np.uint64(0x0000_FFFF_0000_FFFF)
+_LOW32 = np.uint64(0xFFFF_FFFF)
 
 
-def _within(field, first) -> slice:
-    """Where ``field`` sits in a block of columns read from ``first.start`` on."""
-    return slice(field.start - first.start, field.end - first.start + 1)
+def _at(field, first) -> int:
+    """Byte offset of ``field`` in words read from column ``first`` (a field or a column)."""
+    return field.start - getattr(first, "start", first)
+
+
+def _byte_mask(byte: int, width: int) -> np.uint64:
+    return np.uint64(((1 << (8 * width)) - 1) << (8 * byte))
 
 
 def _all_digits(words: np.ndarray, mask: np.uint64) -> np.ndarray:
@@ -221,6 +234,46 @@ def _all_digits(words: np.ndarray, mask: np.uint64) -> np.ndarray:
     """
     x = (words & mask) | (_ZEROS & ~mask)
     return ((x & _HIGH) == _ZEROS) & (((x + _SIX) & _HIGH) == _ZEROS)
+
+
+def _word_number(words: np.ndarray, byte: int, width: int) -> np.ndarray:
+    """Value of ``width`` ASCII digits from byte ``byte`` of each word (SWAR).
+
+    The digits are moved to the top of the word behind leading '0's, then adjacent
+    digits, pairs and quads are combined with one multiply-add each: three steps for
+    eight digits instead of a loop over them. Garbage where the bytes are not digits.
+    """
+    x = words >> np.uint64(8 * byte)
+    if width < 8:
+        fill = np.uint64(int(_ZEROS) >> (8 * width))
+        x = (x << np.uint64(8 * (8 - width))) | fill
+    x = x - _ZEROS
+    x = (x * np.uint64(10) + (x >> np.uint64(8))) & _PAIRS
+    x = (x * np.uint64(100) + (x >> np.uint64(16))) & _QUADS
+    x = (x * np.uint64(10_000) + (x >> np.uint64(32))) & _LOW32
+    return x.astype(np.int64)
+
+
+def _number(words: np.ndarray, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Digits at bytes ``start..start+width-1`` of rows of words: value, and whether they
+    were all digits. A field crossing a word boundary is read in parts."""
+    value = ok = None
+    while width:
+        word, byte = divmod(start, 8)
+        take = min(width, 8 - byte)
+        part = _word_number(words[:, word], byte, take)
+        good = _all_digits(words[:, word], _byte_mask(byte, take))
+        value = part if value is None else value * 10**take + part
+        ok = good if ok is None else ok & good
+        start, width = start + take, width - take
+    return value, ok
+
+
+def _raw(words: np.ndarray, start: int, width: int) -> np.ndarray:
+    """The bytes at ``start..start+width-1`` (within one word) as an integer."""
+    word, byte = divmod(start, 8)
+    assert byte + width <= 8, "field crosses a word boundary"
+    return ((words[:, word] >> np.uint64(8 * byte)) & _byte_mask(0, width)).astype(np.int64)
 
 
 def _real_dates(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -239,12 +292,13 @@ def birth_from_pnr(pnr: np.ndarray) -> np.ndarray:
     return np.where(_real_dates(year, month, day), year * 10_000 + month * 100 + day, 0)
 
 
-def _foed_dt(block: np.ndarray) -> np.ndarray:
-    """FOED_DT ``YYYY-MM-DD`` blocks to ``YYYYMMDD``, 0 where blank or not a real date."""
-    y, oky = _digits(block[:, 0:4])
-    m, okm = _digits(block[:, 5:7])
-    d, okd = _digits(block[:, 8:10])
-    sep = (block[:, 4] == ord("-")) & (block[:, 7] == ord("-"))
+def _foed_dt(words: np.ndarray, at: int) -> np.ndarray:
+    """FOED_DT ``YYYY-MM-DD`` at byte ``at`` of rows of words to ``YYYYMMDD``, 0 where
+    blank or not a real date."""
+    y, oky = _number(words, at, 4)
+    m, okm = _number(words, at + 5, 2)
+    d, okd = _number(words, at + 8, 2)
+    sep = (_raw(words, at + 4, 1) == ord("-")) & (_raw(words, at + 7, 1) == ord("-"))
     ok = oky & okm & okd & sep & _real_dates(y, m, d)
     return np.where(ok, y * 10_000 + m * 100 + d, 0)
 
@@ -256,21 +310,182 @@ def _parse_d8(text: str) -> dt.date | None:
         return None
 
 
-class _Scanner:
-    """Accumulates one block of complete lines at a time."""
+@dataclass(slots=True)
+class _Block:
+    """What one block of complete lines yields, in the block's own coordinates.
+
+    Line indexes, byte offsets and span numbers count from 0 within the block, so
+    blocks can be indexed concurrently and in any order; :class:`_Merger` shifts them
+    into file coordinates, in file order.
+    """
+
+    lines: int
+    terminated: int
+    crlf: int
+    #: Whether the block's first line ends in CRLF (None: it has no terminator).
+    first_crlf: bool | None
+    last_terminator: bytes
+    counts: np.ndarray
+    #: 000 and 999 records: type, line, line index, offset, terminator.
+    frames: list[tuple[int, bytes, int, int, bytes]]
+    #: rule -> exact count, and the first few errors still waiting for a line number.
+    problems: dict[str, tuple[int, list[tuple[int, Callable[..., ExtractError]]]]]
+    #: offset, nbytes, records, PNR and line index of each span's first line.
+    spans: tuple[np.ndarray, ...]
+    #: Per 001 / 002 / 099 record: its span, then the fields filtering needs.
+    p001: tuple[np.ndarray, ...]
+    p002: tuple[np.ndarray, ...]
+    p099: tuple[np.ndarray, ...]
+
+
+def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Block:
+    """Index the complete lines in ``buf[:length]`` (pure: reads ``buf`` only).
+
+    With ``final_unterminated`` the data ends in a line without terminator (the last
+    line of a file). ``buf`` must extend past ``length`` so that fixed-width columns
+    can be taken at any line start.
+    """
+    ends = np.flatnonzero(buf[:length] == 10)
+    if final_unterminated:
+        ends = np.append(ends, length)
+    n = len(ends)
+    starts = np.empty(n, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    term_len = np.ones(n, dtype=np.int64)
+    if final_unterminated:
+        term_len[-1] = 0
+    has_cr = (buf[ends - 1] == 13) & (ends > starts) & (term_len == 1)
+    lengths = ends - starts - has_cr
+    term_len += has_cr
+    lines = _Lines(buf, starts, lengths)
+
+    # Columns 1-16 of every line as two little-endian words: record type and PNR
+    # are tested and compared eight bytes at a time (SWAR), not byte by byte.
+    head = lines.words(1, _HEAD // 8)
+    rtype, type_ok = _number(head, _at(_TYPE, 1), _TYPE.width)
+    type_ok &= lengths >= _TYPE.end
+    rtype[~type_ok] = 0
+    known = type_ok & _KNOWN[rtype]
+    pnr_ok = (_all_digits(head[:, 0], _PNR_MASK_0) & _all_digits(head[:, 1], _PNR_MASK_1)
+              & (lengths >= _PNR.end))
+    person = known & _PERSON[rtype]
+    ok = person & pnr_ok
+    unknown = ~known
+    bad_pnr = (person | (known & (rtype == 997))) & ~pnr_ok
+    bad_length = (person & (lengths < MIN_PERSON_LENGTH)) | (
+        known & (lengths > _MAX_LEN[rtype]))
+    problems = {}
+    if unknown.any() or bad_pnr.any() or bad_length.any():
+        problems = _line_problems(buf, starts, lengths, rtype, pnr_ok, unknown, bad_pnr,
+                                  bad_length)
+
+    frames = []
+    for i in np.flatnonzero(known & ((rtype == 0) | (rtype == 999))).tolist():
+        s, e = int(starts[i]), int(starts[i] + lengths[i])
+        frames.append((int(rtype[i]), bytes(buf[s:e]), i, s, bytes(buf[e : e + term_len[i]])))
+
+    # Person spans: runs of consecutive lines of one person. Only the first line of
+    # each run needs its PNR as a number; the rest compare bytes with the line before.
+    continues = np.zeros(n, dtype=bool)
+    p0, p1 = head[:, 0] & _PNR_MASK_0, head[:, 1] & _PNR_MASK_1
+    continues[1:] = ok[:-1] & (p0[1:] == p0[:-1]) & (p1[1:] == p1[:-1])
+    new = ok & ~continues
+    first = np.flatnonzero(new)
+    span_of_line = np.cumsum(new) - 1
+    last = np.empty_like(first)
+    if len(first):
+        last[:-1] = first[1:] - 1
+        last[-1] = n - 1
+        # A run also ends where a non-person line interrupts it.
+        breaks = np.flatnonzero(~ok)
+        nxt = np.searchsorted(breaks, first)
+        cut = nxt < len(breaks)
+        last[cut] = np.minimum(last[cut], breaks[nxt[cut]] - 1)
+    span_end = starts[last] + lengths[last] + term_len[last]
+    pnr, _ = _number(head[first], _at(_PNR, 1), _PNR.width)
+
+    sel = np.flatnonzero(ok & (rtype == 1))
+    words = lines.words(_STATUS.start, _words_for(_STATUS, _FOED_DT), sel)
+    status, status_ok = _number(words, 0, _STATUS.width)
+    p001 = (span_of_line[sel], _foed_dt(words, _at(_FOED_DT, _STATUS)),
+            np.where(status_ok, status, -1))
+    sel = np.flatnonzero(ok & (rtype == 2))
+    kom, kom_ok = _number(lines.words(_KOMKOD.start, 1, sel), 0, _KOMKOD.width)
+    p002 = (span_of_line[sel], np.where(kom_ok, kom, -1))
+    sel = np.flatnonzero(ok & (rtype == 99))
+    words = lines.words(_HAENDELSE.start, _words_for(_HAENDELSE, _AFLEDTMRK), sel)
+    p099 = (span_of_line[sel], _raw(words, 0, _HAENDELSE.width),
+            _raw(words, _at(_AFLEDTMRK, _HAENDELSE), _AFLEDTMRK.width))
+
+    terminated = term_len > 0
+    return _Block(
+        lines=n,
+        terminated=int(terminated.sum()),
+        crlf=int(has_cr.sum()),
+        first_crlf=bool(has_cr[0]) if terminated[0] else None,
+        last_terminator=bytes(buf[ends[-1] - term_len[-1] + 1 : ends[-1] + 1]),
+        counts=np.bincount(rtype[known], minlength=1000),
+        frames=frames,
+        problems=problems,
+        spans=(starts[first], span_end - starts[first], last - first + 1, pnr, first),
+        p001=p001,
+        p002=p002,
+        p099=p099,
+    )
+
+
+def _line_problems(buf, starts, lengths, rtype, pnr_ok, unknown, bad_pnr, bad_length):
+    """Unknown types, bad PNRs and implausible lengths (rare: slow path).
+
+    Each rule keeps its exact count and builds errors for its first few lines only;
+    the errors get their line numbers when the block is merged.
+    """
+    def raw(i: int) -> bytes:
+        return bytes(buf[starts[i] : starts[i] + lengths[i]])
+
+    def unknown_type(i: int) -> Callable[..., ExtractError]:
+        line = raw(i)
+        return partial(UnknownRecordType, "empty line" if not line.strip()
+                       else f"unknown record type {line[:3].decode(ENCODING)!r}")
+
+    def bad_pnr_error(i: int) -> Callable[..., ExtractError]:
+        return partial(RecordFormatError, "columns 4-13 must be a 10-digit PNR",
+                       record_type=f"{rtype[i]:03d}", field="PNR")
+
+    def bad_length_error(i: int) -> Callable[..., ExtractError]:
+        code = f"{rtype[i]:03d}"
+        return partial(
+            RecordFormatError,
+            f"{lengths[i]} characters; a {code} record has {LAYOUTS[code].length}"
+            f" (shorter lines are space-padded, at most {LENGTH_SLACK} extra allowed)",
+            record_type=code, pnr=raw(i)[3:13].decode(ENCODING) if pnr_ok[i] else None)
+
+    found = {}
+    for rule, mask, error in (("known record type", unknown, unknown_type),
+                              ("10-digit PNR", bad_pnr, bad_pnr_error),
+                              ("record length", bad_length, bad_length_error)):
+        rows = np.flatnonzero(mask)
+        if len(rows):
+            found[rule] = (len(rows), [(i, error(i)) for i in rows[:MAX_EXAMPLES].tolist()])
+    return found
+
+
+class _Merger:
+    """Takes indexed blocks in file order and shifts them into file coordinates."""
 
     def __init__(self) -> None:
         self.lines = 0
+        self.span_count = 0
+        self.terminated = 0
+        self.crlf = 0
         self.line_ending: bytes | None = None
-        self.mixed = 0
         self.start: StartRecord | None = None
         self.end: EndRecord | None = None
         self.start_lines: list[int] = []
         self.end_lines: list[int] = []
         self.counts = np.zeros(1000, dtype=np.int64)
-        self.unknown_count = 0
         self.spans: list[tuple[np.ndarray, ...]] = []
-        self.span_count = 0
         self.p001: list[tuple[np.ndarray, ...]] = []
         self.p002: list[tuple[np.ndarray, ...]] = []
         self.p099: list[tuple[np.ndarray, ...]] = []
@@ -280,128 +495,36 @@ class _Scanner:
     def violation(self, rule: str, error: ExtractError) -> None:
         self.violations.setdefault(rule, RuleViolations(rule)).add(error)
 
-    def block(self, buf: np.ndarray, base: int, ends: np.ndarray,
-              final_unterminated: bool) -> None:
-        """Process complete lines of ``buf``; ``ends`` are their ``\\n`` positions.
+    def add(self, block: _Block, offset: int) -> None:
+        """Append ``block``, which starts at byte ``offset`` of the file."""
+        line_no = self.lines + 1  # of the block's first line
+        if self.line_ending is None and block.first_crlf is not None:
+            self.line_ending = b"\r\n" if block.first_crlf else b"\n"
+        self.terminated += block.terminated
+        self.crlf += block.crlf
+        self.counts += block.counts
+        for rule, (count, pending) in block.problems.items():
+            seen = self.violations.setdefault(rule, RuleViolations(rule))
+            seen.count += count
+            room = max(0, MAX_EXAMPLES - len(seen.examples))
+            seen.examples += [make(line=line_no + i) for i, make in pending[:room]]
+        for rtype, line, i, start, term in block.frames:
+            self._frame_record(rtype, line, line_no + i, offset + start, term)
+        off, nbytes, records, pnr, first = block.spans
+        self.spans.append((off + offset, nbytes, records, pnr, first + line_no))
+        for merged, (span, *values) in ((self.p001, block.p001), (self.p002, block.p002),
+                                        (self.p099, block.p099)):
+            merged.append((span + self.span_count, *values))
+        self.span_count += len(pnr)
+        self.lines += block.lines
+        self.last_terminator = block.last_terminator
 
-        With ``final_unterminated`` the last entry of ``ends`` is the end of the data (a
-        file whose last line has no terminator). ``buf`` extends past the data so that
-        fixed-width columns can be taken at any line start.
-        """
-        n = len(ends)
-        starts = np.empty(n, dtype=np.int64)
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-        term_len = np.ones(n, dtype=np.int64)
-        if final_unterminated:
-            term_len[-1] = 0
-        has_cr = (buf[ends - 1] == 13) & (ends > starts) & (term_len == 1)
-        lengths = ends - starts - has_cr
-        term_len += has_cr
-        lines = _Lines(buf, starts, lengths)
-
-        if self.line_ending is None and term_len[0]:
-            self.line_ending = b"\r\n" if has_cr[0] else b"\n"
-        if self.line_ending is not None:
-            want_cr = self.line_ending == b"\r\n"
-            self.mixed += int(((has_cr != want_cr) & (term_len > 0)).sum())
-
-        # Columns 1-16 of every line as two little-endian words: record type and PNR
-        # are tested and compared eight bytes at a time (SWAR), not byte by byte.
-        head = lines.columns(1, _HEAD)
-        w0, w1 = head.view("<u8")[:, 0], head.view("<u8")[:, 1]
-        type_ok = _all_digits(w0, _TYPE_MASK) & (lengths >= _TYPE.end)
-        rtype = ((head[:, 0].astype(np.int16) - 48) * 100 + (head[:, 1].astype(np.int16) - 48)
-                 * 10 + (head[:, 2].astype(np.int16) - 48))
-        rtype[~type_ok] = 0
-        known = type_ok & _KNOWN[rtype]
-        pnr_ok = (_all_digits(w0, _PNR_MASK_0) & _all_digits(w1, _PNR_MASK_1)
-                  & (lengths >= _PNR.end))
-        self.counts += np.bincount(rtype[known], minlength=1000)
-        person = known & _PERSON[rtype]
-        ok = person & pnr_ok
-        unknown = ~known
-        bad_pnr = (person | (known & (rtype == 997))) & ~pnr_ok
-        bad_length = (person & (lengths < MIN_PERSON_LENGTH)) | (
-            known & (lengths > _MAX_LEN[rtype]))
-        if unknown.any() or bad_pnr.any() or bad_length.any():
-            self._line_problems(buf, starts, lengths, rtype, pnr_ok, unknown, bad_pnr,
-                                bad_length)
-
-        frame = np.flatnonzero(known & ((rtype == 0) | (rtype == 999)))
-        for i in frame.tolist():
-            line = bytes(buf[starts[i] : starts[i] + lengths[i]])
-            term = bytes(buf[starts[i] + lengths[i] : starts[i] + lengths[i] + term_len[i]])
-            self._frame_record(int(rtype[i]), line, self.lines + 1 + i, base + int(starts[i]),
-                               term)
-
-        # Person spans: runs of consecutive lines of one person. Only the first line of
-        # each run needs its PNR as a number; the rest compare bytes with the line before.
-        continues = np.zeros(n, dtype=bool)
-        p0, p1 = w0 & _PNR_MASK_0, w1 & _PNR_MASK_1
-        continues[1:] = ok[:-1] & (p0[1:] == p0[:-1]) & (p1[1:] == p1[:-1])
-        new = ok & ~continues
-        first = np.flatnonzero(new)
-        span_of_line = np.cumsum(new) - 1 + self.span_count
-        last = np.empty_like(first)
-        if len(first):
-            last[:-1] = first[1:] - 1
-            last[-1] = n - 1
-            # A run also ends where a non-person line interrupts it.
-            breaks = np.flatnonzero(~ok)
-            nxt = np.searchsorted(breaks, first)
-            cut = nxt < len(breaks)
-            last[cut] = np.minimum(last[cut], breaks[nxt[cut]] - 1)
-        span_end = starts[last] + lengths[last] + term_len[last]
-        pnr, _ = _digits(head[first, _PNR.slice])
-        self.spans.append((base + starts[first], span_end - starts[first], last - first + 1,
-                           pnr, self.lines + 1 + first))
-        self.span_count += len(first)
-
-        sel = np.flatnonzero(ok & (rtype == 1))
-        if len(sel):
-            cols = lines.columns(_STATUS.start, _FOED_DT.end - _STATUS.start + 1, sel)
-            status, status_ok = _digits(cols[:, _within(_STATUS, _STATUS)])
-            self.p001.append((span_of_line[sel], _foed_dt(cols[:, _within(_FOED_DT, _STATUS)]),
-                              np.where(status_ok, status, -1)))
-        sel = np.flatnonzero(ok & (rtype == 2))
-        if len(sel):
-            kom, kom_ok = _digits(lines.columns(_KOMKOD.start, _KOMKOD.width, sel))
-            self.p002.append((span_of_line[sel], np.where(kom_ok, kom, -1)))
-        sel = np.flatnonzero(ok & (rtype == 99))
-        if len(sel):
-            cols = lines.columns(_HAENDELSE.start, _AFLEDTMRK.end - _HAENDELSE.start + 1, sel)
-            self.p099.append((span_of_line[sel], _packed(cols[:, _within(_HAENDELSE, _HAENDELSE)]),
-                              _packed(cols[:, _within(_AFLEDTMRK, _HAENDELSE)])))
-
-        self.last_terminator = bytes(buf[starts[-1] + lengths[-1] : ends[-1] + 1][
-            : term_len[-1]])
-        self.lines += n
-
-    def _line_problems(self, buf, starts, lengths, rtype, pnr_ok, unknown, bad_pnr,
-                       bad_length) -> None:
-        """Record unknown types, bad PNRs and implausible lengths (rare: slow path)."""
-        def raw(i: int) -> bytes:
-            return bytes(buf[starts[i] : starts[i] + lengths[i]])
-
-        line_no = self.lines + 1
-        for i in np.flatnonzero(unknown).tolist():
-            line = raw(i)
-            self.violation("known record type", UnknownRecordType(
-                "empty line" if not line.strip()
-                else f"unknown record type {line[:3].decode(ENCODING)!r}",
-                line=line_no + i))
-        for i in np.flatnonzero(bad_pnr).tolist():
-            self.violation("10-digit PNR", RecordFormatError(
-                "columns 4-13 must be a 10-digit PNR", line=line_no + i,
-                record_type=f"{rtype[i]:03d}", field="PNR"))
-        for i in np.flatnonzero(bad_length).tolist():
-            code = f"{rtype[i]:03d}"
-            self.violation("record length", RecordFormatError(
-                f"{lengths[i]} characters; a {code} record has {LAYOUTS[code].length}"
-                f" (shorter lines are space-padded, at most {LENGTH_SLACK} extra allowed)",
-                line=line_no + i, record_type=code,
-                pnr=raw(i)[3:13].decode(ENCODING) if pnr_ok[i] else None))
+    @property
+    def mixed_endings(self) -> int:
+        """Terminated lines that end differently from the file's first line."""
+        if self.line_ending == b"\r\n":
+            return self.terminated - self.crlf
+        return self.crlf
 
     def _frame_record(
         self, rtype: int, line: bytes, line_no: int, offset: int, term: bytes
@@ -423,10 +546,12 @@ class _Scanner:
             )
 
 
-def _first_per_person(person: np.ndarray, *values: np.ndarray):
-    """Keep the first row (file order) for each person."""
-    people, first = np.unique(person, return_index=True)
-    return people, *(v[first] for v in values)
+def _first_per_person(person: np.ndarray, n: int, *values: np.ndarray):
+    """The persons (of ``n``) that have rows, and each one's first row in file order."""
+    first = np.full(n, len(person), dtype=np.int64)
+    np.minimum.at(first, person, np.arange(len(person)))
+    who = np.flatnonzero(first < len(person))
+    return who, *(v[first[who]] for v in values)
 
 
 def _concat(parts: list[tuple[np.ndarray, ...]], k: int, dtype) -> list[np.ndarray]:
@@ -435,12 +560,18 @@ def _concat(parts: list[tuple[np.ndarray, ...]], k: int, dtype) -> list[np.ndarr
     return [np.concatenate([p[i] for p in parts]) for i in range(k)]
 
 
+def _available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
 def scan(
     path: str | Path,
     *,
     chunk_size: int = CHUNK_SIZE,
     progress: Callable[[int, int], None] | None = None,
     digest: bool = False,
+    workers: int | None = None,
 ) -> ExtractIndex:
     """Read ``path`` once and build its :class:`ExtractIndex`.
 
@@ -448,60 +579,77 @@ def scan(
     the SHA-256 of the file is computed on the way (``ExtractIndex.sha256``). The only error
     raised is for a file that is not line-based at all; every other problem is
     recorded in ``violations`` for validation to report.
+
+    This thread reads blocks and cuts them at their last line end; ``workers`` threads
+    (default: one per available core, at most :data:`MAX_WORKERS`) index them
+    concurrently, since NumPy releases the GIL; results are merged strictly in file
+    order. Memory: ``workers + 1`` buffers of ``chunk_size`` plus one block's arrays
+    per worker, whatever the file size.
     """
     path = Path(path)
     size = path.stat().st_size
-    sc = _Scanner()
-    # Two buffers: while a worker thread indexes one block (NumPy releases the GIL),
-    # the caller's thread reads the next block into the other and finds its newlines.
-    # +64: room to read fixed-width columns past the last line.
-    bufs = [bytearray(chunk_size + MAX_LINE + 64) for _ in range(2)]
-    arrs = [np.frombuffer(b, dtype=np.uint8) for b in bufs]
-    carry, base, done, k = 0, 0, 0, 0
+    workers = workers or min(MAX_WORKERS, _available_cores())
+    merger = _Merger()
     hasher = hashlib.sha256() if digest else None
-    pending: Future | None = None
-    with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as worker:
+    # +_PAD: room to read fixed-width columns past the last line of a block.
+    free = []
+    for _ in range(workers + 1):
+        raw = bytearray(chunk_size + MAX_LINE + _PAD)
+        free.append((raw, np.frombuffer(raw, dtype=np.uint8)))
+    pending: deque[tuple[Future, int, tuple[bytearray, np.ndarray]]] = deque()
+
+    def settle_oldest() -> None:
+        future, offset, buffer = pending.popleft()
+        merger.add(future.result(), offset)
+        free.append(buffer)
+
+    def take() -> tuple[bytearray, np.ndarray]:
+        if not free:
+            settle_oldest()
+        return free.pop()
+
+    with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=workers) as pool:
+        raw, arr = take()
+        carry, base, done = 0, 0, 0
         while True:
-            buf, arr = bufs[k], arrs[k]
-            got = fh.readinto(memoryview(buf)[carry : carry + chunk_size])
+            got = fh.readinto(memoryview(raw)[carry : carry + chunk_size])
             if hasher is not None:
-                hasher.update(memoryview(buf)[carry : carry + got])
+                hasher.update(memoryview(raw)[carry : carry + got])
             done += got
             total = carry + got
             if got == 0:
-                if total:
-                    worker.submit(sc.block, arr, base,
-                                  np.array([total], dtype=np.int64), True).result()
+                if total:  # a last line without terminator
+                    pending.append((pool.submit(_index_block, arr, total, True), base,
+                                    (raw, arr)))
                 break
-            nl = np.flatnonzero(arr[:total] == 10)
-            if len(nl) == 0:
+            cut = raw.rfind(b"\n", 0, total) + 1
+            if not cut:
                 if total > MAX_LINE:
+                    while pending:
+                        settle_oldest()
                     raise RecordFormatError(
                         f"no line terminator within {MAX_LINE} bytes; a change extract has "
                         "one record per line (LF or CRLF)",
-                        line=sc.lines + 1,
+                        line=merger.lines + 1,
                     )
                 carry = total
                 continue
-            current = worker.submit(sc.block, arr, base, nl, False)
-            if pending is not None:
-                pending.result()  # the other buffer is free again
-            pending = current
-            cut = int(nl[-1]) + 1
+            pending.append((pool.submit(_index_block, arr, cut, False), base, (raw, arr)))
             base += cut
             carry = total - cut
-            bufs[1 - k][0:carry] = buf[cut:total]
-            k = 1 - k
+            nxt_raw, nxt_arr = take()
+            memoryview(nxt_raw)[:carry] = memoryview(raw)[cut:total]
+            raw, arr = nxt_raw, nxt_arr
             if progress:
                 progress(done, size)
-        if pending is not None:
-            pending.result()
-    index = _finish(sc, path, size)
+        while pending:
+            settle_oldest()
+    index = _finish(merger, path, size)
     index.sha256 = hasher.hexdigest() if hasher is not None else None
     return index
 
 
-def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
+def _finish(sc: _Merger, path: Path, size: int) -> ExtractIndex:
     off, nbytes, nrec, span_pnr, span_line = _concat(sc.spans, 5, np.int64)
     # Persons in order of first appearance; factorize hashes, so no sort is needed.
     codes, uniq = pd.factorize(span_pnr)
@@ -518,7 +666,7 @@ def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
     has_001 = np.zeros(n, dtype=bool)
     p_span, p_birth, p_status = _concat(sc.p001, 3, np.int64)
     if len(p_span):
-        who, b, st = _first_per_person(span_person[p_span], p_birth, p_status)
+        who, b, st = _first_per_person(span_person[p_span], n, p_birth, p_status)
         has_001[who] = True
         status[who] = st
         good = b > 0
@@ -527,7 +675,7 @@ def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
     municipality = np.full(n, -1, dtype=np.int64)
     k_span, k_kom = _concat(sc.p002, 2, np.int64)
     if len(k_span):
-        who, kom = _first_per_person(span_person[k_span], k_kom)
+        who, kom = _first_per_person(span_person[k_span], n, k_kom)
         municipality[who] = kom
 
     persons = pd.DataFrame({
@@ -547,12 +695,12 @@ def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
         "derived": _unpack(e_mark, _AFLEDTMRK.width),
     })
 
-    if sc.mixed:
+    if sc.mixed_endings:
         first_kind = "CRLF" if sc.line_ending == b"\r\n" else "LF"
         sc.violation(
             "consistent line endings",
             RecordFormatError(
-                f"{sc.mixed} line(s) end differently from the first line "
+                f"{sc.mixed_endings} line(s) end differently from the first line "
                 f"({first_kind})"
             ),
         )
@@ -577,18 +725,10 @@ def _finish(sc: _Scanner, path: Path, size: int) -> ExtractIndex:
     )
 
 
-def _packed(block: np.ndarray) -> np.ndarray:
-    """Fixed-width byte columns (at most 7 bytes) packed into one integer per row."""
-    out = np.zeros(len(block), dtype=np.int64)
-    for k in range(block.shape[1]):
-        out = (out << 8) | block[:, k]
-    return out
-
-
 def _unpack(values: np.ndarray, width: int) -> pd.Categorical:
-    """Inverse of :func:`_packed` as stripped text, decoding each distinct value once."""
+    """Fields read by :func:`_raw` as stripped text, decoding each distinct value once."""
     codes, uniq = pd.factorize(values)
-    text = [int(u).to_bytes(width, "big").decode(ENCODING).strip() for u in uniq]
+    text = [int(u).to_bytes(width, "little").decode(ENCODING).strip() for u in uniq]
     categories = sorted(set(text))
     remap = np.array([categories.index(t) for t in text], dtype=np.int64)
     return pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories)
