@@ -36,7 +36,7 @@ from cpr_abonnement.pnr import CENTURY
 
 #: Bytes read per block. Small enough that a block's NumPy temporaries stay in the
 #: allocator's reusable heap (no fresh pages per block) and the workers stay balanced.
-CHUNK_SIZE = 8 * 1024 * 1024
+CHUNK_SIZE = 16 * 1024 * 1024
 #: Indexing threads at most; beyond a few, reading the file is the limit.
 MAX_WORKERS = 4
 #: Bytes a block's buffer extends past its data, for fixed-width columns of the last line.
@@ -52,13 +52,29 @@ MAX_EXAMPLES = 10
 MIN_LENGTH = {code: LAYOUTS[code].length for code in ("000", "999")}
 MIN_PERSON_LENGTH = LAYOUTS["001"]["PNR"].end
 
-_KNOWN = np.zeros(1000, dtype=bool)
-_KNOWN[[int(c) for c in LAYOUTS]] = True
-_PERSON = np.zeros(1000, dtype=bool)
+#: Code standing for "not a known record type" in per-line type arrays.
+_UNKNOWN = 1000
+_PERSON = np.zeros(_UNKNOWN + 1, dtype=bool)
 _PERSON[[int(c) for c in PERSON_TYPES]] = True
-_MAX_LEN = np.zeros(1000, dtype=np.int64)
+_MIN_LEN = np.zeros(_UNKNOWN + 1, dtype=np.int64)
+_MIN_LEN[_PERSON] = MIN_PERSON_LENGTH
+_MAX_LEN = np.full(_UNKNOWN + 1, np.iinfo(np.int64).max, dtype=np.int64)
 for _code, _lay in LAYOUTS.items():
     _MAX_LEN[int(_code)] = _lay.length + LENGTH_SLACK
+
+# Record type lookup. The low nibbles of the three type bytes index two tables: the
+# type's code, and the exact bytes that code is written as. A line's type is known
+# when its bytes equal the table's, which also proves they are digits: two lookups
+# and one comparison per line instead of parsing three digits.
+_NIBBLES = 0x0F0F0F
+_TYPE_CODE = np.full(_NIBBLES + 1, _UNKNOWN, dtype=np.int16)
+_TYPE_BYTES = np.zeros(_NIBBLES + 1, dtype=np.uint64)
+for _code in LAYOUTS:
+    _bytes = int.from_bytes(_code.encode("ascii"), "little")
+    _TYPE_CODE[_bytes & _NIBBLES], _TYPE_BYTES[_bytes & _NIBBLES] = int(_code), _bytes
+# Unused entries hold 0, which only all-NUL bytes could equal; those index entry 0,
+# which "000" occupies.
+assert _TYPE_BYTES[0] != 0
 _CENTURY = np.array([CENTURY[d] for d in range(10)], dtype=np.int64)  # [digit7, yy band]
 
 
@@ -199,13 +215,14 @@ def _words_for(first, last) -> int:
     return -(-(last.end - first.start + 1) // 8)
 
 
-def _pnr_mask(word: int) -> np.uint64:
-    """Bytes of the PNR that fall in word ``word`` of the head."""
-    cols = range(_PNR.start - 1, _PNR.end)
+def _head_mask(field, word: int) -> np.uint64:
+    """Bytes of ``field`` that fall in word ``word`` of the head."""
+    cols = range(field.start - 1, field.end)
     return np.uint64(sum(0xFF << (8 * (c % 8)) for c in cols if c // 8 == word))
 
 
-_PNR_MASK_0, _PNR_MASK_1 = _pnr_mask(0), _pnr_mask(1)
+_TYPE_MASK = _head_mask(_TYPE, 0)
+_PNR_MASK_0, _PNR_MASK_1 = _head_mask(_PNR, 0), _head_mask(_PNR, 1)
 
 
 _ZEROS = np.uint64(0x3030_3030_3030_3030)
@@ -330,7 +347,8 @@ class _Block:
     frames: list[tuple[int, bytes, int, int, bytes]]
     #: rule -> exact count, and the first few errors still waiting for a line number.
     problems: dict[str, tuple[int, list[tuple[int, Callable[..., ExtractError]]]]]
-    #: offset, nbytes, records, PNR and line index of each span's first line.
+    #: offset, nbytes, records, PNR, line index of its first line and birth date by
+    #: the century rule, per span (the rule runs here, in parallel, not per person later).
     spans: tuple[np.ndarray, ...]
     #: Per 001 / 002 / 099 record: its span, then the fields filtering needs.
     p001: tuple[np.ndarray, ...]
@@ -343,7 +361,9 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
 
     With ``final_unterminated`` the data ends in a line without terminator (the last
     line of a file). ``buf`` must extend past ``length`` so that fixed-width columns
-    can be taken at any line start.
+    can be taken at any line start. Every whole-array operation here runs once per
+    line of the file, so the per-line work is kept to a few dozen passes; the rest
+    runs per person or per selected record.
     """
     ends = np.flatnonzero(buf[:length] == 10)
     if final_unterminated:
@@ -352,95 +372,105 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
     starts = np.empty(n, dtype=np.int64)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
-    term_len = np.ones(n, dtype=np.int64)
+    # An empty line's "byte before the LF" is the previous LF, never a CR; only the
+    # block's first line (nothing before it) and an unterminated last line need care.
+    has_cr = buf[ends - 1] == 13
+    has_cr[0] &= bool(ends[0] > 0)
     if final_unterminated:
-        term_len[-1] = 0
-    has_cr = (buf[ends - 1] == 13) & (ends > starts) & (term_len == 1)
+        has_cr[-1] = False
     lengths = ends - starts - has_cr
-    term_len += has_cr
     lines = _Lines(buf, starts, lengths)
 
-    # Columns 1-16 of every line as two little-endian words: record type and PNR
-    # are tested and compared eight bytes at a time (SWAR), not byte by byte.
+    # Columns 1-16 of every line as two little-endian words: record type and PNR are
+    # looked up and compared eight bytes at a time, not byte by byte.
     head = lines.words(1, _HEAD // 8)
-    rtype, type_ok = _number(head, _at(_TYPE, 1), _TYPE.width)
-    type_ok &= lengths >= _TYPE.end
-    rtype[~type_ok] = 0
-    known = type_ok & _KNOWN[rtype]
-    pnr_ok = (_all_digits(head[:, 0], _PNR_MASK_0) & _all_digits(head[:, 1], _PNR_MASK_1)
-              & (lengths >= _PNR.end))
-    person = known & _PERSON[rtype]
-    ok = person & pnr_ok
-    unknown = ~known
-    bad_pnr = (person | (known & (rtype == 997))) & ~pnr_ok
-    bad_length = (person & (lengths < MIN_PERSON_LENGTH)) | (
-        known & (lengths > _MAX_LEN[rtype]))
-    problems = {}
-    if unknown.any() or bad_pnr.any() or bad_length.any():
-        problems = _line_problems(buf, starts, lengths, rtype, pnr_ok, unknown, bad_pnr,
-                                  bad_length)
+    type_bytes = head[:, 0] & _TYPE_MASK
+    nibbles = type_bytes & np.uint64(_NIBBLES)
+    rtype = np.where(_TYPE_BYTES[nibbles] == type_bytes, _TYPE_CODE[nibbles], _UNKNOWN)
+    counts = np.bincount(rtype, minlength=_UNKNOWN + 1)
+    person = _PERSON[rtype]
 
-    frames = []
-    for i in np.flatnonzero(known & ((rtype == 0) | (rtype == 999))).tolist():
-        s, e = int(starts[i]), int(starts[i] + lengths[i])
-        frames.append((int(rtype[i]), bytes(buf[s:e]), i, s, bytes(buf[e : e + term_len[i]])))
-
-    # Person spans: runs of consecutive lines of one person. Only the first line of
-    # each run needs its PNR as a number; the rest compare bytes with the line before.
-    continues = np.zeros(n, dtype=bool)
+    # Runs: consecutive person lines with the same PNR bytes. PNR digits are checked
+    # on each run's first line only (the others equal it byte for byte); a run whose
+    # PNR is digits is a span of that person's records.
     p0, p1 = head[:, 0] & _PNR_MASK_0, head[:, 1] & _PNR_MASK_1
-    continues[1:] = ok[:-1] & (p0[1:] == p0[:-1]) & (p1[1:] == p1[:-1])
-    new = ok & ~continues
-    first = np.flatnonzero(new)
-    span_of_line = np.cumsum(new) - 1
-    last = np.empty_like(first)
-    if len(first):
-        last[:-1] = first[1:] - 1
-        last[-1] = n - 1
-        # A run also ends where a non-person line interrupts it.
-        breaks = np.flatnonzero(~ok)
-        nxt = np.searchsorted(breaks, first)
-        cut = nxt < len(breaks)
-        last[cut] = np.minimum(last[cut], breaks[nxt[cut]] - 1)
-    span_end = starts[last] + lengths[last] + term_len[last]
+    new = person.copy()
+    new[1:] &= ~(person[:-1] & (p0[1:] == p0[:-1]) & (p1[1:] == p1[:-1]))
+    runs = np.flatnonzero(new)
+    run_ok = (_all_digits(p0[runs], _PNR_MASK_0) & _all_digits(p1[runs], _PNR_MASK_1)
+              & (lengths[runs] >= _PNR.end))
+    run_of_line = np.cumsum(new) - 1
+    run_end = np.append(runs[1:], n) - 1
+    breaks = np.flatnonzero(~person)  # a run also ends where a non-person line interrupts
+    nxt = np.searchsorted(breaks, runs)
+    cut = nxt < len(breaks)
+    run_end[cut] = np.minimum(run_end[cut], breaks[nxt[cut]] - 1)
+    span_of_run = np.cumsum(run_ok) - 1
+    first, last = runs[run_ok], run_end[run_ok]
     pnr, _ = _number(head[first], _at(_PNR, 1), _PNR.width)
 
-    sel = np.flatnonzero(ok & (rtype == 1))
-    words = lines.words(_STATUS.start, _words_for(_STATUS, _FOED_DT), sel)
+    bad_length = (lengths < _MIN_LEN[rtype]) | (lengths > _MAX_LEN[rtype])
+    problems = {}
+    if counts[_UNKNOWN] or counts[997] or not run_ok.all() or bad_length.any():
+        pnr_ok = person & np.append(run_ok, False)[run_of_line]  # [-1]: before any run
+        problems = _line_problems(buf, head, starts, lengths, rtype, pnr_ok, bad_length)
+    frames = []
+    if counts[0] or counts[999]:
+        for i in np.flatnonzero((rtype == 0) | (rtype == 999)).tolist():
+            s, e = int(starts[i]), int(starts[i] + lengths[i])
+            frames.append((int(rtype[i]), bytes(buf[s:e]), i, s,
+                           bytes(buf[e : min(int(ends[i]) + 1, length)])))
+
+    def records(code: str) -> tuple[np.ndarray, np.ndarray]:
+        """Lines of type ``code`` in spans, and their span numbers."""
+        rows = np.flatnonzero(rtype == int(code))
+        rows = rows[run_ok[run_of_line[rows]]]
+        return rows, span_of_run[run_of_line[rows]]
+
+    rows, span = records("001")
+    words = lines.words(_STATUS.start, _words_for(_STATUS, _FOED_DT), rows)
     status, status_ok = _number(words, 0, _STATUS.width)
-    p001 = (span_of_line[sel], _foed_dt(words, _at(_FOED_DT, _STATUS)),
-            np.where(status_ok, status, -1))
-    sel = np.flatnonzero(ok & (rtype == 2))
-    kom, kom_ok = _number(lines.words(_KOMKOD.start, 1, sel), 0, _KOMKOD.width)
-    p002 = (span_of_line[sel], np.where(kom_ok, kom, -1))
-    sel = np.flatnonzero(ok & (rtype == 99))
-    words = lines.words(_HAENDELSE.start, _words_for(_HAENDELSE, _AFLEDTMRK), sel)
-    p099 = (span_of_line[sel], _raw(words, 0, _HAENDELSE.width),
+    p001 = (span, _foed_dt(words, _at(_FOED_DT, _STATUS)), np.where(status_ok, status, -1))
+    rows, span = records("002")
+    kom, kom_ok = _number(lines.words(_KOMKOD.start, 1, rows), 0, _KOMKOD.width)
+    p002 = (span, np.where(kom_ok, kom, -1))
+    rows, span = records("099")
+    words = lines.words(_HAENDELSE.start, _words_for(_HAENDELSE, _AFLEDTMRK), rows)
+    p099 = (span, _raw(words, 0, _HAENDELSE.width),
             _raw(words, _at(_AFLEDTMRK, _HAENDELSE), _AFLEDTMRK.width))
 
-    terminated = term_len > 0
+    span_end = np.minimum(ends[last] + 1, length)
     return _Block(
         lines=n,
-        terminated=int(terminated.sum()),
+        terminated=n - int(final_unterminated),
         crlf=int(has_cr.sum()),
-        first_crlf=bool(has_cr[0]) if terminated[0] else None,
-        last_terminator=bytes(buf[ends[-1] - term_len[-1] + 1 : ends[-1] + 1]),
-        counts=np.bincount(rtype[known], minlength=1000),
+        first_crlf=None if final_unterminated and n == 1 else bool(has_cr[0]),
+        last_terminator=bytes(buf[starts[-1] + lengths[-1] : min(int(ends[-1]) + 1, length)]),
+        counts=counts[:_UNKNOWN],
         frames=frames,
         problems=problems,
-        spans=(starts[first], span_end - starts[first], last - first + 1, pnr, first),
+        spans=(starts[first], span_end - starts[first], last - first + 1, pnr, first,
+               birth_from_pnr(pnr)),
         p001=p001,
         p002=p002,
         p099=p099,
     )
 
 
-def _line_problems(buf, starts, lengths, rtype, pnr_ok, unknown, bad_pnr, bad_length):
+def _line_problems(buf, head, starts, lengths, rtype, pnr_ok, bad_length):
     """Unknown types, bad PNRs and implausible lengths (rare: slow path).
 
     Each rule keeps its exact count and builds errors for its first few lines only;
     the errors get their line numbers when the block is merged.
     """
+    unknown = rtype == _UNKNOWN
+    # 997 records carry a PNR too, outside any person's span.
+    is997 = rtype == 997
+    pnr_ok[is997] = (_all_digits(head[is997, 0], _PNR_MASK_0)
+                     & _all_digits(head[is997, 1], _PNR_MASK_1)
+                     & (lengths[is997] >= _PNR.end))
+    bad_pnr = (_PERSON[rtype] | is997) & ~pnr_ok
+
     def raw(i: int) -> bytes:
         return bytes(buf[starts[i] : starts[i] + lengths[i]])
 
@@ -510,8 +540,8 @@ class _Merger:
             seen.examples += [make(line=line_no + i) for i, make in pending[:room]]
         for rtype, line, i, start, term in block.frames:
             self._frame_record(rtype, line, line_no + i, offset + start, term)
-        off, nbytes, records, pnr, first = block.spans
-        self.spans.append((off + offset, nbytes, records, pnr, first + line_no))
+        off, nbytes, records, pnr, first, birth = block.spans
+        self.spans.append((off + offset, nbytes, records, pnr, first + line_no, birth))
         for merged, (span, *values) in ((self.p001, block.p001), (self.p002, block.p002),
                                         (self.p099, block.p099)):
             merged.append((span + self.span_count, *values))
@@ -650,17 +680,19 @@ def scan(
 
 
 def _finish(sc: _Merger, path: Path, size: int) -> ExtractIndex:
-    off, nbytes, nrec, span_pnr, span_line = _concat(sc.spans, 5, np.int64)
+    off, nbytes, nrec, span_pnr, span_line, span_birth = _concat(sc.spans, 6, np.int64)
     # Persons in order of first appearance; factorize hashes, so no sort is needed.
     codes, uniq = pd.factorize(span_pnr)
     span_person = codes.astype(np.int64)
     uniq = np.asarray(uniq, dtype=np.int64)
     n = len(uniq)
     records = np.bincount(span_person, weights=nrec, minlength=n).astype(np.int64)
-    first_line = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first_line, span_person, span_line)
+    # Person k's first span is where k first exceeds every number before it.
+    seen = np.maximum.accumulate(span_person)
+    first_span = np.flatnonzero(np.diff(seen, prepend=-1) > 0)
+    first_line = span_line[first_span]
 
-    birth = birth_from_pnr(uniq)
+    birth = span_birth[first_span]
     from_pnr = np.ones(n, dtype=bool)
     status = np.full(n, -1, dtype=np.int64)
     has_001 = np.zeros(n, dtype=bool)

@@ -1,0 +1,123 @@
+"""The index is the same however the file is cut into blocks and however many threads
+index them; the word-at-a-time field parsing agrees with a plain parse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from builders import end, person, rec, start, write
+from cpr_abonnement.extract.generator import generate
+from cpr_abonnement.extract.index import _number, scan
+from cpr_abonnement.extract.layouts import LAYOUTS
+
+A = "0101901234"
+
+
+@given(st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=50),
+       st.integers(0, 15), st.integers(1, 10))
+def test_word_parsing_agrees_with_a_plain_parse(rows, start_byte, width):
+    width = min(width, 16 - start_byte)
+    # Mostly digits, so both outcomes are exercised.
+    rows = [bytes(b if i % 3 else 48 + b % 10 for i, b in enumerate(r)) for r in rows]
+    words = np.frombuffer(b"".join(rows), dtype="<u8").reshape(len(rows), 2)
+    value, ok = _number(words, start_byte, width)
+    for r, v, good in zip(rows, value.tolist(), ok.tolist(), strict=True):
+        field = r[start_byte : start_byte + width]
+        assert good == (all(48 <= b <= 57 for b in field))
+        if good:
+            assert v == int(field)
+
+
+def test_every_record_type_is_known_and_look_alikes_are_not(tmp_path):
+    codes = sorted(c for c in LAYOUTS if c not in ("000", "999"))
+    body = [rec(code, A) for code in codes]
+    # Same low nibbles as a real type ('P' is 0x50, 'p' 0x70: nibble 0, like '0').
+    fakes = [b"P01" + body[0][3:], b"0p1" + body[0][3:], b"00\x01" + body[0][3:]]
+    data = b"\n".join([start(), *body, *fakes, end(len(body) + len(fakes))]) + b"\n"
+    ix = scan(write(tmp_path, data))
+    assert sorted(ix.record_counts) == sorted([*codes, "000", "999"])
+    unknown = ix.violations["known record type"]
+    assert unknown.count == 3
+    assert [e.line for e in unknown.examples] == [len(body) + 2, len(body) + 3, len(body) + 4]
+
+
+def _broken_extract(tmp_path, seed: int, crlf: bool):
+    """A generated extract with faults sprinkled through it (every kind the scan records)."""
+    path = tmp_path / "good"
+    with open(path, "wb") as fh:
+        generate(fh, production_date=dt.date(2026, 11, 26), persons=400, seed=seed, crlf=crlf)
+    eol = b"\r\n" if crlf else b"\n"
+    lines = path.read_bytes().split(eol)[:-1]
+    rng = random.Random(seed)
+    for i in sorted(rng.sample(range(1, len(lines) - 1), 12)):
+        kind = rng.choice(["unknown", "pnr", "long", "empty", "ending"])
+        if kind == "unknown":
+            lines[i] = b"X" + lines[i][1:]
+        elif kind == "pnr":
+            lines[i] = lines[i][:5] + b"A" + lines[i][6:]
+        elif kind == "long":
+            lines[i] = lines[i] + b" " * 600
+        elif kind == "empty":
+            lines[i] = b""
+        else:
+            lines[i] = lines[i] + (b"" if crlf else b"\r")
+    data = b"".join(line + (b"\n" if line.endswith(b"\r") else eol) for line in lines)
+    return write(tmp_path, data, "broken")
+
+
+def _comparable(ix):
+    return {
+        "persons": ix.persons.to_dict("list"),
+        "events": ix.events.astype(str).to_dict("list"),
+        "counts": ix.record_counts,
+        "lines": ix.lines,
+        "ending": (ix.line_ending, ix.ends_with_terminator),
+        "frames": (ix.start, ix.end, ix.start_lines, ix.end_lines),
+        "violations": {rule: (v.count, [str(e) for e in v.examples])
+                       for rule, v in ix.violations.items()},
+        "records": ix.person_records,
+    }
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_workers_and_block_size_do_not_change_the_index(tmp_path, seed, crlf):
+    path = _broken_extract(tmp_path, seed, crlf)
+    one = scan(path, workers=1)
+    assert one.violations  # the faults were seen
+    for workers, chunk in ((3, 997), (2, 4096), (4, 65_536)):
+        other = scan(path, workers=workers, chunk_size=chunk)
+        assert _comparable(other) == _comparable(one), (workers, chunk)
+
+
+def test_violation_line_numbers_point_at_the_faulty_lines(tmp_path):
+    path = _broken_extract(tmp_path, 7, False)
+    lines = path.read_bytes().split(b"\n")
+    ix = scan(path, workers=3, chunk_size=997)
+    for rule, v in ix.violations.items():
+        for error in v.examples:
+            if error.line is None:
+                continue
+            line = lines[error.line - 1].rstrip(b"\r")
+            if rule == "known record type":
+                assert not line[:3].isdigit() or line[:3].decode() not in LAYOUTS
+            elif rule == "10-digit PNR":
+                assert not line[3:13].isdigit()
+            elif rule == "record length":
+                assert len(line) > LAYOUTS[line[:3].decode()].length
+
+
+def test_a_person_split_across_blocks_keeps_one_row(tmp_path):
+    body = person(A)  # blocks smaller than a line cut inside every record
+    data = b"\n".join([start(), *body, end(len(body))]) + b"\n"
+    whole = scan(write(tmp_path, data))
+    cut = scan(write(tmp_path, data), workers=3, chunk_size=len(body[0]) // 2 + 7)
+    assert len(cut.persons) == len(whole.persons) == 1
+    assert cut.persons.to_dict("list") == whole.persons.to_dict("list")
+    assert int(cut.span_nbytes.sum()) == int(whole.span_nbytes.sum())
