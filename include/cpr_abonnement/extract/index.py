@@ -293,11 +293,20 @@ def _raw(words: np.ndarray, start: int, width: int) -> np.ndarray:
     return ((words[:, word] >> np.uint64(8 * byte)) & _byte_mask(0, width)).astype(np.int64)
 
 
+_DAYS_IN_MONTH = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
 def _real_dates(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
-    dim = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(m, 0, 12)]
-    dim = dim + ((m == 2) & leap)
-    return (m >= 1) & (m <= 12) & (d >= 1) & (d <= dim) & (y >= 1)
+    """Whether each (y, m, d) is a calendar date (partial dates with month or day 00 are
+    not, ``cpr-format.md`` §5).
+
+    The leap-year rule, three integer divisions per row, is applied to 29 February only.
+    """
+    ok = (y >= 1) & (m <= 12) & (d >= 1) & (d <= _DAYS_IN_MONTH[np.clip(m, 0, 12)])
+    feb29 = np.flatnonzero(ok & (m == 2) & (d == 29))
+    year = y[feb29]
+    ok[feb29] = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    return ok
 
 
 def birth_from_pnr(pnr: np.ndarray) -> np.ndarray:
@@ -683,7 +692,7 @@ def _finish(sc: _Merger, path: Path, size: int) -> ExtractIndex:
     off, nbytes, nrec, span_pnr, span_line, span_birth = _concat(sc.spans, 6, np.int64)
     # Persons in order of first appearance; factorize hashes, so no sort is needed.
     codes, uniq = pd.factorize(span_pnr)
-    span_person = codes.astype(np.int64)
+    span_person = codes.astype(np.int64, copy=False)
     uniq = np.asarray(uniq, dtype=np.int64)
     n = len(uniq)
     records = np.bincount(span_person, weights=nrec, minlength=n).astype(np.int64)
@@ -750,7 +759,7 @@ def _finish(sc: _Merger, path: Path, size: int) -> ExtractIndex:
         span_offset=off,
         span_nbytes=nbytes,
         span_records=nrec.astype(np.int64),
-        span_person=span_person.astype(np.int64),
+        span_person=span_person,
         persons=persons,
         events=events,
         violations=sc.violations,
