@@ -549,11 +549,16 @@ class _Merger:
             seen.examples += [make(line=line_no + i) for i, make in pending[:room]]
         for rtype, line, i, start, term in block.frames:
             self._frame_record(rtype, line, line_no + i, offset + start, term)
-        off, nbytes, records, pnr, first, birth = block.spans
-        self.spans.append((off + offset, nbytes, records, pnr, first + line_no, birth))
-        for merged, (span, *values) in ((self.p001, block.p001), (self.p002, block.p002),
-                                        (self.p099, block.p099)):
-            merged.append((span + self.span_count, *values))
+        # Shifted in place: the block's arrays are the merger's now (no copies to fault in).
+        off, _, _, pnr, first, _ = block.spans
+        off += offset
+        first += line_no
+        self.spans.append(block.spans)
+        for merged, part in ((self.p001, block.p001), (self.p002, block.p002),
+                             (self.p099, block.p099)):
+            span = part[0]
+            span += self.span_count
+            merged.append(part)
         self.span_count += len(pnr)
         self.lines += block.lines
         self.last_terminator = block.last_terminator
