@@ -43,8 +43,9 @@ DEMO_SUBSCRIBERS = [
 ]
 
 
-def _environment() -> dict[str, str]:
-    home = WORK / "airflow"
+def environment(work: Path = WORK) -> dict[str, str]:
+    """Airflow and service settings for a self-contained installation under ``work``."""
+    home = work / "airflow"
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -52,10 +53,10 @@ def _environment() -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__MAX_MAP_LENGTH": "2048",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "CPRSUB_DB_URL": f"sqlite:///{WORK / 'filters.db'}",
-        "CPRSUB_INBOUND": f"file://{WORK / 'inbound'}",
-        "CPRSUB_STAGING": f"file://{WORK / 'staging'}",
-        "CPRSUB_QUARANTINE": f"file://{WORK / 'quarantine'}",
+        "CPRSUB_DB_URL": f"sqlite:///{work / 'filters.db'}",
+        "CPRSUB_INBOUND": f"file://{work / 'inbound'}",
+        "CPRSUB_STAGING": f"file://{work / 'staging'}",
+        "CPRSUB_QUARANTINE": f"file://{work / 'quarantine'}",
         "CPRSUB_RETRY_DELAY_SECONDS": "2",
         "GX_ANALYTICS_ENABLED": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("CPRSUB_DEMO_LOG_LEVEL", "WARNING"),
@@ -96,7 +97,7 @@ def main() -> int:
     cal = DeliveryCalendar.default()
     today = dt.datetime.now(dt.UTC).date()
     day = today if cal.is_delivery_day(today) else cal.previous_delivery_day(today)
-    env = _environment()
+    env = environment()
     os.environ.update(env)  # before anything imports Airflow
     for sub in ("inbound", "staging", "quarantine", "sftp"):
         (WORK / sub).mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,7 @@ def main() -> int:
             os.environ[f"AIRFLOW_CONN_SFTP_DEMO_{i}"] = conn
         print(f"   embedded SFTP server on 127.0.0.1:{sftp.port} (host key "
               f"{sftp.host_key_line[:40]}…)")
-        run = _run_dag(day)
+        run = run_dag(day)
     _write_env_file(env, sftp)
     return _summary(engine, day, run.state)
 
@@ -146,7 +147,8 @@ def _write_env_file(env: dict[str, str], sftp) -> None:
     (WORK / "airflow.env").write_text("\n".join(lines) + "\n")
 
 
-def _run_dag(day: dt.date):
+def run_dag(day: dt.date):
+    """Run ``cpr_abonnement_daily`` for ``day`` in this process with ``dag.test()``."""
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
 

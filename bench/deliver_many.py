@@ -1,0 +1,112 @@
+"""Benchmark: one delivery day for 1,000 subscribers through the real DAG.
+
+    .venv/bin/python bench/deliver_many.py [--subscribers 1000] [--persons 20000]
+
+Sets up a fresh installation under bench/out/deliver-many/ (Airflow on SQLite, the
+filter database, the embedded SFTP server), registers ``--subscribers`` subscribers
+with one municipality filter each (round robin over the real municipality codes), and
+runs ``cpr_abonnement_daily`` for one delivery day with ``dag.test()``: every mapped
+``deliver`` task runs, one after the other, in this process. Then it checks that every
+subscriber has its file, its ``.metadata`` and a ledger row, and prints the time per
+task (from Airflow's task instances) and the peak RSS. Not a test: it takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+OUT = Path(__file__).parent / "out" / "deliver-many"
+LOGIN, PASSWORD = "bench", "bench-only-password"
+DAY = dt.date(2026, 11, 26)
+
+
+def _setup(subscribers: int, persons: int) -> None:
+    from cpr_abonnement.extract.generator import generate
+    from cpr_abonnement.reference import municipalities
+    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.subscriptions.service import SubscriptionService
+
+    with open(OUT / "inbound" / f"D{DAY:%y%m%d}.L431101", "wb") as fh:
+        generate(fh, production_date=DAY, persons=persons, seed=11)
+    engine = make_engine(os.environ["CPRSUB_DB_URL"])
+    upgrade(engine)
+    svc = SubscriptionService(engine, caller="bench", clock=lambda: dt.datetime(2026, 1, 1))
+    codes = sorted(municipalities())
+    for i in range(subscribers):
+        uid = str(uuid.UUID(int=i + 1))
+        svc.add_subscriber(uid, f"Bench subscriber {i + 1}", sftp_conn_id="sftp_bench",
+                           remote_dir=f"/{uid}")
+        svc.add_municipality(uid, codes[i % len(codes)])
+
+
+def _task_times() -> list[tuple[str, int, float, float]]:
+    """(task, instances, summed duration, wall from first start to last end) per task."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    rows: dict[str, list] = {}
+    with create_session() as session:
+        for ti in session.query(TaskInstance).filter(TaskInstance.dag_id == "cpr_abonnement_daily"):
+            r = rows.setdefault(ti.task_id, [0, 0.0, ti.start_date, ti.end_date])
+            r[0] += 1
+            r[1] += ti.duration or 0.0
+            r[2] = min(r[2], ti.start_date) if ti.start_date else r[2]
+            r[3] = max(r[3], ti.end_date) if ti.end_date else r[3]
+    return [(task, n, total, (last - first).total_seconds())
+            for task, (n, total, first, last) in rows.items()]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--subscribers", type=int, default=1000)
+    ap.add_argument("--persons", type=int, default=20_000)
+    args = ap.parse_args()
+
+    from cpr_abonnement.demo import environment, run_dag
+
+    shutil.rmtree(OUT, ignore_errors=True)
+    for sub in ("inbound", "staging", "quarantine", "sftp"):
+        (OUT / sub).mkdir(parents=True)
+    os.environ.update(environment(OUT.resolve()))
+    os.environ["AIRFLOW__CORE__MAX_MAP_LENGTH"] = str(max(2048, args.subscribers))
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True)
+    _setup(args.subscribers, args.persons)
+
+    from cpr_abonnement.devsftp import EmbeddedSftpServer
+    from cpr_abonnement.subscriptions import extracts
+    from cpr_abonnement.subscriptions.db import make_engine
+
+    with EmbeddedSftpServer(OUT / "sftp", {LOGIN: PASSWORD}) as sftp:
+        os.environ["AIRFLOW_CONN_SFTP_BENCH"] = sftp.airflow_connection(LOGIN)
+        t = time.perf_counter()
+        run = run_dag(DAY)
+        wall = time.perf_counter() - t
+
+    ledger = extracts.ledger(make_engine(os.environ["CPRSUB_DB_URL"]), "431101", DAY)
+    delivered = [e for e in ledger if e.outcome in extracts.DELIVERED_OUTCOMES]
+    folders = [p for p in (OUT / "sftp").iterdir() if p.is_dir()]
+    complete = sum(1 for p in folders
+                   if len(list(p.glob("*.metadata"))) == 1 and len(list(p.iterdir())) == 2)
+    print(f"run {run.state} in {wall:.1f} s: {args.subscribers:,} subscribers, "
+          f"{args.persons:,} persons; ledger {len(delivered):,} delivered, "
+          f"{complete:,} SFTP folders with file + .metadata")
+    print(f"{'task':<24}{'instances':>10}{'sum s':>10}{'wall s':>10}{'mean s':>10}")
+    for task, n, total, span in sorted(_task_times(), key=lambda r: r[0]):
+        print(f"{task:<24}{n:>10,}{total:>10.1f}{span:>10.1f}{total / n:>10.3f}")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    ok = run.state == "success" and len(delivered) == complete == args.subscribers
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
