@@ -17,7 +17,8 @@ day.
    Clear one subscriber's task to re-deliver to it alone.
 5. **report**: summary of the day; marks the extract processed when all were delivered.
 
-Failures alert data engineers by mail (`CPRSUB_ALERT_EMAIL`). Runbook: README.md.
+Failures alert data engineers by mail (`CPRSUB_ALERT_EMAIL`) and, when its connection
+exists, Slack (`cpr_abonnement_slack`). Runbook: README.md.
 """
 
 from __future__ import annotations

@@ -3,12 +3,15 @@
 Attached as ``on_failure_callback`` to every task (DAG-level failure callbacks have
 been reported not to fire in Airflow 3.1/3.2), so a missing extract, a rejected
 extract, a broken chain and a delivery that exhausted its retries each send one mail
-naming the delivery day, the task, the subscriber (for deliveries) and the error.
-PNR-shaped numbers are masked before anything leaves the process.
+naming the delivery day, the task, the subscriber (for deliveries) and the error, and
+the same text to Slack when the Slack Incoming Webhook connection exists (Slack is
+optional: most government deployments have mail only). PNR-shaped numbers are masked
+before anything leaves the process. Each channel is tried on its own, so a Slack
+outage never swallows the mail and vice versa.
 
-A new ``SmtpNotifier`` is built per call: the notifier renders its templates in place,
-so one shared instance would repeat the first alert's subject. Our texts are wrapped
-in ``{% raw %}`` because error messages may contain braces.
+A new notifier is built per call: notifiers render their templates in place, so one
+shared instance would repeat the first alert's subject. Our texts are wrapped in
+``{% raw %}`` because error messages may contain braces.
 """
 
 from __future__ import annotations
@@ -55,15 +58,43 @@ def compose(context: dict[str, Any]) -> tuple[str, str]:
 
 
 def failure_alert(context: dict[str, Any]) -> None:
-    """``on_failure_callback``: mail the data engineers (``CPRSUB_ALERT_EMAIL``)."""
+    """``on_failure_callback``: mail the data engineers (``CPRSUB_ALERT_EMAIL``) and,
+    when its connection exists, post to Slack."""
     subject, body = compose(context)
     log.error("ALERT %s\n%s", subject, body)
     settings = Settings.from_env()
+    for channel in (_mail, _slack):
+        try:
+            channel(settings, subject, body, context)
+        except Exception:  # an alert channel failing must not silence the others
+            log.exception("could not send the alert via %s", channel.__name__.strip("_"))
+
+
+def _mail(settings: Settings, subject: str, body: str, context: dict[str, Any]) -> None:
     if not settings.alert_email:
-        log.warning("CPRSUB_ALERT_EMAIL is not set: alert only logged")
+        log.warning("CPRSUB_ALERT_EMAIL is not set: no alert mail")
         return
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     SmtpNotifier(to=list(settings.alert_email), subject=_raw(subject),
                  html_content=_raw(f"<pre>{html.escape(body)}</pre>"),
                  smtp_conn_id=settings.smtp_conn_id)(context)
+
+
+def _slack(settings: Settings, subject: str, body: str, context: dict[str, Any]) -> None:
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        Connection.get(settings.slack_conn_id)
+    except AirflowNotFoundException:
+        return  # no Slack in this deployment
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    SlackWebhookNotifier(slack_webhook_conn_id=settings.slack_conn_id,
+                         text=_raw(_slack_escape(f"*{subject}*\n```\n{body}\n```")))(context)
+
+
+def _slack_escape(text: str) -> str:
+    """Slack reads ``&``, ``<`` and ``>`` as markup; error messages may contain them."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -14,6 +14,8 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 ``CPRSUB_EXTRA_CLOSURES``        extra closure dates, comma-separated (``--MM-DD``/dates)
 ``CPRSUB_ALERT_EMAIL``           comma-separated recipients of failure alerts
 ``CPRSUB_SMTP_CONN_ID``          Airflow SMTP connection for alerts (``smtp_default``)
+``CPRSUB_SLACK_CONN_ID``         Slack Incoming Webhook connection; alerts go to Slack
+                                 too when it exists (``cpr_abonnement_slack``)
 ``CPRSUB_DB_URL``                filter database URL (else Airflow connection ``cpr_filter_db``)
 ===============================  ===================================================
 """
@@ -48,6 +50,7 @@ class Settings:
     extra_closures: tuple[str, ...]
     alert_email: tuple[str, ...]
     smtp_conn_id: str
+    slack_conn_id: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -62,4 +65,5 @@ class Settings:
             extra_closures=_split(os.environ.get("CPRSUB_EXTRA_CLOSURES", "")),
             alert_email=_split(os.environ.get("CPRSUB_ALERT_EMAIL", "")),
             smtp_conn_id=os.environ.get("CPRSUB_SMTP_CONN_ID", "smtp_default"),
+            slack_conn_id=os.environ.get("CPRSUB_SLACK_CONN_ID", "cpr_abonnement_slack"),
         )

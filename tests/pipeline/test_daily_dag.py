@@ -9,6 +9,7 @@ import socket
 
 from cpr_abonnement.subscriptions import extracts
 from support.deployment import SUBSCRIBERS, run_note, task_states
+from support.webhook import slack_webhook
 
 DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
 AALBORG, ODENSE, VEJLE = SUBSCRIBERS
@@ -109,6 +110,33 @@ def test_a_missing_extract_times_out_into_an_alert(deployment):
     alert = deployment.inbox.texts()
     assert len(alert) == 1
     assert "extract for 2026-11-19 not received" in alert[0]
+
+
+def test_alerts_also_go_to_slack_when_its_connection_exists(deployment, monkeypatch):
+    with slack_webhook() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_CPR_ABONNEMENT_SLACK", slack.connection())
+        src = deployment.extract(DAY)
+        src.write_bytes(src.read_bytes().replace(b"\n001", b"\nX01", 1))  # unknown type
+        assert deployment.run(DAY).state == "failed"
+    assert len(slack.posts) == 1 and len(deployment.inbox.messages) == 1
+    text = slack.posts[0]["text"]
+    assert "2026-11-19: parse_and_validate failed" in text and "unknown record type" in text
+    assert not re.search(r"\d{10}", text)
+
+
+def test_a_failing_mail_server_does_not_swallow_the_slack_alert(deployment, monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": dead,
+        "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 2, "retry_limit": 0}}))
+    with slack_webhook() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_CPR_ABONNEMENT_SLACK", slack.connection())
+        assert deployment.run(DAY).state == "failed"  # no extract: the sensor times out
+    assert deployment.inbox.messages == []  # the mail could not go out ...
+    assert len(slack.posts) == 1  # ... Slack still got the alert
+    assert "extract for 2026-11-19 not received" in slack.posts[0]["text"]
 
 
 def test_a_gap_in_the_chain_stops_delivery_unless_overridden(deployment):
