@@ -12,9 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from builders import end, person, rec, start, write
+from cpr_abonnement.errors import RecordFormatError
 from cpr_abonnement.extract.generator import generate
-from cpr_abonnement.extract.index import _number, scan
+from cpr_abonnement.extract.index import MAX_LINE, _number, scan
 from cpr_abonnement.extract.layouts import LAYOUTS
+from cpr_abonnement.extract.validation import violations
 
 A = "0101901234"
 
@@ -121,3 +123,41 @@ def test_a_person_split_across_blocks_keeps_one_row(tmp_path):
     assert len(cut.persons) == len(whole.persons) == 1
     assert cut.persons.to_dict("list") == whole.persons.to_dict("list")
     assert int(cut.span_nbytes.sum()) == int(whole.span_nbytes.sum())
+
+
+@pytest.mark.parametrize("extra", [0, 1, 5_000])
+def test_the_line_length_limit_does_not_depend_on_the_block_size(tmp_path, extra):
+    body = person(A)
+    line = b"001" + A.encode() + b" " * (MAX_LINE - 13 + extra)  # MAX_LINE + extra bytes
+    data = b"\n".join([start(), *body, line, end(len(body) + 1)]) + b"\n"
+    path = write(tmp_path, data)
+    for chunk in (997, 65_536, 70_000, 1 << 24):
+        if extra == 0:  # at the limit: a record-length violation, not a broken file
+            ix = scan(path, chunk_size=chunk, workers=2)
+            assert [e.line for e in ix.violations["record length"].examples] == [len(body) + 2]
+        else:
+            with pytest.raises(RecordFormatError, match="no line terminator") as err:
+                scan(path, chunk_size=chunk, workers=2)
+            assert err.value.line == len(body) + 2, chunk
+
+
+def test_an_overlong_unfinished_last_line_is_reported_at_its_line(tmp_path):
+    data = b"\n".join([start(), *person(A)]) + b"\n" + b"9" * (MAX_LINE + 500)
+    for chunk in (997, 1 << 24):
+        with pytest.raises(RecordFormatError) as err:
+            scan(write(tmp_path, data), chunk_size=chunk)
+        assert err.value.line == len(person(A)) + 2
+
+
+def test_superscript_digits_are_not_digits(tmp_path):
+    body = person(A)
+    first = start().replace(b"431101", b"43110\xb2")
+    last = end(len(body))[:-1] + b"\xb3"
+    ix = scan(write(tmp_path, b"\n".join([first, *body, last]) + b"\n"))
+    assert ix.end.counter is None
+    assert {"000 task number", "999 counter"} <= {v.rule for v in violations(ix)}
+
+
+def test_block_size_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="chunk_size"):
+        scan(write(tmp_path, b"\n".join([start(), end(0)]) + b"\n"), chunk_size=0)

@@ -34,7 +34,13 @@ import numpy as np
 import pandas as pd
 
 from cpr_abonnement.errors import ExtractError, RecordFormatError, UnknownRecordType
-from cpr_abonnement.extract.layouts import ENCODING, LAYOUTS, PERSON_TYPES, PLATFORM_TYPES
+from cpr_abonnement.extract.layouts import (
+    ENCODING,
+    LAYOUTS,
+    PERSON_TYPES,
+    PLATFORM_TYPES,
+    numeric,
+)
 from cpr_abonnement.pnr import CENTURY
 
 #: Bytes read per block: the fastest of 4-32 MiB on the 2-core benchmark machine
@@ -44,7 +50,7 @@ CHUNK_SIZE = 16 * 1024 * 1024
 MAX_WORKERS = 4
 #: Bytes a block's buffer extends past its data, for fixed-width columns of the last line.
 _PAD = 64
-#: A line longer than this without a terminator means the file is not line-based.
+#: A line with more bytes than this before its LF means the file is not line-based.
 MAX_LINE = 64 * 1024
 #: A record may be this much longer than its documented length before it is implausible
 #: (known longer variants: 001 with 121 and 002 with 382 characters, ``cpr-format.md`` §1.6).
@@ -193,9 +199,10 @@ class _Lines:
             self.buf, shape=(len(self.buf) - width + 1, width), strides=(1, 1), writeable=False
         )
         out = view[starts + (first - 1)]
-        for i in np.flatnonzero(lengths < first - 1 + width).tolist():
-            # rare: trailing spaces stripped by whoever wrote the file
-            out[i, max(0, int(lengths[i]) - (first - 1)):] = 32
+        short = np.flatnonzero(lengths < first - 1 + width)
+        if len(short):  # trailing spaces stripped by whoever wrote the file
+            inside = np.arange(width) < lengths[short, None] - (first - 1)
+            out[short] = np.where(inside, out[short], 32)
         return out
 
     def words(self, first: int, count: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -334,7 +341,7 @@ def _foed_dt(words: np.ndarray, at: int) -> np.ndarray:
 
 def _parse_d8(text: str) -> dt.date | None:
     try:
-        return dt.datetime.strptime(text, "%Y%m%d").date() if text.isdigit() else None
+        return dt.datetime.strptime(text, "%Y%m%d").date() if numeric(text) else None
     except ValueError:
         return None
 
@@ -366,6 +373,8 @@ class _Block:
     p001: tuple[np.ndarray, ...]
     p002: tuple[np.ndarray, ...]
     p099: tuple[np.ndarray, ...]
+    #: Index of the first line over :data:`MAX_LINE` bytes, if any.
+    too_long: int | None = None
 
 
 def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Block:
@@ -391,6 +400,10 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
     if final_unterminated:
         has_cr[-1] = False
     lengths = ends - starts - has_cr
+    too_long = None
+    if lengths.max() >= MAX_LINE:  # rare; exactly: the bytes before the LF, a CR included
+        over = np.flatnonzero(ends - starts > MAX_LINE)
+        too_long = int(over[0]) if len(over) else None
     lines = _Lines(buf, starts, lengths)
 
     # Columns 1-16 of every line as two little-endian words: record type and PNR are
@@ -466,6 +479,7 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
         p001=p001,
         p002=p002,
         p099=p099,
+        too_long=too_long,
     )
 
 
@@ -540,6 +554,8 @@ class _Merger:
     def add(self, block: _Block, offset: int) -> None:
         """Append ``block``, which starts at byte ``offset`` of the file."""
         line_no = self.lines + 1  # of the block's first line
+        if block.too_long is not None:
+            raise _not_line_based(line_no + block.too_long)
         if self.line_ending is None and block.first_crlf is not None:
             self.line_ending = b"\r\n" if block.first_crlf else b"\n"
         self.terminated += block.terminated
@@ -589,8 +605,14 @@ class _Merger:
             self.end_lines.append(line_no)
             counter = LAYOUTS["999"].field(line, "TAELLER")
             self.end = EndRecord(
-                line_no, offset, line, term, int(counter) if counter.isdigit() else None
+                line_no, offset, line, term, int(counter) if numeric(counter) else None
             )
+
+
+def _not_line_based(line_no: int) -> RecordFormatError:
+    return RecordFormatError(
+        f"no line terminator within {MAX_LINE} bytes; a change extract has one record per "
+        "line (LF or CRLF)", line=line_no)
 
 
 def _first_per_person(person: np.ndarray, n: int, *values: np.ndarray):
@@ -633,9 +655,13 @@ def scan(
     order. Memory: ``workers + 1`` buffers of ``chunk_size`` plus one block's arrays
     per worker, whatever the file size.
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, not {chunk_size}")
     path = Path(path)
     size = path.stat().st_size
-    workers = workers or min(MAX_WORKERS, _available_cores())
+    # A small file needs neither big buffers nor more threads than it has blocks.
+    chunk_size = min(chunk_size, max(size, 1))
+    workers = min(workers or min(MAX_WORKERS, _available_cores()), -(-size // chunk_size) or 1)
     merger = _Merger()
     hasher = hashlib.sha256() if digest else None
     # +_PAD: room to read fixed-width columns past the last line of a block.
@@ -670,19 +696,16 @@ def scan(
                                     (raw, arr)))
                 break
             cut = raw.rfind(b"\n", 0, total) + 1
+            if cut:
+                pending.append((pool.submit(_index_block, arr, cut, False), base, (raw, arr)))
+                base += cut
+            if total - cut > MAX_LINE:  # the unfinished last line is already too long
+                while pending:
+                    settle_oldest()  # raises instead if an earlier line was too long
+                raise _not_line_based(merger.lines + 1)
             if not cut:
-                if total > MAX_LINE:
-                    while pending:
-                        settle_oldest()
-                    raise RecordFormatError(
-                        f"no line terminator within {MAX_LINE} bytes; a change extract has "
-                        "one record per line (LF or CRLF)",
-                        line=merger.lines + 1,
-                    )
                 carry = total
                 continue
-            pending.append((pool.submit(_index_block, arr, cut, False), base, (raw, arr)))
-            base += cut
             carry = total - cut
             nxt_raw, nxt_arr = take()
             memoryview(nxt_raw)[:carry] = memoryview(raw)[cut:total]
@@ -691,6 +714,8 @@ def scan(
                 progress(done, size)
         while pending:
             settle_oldest()
+    if progress:
+        progress(done, size)
     index = _finish(merger, path, size)
     index.sha256 = hasher.hexdigest() if hasher is not None else None
     return index

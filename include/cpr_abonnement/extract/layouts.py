@@ -34,6 +34,12 @@ Kind = Literal["N", "A", "D8", "D10", "TS12", "U", "M"]
 ENCODING = "iso-8859-1"
 
 
+def numeric(text: str) -> bool:
+    """Whether ``text`` is all digits as an N field means it: ASCII only, because
+    ``str.isdigit`` also accepts ``²``, ``³`` and ``¹``, which ISO-8859-1 has."""
+    return text.isascii() and text.isdigit()
+
+
 @dataclass(frozen=True, slots=True)
 class Field:
     """One fixed-width field; ``start``/``end`` are 1-based and inclusive, as in the spec."""

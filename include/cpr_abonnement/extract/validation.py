@@ -38,6 +38,7 @@ from cpr_abonnement.errors import (
     TrailerCountMismatch,
 )
 from cpr_abonnement.extract.index import MAX_EXAMPLES, MIN_LENGTH, ExtractIndex, RuleViolations
+from cpr_abonnement.extract.layouts import numeric
 
 
 def _one(rule: str, error: ExtractError) -> RuleViolations:
@@ -116,7 +117,7 @@ def _start_record_rules(start, expect_date, expect_previous) -> list[RuleViolati
     if len(start.raw) < MIN_LENGTH["000"]:
         bad("record length", RecordFormatError(
             f"{len(start.raw)} characters; the 000 record has 35", **where))
-    if not start.task_number.isdigit():
+    if not numeric(start.task_number):
         bad("000 task number", RecordFormatError(
             f"OPGAVENR {start.task_number!r} is not 6 digits", field="OPGAVENR", **where))
     if start.production_date is None:
