@@ -65,6 +65,9 @@ MIN_PERSON_LENGTH = LAYOUTS["001"]["PNR"].end
 _UNKNOWN = 1000
 _PERSON = np.zeros(_UNKNOWN + 1, dtype=bool)
 _PERSON[[int(c) for c in PERSON_TYPES]] = True
+#: The record types the person summary reads fields of.
+_SUMMARY = np.zeros(_UNKNOWN + 1, dtype=bool)
+_SUMMARY[[1, 2, 99]] = True
 _MIN_LEN = np.zeros(_UNKNOWN + 1, dtype=np.int64)
 _MIN_LEN[_PERSON] = MIN_PERSON_LENGTH
 _MAX_LEN = np.full(_UNKNOWN + 1, np.iinfo(np.int64).max, dtype=np.int64)
@@ -198,7 +201,7 @@ class _Lines:
         view = np.lib.stride_tricks.as_strided(
             self.buf, shape=(len(self.buf) - width + 1, width), strides=(1, 1), writeable=False
         )
-        out = view[starts + (first - 1)]
+        out = view[starts + (first - 1) if first > 1 else starts]
         short = np.flatnonzero(lengths < first - 1 + width)
         if len(short):  # trailing spaces stripped by whoever wrote the file
             inside = np.arange(width) < lengths[short, None] - (first - 1)
@@ -426,7 +429,9 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
               & (lengths[runs] >= _PNR.end))
     run_of_line = np.cumsum(new) - 1
     run_end = np.append(runs[1:], n) - 1
-    breaks = np.flatnonzero(~person)  # a run also ends where a non-person line interrupts
+    # A run also ends where a non-person line interrupts it (most blocks have none).
+    others = n - int(counts[_PERSON].sum())
+    breaks = np.flatnonzero(~person) if others else np.empty(0, dtype=np.int64)
     nxt = np.searchsorted(breaks, runs)
     cut = nxt < len(breaks)
     run_end[cut] = np.minimum(run_end[cut], breaks[nxt[cut]] - 1)
@@ -446,10 +451,14 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
             frames.append((int(rtype[i]), bytes(buf[s:e]), i, s,
                            bytes(buf[e : min(int(ends[i]) + 1, length)])))
 
+    # Lines of the record types filtering reads, in spans; then split by type.
+    summary_rows = np.flatnonzero(_SUMMARY[rtype])
+    summary_rows = summary_rows[run_ok[run_of_line[summary_rows]]]
+    summary_types = rtype[summary_rows]
+
     def records(code: str) -> tuple[np.ndarray, np.ndarray]:
         """Lines of type ``code`` in spans, and their span numbers."""
-        rows = np.flatnonzero(rtype == int(code))
-        rows = rows[run_ok[run_of_line[rows]]]
+        rows = summary_rows[summary_types == int(code)]
         return rows, span_of_run[run_of_line[rows]]
 
     rows, span = records("001")
