@@ -723,14 +723,21 @@ def scan(
                 progress(done, size)
         while pending:
             settle_oldest()
+        # Events are decoded on a worker while this thread builds the person table.
+        index = _finish(merger, path, size, pool.submit(_events, merger))
     if progress:
         progress(done, size)
-    index = _finish(merger, path, size)
     index.sha256 = hasher.hexdigest() if hasher is not None else None
     return index
 
 
-def _finish(sc: _Merger, path: Path, size: int) -> ExtractIndex:
+def _events(sc: _Merger) -> tuple[np.ndarray, pd.Categorical, pd.Categorical]:
+    """The 099 records' spans, event codes and derived markings, decoded."""
+    span, code, mark = _concat(sc.p099, 3, np.int64)
+    return span, _unpack(code, _HAENDELSE.width), _unpack(mark, _AFLEDTMRK.width)
+
+
+def _finish(sc: _Merger, path: Path, size: int, events: Future) -> ExtractIndex:
     off, nbytes, nrec, span_pnr, span_line, span_birth = _concat(sc.spans, 6, np.int64)
     # Persons in order of first appearance; factorize hashes, so no sort is needed.
     codes, uniq = pd.factorize(span_pnr)
@@ -771,11 +778,11 @@ def _finish(sc: _Merger, path: Path, size: int) -> ExtractIndex:
         "records": records,
         "first_line": first_line,
     }, copy=False)
-    e_span, e_code, e_mark = _concat(sc.p099, 3, np.int64)
+    e_span, e_code, e_mark = events.result()
     events = pd.DataFrame({
         "person": span_person[e_span],
-        "code": _unpack(e_code, _HAENDELSE.width),
-        "derived": _unpack(e_mark, _AFLEDTMRK.width),
+        "code": e_code,
+        "derived": e_mark,
     })
 
     if sc.mixed_endings:
