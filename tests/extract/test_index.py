@@ -1,4 +1,5 @@
-"""The streaming index: grouping, line ends, padding, summary fields, block boundaries."""
+"""The streaming index: grouping, line ends, padding, summary fields (block boundaries and
+threads: test_index_blocks.py)."""
 
 from __future__ import annotations
 
@@ -66,31 +67,6 @@ def test_last_line_without_terminator(tmp_path):
     ix = scan(write(tmp_path, extract(person(A), final_eol=False)))
     assert not ix.ends_with_terminator and ix.end.terminator == b""
     assert ix.end.counter == len(person(A))
-
-
-@pytest.mark.parametrize("crlf", [False, True])
-def test_block_boundaries_do_not_change_the_index(tmp_path, crlf):
-    path = tmp_path / "x"
-    with open(path, "wb") as fh:
-        generate(fh, production_date=dt.date(2026, 11, 26), persons=300, seed=5, crlf=crlf)
-    whole = scan(path)
-    tiny = scan(path, chunk_size=997)  # blocks cut lines (and CRLF pairs) everywhere
-    assert whole.persons.equals(tiny.persons)
-    assert whole.events.equals(tiny.events)
-    assert whole.record_counts == tiny.record_counts
-    # spans may split at block edges, but cover the same bytes
-    def covered(ix):
-        return sorted(zip(ix.span_offset.tolist(),
-                          (ix.span_offset + ix.span_nbytes).tolist(), strict=True))
-    def merge(spans):
-        out = []
-        for s, e in spans:
-            if out and out[-1][1] == s:
-                out[-1] = (out[-1][0], e)
-            else:
-                out.append((s, e))
-        return out
-    assert merge(covered(whole)) == merge(covered(tiny))
 
 
 def test_index_agrees_with_the_plain_reader(tmp_path):

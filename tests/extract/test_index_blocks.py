@@ -73,6 +73,18 @@ def _broken_extract(tmp_path, seed: int, crlf: bool):
     return write(tmp_path, data, "broken")
 
 
+def _covered(ix) -> list[tuple[int, int]]:
+    """Byte ranges the spans cover, adjacent ones joined (blocks may split a span)."""
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(zip(ix.span_offset.tolist(),
+                           (ix.span_offset + ix.span_nbytes).tolist(), strict=True)):
+        if out and out[-1][1] == s:
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
 def _comparable(ix):
     return {
         "persons": ix.persons.to_dict("list"),
@@ -84,6 +96,7 @@ def _comparable(ix):
         "violations": {rule: (v.count, [str(e) for e in v.examples])
                        for rule, v in ix.violations.items()},
         "records": ix.person_records,
+        "spans": _covered(ix),
     }
 
 
@@ -96,6 +109,7 @@ def test_workers_and_block_size_do_not_change_the_index(tmp_path, seed, crlf):
     for workers, chunk in ((3, 997), (2, 4096), (4, 65_536)):
         other = scan(path, workers=workers, chunk_size=chunk)
         assert _comparable(other) == _comparable(one), (workers, chunk)
+        assert other.persons.equals(one.persons) and other.events.equals(one.events)
 
 
 def test_violation_line_numbers_point_at_the_faulty_lines(tmp_path):

@@ -267,6 +267,12 @@ def _all_digits(words: np.ndarray, mask: np.uint64) -> np.ndarray:
     return ((x & _HIGH) == _ZEROS) & (((x + _SIX) & _HIGH) == _ZEROS)
 
 
+def _pnr_digits(head: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Whether columns 4-13 of the ``rows`` lines are ten ASCII digits."""
+    return (_all_digits(head[rows, 0], _PNR_MASK_0) & _all_digits(head[rows, 1], _PNR_MASK_1)
+            & (lengths[rows] >= _PNR.end))
+
+
 def _word_number(words: np.ndarray, byte: int, width: int) -> np.ndarray:
     """Value of ``width`` ASCII digits from byte ``byte`` of each word (SWAR).
 
@@ -426,8 +432,7 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
     new = person.copy()
     new[1:] &= ~(person[:-1] & (p0[1:] == p0[:-1]) & (p1[1:] == p1[:-1]))
     runs = np.flatnonzero(new)
-    run_ok = (_all_digits(p0[runs], _PNR_MASK_0) & _all_digits(p1[runs], _PNR_MASK_1)
-              & (lengths[runs] >= _PNR.end))
+    run_ok = _pnr_digits(head, lengths, runs)
     run_of_line = np.cumsum(new) - 1
     run_end = np.append(runs[1:], n) - 1
     # A run also ends where a non-person line interrupts it (most blocks have none).
@@ -502,9 +507,7 @@ def _line_problems(buf, head, starts, lengths, rtype, pnr_ok, bad_length):
     unknown = rtype == _UNKNOWN
     # 997 records carry a PNR too, outside any person's span.
     is997 = rtype == 997
-    pnr_ok[is997] = (_all_digits(head[is997, 0], _PNR_MASK_0)
-                     & _all_digits(head[is997, 1], _PNR_MASK_1)
-                     & (lengths[is997] >= _PNR.end))
+    pnr_ok[is997] = _pnr_digits(head, lengths, is997)
     bad_pnr = (_PERSON[rtype] | is997) & ~pnr_ok
 
     def raw(i: int) -> bytes:
@@ -745,12 +748,7 @@ def _finish(sc: _Merger, path: Path, size: int, events: Future) -> ExtractIndex:
     uniq = np.asarray(uniq, dtype=np.int64)
     n = len(uniq)
     records = np.bincount(span_person, weights=nrec, minlength=n).astype(np.int64)
-    # Person k's first span is where k first exceeds every number before it.
-    seen = np.maximum.accumulate(span_person)
-    first_span = np.flatnonzero(np.diff(seen, prepend=-1) > 0)
-    first_line = span_line[first_span]
-
-    birth = span_birth[first_span]
+    _, first_line, birth = _first_per_person(span_person, n, span_line, span_birth)
     from_pnr = np.ones(n, dtype=bool)
     status = np.full(n, -1, dtype=np.int64)
     has_001 = np.zeros(n, dtype=bool)
