@@ -16,11 +16,14 @@ new (same bytes, already there) and says so.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +62,8 @@ def environment(work: Path = WORK) -> dict[str, str]:
         "CPRSUB_QUARANTINE": f"file://{work / 'quarantine'}",
         "CPRSUB_RETRY_DELAY_SECONDS": "2",
         "GX_ANALYTICS_ENABLED": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("CPRSUB_DEMO_LOG_LEVEL", "WARNING"),
+        # Operators read task logs: the delivery and filter lines are INFO.
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("CPRSUB_DEMO_LOG_LEVEL", "INFO"),
     }
 
 
@@ -91,7 +95,21 @@ def _setup_filters(engine, extract: Path) -> None:
                 svc.add_pnrs(uuid, [*pnrs[:int(value)], "0101001111"])
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m cpr_abonnement.demo",
+        description="Run the daily DAG end to end for the latest CPR delivery day on this "
+                    "machine's embedded defaults (SQLite, a local SFTP server), then print "
+                    "what each demo subscriber received. Run it again to see the idempotent "
+                    "re-run.",
+        epilog=f"Everything lives under $CPRSUB_DEMO_DIR (now {WORK}); the task log of the "
+               "run is written to <dir>/logs/. $CPRSUB_DEMO_LOG_LEVEL sets Airflow's log "
+               "level (INFO).")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parse_args(argv)
     from cpr_abonnement.calendar import DeliveryCalendar
 
     cal = DeliveryCalendar.default()
@@ -126,7 +144,11 @@ def main() -> int:
             os.environ[f"AIRFLOW_CONN_SFTP_DEMO_{i}"] = conn
         print(f"   embedded SFTP server on 127.0.0.1:{sftp.port} (host key "
               f"{sftp.host_key_line[:40]}…)")
-        run = run_dag(day)
+        log = WORK / "logs" / f"dag-test-{day}.log"
+        print(f"   running DAG cpr_abonnement_daily with dag.test() (log: {log}) ...",
+              flush=True)
+        with _output_to(log):
+            run = run_dag(day)
     _write_env_file(env, sftp)
     return _summary(engine, day, run.state)
 
@@ -138,13 +160,37 @@ def _write_env_file(env: dict[str, str], sftp) -> None:
     """``var/demo/airflow.env``: the same setup for ``airflow standalone`` (README)."""
     conn = json.loads(sftp.airflow_connection(SFTP_LOGIN))
     conn["port"] = UI_SFTP_PORT
-    lines = [f"export {k}='{v}'" for k, v in env.items()]
+    # `airflow standalone` starts its components as `airflow ...` from PATH.
+    lines = [f"export PATH='{Path(sys.executable).parent}':\"$PATH\""]
+    lines += [f"export {k}='{v}'" for k, v in env.items()]
     lines += [f"export AIRFLOW_CONN_SFTP_DEMO_{i}='{json.dumps(conn)}'"
               for i in range(len(DEMO_SUBSCRIBERS))]
     lines.append(f"# SFTP for the UI: .venv/bin/python -m cpr_abonnement.devsftp --root "
                  f"{WORK / 'sftp'} --port {UI_SFTP_PORT} --host-key {WORK / 'sftp-host-key'} "
                  f"--user {SFTP_LOGIN}:{SFTP_PASSWORD}")
     (WORK / "airflow.env").write_text("\n".join(lines) + "\n")
+
+
+@contextlib.contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (Airflow's task logging writes there during
+    ``dag.test()``) to ``path``, so the terminal shows the summary and the file the log."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def run_dag(day: dt.date):
@@ -155,7 +201,6 @@ def run_dag(day: dt.date):
     bag = DagBag(dag_folder=str(REPO / "dags"))
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
-    print("   running DAG cpr_abonnement_daily with dag.test() ...")
     return bag.get_dag("cpr_abonnement_daily").test(
         logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
 

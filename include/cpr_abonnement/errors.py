@@ -143,6 +143,14 @@ class UnknownSubscriber(CprAbonnementError, LookupError):
     """No subscriber with that UserSystemUUID exists."""
 
 
+class FilterDatabaseUnavailable(CprAbonnementError):
+    """The filter database an Airflow task must use is not configured or not reachable.
+
+    Never answered by falling back to an embedded file: delivering from an empty database
+    would send every subscriber an empty file and mark the day processed.
+    """
+
+
 class DeliveryError(CprAbonnementError):
     """A delivery to one subscriber failed; carries the subscriber and the file."""
 

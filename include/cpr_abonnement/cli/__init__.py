@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from cpr_abonnement import __version__
 from cpr_abonnement.cli import extract as extract_cmds
 from cpr_abonnement.cli import subscriptions as subscription_cmds
 from cpr_abonnement.errors import CprAbonnementError
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cprsub", description="CPR Abonnement: change extracts, subscriptions, delivery."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     extract_cmds.register(sub)
     subscription_cmds.register(sub)
@@ -31,6 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except CprAbonnementError as exc:
         print(f"cprsub: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # A missing or unreadable file is the user's to fix, not a bug: name it, no traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cprsub: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
 
 

@@ -276,10 +276,11 @@ def generate(
     scatter_003: float = 0.05,
     progress: Callable[[int, int], None] | None = None,
 ) -> GeneratedExtract:
-    """Write a synthetic extract with at least ``persons`` persons to ``out``.
+    """Write a synthetic extract with exactly ``persons`` persons to ``out``.
 
     Families (a person plus relatives touched by the same event) are generated until
-    the count is reached, so the exact number can exceed ``persons`` by a few.
+    the count is reached; the last family is cut short rather than overshoot, since
+    benchmarks and tests size their inputs by this number.
     ``previous_date`` defaults to the previous CPR delivery day.
     """
     previous = previous_date or DeliveryCalendar.default().previous_delivery_day(production_date)
@@ -295,7 +296,7 @@ def generate(
     held: list[bytes] = []  # 003 records written after the next person
     while count < persons:
         chunk = bytearray()
-        for p in gen.family():
+        for p in gen.family()[: persons - count]:
             count += 1
             for code, line in gen.block(p):
                 if code == "003" and gen.rng.random() < scatter_003:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 
+from cpr_abonnement.errors import FilterDatabaseUnavailable
+
 ENV_URL = "CPRSUB_DB_URL"
 ENV_HOME = "CPRSUB_HOME"
 #: Airflow connection holding the filter database (conn type ``sqlite`` or ``postgres``).
@@ -59,14 +61,34 @@ def url_from_airflow_connection(conn_id: str = AIRFLOW_CONN_ID) -> str:
 
 def task_engine() -> Engine:
     """The filter database as an Airflow task sees it: ``CPRSUB_DB_URL`` if set, else the
-    Airflow connection :data:`AIRFLOW_CONN_ID`, else the embedded default."""
+    Airflow connection :data:`AIRFLOW_CONN_ID`, checked with one round trip.
+
+    There is deliberately no embedded default here: a worker without the connection would
+    otherwise filter against a new, empty SQLite file and deliver nothing to everyone.
+    """
     url = os.environ.get(ENV_URL)
+    source = f"${ENV_URL}" if url else f"Airflow connection {AIRFLOW_CONN_ID!r}"
     if not url:
         try:
             url = url_from_airflow_connection()
-        except Exception:  # AirflowNotFoundException: no such connection configured
-            url = None
-    return make_engine(url)
+        except Exception as exc:  # AirflowNotFoundException, or a malformed connection
+            raise FilterDatabaseUnavailable(
+                f"the filter database is not configured: no {source} "
+                f"({type(exc).__name__}); create it (conn type sqlite or postgres) "
+                f"or set {ENV_URL}") from exc
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:
+        engine.dispose()
+        # The driver's message may quote the host but never the password (hidden by
+        # SQLAlchemy's URL rendering); the type and the source are what an operator needs.
+        raise FilterDatabaseUnavailable(
+            f"the filter database named by {source} is not reachable "
+            f"({type(exc).__name__} at {engine.url.render_as_string(hide_password=True)})"
+        ) from exc
+    return engine
 
 
 def make_engine(url: str | None = None) -> Engine:
