@@ -75,7 +75,7 @@ def peak_rss(pid: int) -> int:
 
 
 def head(port: int, *, length: int | None, token: str | None) -> bytes:
-    lines = [f"POST /v1/AddPNRSubscriptions HTTP/1.1", f"Host: 127.0.0.1:{port}",
+    lines = ["POST /v1/AddPNRSubscriptions HTTP/1.1", f"Host: 127.0.0.1:{port}",
              "Content-Type: application/json"]
     lines.append(f"Content-Length: {length}" if length is not None
                  else "Transfer-Encoding: chunked")
