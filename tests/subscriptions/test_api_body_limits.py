@@ -84,6 +84,25 @@ def head(port: int, *, length: int | None, token: str | None) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def read_answer(sock: socket.socket) -> bytes:
+    """The whole answer: head and ``Content-Length`` bytes of body (or up to close)."""
+    data = b""
+    while True:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = next((int(line.split(b":")[1]) for line in data[:head_end].split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            if len(data) >= head_end + 4 + length:
+                return data
+        try:
+            more = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not more:
+            return data
+        data += more
+
+
 def send_until_answered(port: int, request_head: bytes, body_bytes: int, *, chunked: bool,
                         timeout: float = 60) -> tuple[bytes, int]:
     """Send the head, then body chunks until the server answers or the body is sent.
@@ -96,13 +115,13 @@ def send_until_answered(port: int, request_head: bytes, body_bytes: int, *, chun
         while time.monotonic() < deadline:
             readable, _, _ = select.select([sock], [], [], 0 if sent < body_bytes else 1)
             if readable:
-                return sock.recv(4096), sent
+                return read_answer(sock), sent
             if sent < body_bytes:
                 piece = CHUNK[:body_bytes - sent]
                 try:
                     sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
                 except (BrokenPipeError, ConnectionResetError):
-                    return sock.recv(4096), sent
+                    return read_answer(sock), sent
                 sent += len(piece)
             elif chunked and sent == body_bytes:
                 sock.sendall(b"0\r\n\r\n")
