@@ -29,23 +29,12 @@ from cpr_abonnement.errors import (
 from cpr_abonnement.extract.expectations import run_expectations
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.validation import summarise, violations
-from cpr_abonnement.pnr import mask
+from cpr_abonnement.pnr import mask, scrub  # scrub: re-exported for alerts
 from cpr_abonnement.process import filter_extract
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions import extracts
 
 log = logging.getLogger(__name__)
-# 10 digits (or DDMMYY-SSSS), and 9: a PNR stored as an integer loses its leading zero.
-_PNR_LIKE = re.compile(r"(?<!\d)(\d{5,6})-?\d{4}(?!\d)")
-
-
-def scrub(text: str) -> str:
-    """Mask anything shaped like a PNR (defence in depth for logs and alerts).
-
-    >>> scrub("PNR 0101901234, 010190-1234, 101901234 but not 12345678901")
-    'PNR 010190-****, 010190-****, 10190-**** but not 12345678901'
-    """
-    return _PNR_LIKE.sub(r"\1-****", text)
 
 
 class ExtractMissing(CprAbonnementError):

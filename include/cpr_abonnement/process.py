@@ -24,7 +24,7 @@ from cpr_abonnement.extract.validation import check
 from cpr_abonnement.pnr import mask
 from cpr_abonnement.subscriptions import extracts
 from cpr_abonnement.subscriptions.extracts import ExtractRecord
-from cpr_abonnement.subscriptions.service import as_naive_utc, utcnow
+from cpr_abonnement.subscriptions.service import as_naive_utc
 from cpr_abonnement.subscriptions.snapshot import FilterSnapshot, load_snapshot
 
 
@@ -41,12 +41,13 @@ class FilterResult:
 def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
                    as_of: dt.datetime | None = None, explain: bool = False,
                    expect_date: dt.date | None = None,
-                   clock: Callable[[], dt.datetime] = utcnow) -> FilterResult:
+                   clock: Callable[[], dt.datetime] | None = None) -> FilterResult:
     """Filter ``path`` for every active subscriber into ``out_dir/<uuid>/``.
 
     ``as_of`` is the snapshot instant to use if this is the extract's first
-    processing (default: now); an extract processed before always reuses its recorded
-    snapshot, so the output is byte-identical to the first run's.
+    processing (default: now by the database server's clock; ``clock`` only for tests);
+    an extract processed before always reuses its recorded snapshot, so the output is
+    byte-identical to the first run's.
     """
     seconds: dict[str, float] = {}
     t = time.perf_counter()

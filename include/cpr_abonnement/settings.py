@@ -17,6 +17,8 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 ``CPRSUB_SLACK_CONN_ID``         Slack Incoming Webhook connection; alerts go to Slack
                                  too when it exists (``cpr_abonnement_slack``)
 ``CPRSUB_DB_URL``                filter database URL (else Airflow connection ``cpr_filter_db``)
+``CPRSUB_API_MAX_BODY_BYTES``    largest request body the subscription API reads
+                                 (16 MiB: a bulk call of 1,000,000 PNRs fits)
 ===============================  ===================================================
 """
 
@@ -51,6 +53,7 @@ class Settings:
     alert_email: tuple[str, ...]
     smtp_conn_id: str
     slack_conn_id: str
+    api_max_body_bytes: int = 16 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,4 +69,6 @@ class Settings:
             alert_email=_split(os.environ.get("CPRSUB_ALERT_EMAIL", "")),
             smtp_conn_id=os.environ.get("CPRSUB_SMTP_CONN_ID", "smtp_default"),
             slack_conn_id=os.environ.get("CPRSUB_SLACK_CONN_ID", "cpr_abonnement_slack"),
+            api_max_body_bytes=int(os.environ.get("CPRSUB_API_MAX_BODY_BYTES",
+                                                  cls.api_max_body_bytes)),
         )

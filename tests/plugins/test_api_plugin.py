@@ -23,6 +23,11 @@ def airflow_api(tmp_path, monkeypatch):
     token = credentials.issue(engine, role=Role.SUBSCRIBER, label="t", subscriber_uuid=SYS)
     from airflow.api_fastapi.app import create_app
 
+    from cpr_api import CprAbonnementApiPlugin
+
+    # The plugin's app lives as long as the process and opens its database on first
+    # use: forget the previous test's engine so this test's CPRSUB_DB_URL is used.
+    CprAbonnementApiPlugin.fastapi_apps[0]["app"].state.cpr.__dict__.pop("engine", None)
     with TestClient(create_app(apps="core")) as client:
         yield client, token
 
@@ -35,3 +40,15 @@ def test_plugin_mounts_the_api_and_it_authenticates_itself(airflow_api):
     r = client.post("/cpr-abonnement/v1/AddPNRSubscription", json=body,
                     headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.json()["result"] == "ADDED"
+
+
+def test_mounted_api_authenticates_before_reading_and_caps_bodies(airflow_api):
+    """Issue 10, item 12, under Airflow's API server: the guard sits inside the mount."""
+    client, token = airflow_api
+    url = "/cpr-abonnement/v1/AddPNRSubscriptions"
+    big = b"[" + b"0" * (17 * 1024 * 1024) + b"]"  # over the default 16 MiB cap
+    r = client.post(url, content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = client.post(url, content=big, headers={"Content-Type": "application/json",
+                                               "Authorization": f"Bearer {token}"})
+    assert r.status_code == 413 and "CPRSUB_API_MAX_BODY_BYTES" in r.json()["detail"]

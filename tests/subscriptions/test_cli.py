@@ -62,3 +62,13 @@ def test_errors_name_the_rule(cli):
     assert code == 1 and "310290-****" in err and "3102901234" not in err
     code, _, err = cli("subscriber", "add", "--uuid", "not-a-uuid", "--name", "x")
     assert code == 1 and "is not a UUID" in err
+
+
+def test_the_cli_refuses_a_remote_dir_that_leaves_the_folder(cli):
+    """Issue 10, item 15: the CLI shares the service's rule with the admin API."""
+    code, out, err = cli("subscriber", "add", "--uuid", SYS, "--name", "Aalborg ESDH",
+                         "--remote-dir", "../../0d4c3b2a-1111-4222-8333-444455556666")
+    assert code == 1 and out == ""
+    assert "has a '..' segment; it must stay inside the subscriber's folder" in err
+    code, out, _ = cli("subscriber", "list")
+    assert SYS not in out

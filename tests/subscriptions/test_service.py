@@ -20,6 +20,7 @@ from cpr_abonnement.errors import (
     UnknownSubscriber,
 )
 from cpr_abonnement.subscriptions.models import PnrFilter
+from cpr_abonnement.subscriptions.rules import InvalidRemoteDir
 from cpr_abonnement.subscriptions.service import (
     Result,
     SubscriberExists,
@@ -231,3 +232,49 @@ def test_subscribers(svc):
     assert [s.uuid for s in svc.subscribers(active_only=True)] == [SYS]
     svc.add_pnr(OTHER, PNR)  # a disabled subscriber keeps and manages its filters
     assert svc.set_active(OTHER, True).active
+
+
+# -- issue 10: rejected arguments masked (11), ages (14), remote dirs (15) -----------
+
+@pytest.mark.parametrize(("call", "args"), [
+    ("add_municipality", (PNR,)),
+    ("remove_municipality", ("010190-1234",)),
+    ("add_change_code", (PNR,)),
+    ("remove_all", ("010190-1234",)),
+    ("add_age_range", (1502504321, 17)),
+    ("add_age_range", ("0101901234", 17)),
+    ("add_pnr", (PNR + "0",)),
+])
+def test_a_pnr_in_a_rejected_argument_is_masked_in_the_error_and_the_audit(svc, call, args):
+    with pytest.raises(FilterInputError) as exc:
+        getattr(svc, call)(SYS, *args)
+    rejected = svc.audit_trail(SYS)[-1]
+    for text in (str(exc.value), rejected.arguments, rejected.result):
+        assert not re.search(r"(?<!\d)\d{6}-?\d{4}(?!\d)", text), "PNR in clear"
+        assert "****" in text
+
+
+@pytest.mark.parametrize(("start", "end"), [(True, 17), (0, False), (True, True)])
+def test_booleans_are_not_ages(svc, start, end):
+    with pytest.raises(InvalidAgeRange, match="is not a whole number of years"):
+        svc.add_age_range(SYS, start, end)
+    assert svc.get_all_filters(SYS).age_ranges == []
+
+
+@pytest.mark.parametrize("remote_dir", [f"../../{OTHER}", "in/../../x", "/cpr/../etc", "..",
+                                        "in\\..\\x", "in\x00", "in\x85x"])
+def test_a_remote_dir_that_leaves_the_folder_is_refused(svc, remote_dir):
+    new = "99999999-8888-4777-8666-555555555555"
+    with pytest.raises(InvalidRemoteDir) as exc:
+        svc.add_subscriber(new, "Vejle", remote_dir=remote_dir)
+    assert exc.value.rule == "remote dir"
+    assert new not in {s.uuid for s in svc.subscribers()}
+
+
+@pytest.mark.parametrize(("given", "stored"), [(".", "."), ("", "."), ("./in//", "in"),
+                                               (f"/{SYS}/in/", f"/{SYS}/in"),
+                                               ("//cpr/./x", "/cpr/x")])
+def test_a_remote_dir_is_stored_normalised(svc, given, stored):
+    info = svc.add_subscriber("99999999-8888-4777-8666-555555555555", "Vejle",
+                              remote_dir=given)
+    assert info.remote_dir == stored

@@ -13,7 +13,15 @@ may act on any subscriber and manage subscribers and credentials.
 
 Error responses never contain a stack trace or an unmasked PNR: FastAPI's default
 422 body echoes the offending input, so it is replaced here by one naming the field
-and the rule only.
+and the rule only, and every error text is passed through
+:func:`cpr_abonnement.pnr.scrub` (a PNR typed into a field name or a code field is
+masked too).
+
+A request with a body is authenticated before the body is read, and bodies are
+capped at ``CPRSUB_API_MAX_BODY_BYTES`` (16 MiB by default; 413 beyond): see
+:mod:`cpr_abonnement.api.guard`. A bulk call takes at most :data:`MAX_BULK_PNRS`.
+Refused calls (another system's filters, an administrator's operation) are audited
+as ``DENIED``.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the dependency
@@ -29,10 +37,13 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import Engine
 
+from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard
 from cpr_abonnement.errors import FilterInputError, UnknownSubscriber
+from cpr_abonnement.pnr import scrub
+from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Principal, Role
 from cpr_abonnement.subscriptions.service import (
@@ -43,6 +54,8 @@ from cpr_abonnement.subscriptions.service import (
 
 log = logging.getLogger(__name__)
 EXAMPLE_UUID = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
+#: PNRs per bulk call: 1,000,000 as JSON is about 14 MB, within the default body cap.
+MAX_BULK_PNRS = 1_000_000
 
 
 class InvocationContext(BaseModel):
@@ -59,12 +72,13 @@ class PnrCall(_Call):
 
 
 class PnrBulkCall(_Call):
-    pnrs: list[str] = Field(examples=[["0101901234", "1502504321"]], max_length=5_000_000)
+    pnrs: list[str] = Field(examples=[["0101901234", "1502504321"]], max_length=MAX_BULK_PNRS)
 
 
 class AgeRangeCall(_Call):
-    startAge: int = Field(examples=[0], description="whole years 0-999")
-    endAge: int = Field(examples=[17], description="whole years 0-999, >= startAge")
+    # Strict: JSON true/false and "5" are not ages (pydantic's lax mode takes true as 1).
+    startAge: StrictInt = Field(examples=[0], description="whole years 0-999")
+    endAge: StrictInt = Field(examples=[17], description="whole years 0-999, >= startAge")
 
 
 class MunicipalityCall(_Call):
@@ -143,19 +157,36 @@ def _principal(
     request: Request,
     auth: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    found = credentials.authenticate(_engine(request), auth.credentials) if auth else None
+    """The caller; for a request with a body :class:`BodyGuard` has already checked it."""
+    found = getattr(request.state, PRINCIPAL, None)
+    if found is None and auth:
+        found = credentials.authenticate(_engine(request), auth.credentials)
     if found is None:
-        raise HTTPException(401, "missing or invalid bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, UNAUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
     return found
 
 
 Caller = Annotated[Principal, Depends(_principal)]
 
 
-def _admin(who: Caller) -> Principal:
+def _operation(request: Request) -> str:
+    """The operation a request names: its route's name (the SF6002 operation name)."""
+    route = request.scope.get("route")
+    return getattr(route, "name", None) or request.url.path.rsplit("/", 1)[-1]
+
+
+def _deny(request: Request, who: Principal, system: str | None, message: str
+          ) -> HTTPException:
+    """Audit a refused call (caller, target system, operation, ``DENIED``); the 403."""
+    SubscriptionService(_engine(request), caller=who.caller).record_denied(
+        system, _operation(request))
+    return HTTPException(403, message)
+
+
+def _admin(who: Caller, request: Request) -> Principal:
     if who.role is not Role.ADMIN:
-        raise HTTPException(403, "administrator credential required")
+        raise _deny(request, who, request.path_params.get("uuid"),
+                    "administrator credential required")
     return who
 
 
@@ -166,8 +197,8 @@ def _service(request: Request, who: Principal, call: _Call) -> tuple[Subscriptio
     """The service acting for the call's subscriber, after checking the caller may."""
     system = str(call.invocationContext.userSystemUUID)
     if who.role is Role.SUBSCRIBER and who.subscriber_uuid != system:
-        raise HTTPException(403, "invocationContext.userSystemUUID is not the "
-                                 "authenticated IT system")
+        raise _deny(request, who, system,
+                    "invocationContext.userSystemUUID is not the authenticated IT system")
     return SubscriptionService(_engine(request), caller=who.caller), system
 
 
@@ -183,81 +214,81 @@ ops = APIRouter(prefix="/v1", tags=["subscription operations"])
 adm = APIRouter(prefix="/v1/admin", tags=["administration"])
 
 
-@ops.post("/AddPNRSubscription")
+@ops.post("/AddPNRSubscription", name="AddPNRSubscription")
 def add_pnr(call: PnrCall, who: Caller, request: Request) -> ResultOut:
     svc, system = _service(request, who, call)
     return _outcome(svc.add_pnr(system, call.pnr))
 
 
-@ops.post("/RemovePNRSubscription")
+@ops.post("/RemovePNRSubscription", name="RemovePNRSubscription")
 def remove_pnr(call: PnrCall, who: Caller, request: Request) -> ResultOut:
     svc, system = _service(request, who, call)
     return _outcome(svc.remove_pnr(system, call.pnr))
 
 
-@ops.post("/AddAgeRangeSubscription")
+@ops.post("/AddAgeRangeSubscription", name="AddAgeRangeSubscription")
 def add_age_range(call: AgeRangeCall, who: Caller, request: Request) -> ResultOut:
     svc, system = _service(request, who, call)
     return _outcome(svc.add_age_range(system, call.startAge, call.endAge))
 
 
-@ops.post("/RemoveAgeRangeSubscription")
+@ops.post("/RemoveAgeRangeSubscription", name="RemoveAgeRangeSubscription")
 def remove_age_range(call: AgeRangeCall, who: Caller, request: Request) -> ResultOut:
     svc, system = _service(request, who, call)
     return _outcome(svc.remove_age_range(system, call.startAge, call.endAge))
 
 
-@ops.post("/AddMunicipalityCodeSubscription")
+@ops.post("/AddMunicipalityCodeSubscription", name="AddMunicipalityCodeSubscription")
 def add_municipality(call: MunicipalityCall, who: Caller, request: Request) -> ResultOut:
     svc, system = _service(request, who, call)
     return _outcome(svc.add_municipality(system, call.municipalityCode))
 
 
-@ops.post("/RemoveMunicipalityCodeSubscription")
+@ops.post("/RemoveMunicipalityCodeSubscription", name="RemoveMunicipalityCodeSubscription")
 def remove_municipality(call: MunicipalityCall, who: Caller, request: Request) -> ResultOut:
     svc, system = _service(request, who, call)
     return _outcome(svc.remove_municipality(system, call.municipalityCode))
 
 
-@ops.post("/AddChangeCodeSubscription")
+@ops.post("/AddChangeCodeSubscription", name="AddChangeCodeSubscription")
 def add_change_code(call: ChangeCodeCall, who: Caller, request: Request) -> ResultOut:
     svc, system = _service(request, who, call)
     return _outcome(svc.add_change_code(system, call.changeCode))
 
 
-@ops.post("/RemoveChangeCodeSubscription")
+@ops.post("/RemoveChangeCodeSubscription", name="RemoveChangeCodeSubscription")
 def remove_change_code(call: ChangeCodeCall, who: Caller, request: Request) -> ResultOut:
     svc, system = _service(request, who, call)
     return _outcome(svc.remove_change_code(system, call.changeCode))
 
 
-@ops.post("/RemoveAll")
+@ops.post("/RemoveAll", name="RemoveAll")
 def remove_all(call: RemoveAllCall, who: Caller, request: Request) -> RemovedOut:
     svc, system = _service(request, who, call)
     return RemovedOut(removed=svc.remove_all(system, call.filterGroup))
 
 
-@ops.post("/GetAllFilters")
+@ops.post("/GetAllFilters", name="GetAllFilters")
 def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request) -> dict[str, Any]:
     svc, system = _service(request, who, call)
     return svc.get_all_filters(system, call.asOf).to_dict()
 
 
-@ops.post("/AddPNRSubscriptions")
+@ops.post("/AddPNRSubscriptions", name="AddPNRSubscriptions")
 def add_pnrs(call: PnrBulkCall, who: Caller, request: Request) -> BulkOut:
     svc, system = _service(request, who, call)
     bulk = svc.add_pnrs(system, call.pnrs)
     return BulkOut(counts=bulk.counts, results=bulk.results)
 
 
-@ops.post("/RemovePNRSubscriptions")
+@ops.post("/RemovePNRSubscriptions", name="RemovePNRSubscriptions")
 def remove_pnrs(call: PnrBulkCall, who: Caller, request: Request) -> BulkOut:
     svc, system = _service(request, who, call)
     bulk = svc.remove_pnrs(system, call.pnrs)
     return BulkOut(counts=bulk.counts, results=bulk.results)
 
 
-@adm.post("/subscribers", status_code=201)
+@adm.post("/subscribers", status_code=201, name="AddSubscriber")
 def create_subscriber(body: SubscriberIn, who: Admin, request: Request) -> dict[str, Any]:
     info = _admin_service(request, who).add_subscriber(
         str(body.uuid), body.name, serves=body.serves, sftp_conn_id=body.sftpConnId,
@@ -265,17 +296,17 @@ def create_subscriber(body: SubscriberIn, who: Admin, request: Request) -> dict[
     return _subscriber_json(info)
 
 
-@adm.get("/subscribers")
+@adm.get("/subscribers", name="ListSubscribers")
 def list_subscribers(who: Admin, request: Request) -> list[dict[str, Any]]:
     return [_subscriber_json(i) for i in _admin_service(request, who).subscribers()]
 
 
-@adm.post("/subscribers/{uuid}/disable")
+@adm.post("/subscribers/{uuid}/disable", name="DisableSubscriber")
 def disable_subscriber(uuid: UUID, who: Admin, request: Request) -> dict[str, Any]:
     return _subscriber_json(_admin_service(request, who).set_active(str(uuid), False))
 
 
-@adm.post("/subscribers/{uuid}/credentials", status_code=201)
+@adm.post("/subscribers/{uuid}/credentials", status_code=201, name="IssueCredential")
 def issue_credential(uuid: UUID, body: CredentialIn, who: Admin, request: Request) -> TokenOut:
     token = credentials.issue(_engine(request), role=Role.SUBSCRIBER, label=body.label,
                               subscriber_uuid=str(uuid), issued_by=who.caller)
@@ -284,20 +315,22 @@ def issue_credential(uuid: UUID, body: CredentialIn, who: Admin, request: Reques
 
 async def _bad_input(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FilterInputError)
-    return JSONResponse({"detail": str(exc), "rule": exc.rule}, status_code=422)
+    return JSONResponse({"detail": scrub(str(exc)), "rule": exc.rule}, status_code=422)
 
 
 async def _schema(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
-               "rule": e.get("msg", "invalid")} for e in exc.errors()]
+    # Never ``input`` (the offending value); the field path and message are scrubbed
+    # too, since an unexpected key or a custom message can carry a PNR.
+    errors = [{"field": scrub(".".join(str(p) for p in e.get("loc", ()) if p != "body")),
+               "rule": scrub(str(e.get("msg", "invalid")))} for e in exc.errors()]
     return JSONResponse({"detail": "request does not match the schema", "errors": errors},
                         status_code=422)
 
 
 def _status(code: int) -> Callable[[Request, Exception], Any]:
     async def handler(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=code)
+        return JSONResponse({"detail": scrub(str(exc))}, status_code=code)
     return handler
 
 
@@ -306,10 +339,16 @@ async def _internal(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
-def create_app(engine_factory: Callable[[], Engine] | None = None) -> FastAPI:
-    """Build the app; the database engine is created on the first request, not here."""
+def create_app(engine_factory: Callable[[], Engine] | None = None, *,
+               max_body_bytes: int | None = None) -> FastAPI:
+    """Build the app; the database engine is created on the first request, not here.
+
+    :param max_body_bytes: body cap; default ``CPRSUB_API_MAX_BODY_BYTES`` (16 MiB).
+    """
     app = FastAPI(title="CPR Abonnement subscriptions", version="1", description=__doc__)
     app.state.cpr = _State(engine_factory or _default_engine)
+    app.add_middleware(BodyGuard, max_body_bytes=max_body_bytes
+                       or Settings.from_env().api_max_body_bytes)
     app.include_router(ops)
     app.include_router(adm)
     app.add_exception_handler(FilterInputError, _bad_input)

@@ -36,17 +36,19 @@ class ExtractRecord:
 
 def register(engine: Engine, *, task_number: str, production_date: dt.date,
              previous_date: dt.date, file_name: str, sha256: str, persons: int, records: int,
-             clock: Callable[[], dt.datetime], as_of: dt.datetime | None = None
-             ) -> ExtractRecord:
+             clock: Callable[[], dt.datetime] | None = None,
+             as_of: dt.datetime | None = None) -> ExtractRecord:
     """Record the first processing of an extract, or return the earlier record.
 
     The first processing fixes ``filters_as_of``; later calls get the same instant
     back, which is what makes re-runs reproduce the same bytes. A different file for
     the same task and day is refused rather than silently replacing the first.
+    The instant is the database server's (``clock`` only for tests): filter rows are
+    stamped by other hosts with the same clock, so the snapshot never depends on
+    how well the hosts' clocks agree.
     """
     with Session(engine) as s, s.begin():
-        lock_filters(s)  # the snapshot instant is chosen under the filter lock
-        now = clock()
+        now = lock_filters(s, clock)  # the snapshot instant is chosen under the filter lock
         row = s.scalar(select(ExtractRun).where(ExtractRun.task_number == task_number,
                                                 ExtractRun.production_date == production_date))
         if row is not None:

@@ -2,7 +2,9 @@
 
 Each function returns the normalised value or raises the
 :class:`~cpr_abonnement.errors.FilterInputError` subclass naming the rule, so the CLI,
-the service and the REST API reject bad input with the same words.
+the service and the REST API reject bad input with the same words. A rejected value
+is quoted in the message only through :func:`shown`, which masks anything shaped like
+a PNR: a PNR typed into the wrong field must not reach a response, log or audit row.
 
 >>> municipality_code("851")
 '0851'
@@ -10,15 +12,19 @@ the service and the REST API reject bad input with the same words.
 'A01'
 >>> age_range(0, 999)
 (0, 999)
+>>> remote_dir("./cpr//in/")
+'cpr/in'
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 from enum import StrEnum
 
 from cpr_abonnement import pnr as pnr_rules
 from cpr_abonnement.errors import (
+    FilterInputError,
     InvalidAgeRange,
     InvalidEventCode,
     InvalidFilterGroup,
@@ -31,6 +37,25 @@ from cpr_abonnement.reference import event_codes
 MAX_AGE = 999
 _EVENT = re.compile(r"[A-Z][0-9]{2}")
 _MUNICIPALITY = re.compile(r"[0-9]{1,4}")
+#: C0 controls (NUL included), DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: The column's width (``subscriber.remote_dir``).
+MAX_REMOTE_DIR = 500
+
+
+class InvalidRemoteDir(FilterInputError):
+    """A subscriber's remote directory must stay inside the folder the SFTP login sees."""
+
+    rule = "remote dir"
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` with anything shaped like a PNR masked, for error messages.
+
+    >>> shown("0101901234"), shown(1502504321), shown("A1")
+    ("'010190-****'", '150250-****', "'A1'")
+    """
+    return pnr_rules.scrub(repr(value))
 
 
 class FilterGroup(StrEnum):
@@ -58,10 +83,10 @@ def age_range(start: object, end: object) -> tuple[int, int]:
             isinstance(value, int) or (isinstance(value, str)
                                        and re.fullmatch(r"[0-9]+", value.strip()))
         ):
-            raise InvalidAgeRange(f"{label} {value!r} is not a whole number of years")
+            raise InvalidAgeRange(f"{label} {shown(value)} is not a whole number of years")
         number = int(value)
         if not 0 <= number <= MAX_AGE:
-            raise InvalidAgeRange(f"{label} {number} is outside 0-{MAX_AGE}")
+            raise InvalidAgeRange(f"{label} {shown(number)} is outside 0-{MAX_AGE}")
         ages.append(number)
     if ages[0] > ages[1]:
         raise InvalidAgeRange(f"StartAge {ages[0]} is greater than EndAge {ages[1]}")
@@ -72,7 +97,8 @@ def municipality_code(value: object) -> str:
     """1-4 digits, returned zero-padded to 4 (``851`` -> ``0851``)."""
     text = str(value).strip()
     if not _MUNICIPALITY.fullmatch(text):
-        raise InvalidMunicipalityCode(f"municipality code {text!r} is not 1-4 digits")
+        raise InvalidMunicipalityCode(
+            f"municipality code {shown(text)} is not 1-4 digits")
     return text.zfill(4)
 
 
@@ -81,7 +107,7 @@ def event_code(value: object) -> str:
     text = str(value).strip().upper()
     if not _EVENT.fullmatch(text):
         raise InvalidEventCode(
-            f"event code {text!r} is not one letter followed by two digits (e.g. A01)"
+            f"event code {shown(text)} is not one letter followed by two digits (e.g. A01)"
         )
     return text
 
@@ -99,4 +125,37 @@ def filter_group(value: str) -> FilterGroup:
         return FilterGroup(value)
     except ValueError:
         allowed = ", ".join(g.value for g in FilterGroup)
-        raise InvalidFilterGroup(f"filter group {value!r} is not one of {allowed}") from None
+        raise InvalidFilterGroup(
+            f"filter group {shown(value)} is not one of {allowed}") from None
+
+
+def remote_dir(value: str) -> str:
+    """The subscriber's delivery directory, normalised; it may not climb out of its folder.
+
+    The rule: no ``..`` segment at all (before or after normalisation, so
+    ``in/../../x`` and ``/cpr/../etc`` are refused alike), no backslash (a Windows
+    SFTP server takes it for a separator, so ``..\\x`` would climb too), no control
+    character (NUL ends a C path early), at most 500 characters. An absolute path is
+    allowed: it names a folder of the SFTP account's own view, which the server's
+    chroot bounds. ``""`` means the login folder, ``"."``.
+
+    >>> remote_dir("/6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001/in")
+    '/6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001/in'
+    >>> remote_dir("../other")
+    Traceback (most recent call last):
+    ...
+    cpr_abonnement.subscriptions.rules.InvalidRemoteDir: remote dir '../other' has a '..' \
+segment; it must stay inside the subscriber's folder
+    """
+    text = str(value)
+    if _CONTROL.search(text):
+        raise InvalidRemoteDir(f"remote dir {shown(text)} contains a control character")
+    if "\\" in text:
+        raise InvalidRemoteDir(f"remote dir {shown(text)} contains a backslash; use '/'")
+    if len(text) > MAX_REMOTE_DIR:
+        raise InvalidRemoteDir(f"remote dir is longer than {MAX_REMOTE_DIR} characters")
+    normal = posixpath.normpath(text) if text else "."
+    if ".." in text.split("/") or ".." in normal.split("/"):
+        raise InvalidRemoteDir(f"remote dir {shown(text)} has a '..' segment; it must stay "
+                               "inside the subscriber's folder")
+    return "/" + normal.lstrip("/") if normal.startswith("/") else normal

@@ -2,8 +2,14 @@
 
 Every operation acts on the filters of one subscriber, named by its UserSystemUUID,
 runs in one transaction, and leaves one audit row (caller, time, subscriber, operation,
-arguments with PNRs masked, result), also when the input is rejected or the subscriber
-is unknown. Results use the reference service's words (:class:`Result`).
+arguments with PNRs masked, result), also when the input is rejected, the subscriber
+is unknown or the caller was refused (``DENIED``). Whatever field a PNR was typed
+into, the audit row holds it masked (:func:`cpr_abonnement.pnr.scrub`).
+
+Time comes from the database server, never from the process: filter validity periods
+and snapshot instants (``extract_run.filters_as_of``) are written by different hosts
+(the API, the Airflow workers), and a snapshot is reproducible only if both use one
+clock. :func:`lock_filters` hands out that instant.
 
 Removal closes a filter's validity period instead of deleting it; adding a filter that
 is already in force changes nothing (``ALREADY_EXISTED``). "Filters in force at T" is
@@ -21,7 +27,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import pnr as pnr_rules
@@ -136,18 +142,54 @@ class SubscriberInfo:
 
 
 def utcnow() -> dt.datetime:
-    """Naive UTC, the form every timestamp in the filter database has."""
+    """This process's clock as naive UTC; for stamps no snapshot depends on."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+#: The database server's current time as naive UTC, per dialect. PostgreSQL's
+#: ``CURRENT_TIMESTAMP`` is the transaction's start, which may be before the filter
+#: lock was granted; ``clock_timestamp()`` is the moment of the call. SQLite has no
+#: server: its clock is the host's, read by the SQLite library (millisecond steps).
+_DATABASE_NOW = {
+    "postgresql": "SELECT clock_timestamp() AT TIME ZONE 'UTC'",
+    "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+}
+_TICK = dt.timedelta(microseconds=1)
+
+
+def database_now(session: Session) -> dt.datetime:
+    """The database server's clock, naive UTC (the form every stored timestamp has)."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _DATABASE_NOW:
+        raise NotImplementedError(f"no database clock for dialect {dialect!r}")
+    value = session.execute(text(_DATABASE_NOW[dialect])).scalar_one()
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def as_naive_utc(t: dt.datetime) -> dt.datetime:
     return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
-def lock_filters(session: Session) -> None:
-    """Take the filter lock for the rest of the transaction (see ``FilterLock``)."""
+def lock_filters(session: Session, clock: Callable[[], dt.datetime] | None = None
+                 ) -> dt.datetime:
+    """Take the filter lock for the rest of the transaction; return the instant to stamp.
+
+    The instant is the database server's time read *after* the lock is granted, and
+    strictly after the instant the previous holder recorded in ``FilterLock.changed_at``
+    (a coarse or stepped-back clock can repeat a value): so a change made after a
+    snapshot instant was chosen is always stamped after it. ``clock`` replaces the
+    database clock with fixed instants for deterministic tests.
+    """
     session.execute(update(FilterLock).where(FilterLock.id == 1)
                     .values(changed_at=FilterLock.changed_at))
+    if clock is not None:
+        return clock()
+    last = session.scalar(select(FilterLock.changed_at).where(FilterLock.id == 1))
+    now = database_now(session)
+    if last is not None and now <= last:
+        now = last + _TICK
+    session.execute(update(FilterLock).where(FilterLock.id == 1).values(changed_at=now))
+    return now
 
 
 def in_force(model, at: dt.datetime):
@@ -159,42 +201,55 @@ def validate_uuid(value: str) -> str:
     try:
         return str(uuidlib.UUID(str(value)))
     except ValueError:
-        raise InvalidSubscriber(f"UserSystemUUID {value!r} is not a UUID") from None
+        raise InvalidSubscriber(f"UserSystemUUID {rules.shown(value)} is not a UUID") from None
 
 
 class SubscriptionService:
-    """The operations, bound to a database and to the caller recorded in the audit."""
+    """The operations, bound to a database and to the caller recorded in the audit.
+
+    ``clock`` is for tests that need fixed instants; left out, every stamp comes from
+    the database server (see :func:`lock_filters`).
+    """
 
     def __init__(self, engine: Engine, *, caller: str,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
         self.engine = engine
         self.caller = caller
         self.clock = clock
 
     # -- plumbing ------------------------------------------------------------------
+    def _now(self, session: Session) -> dt.datetime:
+        """The time for a row written without the filter lock (audit of a refusal)."""
+        return self.clock() if self.clock else database_now(session)
+
     def _audit(self, session: Session, system: str | None, operation: str,
                arguments: dict[str, Any], result: str, at: dt.datetime) -> None:
-        session.add(AuditEntry(at=at, caller=self.caller, subscriber_uuid=system,
-                               operation=operation,
-                               arguments=json.dumps(arguments, ensure_ascii=False),
-                               result=result[:200]))
+        """One audit row; PNR-shaped text is masked in every free-text column."""
+        session.add(AuditEntry(
+            at=at, caller=self.caller, subscriber_uuid=system, operation=operation,
+            arguments=pnr_rules.scrub(json.dumps(arguments, ensure_ascii=False, default=str)),
+            result=pnr_rules.scrub(result)[:200]))
+
+    def record_denied(self, system: str | None, operation: str) -> None:
+        """Audit a call the caller was not allowed to make (another system's filters,
+        an administrator's operation), so refused attempts leave a trace."""
+        with Session(self.engine) as s, s.begin():
+            self._audit(s, system, operation, {}, "DENIED", self._now(s))
 
     def _run(self, system: str, operation: str, arguments: dict[str, Any],
              validate: Callable[[], Any],
              apply: Callable[[Session, Subscriber, Any, dt.datetime], T],
              describe: Callable[[T], str] = str) -> T:
         """Validate, then apply in one transaction, auditing every outcome."""
-        now = self.clock()
         try:
             value = validate()
         except FilterInputError as exc:
             with Session(self.engine) as s, s.begin():
                 self._audit(s, system, operation, arguments, f"REJECTED: {exc.rule}: {exc}",
-                            now)
+                            self._now(s))
             raise
         with Session(self.engine) as s, s.begin():
-            lock_filters(s)
-            now = self.clock()  # after the lock: see FilterLock
+            now = lock_filters(s, self.clock)  # after the lock: see FilterLock
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == system))
             if sub is None:
                 self._audit(s, system, operation, arguments, "UNKNOWN_SUBSCRIBER", now)
@@ -366,9 +421,9 @@ class SubscriptionService:
         uuid = validate_uuid(uuid)
         if not name.strip():
             raise InvalidSubscriber("a subscriber needs a name")
+        remote_dir = rules.remote_dir(remote_dir)
         with Session(self.engine) as s, s.begin():
-            lock_filters(s)
-            now = self.clock()
+            now = lock_filters(s, self.clock)
             if s.scalar(select(Subscriber.id).where(Subscriber.uuid == uuid)) is not None:
                 raise SubscriberExists(f"subscriber {uuid} already exists")
             sub = Subscriber(uuid=uuid, name=name.strip(), serves=serves,
@@ -383,8 +438,7 @@ class SubscriptionService:
 
     def set_active(self, uuid: str, active: bool) -> SubscriberInfo:
         with Session(self.engine) as s, s.begin():
-            lock_filters(s)
-            now = self.clock()
+            now = lock_filters(s, self.clock)
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
             if sub is None:
                 self._audit(s, uuid, "DisableSubscriber" if not active else "EnableSubscriber",

@@ -1,0 +1,114 @@
+"""ASGI middleware: authenticate before any request body is read, and bound its size.
+
+FastAPI reads and parses a route's JSON body *before* it resolves dependencies, so an
+authentication dependency alone lets an anonymous caller make the server read (and
+hold in memory) a body of any size. This middleware runs first, on every request
+that announces a body (``Content-Length`` > 0 or ``Transfer-Encoding``):
+
+1. no valid bearer token: ``401`` at once, without reading a byte of the body;
+2. a declared ``Content-Length`` over the cap: ``413`` at once;
+3. otherwise the body is counted as it is received (chunked bodies have no length
+   up front), and the read fails with ``413`` as soon as it passes the cap.
+
+The principal found is handed to the route's dependency through the request state,
+so a token is checked once per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio.to_thread
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+from cpr_abonnement.subscriptions import credentials
+from cpr_abonnement.subscriptions.credentials import Principal
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Where the middleware leaves the authenticated caller (``request.state.<this>``).
+PRINCIPAL = "cpr_principal"
+UNAUTHENTICATED = "missing or invalid bearer token"
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return None
+            return token.strip()
+    return None
+
+
+def declared_length(scope: Scope) -> int | None:
+    """``Content-Length`` as sent, or None for a chunked or unannounced body."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def has_body(scope: Scope) -> bool:
+    names = {name for name, _ in scope.get("headers", ())}
+    return (declared_length(scope) or 0) > 0 or b"transfer-encoding" in names
+
+
+def too_large(limit: int) -> str:
+    return (f"request body larger than {limit} bytes (CPRSUB_API_MAX_BODY_BYTES); send "
+            "bulk PNR lists in several calls, or load a file with "
+            "`cprsub filters add-pnr --from-file`")
+
+
+class BodyGuard:
+    """The middleware; ``max_body_bytes`` is the cap (``CPRSUB_API_MAX_BODY_BYTES``)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        principal = await self._authenticate(scope)
+        if principal is None:
+            await JSONResponse({"detail": UNAUTHENTICATED}, status_code=401,
+                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
+        if (declared_length(scope) or 0) > self.max_body_bytes:
+            await JSONResponse({"detail": too_large(self.max_body_bytes)},
+                               status_code=413)(scope, receive, send)
+            return
+        scope.setdefault("state", {})[PRINCIPAL] = principal
+        await self.app(scope, self._counted(receive), send)
+
+    async def _authenticate(self, scope: Scope) -> Principal | None:
+        token = bearer_token(scope)
+        if token is None:
+            return None
+        state = scope["app"].state.cpr  # the engine is made on first use, in the thread
+        return await anyio.to_thread.run_sync(
+            lambda: credentials.authenticate(state.engine, token))
+
+    def _counted(self, receive: Receive) -> Receive:
+        """``receive`` that fails with 413 once the body passes the cap."""
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    # FastAPI re-raises an HTTPException from the body read as is.
+                    raise HTTPException(413, too_large(self.max_body_bytes))
+            return message
+        return counted
