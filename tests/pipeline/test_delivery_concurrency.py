@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,11 +126,18 @@ def temporaries(folder: Path, name: str) -> list[Path]:
 def largest_temporary(folder: Path, name: str) -> int:
     sizes = []
     for p in temporaries(folder, name):
-        try:
+        with suppress(FileNotFoundError):  # renamed or removed meanwhile
             sizes.append(p.stat().st_size)
-        except FileNotFoundError:
-            pass
     return max(sizes, default=0)
+
+
+def first_difference(seen: bytes, expected: bytes, block: int = 1 << 16) -> int:
+    for start in range(0, min(len(seen), len(expected)), block):
+        a, b = seen[start:start + block], expected[start:start + block]
+        if a != b:
+            return start + next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                                min(len(a), len(b)))
+    return min(len(seen), len(expected))
 
 
 @contextmanager
@@ -147,9 +154,8 @@ def watching(final: Path, expected: bytes) -> Iterator[list[str]]:
             except FileNotFoundError:
                 continue
             if hashlib.sha256(seen).hexdigest() != want:
-                differs_at = next((i for i, (a, b) in enumerate(zip(seen, expected))
-                                   if a != b), min(len(seen), len(expected)))
-                wrong.append(f"{len(seen)} bytes, first wrong byte at {differs_at}")
+                wrong.append(f"{len(seen)} bytes, first wrong byte at "
+                             f"{first_difference(seen, expected)}")
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
