@@ -18,7 +18,7 @@ zombie or re-queued task, a task cleared while running, two runs of the same day
 write their own temporary file, and an attempt killed mid-upload leaves only its
 temporary file behind.
 
-Temporary files of other attempts are removed (:func:`_remove_temporaries`) when they
+Temporary files of other attempts are removed (:func:`remove_temporaries`) when they
 cannot matter any more: all of them once the final file holds the verified bytes, and
 before that only those untouched for :data:`STALE_TEMPORARY_SECONDS` by the server's
 clock (a live upload keeps its file's mtime fresh, and no task runs longer: the
@@ -104,13 +104,19 @@ def _exists(sftp: SFTPClient, path: str) -> bool:
 
 
 def ensure_dir(sftp: SFTPClient, directory: str) -> None:
+    """Create ``directory`` and its parents where missing; an attempt running at the
+    same time may create them first."""
     if directory in ("", ".", "/"):
         return
     try:
         sftp.stat(directory)
     except FileNotFoundError:
         ensure_dir(sftp, posixpath.dirname(directory.rstrip("/")))
-        sftp.mkdir(directory)
+        try:
+            sftp.mkdir(directory)
+        except OSError:
+            if not _exists(sftp, directory):
+                raise
 
 
 def temporary_name(name: str) -> str:
@@ -126,7 +132,7 @@ def is_temporary_of(entry: str, name: str) -> bool:
                         entry) is not None
 
 
-def _remove_temporaries(sftp: SFTPClient, remote_dir: str, name: str, *,
+def remove_temporaries(sftp: SFTPClient, remote_dir: str, name: str, *,
                         untouched_before: float | None = None) -> None:
     """Remove other attempts' temporary files of ``name`` (only those whose mtime is
     before ``untouched_before``, when given). Best effort: a file another attempt
@@ -167,7 +173,7 @@ def _settle_existing(sftp: SFTPClient, remote_dir: str, name: str, ours: _Finger
         raise DeliveryConflict(
             f"{final} already exists with different content ({there}; ours {ours}); "
             "not overwritten", subscriber=subscriber, file_name=name)
-    _remove_temporaries(sftp, remote_dir, name)
+    remove_temporaries(sftp, remote_dir, name)
     return FileOutcome(name, ours.nbytes, ours.sha256, already_there=True)
 
 
@@ -178,7 +184,7 @@ def _upload_and_check(sftp: SFTPClient, local: Path, part: str, ours: _Fingerpri
     sftp.put(str(local), part, confirm=False)
     try:
         written_at = sftp.stat(part).st_mtime or 0
-        _remove_temporaries(sftp, remote_dir, local.name,
+        remove_temporaries(sftp, remote_dir, local.name,
                             untouched_before=written_at - STALE_TEMPORARY_SECONDS)
         got = _Fingerprint(*_remote_sha256(sftp, part))
     except FileNotFoundError:
@@ -190,15 +196,17 @@ def _upload_and_check(sftp: SFTPClient, local: Path, part: str, ours: _Fingerpri
     return True
 
 
-def _rename_into_place(sftp: SFTPClient, part: str, final: str) -> bool:
+def _rename_into_place(sftp: SFTPClient, part: str, final: str, *, subscriber: str) -> bool:
     """Plain SFTP rename, which refuses to replace an existing file (both OpenSSH and
     the embedded server): True when renamed, False when the final name exists."""
     try:
         sftp.rename(part, final)
-    except OSError:
+    except OSError as exc:
         if _exists(sftp, final):
             return False
-        raise
+        raise DeliveryError(f"could not rename {part} into place: {exc}",
+                            subscriber=subscriber,
+                            file_name=posixpath.basename(final)) from exc
     return True
 
 
@@ -214,7 +222,7 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
     try:
         intact = _upload_and_check(sftp, local, part, ours, remote_dir=remote_dir,
                                    subscriber=subscriber)
-        placed = intact and _rename_into_place(sftp, part, final)
+        placed = intact and _rename_into_place(sftp, part, final, subscriber=subscriber)
     except BaseException:
         _discard(sftp, part)
         raise
@@ -229,7 +237,7 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
     if there != ours:
         raise DeliveryError(f"verification failed after the rename: {final} holds {there}, "
                             f"ours {ours}", subscriber=subscriber, file_name=name)
-    _remove_temporaries(sftp, remote_dir, name)
+    remove_temporaries(sftp, remote_dir, name)
     return FileOutcome(name, ours.nbytes, ours.sha256, already_there=False)
 
 

@@ -238,3 +238,27 @@ def test_an_upload_whose_temporary_file_is_removed_fails_and_is_retried(target, 
     assert result.get("error") == "DeliveryError", result
     assert not (target.local_dir / name).exists()
     assert_a_later_delivery_succeeds_and_cleans_up(target, files)
+
+
+def test_clean_up_removes_only_abandoned_temporaries_of_the_file(target, files):
+    """Before the final file is in place only files untouched for an hour are removed:
+    never a live attempt's, never another file's, never the final file."""
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    name = files[0].name
+    target.local_dir.mkdir(parents=True)
+    hour_ago = time.time() - delivery.STALE_TEMPORARY_SECONDS - 60
+    abandoned = [f".{name}.0123456789abcdef.part", f".{name}.part"]
+    kept = [f".{name}.fedcba9876543210.part",  # live: written just now
+            f".{name}.metadata.0123456789abcdef.part", f".{name}x.part", name, "notes.txt"]
+    for entry in abandoned + kept:
+        (target.local_dir / entry).write_bytes(b"\0" * 10)
+        if entry != kept[0]:
+            os.utime(target.local_dir / entry, (hour_ago, hour_ago))
+    with SFTPHook(ssh_conn_id=CONN_ID).get_managed_conn() as sftp:
+        now = sftp.stat(f"{target.remote_dir}/{kept[0]}").st_mtime
+        delivery.remove_temporaries(sftp, target.remote_dir, name,
+                                    untouched_before=now - delivery.STALE_TEMPORARY_SECONDS)
+        assert sorted(p.name for p in target.local_dir.iterdir()) == sorted(kept)
+        delivery.remove_temporaries(sftp, target.remote_dir, name)  # final file verified
+        assert sorted(p.name for p in target.local_dir.iterdir()) == sorted(kept[1:])
