@@ -133,7 +133,7 @@ def is_temporary_of(entry: str, name: str) -> bool:
 
 
 def remove_temporaries(sftp: SFTPClient, remote_dir: str, name: str, *,
-                        untouched_before: float | None = None) -> None:
+                       untouched_before: float | None = None) -> None:
     """Remove other attempts' temporary files of ``name`` (only those whose mtime is
     before ``untouched_before``, when given). Best effort: a file another attempt
     removed first, or one we may not remove, does not fail the delivery."""
@@ -185,7 +185,7 @@ def _upload_and_check(sftp: SFTPClient, local: Path, part: str, ours: _Fingerpri
     try:
         written_at = sftp.stat(part).st_mtime or 0
         remove_temporaries(sftp, remote_dir, local.name,
-                            untouched_before=written_at - STALE_TEMPORARY_SECONDS)
+                           untouched_before=written_at - STALE_TEMPORARY_SECONDS)
         got = _Fingerprint(*_remote_sha256(sftp, part))
     except FileNotFoundError:
         return False
