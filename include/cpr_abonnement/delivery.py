@@ -7,9 +7,24 @@ managed session, per file:
 1. if a file with the final name exists: same size and SHA-256 means the delivery
    already happened (idempotent success); anything else is a :class:`DeliveryConflict`,
    never an overwrite;
-2. otherwise upload under a temporary name (``.<name>.part``), rename it into place
-   (``posix-rename`` where the server offers it), then read it back and compare size
-   and SHA-256.
+2. otherwise upload under a temporary name of this attempt alone
+   (``.<name>.<16 hex digits>.part``), read that back and compare size and SHA-256, and
+   only then rename it into place with plain SFTP rename, which refuses to replace an
+   existing file; if the final name appeared meanwhile (another attempt won), step 1
+   decides; finally read the final file back once more.
+
+So the final name only ever holds complete, verified bytes: two overlapping attempts (a
+zombie or re-queued task, a task cleared while running, two runs of the same day) each
+write their own temporary file, and an attempt killed mid-upload leaves only its
+temporary file behind.
+
+Temporary files of other attempts are removed (:func:`remove_temporaries`) when they
+cannot matter any more: all of them once the final file holds the verified bytes, and
+before that only those untouched for :data:`STALE_TEMPORARY_SECONDS` by the server's
+clock (a live upload keeps its file's mtime fresh, and no task runs longer: the
+``deliver`` task's timeout is one hour). Removing a live attempt's file never corrupts
+anything: that attempt then fails its check of the temporary file, finds the final
+file or not, and ends as "already delivered", a conflict, or a retriable failure.
 
 The data file goes first and its ``.metadata`` last, so a reader that waits for the
 metadata never sees a data file that is still arriving.
@@ -18,18 +33,28 @@ metadata never sees a data file that is still arriving.
 from __future__ import annotations
 
 import hashlib
+import logging
 import posixpath
+import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from paramiko import SSHException
 
 from cpr_abonnement.errors import DeliveryConflict, DeliveryError, DeliveryRefused
 
 if TYPE_CHECKING:
     from paramiko import SFTPClient
 
+log = logging.getLogger(__name__)
+
 PART_PREFIX = "."
 PART_SUFFIX = ".part"
+#: Another attempt's temporary file untouched this long (server clock) is abandoned.
+STALE_TEMPORARY_SECONDS = 3600
+_TOKEN_BYTES = 8
 _CHUNK = 1 << 20
 
 
@@ -39,6 +64,15 @@ class FileOutcome:
     nbytes: int
     sha256: str
     already_there: bool
+
+
+@dataclass(frozen=True)
+class _Fingerprint:
+    sha256: str
+    nbytes: int
+
+    def __str__(self) -> str:
+        return f"SHA-256 {self.sha256[:12]}…, {self.nbytes} bytes"
 
 
 def _digest(fh) -> tuple[str, int]:
@@ -70,13 +104,110 @@ def _exists(sftp: SFTPClient, path: str) -> bool:
 
 
 def ensure_dir(sftp: SFTPClient, directory: str) -> None:
+    """Create ``directory`` and its parents where missing; an attempt running at the
+    same time may create them first."""
     if directory in ("", ".", "/"):
         return
     try:
         sftp.stat(directory)
     except FileNotFoundError:
         ensure_dir(sftp, posixpath.dirname(directory.rstrip("/")))
-        sftp.mkdir(directory)
+        try:
+            sftp.mkdir(directory)
+        except OSError:
+            if not _exists(sftp, directory):
+                raise
+
+
+def temporary_name(name: str) -> str:
+    """A hidden name for this attempt's upload of ``name``, unique per attempt."""
+    return f"{PART_PREFIX}{name}.{secrets.token_hex(_TOKEN_BYTES)}{PART_SUFFIX}"
+
+
+def is_temporary_of(entry: str, name: str) -> bool:
+    """Whether ``entry`` is a temporary file of ``name`` (of any attempt, including the
+    fixed ``.<name>.part`` of earlier versions), and not one of ``<name>.metadata``."""
+    token = rf"(\.[0-9a-f]{{{2 * _TOKEN_BYTES}}})?"
+    return re.fullmatch(rf"{re.escape(PART_PREFIX + name)}{token}{re.escape(PART_SUFFIX)}",
+                        entry) is not None
+
+
+def remove_temporaries(sftp: SFTPClient, remote_dir: str, name: str, *,
+                       untouched_before: float | None = None) -> None:
+    """Remove other attempts' temporary files of ``name`` (only those whose mtime is
+    before ``untouched_before``, when given). Best effort: a file another attempt
+    removed first, or one we may not remove, does not fail the delivery."""
+    for entry in sftp.listdir_attr(remote_dir):
+        if not is_temporary_of(entry.filename, name):
+            continue
+        if untouched_before is not None and (entry.st_mtime or 0) >= untouched_before:
+            continue
+        path = posixpath.join(remote_dir, entry.filename)
+        try:
+            sftp.remove(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not remove the temporary file %s: %s", path, exc)
+            continue
+        log.info("removed the temporary file %s of another delivery attempt", path)
+
+
+def _discard(sftp: SFTPClient, path: str) -> None:
+    """Remove this attempt's temporary file after a failure, never masking the failure."""
+    try:
+        sftp.remove(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, EOFError, SSHException) as exc:
+        log.warning("could not remove the temporary file %s: %s", path, exc)
+
+
+def _settle_existing(sftp: SFTPClient, remote_dir: str, name: str, ours: _Fingerprint, *,
+                     subscriber: str) -> FileOutcome:
+    """The final file exists: ours already (success, and other attempts' temporary
+    files are now useless) or someone else's (a conflict, never overwritten)."""
+    final = posixpath.join(remote_dir, name)
+    there = _Fingerprint(*_remote_sha256(sftp, final))
+    if there != ours:
+        raise DeliveryConflict(
+            f"{final} already exists with different content ({there}; ours {ours}); "
+            "not overwritten", subscriber=subscriber, file_name=name)
+    remove_temporaries(sftp, remote_dir, name)
+    return FileOutcome(name, ours.nbytes, ours.sha256, already_there=True)
+
+
+def _upload_and_check(sftp: SFTPClient, local: Path, part: str, ours: _Fingerprint, *,
+                      remote_dir: str, subscriber: str) -> bool:
+    """Upload ``local`` to ``part`` and check it: True when it holds exactly our bytes,
+    False when it disappeared meanwhile (another attempt's clean-up removed it)."""
+    sftp.put(str(local), part, confirm=False)
+    try:
+        written_at = sftp.stat(part).st_mtime or 0
+        remove_temporaries(sftp, remote_dir, local.name,
+                           untouched_before=written_at - STALE_TEMPORARY_SECONDS)
+        got = _Fingerprint(*_remote_sha256(sftp, part))
+    except FileNotFoundError:
+        return False
+    if got != ours:
+        raise DeliveryError(f"the uploaded temporary file {part} holds {got}, not {ours}; "
+                            "not renamed into place", subscriber=subscriber,
+                            file_name=local.name)
+    return True
+
+
+def _rename_into_place(sftp: SFTPClient, part: str, final: str, *, subscriber: str) -> bool:
+    """Plain SFTP rename, which refuses to replace an existing file (both OpenSSH and
+    the embedded server): True when renamed, False when the final name exists."""
+    try:
+        sftp.rename(part, final)
+    except OSError as exc:
+        if _exists(sftp, final):
+            return False
+        raise DeliveryError(f"could not rename {part} into place: {exc}",
+                            subscriber=subscriber,
+                            file_name=posixpath.basename(final)) from exc
+    return True
 
 
 def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
@@ -84,33 +215,30 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
     """Deliver one file atomically and verified; see the module docstring."""
     name = local.name
     final = posixpath.join(remote_dir, name)
-    digest, size = sha256_file(local)
+    ours = _Fingerprint(*sha256_file(local))
     if _exists(sftp, final):
-        there, there_size = _remote_sha256(sftp, final)
-        if (there, there_size) == (digest, size):
-            return FileOutcome(name, size, digest, already_there=True)
-        raise DeliveryConflict(
-            f"{final} already exists with different content (SHA-256 {there[:12]}…, "
-            f"{there_size} bytes; ours {digest[:12]}…, {size} bytes); not overwritten",
-            subscriber=subscriber, file_name=name)
-    part = posixpath.join(remote_dir, f"{PART_PREFIX}{name}{PART_SUFFIX}")
-    sftp.put(str(local), part, confirm=False)
+        return _settle_existing(sftp, remote_dir, name, ours, subscriber=subscriber)
+    part = posixpath.join(remote_dir, temporary_name(name))
     try:
-        # Plain SFTP rename refuses to replace an existing file, so a file that
-        # appeared meanwhile (another run) is never overwritten.
-        sftp.rename(part, final)
-    except OSError:
-        if _exists(sftp, final):
-            sftp.remove(part)
-            return put_file(sftp, local, remote_dir, subscriber=subscriber)  # compare it
+        intact = _upload_and_check(sftp, local, part, ours, remote_dir=remote_dir,
+                                   subscriber=subscriber)
+        placed = intact and _rename_into_place(sftp, part, final, subscriber=subscriber)
+    except BaseException:
+        _discard(sftp, part)
         raise
-    there, there_size = _remote_sha256(sftp, final)
-    if (there, there_size) != (digest, size):
-        raise DeliveryError(
-            f"verification failed after upload: remote {there_size} bytes SHA-256 "
-            f"{there[:12]}…, local {size} bytes {digest[:12]}…",
-            subscriber=subscriber, file_name=name)
-    return FileOutcome(name, size, digest, already_there=False)
+    if not placed:
+        _discard(sftp, part)
+        if not _exists(sftp, final):
+            raise DeliveryError(f"the temporary file {part} was removed during the upload "
+                                "(by another attempt's clean-up?); nothing was renamed into "
+                                "place, retry", subscriber=subscriber, file_name=name)
+        return _settle_existing(sftp, remote_dir, name, ours, subscriber=subscriber)
+    there = _Fingerprint(*_remote_sha256(sftp, final))
+    if there != ours:
+        raise DeliveryError(f"verification failed after the rename: {final} holds {there}, "
+                            f"ours {ours}", subscriber=subscriber, file_name=name)
+    remove_temporaries(sftp, remote_dir, name)
+    return FileOutcome(name, ours.nbytes, ours.sha256, already_there=False)
 
 
 def deliver(conn_id: str, remote_dir: str, files: list[Path], *, subscriber: str,

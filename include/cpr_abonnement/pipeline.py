@@ -320,16 +320,21 @@ def filter_day(settings: Settings, received: dict[str, Any], engine: Engine, *,
 
 # -- 4. deliver -------------------------------------------------------------------------
 def deliver_one(item: dict[str, Any], engine: Engine, *, now: dt.datetime) -> dict[str, Any]:
-    """Deliver one subscriber's files and record the attempt in the ledger."""
+    """Deliver one subscriber's files and record the attempt in the ledger.
+
+    The attempt is counted before anything is sent, so an attempt whose process is
+    killed mid-upload still shows in the ledger (as ``STARTED``, not delivered).
+    """
     target = f"sftp://{item['conn_id']}/{item['remote_dir']}" if item["conn_id"] else "-"
+    row = dict(task_number=item["task_number"],
+               production_date=dt.date.fromisoformat(item["day"]),
+               subscriber_uuid=item["subscriber"], file_name=item["file_name"],
+               sha256=item["sha256"], persons=item["persons"], records=item["records"],
+               target=target, now=now)
+    extracts.start_delivery(engine, **row)
 
     def record(outcome: str, detail: str) -> None:
-        extracts.record_delivery(
-            engine, task_number=item["task_number"],
-            production_date=dt.date.fromisoformat(item["day"]),
-            subscriber_uuid=item["subscriber"], file_name=item["file_name"],
-            sha256=item["sha256"], persons=item["persons"], records=item["records"],
-            target=target, outcome=outcome, detail=scrub(detail), now=now)
+        extracts.finish_delivery(engine, **row, outcome=outcome, detail=scrub(detail))
 
     try:
         if not item["conn_id"]:

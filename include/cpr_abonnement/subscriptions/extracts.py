@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ExtractConflict, ExtractError
@@ -93,6 +95,11 @@ def last_processed(engine: Engine, task_number: str, before: dt.date) -> Extract
 
 #: Ledger outcomes that mean the subscriber has the file.
 DELIVERED_OUTCOMES = ("DELIVERED", "ALREADY_DELIVERED")
+#: The outcome of an attempt that has started and not ended: still running, or its
+#: process died (killed worker, zombie task) before it could record its end.
+STARTED = "STARTED"
+_STARTED_DETAIL = ("started; no end recorded yet (the attempt is running, or its process "
+                   "died)")
 
 
 @dataclass(frozen=True)
@@ -109,30 +116,92 @@ class LedgerEntry:
     delivered_at: dt.datetime | None
 
 
+def start_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
+                   subscriber_uuid: str, file_name: str, sha256: str, persons: int,
+                   records: int, target: str, now: dt.datetime) -> LedgerEntry:
+    """Count a delivery attempt as it starts, so one killed mid-way still counts.
+
+    The outcome becomes :data:`STARTED` (not delivered) until :func:`finish_delivery`
+    records the end. Once the subscriber has the file (``delivered_at`` set) the row
+    keeps its delivered outcome: a later attempt never overwrites or deletes the file,
+    so it cannot take the delivery back, even if it dies.
+    """
+    return _write(engine, task_number=task_number, production_date=production_date,
+                  subscriber_uuid=subscriber_uuid, file_name=file_name, sha256=sha256,
+                  persons=persons, records=records, target=target, outcome=STARTED,
+                  detail=_STARTED_DETAIL, now=now, count=True)
+
+
+def finish_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
+                    subscriber_uuid: str, file_name: str, sha256: str, persons: int,
+                    records: int, target: str, outcome: str, detail: str,
+                    now: dt.datetime) -> LedgerEntry:
+    """Record how the attempt counted by :func:`start_delivery` ended (not counted again)."""
+    return _write(engine, task_number=task_number, production_date=production_date,
+                  subscriber_uuid=subscriber_uuid, file_name=file_name, sha256=sha256,
+                  persons=persons, records=records, target=target, outcome=outcome,
+                  detail=detail, now=now, count=False)
+
+
 def record_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
                     subscriber_uuid: str, file_name: str, sha256: str, persons: int,
                     records: int, target: str, outcome: str, detail: str,
                     now: dt.datetime) -> LedgerEntry:
-    """Record one delivery attempt (insert, or update the row and count the attempt)."""
+    """Record one whole attempt at once (count it and its outcome)."""
+    return _write(engine, task_number=task_number, production_date=production_date,
+                  subscriber_uuid=subscriber_uuid, file_name=file_name, sha256=sha256,
+                  persons=persons, records=records, target=target, outcome=outcome,
+                  detail=detail, now=now, count=True)
+
+
+def _write(engine: Engine, *, task_number: str, production_date: dt.date,
+           **row: Any) -> LedgerEntry:
+    """Update the ledger row of (extract, subscriber), or insert it as attempt 1.
+
+    ``attempts`` is incremented in SQL, so attempts that overlap (a zombie task and its
+    retry) are all counted; if both insert the first row, the loser updates it instead.
+    """
+    def once() -> LedgerEntry:
+        with Session(engine) as s, s.begin():
+            return _upsert(s, _run_id(s, task_number, production_date), **row)
+
+    try:
+        return once()
+    except IntegrityError:  # another attempt inserted the row after our update found none
+        return once()
+
+
+def _run_id(s: Session, task_number: str, production_date: dt.date) -> int:
+    run_id = s.scalar(select(ExtractRun.id).where(
+        ExtractRun.task_number == task_number, ExtractRun.production_date == production_date))
+    if run_id is None:
+        raise ExtractError(f"no processed extract for task {task_number}, {production_date}")
+    return run_id
+
+
+def _upsert(s: Session, run_id: int, subscriber_uuid: str, *, outcome: str, detail: str,
+            now: dt.datetime, count: bool, target: str, **fields: str | int) -> LedgerEntry:
     delivered = outcome in DELIVERED_OUTCOMES
-    with Session(engine) as s, s.begin():
-        run_id = s.scalar(select(ExtractRun.id).where(
-            ExtractRun.task_number == task_number, ExtractRun.production_date == production_date))
-        if run_id is None:
-            raise ExtractError(f"no processed extract for task {task_number}, {production_date}")
-        row = s.scalar(select(Delivery).where(Delivery.extract_run_id == run_id,
-                                              Delivery.subscriber_uuid == subscriber_uuid))
-        if row is None:
-            row = Delivery(extract_run_id=run_id, subscriber_uuid=subscriber_uuid, attempts=0)
-            s.add(row)
-        row.file_name, row.sha256, row.persons, row.records = file_name, sha256, persons, records
-        row.target, row.outcome, row.detail = target[:800], outcome, detail
-        row.attempts += 1
-        row.updated_at = now
-        if delivered and row.delivered_at is None:
-            row.delivered_at = now
+    key = (Delivery.extract_run_id == run_id, Delivery.subscriber_uuid == subscriber_uuid)
+    changes = {**fields, "target": target[:800], "updated_at": now,
+               "outcome": outcome, "detail": detail}
+    if outcome == STARTED:  # a delivered row stays delivered (see start_delivery)
+        not_yet = Delivery.delivered_at.is_(None)
+        changes["outcome"] = case((not_yet, outcome), else_=Delivery.outcome)
+        changes["detail"] = case((not_yet, detail), else_=Delivery.detail)
+    if count:
+        changes["attempts"] = Delivery.attempts + 1
+    if delivered:
+        changes["delivered_at"] = func.coalesce(Delivery.delivered_at, now)
+    updated = s.execute(update(Delivery).where(*key).values(**changes)
+                        .execution_options(synchronize_session=False))
+    if updated.rowcount == 0:
+        s.add(Delivery(extract_run_id=run_id, subscriber_uuid=subscriber_uuid, attempts=1,
+                       target=target[:800], updated_at=now, outcome=outcome, detail=detail,
+                       delivered_at=now if delivered else None, **fields))
         s.flush()
-        return _entry(row)
+    return _entry(s.scalars(select(Delivery).where(*key)
+                            .execution_options(populate_existing=True)).one())
 
 
 def ledger(engine: Engine, task_number: str, production_date: dt.date) -> list[LedgerEntry]:

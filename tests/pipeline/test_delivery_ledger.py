@@ -1,0 +1,140 @@
+"""The delivery ledger counts every attempt, including one killed mid-way (issue 10.21).
+
+The attempt is recorded when it starts (outcome ``STARTED``) and updated when it ends,
+so a ``deliver`` task whose process dies during the upload still shows in ``attempts``,
+and the day is not taken for delivered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cpr_abonnement import delivery, pipeline
+from cpr_abonnement.devsftp import EmbeddedSftpServer
+from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions.db import make_engine, upgrade
+
+DELIVERER = Path(__file__).with_name("ledger_deliverer.py")
+DAY, TASK, NAME = dt.date(2026, 11, 26), "431101", "D261126.L431101"
+SUBSCRIBER = "aaaaaaaa-0000-4000-8000-000000000001"
+T = dt.datetime(2026, 11, 26, 21, 0)
+
+
+def register_day(engine) -> None:
+    extracts.register(engine, task_number=TASK, production_date=DAY,
+                      previous_date=DAY - dt.timedelta(days=1), file_name=NAME,
+                      sha256="0" * 64, persons=1, records=1, clock=lambda: T, as_of=T)
+
+
+def record(engine, outcome: str | None, *, started: bool = True) -> extracts.LedgerEntry:
+    """Start an attempt (``started``) and/or end it with ``outcome``."""
+    key = dict(task_number=TASK, production_date=DAY, subscriber_uuid=SUBSCRIBER,
+               file_name=NAME, sha256="1" * 64, persons=1, records=2, target="sftp://x/")
+    entry = extracts.start_delivery(engine, **key, now=T) if started else None
+    if outcome is not None:
+        entry = extracts.finish_delivery(engine, **key, outcome=outcome, detail="", now=T)
+    return entry
+
+
+def test_an_attempt_counts_once_from_its_start(engine):
+    register_day(engine)
+    started = record(engine, None)
+    assert (started.attempts, started.outcome) == (1, extracts.STARTED)
+    assert started.outcome not in extracts.DELIVERED_OUTCOMES
+    assert started.delivered_at is None
+    ended = record(engine, "FAILED", started=False)
+    assert (ended.attempts, ended.outcome) == (1, "FAILED")
+    delivered = record(engine, "DELIVERED")
+    assert (delivered.attempts, delivered.outcome) == (2, "DELIVERED")
+    # A later attempt (a cleared task, a re-run) cannot take the file away from the
+    # subscriber (delivery never overwrites or deletes it): the row stays delivered
+    # while it runs, and still counts it.
+    again = record(engine, None)
+    assert (again.attempts, again.outcome, again.delivered_at) == (3, "DELIVERED", T)
+    assert extracts.ledger(engine, TASK, DAY) == [again]
+
+
+def test_record_delivery_counts_a_whole_attempt(engine):
+    register_day(engine)
+    for n in (1, 2):
+        entry = extracts.record_delivery(
+            engine, task_number=TASK, production_date=DAY, subscriber_uuid=SUBSCRIBER,
+            file_name=NAME, sha256="1" * 64, persons=1, records=2, target="sftp://x/",
+            outcome="FAILED", detail="", now=T)
+        assert (entry.attempts, entry.outcome) == (n, "FAILED")
+
+
+@pytest.fixture
+def day_to_deliver(tmp_path, monkeypatch):
+    """A processed day with one 20 MB delta for one subscriber on an embedded SFTP server."""
+    db_url = f"sqlite:///{tmp_path / 'filters.db'}"
+    engine = make_engine(db_url)
+    upgrade(engine)
+    register_day(engine)
+    data = tmp_path / "staging" / SUBSCRIBER / NAME
+    data.parent.mkdir(parents=True)
+    data.write_bytes(random.Random(21).randbytes(20 << 20))
+    data.with_name(NAME + ".metadata").write_text('{"persons": 1}\n')
+    sha, _ = delivery.sha256_file(data)
+    with EmbeddedSftpServer(tmp_path / "sftp", {"cpr": "pw"}) as server:
+        conn = server.airflow_connection("cpr")
+        monkeypatch.setenv("AIRFLOW_CONN_SFTP_LEDGER", conn)
+        item = {"subscriber": SUBSCRIBER, "name": "Subscriber A", "conn_id": "sftp_ledger",
+                "remote_dir": f"/{SUBSCRIBER}", "data": f"file://{data}",
+                "metadata": f"file://{data}.metadata", "file_name": NAME, "persons": 1,
+                "records": 2, "sha256": sha, "day": DAY.isoformat(), "task_number": TASK}
+        yield engine, db_url, conn, item, tmp_path / "sftp" / SUBSCRIBER
+    engine.dispose()
+
+
+def start_deliverer(db_url: str, conn: str, item: dict) -> subprocess.Popen:
+    include = Path(pipeline.__file__).resolve().parents[1]
+    env = {**os.environ, "AIRFLOW_CONN_SFTP_LEDGER": conn,
+           "PYTHONPATH": os.pathsep.join([str(include), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(DELIVERER), db_url, json.dumps(item)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def wait_for_upload_under_way(folder: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while not any(p.name.endswith(".part") and p.stat().st_size > 4 << 20
+                  for p in (folder.iterdir() if folder.exists() else [])):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("the delivery ended (or never started) before it could be killed")
+        time.sleep(0.002)
+
+
+def test_an_attempt_killed_mid_upload_is_counted_and_not_delivered(day_to_deliver):
+    engine, db_url, conn, item, folder = day_to_deliver
+    proc = start_deliverer(db_url, conn, item)
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    wait_for_upload_under_way(folder, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+
+    [entry] = extracts.ledger(engine, TASK, DAY)
+    assert (entry.attempts, entry.outcome, entry.delivered_at) == (1, extracts.STARTED, None)
+    received = {"day": DAY.isoformat(), "task_number": TASK, "file_name": NAME,
+                "previous_date": str(DAY - dt.timedelta(days=1)), "persons": 1}
+    summary = pipeline.report(received, [item], engine, now=T)
+    assert summary["failed"] == ["Subscriber A"] and not summary["processed"]
+    assert "STARTED after 1 attempt(s)" in summary["subscribers"][0]
+
+    assert pipeline.deliver_one(item, engine, now=T) == {"subscriber": SUBSCRIBER,
+                                                          "outcome": "DELIVERED"}
+    [entry] = extracts.ledger(engine, TASK, DAY)
+    assert (entry.attempts, entry.outcome) == (2, "DELIVERED")
+    assert pipeline.report(received, [item], engine, now=T)["failed"] == []
