@@ -180,7 +180,8 @@ class Delivery(Base):
     """The delivery ledger (product.md §4): one row per extract and subscriber.
 
     Updated on every attempt, so it always says how often a delivery was tried and how
-    the last attempt ended (``DELIVERED``, ``ALREADY_DELIVERED``, ``FAILED``, ``CONFLICT``).
+    the last attempt ended (``DELIVERED``, ``ALREADY_DELIVERED``, ``FAILED``, ``CONFLICT``;
+    ``STARTED`` while an attempt runs, or when its worker died before recording an end).
     """
 
     __tablename__ = "delivery"
