@@ -73,6 +73,32 @@ def _scheduler_loop(limit: int) -> None:
             runner._set_exceeds_max_active_runs(dag_model=due[0], session=s)
 
 
+def _pending(day: dt.date) -> None:
+    """The state the scheduler leaves while it waits for ``day``'s run time: the DAG's
+    next run is ``day`` (set directly, as of a moment before an outage)."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    tt = CprDeliveryTimetable()
+    interval = tt.interval(day)
+    with create_session() as s:
+        s.execute(update(DagModel).where(DagModel.dag_id == DAG_ID).values(
+            next_dagrun=interval.start, next_dagrun_data_interval_start=interval.start,
+            next_dagrun_data_interval_end=interval.end,
+            next_dagrun_create_after=tt.run_after(day)))
+
+
+def _before_outage(last: dt.date) -> dt.date:
+    """The scheduler ran ``last`` and then stopped while waiting for the next day."""
+    _pending(last)
+    _scheduler_loop(limit=1)
+    assert _runs("scheduled") == [last]
+    pending = CprDeliveryTimetable().calendar.next_delivery_day(last)
+    _pending(pending)
+    return pending
+
+
 @pytest.fixture
 def scheduled_dag(airflow_db):
     """The daily DAG parsed and unpaused; its runs and backfills removed afterwards."""
@@ -118,3 +144,28 @@ def test_after_a_backfill_the_scheduler_creates_only_the_latest_due_run(schedule
     _parse_dags()  # and again: the next run is the next delivery day, not a missed one
     _scheduler_loop(limit=5)
     assert _runs("scheduled") == scheduled
+
+
+OUTAGE_LAST_RUN = dt.date(2026, 6, 1)  # a Monday; the platform was down for months since
+
+
+def test_after_a_scheduler_outage_only_the_latest_due_day_runs(scheduled_dag):
+    """The usual case: the DAG processor (which re-parses every DAG file every
+    ``min_file_process_interval``, 30 s) updates the next run before the scheduler
+    creates it."""
+    tt = CprDeliveryTimetable()
+    _before_outage(OUTAGE_LAST_RUN)
+    _parse_dags()
+    _scheduler_loop(limit=300)
+    assert _runs("scheduled")[0] == OUTAGE_LAST_RUN
+    assert _runs("scheduled")[1:] == [tt.latest_due(pendulum.now(UTC))]
+
+
+def test_a_full_restart_adds_at_most_the_run_that_was_pending(scheduled_dag):
+    """Platform and DAG processor down together, and the scheduler first after the
+    restart: the run Airflow had already computed before the outage (the first missed
+    day) is created from the stored next run, then the latest due day; nothing else."""
+    tt = CprDeliveryTimetable()
+    pending = _before_outage(OUTAGE_LAST_RUN)
+    _scheduler_loop(limit=300)
+    assert _runs("scheduled") == [OUTAGE_LAST_RUN, pending, tt.latest_due(pendulum.now(UTC))]
