@@ -26,6 +26,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cpr_abonnement.calendar import DeliveryCalendar
+
 
 def _home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
@@ -67,3 +69,9 @@ class Settings:
             smtp_conn_id=os.environ.get("CPRSUB_SMTP_CONN_ID", "smtp_default"),
             slack_conn_id=os.environ.get("CPRSUB_SLACK_CONN_ID", "cpr_abonnement_slack"),
         )
+
+    def calendar(self) -> DeliveryCalendar:
+        """The delivery calendar the DAG's timetable uses: the packaged closures plus
+        ``CPRSUB_EXTRA_CLOSURES`` (health checks and anything else judging "which day
+        was due" must use this one, or they disagree with the schedule)."""
+        return DeliveryCalendar.default(extra=self.extra_closures)
