@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,9 +29,10 @@ def test_a_run_for_a_future_day_fails_at_once_and_frees_the_slot(deployment):
     assert run.state == "failed"
     assert task_states(run)["wait_for_extract"] == "failed"
     assert dt.datetime.now(dt.UTC) - started < dt.timedelta(seconds=120)
-    alerts = deployment.inbox.texts()
+    alerts = [html.unescape(t) for t in deployment.inbox.texts()]
     assert len(alerts) == 1, alerts
     assert f"delivery day {future} is in the future" in alerts[0]
+    assert "not received" not in alerts[0]
     # The one max_active_runs slot is free: an ordinary day runs right after.
     deployment.extract(DAY)
     assert deployment.run(DAY).state == "success"
@@ -52,7 +54,7 @@ def test_a_delivery_day_param_that_differs_from_the_logical_date_fails_at_once(d
     assert task_states(run)["wait_for_extract"] == "failed"
     assert task_states(run)["parse_and_validate"] == "upstream_failed"
     assert not deployment.delivered(AALBORG)  # neither day was processed
-    alerts = deployment.inbox.texts()
+    alerts = [html.unescape(t) for t in deployment.inbox.texts()]
     assert len(alerts) == 1, alerts
     assert (f"param delivery_day {other} differs from this run's delivery day {DAY}"
             in alerts[0])
@@ -63,4 +65,6 @@ def test_a_malformed_delivery_day_param_fails_at_once(deployment):
     run = deployment.run(DAY, delivery_day="19-11-2026")
     assert run.state == "failed"
     assert task_states(run)["wait_for_extract"] == "failed"
-    assert "delivery_day '19-11-2026' is not a date (YYYY-MM-DD)" in deployment.inbox.texts()[0]
+    alert = html.unescape(deployment.inbox.texts()[0])
+    assert "delivery_day '19-11-2026' is not a date (YYYY-MM-DD)" in alert
+    assert "not received" not in alert  # a refusal, not a reception problem
