@@ -21,10 +21,9 @@ latest due day runs. (One exception, Airflow's own: if the scheduler and the DAG
 processor were down together and the scheduler comes back before the DAG processor's
 first parse, it first creates the run it had already computed before the outage, the
 first missed day; never more than that one.) Other missed days run only when a data
-engineer backfills them
-(``airflow backfill create``, which asks with ``catchup=True`` and so gets every day in
-its range), and until then the next extract's production-date chain check reports the
-gap, so a missed day cannot go unnoticed.
+engineer backfills them (``airflow backfill create``, which asks with
+``catchup=True`` and so gets every day in its range); until then the latest day's
+production-date chain check fails naming the gap, so a missed day cannot go unnoticed.
 
 Everything the scheduler needs is serialized (time, zone, closures), so it never
 re-reads the DAG file or the calendar file.
