@@ -3,7 +3,12 @@
 
 One run per CPR delivery day (Mon-Fri except 5 June, 24 and 31 December and configured
 closures), at `CPRSUB_DELIVERY_TIME` Danish time. The run's logical date is the delivery
-day.
+day. No catch-up: after an outage or a backfill of old days the scheduler creates only
+the latest due day's run; backfill missed days explicitly (the chain check flags them).
+
+Manual runs: the logical date names the day. A run for a day after today fails at once
+("delivery day D is in the future"), and so does a `delivery_day` param that differs
+from the logical date (the param is for runs triggered without a logical date).
 
 1. **wait_for_extract**: waits (reschedule mode) for `D<YYMMDD>.L<task>` in the inbound
    location; past the deadline it fails with "extract for <day> not received".
@@ -30,14 +35,16 @@ import pendulum
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, dag, task
 
 from cpr_abonnement.alerts import failure_alert
+from cpr_abonnement.settings import Settings
 from cpr_timetable import CprDeliveryTimetable
 
 DAG_ID = "cpr_abonnement_daily"
 RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("CPRSUB_RETRY_DELAY_SECONDS", "60")))
 DELIVERY_RETRIES = int(os.environ.get("CPRSUB_DELIVERY_RETRIES", "4"))
 POKE_SECONDS = float(os.environ.get("CPRSUB_POKE_SECONDS", "300"))
-DEADLINE_HOURS = float(os.environ.get("CPRSUB_EXTRACT_DEADLINE_HOURS", "6"))
-EXTRA_CLOSURES = [c for c in os.environ.get("CPRSUB_EXTRA_CLOSURES", "").split(",") if c]
+#: Delivery time and closures as ``cprsub health`` reads them (one source: Settings).
+SETTINGS = Settings.from_env()
+DEADLINE_HOURS = SETTINGS.deadline_hours
 
 #: Errors no retry can fix: fail at once (and alert) instead of backing off.
 NO_RETRY = ExceptionRetryPolicy(rules=[
@@ -52,8 +59,8 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
 
 @dag(
     dag_id=DAG_ID,
-    schedule=CprDeliveryTimetable(at=os.environ.get("CPRSUB_DELIVERY_TIME", "21:00"),
-                                  extra_closures=EXTRA_CLOSURES),
+    schedule=CprDeliveryTimetable(at=SETTINGS.delivery_time,
+                                  extra_closures=SETTINGS.extra_closures),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # the production-date chain is checked in order
@@ -69,7 +76,9 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
         "allow_gap": Param(False, type="boolean",
                            description="accept a gap in the production-date chain"),
         "delivery_day": Param(None, type=["null", "string"],
-                              description="YYYY-MM-DD, for runs triggered without a date"),
+                              description="YYYY-MM-DD, only for runs triggered without a "
+                                          "logical date; with one it must be the same day, "
+                                          "else the run fails at once"),
     },
     tags=["cpr", "delivery"],
     doc_md=__doc__,
@@ -85,7 +94,11 @@ def cpr_abonnement_daily():
         from cpr_abonnement.settings import Settings
 
         ctx, settings = get_current_context(), Settings.from_env()
-        day = pipeline.delivery_day(ctx)
+        try:
+            day = pipeline.delivery_day(ctx)
+            pipeline.refuse_future(day, dt.datetime.now(dt.UTC))
+        except pipeline.RunDateRefused as exc:  # no retry can fix it: fail, free the slot
+            raise AirflowFailException(str(exc)) from exc
         name = pipeline.find_extract(settings, day)
         if name:
             return PokeReturnValue(is_done=True, xcom_value=name)

@@ -13,6 +13,18 @@ Shape of a run for delivery day D:
 * run after = D at the configured local time in Europe/Copenhagen (DST-correct: the
   wall-clock time stays put when the UTC offset changes).
 
+Without catch-up (``catchup=False``, as the daily DAG is set) the scheduler creates at
+most one run: the latest delivery day whose run time has passed, whatever came before.
+A backfill of old days, a paused DAG or a scheduler outage never makes it create a run
+per missed day (each would alert "extract not received"). After an outage only the
+latest due day runs. (One exception, Airflow's own: if the scheduler and the DAG
+processor were down together and the scheduler comes back before the DAG processor's
+first parse, it first creates the run it had already computed before the outage, the
+first missed day; never more than that one.) Other missed days run only when a data
+engineer backfills them (``airflow backfill create``, which asks with
+``catchup=True`` and so gets every day in its range); until then the latest day's
+production-date chain check fails naming the gap, so a missed day cannot go unnoticed.
+
 Everything the scheduler needs is serialized (time, zone, closures), so it never
 re-reads the DAG file or the calendar file.
 """
@@ -78,26 +90,21 @@ class CprDeliveryTimetable(Timetable):
 
     def next_dagrun_info(self, *, last_automated_data_interval: DataInterval | None,
                          restriction) -> DagRunInfo | None:
+        if last_automated_data_interval is None and restriction.earliest is None:
+            return None  # no start_date: never schedule
+        candidates = []
         if last_automated_data_interval is not None:
             # The day after the last scheduled (or backfilled) run.
-            day = self.calendar.next_delivery_day(
-                last_automated_data_interval.start.in_timezone("UTC").date())
-        elif restriction.earliest is None:
-            return None  # no start_date: never schedule
-        else:
-            # First delivery day whose logical date (its UTC midnight) is >= earliest.
-            earliest = restriction.earliest.in_timezone("UTC")
-            day = earliest.date()
-            if earliest.time() != dt.time(0):
-                day += dt.timedelta(days=1)
-            if not self.calendar.is_delivery_day(day):
-                day = self.calendar.next_delivery_day(day)
-            if not restriction.catchup:
-                # Without catch-up start at the latest delivery day already due; the only
-                # clock read, as in Airflow's own example timetable.
-                due = self.latest_due(pendulum.now("UTC"))
-                if due is not None and due > day:
-                    day = due
+            candidates.append(self.calendar.next_delivery_day(
+                last_automated_data_interval.start.in_timezone("UTC").date()))
+        if restriction.earliest is not None:
+            candidates.append(self.first_on_or_after(restriction.earliest))
+        if not restriction.catchup:
+            # Whatever ran before (a backfill of old days, nothing during an outage), the
+            # scheduler creates at most the latest due day: the only clock read, as in
+            # Airflow's own timetables. Backfills pass catchup=True and walk every day.
+            candidates.append(self.latest_due(pendulum.now("UTC")))
+        day = max(candidates)
         if restriction.latest is not None and self.logical(day) > restriction.latest:
             return None  # past the end: also what ends a backfill's loop
         return DagRunInfo(run_after=self.run_after(day), data_interval=self.interval(day))
@@ -114,7 +121,15 @@ class CprDeliveryTimetable(Timetable):
         return pendulum.datetime(day.year, day.month, day.day, t.hour, t.minute,
                                  tz=self.timezone)
 
-    def latest_due(self, now: pendulum.DateTime) -> dt.date | None:
+    def first_on_or_after(self, earliest: pendulum.DateTime) -> dt.date:
+        """First delivery day whose logical date (its UTC midnight) is >= ``earliest``."""
+        earliest = earliest.in_timezone("UTC")
+        day = earliest.date()
+        if earliest.time() != dt.time(0):
+            day += dt.timedelta(days=1)
+        return day if self.calendar.is_delivery_day(day) else self.calendar.next_delivery_day(day)
+
+    def latest_due(self, now: pendulum.DateTime) -> dt.date:
         """The latest delivery day whose run time has passed at ``now``."""
         day = now.in_timezone(self.timezone).date()
         if not self.calendar.is_delivery_day(day) or self.run_after(day) > now:

@@ -1,9 +1,18 @@
 """Is the service healthy? What a monitoring system polls (``cprsub health``).
 
-Healthy means: the latest delivery day whose run time has passed was processed (its
-extract recorded and its run's report marked it done) and every subscriber that was
-active for it has a successful entry in the delivery ledger. Before a day's run time
-the previous delivery day is the one checked, so the check does not flap at 21:00.
+Healthy means: the latest delivery day whose run time plus a grace period has passed
+was processed (its extract recorded and its run's report marked it done) and every
+subscriber that was active for it has a successful entry in the delivery ledger.
+Before a day's run time plus grace the previous delivery day is the one checked, so the
+check does not flap at 21:00.
+
+"Delivery day" and "run time" are the DAG's own: the calendar with
+``CPRSUB_EXTRA_CLOSURES`` and ``CPRSUB_DELIVERY_TIME`` from :class:`Settings`, so a
+closed day is never reported as missed. "Active for it" is the set the day's run
+filtered for: subscribers registered by, and not disabled before, the instant of that
+day's filter snapshot (``extract_run.filters_as_of``), the same rule
+:func:`~cpr_abonnement.subscriptions.snapshot.load_snapshot` applies; one added since
+had no file that day, one disabled since still had one.
 """
 
 from __future__ import annotations
@@ -15,9 +24,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.calendar import DeliveryCalendar
+from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions.extracts import DELIVERED_OUTCOMES
 from cpr_abonnement.subscriptions.models import Delivery, ExtractRun, Subscriber
+from cpr_abonnement.subscriptions.snapshot import subscribed_at
+
+#: Hours after a day's run time before its absence counts as unhealthy.
+GRACE_HOURS = 8.0
 
 
 @dataclass
@@ -33,12 +46,13 @@ class Health:
         return asdict(self)
 
 
-def due_day(now: dt.datetime, calendar: DeliveryCalendar, run_time: str,
-            grace_hours: float) -> dt.date:
+def due_day(now: dt.datetime, settings: Settings, grace_hours: float = GRACE_HOURS
+            ) -> dt.date:
     """The latest delivery day whose run time plus grace has passed at ``now``."""
+    calendar = settings.calendar()
     cph = ZoneInfo("Europe/Copenhagen")
     local = now.astimezone(cph)
-    t = dt.time.fromisoformat(run_time)
+    t = dt.time.fromisoformat(settings.delivery_time)
     day = local.date()
     while True:
         due = dt.datetime.combine(day, t, tzinfo=cph) + dt.timedelta(hours=grace_hours)
@@ -47,13 +61,19 @@ def due_day(now: dt.datetime, calendar: DeliveryCalendar, run_time: str,
         day -= dt.timedelta(days=1)
 
 
-def check(engine: Engine, *, now: dt.datetime, calendar: DeliveryCalendar,
-          run_time: str = "21:00", grace_hours: float = 8) -> Health:
-    day = due_day(now, calendar, run_time, grace_hours)
+def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
+          grace_hours: float | None = None) -> Health:
+    """The health of the latest due delivery day (``settings`` default: the environment,
+    as the DAG reads it; ``grace_hours`` default :data:`GRACE_HOURS`)."""
+    day = due_day(now, settings or Settings.from_env(),
+                  GRACE_HOURS if grace_hours is None else grace_hours)
     with Session(engine) as s:
         run = s.scalar(select(ExtractRun).where(ExtractRun.production_date == day)
                        .order_by(ExtractRun.id.desc()).limit(1))
-        active = set(s.scalars(select(Subscriber.uuid).where(Subscriber.active.is_(True))))
+        # Without a processed extract there is no snapshot: count those active now.
+        as_of = run.filters_as_of if run is not None else now.astimezone(dt.UTC).replace(
+            tzinfo=None)
+        active = set(s.scalars(select(Subscriber.uuid).where(subscribed_at(as_of))))
         ledger = {} if run is None else {
             d.subscriber_uuid: d.outcome
             for d in s.scalars(select(Delivery).where(Delivery.extract_run_id == run.id))}
@@ -66,6 +86,6 @@ def check(engine: Engine, *, now: dt.datetime, calendar: DeliveryCalendar,
     if run is not None and missing:
         problems.append(f"{len(missing)} subscriber(s) not delivered for {day}: "
                         + ", ".join(missing[:10]))
-    delivered = sum(1 for u in active if ledger.get(u) in DELIVERED_OUTCOMES)
+    delivered = len(active) - len(missing)
     return Health(not problems, str(day), run is not None and run.delivered_at is not None,
                   len(active), delivered, problems)

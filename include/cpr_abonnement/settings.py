@@ -28,6 +28,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cpr_abonnement.calendar import DeliveryCalendar
+
 
 def _home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
@@ -72,3 +74,9 @@ class Settings:
             api_max_body_bytes=int(os.environ.get("CPRSUB_API_MAX_BODY_BYTES",
                                                   cls.api_max_body_bytes)),
         )
+
+    def calendar(self) -> DeliveryCalendar:
+        """The delivery calendar the DAG's timetable uses: the packaged closures plus
+        ``CPRSUB_EXTRA_CLOSURES`` (health checks and anything else judging "which day
+        was due" must use this one, or they disagree with the schedule)."""
+        return DeliveryCalendar.default(extra=self.extra_closures)

@@ -123,3 +123,37 @@ def test_manual_run_named_in_danish_time():
     cph_midnight = pendulum.datetime(2026, 11, 24, tz="Europe/Copenhagen")  # 23 Nov 23:00Z
     assert tt.infer_manual_data_interval(run_after=cph_midnight).start == day(
         dt.date(2026, 11, 24))
+
+
+def _scheduled(last: dt.date | None, *, catchup: bool) -> dt.date:
+    """The next run the scheduler would create after an automated run for ``last``."""
+    tt = CprDeliveryTimetable()
+    info = tt.next_dagrun_info(
+        last_automated_data_interval=None if last is None else tt.interval(last),
+        restriction=TimeRestriction(earliest=day(dt.date(2025, 1, 1)), latest=None,
+                                    catchup=catchup))
+    return info.logical_date.date()
+
+
+@pytest.mark.parametrize("last", [
+    dt.date(2025, 12, 29),  # the last day of a UI backfill of 19-29 Dec 2025
+    "outage",               # the scheduler was down for two weeks
+])
+def test_without_catchup_a_last_run_long_ago_skips_to_the_latest_due_day(last):
+    tt = CprDeliveryTimetable()
+    due = tt.latest_due(pendulum.now(UTC))
+    if last == "outage":
+        last = due - dt.timedelta(days=14)
+        last = last if tt.calendar.is_delivery_day(last) else tt.calendar.previous_delivery_day(
+            last)
+    assert _scheduled(last, catchup=False) == due
+    # A backfill (catchup=True) still walks every delivery day from there:
+    assert _scheduled(last, catchup=True) == tt.calendar.next_delivery_day(last)
+
+
+def test_without_catchup_the_run_after_the_latest_due_day_is_the_next_delivery_day():
+    tt = CprDeliveryTimetable()
+    due = tt.latest_due(pendulum.now(UTC))
+    nxt = _scheduled(due, catchup=False)
+    assert nxt == tt.calendar.next_delivery_day(due)
+    assert tt.run_after(nxt) > pendulum.now(UTC)  # not due yet: the scheduler waits

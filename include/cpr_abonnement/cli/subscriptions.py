@@ -123,9 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                            "(exit 0 healthy, 1 not)")
     _db(health)
     health.add_argument("--json", action="store_true")
-    health.add_argument("--run-time", default="21:00", help="local run time of the DAG")
-    health.add_argument("--grace-hours", type=float, default=8,
-                        help="hours after the run time before a day counts as due")
+    health.add_argument("--grace-hours", type=float,
+                        help="hours after the run time (CPRSUB_DELIVERY_TIME) before a day "
+                             "counts as due (default 8)")
     health.set_defaults(handler=health_cmd)
 
     api = sub.add_parser("api", help="the subscription REST API").add_subparsers(
@@ -276,12 +276,10 @@ def filter_cmd(args: argparse.Namespace) -> int:
 
 
 def health_cmd(args: argparse.Namespace) -> int:
-    from cpr_abonnement.calendar import DeliveryCalendar
     from cpr_abonnement.health import check
 
-    state = check(_engine(args), now=dt.datetime.now(dt.UTC),
-                  calendar=DeliveryCalendar.default(), run_time=args.run_time,
-                  grace_hours=args.grace_hours)
+    # Delivery time and closures: CPRSUB_DELIVERY_TIME, CPRSUB_EXTRA_CLOSURES, as the DAG.
+    state = check(_engine(args), now=dt.datetime.now(dt.UTC), grace_hours=args.grace_hours)
     if args.json:
         print(json.dumps(state.to_dict(), indent=2))
     else:

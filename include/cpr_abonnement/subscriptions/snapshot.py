@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, DateTime, Engine, bindparam, or_, select, text
+from sqlalchemy import Connection, DateTime, Engine, and_, bindparam, or_, select, text
+from sqlalchemy.sql import ColumnElement
 
 from cpr_abonnement.subscriptions.models import (
     AgeRangeFilter,
@@ -61,6 +62,13 @@ def _frame(rows, columns: list[str], position: dict[int, int]) -> pd.DataFrame:
     return df[["sub", *columns]].reset_index(drop=True)
 
 
+def subscribed_at(as_of: dt.datetime) -> ColumnElement[bool]:
+    """Subscribers registered by ``as_of`` (naive UTC) and active then: a subscriber
+    disabled since still counts (a re-run of an earlier day), one added since does not."""
+    return and_(Subscriber.created_at <= as_of,
+                or_(Subscriber.active.is_(True), Subscriber.disabled_at > as_of))
+
+
 def load_snapshot(engine: Engine, as_of: dt.datetime, pnrs: np.ndarray) -> FilterSnapshot:
     """The filters in force at ``as_of`` (naive UTC) that can match ``pnrs`` (int64).
 
@@ -71,8 +79,7 @@ def load_snapshot(engine: Engine, as_of: dt.datetime, pnrs: np.ndarray) -> Filte
         subs = conn.execute(
             select(Subscriber.id, Subscriber.uuid, Subscriber.name, Subscriber.sftp_conn_id,
                    Subscriber.remote_dir)
-            .where(Subscriber.created_at <= as_of,
-                   or_(Subscriber.active.is_(True), Subscriber.disabled_at > as_of))
+            .where(subscribed_at(as_of))
             .order_by(Subscriber.uuid)
         ).all()
         position = {row.id: i for i, row in enumerate(subs)}
