@@ -41,7 +41,12 @@ def compose(context: dict[str, Any]) -> tuple[str, str]:
     subscriber = context.get("subscriber_name") or getattr(ti, "rendered_map_index", None)
     exc = context.get("exception")
     error = scrub(f"{type(exc).__name__}: {exc}" if exc else "unknown error")
-    if ti.task_id == "wait_for_extract" and "not received" not in error:
+    from cpr_abonnement.errors import CprAbonnementError
+
+    # A sensor timeout says nothing about the extract; our own errors (a rejected file)
+    # say what happened and must not be reworded into "not received".
+    if (ti.task_id == "wait_for_extract" and "not received" not in error
+            and not isinstance(exc, CprAbonnementError)):
         error = f"extract for {day} not received ({error})"
     what = f"{ti.task_id}" + (f" for {subscriber}" if subscriber else "")
     subject = f"[CPR Abonnement] {day}: {what} failed"

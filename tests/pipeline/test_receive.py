@@ -1,4 +1,8 @@
-"""Receiving an extract, without Airflow: completeness, quarantine, chain."""
+"""Receiving an extract, without Airflow: quarantine, chain, one validation per run.
+
+Completeness (still arriving vs complete but broken) is in ``test_sensing.py``; here
+files are taken at first sight (settle time 0).
+"""
 
 from __future__ import annotations
 
@@ -19,15 +23,13 @@ def settings(tmp_path, monkeypatch):
     for d in ("inbound", "staging", "quarantine"):
         (tmp_path / d).mkdir()
         monkeypatch.setenv(f"CPRSUB_{d.upper()}", f"file://{tmp_path / d}")
+    monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
     return Settings.from_env()
 
 
-def test_a_file_still_arriving_is_not_picked_up(settings, tmp_path):
+def test_two_files_for_one_day_are_refused(settings, tmp_path):
     data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
-    target = tmp_path / "inbound" / NAME
-    target.write_bytes(data[: len(data) // 2])
-    assert pipeline.find_extract(settings, DAY) is None
-    target.write_bytes(data)
+    (tmp_path / "inbound" / NAME).write_bytes(data)
     assert pipeline.find_extract(settings, DAY) == NAME
     (tmp_path / "inbound" / NAME.lower()).write_bytes(data)
     with pytest.raises(pipeline.ExtractRejected, match="several extracts"):
@@ -56,6 +58,7 @@ def test_sftp_inbound(tmp_path, monkeypatch, engine):
             (tmp_path / d).mkdir()
             monkeypatch.setenv(f"CPRSUB_{d.upper()}", f"file://{tmp_path / d}")
         monkeypatch.setenv("CPRSUB_INBOUND", "sftp://cpr_inbound/cpr/out")
+        monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
         settings = Settings.from_env()
         assert pipeline.find_extract(settings, DAY) is None
         (root / "cpr" / "out" / NAME).write_bytes(data)

@@ -521,8 +521,8 @@ def _first(flags: np.ndarray) -> int | None:
 #: Bytes no record may hold (``cpr-format.md`` §1.7 allows only ISO-8859-1 text): the C0
 #: controls 0x00-0x1F (LF, and CR right before it, end a line and are not part of it),
 #: DEL and the C1 controls 0x7F-0x9F.
-_CONTROL = np.zeros(256, dtype=bool)
-_CONTROL[:0x20] = _CONTROL[0x7F:0xA0] = True
+CONTROL = np.zeros(256, dtype=bool)
+CONTROL[:0x20] = CONTROL[0x7F:0xA0] = True
 
 
 def _may_hold_control_bytes(data: np.ndarray, *, n_terminators: int) -> bool:
@@ -543,7 +543,7 @@ def _control_bytes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                    has_cr: np.ndarray, rtype: np.ndarray):
     """Every control byte in the block's lines: exact count and the first few as errors
     (line index, 1-based column, the byte in hex). Rare: slow path."""
-    where = np.flatnonzero(_CONTROL[data])
+    where = np.flatnonzero(CONTROL[data])
     terminators = np.concatenate([ends[ends < len(data)], ends[has_cr] - 1])
     where = where[~np.isin(where, terminators)]
     rows = np.searchsorted(starts, where, side="right") - 1

@@ -43,11 +43,22 @@ from cpr_abonnement.errors import (
     RecordFormatError,
     TrailerCountMismatch,
 )
-from cpr_abonnement.extract.index import MAX_EXAMPLES, MIN_LENGTH, ExtractIndex, RuleViolations
+from cpr_abonnement.extract.index import (
+    CONTROL,
+    MAX_EXAMPLES,
+    MIN_LENGTH,
+    ExtractIndex,
+    RuleViolations,
+)
 from cpr_abonnement.extract.layouts import numeric
 
 #: CPR's file name (``cpr-format.md`` §6.1), matched case-insensitively.
 CPR_FILE_NAME = re.compile(r"D(?P<date>\d{6})\.L(?P<task>\d{6})", re.IGNORECASE)
+
+
+#: Bytes of a file's end enough to hold its whole 999 record (35 characters, at most
+#: LENGTH_SLACK more) and its line end.
+TAIL_BYTES = 512
 
 
 def _one(rule: str, error: ExtractError) -> RuleViolations:
@@ -152,6 +163,41 @@ def _start_record_rules(start, expect_date, expect_previous) -> list[RuleViolati
             f"produced {expect_previous}: an extract is missing", field="PRODDTOFORRIG",
             **where))
     return out
+
+
+def end_problem(tail: bytes, size: int) -> RuleViolations | None:
+    """Why a file of ``size`` bytes ending in ``tail`` (its last :data:`TAIL_BYTES`) does
+    not end with a whole 999 end record: full length and its line end. None if it does.
+
+    The sensor asks this of a file that has stopped changing: such a file is complete,
+    so a problem here means it is broken (truncated, empty, without 999, binary), not
+    still arriving. A file that passes is validated in full when received.
+    """
+    if size == 0:
+        return _one("not empty", ExtractError("the file is empty"))
+    data = np.frombuffer(tail, dtype=np.uint8)
+    line_ends = np.flatnonzero(data == 10)
+    crs = line_ends[line_ends > 0] - 1
+    terminators = np.concatenate([line_ends, crs[data[crs] == 13]])
+    controls = np.setdiff1d(np.flatnonzero(CONTROL[data]), terminators)
+    if len(controls):
+        return _one("no control characters", RecordFormatError(
+            f"control character 0x{int(data[controls[0]]):02X} {len(tail) - controls[0]} "
+            "bytes before the end of the file: not an ISO-8859-1 text extract"))
+    terminated = tail.endswith(b"\n")
+    last = (tail[:-1].removesuffix(b"\r") if terminated else tail).rsplit(b"\n", 1)[-1]
+    end = {"record_type": "999"}
+    if not last.startswith(b"999"):
+        return _one("999 last", RecordFormatError(
+            "the last line must be the 999 end record (file truncated?)", **end))
+    if len(last) < MIN_LENGTH["999"]:
+        return _one("999 last", RecordFormatError(
+            f"the 999 end record has {len(last)} of its {MIN_LENGTH['999']} characters "
+            "(file truncated?)", **end))
+    if not terminated:
+        return _one("999 last", RecordFormatError(
+            "the 999 end record has no line end (file truncated?)", **end))
+    return None
 
 
 def _file_name_rules(name: str, start) -> list[RuleViolations]:
