@@ -183,11 +183,12 @@ def _observe(loc: Location, name: str) -> Observation:
             return Observation(st.st_size, st.st_mtime, fh.read(TAIL_BYTES))
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-    with SFTPHook(ssh_conn_id=loc.conn_id, conn_retry_attempts=1).get_managed_conn() as c:
-        with c.open(f"{loc.directory.rstrip('/')}/{name}", "rb") as fh:
-            st = fh.stat()
-            fh.seek(max(0, (st.st_size or 0) - TAIL_BYTES))
-            return Observation(st.st_size or 0, float(st.st_mtime or 0), fh.read(TAIL_BYTES))
+    hook = SFTPHook(ssh_conn_id=loc.conn_id, conn_retry_attempts=1)
+    with hook.get_managed_conn() as c, c.open(f"{loc.directory.rstrip('/')}/{name}",
+                                              "rb") as fh:
+        st = fh.stat()
+        fh.seek(max(0, (st.st_size or 0) - TAIL_BYTES))
+        return Observation(st.st_size or 0, float(st.st_mtime or 0), fh.read(TAIL_BYTES))
 
 
 def _stable(settings: Settings, day: dt.date, name: str, seen: Observation,

@@ -108,7 +108,7 @@ def test_a_stable_broken_file_is_quarantined_naming_the_rule(inbound, kind, tmp_
 
 
 def test_settle_time_zero_takes_a_whole_file_at_once(inbound, monkeypatch):
-    settings, folder = inbound
+    _, folder = inbound
     monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
     _write(folder / NAME, DATA, 1_000)
     assert pipeline.find_extract(Settings.from_env(), DAY, now=T0) == NAME
