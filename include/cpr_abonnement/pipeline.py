@@ -378,7 +378,8 @@ def filter_day(settings: Settings, received: dict[str, Any], engine: Engine, *,
     with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
         extract = _local(ObjectStoragePath(received["extract"]), Path(scratch))
         out = Path(staged.path) if _is_local(staged) else Path(scratch) / "deltas"
-        result = filter_extract(extract, engine, out, as_of=as_of, expect_date=day)
+        result = filter_extract(extract, engine, out, as_of=as_of,
+                                validated_sha256=received["sha256"])
         if not _is_local(staged):
             for f in result.files:
                 for local in (Path(f.path), Path(f.metadata_path)):

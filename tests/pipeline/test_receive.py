@@ -71,3 +71,38 @@ def test_sftp_inbound(tmp_path, monkeypatch, engine):
             pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
         assert not (root / "cpr" / "out" / NAME).exists()
         assert len(list((root / "cpr" / "out" / "quarantine").iterdir())) == 1
+
+
+def _stage_and_receive(settings, tmp_path, engine):
+    data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
+    (tmp_path / "inbound" / NAME).write_bytes(data)
+    return pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
+
+
+def test_a_run_validates_the_extract_once(settings, tmp_path, engine, monkeypatch):
+    from cpr_abonnement.extract import validation
+
+    calls = []
+
+    def counted(index, **kw):  # calls through: only counts
+        calls.append(index.path.name)
+        return real(index, **kw)
+
+    real = validation.violations
+    monkeypatch.setattr(validation, "violations", counted)
+    monkeypatch.setattr(pipeline, "violations", counted)
+    received = _stage_and_receive(settings, tmp_path, engine)
+    pipeline.filter_day(settings, received, engine, as_of=None)
+    assert calls == [NAME]
+
+
+def test_the_filter_step_refuses_a_staged_extract_changed_since_validation(
+        settings, tmp_path, engine):
+    from cpr_abonnement.errors import ExtractNotValidated
+
+    received = _stage_and_receive(settings, tmp_path, engine)
+    staged = tmp_path / "staging" / "2026-11-19" / "extract" / NAME
+    staged.write_bytes(staged.read_bytes().replace(b"0101901234", b"0202801234"))
+    with pytest.raises(ExtractNotValidated, match=f"{NAME}.*not the one validated"):
+        pipeline.filter_day(settings, received, engine, as_of=None)
+    assert not (tmp_path / "staging" / "2026-11-19" / "deltas").exists()
