@@ -106,3 +106,19 @@ def test_the_filter_step_refuses_a_staged_extract_changed_since_validation(
     with pytest.raises(ExtractNotValidated, match=f"{NAME}.*not the one validated"):
         pipeline.filter_day(settings, received, engine, as_of=None)
     assert not (tmp_path / "staging" / "2026-11-19" / "deltas").exists()
+
+
+def test_a_file_named_for_another_task_is_quarantined(settings, tmp_path, engine):
+    """``D261119.L999999`` whose 000 says task 431101 would be checked against task
+    999999's chain: the name and record 000 must agree."""
+    from builders import start
+
+    data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
+    assert data.startswith(start(DAY, DAY - dt.timedelta(1), task="431101"))
+    renamed = "D261119.L999999"
+    (tmp_path / "inbound" / renamed).write_bytes(data)
+    with pytest.raises(pipeline.ExtractRejected, match="named D261119.L999999 but OPGAVENR "
+                                                       "431101"):
+        pipeline.receive(settings, DAY, renamed, engine, allow_gap=False)
+    assert not (tmp_path / "inbound" / renamed).exists()
+    assert len(list((tmp_path / "quarantine").glob("D261119.L999999.*.reason.txt"))) == 1

@@ -532,7 +532,8 @@ def _may_hold_control_bytes(data: np.ndarray, *, n_terminators: int) -> bool:
     below 0x21 exactly for 0x00-0x1F, 0x7F-0x9F and 0xFF, so when that count equals the
     number of LF and terminating CR bytes, the block is clean. A mismatch (a control
     byte, or a harmless 'ÿ' = 0xFF) sends the block to :func:`_control_bytes`, which is
-    exact. A 256-entry table lookup over every byte measured 3x slower.
+    exact. A 256-entry table lookup over every byte measured about 4x slower (98 vs 23 ms
+    per 16 MiB block on the shared 2-core machine).
     """
     folded = np.add(data, np.uint8(1))
     np.bitwise_and(folded, np.uint8(0x7F), out=folded)
