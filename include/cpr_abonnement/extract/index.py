@@ -15,7 +15,8 @@ at the end (``cpr-format.md`` §1.1).
 Memory is proportional to the number of persons and spans (a span is a run of
 consecutive lines of one person, so normally one or two per person), not to the
 number of bytes or records. Structural problems found on the way (unknown record
-types, bad PNRs, implausible lengths) are collected with their line numbers so
+types, bad PNRs, implausible lengths, control characters, a person's 001 twice) are
+collected with their line numbers so
 :mod:`cpr_abonnement.extract.validation` can report every broken rule at once.
 """
 
