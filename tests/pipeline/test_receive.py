@@ -117,7 +117,7 @@ def test_a_file_named_for_another_task_is_quarantined(settings, tmp_path, engine
     assert data.startswith(start(DAY, DAY - dt.timedelta(1), task="431101"))
     renamed = "D261119.L999999"
     (tmp_path / "inbound" / renamed).write_bytes(data)
-    with pytest.raises(pipeline.ExtractRejected, match="named D261119.L999999 but OPGAVENR "
+    with pytest.raises(pipeline.ExtractRejected, match=r"named D261119\.L999999 but OPGAVENR "
                                                        "431101"):
         pipeline.receive(settings, DAY, renamed, engine, allow_gap=False)
     assert not (tmp_path / "inbound" / renamed).exists()

@@ -526,19 +526,31 @@ CONTROL = np.zeros(256, dtype=bool)
 CONTROL[:0x20] = CONTROL[0x7F:0xA0] = True
 
 
+#: Bytes screened at a time for control bytes: small enough to stay in the CPU cache.
+_SCREEN = 256 * 1024
+
+
 def _may_hold_control_bytes(data: np.ndarray, *, n_terminators: int) -> bool:
     """Whether ``data`` may hold a control byte other than its line terminators.
 
-    Fast screen, three whole-array passes over the block's bytes: ``(b + 1) & 0x7F`` is
-    below 0x21 exactly for 0x00-0x1F, 0x7F-0x9F and 0xFF, so when that count equals the
-    number of LF and terminating CR bytes, the block is clean. A mismatch (a control
-    byte, or a harmless 'ÿ' = 0xFF) sends the block to :func:`_control_bytes`, which is
-    exact. A 256-entry table lookup over every byte measured about 4x slower (98 vs 23 ms
-    per 16 MiB block on the shared 2-core machine).
+    Fast screen: ``(b + 1) & 0x7F`` is below 0x21 exactly for 0x00-0x1F, 0x7F-0x9F and
+    0xFF, so when that count equals the number of LF and terminating CR bytes, the block
+    is clean. A mismatch (a control byte, or a harmless 'ÿ' = 0xFF) sends the block to
+    :func:`_control_bytes`, which is exact. Done in cache-sized slices with reused
+    scratch buffers: on the shared 2-core machine 4 ms per 16 MiB block, against 37 ms
+    for the same passes over the whole block and 98 ms for a 256-entry table lookup.
     """
-    folded = np.add(data, np.uint8(1))
-    np.bitwise_and(folded, np.uint8(0x7F), out=folded)
-    return int(np.count_nonzero(folded < 0x21)) != n_terminators
+    folded = np.empty(min(_SCREEN, len(data)), dtype=np.uint8)
+    low = np.empty(len(folded), dtype=bool)
+    count = 0
+    for at in range(0, len(data), _SCREEN):
+        part = data[at : at + _SCREEN]
+        f, lo = folded[: len(part)], low[: len(part)]
+        np.add(part, np.uint8(1), out=f)
+        np.bitwise_and(f, np.uint8(0x7F), out=f)
+        np.less(f, 0x21, out=lo)
+        count += int(np.count_nonzero(lo))
+    return count != n_terminators
 
 
 def _control_bytes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
