@@ -94,19 +94,24 @@ def cpr_abonnement_daily():
         from cpr_abonnement.settings import Settings
 
         ctx, settings = get_current_context(), Settings.from_env()
+        now = dt.datetime.now(dt.UTC)
         try:
             day = pipeline.delivery_day(ctx)
-            pipeline.refuse_future(day, dt.datetime.now(dt.UTC))
+            pipeline.refuse_future(day, now)
         except pipeline.RunDateRefused as exc:  # no retry can fix it: fail, free the slot
             raise AirflowFailException(str(exc)) from exc
-        name = pipeline.find_extract(settings, day)
-        if name:
-            return PokeReturnValue(is_done=True, xcom_value=name)
+        # Complete = unchanged for CPRSUB_SETTLE_SECONDS across pokes; a complete but
+        # broken file is quarantined and fails this task naming the broken rule.
+        found = pipeline.sense(settings, day, now=now)
+        if found.complete:
+            return PokeReturnValue(is_done=True, xcom_value=found.name)
         deadline = pipeline.extract_deadline(settings, day)
-        if dt.datetime.now(dt.UTC) > deadline:
+        if found.name is None and now > deadline:
             raise AirflowFailException(
                 f"extract for {day} not received by {deadline:%Y-%m-%d %H:%M %Z} "
                 f"(looked for D{day:%y%m%d}.L* in {settings.inbound})")
+        # A file that is there but still arriving is waited for past the deadline
+        # (until the sensor's timeout): it did arrive, and will be taken or rejected.
         return PokeReturnValue(is_done=False)
 
     @task(retries=0)

@@ -31,7 +31,7 @@ def _raw(text: str) -> str:
 
 def compose(context: dict[str, Any]) -> tuple[str, str]:
     """Subject and plain-text body of the alert for a failed task."""
-    from cpr_abonnement.pipeline import RunDateRefused, delivery_day, scrub  # not at parse
+    from cpr_abonnement.pipeline import delivery_day, scrub  # not at parse
 
     ti = context["ti"]
     try:
@@ -41,9 +41,14 @@ def compose(context: dict[str, Any]) -> tuple[str, str]:
     subscriber = context.get("subscriber_name") or getattr(ti, "rendered_map_index", None)
     exc = context.get("exception")
     error = scrub(f"{type(exc).__name__}: {exc}" if exc else "unknown error")
-    refused = isinstance(exc, RunDateRefused) or isinstance(
-        getattr(exc, "__cause__", None), RunDateRefused)  # not a reception problem
-    if ti.task_id == "wait_for_extract" and "not received" not in error and not refused:
+    from cpr_abonnement.errors import CprAbonnementError
+
+    # A sensor timeout says nothing about the extract; our own errors (a rejected file, a
+    # refused run date, also when re-raised as AirflowFailException) say what happened
+    # and must not be reworded into "not received".
+    ours = isinstance(exc, CprAbonnementError) or isinstance(
+        getattr(exc, "__cause__", None), CprAbonnementError)
+    if ti.task_id == "wait_for_extract" and "not received" not in error and not ours:
         error = f"extract for {day} not received ({error})"
     what = f"{ti.task_id}" + (f" for {subscriber}" if subscriber else "")
     subject = f"[CPR Abonnement] {day}: {what} failed"

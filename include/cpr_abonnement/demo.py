@@ -61,6 +61,7 @@ def environment(work: Path = WORK) -> dict[str, str]:
         "CPRSUB_STAGING": f"file://{work / 'staging'}",
         "CPRSUB_QUARANTINE": f"file://{work / 'quarantine'}",
         "CPRSUB_RETRY_DELAY_SECONDS": "2",
+        "CPRSUB_SETTLE_SECONDS": "0",  # the demo writes the extract before the run
         "GX_ANALYTICS_ENABLED": "False",
         # Operators read task logs: the delivery and filter lines are INFO.
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("CPRSUB_DEMO_LOG_LEVEL", "INFO"),

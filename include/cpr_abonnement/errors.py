@@ -83,6 +83,10 @@ class ExtractConflict(ExtractError):
     """A different file for the same task and production date was processed before."""
 
 
+class ExtractNotValidated(ExtractError):
+    """The file handed to a step is not the one validated: its SHA-256 differs."""
+
+
 class ExtractValidationFailed(ExtractError):
     """One or more validation rules failed; ``problems`` lists every one of them."""
 

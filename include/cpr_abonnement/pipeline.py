@@ -8,7 +8,9 @@ dictionaries fit for XCom (paths and counts).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -28,7 +30,7 @@ from cpr_abonnement.errors import (
 )
 from cpr_abonnement.extract.expectations import run_expectations
 from cpr_abonnement.extract.index import scan
-from cpr_abonnement.extract.validation import summarise, violations
+from cpr_abonnement.extract.validation import TAIL_BYTES, end_problem, summarise, violations
 from cpr_abonnement.pnr import mask, scrub  # scrub: re-exported for alerts
 from cpr_abonnement.process import filter_extract
 from cpr_abonnement.settings import Settings
@@ -95,40 +97,107 @@ def _listing(loc: Location) -> list[str]:
 
 
 # -- 1. sense ---------------------------------------------------------------------------
-def find_extract(settings: Settings, day: dt.date) -> str | None:
-    """Name of the day's extract in the inbound location, or None if not there yet."""
+# A file in the inbound location is either still arriving or complete; only a complete
+# file is judged. "Complete" means stable: its size and mtime, as the inbound location
+# reports them, unchanged for the settle time. The sensor runs in reschedule mode (a
+# new process per poke), so what it saw is kept between pokes in a small JSON file in
+# the day's staging folder: name, size, mtime and when *this service* first saw them.
+# Only our own clock measures the settle time and the inbound's mtime is only compared
+# for equality, so a skewed SFTP server clock cannot make a file look old; the same
+# code serves file:// and sftp://. A stable file that ends in a whole 999 record (full
+# length, with its line end) is taken; any other stable file is broken, and is
+# quarantined with the rule it breaks instead of waiting for the deadline.
+@dataclass(frozen=True)
+class Observation:
+    """One look at an inbound file: size and mtime (for stability) and its last bytes."""
+
+    size: int
+    mtime: float
+    tail: bytes
+
+
+@dataclass(frozen=True)
+class Sensing:
+    """What one poke found: no file, a file still arriving, or a complete file."""
+
+    name: str | None
+    complete: bool = False
+
+
+def find_extract(settings: Settings, day: dt.date, *,
+                 now: dt.datetime | None = None) -> str | None:
+    """Name of the day's extract once complete, or None while absent or still arriving.
+
+    Raises :class:`ExtractRejected` (after quarantining it) for a file that has stopped
+    changing but does not end with a whole 999 record.
+    """
+    found = sense(settings, day, now=now)
+    return found.name if found.complete else None
+
+
+def sense(settings: Settings, day: dt.date, *, now: dt.datetime | None = None) -> Sensing:
+    """Look for the day's extract and say whether it has arrived completely."""
+    now = now or dt.datetime.now(dt.UTC)
     loc = Location.parse(settings.inbound)
     pattern = extract_pattern(day, settings.task_number)
     found = [name for name in _listing(loc) if pattern.fullmatch(name)]
     if len(found) > 1:
         raise ExtractRejected(f"several extracts for {day} in {settings.inbound}: "
                               f"{', '.join(found)}; set CPRSUB_TASK_NUMBER")
-    if found and not _complete(loc, found[0]):
-        log.info("%s is there but does not end with a 999 record yet: still arriving",
-                 found[0])
-        return None
-    return found[0] if found else None
+    if not found:
+        return Sensing(None)
+    name = found[0]
+    seen = _observe(loc, name)
+    if not _stable(settings, day, name, seen, now):
+        log.info("%s is there (%d bytes) but changed within the last %.0f s, or was "
+                 "first seen now: still arriving", name, seen.size, settings.settle_seconds)
+        return Sensing(name)
+    problem = end_problem(seen.tail, seen.size)
+    if problem is not None:
+        error = problem.examples[0]
+        where = quarantine(settings, name, [f"rule '{problem.rule}': {error}"])
+        raise ExtractRejected(
+            f"{name} for {day} arrived but is broken (unchanged for "
+            f"{settings.settle_seconds:.0f} s), rule '{problem.rule}': {error}; "
+            f"moved to {where}")
+    return Sensing(name, complete=True)
 
 
-def _complete(loc: Location, name: str) -> bool:
-    """Whether the file's last line is a 999 end record (a file still being written is
-    not picked up; a truly truncated one is reported when the deadline passes)."""
+def _observe(loc: Location, name: str) -> Observation:
+    """Size, mtime and last bytes of ``name`` in the inbound location."""
     if loc.scheme == "file":
         with open(Path(loc.directory) / name, "rb") as fh:
-            fh.seek(0, 2)
-            fh.seek(max(0, fh.tell() - 256))
-            tail = fh.read()
-    else:
-        from airflow.providers.sftp.hooks.sftp import SFTPHook
+            st = os.fstat(fh.fileno())
+            fh.seek(max(0, st.st_size - TAIL_BYTES))
+            return Observation(st.st_size, st.st_mtime, fh.read(TAIL_BYTES))
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-        with SFTPHook(ssh_conn_id=loc.conn_id, conn_retry_attempts=1).get_managed_conn() as c:
-            path = f"{loc.directory.rstrip('/')}/{name}"
-            size = c.stat(path).st_size
-            with c.open(path, "rb") as fh:
-                fh.seek(max(0, size - 256))
-                tail = fh.read()
-    lines = [ln for ln in tail.splitlines() if ln.strip()]
-    return bool(lines) and lines[-1].startswith(b"999")
+    hook = SFTPHook(ssh_conn_id=loc.conn_id, conn_retry_attempts=1)
+    with hook.get_managed_conn() as c, c.open(f"{loc.directory.rstrip('/')}/{name}",
+                                              "rb") as fh:
+        st = fh.stat()
+        fh.seek(max(0, (st.st_size or 0) - TAIL_BYTES))
+        return Observation(st.st_size or 0, float(st.st_mtime or 0), fh.read(TAIL_BYTES))
+
+
+def _stable(settings: Settings, day: dt.date, name: str, seen: Observation,
+            now: dt.datetime) -> bool:
+    """Whether ``seen`` is what an earlier poke saw at least the settle time ago.
+
+    A first sighting, or any change of size or mtime, (re)starts the clock. With a settle
+    time of 0 every file counts as stable at once (demos and tests only).
+    """
+    if settings.settle_seconds <= 0:
+        return True
+    state = stage_dir(settings, day) / "inbound-observation.json"
+    current = {"name": name, "size": seen.size, "mtime": seen.mtime}
+    before = json.loads(state.read_text()) if state.exists() else {}
+    if {key: before.get(key) for key in current} == current:
+        since = dt.datetime.fromisoformat(before["since"])
+        return (now - since).total_seconds() >= settings.settle_seconds
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({**current, "since": now.isoformat()}))
+    return False
 
 
 def extract_deadline(settings: Settings, day: dt.date) -> dt.datetime:
@@ -338,7 +407,8 @@ def filter_day(settings: Settings, received: dict[str, Any], engine: Engine, *,
     with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
         extract = _local(ObjectStoragePath(received["extract"]), Path(scratch))
         out = Path(staged.path) if _is_local(staged) else Path(scratch) / "deltas"
-        result = filter_extract(extract, engine, out, as_of=as_of, expect_date=day)
+        result = filter_extract(extract, engine, out, as_of=as_of,
+                                validated_sha256=received["sha256"])
         if not _is_local(staged):
             for f in result.files:
                 for local in (Path(f.path), Path(f.metadata_path)):

@@ -4,6 +4,12 @@ Airflow task share.
 read & index → structural validation → record the first processing (which fixes the
 filter snapshot instant) → load the snapshot → select → write deltas (+ explain).
 Nothing is written when the extract is invalid.
+
+Validation happens once per run. Standalone (``cprsub filter``) this step validates;
+in the DAG, ``pipeline.receive`` has validated (rules, expectations, chain) and
+quarantines a bad file, so this step only proves it reads those very bytes: the SHA-256
+computed while indexing must equal the one recorded at receive. The comparison is free
+(the digest is computed during the read this step needs anyway to index the persons).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from sqlalchemy import Engine
 
 from cpr_abonnement import filtering
 from cpr_abonnement.deltas import DeltaFile, file_name, write_deltas
+from cpr_abonnement.errors import ExtractNotValidated
 from cpr_abonnement.extract.index import ExtractIndex, scan
 from cpr_abonnement.extract.validation import check
 from cpr_abonnement.pnr import mask
@@ -41,6 +48,7 @@ class FilterResult:
 def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
                    as_of: dt.datetime | None = None, explain: bool = False,
                    expect_date: dt.date | None = None,
+                   validated_sha256: str | None = None,
                    clock: Callable[[], dt.datetime] | None = None) -> FilterResult:
     """Filter ``path`` for every active subscriber into ``out_dir/<uuid>/``.
 
@@ -48,11 +56,20 @@ def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
     processing (default: now by the database server's clock; ``clock`` only for tests);
     an extract processed before always reuses its recorded snapshot, so the output is
     byte-identical to the first run's.
+
+    ``validated_sha256``: the digest of the file as validated by an earlier step; the
+    file is then not validated again but must have exactly that digest. Without it the
+    file is validated here (``expect_date``: the production date it must carry).
     """
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     index = scan(path, digest=True)
-    check(index, expect_date=expect_date)
+    if validated_sha256 is None:
+        check(index, expect_date=expect_date)
+    elif index.sha256 != validated_sha256:
+        raise ExtractNotValidated(
+            f"{index.path.name} (SHA-256 {index.sha256}) is not the one validated "
+            f"(SHA-256 {validated_sha256}); refusing to filter it")
     seconds["read"] = time.perf_counter() - t
 
     start = index.start

@@ -11,6 +11,11 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 ``CPRSUB_TASK_NUMBER``           expected CPR task number (default: any)
 ``CPRSUB_DELIVERY_TIME``         local run time on delivery days (``21:00``)
 ``CPRSUB_EXTRACT_DEADLINE_HOURS`` hours after the run time before "extract missing" (6)
+``CPRSUB_SETTLE_SECONDS``        how long an inbound file must stay unchanged (size and
+                                 mtime, seen across pokes) before it counts as complete
+                                 and is taken or, when broken, quarantined (600). ``0``
+                                 takes a file on first sight: only for demos and tests
+                                 that write the file before the run
 ``CPRSUB_EXTRA_CLOSURES``        extra closure dates, comma-separated (``--MM-DD``/dates)
 ``CPRSUB_ALERT_EMAIL``           comma-separated recipients of failure alerts
 ``CPRSUB_SMTP_CONN_ID``          Airflow SMTP connection for alerts (``smtp_default``)
@@ -51,6 +56,7 @@ class Settings:
     task_number: str | None
     delivery_time: str
     deadline_hours: float
+    settle_seconds: float
     extra_closures: tuple[str, ...]
     alert_email: tuple[str, ...]
     smtp_conn_id: str
@@ -67,6 +73,7 @@ class Settings:
             task_number=os.environ.get("CPRSUB_TASK_NUMBER") or None,
             delivery_time=os.environ.get("CPRSUB_DELIVERY_TIME", "21:00"),
             deadline_hours=float(os.environ.get("CPRSUB_EXTRACT_DEADLINE_HOURS", "6")),
+            settle_seconds=float(os.environ.get("CPRSUB_SETTLE_SECONDS", "600")),
             extra_closures=_split(os.environ.get("CPRSUB_EXTRA_CLOSURES", "")),
             alert_email=_split(os.environ.get("CPRSUB_ALERT_EMAIL", "")),
             smtp_conn_id=os.environ.get("CPRSUB_SMTP_CONN_ID", "smtp_default"),

@@ -140,7 +140,80 @@ def test_every_broken_rule_is_named_and_no_full_pnr_leaks(tmp_path):
     for rule in ["UnknownRecordType", "TrailerCountMismatch", "ProductionDateMismatch",
                  "RecordFormatError"]:
         assert rule in text
-    assert len(exc.value.problems) == 8
+    assert len(exc.value.problems) == 9  # incl. the name's task number vs OPGAVENR 43110X
+    assert "named D261126.L431101 but OPGAVENR 43110X" in text
     digits = set(re.findall(r"\d{10}", text))
     assert not digits & {p for p in pnrs}, f"full PNR in error text: {digits}"
     assert "010190-****" in text or "150250-****" in text
+
+
+def test_mixed_line_endings_name_the_first_offending_line(tmp_path):
+    data = extract(GOOD).replace(b"\n", b"\r\n", 3)  # lines 1-3 CRLF, line 4 on LF
+    err = problems(tmp_path, data)["consistent line endings"].examples[0]
+    assert err.line == 4, str(err)
+    assert "line 4" in str(err) and "CRLF" in str(err)
+
+
+def test_mixed_line_endings_found_in_a_later_block(tmp_path):
+    body = [*GOOD] * 40
+    lines = [start(), *body, end(len(body))]
+    data = b"\n".join(lines[:30]) + b"\n" + b"\r\n".join(lines[30:]) + b"\r\n"
+    ix = scan(write(tmp_path, data), chunk_size=700)  # many blocks
+    found = {v.rule: v for v in violations(ix)}
+    err = found["consistent line endings"].examples[0]
+    assert err.line == 31, str(err)  # the first line ending in CRLF after 30 LF lines
+
+
+def test_two_person_blocks_for_one_pnr_are_rejected_naming_both_lines(tmp_path):
+    data = extract([*person(A), *person(B), *person(A)])
+    err = problems(tmp_path, data)["one 001 per person"].examples[0]
+    assert isinstance(err, RecordFormatError) and err.record_type == "001"
+    assert err.line == 10  # the second 001 of the person
+    assert "lines 2 and 10" in str(err) and "010190-****" in str(err)
+    assert A not in str(err)
+
+
+def test_a_person_split_around_other_persons_with_one_001_is_fine(tmp_path):
+    data = extract([*person(A)[:2], *person(B), *person(A)[2:]])
+    assert "one 001 per person" not in problems(tmp_path, data)
+
+
+@pytest.mark.parametrize("byte", [0x00, 0x01, 0x09, 0x0D, 0x1F, 0x7F, 0x80, 0x85, 0x9F])
+def test_control_bytes_are_rejected_with_line_and_column(tmp_path, byte):
+    lines = extract(GOOD).split(b"\n")
+    lines[3] = lines[3][:40] + bytes([byte]) + lines[3][41:]  # line 4, column 41
+    err = problems(tmp_path, b"\n".join(lines))["no control characters"].examples[0]
+    assert isinstance(err, RecordFormatError)
+    assert err.line == 4 and err.record_type == lines[3][:3].decode()
+    assert f"0x{byte:02X}" in str(err) and "column 41" in str(err)
+
+
+def test_control_bytes_counted_in_every_block_and_latin1_letters_allowed(tmp_path):
+    body = [*GOOD] * 40
+    body[-1] = body[-1][:50] + b"\x00" + body[-1][51:]
+    body[5] = body[5][:60] + b"\x9b" + body[5][61:]
+    data = extract(body, eol=b"\r\n")
+    ix = scan(write(tmp_path, data), chunk_size=1000)
+    found = {v.rule: v for v in violations(ix)}
+    assert found["no control characters"].count == 2
+    assert [e.line for e in found["no control characters"].examples] == [7, len(body) + 1]
+    clean = extract([rec("008", A, FORNVN="ÆØÅ æøå ÿ")], eol=b"\r\n")
+    assert "no control characters" not in problems(tmp_path, clean)
+
+
+@pytest.mark.parametrize(("name", "rule_text"), [
+    ("D261126.L999999", "OPGAVENR 431101"),
+    ("D261127.L431101", "PRODDTO 2026-11-26"),
+    ("d261126.l999999", "OPGAVENR 431101"),
+])
+def test_file_name_must_match_the_start_record(tmp_path, name, rule_text):
+    ix = scan(write(tmp_path, extract(GOOD), name=name))
+    found = {v.rule: v for v in violations(ix)}
+    err = found["file name matches 000"].examples[0]
+    assert rule_text in str(err) and name in str(err) and err.line == 1
+
+
+def test_a_file_name_matching_the_start_record_is_fine(tmp_path):
+    for name in ("D261126.L431101", "d261126.l431101"):
+        ix = scan(write(tmp_path, extract(GOOD), name=name))
+        assert not violations(ix)

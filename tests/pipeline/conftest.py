@@ -48,6 +48,7 @@ def deployment(airflow_db, tmp_path, monkeypatch):
             "CPRSUB_DELIVERY_RETRIES": "1",
             "CPRSUB_RETRY_DELAY_SECONDS": "0.2",
             "CPRSUB_POKE_SECONDS": "1",
+            "CPRSUB_SETTLE_SECONDS": "0",  # files are written before the run
             "CPRSUB_EXTRACT_DEADLINE_HOURS": "0",
         }.items():
             monkeypatch.setenv(key, value)

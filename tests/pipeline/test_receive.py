@@ -1,4 +1,8 @@
-"""Receiving an extract, without Airflow: completeness, quarantine, chain."""
+"""Receiving an extract, without Airflow: quarantine, chain, one validation per run.
+
+Completeness (still arriving vs complete but broken) is in ``test_sensing.py``; here
+files are taken at first sight (settle time 0).
+"""
 
 from __future__ import annotations
 
@@ -19,15 +23,13 @@ def settings(tmp_path, monkeypatch):
     for d in ("inbound", "staging", "quarantine"):
         (tmp_path / d).mkdir()
         monkeypatch.setenv(f"CPRSUB_{d.upper()}", f"file://{tmp_path / d}")
+    monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
     return Settings.from_env()
 
 
-def test_a_file_still_arriving_is_not_picked_up(settings, tmp_path):
+def test_two_files_for_one_day_are_refused(settings, tmp_path):
     data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
-    target = tmp_path / "inbound" / NAME
-    target.write_bytes(data[: len(data) // 2])
-    assert pipeline.find_extract(settings, DAY) is None
-    target.write_bytes(data)
+    (tmp_path / "inbound" / NAME).write_bytes(data)
     assert pipeline.find_extract(settings, DAY) == NAME
     (tmp_path / "inbound" / NAME.lower()).write_bytes(data)
     with pytest.raises(pipeline.ExtractRejected, match="several extracts"):
@@ -56,6 +58,7 @@ def test_sftp_inbound(tmp_path, monkeypatch, engine):
             (tmp_path / d).mkdir()
             monkeypatch.setenv(f"CPRSUB_{d.upper()}", f"file://{tmp_path / d}")
         monkeypatch.setenv("CPRSUB_INBOUND", "sftp://cpr_inbound/cpr/out")
+        monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
         settings = Settings.from_env()
         assert pipeline.find_extract(settings, DAY) is None
         (root / "cpr" / "out" / NAME).write_bytes(data)
@@ -68,3 +71,54 @@ def test_sftp_inbound(tmp_path, monkeypatch, engine):
             pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
         assert not (root / "cpr" / "out" / NAME).exists()
         assert len(list((root / "cpr" / "out" / "quarantine").iterdir())) == 1
+
+
+def _stage_and_receive(settings, tmp_path, engine):
+    data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
+    (tmp_path / "inbound" / NAME).write_bytes(data)
+    return pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
+
+
+def test_a_run_validates_the_extract_once(settings, tmp_path, engine, monkeypatch):
+    from cpr_abonnement.extract import validation
+
+    calls = []
+
+    def counted(index, **kw):  # calls through: only counts
+        calls.append(index.path.name)
+        return real(index, **kw)
+
+    real = validation.violations
+    monkeypatch.setattr(validation, "violations", counted)
+    monkeypatch.setattr(pipeline, "violations", counted)
+    received = _stage_and_receive(settings, tmp_path, engine)
+    pipeline.filter_day(settings, received, engine, as_of=None)
+    assert calls == [NAME]
+
+
+def test_the_filter_step_refuses_a_staged_extract_changed_since_validation(
+        settings, tmp_path, engine):
+    from cpr_abonnement.errors import ExtractNotValidated
+
+    received = _stage_and_receive(settings, tmp_path, engine)
+    staged = tmp_path / "staging" / "2026-11-19" / "extract" / NAME
+    staged.write_bytes(staged.read_bytes().replace(b"0101901234", b"0202801234"))
+    with pytest.raises(ExtractNotValidated, match=f"{NAME}.*not the one validated"):
+        pipeline.filter_day(settings, received, engine, as_of=None)
+    assert not (tmp_path / "staging" / "2026-11-19" / "deltas").exists()
+
+
+def test_a_file_named_for_another_task_is_quarantined(settings, tmp_path, engine):
+    """``D261119.L999999`` whose 000 says task 431101 would be checked against task
+    999999's chain: the name and record 000 must agree."""
+    from builders import start
+
+    data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
+    assert data.startswith(start(DAY, DAY - dt.timedelta(1), task="431101"))
+    renamed = "D261119.L999999"
+    (tmp_path / "inbound" / renamed).write_bytes(data)
+    with pytest.raises(pipeline.ExtractRejected, match=r"named D261119\.L999999 but OPGAVENR "
+                                                       "431101"):
+        pipeline.receive(settings, DAY, renamed, engine, allow_gap=False)
+    assert not (tmp_path / "inbound" / renamed).exists()
+    assert len(list((tmp_path / "quarantine").glob("D261119.L999999.*.reason.txt"))) == 1

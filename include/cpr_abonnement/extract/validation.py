@@ -17,8 +17,13 @@ Rules:
   length plus :data:`~.index.LENGTH_SLACK`; 000 and 999 need all their fields);
 * OPGAVENR is six digits; PRODDTO and PRODDTOFORRIG are real dates, the previous
   one before the production date;
-* every person has a 001 record (CPR always delivers it, ``cpr-format.md`` §1.1);
-* all lines end the same way (LF or CRLF);
+* every person has exactly one 001 record (CPR always delivers it, ``cpr-format.md``
+  §1.1; a second one means the person's block came twice);
+* no record holds a control character (0x00-0x1F except the line end, 0x7F-0x9F);
+* all lines end the same way (LF or CRLF), naming the first line that does not;
+* a file named as CPR names it (``D<YYMMDD>.L<task>``, ``cpr-format.md`` §6.1) carries
+  the production date and task number of its 000 record (a renamed file would be
+  checked against another task's chain);
 * optionally: PRODDTO is the expected delivery day, PRODDTOFORRIG the production
   date of the last processed extract.
 """
@@ -26,6 +31,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 
@@ -37,8 +43,22 @@ from cpr_abonnement.errors import (
     RecordFormatError,
     TrailerCountMismatch,
 )
-from cpr_abonnement.extract.index import MAX_EXAMPLES, MIN_LENGTH, ExtractIndex, RuleViolations
+from cpr_abonnement.extract.index import (
+    CONTROL,
+    MAX_EXAMPLES,
+    MIN_LENGTH,
+    ExtractIndex,
+    RuleViolations,
+)
 from cpr_abonnement.extract.layouts import numeric
+
+#: CPR's file name (``cpr-format.md`` §6.1), matched case-insensitively.
+CPR_FILE_NAME = re.compile(r"D(?P<date>\d{6})\.L(?P<task>\d{6})", re.IGNORECASE)
+
+
+#: Bytes of a file's end enough to hold its whole 999 record (35 characters, at most
+#: LENGTH_SLACK more) and its line end.
+TAIL_BYTES = 512
 
 
 def _one(rule: str, error: ExtractError) -> RuleViolations:
@@ -78,6 +98,7 @@ def violations(
 
     if start is not None:
         out += _start_record_rules(start, expect_date, expect_previous)
+        out += _file_name_rules(index.path.name, start)
     if end is not None:
         if len(end.raw) < MIN_LENGTH["999"] or end.counter is None:
             out.append(_one("999 counter", RecordFormatError(
@@ -141,6 +162,60 @@ def _start_record_rules(start, expect_date, expect_previous) -> list[RuleViolati
             f"PRODDTOFORRIG is {start.previous_date} but the last processed extract was "
             f"produced {expect_previous}: an extract is missing", field="PRODDTOFORRIG",
             **where))
+    return out
+
+
+def end_problem(tail: bytes, size: int) -> RuleViolations | None:
+    """Why a file of ``size`` bytes ending in ``tail`` (its last :data:`TAIL_BYTES`) does
+    not end with a whole 999 end record: full length and its line end. None if it does.
+
+    The sensor asks this of a file that has stopped changing: such a file is complete,
+    so a problem here means it is broken (truncated, empty, without 999, binary), not
+    still arriving. A file that passes is validated in full when received.
+    """
+    if size == 0:
+        return _one("not empty", ExtractError("the file is empty"))
+    data = np.frombuffer(tail, dtype=np.uint8)
+    line_ends = np.flatnonzero(data == 10)
+    crs = line_ends[line_ends > 0] - 1
+    terminators = np.concatenate([line_ends, crs[data[crs] == 13]])
+    controls = np.setdiff1d(np.flatnonzero(CONTROL[data]), terminators)
+    if len(controls):
+        return _one("no control characters", RecordFormatError(
+            f"control character 0x{int(data[controls[0]]):02X} {len(tail) - controls[0]} "
+            "bytes before the end of the file: not an ISO-8859-1 text extract"))
+    terminated = tail.endswith(b"\n")
+    last = (tail[:-1].removesuffix(b"\r") if terminated else tail).rsplit(b"\n", 1)[-1]
+    end = {"record_type": "999"}
+    if not last.startswith(b"999"):
+        return _one("999 last", RecordFormatError(
+            "the last line must be the 999 end record (file truncated?)", **end))
+    if len(last) < MIN_LENGTH["999"]:
+        return _one("999 last", RecordFormatError(
+            f"the 999 end record has {len(last)} of its {MIN_LENGTH['999']} characters "
+            "(file truncated?)", **end))
+    if not terminated:
+        return _one("999 last", RecordFormatError(
+            "the 999 end record has no line end (file truncated?)", **end))
+    return None
+
+
+def _file_name_rules(name: str, start) -> list[RuleViolations]:
+    """The name's production date and task number against record 000's. Names not in
+    CPR's form (a file validated by hand under another name) are not compared."""
+    named = CPR_FILE_NAME.fullmatch(name)
+    if named is None:
+        return []
+    where = {"line": start.line_no, "record_type": "000"}
+    out = []
+    if named["task"] != start.task_number:
+        out.append(_one("file name matches 000", RecordFormatError(
+            f"the file is named {name} but OPGAVENR {start.task_number} is in record 000",
+            field="OPGAVENR", **where)))
+    if start.production_date and named["date"] != f"{start.production_date:%y%m%d}":
+        out.append(_one("file name matches 000", RecordFormatError(
+            f"the file is named {name} but PRODDTO {start.production_date} is in record 000",
+            field="PRODDTO", **where)))
     return out
 
 

@@ -1,0 +1,65 @@
+"""Sensing through the real DAG (dag.test): a broken extract is quarantined at once,
+one still being written is waited for (issue 10, item 5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+
+from support.deployment import SUBSCRIBERS, task_states
+
+DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
+
+
+def test_a_stable_truncated_extract_is_quarantined_and_the_alert_names_the_rule(
+        deployment, monkeypatch):
+    monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "1")
+    src = deployment.extract(DAY)
+    data = src.read_bytes()
+    truncated = data[: data.rindex(b"\n999") + 1]  # everything but the 999 line
+    src.write_bytes(truncated)
+    run = deployment.run(DAY)
+    states = task_states(run)
+    assert run.state == "failed"
+    assert states["wait_for_extract"] == "failed"
+    assert states["parse_and_validate"] == "upstream_failed"
+    assert not src.exists()
+    kept = [p for p in deployment.quarantine.iterdir() if not p.name.endswith(".reason.txt")]
+    assert [p.read_bytes() for p in kept] == [truncated]
+    reason = next(deployment.quarantine.glob("*.reason.txt")).read_text()
+    assert "rule '999 last'" in reason
+    alert = deployment.inbox.texts()
+    assert len(alert) == 1, alert
+    assert "ExtractRejected" in alert[0] and "999 last" in alert[0]
+    assert "not received" not in alert[0]
+    assert not re.search(r"\d{10}", alert[0])
+    assert all(not deployment.delivered(uuid) for uuid in SUBSCRIBERS)
+
+
+def test_an_extract_written_during_the_run_is_waited_for_then_delivered(deployment,
+                                                                       monkeypatch):
+    monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "3")
+    src = deployment.extract(DAY)
+    data = src.read_bytes()
+    src.unlink()
+    cut = data.rindex(b"\n999") + 12  # the writer pauses mid-way through its 999 line
+
+    def writer() -> None:
+        with open(src, "wb") as fh:
+            for part in (data[: len(data) // 2], data[len(data) // 2 : cut], data[cut:]):
+                fh.write(part)
+                fh.flush()
+                time.sleep(1.5)  # shorter than the settle time
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        run = deployment.run(DAY)
+    finally:
+        thread.join()
+    assert run.state == "success", task_states(run)
+    assert not any(deployment.quarantine.iterdir())
+    assert src.read_bytes() == data
+    assert all(src.name in deployment.delivered(uuid) for uuid in SUBSCRIBERS)
