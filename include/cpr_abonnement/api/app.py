@@ -71,7 +71,8 @@ class _Call(BaseModel):
 
 class RemoveAllCall(_Call):
     filterGroup: str = Field(examples=["PNR"],
-                             description=" or ".join(t.group for t in filters.TYPES))
+                             description=", ".join(t.group for t in filters.TYPES[:-1])
+                             + f" or {filters.TYPES[-1].group}")
 
 
 class GetAllFiltersCall(_Call):
@@ -201,7 +202,7 @@ _JSON_TYPES: dict[type, Any] = {int: StrictInt, str: str}
 
 def _field(argument: Argument) -> tuple[Any, Any]:
     return (_JSON_TYPES[argument.kind],
-            Field(examples=[argument.example], description=argument.help))
+            Field(examples=list(argument.examples), description=argument.help))
 
 
 def _call_model(ftype: FilterType) -> type[_Call]:
@@ -215,7 +216,7 @@ def _bulk_model(ftype: FilterType) -> type[_Call]:
     (argument,) = ftype.arguments
     kind = _JSON_TYPES[argument.kind]
     return create_model(f"{type(ftype).__name__}BulkCall", __base__=_Call, **{
-        argument.api + "s": (list[kind], Field(examples=[[argument.example]],
+        argument.api + "s": (list[kind], Field(examples=[list(argument.examples)],
                                                max_length=MAX_BULK_PNRS))})
 
 

@@ -18,8 +18,9 @@ from cpr_abonnement.subscriptions.rules import shown
 TYPES: tuple[FilterType, ...] = (PNR, AGE_RANGE, MUNICIPALITY_CODE, CHANGE_CODE)
 
 
-def by_group(name: str, types: tuple[FilterType, ...] = TYPES) -> FilterType:
+def by_group(name: str) -> FilterType:
     """The type RemoveAll's ``filterGroup`` names, spelled as the reference service does."""
+    types = TYPES
     for t in types:
         if t.group == name:
             return t

@@ -70,8 +70,8 @@ def ages_on(birth_yyyymmdd: np.ndarray, day: dt.date) -> np.ndarray:
 class AgeRange(FilterType):
     group = "AgeRange"
     model = AgeRangeFilter
-    arguments = (Argument("start_age", "startAge", int, 0, "whole years 0-999"),
-                 Argument("end_age", "endAge", int, 17, "whole years 0-999, >= startAge"))
+    arguments = (Argument("start_age", "startAge", int, (0,), "whole years 0-999"),
+                 Argument("end_age", "endAge", int, (17,), "whole years 0-999, >= startAge"))
     listing, label, noun, cli = "age_ranges", "age ranges", "age range", "age-range"
 
     def parse(self, *raw: Any) -> dict[str, Any]:

@@ -59,7 +59,7 @@ class Argument:
     api: str
     #: ``int`` (strict: JSON true or "5" is refused) or ``str``.
     kind: type
-    example: Any
+    examples: tuple[Any, ...]
     help: str
     #: A PNR: the audit row holds it masked.
     masked: bool = False

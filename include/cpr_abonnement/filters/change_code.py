@@ -46,7 +46,7 @@ def parse_event_code(value: object) -> str:
 class ChangeCode(FilterType):
     group = "ChangeCode"
     model = ChangeCodeFilter
-    arguments = (Argument("code", "changeCode", str, "A01", "one letter and two digits"),)
+    arguments = (Argument("code", "changeCode", str, ("A01",), "one letter and two digits"),)
     listing, label, noun, cli = "change_codes", "change codes", "change-code", "change-code"
 
     def parse(self, *raw: Any) -> dict[str, Any]:

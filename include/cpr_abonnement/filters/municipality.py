@@ -46,7 +46,7 @@ def parse_municipality_code(value: object) -> str:
 class Municipality(FilterType):
     group = "MunicipalityCode"
     model = MunicipalityFilter
-    arguments = (Argument("code", "municipalityCode", str, "851", "1-4 digits"),)
+    arguments = (Argument("code", "municipalityCode", str, ("851", "0101"), "1-4 digits"),)
     listing, label, noun, cli = ("municipality_codes", "municipality codes", "municipality",
                                  "municipality")
 

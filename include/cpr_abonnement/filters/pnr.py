@@ -45,7 +45,7 @@ def parse_pnr(value: str) -> str:
 class Pnr(FilterType):
     group = "PNR"
     model = PnrFilter
-    arguments = (Argument("pnr", "pnr", str, "0101901234",
+    arguments = (Argument("pnr", "pnr", str, ("0101901234", "1502504321"),
                           "10 digits, DDMMYY a real date", masked=True),)
     listing, label, noun, cli = "pnrs", "PNRs", "PNR", "pnr"
     missing = "NON_EXISTING_PNR"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from cpr_abonnement.filters import TYPES
+from cpr_abonnement import filters as registry
 from cpr_abonnement.filters.base import FilterType
 from cpr_abonnement.subscriptions.snapshot import Subscription, subscribers_at
 
@@ -40,8 +40,7 @@ def _frame(rows: list, columns: list[str], position: dict[int, int]) -> pd.DataF
     return df[["sub", *columns]].reset_index(drop=True)
 
 
-def load_snapshot(engine: Engine, as_of: dt.datetime, pnrs: np.ndarray,
-                  types: tuple[FilterType, ...] = TYPES) -> FilterSnapshot:
+def load_snapshot(engine: Engine, as_of: dt.datetime, pnrs: np.ndarray) -> FilterSnapshot:
     """The filters in force at ``as_of`` (naive UTC) that can match ``pnrs`` (int64).
 
     Subscribers are those registered by ``as_of`` and active then (a subscriber
@@ -51,5 +50,5 @@ def load_snapshot(engine: Engine, as_of: dt.datetime, pnrs: np.ndarray,
         ids, subscribers = subscribers_at(conn, as_of)
         position = {sid: i for i, sid in enumerate(ids)}
         filters = {t: _frame(t.in_force(conn, as_of, pnrs), [a.name for a in t.arguments],
-                             position) for t in types}
+                             position) for t in registry.TYPES}
     return FilterSnapshot(as_of, subscribers, filters)

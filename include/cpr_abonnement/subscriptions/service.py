@@ -108,10 +108,10 @@ class FilterSet:
         """No filters: a positive filter of nothing, so the subscriber receives no persons."""
         return not any(self.listings.values())
 
-    def to_dict(self, types: tuple[FilterType, ...] = filters.TYPES) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"subscriber_uuid": self.subscriber_uuid, "as_of": self.as_of.isoformat(),
                 **{t.listing: [t.as_json(i) for i in self.listings[t.listing]]
-                   for t in types},
+                   for t in filters.TYPES},
                 "receives_nothing": self.empty}
 
 
