@@ -16,7 +16,7 @@ from cpr_abonnement.errors import InvalidEventCode
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by_key
 from cpr_abonnement.reference import event_codes
 from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
-from cpr_abonnement.subscriptions.rules import shown
+from cpr_abonnement.subscriptions.rules import matching
 
 _EVENT = re.compile(r"[A-Z][0-9]{2}")
 
@@ -35,12 +35,8 @@ def parse_event_code(value: object) -> str:
     >>> parse_event_code("a01")
     'A01'
     """
-    text = str(value).strip().upper()
-    if not _EVENT.fullmatch(text):
-        raise InvalidEventCode(
-            f"event code {shown(text)} is not one letter followed by two digits (e.g. A01)"
-        )
-    return text
+    return matching(_EVENT, str(value).strip().upper(), InvalidEventCode, "event code",
+                    "is not one letter followed by two digits (e.g. A01)")
 
 
 class ChangeCode(FilterType):

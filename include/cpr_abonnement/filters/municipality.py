@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cpr_abonnement.errors import InvalidMunicipalityCode
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by_key
 from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
-from cpr_abonnement.subscriptions.rules import shown
+from cpr_abonnement.subscriptions.rules import matching
 
 _MUNICIPALITY = re.compile(r"[0-9]{1,4}")
 
@@ -36,11 +36,8 @@ def parse_municipality_code(value: object) -> str:
     >>> parse_municipality_code("851")
     '0851'
     """
-    text = str(value).strip()
-    if not _MUNICIPALITY.fullmatch(text):
-        raise InvalidMunicipalityCode(
-            f"municipality code {shown(text)} is not 1-4 digits")
-    return text.zfill(4)
+    return matching(_MUNICIPALITY, str(value).strip(), InvalidMunicipalityCode,
+                    "municipality code", "is not 1-4 digits").zfill(4)
 
 
 class Municipality(FilterType):

@@ -40,6 +40,20 @@ def shown(value: object) -> str:
     return pnr_rules.scrub(repr(value))
 
 
+def matching(pattern: re.Pattern[str], text: str, error: type[FilterInputError], what: str,
+             rule: str) -> str:
+    """``text`` if ``pattern`` matches all of it; else ``error``: "<what> <text> <rule>".
+
+    >>> matching(re.compile("[0-9]+"), "12a", FilterInputError, "number", "is not digits")
+    Traceback (most recent call last):
+    ...
+    cpr_abonnement.errors.FilterInputError: number '12a' is not digits
+    """
+    if not pattern.fullmatch(text):
+        raise error(f"{what} {shown(text)} {rule}")
+    return text
+
+
 def remote_dir(value: str) -> str:
     """The subscriber's delivery directory, normalised; it may not climb out of its folder.
 
