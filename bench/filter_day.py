@@ -52,9 +52,9 @@ def _filter_db(extract: Path) -> Path:
     if db.exists():
         return db
     from cpr_abonnement.extract.index import scan
+    from cpr_abonnement.filters.pnr import PnrFilter
     from cpr_abonnement.reference import municipalities
     from cpr_abonnement.subscriptions.db import make_engine, upgrade
-    from cpr_abonnement.subscriptions.models import PnrFilter
     from cpr_abonnement.subscriptions.service import SubscriptionService
 
     tmp = db.with_suffix(".part")

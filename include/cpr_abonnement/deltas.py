@@ -22,7 +22,7 @@ import numpy as np
 
 from cpr_abonnement.extract.index import ExtractIndex
 from cpr_abonnement.extract.writer import open_source, write_persons
-from cpr_abonnement.filtering import Selection
+from cpr_abonnement.filters.selection import Selection
 from cpr_abonnement.subscriptions.snapshot import Subscription
 
 METADATA_SUFFIX = ".metadata"

@@ -23,16 +23,17 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from cpr_abonnement import filtering
 from cpr_abonnement.deltas import DeltaFile, file_name, write_deltas
 from cpr_abonnement.errors import ExtractNotValidated
 from cpr_abonnement.extract.index import ExtractIndex, scan
 from cpr_abonnement.extract.validation import check
+from cpr_abonnement.filters import selection as filtering
+from cpr_abonnement.filters.base import Context
+from cpr_abonnement.filters.snapshot import FilterSnapshot, load_snapshot
 from cpr_abonnement.pnr import mask
 from cpr_abonnement.subscriptions import extracts
 from cpr_abonnement.subscriptions.extracts import ExtractRecord
 from cpr_abonnement.subscriptions.service import as_naive_utc
-from cpr_abonnement.subscriptions.snapshot import FilterSnapshot, load_snapshot
 
 
 @dataclass
@@ -106,10 +107,9 @@ def write_explanations(index: ExtractIndex, snapshot: FilterSnapshot,
     bounds = selection.bounds()
     pnrs = index.pnr_text()
     first_line = index.persons["first_line"].to_numpy()
-    codes_of = filtering.codes_by_person(index.events)
+    context = Context(index.persons, index.events, start.production_date)
     for s, sub in enumerate(snapshot.subscribers):
-        why = filtering.explain(index.persons, codes_of, snapshot, selection, s,
-                                start.production_date)
+        why = filtering.explain(context, snapshot, selection, s)
         who = selection.person[bounds[s] : bounds[s + 1]]
         path = out / sub.uuid / f"{file_name(index)}.explain.csv"
         with open(path, "w", newline="", encoding="utf-8") as fh:

@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builders import extract, rec
-from cpr_abonnement import filtering
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.writer import write_persons
+from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR, selection
+from cpr_abonnement.filters.snapshot import FilterSnapshot
 from cpr_abonnement.pnr import age_on, birth_date
-from cpr_abonnement.subscriptions.snapshot import FilterSnapshot, Subscription
+from cpr_abonnement.subscriptions.snapshot import Subscription
 
 CODES = ["A01", "A21", "A19", "K74"]
 KOMS = ["0101", "0851", "0461"]
@@ -107,20 +108,21 @@ def test_engine_matches_reference(tmp_path, group, subs, seed, crlf):
     snapshot = FilterSnapshot(
         as_of=dt.datetime(2026, 11, 26),
         subscribers=[Subscription(f"s{i}", f"s{i}", None, ".") for i in range(len(subs))],
-        pnr_hits=pd.DataFrame({"sub": [i for i, f in enumerate(subs) for k in f["pnr_picks"]
+        filters={
+            PNR: pd.DataFrame({"sub": [i for i, f in enumerate(subs) for k in f["pnr_picks"]
                                        if k < len(pnrs)],
                                "pnr": [int(pnrs[k]) for f in subs for k in f["pnr_picks"]
                                        if k < len(pnrs)]}, dtype=np.int64),
-        age_ranges=pd.DataFrame([(i, a, b) for i, f in enumerate(subs) for a, b in f["ages"]],
-                                columns=["sub", "start", "end"], dtype=np.int64),
-        municipalities=pd.DataFrame([(i, int(k)) for i, f in enumerate(subs)
-                                     for k in f["koms"]], columns=["sub", "code"],
-                                    dtype=np.int64),
-        change_codes=pd.DataFrame([(i, c) for i, f in enumerate(subs) for c in f["codes"]],
-                                  columns=["sub", "code"]),
+            AGE_RANGE: pd.DataFrame([(i, a, b) for i, f in enumerate(subs) for a, b in f["ages"]],
+                                    columns=["sub", "start_age", "end_age"], dtype=np.int64),
+            MUNICIPALITY_CODE: pd.DataFrame([(i, k) for i, f in enumerate(subs)
+                                             for k in f["koms"]], columns=["sub", "code"]),
+            CHANGE_CODE: pd.DataFrame([(i, c) for i, f in enumerate(subs) for c in f["codes"]],
+                                      columns=["sub", "code"]),
+        },
     )
-    selection = filtering.select(index.persons, index.events, snapshot, day)
+    chosen = selection.select(index.persons, index.events, snapshot, day)
     for i, f in enumerate(subs):
         out = io.BytesIO()
-        write_persons(index, np.sort(selection.persons_of(i)), out)
+        write_persons(index, np.sort(chosen.persons_of(i)), out)
         assert out.getvalue() == reference(path.read_bytes(), f, pnrs, day)

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 import cpr_abonnement.subscriptions.service as service_module
 from builders import extract, person, write
+from cpr_abonnement.filters.pnr import PnrFilter
 from cpr_abonnement.pnr import mask
 from cpr_abonnement.process import filter_extract
-from cpr_abonnement.subscriptions.models import FilterLock, PnrFilter
+from cpr_abonnement.subscriptions.models import FilterLock
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 SUB = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"

@@ -19,7 +19,7 @@ from cpr_abonnement.errors import (
     InvalidPnrInput,
     UnknownSubscriber,
 )
-from cpr_abonnement.subscriptions.models import PnrFilter
+from cpr_abonnement.filters.pnr import PnrFilter
 from cpr_abonnement.subscriptions.rules import InvalidRemoteDir
 from cpr_abonnement.subscriptions.service import (
     Result,

@@ -37,11 +37,13 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 from sqlalchemy import Engine
 
+from cpr_abonnement import filters
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard
 from cpr_abonnement.errors import FilterInputError, UnknownSubscriber
+from cpr_abonnement.filters.base import Argument, FilterType
 from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions import credentials
@@ -67,31 +69,10 @@ class _Call(BaseModel):
     invocationContext: InvocationContext
 
 
-class PnrCall(_Call):
-    pnr: str = Field(examples=["0101901234"], description="10 digits, DDMMYY a real date")
-
-
-class PnrBulkCall(_Call):
-    pnrs: list[str] = Field(examples=[["0101901234", "1502504321"]], max_length=MAX_BULK_PNRS)
-
-
-class AgeRangeCall(_Call):
-    # Strict: JSON true/false and "5" are not ages (pydantic's lax mode takes true as 1).
-    startAge: StrictInt = Field(examples=[0], description="whole years 0-999")
-    endAge: StrictInt = Field(examples=[17], description="whole years 0-999, >= startAge")
-
-
-class MunicipalityCall(_Call):
-    municipalityCode: str = Field(examples=["851", "0101"], description="1-4 digits")
-
-
-class ChangeCodeCall(_Call):
-    changeCode: str = Field(examples=["A01"], description="one letter and two digits")
-
-
 class RemoveAllCall(_Call):
     filterGroup: str = Field(examples=["PNR"],
-                             description="PNR, AgeRange, MunicipalityCode or ChangeCode")
+                             description=", ".join(t.group for t in filters.TYPES[:-1])
+                             + f" or {filters.TYPES[-1].group}")
 
 
 class GetAllFiltersCall(_Call):
@@ -214,52 +195,64 @@ ops = APIRouter(prefix="/v1", tags=["subscription operations"])
 adm = APIRouter(prefix="/v1/admin", tags=["administration"])
 
 
-@ops.post("/AddPNRSubscription", name="AddPNRSubscription")
-def add_pnr(call: PnrCall, who: Caller, request: Request) -> ResultOut:
-    svc, system = _service(request, who, call)
-    return _outcome(svc.add_pnr(system, call.pnr))
+#: JSON types of filter arguments. Strict ints: JSON true/false and "5" are not ages
+#: (pydantic's lax mode takes true as 1).
+_JSON_TYPES: dict[type, Any] = {int: StrictInt, str: str}
 
 
-@ops.post("/RemovePNRSubscription", name="RemovePNRSubscription")
-def remove_pnr(call: PnrCall, who: Caller, request: Request) -> ResultOut:
-    svc, system = _service(request, who, call)
-    return _outcome(svc.remove_pnr(system, call.pnr))
+def _field(argument: Argument) -> tuple[Any, Any]:
+    return (_JSON_TYPES[argument.kind],
+            Field(examples=list(argument.examples), description=argument.help))
 
 
-@ops.post("/AddAgeRangeSubscription", name="AddAgeRangeSubscription")
-def add_age_range(call: AgeRangeCall, who: Caller, request: Request) -> ResultOut:
-    svc, system = _service(request, who, call)
-    return _outcome(svc.add_age_range(system, call.startAge, call.endAge))
+def _call_model(ftype: FilterType) -> type[_Call]:
+    """The request body of a type's Add/Remove operation: its arguments' API names."""
+    return create_model(f"{type(ftype).__name__}Call", __base__=_Call,
+                        **{a.api: _field(a) for a in ftype.arguments})
 
 
-@ops.post("/RemoveAgeRangeSubscription", name="RemoveAgeRangeSubscription")
-def remove_age_range(call: AgeRangeCall, who: Caller, request: Request) -> ResultOut:
-    svc, system = _service(request, who, call)
-    return _outcome(svc.remove_age_range(system, call.startAge, call.endAge))
+def _bulk_model(ftype: FilterType) -> type[_Call]:
+    """``Add<group>Subscriptions``' body: the one argument, plural, as a list."""
+    (argument,) = ftype.arguments
+    kind = _JSON_TYPES[argument.kind]
+    return create_model(f"{type(ftype).__name__}BulkCall", __base__=_Call, **{
+        argument.api + "s": (list[kind], Field(examples=[list(argument.examples)],
+                                               max_length=MAX_BULK_PNRS))})
 
 
-@ops.post("/AddMunicipalityCodeSubscription", name="AddMunicipalityCodeSubscription")
-def add_municipality(call: MunicipalityCall, who: Caller, request: Request) -> ResultOut:
-    svc, system = _service(request, who, call)
-    return _outcome(svc.add_municipality(system, call.municipalityCode))
+def _single_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -> None:
+    body = _call_model(ftype)
+
+    def handler(call: body, who: Caller, request: Request) -> ResultOut:
+        svc, system = _service(request, who, call)
+        return _outcome(method(svc, system, ftype,
+                               *(getattr(call, a.api) for a in ftype.arguments)))
+    ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation)
 
 
-@ops.post("/RemoveMunicipalityCodeSubscription", name="RemoveMunicipalityCodeSubscription")
-def remove_municipality(call: MunicipalityCall, who: Caller, request: Request) -> ResultOut:
-    svc, system = _service(request, who, call)
-    return _outcome(svc.remove_municipality(system, call.municipalityCode))
+def _bulk_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -> None:
+    body = _bulk_model(ftype)
+    field = ftype.arguments[0].api + "s"
+
+    def handler(call: body, who: Caller, request: Request) -> BulkOut:
+        svc, system = _service(request, who, call)
+        bulk = method(svc, system, ftype, getattr(call, field))
+        return BulkOut(counts=bulk.counts, results=bulk.results)
+    ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation)
 
 
-@ops.post("/AddChangeCodeSubscription", name="AddChangeCodeSubscription")
-def add_change_code(call: ChangeCodeCall, who: Caller, request: Request) -> ResultOut:
-    svc, system = _service(request, who, call)
-    return _outcome(svc.add_change_code(system, call.changeCode))
+def _filter_routes(ftype: FilterType) -> None:
+    """``Add<group>Subscription`` and ``Remove<group>Subscription`` (and the plural pair
+    for a bulk type) on :data:`ops`, named as the SF6002 operations."""
+    _single_route(ftype, ftype.add_operation, SubscriptionService.add)
+    _single_route(ftype, ftype.remove_operation, SubscriptionService.remove)
+    if ftype.bulk:
+        _bulk_route(ftype, ftype.add_operation + "s", SubscriptionService.add_many)
+        _bulk_route(ftype, ftype.remove_operation + "s", SubscriptionService.remove_many)
 
 
-@ops.post("/RemoveChangeCodeSubscription", name="RemoveChangeCodeSubscription")
-def remove_change_code(call: ChangeCodeCall, who: Caller, request: Request) -> ResultOut:
-    svc, system = _service(request, who, call)
-    return _outcome(svc.remove_change_code(system, call.changeCode))
+for _type in filters.TYPES:
+    _filter_routes(_type)
 
 
 @ops.post("/RemoveAll", name="RemoveAll")
@@ -272,20 +265,6 @@ def remove_all(call: RemoveAllCall, who: Caller, request: Request) -> RemovedOut
 def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request) -> dict[str, Any]:
     svc, system = _service(request, who, call)
     return svc.get_all_filters(system, call.asOf).to_dict()
-
-
-@ops.post("/AddPNRSubscriptions", name="AddPNRSubscriptions")
-def add_pnrs(call: PnrBulkCall, who: Caller, request: Request) -> BulkOut:
-    svc, system = _service(request, who, call)
-    bulk = svc.add_pnrs(system, call.pnrs)
-    return BulkOut(counts=bulk.counts, results=bulk.results)
-
-
-@ops.post("/RemovePNRSubscriptions", name="RemovePNRSubscriptions")
-def remove_pnrs(call: PnrBulkCall, who: Caller, request: Request) -> BulkOut:
-    svc, system = _service(request, who, call)
-    bulk = svc.remove_pnrs(system, call.pnrs)
-    return BulkOut(counts=bulk.counts, results=bulk.results)
 
 
 @adm.post("/subscribers", status_code=201, name="AddSubscriber")

@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from cpr_abonnement.subscriptions.rules import FilterGroup
+from cpr_abonnement import filters
+from cpr_abonnement.filters.base import FilterType
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +34,23 @@ def _when(text: str) -> dt.datetime:
         return dt.datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO timestamp") from None
+
+
+def _filter_command(ops: argparse._SubParsersAction, ftype: FilterType, adding: bool) -> None:
+    """``add-<type>`` / ``remove-<type>``; a bulk type takes many values or a file."""
+    p = ops.add_parser(f"{'add' if adding else 'remove'}-{ftype.cli}",
+                       help=ftype.add_operation if adding else ftype.remove_operation)
+    _system(p)
+    if ftype.bulk:
+        (argument,) = ftype.arguments
+        p.add_argument("values", nargs="*", metavar=argument.name.upper())
+        p.add_argument("--from-file", type=Path,
+                       help=f"one {argument.name.upper()} per line (bulk: one call)")
+        p.set_defaults(handler=filters_bulk, ftype=ftype, adding=adding)
+        return
+    for argument in ftype.arguments:
+        p.add_argument(argument.name, help=argument.help)
+    p.set_defaults(handler=filters_one, ftype=ftype, adding=adding)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,31 +94,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     flt = sub.add_parser("filters", help="a subscriber's filters (the SF6002 operations)")
     ops = flt.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, adding in (("add-pnr", True), ("remove-pnr", False)):
-        p = ops.add_parser(name, help=f"{'Add' if adding else 'Remove'}PNRSubscription")
-        _system(p)
-        p.add_argument("pnrs", nargs="*", metavar="PNR")
-        p.add_argument("--from-file", type=Path, help="one PNR per line (bulk: one call)")
-        p.set_defaults(handler=filters_pnr, adding=adding)
-    for name, method, operation, params in [
-        ("add-age-range", "add_age_range", "AddAgeRangeSubscription", ("start_age", "end_age")),
-        ("remove-age-range", "remove_age_range", "RemoveAgeRangeSubscription",
-         ("start_age", "end_age")),
-        ("add-municipality", "add_municipality", "AddMunicipalityCodeSubscription", ("code",)),
-        ("remove-municipality", "remove_municipality", "RemoveMunicipalityCodeSubscription",
-         ("code",)),
-        ("add-change-code", "add_change_code", "AddChangeCodeSubscription", ("code",)),
-        ("remove-change-code", "remove_change_code", "RemoveChangeCodeSubscription",
-         ("code",)),
-    ]:
-        p = ops.add_parser(name, help=operation)
-        _system(p)
-        for param in params:
-            p.add_argument(param)
-        p.set_defaults(handler=filters_simple, method=method, args=params)
+    for ftype in filters.TYPES:
+        for adding in (True, False):
+            _filter_command(ops, ftype, adding)
     p = ops.add_parser("remove-all", help="RemoveAll for one filter group")
     _system(p)
-    p.add_argument("--group", required=True, choices=[g.value for g in FilterGroup])
+    p.add_argument("--group", required=True, choices=[t.group for t in filters.TYPES])
     p.set_defaults(handler=filters_remove_all)
     p = ops.add_parser("get-all", help="GetAllFilters")
     _system(p)
@@ -206,27 +205,30 @@ def admin_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def filters_pnr(args: argparse.Namespace) -> int:
+def filters_bulk(args: argparse.Namespace) -> int:
     svc = _service(args)
-    pnrs = list(args.pnrs)
+    values = list(args.values)
     if args.from_file:
-        pnrs += [ln.strip() for ln in args.from_file.read_text().splitlines() if ln.strip()]
-    if not pnrs:
-        print("cprsub: give PNRs or --from-file", file=sys.stderr)
+        values += [ln.strip() for ln in args.from_file.read_text().splitlines() if ln.strip()]
+    if not values:
+        print(f"cprsub: give {args.ftype.arguments[0].name.upper()}s or --from-file",
+              file=sys.stderr)
         return 2
-    if len(pnrs) == 1 and not args.from_file:
-        call = svc.add_pnr if args.adding else svc.remove_pnr
-        print(call(args.system, pnrs[0]).result.value)
-        return 0
-    bulk = (svc.add_pnrs if args.adding else svc.remove_pnrs)(args.system, pnrs)
+    if len(values) == 1 and not args.from_file:
+        return _print_outcome(args, svc, values)
+    bulk = (svc.add_many if args.adding else svc.remove_many)(args.system, args.ftype, values)
     for key, n in sorted(bulk.counts.items()):
         print(f"{key} {n}")
     return 1 if "REJECTED" in bulk.counts else 0
 
 
-def filters_simple(args: argparse.Namespace) -> int:
-    outcome = getattr(_service(args), args.method)(args.system,
-                                                   *(getattr(args, a) for a in args.args))
+def filters_one(args: argparse.Namespace) -> int:
+    return _print_outcome(args, _service(args), [getattr(args, a.name)
+                                                 for a in args.ftype.arguments])
+
+
+def _print_outcome(args: argparse.Namespace, svc, raw: list) -> int:
+    outcome = (svc.add if args.adding else svc.remove)(args.system, args.ftype, *raw)
     if outcome.warning:
         print(f"cprsub: warning: {outcome.warning}", file=sys.stderr)
     print(outcome.result.value)
@@ -243,14 +245,9 @@ def filters_get_all(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(fs.to_dict(), indent=2))
         return 0
-    from cpr_abonnement.pnr import mask
-
     print(f"filters of {fs.subscriber_uuid} in force at {fs.as_of.isoformat()} UTC:")
-    print(f"  age ranges: {', '.join(f'{a}-{b}' for a, b in fs.age_ranges) or '-'}")
-    print(f"  municipality codes: {', '.join(fs.municipality_codes) or '-'}")
-    print(f"  change codes: {', '.join(fs.change_codes) or '-'}")
-    shown = ", ".join(mask(p) for p in fs.pnrs[:5]) + (" ..." if len(fs.pnrs) > 5 else "")
-    print(f"  PNRs: {len(fs.pnrs)}{' (' + shown + ')' if fs.pnrs else ''}")
+    for ftype in sorted(filters.TYPES, key=lambda t: t.bulk):  # long lists last
+        print(f"  {ftype.summary(fs.listings[ftype.listing])}")
     if fs.empty:
         print("  no filters: this subscriber receives no persons (files with 000 and 999 only)")
     return 0

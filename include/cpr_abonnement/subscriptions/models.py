@@ -7,9 +7,8 @@ processed) is one indexed query, and history is never lost. A partial unique ind
 allows at most one *current* row per subscriber and value.
 
 Timestamps are naive UTC (``DateTime`` without zone) so SQLite and PostgreSQL compare
-them the same way. PNR filters are stored as ``BIGINT`` (leading zeros dropped; format
-with ``f"{pnr:010d}"``): integer keys make the daily join against millions of rows
-smaller and faster than text.
+them the same way. Each filter type's table is declared with the type
+(:mod:`cpr_abonnement.filters`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -25,7 +23,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -63,9 +60,13 @@ class Subscriber(Base):
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
+class FilterRow:
+    """Columns every filter table has: its subscriber and its validity period.
 
-class _Filter:
-    """Columns every filter table has: its subscriber and its validity period."""
+    The filter tables themselves are declared with their types in
+    :mod:`cpr_abonnement.filters` (imported at the end of this module, so the metadata
+    always holds every table).
+    """
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
@@ -73,7 +74,7 @@ class _Filter:
     removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
-def _filter_indexes(table: str, *keys: str, lookup: bool = True) -> tuple[Index, ...]:
+def filter_indexes(table: str, *keys: str, lookup: bool = True) -> tuple[Index, ...]:
     """At most one current row per subscriber and value; optionally a lookup by value
     (the daily join finds filters by value, then checks subscriber and period)."""
     current = text("removed_at IS NULL")
@@ -81,37 +82,6 @@ def _filter_indexes(table: str, *keys: str, lookup: bool = True) -> tuple[Index,
                    sqlite_where=current, postgresql_where=current)
     by_value = (Index(f"ix_{table}_{keys[0]}", *keys, "subscriber_id"),) if lookup else ()
     return (*by_value, unique)
-
-
-class PnrFilter(_Filter, Base):
-    __tablename__ = "filter_pnr"
-    __table_args__ = _filter_indexes("filter_pnr", "pnr")
-
-    pnr: Mapped[int] = mapped_column(BigInteger)
-
-
-class AgeRangeFilter(_Filter, Base):
-    __tablename__ = "filter_age_range"
-    __table_args__ = _filter_indexes("filter_age_range", "start_age", "end_age", lookup=False)
-
-    start_age: Mapped[int] = mapped_column(SmallInteger)
-    end_age: Mapped[int] = mapped_column(SmallInteger)
-
-
-class MunicipalityFilter(_Filter, Base):
-    __tablename__ = "filter_municipality"
-    __table_args__ = _filter_indexes("filter_municipality", "code")
-
-    #: Zero-padded to 4 digits, as KOMKOD in record 002.
-    code: Mapped[str] = mapped_column(String(4))
-
-
-class ChangeCodeFilter(_Filter, Base):
-    __tablename__ = "filter_change_code"
-    __table_args__ = _filter_indexes("filter_change_code", "code")
-
-    #: Event code as in record 099 HAENDELSE, e.g. ``A01``.
-    code: Mapped[str] = mapped_column(String(3))
 
 
 class Credential(Base):
@@ -220,3 +190,7 @@ class FilterLock(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+# The filter types' tables join this metadata (their modules import Base from here).
+import cpr_abonnement.filters  # noqa: E402, F401

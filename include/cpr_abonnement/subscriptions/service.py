@@ -22,40 +22,26 @@ import datetime as dt
 import json
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-import numpy as np
-from sqlalchemy import Engine, and_, or_, select, text, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
+from cpr_abonnement import filters
 from cpr_abonnement import pnr as pnr_rules
 from cpr_abonnement.errors import (
     CprAbonnementError,
     FilterInputError,
     UnknownSubscriber,
 )
-from cpr_abonnement.extract.index import birth_from_pnr
+from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR
+from cpr_abonnement.filters.base import FilterType, in_force
 from cpr_abonnement.subscriptions import rules
-from cpr_abonnement.subscriptions.models import (
-    AgeRangeFilter,
-    AuditEntry,
-    ChangeCodeFilter,
-    FilterLock,
-    MunicipalityFilter,
-    PnrFilter,
-    Subscriber,
-)
-from cpr_abonnement.subscriptions.rules import FilterGroup
+from cpr_abonnement.subscriptions.models import AuditEntry, FilterLock, Subscriber
 
 T = TypeVar("T")
-FILTER_MODELS = {
-    FilterGroup.PNR: PnrFilter,
-    FilterGroup.AGE_RANGE: AgeRangeFilter,
-    FilterGroup.MUNICIPALITY_CODE: MunicipalityFilter,
-    FilterGroup.CHANGE_CODE: ChangeCodeFilter,
-}
 #: How many masked PNRs a bulk call's audit row keeps as a sample.
 AUDIT_SAMPLE = 5
 
@@ -101,27 +87,32 @@ class BulkOutcome:
 
 @dataclass(frozen=True)
 class FilterSet:
-    """GetAllFilters: every filter of one subscriber in force at ``as_of``."""
+    """GetAllFilters: every filter of one subscriber in force at ``as_of``.
+
+    ``listings`` maps each type's GetAllFilters field to its items, in registry order;
+    ``fs.pnrs``, ``fs.age_ranges`` ... read one.
+    """
 
     subscriber_uuid: str
     as_of: dt.datetime
-    pnrs: list[str] = field(default_factory=list)
-    age_ranges: list[tuple[int, int]] = field(default_factory=list)
-    municipality_codes: list[str] = field(default_factory=list)
-    change_codes: list[str] = field(default_factory=list)
+    listings: dict[str, list[Any]]
+
+    def __getattr__(self, name: str) -> list[Any]:
+        try:
+            return self.__dict__["listings"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     @property
     def empty(self) -> bool:
         """No filters: a positive filter of nothing, so the subscriber receives no persons."""
-        return not (self.pnrs or self.age_ranges or self.municipality_codes
-                    or self.change_codes)
+        return not any(self.listings.values())
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["as_of"] = self.as_of.isoformat()
-        data["age_ranges"] = [{"start_age": a, "end_age": b} for a, b in self.age_ranges]
-        data["receives_nothing"] = self.empty
-        return data
+        return {"subscriber_uuid": self.subscriber_uuid, "as_of": self.as_of.isoformat(),
+                **{t.listing: [t.as_json(i) for i in self.listings[t.listing]]
+                   for t in filters.TYPES},
+                "receives_nothing": self.empty}
 
 
 @dataclass(frozen=True)
@@ -192,11 +183,6 @@ def lock_filters(session: Session, clock: Callable[[], dt.datetime] | None = Non
     return now
 
 
-def in_force(model, at: dt.datetime):
-    """SQL predicate: the filter row's validity period contains ``at``."""
-    return and_(model.added_at <= at, or_(model.removed_at.is_(None), model.removed_at > at))
-
-
 def validate_uuid(value: str) -> str:
     try:
         return str(uuidlib.UUID(str(value)))
@@ -265,21 +251,22 @@ class SubscriptionService:
             model.subscriber_id == sub.id, model.removed_at.is_(None),
             *[getattr(model, k) == v for k, v in values.items()]))
 
-    def _add(self, model, values_of: Callable[[Any], dict[str, Any]],
-             warn: Callable[[Any], str | None] = lambda _: None):
-        def apply(s: Session, sub: Subscriber, value: Any, now: dt.datetime) -> Outcome:
-            values = values_of(value)
-            if self._current(s, model, sub, values) is not None:
-                return Outcome(Result.ALREADY_EXISTED, warn(value))
-            s.add(model(subscriber_id=sub.id, added_at=now, **values))
-            return Outcome(Result.ADDED, warn(value))
+    def _add(self, ftype: FilterType):
+        def apply(s: Session, sub: Subscriber, values: dict[str, Any], now: dt.datetime
+                  ) -> Outcome:
+            warning = ftype.warning(values)
+            if self._current(s, ftype.model, sub, values) is not None:
+                return Outcome(Result.ALREADY_EXISTED, warning)
+            s.add(ftype.model(subscriber_id=sub.id, added_at=now, **values))
+            return Outcome(Result.ADDED, warning)
         return apply
 
-    def _remove(self, model, values_of: Callable[[Any], dict[str, Any]], missing: Result):
-        def apply(s: Session, sub: Subscriber, value: Any, now: dt.datetime) -> Outcome:
-            row = self._current(s, model, sub, values_of(value))
+    def _remove(self, ftype: FilterType):
+        def apply(s: Session, sub: Subscriber, values: dict[str, Any], now: dt.datetime
+                  ) -> Outcome:
+            row = self._current(s, ftype.model, sub, values)
             if row is None:
-                return Outcome(missing)
+                return Outcome(Result(ftype.missing))
             row.removed_at = now
             return Outcome(Result.REMOVED)
         return apply
@@ -289,129 +276,99 @@ class SubscriptionService:
         return outcome.result.value + (f" (warning: {outcome.warning})" if outcome.warning
                                        else "")
 
-    # -- the ten operations --------------------------------------------------------
+    # -- the SF6002 operations, for any filter type ---------------------------------
+    def add(self, system: str, ftype: FilterType, *raw: Any) -> Outcome:
+        """``Add<group>Subscription``: ``raw`` are the type's arguments, as given."""
+        return self._run(system, ftype.add_operation, ftype.audited(raw),
+                         lambda: ftype.parse(*raw), self._add(ftype), self._describe)
+
+    def remove(self, system: str, ftype: FilterType, *raw: Any) -> Outcome:
+        """``Remove<group>Subscription``; a filter not in force gives ``ftype.missing``."""
+        return self._run(system, ftype.remove_operation, ftype.audited(raw),
+                         lambda: ftype.parse(*raw), self._remove(ftype), self._describe)
+
     def add_pnr(self, system: str, pnr: str) -> Outcome:
-        return self._run(system, "AddPNRSubscription", {"pnr": pnr_rules.mask(str(pnr))},
-                         lambda: rules.pnr(pnr),
-                         self._add(PnrFilter, lambda v: {"pnr": int(v)}), self._describe)
+        return self.add(system, PNR, pnr)
 
     def remove_pnr(self, system: str, pnr: str) -> Outcome:
-        return self._run(system, "RemovePNRSubscription", {"pnr": pnr_rules.mask(str(pnr))},
-                         lambda: rules.pnr(pnr),
-                         self._remove(PnrFilter, lambda v: {"pnr": int(v)},
-                                      Result.NON_EXISTING_PNR), self._describe)
+        return self.remove(system, PNR, pnr)
 
     def add_age_range(self, system: str, start_age: int, end_age: int) -> Outcome:
-        return self._run(system, "AddAgeRangeSubscription",
-                         {"start_age": start_age, "end_age": end_age},
-                         lambda: rules.age_range(start_age, end_age),
-                         self._add(AgeRangeFilter,
-                                   lambda v: {"start_age": v[0], "end_age": v[1]}),
-                         self._describe)
+        return self.add(system, AGE_RANGE, start_age, end_age)
 
     def remove_age_range(self, system: str, start_age: int, end_age: int) -> Outcome:
-        return self._run(system, "RemoveAgeRangeSubscription",
-                         {"start_age": start_age, "end_age": end_age},
-                         lambda: rules.age_range(start_age, end_age),
-                         self._remove(AgeRangeFilter,
-                                      lambda v: {"start_age": v[0], "end_age": v[1]},
-                                      Result.NON_EXISTING), self._describe)
+        return self.remove(system, AGE_RANGE, start_age, end_age)
 
     def add_municipality(self, system: str, code: str | int) -> Outcome:
-        return self._run(system, "AddMunicipalityCodeSubscription", {"code": str(code)},
-                         lambda: rules.municipality_code(code),
-                         self._add(MunicipalityFilter, lambda v: {"code": v}),
-                         self._describe)
+        return self.add(system, MUNICIPALITY_CODE, code)
 
     def remove_municipality(self, system: str, code: str | int) -> Outcome:
-        return self._run(system, "RemoveMunicipalityCodeSubscription", {"code": str(code)},
-                         lambda: rules.municipality_code(code),
-                         self._remove(MunicipalityFilter, lambda v: {"code": v},
-                                      Result.NON_EXISTING), self._describe)
+        return self.remove(system, MUNICIPALITY_CODE, code)
 
     def add_change_code(self, system: str, code: str) -> Outcome:
-        return self._run(system, "AddChangeCodeSubscription", {"code": str(code)},
-                         lambda: rules.event_code(code),
-                         self._add(ChangeCodeFilter, lambda v: {"code": v},
-                                   rules.event_code_warning), self._describe)
+        return self.add(system, CHANGE_CODE, code)
 
     def remove_change_code(self, system: str, code: str) -> Outcome:
-        return self._run(system, "RemoveChangeCodeSubscription", {"code": str(code)},
-                         lambda: rules.event_code(code),
-                         self._remove(ChangeCodeFilter, lambda v: {"code": v},
-                                      Result.NON_EXISTING), self._describe)
+        return self.remove(system, CHANGE_CODE, code)
 
     def remove_all(self, system: str, group: str) -> int:
-        def apply(s: Session, sub: Subscriber, g: FilterGroup, now: dt.datetime) -> int:
-            model = FILTER_MODELS[g]
+        def apply(s: Session, sub: Subscriber, ftype: FilterType, now: dt.datetime) -> int:
+            model = ftype.model
             done = s.execute(update(model).where(model.subscriber_id == sub.id,
                                                  model.removed_at.is_(None))
                              .values(removed_at=now))
             return int(done.rowcount or 0)
         return self._run(system, "RemoveAll", {"group": str(group)},
-                         lambda: rules.filter_group(group), apply,
+                         lambda: filters.by_group(group), apply,
                          lambda n: f"REMOVED {n}")
 
     def get_all_filters(self, system: str, as_of: dt.datetime | None = None) -> FilterSet:
         def apply(s: Session, sub: Subscriber, at: dt.datetime, now: dt.datetime) -> FilterSet:
             at = at or now
 
-            def rows(model, *cols):
-                return s.execute(select(*cols).where(model.subscriber_id == sub.id,
-                                                     in_force(model, at))
-                                 .order_by(*cols)).all()
-            return FilterSet(
-                subscriber_uuid=sub.uuid,
-                as_of=at,
-                pnrs=[f"{r[0]:010d}" for r in rows(PnrFilter, PnrFilter.pnr)],
-                age_ranges=[(r[0], r[1]) for r in rows(
-                    AgeRangeFilter, AgeRangeFilter.start_age, AgeRangeFilter.end_age)],
-                municipality_codes=[r[0] for r in rows(MunicipalityFilter,
-                                                       MunicipalityFilter.code)],
-                change_codes=[r[0] for r in rows(ChangeCodeFilter, ChangeCodeFilter.code)],
-            )
-        at = as_naive_utc(as_of) if as_of else None
-        return self._run(
-            system, "GetAllFilters", {"as_of": at.isoformat() if at else None},
-            lambda: at, apply,
-            lambda f: (f"OK: {len(f.pnrs)} PNR, {len(f.age_ranges)} age range, "
-                       f"{len(f.municipality_codes)} municipality, {len(f.change_codes)} "
-                       f"change-code filters" + (" (receives nothing)" if f.empty else "")))
+            def listing(t: FilterType) -> list[Any]:
+                rows = s.execute(select(t.model.subscriber_id, *t.columns)
+                                 .where(t.model.subscriber_id == sub.id, in_force(t.model, at))
+                                 .order_by(*t.columns)).all()
+                return [t.listed(tuple(r)[1:]) for r in rows]
+            return FilterSet(sub.uuid, at, {t.listing: listing(t) for t in filters.TYPES})
 
-    # -- bulk PNR variants ---------------------------------------------------------
+        def describe(f: FilterSet) -> str:
+            counts = ", ".join(f"{len(f.listings[t.listing])} {t.noun}" for t in filters.TYPES)
+            return f"OK: {counts} filters" + (" (receives nothing)" if f.empty else "")
+        at = as_naive_utc(as_of) if as_of else None
+        return self._run(system, "GetAllFilters", {"as_of": at.isoformat() if at else None},
+                         lambda: at, apply, describe)
+
+    # -- bulk variants (one call, many values: PNR) ---------------------------------
     def add_pnrs(self, system: str, pnrs: Sequence[str]) -> BulkOutcome:
         """Add many PNRs in one transaction; invalid items are rejected individually."""
-        return self._bulk(system, "AddPNRSubscriptions", pnrs, adding=True)
+        return self.add_many(system, PNR, pnrs)
 
     def remove_pnrs(self, system: str, pnrs: Sequence[str]) -> BulkOutcome:
-        return self._bulk(system, "RemovePNRSubscriptions", pnrs, adding=False)
+        return self.remove_many(system, PNR, pnrs)
 
-    def _bulk(self, system: str, operation: str, pnrs: Sequence[str], *, adding: bool
+    def add_many(self, system: str, ftype: FilterType, values: Sequence[Any]) -> BulkOutcome:
+        return self._bulk(system, ftype, values, adding=True)
+
+    def remove_many(self, system: str, ftype: FilterType, values: Sequence[Any]
+                    ) -> BulkOutcome:
+        return self._bulk(system, ftype, values, adding=False)
+
+    def _bulk(self, system: str, ftype: FilterType, raw: Sequence[Any], *, adding: bool
               ) -> BulkOutcome:
-        values, ok = parse_pnrs(pnrs)
-        sample = [pnr_rules.mask(str(p)) for p in pnrs[:AUDIT_SAMPLE]]
+        """``Add<group>Subscriptions``: one transaction, the type's vectorised rule."""
+        (argument,) = ftype.arguments
+        operation = (ftype.add_operation if adding else ftype.remove_operation) + "s"
+        sample = [argument.audited(v) for v in raw[:AUDIT_SAMPLE]]
 
         def apply(s: Session, sub: Subscriber, _: None, now: dt.datetime) -> BulkOutcome:
-            current = np.fromiter(
-                s.scalars(select(PnrFilter.pnr).where(PnrFilter.subscriber_id == sub.id,
-                                                      PnrFilter.removed_at.is_(None))),
-                dtype=np.int64)
-            results = np.full(len(values), "REJECTED: not 10 digits forming a real date "
-                              "(DDMMYY)", dtype=object)
-            candidates = np.flatnonzero(ok)
-            uniq, first = np.unique(values[candidates], return_index=True)
-            present = np.isin(uniq, current)
-            if adding:
-                results[candidates] = Result.ALREADY_EXISTED.value
-                results[candidates[first[~present]]] = Result.ADDED.value
-                _insert_pnrs(s, sub.id, uniq[~present], now)
-            else:
-                results[candidates] = Result.NON_EXISTING_PNR.value
-                results[candidates[first[present]]] = Result.REMOVED.value
-                _close_pnrs(s, sub.id, uniq[present], now)
-            return BulkOutcome(results.tolist())
+            missing = Result(ftype.missing).value
+            results = ftype.apply_many(s, sub.id, raw, now, adding=adding,
+                                       missing=missing)
+            return BulkOutcome(results)
 
-        return self._run(system, operation, {"count": len(pnrs), "sample": sample},
+        return self._run(system, operation, {"count": len(raw), "sample": sample},
                          lambda: None, apply,
                          lambda b: "OK: " + json.dumps(b.counts, sort_keys=True))
 
@@ -464,51 +421,3 @@ class SubscriptionService:
             if system:
                 q = q.where(AuditEntry.subscriber_uuid == system)
             return list(s.scalars(q))
-
-
-def parse_pnrs(pnrs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised PNR rule for bulk input: int64 values and which items are valid."""
-    compact = [pnr_rules.compact(str(p)) for p in pnrs]
-    ok = np.fromiter((len(c) == 10 and c.isascii() and c.isdigit() for c in compact), dtype=bool,
-                     count=len(compact))
-    values = np.fromiter((int(c) if good else 0 for c, good in zip(compact, ok, strict=True)),
-                         dtype=np.int64, count=len(compact))
-    ok &= birth_from_pnr(values) > 0
-    return values, ok
-
-
-def _stored(session: Session, when: dt.datetime) -> Any:
-    """``when`` as the driver stores it (SQLite keeps DateTime as a fixed-format string)."""
-    process = PnrFilter.__table__.c.added_at.type.bind_processor(session.get_bind().dialect)
-    return process(when) if process else when
-
-
-def _insert_pnrs(s: Session, subscriber_id: int, pnrs: np.ndarray, now: dt.datetime) -> None:
-    if not len(pnrs):
-        return
-    conn = s.connection()
-    stamp = _stored(s, now)
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(
-            "COPY filter_pnr (subscriber_id, pnr, added_at) FROM STDIN"
-        ) as copy:
-            for p in pnrs.tolist():
-                copy.write_row((subscriber_id, p, stamp))
-        return
-    conn.exec_driver_sql(
-        "INSERT INTO filter_pnr (subscriber_id, pnr, added_at) VALUES (?, ?, ?)",
-        [(subscriber_id, p, stamp) for p in pnrs.tolist()],
-    )
-
-
-def _close_pnrs(s: Session, subscriber_id: int, pnrs: np.ndarray, now: dt.datetime) -> None:
-    if not len(pnrs):
-        return
-    conn = s.connection()
-    marker = "%s" if conn.dialect.name == "postgresql" else "?"
-    conn.exec_driver_sql(
-        f"UPDATE filter_pnr SET removed_at = {marker} WHERE subscriber_id = {marker} "
-        f"AND pnr = {marker} AND removed_at IS NULL",
-        [(_stored(s, now), subscriber_id, p) for p in pnrs.tolist()],
-    )

@@ -1,0 +1,179 @@
+"""PNR filter: the person's PNR is in the subscriber's list (product.md §2, §3).
+
+Stored as ``BIGINT`` (leading zeros dropped; shown with ``f"{pnr:010d}"``): integer
+keys make the daily join against millions of rows smaller and faster than text. PNR
+filters can be tens of millions of rows, so the snapshot never reads them whole: the
+day's PNRs go into a temporary table and the database joins them against
+``filter_pnr`` through its ``(pnr, subscriber_id)`` index, returning only the hits (one
+index probe per person in the extract, whatever the table's size; ``bench/filter_day.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import BigInteger, Connection, DateTime, bindparam, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from cpr_abonnement import pnr as pnr_rules
+from cpr_abonnement.errors import InvalidPnr, InvalidPnrInput
+from cpr_abonnement.extract.index import birth_from_pnr
+from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs
+from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
+
+
+class PnrFilter(FilterRow, Base):
+    __tablename__ = "filter_pnr"
+    __table_args__ = filter_indexes("filter_pnr", "pnr")
+
+    pnr: Mapped[int] = mapped_column(BigInteger)
+
+
+def parse_pnr(value: str) -> str:
+    """10 digits whose first six are a real date; never a modulus-11 check."""
+    try:
+        return pnr_rules.validate(str(value))
+    except InvalidPnr as exc:
+        raise InvalidPnrInput(str(exc)) from None
+
+
+class Pnr(FilterType):
+    group = "PNR"
+    model = PnrFilter
+    arguments = (Argument("pnr", "pnr", str, ("0101901234", "1502504321"),
+                          "10 digits, DDMMYY a real date", masked=True),)
+    listing, label, noun, cli = "pnrs", "PNRs", "PNR", "pnr"
+    missing = "NON_EXISTING_PNR"
+    bulk = True
+
+    def parse(self, *raw: Any) -> dict[str, Any]:
+        (value,) = raw
+        return {"pnr": int(parse_pnr(value))}
+
+    def listed(self, row: tuple[Any, ...]) -> str:
+        return f"{row[0]:010d}"
+
+    def summary(self, items: list[Any]) -> str:
+        """The count and at most five, masked: the list can be millions long."""
+        shown = ", ".join(pnr_rules.mask(p) for p in items[:5]) + (
+            " ..." if len(items) > 5 else "")
+        return f"{self.label}: {len(items)}{' (' + shown + ')' if items else ''}"
+
+    def in_force(self, conn: Connection, as_of: dt.datetime, pnrs: np.ndarray) -> list:
+        """Only the rows whose PNR occurs in the extract, by an index join."""
+        day = np.unique(np.asarray(pnrs, dtype=np.int64)).tolist()
+        if not day:
+            return []
+        conn.exec_driver_sql("DROP TABLE IF EXISTS day_pnr")
+        conn.exec_driver_sql("CREATE TEMPORARY TABLE day_pnr (pnr BIGINT PRIMARY KEY)")
+        if conn.dialect.name == "postgresql":
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur, cur.copy("COPY day_pnr (pnr) FROM STDIN") as copy:
+                for p in day:
+                    copy.write_row((p,))
+            conn.exec_driver_sql("ANALYZE day_pnr")
+            join = "day_pnr d JOIN filter_pnr f ON f.pnr = d.pnr"
+        else:
+            # One statement over a JSON array: SQLite parses it in C, ~10x faster than
+            # a million-row executemany.
+            conn.exec_driver_sql("INSERT INTO day_pnr (pnr) SELECT value FROM json_each(?)",
+                                 (json.dumps(day),))
+            # CROSS JOIN fixes SQLite's loop order: the day's PNRs outside, index probes
+            # inside.
+            join = "day_pnr d CROSS JOIN filter_pnr f ON f.pnr = d.pnr"
+        query = text(
+            f"SELECT f.subscriber_id, f.pnr FROM {join} "
+            "WHERE f.added_at <= :t AND (f.removed_at IS NULL OR f.removed_at > :t)"
+        ).bindparams(bindparam("t", type_=DateTime))
+        rows = conn.execute(query, {"t": as_of}).all()
+        conn.exec_driver_sql("DROP TABLE day_pnr")
+        return rows
+
+    def apply_many(self, session: Session, subscriber_id: int, raw: Sequence[Any],
+                   now: dt.datetime, *, adding: bool, missing: str) -> list[str]:
+        """Vectorised: one query for the current list, one COPY/INSERT or UPDATE."""
+        values, ok = parse_pnrs(raw)
+        current = np.fromiter(
+            session.scalars(select(PnrFilter.pnr).where(PnrFilter.subscriber_id == subscriber_id,
+                                                        PnrFilter.removed_at.is_(None))),
+            dtype=np.int64)
+        results = np.full(len(values), "REJECTED: not 10 digits forming a real date "
+                          "(DDMMYY)", dtype=object)
+        candidates = np.flatnonzero(ok)
+        uniq, first = np.unique(values[candidates], return_index=True)
+        present = np.isin(uniq, current)
+        if adding:
+            results[candidates] = "ALREADY_EXISTED"
+            results[candidates[first[~present]]] = "ADDED"
+            _insert_pnrs(session, subscriber_id, uniq[~present], now)
+        else:
+            results[candidates] = missing
+            results[candidates[first[present]]] = "REMOVED"
+            _close_pnrs(session, subscriber_id, uniq[present], now)
+        return results.tolist()
+
+    def select(self, rows: pd.DataFrame, context: Context) -> Pairs:
+        person = pd.Index(context.persons["pnr"].to_numpy()).get_indexer(
+            rows["pnr"].to_numpy(dtype=np.int64))
+        found = person >= 0
+        return rows["sub"].to_numpy()[found], person[found]
+
+    def explain(self, context: Context, rows: pd.DataFrame, who: np.ndarray
+                ) -> list[list[str]]:
+        return [[self.group]] * len(who)
+
+
+PNR = Pnr()
+
+
+def parse_pnrs(pnrs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised PNR rule for bulk input: int64 values and which items are valid."""
+    compact = [pnr_rules.compact(str(p)) for p in pnrs]
+    ok = np.fromiter((len(c) == 10 and c.isascii() and c.isdigit() for c in compact), dtype=bool,
+                     count=len(compact))
+    values = np.fromiter((int(c) if good else 0 for c, good in zip(compact, ok, strict=True)),
+                         dtype=np.int64, count=len(compact))
+    ok &= birth_from_pnr(values) > 0
+    return values, ok
+
+
+def _stored(session: Session, when: dt.datetime) -> Any:
+    """``when`` as the driver stores it (SQLite keeps DateTime as a fixed-format string)."""
+    process = PnrFilter.__table__.c.added_at.type.bind_processor(session.get_bind().dialect)
+    return process(when) if process else when
+
+
+def _insert_pnrs(s: Session, subscriber_id: int, pnrs: np.ndarray, now: dt.datetime) -> None:
+    if not len(pnrs):
+        return
+    conn = s.connection()
+    stamp = _stored(s, now)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(
+            "COPY filter_pnr (subscriber_id, pnr, added_at) FROM STDIN"
+        ) as copy:
+            for p in pnrs.tolist():
+                copy.write_row((subscriber_id, p, stamp))
+        return
+    conn.exec_driver_sql(
+        "INSERT INTO filter_pnr (subscriber_id, pnr, added_at) VALUES (?, ?, ?)",
+        [(subscriber_id, p, stamp) for p in pnrs.tolist()],
+    )
+
+
+def _close_pnrs(s: Session, subscriber_id: int, pnrs: np.ndarray, now: dt.datetime) -> None:
+    if not len(pnrs):
+        return
+    conn = s.connection()
+    marker = "%s" if conn.dialect.name == "postgresql" else "?"
+    conn.exec_driver_sql(
+        f"UPDATE filter_pnr SET removed_at = {marker} WHERE subscriber_id = {marker} "
+        f"AND pnr = {marker} AND removed_at IS NULL",
+        [(_stored(s, now), subscriber_id, p) for p in pnrs.tolist()],
+    )
