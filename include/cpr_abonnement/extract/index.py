@@ -43,7 +43,7 @@ from cpr_abonnement.extract.layouts import (
     PLATFORM_TYPES,
     numeric,
 )
-from cpr_abonnement.pnr import CENTURY
+from cpr_abonnement.pnr import CENTURY, YY_BAND_LIMITS
 
 #: Bytes read per block: the fastest of 4-32 MiB on the 2-core benchmark machine
 #: (smaller blocks pay more per-call overhead, larger ones more cache misses).
@@ -90,6 +90,7 @@ for _code in LAYOUTS:
 # which "000" occupies.
 assert _TYPE_BYTES[0] != 0
 _CENTURY = np.array([CENTURY[d] for d in range(10)], dtype=np.int64)  # [digit7, yy band]
+_YY_BAND_LIMITS = np.array(YY_BAND_LIMITS, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +335,7 @@ def birth_from_pnr(pnr: np.ndarray) -> np.ndarray:
     """Vectorised century rule (``cpr-format.md`` §4.2): ``YYYYMMDD`` or 0 if no date."""
     day, month = pnr // 100_000_000, pnr // 1_000_000 % 100
     yy, digit7 = pnr // 10_000 % 100, pnr // 1_000 % 10
-    band = np.where(yy <= 36, 0, np.where(yy <= 57, 1, 2))
+    band = np.searchsorted(_YY_BAND_LIMITS, yy, side="left")
     year = _CENTURY[digit7, band] + yy
     return np.where(_real_dates(year, month, day), year * 10_000 + month * 100 + day, 0)
 
