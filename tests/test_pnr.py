@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cpr_abonnement.errors import InvalidPnr
-from cpr_abonnement.extract.index import birth_from_pnr
+from cpr_abonnement.extract.dates import birth_from_pnr
 from cpr_abonnement.pnr import age_on, birth_date, is_valid, mask, validate
 
 CASES = [  # (pnr, birth date) covering every digit-7 value and YY band

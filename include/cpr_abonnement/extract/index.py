@@ -28,22 +28,29 @@ import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from functools import cached_property, partial
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cpr_abonnement.errors import ExtractError, RecordFormatError, UnknownRecordType
+from cpr_abonnement.extract.bytefields import Lines, all_digits, number, raw
+from cpr_abonnement.extract.dates import birth_from_pnr, real_dates
 from cpr_abonnement.extract.layouts import (
     ENCODING,
     LAYOUTS,
     PERSON_TYPES,
-    PLATFORM_TYPES,
     numeric,
 )
-from cpr_abonnement.pnr import CENTURY, YY_BAND_LIMITS
+from cpr_abonnement.extract.model import (
+    MAX_EXAMPLES,
+    EndRecord,
+    ExtractIndex,
+    RuleViolations,
+    StartRecord,
+)
 
 #: Bytes read per block: the fastest of 4-32 MiB on the 2-core benchmark machine
 #: (smaller blocks pay more per-call overhead, larger ones more cache misses).
@@ -57,8 +64,6 @@ MAX_LINE = 64 * 1024
 #: A record may be this much longer than its documented length before it is implausible
 #: (known longer variants: 001 with 121 and 002 with 382 characters, ``cpr-format.md`` §1.6).
 LENGTH_SLACK = 128
-#: How many example lines a rule keeps; the count is always exact.
-MAX_EXAMPLES = 10
 #: Shortest plausible line per record type: up to the last field the pipeline reads.
 MIN_LENGTH = {code: LAYOUTS[code].length for code in ("000", "999")}
 MIN_PERSON_LENGTH = LAYOUTS["001"]["PNR"].end
@@ -89,131 +94,6 @@ for _code in LAYOUTS:
 # Unused entries hold 0, which only all-NUL bytes could equal; those index entry 0,
 # which "000" occupies.
 assert _TYPE_BYTES[0] != 0
-_CENTURY = np.array([CENTURY[d] for d in range(10)], dtype=np.int64)  # [digit7, yy band]
-_YY_BAND_LIMITS = np.array(YY_BAND_LIMITS, dtype=np.int64)
-
-
-@dataclass(frozen=True, slots=True)
-class StartRecord:
-    """Record 000: task number and the production-date chain."""
-
-    line_no: int
-    raw: bytes
-    terminator: bytes
-    task_number: str
-    production_date: dt.date | None
-    previous_date: dt.date | None
-    production_text: str
-    previous_text: str
-
-
-@dataclass(frozen=True, slots=True)
-class EndRecord:
-    """Record 999 and the counter it carries."""
-
-    line_no: int
-    offset: int
-    raw: bytes
-    terminator: bytes
-    counter: int | None
-
-
-@dataclass
-class RuleViolations:
-    """Every line breaking one rule: an exact count and the first few as errors."""
-
-    rule: str
-    count: int = 0
-    examples: list[ExtractError] = field(default_factory=list)
-
-    def add(self, error: ExtractError) -> None:
-        self.count += 1
-        if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append(error)
-
-
-@dataclass
-class ExtractIndex:
-    """What one pass over an extract learned; the file itself stays on disk."""
-
-    path: Path
-    size: int
-    lines: int
-    line_ending: bytes
-    ends_with_terminator: bool
-    start: StartRecord | None
-    end: EndRecord | None
-    #: Lines of type 000 / 999 seen anywhere (a valid file has exactly one each).
-    start_lines: list[int]
-    end_lines: list[int]
-    #: Records per type code, over the whole file.
-    record_counts: dict[str, int]
-    #: Byte spans of person records in file order: offset, nbytes (terminators
-    #: included), records, and the person (row of ``persons``) they belong to.
-    span_offset: np.ndarray
-    span_nbytes: np.ndarray
-    span_records: np.ndarray
-    span_person: np.ndarray
-    #: One row per person, in order of first appearance. Columns: ``pnr`` (int64), ``birth_date``
-    #: (int ``YYYYMMDD``, 0 when neither 001 nor the PNR gives a real date),
-    #: ``birth_from_pnr`` (bool), ``status`` (-1 when unknown),
-    #: ``municipality`` (-1 without a 002), ``has_001``, ``records``, ``first_line``.
-    persons: pd.DataFrame
-    #: One row per 099 record: ``person``, ``code``, ``derived`` (AFLEDTMRK, '' if blank).
-    events: pd.DataFrame
-    #: Structural rule violations found while scanning, by rule name.
-    violations: dict[str, RuleViolations]
-    sha256: str | None = None
-
-    @cached_property
-    def person_spans(self) -> tuple[np.ndarray, np.ndarray]:
-        """Spans grouped by person: ``(order, starts)`` so that person ``p``'s spans are
-        ``order[starts[p]:starts[p + 1]]`` (each group in file order)."""
-        order = np.argsort(self.span_person, kind="stable")
-        starts = np.searchsorted(self.span_person[order], np.arange(len(self.persons) + 1))
-        return order, starts
-
-    @property
-    def person_records(self) -> int:
-        return int(self.span_records.sum())
-
-    @property
-    def platform_records(self) -> dict[str, int]:
-        return {c: self.record_counts.get(c, 0) for c in sorted(PLATFORM_TYPES)}
-
-    def pnr_text(self, rows: np.ndarray | None = None) -> pd.Series:
-        """PNRs as 10-character strings (only for display after masking, or for joins)."""
-        pnrs = self.persons["pnr"] if rows is None else self.persons["pnr"].iloc[rows]
-        return pnrs.astype(str).str.zfill(10)
-
-
-class _Lines:
-    """Complete lines of one block, with fixed-width column access.
-
-    Columns are gathered through a strided view (one row per byte offset), so taking
-    ``width`` bytes at each line start copies just those bytes; lines shorter than the
-    columns asked for read as spaces, as the format says.
-    """
-
-    def __init__(self, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
-        self.buf, self.starts, self.lengths = buf, starts, lengths
-
-    def columns(self, first: int, width: int, rows: np.ndarray | None = None) -> np.ndarray:
-        starts = self.starts if rows is None else self.starts[rows]
-        lengths = self.lengths if rows is None else self.lengths[rows]
-        view = np.lib.stride_tricks.as_strided(
-            self.buf, shape=(len(self.buf) - width + 1, width), strides=(1, 1), writeable=False
-        )
-        out = view[starts + (first - 1) if first > 1 else starts]
-        short = np.flatnonzero(lengths < first - 1 + width)
-        if len(short):  # trailing spaces stripped by whoever wrote the file
-            inside = np.arange(width) < lengths[short, None] - (first - 1)
-            out[short] = np.where(inside, out[short], 32)
-        return out
-
-    def words(self, first: int, count: int, rows: np.ndarray | None = None) -> np.ndarray:
-        """``count`` little-endian 8-byte words per row, read from column ``first``."""
-        return self.columns(first, 8 * count, rows).view("<u8")
 
 
 # Every field the index reads, taken from the layout tables (never sliced by hand).
@@ -241,12 +121,10 @@ _TYPE_MASK = _head_mask(_TYPE, 0)
 _PNR_MASK_0, _PNR_MASK_1 = _head_mask(_PNR, 0), _head_mask(_PNR, 1)
 
 
-_ZEROS = np.uint64(0x3030_3030_3030_3030)
-_HIGH = np.uint64(0xF0F0_F0F0_F0F0_F0F0)
-_SIX = np.uint64(0x0606_0606_0606_0606)
-_PAIRS = np.uint64(0x00FF_00FF_00FF_00FF)
-_QUADS = np.uint64(0x0000_FFFF_0000_FFFF)
-_LOW32 = np.uint64(0xFFFF_FFFF)
+def _pnr_digits(head: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Whether columns 4-13 of the ``rows`` lines are ten ASCII digits."""
+    return (all_digits(head[rows, 0], _PNR_MASK_0) & all_digits(head[rows, 1], _PNR_MASK_1)
+            & (lengths[rows] >= _PNR.end))
 
 
 def _at(field, column: int) -> int:
@@ -254,100 +132,14 @@ def _at(field, column: int) -> int:
     return field.start - column
 
 
-def _byte_mask(byte: int, width: int) -> np.uint64:
-    return np.uint64(((1 << (8 * width)) - 1) << (8 * byte))
-
-
-def _all_digits(words: np.ndarray, mask: np.uint64) -> np.ndarray:
-    """Whether every byte selected by ``mask`` is an ASCII digit, eight bytes at a time.
-
-    A byte is a digit when its high nibble is 3 and stays 3 after adding 6; bytes
-    outside the mask are replaced by '0' first. A carry out of a non-digit byte can
-    only disturb a row that already fails.
-    """
-    x = (words & mask) | (_ZEROS & ~mask)
-    return ((x & _HIGH) == _ZEROS) & (((x + _SIX) & _HIGH) == _ZEROS)
-
-
-def _pnr_digits(head: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Whether columns 4-13 of the ``rows`` lines are ten ASCII digits."""
-    return (_all_digits(head[rows, 0], _PNR_MASK_0) & _all_digits(head[rows, 1], _PNR_MASK_1)
-            & (lengths[rows] >= _PNR.end))
-
-
-def _word_number(words: np.ndarray, byte: int, width: int) -> np.ndarray:
-    """Value of ``width`` ASCII digits from byte ``byte`` of each word (SWAR).
-
-    The digits are moved to the top of the word behind leading '0's, then adjacent
-    digits, pairs and quads are combined with one multiply-add each: three steps for
-    eight digits instead of a loop over them. Garbage where the bytes are not digits.
-    """
-    x = words >> np.uint64(8 * byte)
-    if width < 8:
-        fill = np.uint64(int(_ZEROS) >> (8 * width))
-        x = (x << np.uint64(8 * (8 - width))) | fill
-    x = x - _ZEROS
-    x = (x * np.uint64(10) + (x >> np.uint64(8))) & _PAIRS
-    x = (x * np.uint64(100) + (x >> np.uint64(16))) & _QUADS
-    x = (x * np.uint64(10_000) + (x >> np.uint64(32))) & _LOW32
-    return x.astype(np.int64)
-
-
-def _number(words: np.ndarray, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Digits at bytes ``start..start+width-1`` of rows of words: value, and whether they
-    were all digits. A field crossing a word boundary is read in parts."""
-    value = ok = None
-    while width:
-        word, byte = divmod(start, 8)
-        take = min(width, 8 - byte)
-        part = _word_number(words[:, word], byte, take)
-        good = _all_digits(words[:, word], _byte_mask(byte, take))
-        value = part if value is None else value * 10**take + part
-        ok = good if ok is None else ok & good
-        start, width = start + take, width - take
-    return value, ok
-
-
-def _raw(words: np.ndarray, start: int, width: int) -> np.ndarray:
-    """The bytes at ``start..start+width-1`` (within one word) as an integer."""
-    word, byte = divmod(start, 8)
-    assert byte + width <= 8, "field crosses a word boundary"
-    return ((words[:, word] >> np.uint64(8 * byte)) & _byte_mask(0, width)).astype(np.int64)
-
-
-_DAYS_IN_MONTH = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-
-
-def _real_dates(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Whether each (y, m, d) is a calendar date (partial dates with month or day 00 are
-    not, ``cpr-format.md`` §5).
-
-    The leap-year rule, three integer divisions per row, is applied to 29 February only.
-    """
-    ok = (y >= 1) & (m <= 12) & (d >= 1) & (d <= _DAYS_IN_MONTH[np.clip(m, 0, 12)])
-    feb29 = np.flatnonzero(ok & (m == 2) & (d == 29))
-    year = y[feb29]
-    ok[feb29] = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    return ok
-
-
-def birth_from_pnr(pnr: np.ndarray) -> np.ndarray:
-    """Vectorised century rule (``cpr-format.md`` §4.2): ``YYYYMMDD`` or 0 if no date."""
-    day, month = pnr // 100_000_000, pnr // 1_000_000 % 100
-    yy, digit7 = pnr // 10_000 % 100, pnr // 1_000 % 10
-    band = np.searchsorted(_YY_BAND_LIMITS, yy, side="left")
-    year = _CENTURY[digit7, band] + yy
-    return np.where(_real_dates(year, month, day), year * 10_000 + month * 100 + day, 0)
-
-
 def _foed_dt(words: np.ndarray, at: int) -> np.ndarray:
     """FOED_DT ``YYYY-MM-DD`` at byte ``at`` of rows of words to ``YYYYMMDD``, 0 where
     blank or not a real date."""
-    y, oky = _number(words, at, 4)
-    m, okm = _number(words, at + 5, 2)
-    d, okd = _number(words, at + 8, 2)
-    sep = (_raw(words, at + 4, 1) == ord("-")) & (_raw(words, at + 7, 1) == ord("-"))
-    ok = oky & okm & okd & sep & _real_dates(y, m, d)
+    y, oky = number(words, at, 4)
+    m, okm = number(words, at + 5, 2)
+    d, okd = number(words, at + 8, 2)
+    sep = (raw(words, at + 4, 1) == ord("-")) & (raw(words, at + 7, 1) == ord("-"))
+    ok = oky & okm & okd & sep & real_dates(y, m, d)
     return np.where(ok, y * 10_000 + m * 100 + d, 0)
 
 
@@ -420,7 +212,7 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
     if lengths.max() >= MAX_LINE:  # rare; exactly: the bytes before the LF, a CR included
         over = np.flatnonzero(ends - starts > MAX_LINE)
         too_long = int(over[0]) if len(over) else None
-    lines = _Lines(buf, starts, lengths)
+    lines = Lines(buf, starts, lengths)
 
     # Columns 1-16 of every line as two little-endian words: record type and PNR are
     # looked up and compared eight bytes at a time, not byte by byte.
@@ -449,7 +241,7 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
     run_end[cut] = np.minimum(run_end[cut], breaks[nxt[cut]] - 1)
     span_of_run = np.cumsum(run_ok) - 1
     first, last = runs[run_ok], run_end[run_ok]
-    pnr, _ = _number(head[first], _at(_PNR, 1), _PNR.width)
+    pnr, _ = number(head[first], _at(_PNR, 1), _PNR.width)
 
     bad_length = (lengths < _MIN_LEN[rtype]) | (lengths > _MAX_LEN[rtype])
     problems = {}
@@ -479,16 +271,16 @@ def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Blo
 
     rows, span = records("001")
     words = lines.words(_STATUS.start, _words_for(_STATUS, _FOED_DT), rows)
-    status, status_ok = _number(words, 0, _STATUS.width)
+    status, status_ok = number(words, 0, _STATUS.width)
     p001 = (span, _foed_dt(words, _at(_FOED_DT, _STATUS.start)), np.where(status_ok, status, -1),
             rows)
     rows, span = records("002")
-    kom, kom_ok = _number(lines.words(_KOMKOD.start, 1, rows), 0, _KOMKOD.width)
+    kom, kom_ok = number(lines.words(_KOMKOD.start, 1, rows), 0, _KOMKOD.width)
     p002 = (span, np.where(kom_ok, kom, -1))
     rows, span = records("099")
     words = lines.words(_HAENDELSE.start, _words_for(_HAENDELSE, _AFLEDTMRK), rows)
-    p099 = (span, _raw(words, 0, _HAENDELSE.width),
-            _raw(words, _at(_AFLEDTMRK, _HAENDELSE.start), _AFLEDTMRK.width))
+    p099 = (span, raw(words, 0, _HAENDELSE.width),
+            raw(words, _at(_AFLEDTMRK, _HAENDELSE.start), _AFLEDTMRK.width))
 
     span_end = np.minimum(ends[last] + 1, length)
     terminated = n - int(final_unterminated)
@@ -928,7 +720,7 @@ def _finish(sc: _Merger, path: Path, size: int, events: Future) -> ExtractIndex:
 
 
 def _unpack(values: np.ndarray, width: int) -> pd.Categorical:
-    """Fields read by :func:`_raw` as stripped text, decoding each distinct value once."""
+    """Fields read by :func:`raw` as stripped text, decoding each distinct value once."""
     codes, uniq = pd.factorize(values)
     text = [int(u).to_bytes(width, "little").decode(ENCODING).strip() for u in uniq]
     categories = sorted(set(text))

@@ -43,14 +43,9 @@ from cpr_abonnement.errors import (
     TrailerCountMismatch,
 )
 from cpr_abonnement.extract import naming
-from cpr_abonnement.extract.index import (
-    CONTROL,
-    MAX_EXAMPLES,
-    MIN_LENGTH,
-    ExtractIndex,
-    RuleViolations,
-)
+from cpr_abonnement.extract.index import CONTROL, MIN_LENGTH
 from cpr_abonnement.extract.layouts import numeric
+from cpr_abonnement.extract.model import MAX_EXAMPLES, ExtractIndex, RuleViolations
 
 #: Bytes of a file's end enough to hold its whole 999 record (35 characters, at most
 #: LENGTH_SLACK more) and its line end.

@@ -19,8 +19,8 @@ from typing import BinaryIO
 import numpy as np
 
 from cpr_abonnement.errors import ExtractError
-from cpr_abonnement.extract.index import ExtractIndex
 from cpr_abonnement.extract.layouts import LAYOUTS
+from cpr_abonnement.extract.model import ExtractIndex
 
 
 @dataclass(frozen=True, slots=True)
