@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cpr_abonnement.extract.index import ExtractIndex
+from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.extract.naming import extract_name
 from cpr_abonnement.extract.writer import open_source, write_persons
 from cpr_abonnement.filtering import Selection

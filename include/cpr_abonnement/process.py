@@ -26,7 +26,8 @@ from sqlalchemy import Engine
 from cpr_abonnement import filtering
 from cpr_abonnement.deltas import DeltaFile, file_name, write_deltas
 from cpr_abonnement.errors import ExtractNotValidated
-from cpr_abonnement.extract.index import ExtractIndex, scan
+from cpr_abonnement.extract.index import scan
+from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.extract.validation import check
 from cpr_abonnement.pnr import mask
 from cpr_abonnement.subscriptions import extracts

@@ -43,7 +43,7 @@ from cpr_abonnement.errors import (
     TrailerCountMismatch,
 )
 from cpr_abonnement.extract import naming
-from cpr_abonnement.extract.index import CONTROL, MIN_LENGTH
+from cpr_abonnement.extract.blocks import CONTROL, MIN_LENGTH
 from cpr_abonnement.extract.layouts import numeric
 from cpr_abonnement.extract.model import MAX_EXAMPLES, ExtractIndex, RuleViolations
 

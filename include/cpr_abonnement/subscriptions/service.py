@@ -36,7 +36,7 @@ from cpr_abonnement.errors import (
     FilterInputError,
     UnknownSubscriber,
 )
-from cpr_abonnement.extract.index import birth_from_pnr
+from cpr_abonnement.extract.dates import birth_from_pnr
 from cpr_abonnement.subscriptions import rules
 from cpr_abonnement.subscriptions.models import (
     AgeRangeFilter,
