@@ -85,14 +85,6 @@ class _HashingWriter:
         self.nbytes += len(data)
 
 
-def write_delta(index: ExtractIndex, selected: np.ndarray, out: BinaryIO,
-                source: mmap.mmap | None = None) -> DeltaStats:
-    """Write the persons where ``selected`` (a bool mask over ``index.persons``) is true."""
-    if len(selected) != len(index.persons):
-        raise ValueError(f"mask has {len(selected)} entries for {len(index.persons)} persons")
-    return write_persons(index, np.flatnonzero(selected), out, source)
-
-
 def write_persons(index: ExtractIndex, persons: np.ndarray, out: BinaryIO,
                   source: mmap.mmap | None = None) -> DeltaStats:
     """Write a delta holding ``persons`` (rows of ``index.persons``, no duplicates).
