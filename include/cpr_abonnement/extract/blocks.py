@@ -71,8 +71,9 @@ for _code in LAYOUTS:
     _bytes = int.from_bytes(_code.encode("ascii"), "little")
     _TYPE_CODE[_bytes & _NIBBLES], _TYPE_BYTES[_bytes & _NIBBLES] = int(_code), _bytes
 # Unused entries hold 0, which only all-NUL bytes could equal; those index entry 0,
-# which "000" occupies.
-assert _TYPE_BYTES[0] != 0
+# which "000" occupies. (Checked at import, also under ``python -O``.)
+if _TYPE_BYTES[0] == 0:
+    raise ImportError("record type table: entry 0 must be taken by record type 000")
 
 
 # Every field the index reads, taken from the layout tables (never sliced by hand).
@@ -82,7 +83,8 @@ _STATUS, _FOED_DT = LAYOUTS["001"]["STATUS"], LAYOUTS["001"]["FOED_DT"]
 _KOMKOD = LAYOUTS["002"]["KOMKOD"]
 HAENDELSE, AFLEDTMRK = LAYOUTS["099"]["HAENDELSE"], LAYOUTS["099"]["AFLEDTMRK"]
 _HEAD = 16  # columns 1-16 read as two 8-byte words; type and PNR lie within them
-assert _PNR.end <= _HEAD and _TYPE.start == 1
+if not (_PNR.end <= _HEAD and _TYPE.start == 1):
+    raise ImportError("the layouts moved record type or PNR out of columns 1-16")
 
 
 def _words_for(first, last) -> int:

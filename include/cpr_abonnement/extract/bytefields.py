@@ -100,5 +100,6 @@ def number(words: np.ndarray, start: int, width: int) -> tuple[np.ndarray, np.nd
 def raw(words: np.ndarray, start: int, width: int) -> np.ndarray:
     """The bytes at ``start..start+width-1`` (within one word) as an integer."""
     word, byte = divmod(start, 8)
-    assert byte + width <= 8, "field crosses a word boundary"
+    if byte + width > 8:
+        raise ValueError(f"bytes {start}-{start + width - 1} cross a word boundary")
     return ((words[:, word] >> np.uint64(8 * byte)) & byte_mask(0, width)).astype(np.int64)

@@ -35,6 +35,14 @@ class StartRecord:
     production_text: str
     previous_text: str
 
+    def dates(self) -> tuple[dt.date, dt.date]:
+        """Production and previous production date; an :class:`ExtractError` when either
+        is not a date (only an unvalidated extract can get here)."""
+        if self.production_date is None or self.previous_date is None:
+            raise ExtractError("record 000 has no valid PRODDTO / PRODDTOFORRIG",
+                               line=self.line_no, record_type="000")
+        return self.production_date, self.previous_date
+
 
 @dataclass(frozen=True, slots=True)
 class EndRecord:
@@ -109,6 +117,13 @@ class ExtractIndex:
     @property
     def platform_records(self) -> dict[str, int]:
         return {c: self.record_counts.get(c, 0) for c in sorted(PLATFORM_TYPES)}
+
+    def start_record(self) -> StartRecord:
+        """Record 000; an :class:`ExtractError` when there is none (only an unvalidated
+        extract can get here, so this is a guard, not a rule: validation names the rule)."""
+        if self.start is None:
+            raise ExtractError("the extract has no 000 start record", record_type="000")
+        return self.start
 
     def pnr_text(self, rows: np.ndarray | None = None) -> pd.Series:
         """PNRs as 10-character strings (only for display after masking, or for joins)."""

@@ -91,11 +91,10 @@ def write_persons(index: ExtractIndex, persons: np.ndarray, out: BinaryIO,
 
     ``source`` is an open read-only map of the extract, for callers writing many deltas.
     """
-    if index.start is None:
-        raise ExtractError("the extract has no 000 start record", record_type="000")
+    start = index.start_record()
     starts, ends, records = copy_runs(index, spans_of(index, persons))
     w = _HashingWriter(out)
-    w.write(index.start.raw + index.start.terminator)
+    w.write(start.raw + start.terminator)
     if len(starts):
         with _source(index, source) as mm:
             view = memoryview(mm)
