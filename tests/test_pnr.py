@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cpr_abonnement.errors import InvalidPnr
-from cpr_abonnement.extract.index import birth_from_pnr
+from cpr_abonnement.extract.dates import birth_from_pnr
 from cpr_abonnement.pnr import age_on, birth_date, is_valid, mask, validate
 
 CASES = [  # (pnr, birth date) covering every digit-7 value and YY band
@@ -65,3 +65,12 @@ def test_mask():
 ])
 def test_age_in_completed_years(born, day, age):
     assert age_on(born, day) == age
+
+
+def test_the_scanners_century_rule_is_the_same_rule():
+    """Every (7th digit, two-digit year): the vectorised rule the scanner uses and the
+    scalar one agree, since both read pnr.CENTURY and pnr.YY_BAND_LIMITS."""
+    numbers = [f"0101{yy:02d}{d7}000" for yy in range(100) for d7 in range(10)]
+    vectorised = birth_from_pnr(np.array([int(n) for n in numbers], dtype=np.int64))
+    scalar = [int(birth_date(n).strftime("%Y%m%d")) for n in numbers]
+    assert vectorised.tolist() == scalar

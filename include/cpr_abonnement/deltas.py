@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cpr_abonnement.extract.index import ExtractIndex
+from cpr_abonnement.extract.model import ExtractIndex
+from cpr_abonnement.extract.naming import extract_name
 from cpr_abonnement.extract.writer import open_source, write_persons
 from cpr_abonnement.filters.selection import Selection
 from cpr_abonnement.subscriptions.snapshot import Subscription
@@ -51,7 +52,7 @@ def file_name(index: ExtractIndex) -> str:
     """CPR's name for the extract: ``D<YYMMDD>.L<task number>`` from record 000."""
     start = index.start
     assert start is not None and start.production_date is not None
-    return f"D{start.production_date:%y%m%d}.L{start.task_number}"
+    return extract_name(start.production_date, start.task_number)
 
 
 def _utc(t: dt.datetime) -> str:

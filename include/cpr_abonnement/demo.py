@@ -126,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from cpr_abonnement.devsftp import EmbeddedSftpServer
     from cpr_abonnement.extract.generator import generate
+    from cpr_abonnement.extract.naming import extract_name
     from cpr_abonnement.subscriptions.db import make_engine, upgrade
 
-    extract = WORK / "inbound" / f"D{day:%y%m%d}.L431101"
+    extract = WORK / "inbound" / extract_name(day, "431101")
     if not extract.exists():
         with open(extract, "wb") as fh:
             result = generate(fh, production_date=day, persons=5_000, seed=day.toordinal())

@@ -4,11 +4,13 @@ Modelled on python-stdnum's ``ValidationError`` family: one base per domain
 (extract, filter input, delivery), narrow subclasses per rule, and every error
 carrying enough context (line, record type, field, masked PNR, subscriber) for a
 data engineer to act on it without opening the file. Messages never contain a full
-PNR: callers pass PNRs through :func:`cpr_abonnement.pnr.mask` first, and
+PNR: callers pass PNRs through :func:`cpr_abonnement.masking.mask` first, and
 :class:`ExtractError` masks the ``pnr`` it is given itself.
 """
 
 from __future__ import annotations
+
+from cpr_abonnement.masking import mask
 
 
 class CprAbonnementError(Exception):
@@ -27,8 +29,6 @@ class ExtractError(CprAbonnementError, ValueError):
         field: str | None = None,
         pnr: str | None = None,
     ) -> None:
-        from cpr_abonnement.pnr import mask
-
         self.line = line
         self.record_type = record_type
         self.field = field

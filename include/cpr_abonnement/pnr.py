@@ -36,12 +36,20 @@ True
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 
 from cpr_abonnement.errors import InvalidPnr
+from cpr_abonnement.masking import compact, mask, scrub
 
-#: Century by (7th digit, YY band). YY bands: 0 = 00-36, 1 = 37-57, 2 = 58-99.
+__all__ = ["CENTURY", "YY_BAND_LIMITS", "age_on", "birth_date", "birth_year", "compact",
+           "is_valid", "mask", "scrub", "validate", "yy_band"]
+
+#: The last two-digit year of each YY band but the last: 0 = 00-36, 1 = 37-57, 2 = 58-99.
+#: The scanner's vectorised rule reads the same limits (``np.searchsorted``).
+YY_BAND_LIMITS = (36, 57)
+#: Century by (7th digit, YY band).
 CENTURY: dict[int, tuple[int, int, int]] = {
     0: (1900, 1900, 1900),
     1: (1900, 1900, 1900),
@@ -61,44 +69,7 @@ _TEN_DIGITS = re.compile(r"[0-9]{10}")
 
 def yy_band(yy: int) -> int:
     """Column of :data:`CENTURY` for a two-digit year."""
-    return 0 if yy <= 36 else 1 if yy <= 57 else 2
-
-
-def compact(number: str) -> str:
-    """Strip the separators people write in a PNR (``-``, spaces)."""
-    return number.replace("-", "").replace(" ", "").strip()
-
-
-def mask(number: str) -> str:
-    """Return the form that may appear in logs and errors: ``DDMMYY-****``.
-
-    Anything that is not a plausible PNR is masked completely, so a garbled field
-    never leaks digits either.
-
-    >>> mask('0101901234'), mask('01019'), mask('')
-    ('010190-****', '****', '****')
-    """
-    digits = compact(number)
-    if len(digits) == 10:
-        return f"{digits[:6]}-****"
-    return "****"
-
-
-# 10 digits (or DDMMYY-SSSS), and 9: a PNR stored as an integer loses its leading zero.
-_PNR_LIKE = re.compile(r"(?<!\d)(\d{6}(?=-?\d{4}(?!\d))|\d{5}(?=\d{4}(?!\d)))-?\d{4}")
-
-
-def scrub(text: str) -> str:
-    """Mask anything shaped like a PNR in free text (logs, alerts, rejected input).
-
-    A 5-digit group followed by a hyphen is not taken for a PNR, so UUIDs survive.
-
-    >>> scrub("PNR 0101901234, 010190-1234, 101901234 but not 12345678901")
-    'PNR 010190-****, 010190-****, 10190-**** but not 12345678901'
-    >>> scrub("6f1f0b8e-6a55-4f55-9d7b-1c5c12345-1234")
-    '6f1f0b8e-6a55-4f55-9d7b-1c5c12345-1234'
-    """
-    return _PNR_LIKE.sub(r"\1-****", text)
+    return bisect.bisect_left(YY_BAND_LIMITS, yy)
 
 
 def birth_year(number: str) -> int:

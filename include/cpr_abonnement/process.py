@@ -25,7 +25,8 @@ from sqlalchemy import Engine
 
 from cpr_abonnement.deltas import DeltaFile, file_name, write_deltas
 from cpr_abonnement.errors import ExtractNotValidated
-from cpr_abonnement.extract.index import ExtractIndex, scan
+from cpr_abonnement.extract.index import scan
+from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.extract.validation import check
 from cpr_abonnement.filters import selection as filtering
 from cpr_abonnement.filters.base import Context

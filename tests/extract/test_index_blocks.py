@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from builders import end, person, rec, start, write
 from cpr_abonnement.errors import RecordFormatError
+from cpr_abonnement.extract.bytefields import number
 from cpr_abonnement.extract.generator import generate
-from cpr_abonnement.extract.index import MAX_LINE, _number, scan
+from cpr_abonnement.extract.index import MAX_LINE, scan
 from cpr_abonnement.extract.layouts import LAYOUTS
 from cpr_abonnement.extract.validation import violations
 
@@ -28,7 +29,7 @@ def test_word_parsing_agrees_with_a_plain_parse(rows, start_byte, width):
     # Mostly digits, so both outcomes are exercised.
     rows = [bytes(b if i % 3 else 48 + b % 10 for i, b in enumerate(r)) for r in rows]
     words = np.frombuffer(b"".join(rows), dtype="<u8").reshape(len(rows), 2)
-    value, ok = _number(words, start_byte, width)
+    value, ok = number(words, start_byte, width)
     for r, v, good in zip(rows, value.tolist(), ok.tolist(), strict=True):
         field = r[start_byte : start_byte + width]
         assert good == (all(48 <= b <= 57 for b in field))

@@ -12,15 +12,15 @@ import pytest
 from builders import extract, person, rec, write
 from cpr_abonnement.extract.generator import generate
 from cpr_abonnement.extract.index import scan
-from cpr_abonnement.extract.writer import write_delta
+from cpr_abonnement.extract.writer import write_persons
 
 A, B, C = "0101901234", "1502504321", "2902004000"
 
 
 def delta(ix, chosen: set[str]) -> tuple[bytes, object]:
-    mask = ix.pnr_text().isin(chosen).to_numpy()
+    rows = np.flatnonzero(ix.pnr_text().isin(chosen).to_numpy())
     out = io.BytesIO()
-    stats = write_delta(ix, mask, out)
+    stats = write_persons(ix, rows, out)
     return out.getvalue(), stats
 
 
@@ -76,8 +76,3 @@ def test_latin1_and_unknown_trailing_columns_survive(tmp_path):
     data, _ = delta(ix, {A})
     assert long_001 + b"\n" in data and "Tømrer".encode("latin-1") in data
 
-
-def test_mask_must_match_persons(tmp_path):
-    ix = scan(write(tmp_path, extract(person(A))))
-    with pytest.raises(ValueError, match="mask has 2 entries for 1 persons"):
-        write_delta(ix, np.ones(2, dtype=bool), io.BytesIO())

@@ -57,7 +57,9 @@ def generate_cmd(args: argparse.Namespace) -> int:
 
     out = args.output
     if out.is_dir():
-        out = out / f"D{args.date:%y%m%d}.L{args.task_number}"
+        from cpr_abonnement.extract.naming import extract_name
+
+        out = out / extract_name(args.date, args.task_number)
     tmp = out.with_name(out.name + ".part")
     with open(tmp, "wb") as fh:
         result = generate(

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cpr_abonnement.extract.index import ExtractIndex, birth_from_pnr
+from cpr_abonnement.extract.dates import birth_from_pnr
+from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.pnr import mask
 from cpr_abonnement.reference import municipalities
 

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from cpr_abonnement.calendar import DeliveryCalendar
 from cpr_abonnement.extract.layouts import LAYOUTS
+from cpr_abonnement.extract.naming import extract_name
 from cpr_abonnement.pnr import CENTURY, yy_band
 from cpr_abonnement.pnr import birth_date as pnr_birth_date
 from cpr_abonnement.reference import municipalities
@@ -66,7 +67,7 @@ class GeneratedExtract:
 
     @property
     def file_name(self) -> str:
-        return f"D{self.production_date:%y%m%d}.L{self.task_number}"
+        return extract_name(self.production_date, self.task_number)
 
 
 def _ts(day: dt.date, hhmm: str = "0000") -> str:

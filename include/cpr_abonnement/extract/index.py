@@ -22,600 +22,40 @@ collected with their line numbers so
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cpr_abonnement.errors import ExtractError, RecordFormatError, UnknownRecordType
+from cpr_abonnement.errors import ExtractError, RecordFormatError
+from cpr_abonnement.extract.blocks import (
+    AFLEDTMRK,
+    CHUNK_SIZE,
+    HAENDELSE,
+    MAX_LINE,
+    MAX_WORKERS,
+    PAD,
+    Block,
+    index_block,
+    parse_d8,
+)
 from cpr_abonnement.extract.layouts import (
     ENCODING,
     LAYOUTS,
-    PERSON_TYPES,
-    PLATFORM_TYPES,
     numeric,
 )
-from cpr_abonnement.pnr import CENTURY
-
-#: Bytes read per block: the fastest of 4-32 MiB on the 2-core benchmark machine
-#: (smaller blocks pay more per-call overhead, larger ones more cache misses).
-CHUNK_SIZE = 16 * 1024 * 1024
-#: Indexing threads at most; beyond a few, reading the file is the limit.
-MAX_WORKERS = 4
-#: Bytes a block's buffer extends past its data, for fixed-width columns of the last line.
-_PAD = 64
-#: A line with more bytes than this before its LF means the file is not line-based.
-MAX_LINE = 64 * 1024
-#: A record may be this much longer than its documented length before it is implausible
-#: (known longer variants: 001 with 121 and 002 with 382 characters, ``cpr-format.md`` §1.6).
-LENGTH_SLACK = 128
-#: How many example lines a rule keeps; the count is always exact.
-MAX_EXAMPLES = 10
-#: Shortest plausible line per record type: up to the last field the pipeline reads.
-MIN_LENGTH = {code: LAYOUTS[code].length for code in ("000", "999")}
-MIN_PERSON_LENGTH = LAYOUTS["001"]["PNR"].end
-
-#: Code standing for "not a known record type" in per-line type arrays.
-_UNKNOWN = 1000
-_PERSON = np.zeros(_UNKNOWN + 1, dtype=bool)
-_PERSON[[int(c) for c in PERSON_TYPES]] = True
-#: The record types the person summary reads fields of.
-_SUMMARY = np.zeros(_UNKNOWN + 1, dtype=bool)
-_SUMMARY[[1, 2, 99]] = True
-_MIN_LEN = np.zeros(_UNKNOWN + 1, dtype=np.int64)
-_MIN_LEN[_PERSON] = MIN_PERSON_LENGTH
-_MAX_LEN = np.full(_UNKNOWN + 1, np.iinfo(np.int64).max, dtype=np.int64)
-for _code, _lay in LAYOUTS.items():
-    _MAX_LEN[int(_code)] = _lay.length + LENGTH_SLACK
-
-# Record type lookup. The low nibbles of the three type bytes index two tables: the
-# type's code, and the exact bytes that code is written as. A line's type is known
-# when its bytes equal the table's, which also proves they are digits: two lookups
-# and one comparison per line instead of parsing three digits.
-_NIBBLES = 0x0F0F0F
-_TYPE_CODE = np.full(_NIBBLES + 1, _UNKNOWN, dtype=np.int16)
-_TYPE_BYTES = np.zeros(_NIBBLES + 1, dtype=np.uint64)
-for _code in LAYOUTS:
-    _bytes = int.from_bytes(_code.encode("ascii"), "little")
-    _TYPE_CODE[_bytes & _NIBBLES], _TYPE_BYTES[_bytes & _NIBBLES] = int(_code), _bytes
-# Unused entries hold 0, which only all-NUL bytes could equal; those index entry 0,
-# which "000" occupies.
-assert _TYPE_BYTES[0] != 0
-_CENTURY = np.array([CENTURY[d] for d in range(10)], dtype=np.int64)  # [digit7, yy band]
-
-
-@dataclass(frozen=True, slots=True)
-class StartRecord:
-    """Record 000: task number and the production-date chain."""
-
-    line_no: int
-    raw: bytes
-    terminator: bytes
-    task_number: str
-    production_date: dt.date | None
-    previous_date: dt.date | None
-    production_text: str
-    previous_text: str
-
-
-@dataclass(frozen=True, slots=True)
-class EndRecord:
-    """Record 999 and the counter it carries."""
-
-    line_no: int
-    offset: int
-    raw: bytes
-    terminator: bytes
-    counter: int | None
-
-
-@dataclass
-class RuleViolations:
-    """Every line breaking one rule: an exact count and the first few as errors."""
-
-    rule: str
-    count: int = 0
-    examples: list[ExtractError] = field(default_factory=list)
-
-    def add(self, error: ExtractError) -> None:
-        self.count += 1
-        if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append(error)
-
-
-@dataclass
-class ExtractIndex:
-    """What one pass over an extract learned; the file itself stays on disk."""
-
-    path: Path
-    size: int
-    lines: int
-    line_ending: bytes
-    ends_with_terminator: bool
-    start: StartRecord | None
-    end: EndRecord | None
-    #: Lines of type 000 / 999 seen anywhere (a valid file has exactly one each).
-    start_lines: list[int]
-    end_lines: list[int]
-    #: Records per type code, over the whole file.
-    record_counts: dict[str, int]
-    #: Byte spans of person records in file order: offset, nbytes (terminators
-    #: included), records, and the person (row of ``persons``) they belong to.
-    span_offset: np.ndarray
-    span_nbytes: np.ndarray
-    span_records: np.ndarray
-    span_person: np.ndarray
-    #: One row per person, in order of first appearance. Columns: ``pnr`` (int64), ``birth_date``
-    #: (int ``YYYYMMDD``, 0 when neither 001 nor the PNR gives a real date),
-    #: ``birth_from_pnr`` (bool), ``status`` (-1 when unknown),
-    #: ``municipality`` (-1 without a 002), ``has_001``, ``records``, ``first_line``.
-    persons: pd.DataFrame
-    #: One row per 099 record: ``person``, ``code``, ``derived`` (AFLEDTMRK, '' if blank).
-    events: pd.DataFrame
-    #: Structural rule violations found while scanning, by rule name.
-    violations: dict[str, RuleViolations]
-    sha256: str | None = None
-
-    @cached_property
-    def person_spans(self) -> tuple[np.ndarray, np.ndarray]:
-        """Spans grouped by person: ``(order, starts)`` so that person ``p``'s spans are
-        ``order[starts[p]:starts[p + 1]]`` (each group in file order)."""
-        order = np.argsort(self.span_person, kind="stable")
-        starts = np.searchsorted(self.span_person[order], np.arange(len(self.persons) + 1))
-        return order, starts
-
-    @property
-    def person_records(self) -> int:
-        return int(self.span_records.sum())
-
-    @property
-    def platform_records(self) -> dict[str, int]:
-        return {c: self.record_counts.get(c, 0) for c in sorted(PLATFORM_TYPES)}
-
-    def pnr_text(self, rows: np.ndarray | None = None) -> pd.Series:
-        """PNRs as 10-character strings (only for display after masking, or for joins)."""
-        pnrs = self.persons["pnr"] if rows is None else self.persons["pnr"].iloc[rows]
-        return pnrs.astype(str).str.zfill(10)
-
-
-class _Lines:
-    """Complete lines of one block, with fixed-width column access.
-
-    Columns are gathered through a strided view (one row per byte offset), so taking
-    ``width`` bytes at each line start copies just those bytes; lines shorter than the
-    columns asked for read as spaces, as the format says.
-    """
-
-    def __init__(self, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
-        self.buf, self.starts, self.lengths = buf, starts, lengths
-
-    def columns(self, first: int, width: int, rows: np.ndarray | None = None) -> np.ndarray:
-        starts = self.starts if rows is None else self.starts[rows]
-        lengths = self.lengths if rows is None else self.lengths[rows]
-        view = np.lib.stride_tricks.as_strided(
-            self.buf, shape=(len(self.buf) - width + 1, width), strides=(1, 1), writeable=False
-        )
-        out = view[starts + (first - 1) if first > 1 else starts]
-        short = np.flatnonzero(lengths < first - 1 + width)
-        if len(short):  # trailing spaces stripped by whoever wrote the file
-            inside = np.arange(width) < lengths[short, None] - (first - 1)
-            out[short] = np.where(inside, out[short], 32)
-        return out
-
-    def words(self, first: int, count: int, rows: np.ndarray | None = None) -> np.ndarray:
-        """``count`` little-endian 8-byte words per row, read from column ``first``."""
-        return self.columns(first, 8 * count, rows).view("<u8")
-
-
-# Every field the index reads, taken from the layout tables (never sliced by hand).
-_TYPE = LAYOUTS["001"]["RECORDTYPE"]
-_PNR = LAYOUTS["001"]["PNR"]
-_STATUS, _FOED_DT = LAYOUTS["001"]["STATUS"], LAYOUTS["001"]["FOED_DT"]
-_KOMKOD = LAYOUTS["002"]["KOMKOD"]
-_HAENDELSE, _AFLEDTMRK = LAYOUTS["099"]["HAENDELSE"], LAYOUTS["099"]["AFLEDTMRK"]
-_HEAD = 16  # columns 1-16 read as two 8-byte words; type and PNR lie within them
-assert _PNR.end <= _HEAD and _TYPE.start == 1
-
-
-def _words_for(first, last) -> int:
-    """Words to read from ``first``'s column to cover ``last`` too."""
-    return -(-(last.end - first.start + 1) // 8)
-
-
-def _head_mask(field, word: int) -> np.uint64:
-    """Bytes of ``field`` that fall in word ``word`` of the head."""
-    cols = range(field.start - 1, field.end)
-    return np.uint64(sum(0xFF << (8 * (c % 8)) for c in cols if c // 8 == word))
-
-
-_TYPE_MASK = _head_mask(_TYPE, 0)
-_PNR_MASK_0, _PNR_MASK_1 = _head_mask(_PNR, 0), _head_mask(_PNR, 1)
-
-
-_ZEROS = np.uint64(0x3030_3030_3030_3030)
-_HIGH = np.uint64(0xF0F0_F0F0_F0F0_F0F0)
-_SIX = np.uint64(0x0606_0606_0606_0606)
-_PAIRS = np.uint64(0x00FF_00FF_00FF_00FF)
-_QUADS = np.uint64(0x0000_FFFF_0000_FFFF)
-_LOW32 = np.uint64(0xFFFF_FFFF)
-
-
-def _at(field, column: int) -> int:
-    """Byte offset of ``field`` in words read from ``column`` on."""
-    return field.start - column
-
-
-def _byte_mask(byte: int, width: int) -> np.uint64:
-    return np.uint64(((1 << (8 * width)) - 1) << (8 * byte))
-
-
-def _all_digits(words: np.ndarray, mask: np.uint64) -> np.ndarray:
-    """Whether every byte selected by ``mask`` is an ASCII digit, eight bytes at a time.
-
-    A byte is a digit when its high nibble is 3 and stays 3 after adding 6; bytes
-    outside the mask are replaced by '0' first. A carry out of a non-digit byte can
-    only disturb a row that already fails.
-    """
-    x = (words & mask) | (_ZEROS & ~mask)
-    return ((x & _HIGH) == _ZEROS) & (((x + _SIX) & _HIGH) == _ZEROS)
-
-
-def _pnr_digits(head: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Whether columns 4-13 of the ``rows`` lines are ten ASCII digits."""
-    return (_all_digits(head[rows, 0], _PNR_MASK_0) & _all_digits(head[rows, 1], _PNR_MASK_1)
-            & (lengths[rows] >= _PNR.end))
-
-
-def _word_number(words: np.ndarray, byte: int, width: int) -> np.ndarray:
-    """Value of ``width`` ASCII digits from byte ``byte`` of each word (SWAR).
-
-    The digits are moved to the top of the word behind leading '0's, then adjacent
-    digits, pairs and quads are combined with one multiply-add each: three steps for
-    eight digits instead of a loop over them. Garbage where the bytes are not digits.
-    """
-    x = words >> np.uint64(8 * byte)
-    if width < 8:
-        fill = np.uint64(int(_ZEROS) >> (8 * width))
-        x = (x << np.uint64(8 * (8 - width))) | fill
-    x = x - _ZEROS
-    x = (x * np.uint64(10) + (x >> np.uint64(8))) & _PAIRS
-    x = (x * np.uint64(100) + (x >> np.uint64(16))) & _QUADS
-    x = (x * np.uint64(10_000) + (x >> np.uint64(32))) & _LOW32
-    return x.astype(np.int64)
-
-
-def _number(words: np.ndarray, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Digits at bytes ``start..start+width-1`` of rows of words: value, and whether they
-    were all digits. A field crossing a word boundary is read in parts."""
-    value = ok = None
-    while width:
-        word, byte = divmod(start, 8)
-        take = min(width, 8 - byte)
-        part = _word_number(words[:, word], byte, take)
-        good = _all_digits(words[:, word], _byte_mask(byte, take))
-        value = part if value is None else value * 10**take + part
-        ok = good if ok is None else ok & good
-        start, width = start + take, width - take
-    return value, ok
-
-
-def _raw(words: np.ndarray, start: int, width: int) -> np.ndarray:
-    """The bytes at ``start..start+width-1`` (within one word) as an integer."""
-    word, byte = divmod(start, 8)
-    assert byte + width <= 8, "field crosses a word boundary"
-    return ((words[:, word] >> np.uint64(8 * byte)) & _byte_mask(0, width)).astype(np.int64)
-
-
-_DAYS_IN_MONTH = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-
-
-def _real_dates(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Whether each (y, m, d) is a calendar date (partial dates with month or day 00 are
-    not, ``cpr-format.md`` §5).
-
-    The leap-year rule, three integer divisions per row, is applied to 29 February only.
-    """
-    ok = (y >= 1) & (m <= 12) & (d >= 1) & (d <= _DAYS_IN_MONTH[np.clip(m, 0, 12)])
-    feb29 = np.flatnonzero(ok & (m == 2) & (d == 29))
-    year = y[feb29]
-    ok[feb29] = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    return ok
-
-
-def birth_from_pnr(pnr: np.ndarray) -> np.ndarray:
-    """Vectorised century rule (``cpr-format.md`` §4.2): ``YYYYMMDD`` or 0 if no date."""
-    day, month = pnr // 100_000_000, pnr // 1_000_000 % 100
-    yy, digit7 = pnr // 10_000 % 100, pnr // 1_000 % 10
-    band = np.where(yy <= 36, 0, np.where(yy <= 57, 1, 2))
-    year = _CENTURY[digit7, band] + yy
-    return np.where(_real_dates(year, month, day), year * 10_000 + month * 100 + day, 0)
-
-
-def _foed_dt(words: np.ndarray, at: int) -> np.ndarray:
-    """FOED_DT ``YYYY-MM-DD`` at byte ``at`` of rows of words to ``YYYYMMDD``, 0 where
-    blank or not a real date."""
-    y, oky = _number(words, at, 4)
-    m, okm = _number(words, at + 5, 2)
-    d, okd = _number(words, at + 8, 2)
-    sep = (_raw(words, at + 4, 1) == ord("-")) & (_raw(words, at + 7, 1) == ord("-"))
-    ok = oky & okm & okd & sep & _real_dates(y, m, d)
-    return np.where(ok, y * 10_000 + m * 100 + d, 0)
-
-
-def _parse_d8(text: str) -> dt.date | None:
-    try:
-        return dt.datetime.strptime(text, "%Y%m%d").date() if numeric(text) else None
-    except ValueError:
-        return None
-
-
-@dataclass(slots=True)
-class _Block:
-    """What one block of complete lines yields, in the block's own coordinates.
-
-    Line indexes, byte offsets and span numbers count from 0 within the block, so
-    blocks can be indexed concurrently and in any order; :class:`_Merger` shifts them
-    into file coordinates, in file order.
-    """
-
-    lines: int
-    terminated: int
-    crlf: int
-    #: Whether the block's first line ends in CRLF (None: it has no terminator).
-    first_crlf: bool | None
-    #: Index of the block's first line ending in LF alone / in CRLF (None: there is none).
-    first_lf_line: int | None
-    first_crlf_line: int | None
-    last_terminator: bytes
-    counts: np.ndarray
-    #: 000 and 999 records: type, line, line index, offset, terminator.
-    frames: list[tuple[int, bytes, int, int, bytes]]
-    #: rule -> exact count, and the first few errors still waiting for a line number.
-    problems: dict[str, tuple[int, list[tuple[int, Callable[..., ExtractError]]]]]
-    #: offset, nbytes, records, PNR, line index of its first line and birth date by
-    #: the century rule, per span (the rule runs here, in parallel, not per person later).
-    spans: tuple[np.ndarray, ...]
-    #: Per 001 / 002 / 099 record: its span, then the fields filtering needs (for 001
-    #: also its line index, to name the lines of a person delivered twice).
-    p001: tuple[np.ndarray, ...]
-    p002: tuple[np.ndarray, ...]
-    p099: tuple[np.ndarray, ...]
-    #: Index of the first line over :data:`MAX_LINE` bytes, if any.
-    too_long: int | None = None
-
-
-def _index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> _Block:
-    """Index the complete lines in ``buf[:length]`` (pure: reads ``buf`` only).
-
-    With ``final_unterminated`` the data ends in a line without terminator (the last
-    line of a file). ``buf`` must extend past ``length`` so that fixed-width columns
-    can be taken at any line start. Every whole-array operation here runs once per
-    line of the file, so the per-line work is kept to a few dozen passes; the rest
-    runs per person or per selected record.
-    """
-    ends, suspects = _line_ends(buf[:length])
-    if final_unterminated:
-        ends = np.append(ends, length)
-    n = len(ends)
-    starts = np.empty(n, dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    # An empty line's "byte before the LF" is the previous LF, never a CR; only the
-    # block's first line (nothing before it) and an unterminated last line need care.
-    has_cr = buf[ends - 1] == 13
-    has_cr[0] &= bool(ends[0] > 0)
-    if final_unterminated:
-        has_cr[-1] = False
-    lengths = ends - starts - has_cr
-    too_long = None
-    if lengths.max() >= MAX_LINE:  # rare; exactly: the bytes before the LF, a CR included
-        over = np.flatnonzero(ends - starts > MAX_LINE)
-        too_long = int(over[0]) if len(over) else None
-    lines = _Lines(buf, starts, lengths)
-
-    # Columns 1-16 of every line as two little-endian words: record type and PNR are
-    # looked up and compared eight bytes at a time, not byte by byte.
-    head = lines.words(1, _HEAD // 8)
-    type_bytes = head[:, 0] & _TYPE_MASK
-    nibbles = type_bytes & np.uint64(_NIBBLES)
-    rtype = np.where(_TYPE_BYTES[nibbles] == type_bytes, _TYPE_CODE[nibbles], _UNKNOWN)
-    counts = np.bincount(rtype, minlength=_UNKNOWN + 1)
-    person = _PERSON[rtype]
-
-    # Runs: consecutive person lines with the same PNR bytes. PNR digits are checked
-    # on each run's first line only (the others equal it byte for byte); a run whose
-    # PNR is digits is a span of that person's records.
-    p0, p1 = head[:, 0] & _PNR_MASK_0, head[:, 1] & _PNR_MASK_1
-    new = person.copy()
-    new[1:] &= ~(person[:-1] & (p0[1:] == p0[:-1]) & (p1[1:] == p1[:-1]))
-    runs = np.flatnonzero(new)
-    run_ok = _pnr_digits(head, lengths, runs)
-    run_of_line = np.cumsum(new) - 1
-    run_end = np.append(runs[1:], n) - 1
-    # A run also ends where a non-person line interrupts it (most blocks have none).
-    others = n - int(counts[_PERSON].sum())
-    breaks = np.flatnonzero(~person) if others else np.empty(0, dtype=np.int64)
-    nxt = np.searchsorted(breaks, runs)
-    cut = nxt < len(breaks)
-    run_end[cut] = np.minimum(run_end[cut], breaks[nxt[cut]] - 1)
-    span_of_run = np.cumsum(run_ok) - 1
-    first, last = runs[run_ok], run_end[run_ok]
-    pnr, _ = _number(head[first], _at(_PNR, 1), _PNR.width)
-
-    bad_length = (lengths < _MIN_LEN[rtype]) | (lengths > _MAX_LEN[rtype])
-    problems = {}
-    if counts[_UNKNOWN] or counts[997] or not run_ok.all() or bad_length.any():
-        pnr_ok = person & np.append(run_ok, False)[run_of_line]  # [-1]: before any run
-        problems = _line_problems(buf, head, starts, lengths, rtype, pnr_ok, bad_length)
-    if suspects != n - int(final_unterminated) + int(has_cr.sum()):  # rare: see _line_ends
-        controls = _control_bytes(buf[:length], starts, ends, has_cr, rtype)
-        if controls[0]:
-            problems["no control characters"] = controls
-    frames = []
-    if counts[0] or counts[999]:
-        for i in np.flatnonzero((rtype == 0) | (rtype == 999)).tolist():
-            s, e = int(starts[i]), int(starts[i] + lengths[i])
-            frames.append((int(rtype[i]), bytes(buf[s:e]), i, s,
-                           bytes(buf[e : min(int(ends[i]) + 1, length)])))
-
-    # Lines of the record types filtering reads, in spans; then split by type.
-    summary_rows = np.flatnonzero(_SUMMARY[rtype])
-    summary_rows = summary_rows[run_ok[run_of_line[summary_rows]]]
-    summary_types = rtype[summary_rows]
-
-    def records(code: str) -> tuple[np.ndarray, np.ndarray]:
-        """Lines of type ``code`` in spans, and their span numbers."""
-        rows = summary_rows[summary_types == int(code)]
-        return rows, span_of_run[run_of_line[rows]]
-
-    rows, span = records("001")
-    words = lines.words(_STATUS.start, _words_for(_STATUS, _FOED_DT), rows)
-    status, status_ok = _number(words, 0, _STATUS.width)
-    p001 = (span, _foed_dt(words, _at(_FOED_DT, _STATUS.start)), np.where(status_ok, status, -1),
-            rows)
-    rows, span = records("002")
-    kom, kom_ok = _number(lines.words(_KOMKOD.start, 1, rows), 0, _KOMKOD.width)
-    p002 = (span, np.where(kom_ok, kom, -1))
-    rows, span = records("099")
-    words = lines.words(_HAENDELSE.start, _words_for(_HAENDELSE, _AFLEDTMRK), rows)
-    p099 = (span, _raw(words, 0, _HAENDELSE.width),
-            _raw(words, _at(_AFLEDTMRK, _HAENDELSE.start), _AFLEDTMRK.width))
-
-    span_end = np.minimum(ends[last] + 1, length)
-    terminated = n - int(final_unterminated)
-    crlf = int(has_cr.sum())
-    return _Block(
-        lines=n,
-        terminated=terminated,
-        crlf=crlf,
-        first_crlf=None if final_unterminated and n == 1 else bool(has_cr[0]),
-        first_lf_line=_first(~has_cr[:terminated]) if crlf < terminated else None,
-        first_crlf_line=_first(has_cr) if crlf else None,
-        last_terminator=bytes(buf[starts[-1] + lengths[-1] : min(int(ends[-1]) + 1, length)]),
-        counts=counts[:_UNKNOWN],
-        frames=frames,
-        problems=problems,
-        spans=(starts[first], span_end - starts[first], last - first + 1, pnr, first,
-               birth_from_pnr(pnr)),
-        p001=p001,
-        p002=p002,
-        p099=p099,
-        too_long=too_long,
-    )
-
-
-def _first(flags: np.ndarray) -> int | None:
-    """Index of the first true element, None when there is none."""
-    i = int(np.argmax(flags)) if len(flags) else 0
-    return i if len(flags) and flags[i] else None
-
-
-#: Bytes no record may hold (``cpr-format.md`` §1.7 allows only ISO-8859-1 text): the C0
-#: controls 0x00-0x1F (LF, and CR right before it, end a line and are not part of it),
-#: DEL and the C1 controls 0x7F-0x9F.
-CONTROL = np.zeros(256, dtype=bool)
-CONTROL[:0x20] = CONTROL[0x7F:0xA0] = True
-
-
-#: Bytes searched at a time for line ends and control bytes: they stay in the CPU cache.
-_SCREEN = 256 * 1024
-
-
-def _line_ends(data: np.ndarray) -> tuple[np.ndarray, int]:
-    """Offsets of the LFs in ``data``, and how many bytes may be line ends or controls.
-
-    The second number screens for control bytes on the same pass: ``(b + 1) & 0x7F`` is
-    below 0x21 exactly for 0x00-0x1F, 0x7F-0x9F and 0xFF, so it equals the number of LF
-    and terminating CR bytes when the block is clean. A mismatch (a control byte, or a
-    harmless 'ÿ' = 0xFF) sends the block to :func:`_control_bytes`, which is exact.
-    Both run per cache-sized slice with reused buffers, so the screen reads bytes the LF
-    search has just brought into the cache: on the shared 2-core machine it adds 5 ms
-    per 16 MiB block, where separate whole-block passes added 13 ms (37 ms alone) and a
-    256-entry table lookup took 98 ms.
-    """
-    size = min(_SCREEN, len(data))
-    is_lf, folded, low = (np.empty(size, dtype=bool), np.empty(size, dtype=np.uint8),
-                          np.empty(size, dtype=bool))
-    ends, suspects = [], 0
-    for at in range(0, len(data), _SCREEN):
-        part = data[at : at + _SCREEN]
-        n = len(part)
-        np.equal(part, 10, out=is_lf[:n])
-        ends.append(np.flatnonzero(is_lf[:n]) + at)
-        np.add(part, np.uint8(1), out=folded[:n])
-        np.bitwise_and(folded[:n], np.uint8(0x7F), out=folded[:n])
-        np.less(folded[:n], 0x21, out=low[:n])
-        suspects += int(np.count_nonzero(low[:n]))
-    return (np.concatenate(ends) if ends else np.empty(0, dtype=np.int64)), suspects
-
-
-def _control_bytes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                   has_cr: np.ndarray, rtype: np.ndarray):
-    """Every control byte in the block's lines: exact count and the first few as errors
-    (line index, 1-based column, the byte in hex). Rare: slow path."""
-    where = np.flatnonzero(CONTROL[data])
-    terminators = np.concatenate([ends[ends < len(data)], ends[has_cr] - 1])
-    where = where[~np.isin(where, terminators)]
-    rows = np.searchsorted(starts, where, side="right") - 1
-    pending = []
-    for pos, i in zip(where[:MAX_EXAMPLES].tolist(), rows[:MAX_EXAMPLES].tolist(),
-                      strict=True):
-        column = pos - int(starts[i]) + 1
-        code = f"{rtype[i]:03d}" if rtype[i] != _UNKNOWN else None
-        pending.append((i, partial(
-            RecordFormatError, f"control character 0x{int(data[pos]):02X} at column "
-            f"{column}; records hold ISO-8859-1 text only", record_type=code)))
-    return len(where), pending
-
-
-def _line_problems(buf, head, starts, lengths, rtype, pnr_ok, bad_length):
-    """Unknown types, bad PNRs and implausible lengths (rare: slow path).
-
-    Each rule keeps its exact count and builds errors for its first few lines only;
-    the errors get their line numbers when the block is merged.
-    """
-    unknown = rtype == _UNKNOWN
-    # 997 records carry a PNR too, outside any person's span.
-    is997 = rtype == 997
-    pnr_ok[is997] = _pnr_digits(head, lengths, is997)
-    bad_pnr = (_PERSON[rtype] | is997) & ~pnr_ok
-
-    def raw(i: int) -> bytes:
-        return bytes(buf[starts[i] : starts[i] + lengths[i]])
-
-    def unknown_type(i: int) -> Callable[..., ExtractError]:
-        line = raw(i)
-        return partial(UnknownRecordType, "empty line" if not line.strip()
-                       else f"unknown record type {line[:3].decode(ENCODING)!r}")
-
-    def bad_pnr_error(i: int) -> Callable[..., ExtractError]:
-        return partial(RecordFormatError, "columns 4-13 must be a 10-digit PNR",
-                       record_type=f"{rtype[i]:03d}", field="PNR")
-
-    def bad_length_error(i: int) -> Callable[..., ExtractError]:
-        code = f"{rtype[i]:03d}"
-        return partial(
-            RecordFormatError,
-            f"{lengths[i]} characters; a {code} record has {LAYOUTS[code].length}"
-            f" (shorter lines are space-padded, at most {LENGTH_SLACK} extra allowed)",
-            record_type=code, pnr=raw(i)[3:13].decode(ENCODING) if pnr_ok[i] else None)
-
-    found = {}
-    for rule, mask, error in (("known record type", unknown, unknown_type),
-                              ("10-digit PNR", bad_pnr, bad_pnr_error),
-                              ("record length", bad_length, bad_length_error)):
-        rows = np.flatnonzero(mask)
-        if len(rows):
-            found[rule] = (len(rows), [(i, error(i)) for i in rows[:MAX_EXAMPLES].tolist()])
-    return found
+from cpr_abonnement.extract.model import (
+    MAX_EXAMPLES,
+    EndRecord,
+    ExtractIndex,
+    RuleViolations,
+    StartRecord,
+)
 
 
 class _Merger:
@@ -644,7 +84,7 @@ class _Merger:
     def violation(self, rule: str, error: ExtractError) -> None:
         self.violations.setdefault(rule, RuleViolations(rule)).add(error)
 
-    def add(self, block: _Block, offset: int) -> None:
+    def add(self, block: Block, offset: int) -> None:
         """Append ``block``, which starts at byte ``offset`` of the file."""
         line_no = self.lines + 1  # of the block's first line
         if block.too_long is not None:
@@ -703,7 +143,7 @@ class _Merger:
                 prod, prev = lay.field(line, "PRODDTO"), lay.field(line, "PRODDTOFORRIG")
                 self.start = StartRecord(
                     line_no, line, term, lay.field(line, "OPGAVENR"),
-                    _parse_d8(prod), _parse_d8(prev), prod, prev,
+                    parse_d8(prod), parse_d8(prev), prod, prev,
                 )
         else:
             self.end_lines.append(line_no)
@@ -786,10 +226,10 @@ def scan(
     workers = min(workers or min(MAX_WORKERS, _available_cores()), -(-size // chunk_size) or 1)
     merger = _Merger()
     hasher = hashlib.sha256() if digest else None
-    # +_PAD: room to read fixed-width columns past the last line of a block.
+    # +PAD: room to read fixed-width columns past the last line of a block.
     free = []
     for _ in range(workers + 1):
-        raw = bytearray(chunk_size + MAX_LINE + _PAD)
+        raw = bytearray(chunk_size + MAX_LINE + PAD)
         free.append((raw, np.frombuffer(raw, dtype=np.uint8)))
     pending: deque[tuple[Future, int, tuple[bytearray, np.ndarray]]] = deque()
 
@@ -814,12 +254,12 @@ def scan(
             total = carry + got
             if got == 0:
                 if total:  # a last line without terminator
-                    pending.append((pool.submit(_index_block, arr, total, True), base,
+                    pending.append((pool.submit(index_block, arr, total, True), base,
                                     (raw, arr)))
                 break
             cut = raw.rfind(b"\n", 0, total) + 1
             if cut:
-                pending.append((pool.submit(_index_block, arr, cut, False), base, (raw, arr)))
+                pending.append((pool.submit(index_block, arr, cut, False), base, (raw, arr)))
                 base += cut
             if total - cut > MAX_LINE:  # the unfinished last line is already too long
                 while pending:
@@ -847,7 +287,7 @@ def scan(
 def _events(sc: _Merger) -> tuple[np.ndarray, pd.Categorical, pd.Categorical]:
     """The 099 records' spans, event codes and derived markings, decoded."""
     span, code, mark = _concat(sc.p099, 3, np.int64)
-    return span, _unpack(code, _HAENDELSE.width), _unpack(mark, _AFLEDTMRK.width)
+    return span, _unpack(code, HAENDELSE.width), _unpack(mark, AFLEDTMRK.width)
 
 
 def _finish(sc: _Merger, path: Path, size: int, events: Future) -> ExtractIndex:
@@ -927,7 +367,7 @@ def _finish(sc: _Merger, path: Path, size: int, events: Future) -> ExtractIndex:
 
 
 def _unpack(values: np.ndarray, width: int) -> pd.Categorical:
-    """Fields read by :func:`_raw` as stripped text, decoding each distinct value once."""
+    """Fields read by :func:`raw` as stripped text, decoding each distinct value once."""
     codes, uniq = pd.factorize(values)
     text = [int(u).to_bytes(width, "little").decode(ENCODING).strip() for u in uniq]
     categories = sorted(set(text))

@@ -476,4 +476,3 @@ LAYOUTS: dict[str, Layout] = {
 PERSON_TYPES: frozenset[str] = frozenset(c for c, lay in LAYOUTS.items() if lay.person)
 #: Platform records never forwarded to subscribers (product.md §3).
 PLATFORM_TYPES: frozenset[str] = frozenset({"910", "997"})
-START, END = "000", "999"

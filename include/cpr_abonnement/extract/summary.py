@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cpr_abonnement.extract.index import ExtractIndex
+from cpr_abonnement.extract.model import ExtractIndex
 
 
 def describe(index: ExtractIndex) -> dict[str, Any]:

@@ -31,7 +31,6 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import numpy as np
 
@@ -43,18 +42,10 @@ from cpr_abonnement.errors import (
     RecordFormatError,
     TrailerCountMismatch,
 )
-from cpr_abonnement.extract.index import (
-    CONTROL,
-    MAX_EXAMPLES,
-    MIN_LENGTH,
-    ExtractIndex,
-    RuleViolations,
-)
+from cpr_abonnement.extract import naming
+from cpr_abonnement.extract.blocks import CONTROL, MIN_LENGTH
 from cpr_abonnement.extract.layouts import numeric
-
-#: CPR's file name (``cpr-format.md`` §6.1), matched case-insensitively.
-CPR_FILE_NAME = re.compile(r"D(?P<date>\d{6})\.L(?P<task>\d{6})", re.IGNORECASE)
-
+from cpr_abonnement.extract.model import MAX_EXAMPLES, ExtractIndex, RuleViolations
 
 #: Bytes of a file's end enough to hold its whole 999 record (35 characters, at most
 #: LENGTH_SLACK more) and its line end.
@@ -203,16 +194,16 @@ def end_problem(tail: bytes, size: int) -> RuleViolations | None:
 def _file_name_rules(name: str, start) -> list[RuleViolations]:
     """The name's production date and task number against record 000's. Names not in
     CPR's form (a file validated by hand under another name) are not compared."""
-    named = CPR_FILE_NAME.fullmatch(name)
+    named = naming.parse(name)
     if named is None:
         return []
     where = {"line": start.line_no, "record_type": "000"}
     out = []
-    if named["task"] != start.task_number:
+    if named.task_number != start.task_number:
         out.append(_one("file name matches 000", RecordFormatError(
             f"the file is named {name} but OPGAVENR {start.task_number} is in record 000",
             field="OPGAVENR", **where)))
-    if start.production_date and named["date"] != f"{start.production_date:%y%m%d}":
+    if start.production_date and named.yymmdd != f"{start.production_date:%y%m%d}":
         out.append(_one("file name matches 000", RecordFormatError(
             f"the file is named {name} but PRODDTO {start.production_date} is in record 000",
             field="PRODDTO", **where)))

@@ -19,8 +19,8 @@ from typing import BinaryIO
 import numpy as np
 
 from cpr_abonnement.errors import ExtractError
-from cpr_abonnement.extract.index import ExtractIndex
 from cpr_abonnement.extract.layouts import LAYOUTS
+from cpr_abonnement.extract.model import ExtractIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,25 +85,16 @@ class _HashingWriter:
         self.nbytes += len(data)
 
 
-def write_delta(index: ExtractIndex, selected: np.ndarray, out: BinaryIO,
-                source: mmap.mmap | None = None) -> DeltaStats:
-    """Write the persons where ``selected`` (a bool mask over ``index.persons``) is true."""
-    if len(selected) != len(index.persons):
-        raise ValueError(f"mask has {len(selected)} entries for {len(index.persons)} persons")
-    return write_persons(index, np.flatnonzero(selected), out, source)
-
-
 def write_persons(index: ExtractIndex, persons: np.ndarray, out: BinaryIO,
                   source: mmap.mmap | None = None) -> DeltaStats:
     """Write a delta holding ``persons`` (rows of ``index.persons``, no duplicates).
 
     ``source`` is an open read-only map of the extract, for callers writing many deltas.
     """
-    if index.start is None:
-        raise ExtractError("the extract has no 000 start record", record_type="000")
+    start = index.start_record()
     starts, ends, records = copy_runs(index, spans_of(index, persons))
     w = _HashingWriter(out)
-    w.write(index.start.raw + index.start.terminator)
+    w.write(start.raw + start.terminator)
     if len(starts):
         with _source(index, source) as mm:
             view = memoryview(mm)
