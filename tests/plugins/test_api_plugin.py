@@ -23,12 +23,14 @@ def airflow_api(tmp_path, monkeypatch):
     token = credentials.issue(engine, role=Role.SUBSCRIBER, label="t", subscriber_uuid=SYS)
     from airflow.api_fastapi.app import create_app
 
-    from cpr_api import CprAbonnementApiPlugin
-
+    app = create_app(apps="core")
     # The plugin's app lives as long as the process and opens its database on first
-    # use: forget the previous test's engine so this test's CPRSUB_DB_URL is used.
-    CprAbonnementApiPlugin.fastapi_apps[0]["app"].state.cpr.__dict__.pop("engine", None)
-    with TestClient(create_app(apps="core")) as client:
+    # use: forget the previous test's engine so this test's CPRSUB_DB_URL is used. Taken
+    # from the mount itself: Airflow's plugin loader may hold another module object than
+    # `import cpr_api` here, depending on what loaded plugins earlier in the session.
+    (mounted,) = [r.app for r in app.routes if getattr(r, "path", "") == "/cpr-abonnement"]
+    mounted.state.cpr.__dict__.pop("engine", None)
+    with TestClient(app) as client:
         yield client, token
 
 
