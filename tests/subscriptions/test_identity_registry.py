@@ -109,6 +109,9 @@ def test_service_agreements(svc):
         svc.add_subscriber("aaaaaaaa-0000-4000-8000-000000000002", "Clash",
                            service_agreements=[AGREEMENT])
     assert "aaaaaaaa-0000-4000-8000-000000000002" not in {s.uuid for s in svc.subscribers()}
+    assert results(svc, "aaaaaaaa-0000-4000-8000-000000000002") == [(
+        "AddSubscriber", f"REFUSED: service agreement {AGREEMENT} is already registered for "
+        "IT system aaaaaaaa-0000-4000-8000-000000000001")]
     assert svc.add_service_agreement(A, OTHER_AGREEMENT).result.value == "ADDED"
     assert svc.add_service_agreement(A, OTHER_AGREEMENT).result.value == "ALREADY_EXISTED"
     with pytest.raises(RegisteredToAnotherSystem):

@@ -440,6 +440,20 @@ class SubscriptionService:
             raise InvalidSubscriber("a subscriber needs a name")
         remote_dir = rules.remote_dir(remote_dir)
         agreements = list(dict.fromkeys(validate_agreement(a) for a in service_agreements))
+        arguments = {"name": name, "serves": serves, "sftp_conn_id": sftp_conn_id,
+                     "remote_dir": remote_dir, "service_agreements": agreements}
+        try:
+            return self._add_subscriber(uuid, name, serves, sftp_conn_id, remote_dir,
+                                        agreements, arguments)
+        except RegisteredToAnotherSystem as exc:
+            with Session(self.engine) as s, s.begin():  # the refusal leaves a trace too
+                self._audit(s, uuid, "AddSubscriber", arguments, f"REFUSED: {exc}",
+                            self._now(s))
+            raise
+
+    def _add_subscriber(self, uuid: str, name: str, serves: str | None,
+                        sftp_conn_id: str | None, remote_dir: str, agreements: list[str],
+                        arguments: dict[str, Any]) -> SubscriberInfo:
         with Session(self.engine) as s, s.begin():
             now = lock_filters(s, self.clock)
             if s.scalar(select(Subscriber.id).where(Subscriber.uuid == uuid)) is not None:
@@ -448,10 +462,7 @@ class SubscriptionService:
                              sftp_conn_id=sftp_conn_id, remote_dir=remote_dir, active=True,
                              created_at=now)
             s.add(sub)
-            self._audit(s, uuid, "AddSubscriber",
-                        {"name": name, "serves": serves, "sftp_conn_id": sftp_conn_id,
-                         "remote_dir": remote_dir, "service_agreements": agreements},
-                        "ADDED", now)
+            self._audit(s, uuid, "AddSubscriber", arguments, "ADDED", now)
             s.flush()
             for agreement in agreements:
                 self._register_agreement(s, sub, agreement, now)
@@ -488,8 +499,8 @@ class SubscriptionService:
             return SubscriberInfo.of(s, sub)
 
     # -- certificates and service agreements (SF6002 over mutual TLS) ---------------
-    def _registration(self, system: str, operation: str, arguments: dict[str, Any],
-                      validate: Callable[[], Any],
+    def _registration(self, what: str, system: str, operation: str,
+                      arguments: dict[str, Any], validate: Callable[[], Any],
                       apply: Callable[[Session, Subscriber, Any, dt.datetime], Registration]
                       ) -> Registration:
         """Audited like a filter operation; one held by another system is refused
@@ -499,7 +510,6 @@ class SubscriptionService:
                     else r.result.value)
         done = self._run(system, operation, arguments, validate, apply, describe)
         if done.owner:
-            what = "certificate" if "Certificate" in operation else "service agreement"
             raise RegisteredToAnotherSystem(
                 f"this {what} is already registered for IT system {done.owner}; remove it "
                 "there first", what=what, owner=done.owner)
@@ -531,8 +541,8 @@ class SubscriptionService:
 
             def validate() -> CertificateInfo:
                 raise refused  # audited as REJECTED by _run
-            return self._registration(system, "AddCertificate", {}, validate, apply)
-        return self._registration(system, "AddCertificate", {
+            return self._registration("certificate", system, "AddCertificate", {}, validate, apply)
+        return self._registration("certificate", system, "AddCertificate", {
             "sha256": cert.sha256, "subject": cert.subject,
             "not_after": cert.not_after.isoformat()}, lambda: cert, apply)
 
@@ -543,7 +553,8 @@ class SubscriptionService:
                 Certificate.subscriber_id == sub.id, Certificate.sha256 == value,
                 Certificate.removed_at.is_(None)).values(removed_at=now))
             return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
-        return self._registration(system, "RemoveCertificate", {"sha256": str(sha256)[:80]},
+        return self._registration("certificate", system, "RemoveCertificate",
+                                  {"sha256": str(sha256)[:80]},
                                   lambda: normalise_fingerprint(sha256), apply)
 
     def _register_agreement(self, s: Session, sub: Subscriber, agreement: str,
@@ -566,7 +577,7 @@ class SubscriptionService:
             if owner is not None and owner[0] != sub.id:
                 return Registration(Result.ALREADY_EXISTED, owner[1])
             return self._register_agreement(s, sub, value, now)
-        return self._registration(system, "AddServiceAgreement",
+        return self._registration("service agreement", system, "AddServiceAgreement",
                                   {"service_agreement": str(agreement)[:80]},
                                   lambda: validate_agreement(agreement), apply)
 
@@ -576,7 +587,8 @@ class SubscriptionService:
                 ServiceAgreement.subscriber_id == sub.id, ServiceAgreement.uuid == value,
                 ServiceAgreement.removed_at.is_(None)).values(removed_at=now))
             return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
-        return self._registration(system, "RemoveServiceAgreement",
+        return self._registration("service agreement", system,
+                                  "RemoveServiceAgreement",
                                   {"service_agreement": str(agreement)[:80]},
                                   lambda: validate_agreement(agreement), apply)
 
