@@ -31,5 +31,11 @@ def target_of(subscriber) -> DeliveryTarget | None:
 
 
 def describe(target: DeliveryTarget | None) -> str:
-    """``target`` as the ledger records it."""
-    return NO_TARGET if target is None else MODES[target.mode].describe(target)
+    """``target`` as the ledger records it (an unknown mode, whose delivery then fails,
+    is still recorded as what was asked for)."""
+    if target is None:
+        return NO_TARGET
+    mode = MODES.get(target.mode)
+    if mode is None:
+        return f"{target.mode}://{target.conn_id}/{target.directory}"
+    return mode.describe(target)
