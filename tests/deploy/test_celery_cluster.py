@@ -140,6 +140,7 @@ def test_celery_cluster_runs_the_daily_dag_on_two_workers(tmp_path, databases):
             "CPRSUB_INBOUND": f"file://{tmp_path / 'inbound'}",
             "CPRSUB_STAGING": f"file://{tmp_path / 'staging'}",
             "CPRSUB_QUARANTINE": f"file://{tmp_path / 'quarantine'}",
+            "CPRSUB_SETTLE_SECONDS": "0",  # the extract is written before the run
             "GX_ANALYTICS_ENABLED": "False",
         })
         migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env,
