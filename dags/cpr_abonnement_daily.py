@@ -18,7 +18,8 @@ from the logical date (the param is for runs triggered without a logical date).
 3. **filter_for_subscribers**: thins the extract per active subscriber with the filter
    snapshot of the extract's first processing (a re-run reproduces the same bytes).
 4. **deliver** (one mapped task per subscriber, named after it): atomic, verified,
-   idempotent SFTP upload of the delta and its `.metadata`, recorded in the ledger.
+   idempotent delivery of the delta and its `.metadata` by the subscriber's mode (today:
+   SFTP push), recorded in the ledger.
    Clear one subscriber's task to re-deliver to it alone.
 5. **report**: summary of the day; marks the extract processed when all were delivered.
 
@@ -29,31 +30,27 @@ exists, Slack (`cpr_abonnement_slack`). Runbook: README.md.
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pendulum
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, dag, task
 
-from cpr_abonnement.alerts import failure_alert
 from cpr_abonnement.settings import Settings
+from cpr_abonnement.tasks.alerts import failure_alert
 from cpr_timetable import CprDeliveryTimetable
 
 DAG_ID = "cpr_abonnement_daily"
-RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("CPRSUB_RETRY_DELAY_SECONDS", "60")))
-DELIVERY_RETRIES = int(os.environ.get("CPRSUB_DELIVERY_RETRIES", "4"))
-POKE_SECONDS = float(os.environ.get("CPRSUB_POKE_SECONDS", "300"))
-#: Delivery time and closures as ``cprsub health`` reads them (one source: Settings).
+#: The DAG's shape as the deployment configures it (one source: Settings, which
+#: ``cprsub health`` reads too). Task bodies read Settings again when they run.
 SETTINGS = Settings.from_env()
-DEADLINE_HOURS = SETTINGS.deadline_hours
 
 #: Errors no retry can fix: fail at once (and alert) instead of backing off.
 NO_RETRY = ExceptionRetryPolicy(rules=[
     RetryRule(exception="cpr_abonnement.errors.DeliveryConflict", action=RetryAction.FAIL,
               reason="a different file with the same name is already there"),
     RetryRule(exception="cpr_abonnement.errors.MissingDeliveryTarget",
-              action=RetryAction.FAIL, reason="subscriber has no SFTP connection"),
+              action=RetryAction.FAIL, reason="subscriber has no delivery target"),
     RetryRule(exception="cpr_abonnement.errors.DeliveryRefused", action=RetryAction.FAIL,
-              reason="host key changed or credentials refused"),
+              reason="the target refused us (host key changed or credentials refused)"),
 ])
 
 
@@ -67,7 +64,7 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
     default_args={
         "owner": "cpr-abonnement",
         "retries": 2,
-        "retry_delay": RETRY_DELAY,
+        "retry_delay": dt.timedelta(seconds=SETTINGS.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
         "on_failure_callback": failure_alert,
@@ -84,28 +81,30 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
     doc_md=__doc__,
 )
 def cpr_abonnement_daily():
-    @task.sensor(poke_interval=POKE_SECONDS, mode="reschedule", retries=0,
-                 timeout=(DEADLINE_HOURS + 24) * 3600)
+    @task.sensor(poke_interval=SETTINGS.poke_seconds, mode="reschedule", retries=0,
+                 timeout=(SETTINGS.deadline_hours + 24) * 3600)
     def wait_for_extract():
         from airflow.sdk import PokeReturnValue, get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
-        from cpr_abonnement import pipeline
+        from cpr_abonnement.errors import RunDateRefused
+        from cpr_abonnement.inbound.sensing import sense
         from cpr_abonnement.settings import Settings
+        from cpr_abonnement.tasks.run_dates import delivery_day, refuse_future
 
         ctx, settings = get_current_context(), Settings.from_env()
         now = dt.datetime.now(dt.UTC)
         try:
-            day = pipeline.delivery_day(ctx)
-            pipeline.refuse_future(day, now)
-        except pipeline.RunDateRefused as exc:  # no retry can fix it: fail, free the slot
+            day = delivery_day(ctx)
+            refuse_future(day, now)
+        except RunDateRefused as exc:  # no retry can fix it: fail, free the slot
             raise AirflowFailException(str(exc)) from exc
         # Complete = unchanged for CPRSUB_SETTLE_SECONDS across pokes; a complete but
         # broken file is quarantined and fails this task naming the broken rule.
-        found = pipeline.sense(settings, day, now=now)
+        found = sense(settings, day, now=now)
         if found.complete:
             return PokeReturnValue(is_done=True, xcom_value=found.name)
-        deadline = pipeline.extract_deadline(settings, day)
+        deadline = settings.extract_deadline(day)
         if found.name is None and now > deadline:
             raise AirflowFailException(
                 f"extract for {day} not received by {deadline:%Y-%m-%d %H:%M %Z} "
@@ -118,13 +117,14 @@ def cpr_abonnement_daily():
     def parse_and_validate(name: str) -> dict:
         from airflow.sdk import get_current_context
 
-        from cpr_abonnement import pipeline
         from cpr_abonnement.settings import Settings
-        from cpr_abonnement.subscriptions.db import task_engine
+        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.tasks.daily import receive
+        from cpr_abonnement.tasks.run_dates import delivery_day
 
         ctx = get_current_context()
-        return pipeline.receive(Settings.from_env(), pipeline.delivery_day(ctx), name,
-                                task_engine(), allow_gap=bool(ctx["params"]["allow_gap"]))
+        return receive(Settings.from_env(), delivery_day(ctx), name, task_engine(),
+                       allow_gap=bool(ctx["params"]["allow_gap"])).to_xcom()
 
     @task(retries=1, retry_policy=ExceptionRetryPolicy(rules=[RetryRule(
         exception="cpr_abonnement.errors.ExtractConflict",
@@ -132,9 +132,10 @@ def cpr_abonnement_daily():
     def filter_for_subscribers(received: dict) -> list[dict]:
         from airflow.sdk import get_current_context
 
-        from cpr_abonnement import pipeline
         from cpr_abonnement.settings import Settings
-        from cpr_abonnement.subscriptions.db import task_engine
+        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.tasks.daily import filter_day
+        from cpr_abonnement.tasks.payloads import ReceivedExtract
 
         ctx = get_current_context()
         # A past day processed for the first time (backfill, catch-up, late manual run)
@@ -142,41 +143,47 @@ def cpr_abonnement_daily():
         # today's run uses "now". A day processed before keeps its recorded snapshot.
         end = ctx.get("data_interval_end")
         as_of = end if end is not None and end < dt.datetime.now(dt.UTC) else None
-        return pipeline.filter_day(Settings.from_env(), received, task_engine(), as_of=as_of)
+        items = filter_day(Settings.from_env(), ReceivedExtract.from_xcom(received),
+                           task_engine(), as_of=as_of)
+        return [item.to_xcom() for item in items]
 
-    @task(map_index_template="{{ subscriber_name }}", retries=DELIVERY_RETRIES,
+    @task(map_index_template="{{ subscriber_name }}", retries=SETTINGS.delivery_retries,
           retry_policy=NO_RETRY, max_active_tis_per_dagrun=8,
           execution_timeout=dt.timedelta(hours=1))
     def deliver(item: dict) -> dict:
         from airflow.sdk import get_current_context
 
-        from cpr_abonnement import pipeline
-        from cpr_abonnement.subscriptions.db import task_engine
+        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.tasks.daily import deliver_one
+        from cpr_abonnement.tasks.payloads import DeliveryItem
 
-        get_current_context()["subscriber_name"] = item["name"]
-        return pipeline.deliver_one(item, task_engine(), now=dt.datetime.now(dt.UTC)
-                                    .replace(tzinfo=None))
+        delivery = DeliveryItem.from_xcom(item)
+        get_current_context()["subscriber_name"] = delivery.name  # the map index's name
+        return deliver_one(delivery, task_engine(),
+                           now=dt.datetime.now(dt.UTC).replace(tzinfo=None)).to_xcom()
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
     def report(received: dict, items: list[dict]) -> dict:
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
-        from cpr_abonnement import pipeline
-        from cpr_abonnement.subscriptions.db import task_engine
+        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.tasks.daily import report as summarise_day
+        from cpr_abonnement.tasks.payloads import DeliveryItem, ReceivedExtract
 
         if not received or items is None:
             raise AirflowFailException("nothing to report: the extract was not processed "
                                        "(see the failed task above)")
-        summary = pipeline.report(received, items, task_engine(),
-                                  now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        summary = summarise_day(ReceivedExtract.from_xcom(received),
+                                [DeliveryItem.from_xcom(i) for i in items], task_engine(),
+                                now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
         # plugins/cpr_run_note.py copies this into the run's note.
-        get_current_context()["ti"].xcom_push(key="run_note", value=pipeline.note(summary))
-        if summary["failed"]:
+        get_current_context()["ti"].xcom_push(key="run_note", value=summary.note())
+        if summary.failed:
             # Already alerted by each failed delivery; fail the run so it shows red.
-            raise AirflowFailException(f"{summary['summary']}; not delivered: "
-                                       f"{', '.join(summary['failed'])}")
-        return summary
+            raise AirflowFailException(f"{summary.summary}; not delivered: "
+                                       f"{', '.join(summary.failed)}")
+        return summary.to_xcom()
 
     received = parse_and_validate(wait_for_extract())
     items = filter_for_subscribers(received)

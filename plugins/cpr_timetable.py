@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pendulum
 from airflow.plugins_manager import AirflowPlugin
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 
-from cpr_abonnement.calendar import DeliveryCalendar
+from cpr_abonnement.calendar import DeliveryCalendar, run_time
 
 
 class CprDeliveryTimetable(Timetable):
@@ -117,9 +118,7 @@ class CprDeliveryTimetable(Timetable):
         return DataInterval(self.logical(day), self.logical(day + dt.timedelta(days=1)))
 
     def run_after(self, day: dt.date) -> pendulum.DateTime:
-        t = dt.time.fromisoformat(self.at)
-        return pendulum.datetime(day.year, day.month, day.day, t.hour, t.minute,
-                                 tz=self.timezone)
+        return pendulum.instance(run_time(day, self.at, ZoneInfo(self.timezone)))
 
     def first_on_or_after(self, earliest: pendulum.DateTime) -> dt.date:
         """First delivery day whose logical date (its UTC midnight) is >= ``earliest``."""
@@ -131,10 +130,7 @@ class CprDeliveryTimetable(Timetable):
 
     def latest_due(self, now: pendulum.DateTime) -> dt.date:
         """The latest delivery day whose run time has passed at ``now``."""
-        day = now.in_timezone(self.timezone).date()
-        if not self.calendar.is_delivery_day(day) or self.run_after(day) > now:
-            day = self.calendar.previous_delivery_day(day)
-        return day
+        return self.calendar.latest_due(now, self.at, zone=ZoneInfo(self.timezone))
 
 
 class CprTimetablePlugin(AirflowPlugin):

@@ -6,6 +6,13 @@ the closures are data: the recurring and one-off dates in ``data/closed-days.csv
 plus any extra dates a deployment passes in. Everything here is a pure function of
 its arguments (no clock reads), which is what Airflow's timetable contract needs.
 
+It is also the one place that turns a delivery day into instants: when day D runs
+(:func:`run_time`, wall-clock time in Danish time, DST-correct), when a missing extract
+for D becomes an alert (:func:`extract_deadline`), which day is "today" in Denmark
+(:func:`local_today`) and the latest day whose run time (plus a grace) has passed
+(:meth:`DeliveryCalendar.latest_due`). The timetable, the sensor, the run-date check and
+``cprsub health`` all ask here, so they cannot disagree about a day.
+
 >>> cal = DeliveryCalendar.default()
 >>> cal.is_delivery_day(dt.date(2026, 12, 24)), cal.is_delivery_day(dt.date(2026, 12, 23))
 (False, True)
@@ -23,9 +30,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 DEFAULT_CLOSURES = "closed-days.csv"
 _ONE_DAY = dt.timedelta(days=1)
+#: CPR's and the subscribers' clock: run times and "today" are Danish wall-clock time.
+DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 
 
 class CalendarDataError(ValueError):
@@ -110,6 +120,39 @@ class DeliveryCalendar:
             if self.is_delivery_day(day):
                 yield day
             day += _ONE_DAY
+
+    def latest_due(self, now: dt.datetime, at: str, *, grace: dt.timedelta = dt.timedelta(0),
+                   zone: ZoneInfo = DANISH_TIME) -> dt.date:
+        """The latest delivery day whose run time (``at``) plus ``grace`` has passed at
+        ``now``: what the scheduler creates a run for (no grace) and what ``cprsub
+        health`` checks (with its grace)."""
+        day = now.astimezone(zone).date()
+        while not (self.is_delivery_day(day) and run_time(day, at, zone) + grace <= now):
+            day -= _ONE_DAY
+        return day
+
+
+def run_time(day: dt.date, at: str, zone: ZoneInfo = DANISH_TIME) -> dt.datetime:
+    """When delivery day ``day`` runs: ``at`` (``HH:MM``) on that date in ``zone``.
+
+    The wall-clock time stays put when the UTC offset changes. A time the clock skips
+    (spring) or shows twice (autumn) means the later instant, as Airflow's pendulum
+    does, so the timetable and everything else agree even then.
+    """
+    local = dt.datetime.combine(day, dt.time.fromisoformat(at), tzinfo=zone)
+    return max(local.replace(fold=0), local.replace(fold=1),
+               key=lambda t: t.astimezone(dt.UTC)).astimezone(dt.UTC).astimezone(zone)
+
+
+def extract_deadline(day: dt.date, at: str, hours: float,
+                     zone: ZoneInfo = DANISH_TIME) -> dt.datetime:
+    """When a missing extract for ``day`` becomes an alert: its run time plus ``hours``."""
+    return run_time(day, at, zone) + dt.timedelta(hours=hours)
+
+
+def local_today(now: dt.datetime, zone: ZoneInfo = DANISH_TIME) -> dt.date:
+    """The date in Denmark at the instant ``now`` (aware)."""
+    return now.astimezone(zone).date()
 
 
 def _rows(text: str) -> list[str]:

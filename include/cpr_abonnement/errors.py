@@ -100,6 +100,19 @@ class ExtractValidationFailed(ExtractError):
         super().__init__("\n".join(lines))
 
 
+class ExtractRejected(CprAbonnementError):
+    """The inbound extract failed validation and was quarantined."""
+
+
+class ChainBroken(CprAbonnementError):
+    """The extract does not chain onto the last processed one: a day is missing."""
+
+
+class RunDateRefused(CprAbonnementError, ValueError):
+    """The run is for a day it must not process: a future day, or a ``delivery_day``
+    param that contradicts its logical date. Refused at once, never retried."""
+
+
 class InvalidPnr(CprAbonnementError, ValueError):
     """A PNR is not 10 digits or its first six digits are not a real date."""
 
@@ -170,11 +183,12 @@ class DeliveryConflict(DeliveryError):
 
 
 class MissingDeliveryTarget(DeliveryError):
-    """The subscriber has no SFTP connection to deliver to (fix the subscriber, no retry)."""
+    """The subscriber has no delivery target (fix the subscriber, no retry)."""
 
 
 class DeliveryRefused(DeliveryError):
-    """The server refused us for a reason a retry cannot fix (changed host key, bad login)."""
+    """The target refused us for a reason a retry cannot fix (changed host key, bad login)."""
+
 
 
 class InvalidCertificate(FilterInputError):

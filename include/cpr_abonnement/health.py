@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -49,16 +48,8 @@ class Health:
 def due_day(now: dt.datetime, settings: Settings, grace_hours: float = GRACE_HOURS
             ) -> dt.date:
     """The latest delivery day whose run time plus grace has passed at ``now``."""
-    calendar = settings.calendar()
-    cph = ZoneInfo("Europe/Copenhagen")
-    local = now.astimezone(cph)
-    t = dt.time.fromisoformat(settings.delivery_time)
-    day = local.date()
-    while True:
-        due = dt.datetime.combine(day, t, tzinfo=cph) + dt.timedelta(hours=grace_hours)
-        if calendar.is_delivery_day(day) and due <= local:
-            return day
-        day -= dt.timedelta(days=1)
+    return settings.calendar().latest_due(now, settings.delivery_time,
+                                          grace=dt.timedelta(hours=grace_hours))
 
 
 def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,

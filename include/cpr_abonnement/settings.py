@@ -1,5 +1,9 @@
 """Deployment settings, from environment variables with embedded defaults.
 
+The only module that reads ``CPRSUB_*`` variables (the demo sets them for its child
+processes). Read at call time, not at import, so a process (or a test) that changes
+its environment is seen by the next :meth:`Settings.from_env`.
+
 Locations are URLs so the same code serves one machine and a cluster: ``file:///...``
 for a local or shared folder, ``sftp://<airflow conn id>/<dir>`` for the inbound SFTP
 directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
@@ -11,6 +15,9 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 ``CPRSUB_TASK_NUMBER``           expected CPR task number (default: any)
 ``CPRSUB_DELIVERY_TIME``         local run time on delivery days (``21:00``)
 ``CPRSUB_EXTRACT_DEADLINE_HOURS`` hours after the run time before "extract missing" (6)
+``CPRSUB_POKE_SECONDS``          how often the sensor looks for the extract (300)
+``CPRSUB_RETRY_DELAY_SECONDS``   first retry delay of a failed task, doubled per try (60)
+``CPRSUB_DELIVERY_RETRIES``      retries of one subscriber's delivery (4)
 ``CPRSUB_SETTLE_SECONDS``        how long an inbound file must stay unchanged (size and
                                  mtime, seen across pokes) before it counts as complete
                                  and is taken or, when broken, quarantined (600). ``0``
@@ -21,7 +28,9 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 ``CPRSUB_SMTP_CONN_ID``          Airflow SMTP connection for alerts (``smtp_default``)
 ``CPRSUB_SLACK_CONN_ID``         Slack Incoming Webhook connection; alerts go to Slack
                                  too when it exists (``cpr_abonnement_slack``)
-``CPRSUB_DB_URL``                filter database URL (else Airflow connection ``cpr_filter_db``)
+``CPRSUB_DB_URL``                filter database URL (else, in Airflow, the connection
+                                 ``cpr_filter_db``; on the command line ``$CPRSUB_HOME``)
+``CPRSUB_HOME``                  folder of the command line's default ``filters.db`` (``var``)
 ``CPRSUB_API_MAX_BODY_BYTES``    largest request body the subscription API reads
                                  (16 MiB: a bulk call of 1,000,000 PNRs fits)
 ===============================  ===================================================
@@ -29,10 +38,12 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cpr_abonnement import calendar
 from cpr_abonnement.calendar import DeliveryCalendar
 
 
@@ -46,6 +57,22 @@ def _split(value: str) -> tuple[str, ...]:
 
 def _url(name: str, default: Path) -> str:
     return os.environ.get(name) or f"file://{default}"
+
+
+#: The variable naming the filter database (quoted in error messages).
+DB_URL_VARIABLE = "CPRSUB_DB_URL"
+
+
+def db_url() -> str | None:
+    """``CPRSUB_DB_URL``, or None when unset. A function of its own, not a
+    :class:`Settings` field, so a bad value elsewhere never stops the command line from
+    reaching the database."""
+    return os.environ.get(DB_URL_VARIABLE) or None
+
+
+def cli_home() -> Path:
+    """``CPRSUB_HOME``: where the command line keeps its default ``filters.db``."""
+    return Path(os.environ.get("CPRSUB_HOME", "var"))
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,9 @@ class Settings:
     smtp_conn_id: str
     slack_conn_id: str
     api_max_body_bytes: int = 16 * 1024 * 1024
+    poke_seconds: float = 300.0
+    retry_delay_seconds: float = 60.0
+    delivery_retries: int = 4
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -80,6 +110,11 @@ class Settings:
             slack_conn_id=os.environ.get("CPRSUB_SLACK_CONN_ID", "cpr_abonnement_slack"),
             api_max_body_bytes=int(os.environ.get("CPRSUB_API_MAX_BODY_BYTES",
                                                   cls.api_max_body_bytes)),
+            poke_seconds=float(os.environ.get("CPRSUB_POKE_SECONDS", cls.poke_seconds)),
+            retry_delay_seconds=float(os.environ.get("CPRSUB_RETRY_DELAY_SECONDS",
+                                                     cls.retry_delay_seconds)),
+            delivery_retries=int(os.environ.get("CPRSUB_DELIVERY_RETRIES",
+                                                cls.delivery_retries)),
         )
 
     def calendar(self) -> DeliveryCalendar:
@@ -87,3 +122,12 @@ class Settings:
         ``CPRSUB_EXTRA_CLOSURES`` (health checks and anything else judging "which day
         was due" must use this one, or they disagree with the schedule)."""
         return DeliveryCalendar.default(extra=self.extra_closures)
+
+    def run_time(self, day: dt.date) -> dt.datetime:
+        """When delivery day ``day`` runs (``CPRSUB_DELIVERY_TIME``, Danish time)."""
+        return calendar.run_time(day, self.delivery_time)
+
+    def extract_deadline(self, day: dt.date) -> dt.datetime:
+        """When a missing extract for ``day`` becomes an alert: the run time plus
+        ``CPRSUB_EXTRACT_DEADLINE_HOURS``."""
+        return calendar.extract_deadline(day, self.delivery_time, self.deadline_hours)

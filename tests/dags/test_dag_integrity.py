@@ -68,7 +68,7 @@ FEWER_RETRIES = {
 
 
 def test_policy_retries_notifiers_tags(bag):
-    from cpr_abonnement.alerts import failure_alert
+    from cpr_abonnement.tasks.alerts import failure_alert
 
     for dag in bag.dags.values():
         assert dag.tags, f"{dag.dag_id} has no tags"

@@ -111,7 +111,9 @@ def test_celery_cluster_runs_the_daily_dag_on_two_workers(tmp_path, databases):
         db = airflow_db.replace("postgresql+psycopg://", "")
         env.update({
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            "PYTHONPATH": str(ROOT / "tests" / "support"),
+            # This checkout's package, not whichever one the venv installed editable.
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "support"),
+                                           str(ROOT / "include")]),
             "AIRFLOW_HOME": str(tmp_path / "home"),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),

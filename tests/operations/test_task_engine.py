@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cpr_abonnement.errors import FilterDatabaseUnavailable
-from cpr_abonnement.subscriptions.db import AIRFLOW_CONN_ID, task_engine
+from cpr_abonnement.tasks.connections import AIRFLOW_CONN_ID, task_engine
 
 
 @pytest.fixture

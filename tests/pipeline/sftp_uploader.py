@@ -17,14 +17,14 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     from airflow.providers.sftp.hooks.sftp import SFTPHook  # noqa: F401  (warm the import)
 
-    from cpr_abonnement import delivery
+    from cpr_abonnement.delivery import sftp_push
     from cpr_abonnement.errors import DeliveryError
 
     conn_id, remote_dir, *files = argv
     print("ready", flush=True)
     sys.stdin.readline()
     try:
-        outcomes = delivery.deliver(conn_id, remote_dir, [Path(f) for f in files],
+        outcomes = sftp_push.deliver(conn_id, remote_dir, [Path(f) for f in files],
                                     subscriber="S")
     except DeliveryError as exc:
         print(json.dumps({"error": type(exc).__name__, "message": str(exc)}), flush=True)

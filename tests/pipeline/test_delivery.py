@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cpr_abonnement import delivery
+from cpr_abonnement.delivery import sftp_push
 from cpr_abonnement.devsftp import EmbeddedSftpServer
 from cpr_abonnement.errors import DeliveryConflict, DeliveryRefused
 from support.sshd import openssh_server
@@ -26,15 +26,15 @@ def test_atomic_verified_idempotent_delivery_to_openssh(tmp_path, files, monkeyp
     with openssh_server(tmp_path / "sshd") as server:
         monkeypatch.setenv("AIRFLOW_CONN_SFTP_OPENSSH", server["connection"])
         target = tmp_path / "inbound" / "subscriber-a"
-        first = delivery.deliver("sftp_openssh", str(target), files, subscriber="A")
+        first = sftp_push.deliver("sftp_openssh", str(target), files, subscriber="A")
         assert [o.already_there for o in first] == [False, False]
         assert (target / files[0].name).read_bytes() == files[0].read_bytes()
         assert sorted(p.name for p in target.iterdir()) == sorted(f.name for f in files)
-        again = delivery.deliver("sftp_openssh", str(target), files, subscriber="A")
+        again = sftp_push.deliver("sftp_openssh", str(target), files, subscriber="A")
         assert [o.already_there for o in again] == [True, True]
         files[0].write_bytes(b"something else\n")
         with pytest.raises(DeliveryConflict, match="already exists with different content"):
-            delivery.deliver("sftp_openssh", str(target), files, subscriber="A")
+            sftp_push.deliver("sftp_openssh", str(target), files, subscriber="A")
         assert (target / files[0].name).read_bytes() != b"something else\n"  # untouched
 
 
@@ -45,5 +45,5 @@ def test_a_changed_host_key_is_refused_without_retrying(tmp_path, files, monkeyp
         conn["extra"]["host_key"] = impostor.host_key_line
         monkeypatch.setenv("AIRFLOW_CONN_SFTP_X", json.dumps(conn))
         with pytest.raises(DeliveryRefused, match="BadHostKeyException"):
-            delivery.deliver("sftp_x", "/in", files, subscriber="A")
+            sftp_push.deliver("sftp_x", "/in", files, subscriber="A")
         assert not (tmp_path / "root" / "in").exists()

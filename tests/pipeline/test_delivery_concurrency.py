@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from cpr_abonnement import delivery
+from cpr_abonnement.delivery import sftp_push
 from cpr_abonnement.devsftp import EmbeddedSftpServer
 from support.sshd import openssh_server
 
@@ -78,7 +78,7 @@ class Uploader:
     """A delivery in a child process, started on :meth:`go`; see sftp_uploader.py."""
 
     def __init__(self, target: Target, files: list[Path]) -> None:
-        include = Path(delivery.__file__).resolve().parents[1]
+        include = Path(sftp_push.__file__).resolve().parents[2]
         env = {**os.environ, f"AIRFLOW_CONN_{CONN_ID.upper()}": target.connection,
                "PYTHONPATH": os.pathsep.join([str(include), os.environ.get("PYTHONPATH", "")])}
         self.proc = subprocess.Popen(
@@ -177,8 +177,8 @@ def start_second_when_first_is_three_quarters_done(first: Uploader, second: Uplo
 
 
 def assert_a_later_delivery_succeeds_and_cleans_up(target: Target, files: list[Path]) -> None:
-    again = delivery.deliver(CONN_ID, target.remote_dir, files, subscriber="S")
-    assert [o.sha256 for o in again] == [delivery.sha256_file(f)[0] for f in files]
+    again = sftp_push.deliver(CONN_ID, target.remote_dir, files, subscriber="S")
+    assert [o.sha256 for o in again] == [sftp_push.sha256_file(f)[0] for f in files]
     for f in files:
         assert (target.local_dir / f.name).read_bytes() == f.read_bytes()
     assert sorted(p.name for p in target.local_dir.iterdir()) == sorted(f.name for f in files)
@@ -247,7 +247,7 @@ def test_clean_up_removes_only_abandoned_temporaries_of_the_file(target, files):
 
     name = files[0].name
     target.local_dir.mkdir(parents=True)
-    hour_ago = time.time() - delivery.STALE_TEMPORARY_SECONDS - 60
+    hour_ago = time.time() - sftp_push.STALE_TEMPORARY_SECONDS - 60
     abandoned = [f".{name}.0123456789abcdef.part", f".{name}.part"]
     kept = [f".{name}.fedcba9876543210.part",  # live: written just now
             f".{name}.metadata.0123456789abcdef.part", f".{name}x.part", name, "notes.txt"]
@@ -257,8 +257,8 @@ def test_clean_up_removes_only_abandoned_temporaries_of_the_file(target, files):
             os.utime(target.local_dir / entry, (hour_ago, hour_ago))
     with SFTPHook(ssh_conn_id=CONN_ID).get_managed_conn() as sftp:
         now = sftp.stat(f"{target.remote_dir}/{kept[0]}").st_mtime
-        delivery.remove_temporaries(sftp, target.remote_dir, name,
-                                    untouched_before=now - delivery.STALE_TEMPORARY_SECONDS)
+        sftp_push.remove_temporaries(sftp, target.remote_dir, name,
+                                    untouched_before=now - sftp_push.STALE_TEMPORARY_SECONDS)
         assert sorted(p.name for p in target.local_dir.iterdir()) == sorted(kept)
-        delivery.remove_temporaries(sftp, target.remote_dir, name)  # final file verified
+        sftp_push.remove_temporaries(sftp, target.remote_dir, name)  # final file verified
         assert sorted(p.name for p in target.local_dir.iterdir()) == sorted(kept[1:])

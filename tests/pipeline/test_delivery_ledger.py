@@ -19,10 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from cpr_abonnement import delivery, pipeline
+from cpr_abonnement.delivery import sftp_push
+from cpr_abonnement.delivery.base import DeliveryTarget
 from cpr_abonnement.devsftp import EmbeddedSftpServer
 from cpr_abonnement.subscriptions import extracts
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.tasks import daily
+from cpr_abonnement.tasks.payloads import DeliveryItem, DeliveryResult, ReceivedExtract
 
 DELIVERER = Path(__file__).with_name("ledger_deliverer.py")
 DAY, TASK, NAME = dt.date(2026, 11, 26), "431101", "D261126.L431101"
@@ -85,23 +88,25 @@ def day_to_deliver(tmp_path, monkeypatch):
     data.parent.mkdir(parents=True)
     data.write_bytes(random.Random(21).randbytes(20 << 20))
     data.with_name(NAME + ".metadata").write_text('{"persons": 1}\n')
-    sha, _ = delivery.sha256_file(data)
+    sha, _ = sftp_push.sha256_file(data)
     with EmbeddedSftpServer(tmp_path / "sftp", {"cpr": "pw"}) as server:
         conn = server.airflow_connection("cpr")
         monkeypatch.setenv("AIRFLOW_CONN_SFTP_LEDGER", conn)
-        item = {"subscriber": SUBSCRIBER, "name": "Subscriber A", "conn_id": "sftp_ledger",
-                "remote_dir": f"/{SUBSCRIBER}", "data": f"file://{data}",
-                "metadata": f"file://{data}.metadata", "file_name": NAME, "persons": 1,
-                "records": 2, "sha256": sha, "day": DAY.isoformat(), "task_number": TASK}
+        item = DeliveryItem(
+            subscriber=SUBSCRIBER, name="Subscriber A",
+            target=DeliveryTarget("push", "sftp_ledger", f"/{SUBSCRIBER}"),
+            data=f"file://{data}", metadata=f"file://{data}.metadata", file_name=NAME,
+            persons=1, records=2, sha256=sha, day=DAY, task_number=TASK)
         yield engine, db_url, conn, item, tmp_path / "sftp" / SUBSCRIBER
     engine.dispose()
 
 
-def start_deliverer(db_url: str, conn: str, item: dict) -> subprocess.Popen:
-    include = Path(pipeline.__file__).resolve().parents[1]
+def start_deliverer(db_url: str, conn: str, item: DeliveryItem) -> subprocess.Popen:
+    include = Path(daily.__file__).resolve().parents[2]
     env = {**os.environ, "AIRFLOW_CONN_SFTP_LEDGER": conn,
            "PYTHONPATH": os.pathsep.join([str(include), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(DELIVERER), db_url, json.dumps(item)],
+    proc = subprocess.Popen([sys.executable, str(DELIVERER), db_url,
+                             json.dumps(item.to_xcom())],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout.readline().strip() == "ready"
     return proc
@@ -127,14 +132,14 @@ def test_an_attempt_killed_mid_upload_is_counted_and_not_delivered(day_to_delive
 
     [entry] = extracts.ledger(engine, TASK, DAY)
     assert (entry.attempts, entry.outcome, entry.delivered_at) == (1, extracts.STARTED, None)
-    received = {"day": DAY.isoformat(), "task_number": TASK, "file_name": NAME,
-                "previous_date": str(DAY - dt.timedelta(days=1)), "persons": 1}
-    summary = pipeline.report(received, [item], engine, now=T)
-    assert summary["failed"] == ["Subscriber A"] and not summary["processed"]
-    assert "STARTED after 1 attempt(s)" in summary["subscribers"][0]
+    received = ReceivedExtract(day=DAY, file_name=NAME, extract="-", sha256="-",
+                               task_number=TASK, previous_date=DAY - dt.timedelta(days=1),
+                               persons=1, records=2)
+    summary = daily.report(received, [item], engine, now=T)
+    assert summary.failed == ["Subscriber A"] and not summary.processed
+    assert "STARTED after 1 attempt(s)" in summary.subscribers[0]
 
-    assert pipeline.deliver_one(item, engine, now=T) == {"subscriber": SUBSCRIBER,
-                                                          "outcome": "DELIVERED"}
+    assert daily.deliver_one(item, engine, now=T) == DeliveryResult(SUBSCRIBER, "DELIVERED")
     [entry] = extracts.ledger(engine, TASK, DAY)
     assert (entry.attempts, entry.outcome) == (2, "DELIVERED")
-    assert pipeline.report(received, [item], engine, now=T)["failed"] == []
+    assert daily.report(received, [item], engine, now=T).failed == []

@@ -11,8 +11,10 @@ import datetime as dt
 import pytest
 
 from builders import extract, person
-from cpr_abonnement import pipeline
+from cpr_abonnement.errors import ExtractRejected
+from cpr_abonnement.inbound.sensing import find_extract
 from cpr_abonnement.settings import Settings
+from cpr_abonnement.tasks import daily
 
 DAY = dt.date(2026, 11, 19)
 NAME = "D261119.L431101"
@@ -30,17 +32,17 @@ def settings(tmp_path, monkeypatch):
 def test_two_files_for_one_day_are_refused(settings, tmp_path):
     data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
     (tmp_path / "inbound" / NAME).write_bytes(data)
-    assert pipeline.find_extract(settings, DAY) == NAME
+    assert find_extract(settings, DAY) == NAME
     (tmp_path / "inbound" / NAME.lower()).write_bytes(data)
-    with pytest.raises(pipeline.ExtractRejected, match="several extracts"):
-        pipeline.find_extract(settings, DAY)
+    with pytest.raises(ExtractRejected, match="several extracts"):
+        find_extract(settings, DAY)
 
 
 def test_a_file_that_is_not_line_based_is_quarantined(settings, tmp_path, engine):
     broken = b"000" + b"0" * 100_000
     (tmp_path / "inbound" / NAME).write_bytes(broken)
-    with pytest.raises(pipeline.ExtractRejected, match="no line terminator"):
-        pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
+    with pytest.raises(ExtractRejected, match="no line terminator"):
+        daily.receive(settings, DAY, NAME, engine, allow_gap=False)
     kept = [p for p in (tmp_path / "quarantine").iterdir() if not p.name.endswith(".txt")]
     assert [p.read_bytes() for p in kept] == [broken]
     assert not (tmp_path / "inbound" / NAME).exists()
@@ -60,15 +62,15 @@ def test_sftp_inbound(tmp_path, monkeypatch, engine):
         monkeypatch.setenv("CPRSUB_INBOUND", "sftp://cpr_inbound/cpr/out")
         monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
         settings = Settings.from_env()
-        assert pipeline.find_extract(settings, DAY) is None
+        assert find_extract(settings, DAY) is None
         (root / "cpr" / "out" / NAME).write_bytes(data)
-        assert pipeline.find_extract(settings, DAY) == NAME
-        received = pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
-        assert received["persons"] == 1
+        assert find_extract(settings, DAY) == NAME
+        received = daily.receive(settings, DAY, NAME, engine, allow_gap=False)
+        assert received.persons == 1
         assert (tmp_path / "staging" / "2026-11-19" / "extract" / NAME).read_bytes() == data
         (root / "cpr" / "out" / NAME).write_bytes(data.replace(b"\n999", b"\n998"))
-        with pytest.raises(pipeline.ExtractRejected, match="unknown record type '998'"):
-            pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
+        with pytest.raises(ExtractRejected, match="unknown record type '998'"):
+            daily.receive(settings, DAY, NAME, engine, allow_gap=False)
         assert not (root / "cpr" / "out" / NAME).exists()
         assert len(list((root / "cpr" / "out" / "quarantine").iterdir())) == 1
 
@@ -76,7 +78,7 @@ def test_sftp_inbound(tmp_path, monkeypatch, engine):
 def _stage_and_receive(settings, tmp_path, engine):
     data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
     (tmp_path / "inbound" / NAME).write_bytes(data)
-    return pipeline.receive(settings, DAY, NAME, engine, allow_gap=False)
+    return daily.receive(settings, DAY, NAME, engine, allow_gap=False)
 
 
 def test_a_run_validates_the_extract_once(settings, tmp_path, engine, monkeypatch):
@@ -90,9 +92,9 @@ def test_a_run_validates_the_extract_once(settings, tmp_path, engine, monkeypatc
 
     real = validation.violations
     monkeypatch.setattr(validation, "violations", counted)
-    monkeypatch.setattr(pipeline, "violations", counted)
+    monkeypatch.setattr(daily, "violations", counted)
     received = _stage_and_receive(settings, tmp_path, engine)
-    pipeline.filter_day(settings, received, engine, as_of=None)
+    daily.filter_day(settings, received, engine, as_of=None)
     assert calls == [NAME]
 
 
@@ -104,7 +106,7 @@ def test_the_filter_step_refuses_a_staged_extract_changed_since_validation(
     staged = tmp_path / "staging" / "2026-11-19" / "extract" / NAME
     staged.write_bytes(staged.read_bytes().replace(b"0101901234", b"0202801234"))
     with pytest.raises(ExtractNotValidated, match=f"{NAME}.*not the one validated"):
-        pipeline.filter_day(settings, received, engine, as_of=None)
+        daily.filter_day(settings, received, engine, as_of=None)
     assert not (tmp_path / "staging" / "2026-11-19" / "deltas").exists()
 
 
@@ -117,8 +119,8 @@ def test_a_file_named_for_another_task_is_quarantined(settings, tmp_path, engine
     assert data.startswith(start(DAY, DAY - dt.timedelta(1), task="431101"))
     renamed = "D261119.L999999"
     (tmp_path / "inbound" / renamed).write_bytes(data)
-    with pytest.raises(pipeline.ExtractRejected, match=r"named D261119\.L999999 but OPGAVENR "
+    with pytest.raises(ExtractRejected, match=r"named D261119\.L999999 but OPGAVENR "
                                                        "431101"):
-        pipeline.receive(settings, DAY, renamed, engine, allow_gap=False)
+        daily.receive(settings, DAY, renamed, engine, allow_gap=False)
     assert not (tmp_path / "inbound" / renamed).exists()
     assert len(list((tmp_path / "quarantine").glob("D261119.L999999.*.reason.txt"))) == 1

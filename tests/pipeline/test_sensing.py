@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from builders import extract, person
-from cpr_abonnement import pipeline
 from cpr_abonnement.devsftp import EmbeddedSftpServer
+from cpr_abonnement.errors import ExtractRejected
+from cpr_abonnement.inbound.sensing import find_extract
 from cpr_abonnement.settings import Settings
 
 DAY = dt.date(2026, 11, 19)
@@ -64,30 +65,30 @@ def _write(path: Path, data: bytes, mtime: int) -> None:
 
 def test_a_complete_file_is_taken_once_stable_for_the_settle_time(inbound):
     settings, folder = inbound
-    assert pipeline.find_extract(settings, DAY, now=T0) is None  # nothing there
+    assert find_extract(settings, DAY, now=T0) is None  # nothing there
     _write(folder / NAME, DATA, 1_000)
-    assert pipeline.find_extract(settings, DAY, now=T0) is None  # first seen
-    assert pipeline.find_extract(settings, DAY, now=T0 + SETTLE / 2) is None  # settling
-    assert pipeline.find_extract(settings, DAY, now=T0 + SETTLE) == NAME
+    assert find_extract(settings, DAY, now=T0) is None  # first seen
+    assert find_extract(settings, DAY, now=T0 + SETTLE / 2) is None  # settling
+    assert find_extract(settings, DAY, now=T0 + SETTLE) == NAME
 
 
 def test_a_file_still_growing_is_never_quarantined(inbound):
     settings, folder = inbound
     for i, size in enumerate((10, len(DATA) // 2, len(CUT_IN_999))):
         _write(folder / NAME, CUT_IN_999[:size], 1_000 + i)
-        assert pipeline.find_extract(settings, DAY, now=T0 + i * SETTLE) is None
+        assert find_extract(settings, DAY, now=T0 + i * SETTLE) is None
     _write(folder / NAME, DATA, 1_010)  # the writer finishes its 999 line
-    assert pipeline.find_extract(settings, DAY, now=T0 + 3 * SETTLE) is None
-    assert pipeline.find_extract(settings, DAY, now=T0 + 4 * SETTLE) == NAME
+    assert find_extract(settings, DAY, now=T0 + 3 * SETTLE) is None
+    assert find_extract(settings, DAY, now=T0 + 4 * SETTLE) == NAME
     assert (folder / NAME).read_bytes() == DATA
 
 
 def test_a_file_touched_without_growing_is_still_arriving(inbound):
     settings, folder = inbound
     _write(folder / NAME, CUT_IN_999, 1_000)
-    assert pipeline.find_extract(settings, DAY, now=T0) is None
+    assert find_extract(settings, DAY, now=T0) is None
     _write(folder / NAME, CUT_IN_999, 1_005)  # same size, newer mtime
-    assert pipeline.find_extract(settings, DAY, now=T0 + SETTLE) is None
+    assert find_extract(settings, DAY, now=T0 + SETTLE) is None
     assert (folder / NAME).exists()
 
 
@@ -96,9 +97,9 @@ def test_a_stable_broken_file_is_quarantined_naming_the_rule(inbound, kind, tmp_
     settings, folder = inbound
     data, rule = BROKEN[kind]
     _write(folder / NAME, data, 1_000)
-    assert pipeline.find_extract(settings, DAY, now=T0) is None
-    with pytest.raises(pipeline.ExtractRejected, match=rule) as exc:
-        pipeline.find_extract(settings, DAY, now=T0 + SETTLE)
+    assert find_extract(settings, DAY, now=T0) is None
+    with pytest.raises(ExtractRejected, match=rule) as exc:
+        find_extract(settings, DAY, now=T0 + SETTLE)
     assert "not received" not in str(exc.value)
     assert not (folder / NAME).exists()
     kept = [p for p in (tmp_path / "quarantine").iterdir() if not p.name.endswith(".txt")]
@@ -111,4 +112,4 @@ def test_settle_time_zero_takes_a_whole_file_at_once(inbound, monkeypatch):
     _, folder = inbound
     monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
     _write(folder / NAME, DATA, 1_000)
-    assert pipeline.find_extract(Settings.from_env(), DAY, now=T0) == NAME
+    assert find_extract(Settings.from_env(), DAY, now=T0) == NAME

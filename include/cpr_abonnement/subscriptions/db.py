@@ -3,8 +3,9 @@
 The database is named by a SQLAlchemy URL, resolved in this order: an explicit URL
 (``--db``), the environment variable ``CPRSUB_DB_URL``, and the embedded default, a
 SQLite file ``filters.db`` in ``CPRSUB_HOME`` (default ``./var``). Inside Airflow the
-URL comes from the connection :data:`AIRFLOW_CONN_ID` (see
-:func:`url_from_airflow_connection`), so credentials stay in Airflow's secrets.
+URL comes from an Airflow connection instead (see
+:func:`cpr_abonnement.tasks.connections.task_engine`), so credentials stay in Airflow's
+secrets.
 
 Schema changes are Alembic migrations shipped in the package
 (``subscriptions/migrations``); :func:`upgrade` applies the missing ones in place and
@@ -13,28 +14,22 @@ is idempotent.
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 
-from cpr_abonnement.errors import FilterDatabaseUnavailable
-
-ENV_URL = "CPRSUB_DB_URL"
-ENV_HOME = "CPRSUB_HOME"
-#: Airflow connection holding the filter database (conn type ``sqlite`` or ``postgres``).
-AIRFLOW_CONN_ID = "cpr_filter_db"
+from cpr_abonnement.settings import cli_home, db_url
 
 
 def default_url() -> str:
-    home = Path(os.environ.get(ENV_HOME, "var")).resolve()
+    home = Path(cli_home()).resolve()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'filters.db'}"
 
 
 def resolve_url(url: str | None = None) -> str:
-    return url or os.environ.get(ENV_URL) or default_url()
+    return url or db_url() or default_url()
 
 
 def normalise_url(url: str) -> str:
@@ -50,45 +45,6 @@ def connection_url(conn) -> str:
     if conn.conn_type == "sqlite":
         return f"sqlite:///{conn.host}"
     return normalise_url(conn.get_uri())
-
-
-def url_from_airflow_connection(conn_id: str = AIRFLOW_CONN_ID) -> str:
-    """The filter-database URL stored in an Airflow connection (call inside a task)."""
-    from airflow.sdk import BaseHook
-
-    return connection_url(BaseHook.get_connection(conn_id))
-
-
-def task_engine() -> Engine:
-    """The filter database as an Airflow task sees it: ``CPRSUB_DB_URL`` if set, else the
-    Airflow connection :data:`AIRFLOW_CONN_ID`, checked with one round trip.
-
-    There is deliberately no embedded default here: a worker without the connection would
-    otherwise filter against a new, empty SQLite file and deliver nothing to everyone.
-    """
-    url = os.environ.get(ENV_URL)
-    source = f"${ENV_URL}" if url else f"Airflow connection {AIRFLOW_CONN_ID!r}"
-    if not url:
-        try:
-            url = url_from_airflow_connection()
-        except Exception as exc:  # AirflowNotFoundException, or a malformed connection
-            raise FilterDatabaseUnavailable(
-                f"the filter database is not configured: no {source} "
-                f"({type(exc).__name__}); create it (conn type sqlite or postgres) "
-                f"or set {ENV_URL}") from exc
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except Exception as exc:
-        engine.dispose()
-        # The driver's message may quote the host but never the password (hidden by
-        # SQLAlchemy's URL rendering); the type and the source are what an operator needs.
-        raise FilterDatabaseUnavailable(
-            f"the filter database named by {source} is not reachable "
-            f"({type(exc).__name__} at {engine.url.render_as_string(hide_password=True)})"
-        ) from exc
-    return engine
 
 
 def make_engine(url: str | None = None) -> Engine:

@@ -20,7 +20,10 @@ import html
 import logging
 from typing import Any
 
+from cpr_abonnement.errors import CprAbonnementError
+from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
+from cpr_abonnement.tasks.run_dates import delivery_day
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +34,6 @@ def _raw(text: str) -> str:
 
 def compose(context: dict[str, Any]) -> tuple[str, str]:
     """Subject and plain-text body of the alert for a failed task."""
-    from cpr_abonnement.pipeline import delivery_day, scrub  # not at parse
-
     ti = context["ti"]
     try:
         day = str(delivery_day(context))
@@ -41,8 +42,6 @@ def compose(context: dict[str, Any]) -> tuple[str, str]:
     subscriber = context.get("subscriber_name") or getattr(ti, "rendered_map_index", None)
     exc = context.get("exception")
     error = scrub(f"{type(exc).__name__}: {exc}" if exc else "unknown error")
-    from cpr_abonnement.errors import CprAbonnementError
-
     # A sensor timeout says nothing about the extract; our own errors (a rejected file, a
     # refused run date, also when re-raised as AirflowFailException) say what happened
     # and must not be reworded into "not received".

@@ -1,4 +1,5 @@
-"""SFTP delivery of one subscriber's delta and ``.metadata`` (product.md §4).
+"""Delivery mode ``push``: upload one subscriber's delta and ``.metadata`` to its SFTP
+server (product.md §4).
 
 A thin layer over the SFTP provider's ``SFTPHook``: the connection id names the target,
 and host, credentials and the pinned host key live in that Airflow connection. In one
@@ -43,6 +44,7 @@ from typing import TYPE_CHECKING
 
 from paramiko import SSHException
 
+from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome
 from cpr_abonnement.errors import DeliveryConflict, DeliveryError, DeliveryRefused
 
 if TYPE_CHECKING:
@@ -56,14 +58,6 @@ PART_SUFFIX = ".part"
 STALE_TEMPORARY_SECONDS = 3600
 _TOKEN_BYTES = 8
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    name: str
-    nbytes: int
-    sha256: str
-    already_there: bool
 
 
 @dataclass(frozen=True)
@@ -259,3 +253,17 @@ def deliver(conn_id: str, remote_dir: str, files: list[Path], *, subscriber: str
     except (BadHostKeyException, AuthenticationException) as exc:
         raise DeliveryRefused(f"{type(exc).__name__}: {exc}", subscriber=subscriber,
                               file_name=files[0].name if files else "-") from exc
+
+
+class SftpPush(DeliveryMode):
+    """Push to the subscriber's SFTP server: the target's ``conn_id`` is the Airflow
+    SFTP connection, its ``directory`` the remote directory."""
+
+    name = "push"
+
+    def describe(self, target: DeliveryTarget) -> str:
+        return f"sftp://{target.conn_id}/{target.directory}"
+
+    def deliver(self, files: list[Path], target: DeliveryTarget, *, subscriber: str
+                ) -> list[FileOutcome]:
+        return deliver(target.conn_id, target.directory, files, subscriber=subscriber)

@@ -1,0 +1,41 @@
+"""Delivery: a subscriber's delta and ``.metadata`` to the subscriber, by its mode.
+
+:mod:`~cpr_abonnement.delivery.base` defines the interface (a
+:class:`~cpr_abonnement.delivery.base.DeliveryMode` delivers files to a
+:class:`~cpr_abonnement.delivery.base.DeliveryTarget` and reports mode-neutral
+:class:`~cpr_abonnement.delivery.base.FileOutcome`\\ s); each mode is one module:
+:mod:`~cpr_abonnement.delivery.sftp_push` (``push``: upload to the subscriber's SFTP
+server). A new mode is one module implementing ``DeliveryMode`` plus its entry in
+:data:`MODES`, and :func:`target_of` choosing it for the subscribers that use it.
+"""
+
+from __future__ import annotations
+
+from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget
+from cpr_abonnement.delivery.sftp_push import SftpPush
+
+#: Delivery modes by name.
+MODES: dict[str, DeliveryMode] = {mode.name: mode for mode in (SftpPush(),)}
+
+#: The ledger's target for a subscriber without one (its delivery fails, no retry).
+NO_TARGET = "-"
+
+
+def target_of(subscriber) -> DeliveryTarget | None:
+    """Where ``subscriber`` (any shape with ``sftp_conn_id`` and ``remote_dir``) gets its
+    files, or None when it has no target. Today every subscriber is pushed to over SFTP;
+    the subscriber's stored fields are read here and nowhere else."""
+    if not subscriber.sftp_conn_id:
+        return None
+    return DeliveryTarget(SftpPush.name, subscriber.sftp_conn_id, subscriber.remote_dir)
+
+
+def describe(target: DeliveryTarget | None) -> str:
+    """``target`` as the ledger records it (an unknown mode, whose delivery then fails,
+    is still recorded as what was asked for)."""
+    if target is None:
+        return NO_TARGET
+    mode = MODES.get(target.mode)
+    if mode is None:
+        return f"{target.mode}://{target.conn_id}/{target.directory}"
+    return mode.describe(target)

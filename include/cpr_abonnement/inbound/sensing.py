@@ -1,0 +1,107 @@
+"""Has the day's extract arrived completely? Written once, for every inbound location.
+
+A file in the inbound location is either still arriving or complete; only a complete
+file is judged. "Complete" means stable: its size and mtime, as the inbound location
+reports them, unchanged for the settle time. The sensor runs in reschedule mode (a
+new process per poke), so what it saw is kept between pokes in a small JSON file in
+the day's staging folder: name, size, mtime and when *this service* first saw them.
+Only our own clock measures the settle time and the inbound's mtime is only compared
+for equality, so a skewed SFTP server clock cannot make a file look old. A stable file
+that ends in a whole 999 record (full length, with its line end) is taken; any other
+stable file is broken, and is quarantined with the rule it breaks instead of waiting
+for the deadline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from dataclasses import dataclass
+
+from cpr_abonnement.errors import ExtractRejected
+from cpr_abonnement.extract.validation import TAIL_BYTES, end_problem
+from cpr_abonnement.inbound import open_location
+from cpr_abonnement.inbound.base import Observation
+from cpr_abonnement.inbound.quarantine import quarantine
+from cpr_abonnement.settings import Settings
+from cpr_abonnement.staging import stage_dir
+
+log = logging.getLogger(__name__)
+
+#: The file in the day's staging folder that keeps what earlier pokes saw.
+OBSERVATION_FILE = "inbound-observation.json"
+
+
+@dataclass(frozen=True)
+class Sensing:
+    """What one poke found: no file, a file still arriving, or a complete file."""
+
+    name: str | None
+    complete: bool = False
+
+
+def extract_pattern(day: dt.date, task_number: str | None) -> re.Pattern[str]:
+    """CPR's file name for ``day``: ``D<YYMMDD>.L<task>``, matched case-insensitively."""
+    task = re.escape(task_number) if task_number else r"\d{6}"
+    return re.compile(rf"D{day:%y%m%d}\.L{task}", re.IGNORECASE)
+
+
+def find_extract(settings: Settings, day: dt.date, *,
+                 now: dt.datetime | None = None) -> str | None:
+    """Name of the day's extract once complete, or None while absent or still arriving.
+
+    Raises :class:`ExtractRejected` (after quarantining it) for a file that has stopped
+    changing but does not end with a whole 999 record.
+    """
+    found = sense(settings, day, now=now)
+    return found.name if found.complete else None
+
+
+def sense(settings: Settings, day: dt.date, *, now: dt.datetime | None = None) -> Sensing:
+    """Look for the day's extract and say whether it has arrived completely."""
+    now = now or dt.datetime.now(dt.UTC)
+    location = open_location(settings.inbound)
+    pattern = extract_pattern(day, settings.task_number)
+    found = [name for name in location.list_files() if pattern.fullmatch(name)]
+    if len(found) > 1:
+        raise ExtractRejected(f"several extracts for {day} in {settings.inbound}: "
+                              f"{', '.join(found)}; set CPRSUB_TASK_NUMBER")
+    if not found:
+        return Sensing(None)
+    name = found[0]
+    seen = location.observe(name, TAIL_BYTES)
+    if not _stable(settings, day, name, seen, now):
+        log.info("%s is there (%d bytes) but changed within the last %.0f s, or was "
+                 "first seen now: still arriving", name, seen.size, settings.settle_seconds)
+        return Sensing(name)
+    problem = end_problem(seen.tail, seen.size)
+    if problem is not None:
+        error = problem.examples[0]
+        where = quarantine(settings, name, [f"rule '{problem.rule}': {error}"])
+        raise ExtractRejected(
+            f"{name} for {day} arrived but is broken (unchanged for "
+            f"{settings.settle_seconds:.0f} s), rule '{problem.rule}': {error}; "
+            f"moved to {where}")
+    return Sensing(name, complete=True)
+
+
+def _stable(settings: Settings, day: dt.date, name: str, seen: Observation,
+            now: dt.datetime) -> bool:
+    """Whether ``seen`` is what an earlier poke saw at least the settle time ago.
+
+    A first sighting, or any change of size or mtime, (re)starts the clock. With a settle
+    time of 0 every file counts as stable at once (demos and tests only).
+    """
+    if settings.settle_seconds <= 0:
+        return True
+    state = stage_dir(settings, day) / OBSERVATION_FILE
+    current = {"name": name, "size": seen.size, "mtime": seen.mtime}
+    before = json.loads(state.read_text()) if state.exists() else {}
+    if {key: before.get(key) for key in current} == current:
+        since = dt.datetime.fromisoformat(before["since"])
+        return (now - since).total_seconds() >= settings.settle_seconds
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({**current, "since": now.isoformat()}))
+    return False

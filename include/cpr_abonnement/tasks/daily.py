@@ -1,0 +1,220 @@
+"""What each task of the ``cpr_abonnement_daily`` DAG does, as plain functions.
+
+The DAG file only wires these together; every function takes its inputs as arguments
+(delivery day, settings, database engine, the previous task's typed payload) and
+returns a payload from :mod:`~cpr_abonnement.tasks.payloads` (paths and counts, no
+PNRs). Waiting for the extract is :mod:`cpr_abonnement.inbound.sensing`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from cpr_abonnement import delivery
+from cpr_abonnement.errors import (
+    ChainBroken,
+    DeliveryConflict,
+    ExtractError,
+    ExtractRejected,
+    MissingDeliveryTarget,
+)
+from cpr_abonnement.extract.expectations import run_expectations
+from cpr_abonnement.extract.index import scan
+from cpr_abonnement.extract.validation import summarise, violations
+from cpr_abonnement.inbound import open_location
+from cpr_abonnement.inbound.quarantine import quarantine
+from cpr_abonnement.pnr import mask, scrub
+from cpr_abonnement.process import filter_extract
+from cpr_abonnement.settings import Settings
+from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
+from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.tasks.payloads import (
+    DaySummary,
+    DeliveryItem,
+    DeliveryResult,
+    ReceivedExtract,
+)
+
+log = logging.getLogger(__name__)
+
+
+# -- parse & validate -------------------------------------------------------------------
+def receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
+            allow_gap: bool) -> ReceivedExtract:
+    """Copy the extract to staging, validate it, check the chain; quarantine if bad."""
+    with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
+        return _receive(settings, day, name, engine, allow_gap=allow_gap,
+                        scratch=Path(scratch))
+
+
+def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
+             allow_gap: bool, scratch: Path) -> ReceivedExtract:
+    target = stage_dir(settings, day) / "extract" / name
+    local = local_path(target, scratch)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    open_location(settings.inbound).fetch(name, local)
+
+    try:
+        index = scan(local, digest=True)
+    except ExtractError as exc:  # not line-based at all
+        where = quarantine(settings, name, [str(exc)])
+        local.unlink(missing_ok=True)
+        raise ExtractRejected(f"{name} rejected, moved to {where}: {exc}") from exc
+    problems = [summarise(v) for v in violations(index, expect_date=day)]
+    report = run_expectations(index) if not problems else None
+    for outcome in report.warnings if report else []:
+        log.warning("data quality (within tolerance): %s", outcome)
+    if problems or (report is not None and not report.success):
+        lines = [str(p) for p in problems] + (
+            [f"data quality: {o}" for o in report.failures] if report else [])
+        where = quarantine(settings, name, lines)
+        local.unlink(missing_ok=True)
+        raise ExtractRejected(
+            f"{name} rejected ({len(lines)} problem(s)), moved to {where}:\n  - "
+            + "\n  - ".join(lines))
+
+    _log_platform_records(index)
+    start = index.start
+    assert start is not None and start.previous_date is not None
+    last = extracts.last_processed(engine, start.task_number, before=day)
+    if last is not None and last.production_date != start.previous_date:
+        message = (f"{name}: PRODDTOFORRIG is {start.previous_date} but the last processed "
+                   f"extract of task {start.task_number} was produced {last.production_date}: "
+                   f"an extract is missing. Backfill the missing day(s), or re-run with the "
+                   f"param allow_gap=true to accept the gap.")
+        if not allow_gap:
+            raise ChainBroken(message)
+        log.warning("chain gap accepted by allow_gap: %s", message)
+    if not is_local(target):
+        upload(local, target)
+    return ReceivedExtract(
+        day=day, file_name=name, extract=str(target), sha256=index.sha256,
+        task_number=start.task_number, previous_date=start.previous_date,
+        persons=len(index.persons), records=index.person_records,
+        platform_records=dict(index.platform_records))
+
+
+def _log_platform_records(index) -> None:
+    """910 (errors) and 997 (receipts) concern the platform's dealings with CPR: never
+    forwarded, but logged for the data engineers (product.md §3), PNRs masked."""
+    if not any(index.platform_records.values()):
+        return
+    from cpr_abonnement.extract.reader import iter_records
+
+    for rec in iter_records(index.path):
+        if rec.record_type == "910":
+            log.warning("910 error record, line %d: %s %s (input key %s)", rec.line_no,
+                        rec.field("FEJLNR"), rec.field("FEJLTXT_UDTRAEK").strip(),
+                        mask(rec.key))
+        elif rec.record_type == "997":
+            log.info("997 receipt for a deleted PNR subscription, line %d: %s event %s",
+                     rec.line_no, mask(rec.key), rec.field("HAENDELSE"))
+
+
+# -- filter -----------------------------------------------------------------------------
+def filter_day(settings: Settings, received: ReceivedExtract, engine: Engine, *,
+               as_of: dt.datetime | None) -> list[DeliveryItem]:
+    """Thin the staged extract for every active subscriber; one delivery item each."""
+    folder = stage_dir(settings, received.day) / "deltas"
+    with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
+        extract = local_copy(staged(received.extract), Path(scratch))
+        out = local_path(folder, Path(scratch))
+        result = filter_extract(extract, engine, out, as_of=as_of,
+                                validated_sha256=received.sha256)
+        if not is_local(folder):
+            for f in result.files:
+                for local in (Path(f.path), Path(f.metadata_path)):
+                    upload(local, folder / f.subscriber / local.name)
+    data = {f.subscriber: str(folder / f.subscriber / f.name) for f in result.files}
+    log.info("filtered %s: %d persons, %d subscriber(s), filters as of %s UTC (%s)",
+             received.file_name, result.persons, len(result.files),
+             result.extract.filters_as_of.isoformat(),
+             ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items()))
+    return [
+        DeliveryItem(subscriber=sub.uuid, name=sub.name, target=delivery.target_of(sub),
+                     data=data[sub.uuid], metadata=data[sub.uuid] + ".metadata",
+                     file_name=f.name, persons=f.persons, records=f.records, sha256=f.sha256,
+                     day=received.day, task_number=received.task_number)
+        for sub, f in zip(result.subscribers, result.files, strict=True)
+    ]
+
+
+# -- deliver ----------------------------------------------------------------------------
+def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> DeliveryResult:
+    """Deliver one subscriber's files by its mode and record the attempt in the ledger.
+
+    The attempt is counted before anything is sent, so an attempt whose process is
+    killed mid-upload still shows in the ledger (as ``STARTED``, not delivered).
+    """
+    target = delivery.describe(item.target)
+    row = dict(task_number=item.task_number, production_date=item.day,
+               subscriber_uuid=item.subscriber, file_name=item.file_name,
+               sha256=item.sha256, persons=item.persons, records=item.records,
+               target=target, now=now)
+    extracts.start_delivery(engine, **row)
+
+    def record(outcome: str, detail: str) -> None:
+        extracts.finish_delivery(engine, **row, outcome=outcome, detail=scrub(detail))
+
+    try:
+        mode = _mode_of(item)
+        with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
+            files = [local_copy(staged(url), Path(scratch))
+                     for url in (item.data, item.metadata)]
+            outcomes = mode.deliver(files, item.target, subscriber=item.name)
+    except DeliveryConflict as exc:
+        record("CONFLICT", str(exc))
+        raise
+    except Exception as exc:
+        record("FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    outcome = "ALREADY_DELIVERED" if all(o.already_there for o in outcomes) else "DELIVERED"
+    record(outcome, ", ".join(f"{o.name} ({o.nbytes} bytes)" for o in outcomes))
+    log.info("delivery subscriber=%s file=%s records=%d sha256=%s outcome=%s target=%s",
+             item.subscriber, item.file_name, item.records, item.sha256, outcome, target)
+    return DeliveryResult(item.subscriber, outcome)
+
+
+def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:
+    """The delivery mode of ``item``'s target; a missing target or unknown mode is the
+    subscriber's configuration to fix, not something a retry can."""
+    if item.target is None:
+        raise MissingDeliveryTarget("the subscriber has no delivery target",
+                                    subscriber=item.name, file_name=item.file_name)
+    mode = delivery.MODES.get(item.target.mode)
+    if mode is None:
+        raise MissingDeliveryTarget(f"unknown delivery mode {item.target.mode!r}",
+                                    subscriber=item.name, file_name=item.file_name)
+    return mode
+
+
+# -- report -----------------------------------------------------------------------------
+def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine, *,
+           now: dt.datetime) -> DaySummary:
+    """Summarise the day from the ledger; mark the extract processed if all delivered."""
+    day = received.day
+    entries = {e.subscriber_uuid: e for e in extracts.ledger(engine, received.task_number,
+                                                             day)}
+    lines, failed = [], []
+    for item in items:
+        e = entries.get(item.subscriber)
+        outcome = e.outcome if e else "NOT_ATTEMPTED"
+        if outcome not in extracts.DELIVERED_OUTCOMES:
+            failed.append(item.name)
+        lines.append(f"{item.name} ({item.subscriber}): {item.persons} persons, "
+                     f"{item.records} records, {outcome}"
+                     + (f" after {e.attempts} attempt(s)" if e else ""))
+    head = (f"{received.file_name} (produced {day}, previous {received.previous_date}): "
+            f"{received.persons} persons; {len(items) - len(failed)} of {len(items)} "
+            f"subscriber(s) delivered")
+    if any(received.platform_records.values()):
+        head += f"; platform records not forwarded: {received.platform_records}"
+    if not failed:
+        extracts.mark_delivered(engine, received.task_number, day, now)
+    log.info("%s\n  %s", head, "\n  ".join(lines))
+    return DaySummary(head, lines, failed, processed=not failed)

@@ -1,0 +1,108 @@
+"""Delivery behind one interface: a subscriber's target picks the mode, and what the
+ledger, the errors and the XCom payloads say does not depend on it (issue 11.2/11.7)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from pipeline.test_delivery_ledger import DAY, NAME, SUBSCRIBER, TASK, T, register_day
+
+from cpr_abonnement import delivery
+from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome
+from cpr_abonnement.errors import MissingDeliveryTarget
+from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.tasks import daily
+from cpr_abonnement.tasks.payloads import (
+    DaySummary,
+    DeliveryItem,
+    DeliveryResult,
+    ReceivedExtract,
+)
+
+
+@pytest.fixture
+def item(tmp_path) -> DeliveryItem:
+    data = tmp_path / NAME
+    data.write_bytes(b"delta\n")
+    data.with_name(NAME + ".metadata").write_text("{}\n")
+    return DeliveryItem(subscriber=SUBSCRIBER, name="Subscriber A",
+                        target=DeliveryTarget("push", "sftp_a", "/in"),
+                        data=f"file://{data}", metadata=f"file://{data}.metadata",
+                        file_name=NAME, persons=1, records=2, sha256="1" * 64, day=DAY,
+                        task_number=TASK)
+
+
+def test_a_subscriber_is_pushed_to_over_sftp_and_the_ledger_target_is_unchanged():
+    sub = type("Sub", (), {"sftp_conn_id": "sftp_a", "remote_dir": "/in/a"})()
+    target = delivery.target_of(sub)
+    assert target == DeliveryTarget("push", "sftp_a", "/in/a")
+    assert delivery.describe(target) == "sftp://sftp_a//in/a"  # as the ledger had it
+    sub.sftp_conn_id = None
+    assert delivery.target_of(sub) is None and delivery.describe(None) == "-"
+
+
+def test_a_missing_target_fails_without_naming_a_transport(engine, item):
+    register_day(engine)
+    with pytest.raises(MissingDeliveryTarget, match="no delivery target") as exc:
+        daily.deliver_one(dataclasses.replace(item, target=None), engine, now=T)
+    assert "SFTP" not in str(exc.value)
+    [entry] = extracts.ledger(engine, TASK, DAY)
+    assert (entry.target, entry.outcome, entry.attempts) == ("-", "FAILED", 1)
+
+
+def test_an_unknown_mode_is_the_subscribers_configuration_not_a_retry(engine, item):
+    register_day(engine)
+    odd = dataclasses.replace(item, target=DeliveryTarget("carrier-pigeon", "x", "/"))
+    with pytest.raises(MissingDeliveryTarget, match="unknown delivery mode 'carrier-pigeon'"):
+        daily.deliver_one(odd, engine, now=T)
+
+
+def test_a_new_mode_is_one_registration(engine, item, monkeypatch, tmp_path):
+    """What issue 13's pick-up mode needs: register it, and deliver_one, the ledger and
+    the report work unchanged."""
+    class Shelf(DeliveryMode):
+        name = "shelf"
+
+        def describe(self, target: DeliveryTarget) -> str:
+            return f"shelf:{target.directory}"
+
+        def deliver(self, files: list[Path], target: DeliveryTarget, *, subscriber: str
+                    ) -> list[FileOutcome]:
+            folder = tmp_path / "shelf"
+            folder.mkdir(exist_ok=True)
+            for f in files:
+                (folder / f.name).write_bytes(f.read_bytes())
+            return [FileOutcome(f.name, f.stat().st_size, "-", already_there=False)
+                    for f in files]
+
+    monkeypatch.setitem(delivery.MODES, Shelf.name, Shelf())
+    register_day(engine)
+    shelved = dataclasses.replace(item, target=DeliveryTarget("shelf", "", "/a"))
+    assert daily.deliver_one(shelved, engine, now=T) == DeliveryResult(SUBSCRIBER,
+                                                                       "DELIVERED")
+    assert sorted(p.name for p in (tmp_path / "shelf").iterdir()) == [NAME,
+                                                                      NAME + ".metadata"]
+    [entry] = extracts.ledger(engine, TASK, DAY)
+    assert (entry.target, entry.outcome) == ("shelf:/a", "DELIVERED")
+
+
+@pytest.mark.parametrize("payload", [
+    ReceivedExtract(day=DAY, file_name=NAME, extract="file:///s/x", sha256="a" * 64,
+                    task_number=TASK, previous_date=DAY - dt.timedelta(days=1), persons=3,
+                    records=9, platform_records={"910": 1, "997": 0}),
+    DeliveryItem(subscriber=SUBSCRIBER, name="A", target=DeliveryTarget("push", "c", "/d"),
+                 data="file:///d", metadata="file:///d.metadata", file_name=NAME,
+                 persons=1, records=2, sha256="b" * 64, day=DAY, task_number=TASK),
+    DeliveryItem(subscriber=SUBSCRIBER, name="A", target=None, data="d", metadata="m",
+                 file_name=NAME, persons=0, records=0, sha256="c" * 64, day=DAY,
+                 task_number=TASK),
+    DeliveryResult(SUBSCRIBER, "ALREADY_DELIVERED"),
+    DaySummary("head", ["a line"], ["A"], processed=False),
+], ids=lambda p: type(p).__name__)
+def test_xcom_payloads_survive_a_json_round_trip(payload):
+    wire = json.loads(json.dumps(payload.to_xcom()))
+    assert type(payload).from_xcom(wire) == payload
