@@ -17,6 +17,9 @@ CREATE TABLE audit (
 	operation VARCHAR(64) NOT NULL,
 	arguments TEXT NOT NULL,
 	result VARCHAR(200) NOT NULL,
+	transport VARCHAR(16),
+	certificate_sha256 VARCHAR(64),
+	call_id VARCHAR(255),
 	CONSTRAINT pk_audit PRIMARY KEY (id)
 );
 
@@ -59,6 +62,22 @@ CREATE TABLE subscriber (
 	CONSTRAINT pk_subscriber PRIMARY KEY (id),
 	CONSTRAINT uq_subscriber_uuid UNIQUE (uuid)
 );
+
+CREATE TABLE certificate (
+	id INTEGER NOT NULL,
+	subscriber_id INTEGER NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	subject VARCHAR(500) NOT NULL,
+	not_after DATETIME NOT NULL,
+	added_at DATETIME NOT NULL,
+	removed_at DATETIME,
+	CONSTRAINT pk_certificate PRIMARY KEY (id),
+	CONSTRAINT fk_certificate_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE INDEX ix_certificate_subscriber_id ON certificate (subscriber_id);
+
+CREATE UNIQUE INDEX uq_certificate_current ON certificate (sha256) WHERE removed_at IS NULL;
 
 CREATE TABLE credential (
 	id INTEGER NOT NULL,
@@ -135,6 +154,17 @@ CREATE INDEX ix_filter_municipality_code ON filter_municipality (code, subscribe
 
 CREATE UNIQUE INDEX uq_filter_municipality_current ON filter_municipality (subscriber_id, code) WHERE removed_at IS NULL;
 
+CREATE TABLE filter_none (
+	id INTEGER NOT NULL,
+	subscriber_id INTEGER NOT NULL,
+	added_at DATETIME NOT NULL,
+	removed_at DATETIME,
+	CONSTRAINT pk_filter_none PRIMARY KEY (id),
+	CONSTRAINT fk_filter_none_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE UNIQUE INDEX uq_filter_none_current ON filter_none (subscriber_id) WHERE removed_at IS NULL;
+
 CREATE TABLE filter_pnr (
 	pnr BIGINT NOT NULL,
 	id INTEGER NOT NULL,
@@ -148,3 +178,17 @@ CREATE TABLE filter_pnr (
 CREATE INDEX ix_filter_pnr_pnr ON filter_pnr (pnr, subscriber_id);
 
 CREATE UNIQUE INDEX uq_filter_pnr_current ON filter_pnr (subscriber_id, pnr) WHERE removed_at IS NULL;
+
+CREATE TABLE service_agreement (
+	id INTEGER NOT NULL,
+	subscriber_id INTEGER NOT NULL,
+	uuid VARCHAR(36) NOT NULL,
+	added_at DATETIME NOT NULL,
+	removed_at DATETIME,
+	CONSTRAINT pk_service_agreement PRIMARY KEY (id),
+	CONSTRAINT fk_service_agreement_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE INDEX ix_service_agreement_subscriber_id ON service_agreement (subscriber_id);
+
+CREATE UNIQUE INDEX uq_service_agreement_current ON service_agreement (uuid) WHERE removed_at IS NULL;

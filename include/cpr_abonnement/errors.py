@@ -132,7 +132,8 @@ class InvalidEventCode(FilterInputError):
 
 
 class InvalidFilterGroup(FilterInputError):
-    """RemoveAll names one of PNR, AgeRange, MunicipalityCode, ChangeCode."""
+    """RemoveAll names one of the filter groups (PNR, AgeRange, MunicipalityCode, ChangeCode,
+    NoFilter)."""
 
     rule = "filter group"
 

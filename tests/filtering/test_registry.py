@@ -79,7 +79,8 @@ def test_a_registered_type_is_served_snapshotted_and_selected(registered, engine
     assert svc.get_all_filters(A).test_everyone == [True]
     assert svc.get_all_filters(A).to_dict()["test_everyone"] == [True]
     assert svc.audit_trail(A)[-1].result == (
-        "OK: 0 PNR, 0 age range, 0 municipality, 0 change-code, 1 everyone filters")
+        "OK: 0 PNR, 0 age range, 0 municipality, 0 change-code, 0 no-filter, 1 everyone "
+        "filters")
 
     path = write(tmp_path, extract([*person("0101901234", kom="0851"),
                                           *person("0202801234", kom="0101")]))

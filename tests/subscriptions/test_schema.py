@@ -23,8 +23,8 @@ def _diff(engine) -> list:
 
 
 def test_upgrade_is_idempotent_and_matches_the_models(engine):
-    assert current_revision(engine) == "0004"
-    assert upgrade(engine) == "0004"
+    assert current_revision(engine) == "0005"
+    assert upgrade(engine) == "0005"
     assert _diff(engine) == []
 
 

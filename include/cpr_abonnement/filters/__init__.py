@@ -11,11 +11,12 @@ from cpr_abonnement.filters.age_range import AGE_RANGE
 from cpr_abonnement.filters.base import FilterType
 from cpr_abonnement.filters.change_code import CHANGE_CODE
 from cpr_abonnement.filters.municipality import MUNICIPALITY_CODE
+from cpr_abonnement.filters.no_filter import NO_FILTER
 from cpr_abonnement.filters.pnr import PNR
 from cpr_abonnement.subscriptions.rules import shown
 
 #: Every filter type, in the order GetAllFilters lists them.
-TYPES: tuple[FilterType, ...] = (PNR, AGE_RANGE, MUNICIPALITY_CODE, CHANGE_CODE)
+TYPES: tuple[FilterType, ...] = (PNR, AGE_RANGE, MUNICIPALITY_CODE, CHANGE_CODE, NO_FILTER)
 
 
 def by_group(name: str) -> FilterType:

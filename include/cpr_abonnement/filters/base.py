@@ -115,6 +115,10 @@ class FilterType(ABC):
         """One GetAllFilters item from a row of column values."""
         return row[0] if len(row) == 1 else tuple(row)
 
+    def as_listing(self, items: list[Any]) -> Any:
+        """GetAllFilters' JSON value for this type: a list of :meth:`as_json` items."""
+        return [self.as_json(i) for i in items]
+
     def as_json(self, item: Any) -> Any:
         return dict(zip((a.name for a in self.arguments), item, strict=True)) \
             if len(self.arguments) > 1 else item

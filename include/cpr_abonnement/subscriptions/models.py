@@ -102,8 +102,60 @@ class Credential(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
+class Certificate(Base):
+    """A client certificate registered for an IT system (SF6002 over mutual TLS).
+
+    Only its SHA-256 fingerprint (of the DER encoding, lowercase hex) identifies it; the
+    subject and expiry are kept for the operator. Several may be current per system
+    (rotation); removal closes the validity period. A fingerprint is current for at most
+    one system (partial unique index), so a certificate names one caller.
+    """
+
+    __tablename__ = "certificate"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(500))
+    not_after: Mapped[dt.datetime] = mapped_column(DateTime)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("uq_certificate_current", "sha256", unique=True,
+              sqlite_where=text("removed_at IS NULL"),
+              postgresql_where=text("removed_at IS NULL")),
+        Index("ix_certificate_subscriber_id", "subscriber_id"),
+    )
+
+
+class ServiceAgreement(Base):
+    """A service agreement (``ServiceAgreementUUID``) registered for an IT system.
+
+    An agreement is between one IT system and its authority, so a UUID is current for
+    at most one system; removal closes the validity period.
+    """
+
+    __tablename__ = "service_agreement"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    uuid: Mapped[str] = mapped_column(String(36))
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("uq_service_agreement_current", "uuid", unique=True,
+              sqlite_where=text("removed_at IS NULL"),
+              postgresql_where=text("removed_at IS NULL")),
+        Index("ix_service_agreement_subscriber_id", "subscriber_id"),
+    )
+
+
 class AuditEntry(Base):
-    """One row per operation: who, when, which subscriber, what (PNRs masked), result."""
+    """One row per operation: who, when, which subscriber, what (PNRs masked), result,
+    and how the caller came: ``transport`` (``rest``, ``soap``, ``cli``...), the client
+    certificate's fingerprint and SF6002's ``CallersServiceCallIdentifier`` (SOAP)."""
 
     __tablename__ = "audit"
 
@@ -114,6 +166,9 @@ class AuditEntry(Base):
     operation: Mapped[str] = mapped_column(String(64))
     arguments: Mapped[str] = mapped_column(Text)
     result: Mapped[str] = mapped_column(String(200))
+    transport: Mapped[str | None] = mapped_column(String(16))
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(255))
 
 
 class ExtractRun(Base):

@@ -110,8 +110,7 @@ class FilterSet:
 
     def to_dict(self) -> dict[str, Any]:
         return {"subscriber_uuid": self.subscriber_uuid, "as_of": self.as_of.isoformat(),
-                **{t.listing: [t.as_json(i) for i in self.listings[t.listing]]
-                   for t in filters.TYPES},
+                **{t.listing: t.as_listing(self.listings[t.listing]) for t in filters.TYPES},
                 "receives_nothing": self.empty}
 
 
