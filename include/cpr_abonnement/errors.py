@@ -175,3 +175,44 @@ class MissingDeliveryTarget(DeliveryError):
 
 class DeliveryRefused(DeliveryError):
     """The server refused us for a reason a retry cannot fix (changed host key, bad login)."""
+
+
+class InvalidCertificate(FilterInputError):
+    """A client certificate to register is not one: unparsable PEM/DER, no certificate,
+    several, a CA certificate, or already expired."""
+
+    rule = "certificate"
+
+
+class InvalidServiceAgreement(FilterInputError):
+    """A ServiceAgreementUUID is not a UUID."""
+
+    rule = "service agreement"
+
+
+class RegisteredToAnotherSystem(CprAbonnementError):
+    """A certificate or service agreement is already registered for another IT system:
+    each names exactly one caller, so it cannot be registered twice."""
+
+    def __init__(self, message: str, *, what: str, owner: str) -> None:
+        self.what = what
+        self.owner = owner
+        super().__init__(message)
+
+
+class NotAuthorised(CprAbonnementError, PermissionError):
+    """A caller may not make this call (:func:`cpr_abonnement.api.auth.authorise`).
+
+    ``check`` names the check that failed, one of :data:`NotAuthorised.CHECKS`; the
+    message says it in words for the caller (never a PNR).
+    """
+
+    CHECKS = ("certificate not registered", "certificate of another IT system",
+              "service agreement", "service uuid", "token of another IT system",
+              "administrator required", "IT system disabled", "no credential")
+
+    def __init__(self, message: str, *, check: str) -> None:
+        if check not in self.CHECKS:
+            raise ValueError(f"unknown authorisation check {check!r}")
+        self.check = check
+        super().__init__(message)

@@ -51,12 +51,15 @@ class Endpoint:
 
 
 def register(engine, ca: TestCA, tmp_path: Path) -> tuple[dict, dict]:
-    """Subscribers A and B, each with its certificate (registered once "identity" lands)."""
+    """Subscribers A and B, each with its service agreement and registered certificate;
+    a third certificate from the same CA registered for nobody."""
     svc = SubscriptionService(engine, caller="setup")
-    svc.add_subscriber(A, "Aalborg ESDH")
-    svc.add_subscriber(B, "Odense Sag")
+    svc.add_subscriber(A, "Aalborg ESDH", service_agreements=[AGREEMENT_A])
+    svc.add_subscriber(B, "Odense Sag", service_agreements=[AGREEMENT_B])
     issued = {"a": ca.client("Aalborg ESDH"), "b": ca.client("Odense Sag"),
               "stranger": ca.client("Not registered")}
+    svc.add_certificate(A, issued["a"].pem)
+    svc.add_certificate(B, issued["b"].pem)
     return issued, {k: v.write(tmp_path, k) for k, v in issued.items()}
 
 

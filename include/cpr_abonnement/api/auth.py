@@ -1,33 +1,61 @@
-"""STAND-IN until branch soap-identity is merged (it owns this module): the interface
-of /work/soap-interface.md with only the ServiceUUID check. Deleted at the merge."""
+"""One authorisation for every transport (issue 12, item 7).
+
+The REST and SOAP adapters prove *who* is calling in their own way (a bearer token; a
+client certificate from the TLS handshake or a trusted proxy) and hand it over as a
+:class:`CallerIdentity`, with the call's :class:`CallContext` (SF6002's
+InvocationContext). :func:`authorise` decides whether that caller may act for the
+context's IT system and returns the only thing the operations can be run through: a
+:class:`~cpr_abonnement.subscriptions.service.SubscriptionService` bound to that
+caller, whose audit rows record the transport, the certificate fingerprint and the
+``CallersServiceCallIdentifier``. A transport that skipped :func:`authorise` would have
+no service to call.
+
+Checks (each refusal is one audit row ``DENIED: <check>`` and :class:`NotAuthorised`):
+
+* REST: the token's IT system is the context's (``token of another IT system``);
+  administrators may act for any system; operations on subscribers themselves need an
+  administrator (:func:`authorise_admin`: ``administrator required``).
+* SOAP: the certificate is registered (``certificate not registered``; removed ones
+  are not), for the context's ``UserSystemUUID`` (``certificate of another IT
+  system``), that system is active (``IT system disabled``), the context's
+  ``ServiceAgreementUUID`` is registered for it (``service agreement``), and
+  ``ServiceUUID`` is SF6002's (``service uuid``).
+"""
 
 from __future__ import annotations
 
+import uuid as uuidlib
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
-from cpr_abonnement.errors import CprAbonnementError
-from cpr_abonnement.subscriptions.service import SubscriptionService
+from cpr_abonnement.errors import NotAuthorised
+from cpr_abonnement.subscriptions.credentials import Principal, Role
+from cpr_abonnement.subscriptions.models import Certificate, ServiceAgreement, Subscriber
+from cpr_abonnement.subscriptions.service import CallTrail, SubscriptionService
 
+#: ServiceUUID of SF6002 CprSubscriptionService at Serviceplatformen.
 SF6002_SERVICE_UUID = "9cdccc2f-3243-11e2-8fef-d4bed98c5934"
-
-
-class NotAuthorised(CprAbonnementError):
-    def __init__(self, message: str, *, check: str) -> None:
-        self.check = check
-        super().__init__(message)
+REST, SOAP = "rest", "soap"
+#: The REST messages as before this module (clients and tests read them).
+_REST_OTHER_SYSTEM = "invocationContext.userSystemUUID is not the authenticated IT system"
+_REST_ADMIN = "administrator credential required"
 
 
 @dataclass(frozen=True)
 class CallerIdentity:
-    transport: str
-    principal: object | None = None
-    certificate_sha256: str | None = None
+    """Who is calling, as the transport proved it."""
+
+    transport: str                            # "rest" or "soap"
+    principal: Principal | None = None        # REST: the bearer token's principal
+    certificate_sha256: str | None = None     # SOAP: lowercase hex SHA-256 of the DER cert
 
 
 @dataclass(frozen=True)
 class CallContext:
+    """SF6002's InvocationContext (REST sends only userSystemUUID)."""
+
     user_system_uuid: str
     service_agreement_uuid: str | None = None
     user_uuid: str | None = None
@@ -35,8 +63,111 @@ class CallContext:
     callers_service_call_identifier: str | None = None
 
 
+def _uuid(value: str | None) -> str | None:
+    """A UUID in canonical form (lowercase, hyphenated); other text as given."""
+    if value is None:
+        return None
+    try:
+        return str(uuidlib.UUID(value.strip()))
+    except ValueError:
+        return value
+
+
+def _caller_name(caller: CallerIdentity, owner: str | None = None) -> str:
+    """How the audit trail's ``caller`` column names this caller."""
+    if caller.principal is not None:
+        return caller.principal.caller
+    sha = (caller.certificate_sha256 or "none")[:16]
+    return f"{caller.transport}:{owner or 'unregistered'}:{sha}"
+
+
+def _trail(caller: CallerIdentity, context: CallContext | None) -> CallTrail:
+    return CallTrail(caller.transport, caller.certificate_sha256,
+                     context.callers_service_call_identifier if context else None)
+
+
+def _service(engine: Engine, caller: CallerIdentity, context: CallContext | None,
+             owner: str | None = None) -> SubscriptionService:
+    return SubscriptionService(engine, caller=_caller_name(caller, owner),
+                               trail=_trail(caller, context))
+
+
+def _refuse(service: SubscriptionService, system: str | None, operation: str, check: str,
+            message: str) -> NotAuthorised:
+    service.record_denied(system, operation, check)
+    return NotAuthorised(message, check=check)
+
+
+def _token_check(principal: Principal | None, system: str) -> tuple[str, str] | None:
+    """(check, message) refusing a REST caller, or None."""
+    if principal is None:
+        return "no credential", "no bearer token"
+    if principal.role is Role.ADMIN or principal.subscriber_uuid == system:
+        return None
+    return "token of another IT system", _REST_OTHER_SYSTEM
+
+
+def _certificate_check(session: Session, sha256: str | None, context: CallContext
+                       ) -> tuple[str | None, tuple[str, str] | None]:
+    """(certificate's system, refusal (check, message) or None) for a SOAP caller."""
+    system = _uuid(context.user_system_uuid)
+    row = None if not sha256 else session.execute(
+        select(Subscriber.id, Subscriber.uuid, Subscriber.active)
+        .join(Certificate, Certificate.subscriber_id == Subscriber.id)
+        .where(Certificate.sha256 == sha256.lower(), Certificate.removed_at.is_(None))
+    ).first()
+    if row is None:
+        return None, ("certificate not registered",
+                      "the client certificate is not registered for any IT system")
+    sub_id, owner, active = row
+    if owner != system:
+        return owner, ("certificate of another IT system",
+                       "the client certificate is registered for another IT system than "
+                       "the InvocationContext's UserSystemUUID")
+    if not active:
+        return owner, ("IT system disabled", "the IT system is disabled")
+    agreement = _uuid(context.service_agreement_uuid)
+    registered = agreement is not None and session.scalar(
+        select(ServiceAgreement.id).where(ServiceAgreement.subscriber_id == sub_id,
+                                          ServiceAgreement.uuid == agreement,
+                                          ServiceAgreement.removed_at.is_(None))) is not None
+    if not registered:
+        return owner, ("service agreement", "the InvocationContext's ServiceAgreementUUID "
+                       "is not a service agreement registered for this IT system")
+    if _uuid(context.service_uuid) != SF6002_SERVICE_UUID:
+        return owner, ("service uuid", "the InvocationContext's ServiceUUID is not "
+                       f"SF6002 CprSubscriptionService's ({SF6002_SERVICE_UUID})")
+    return owner, None
+
+
 def authorise(engine: Engine, caller: CallerIdentity, context: CallContext, operation: str
               ) -> SubscriptionService:
-    if caller.transport == "soap" and context.service_uuid != SF6002_SERVICE_UUID:
-        raise NotAuthorised("ServiceUUID is not SF6002's", check="service uuid")
-    return SubscriptionService(engine, caller=f"{caller.transport}:{caller.certificate_sha256}")
+    """The service acting for ``context.user_system_uuid`` on behalf of ``caller``, after
+    every check of its transport; on refusal one ``DENIED: <check>`` audit row (with
+    transport, certificate fingerprint and call identifier) and :class:`NotAuthorised`.
+    """
+    system = _uuid(context.user_system_uuid)
+    owner = None
+    if caller.transport == REST:
+        refusal = _token_check(caller.principal, system or "")
+    elif caller.transport == SOAP:
+        with Session(engine) as s:
+            owner, refusal = _certificate_check(s, caller.certificate_sha256, context)
+    else:
+        raise ValueError(f"unknown transport {caller.transport!r}")
+    service = _service(engine, caller, context, owner)
+    if refusal is not None:
+        raise _refuse(service, system, operation, *refusal)
+    return service
+
+
+def authorise_admin(engine: Engine, caller: CallerIdentity, operation: str,
+                    system: str | None = None) -> SubscriptionService:
+    """The service for an administrator's operation (on ``system``, if it names one);
+    any other caller is refused (``administrator required``) and audited."""
+    service = _service(engine, caller, None)
+    principal = caller.principal
+    if principal is None or principal.role is not Role.ADMIN:
+        raise _refuse(service, _uuid(system), operation, "administrator required",
+                      _REST_ADMIN)
+    return service

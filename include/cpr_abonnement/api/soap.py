@@ -77,9 +77,14 @@ from starlette.responses import Response
 
 from cpr_abonnement import filters
 from cpr_abonnement.api import auth
-from cpr_abonnement.api.auth import CallContext, CallerIdentity, NotAuthorised
+from cpr_abonnement.api.auth import CallContext, CallerIdentity
 from cpr_abonnement.api.guard import declared_length
-from cpr_abonnement.errors import CprAbonnementError, FilterInputError, UnknownSubscriber
+from cpr_abonnement.errors import (
+    CprAbonnementError,
+    FilterInputError,
+    NotAuthorised,
+    UnknownSubscriber,
+)
 from cpr_abonnement.filters.base import FilterType
 from cpr_abonnement.masking import scrub
 

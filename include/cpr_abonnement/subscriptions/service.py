@@ -34,12 +34,25 @@ from cpr_abonnement import pnr as pnr_rules
 from cpr_abonnement.errors import (
     CprAbonnementError,
     FilterInputError,
+    InvalidServiceAgreement,
+    RegisteredToAnotherSystem,
     UnknownSubscriber,
 )
 from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR
 from cpr_abonnement.filters.base import FilterType, in_force
 from cpr_abonnement.subscriptions import rules
-from cpr_abonnement.subscriptions.models import AuditEntry, FilterLock, Subscriber
+from cpr_abonnement.subscriptions.certificates import (
+    CertificateInfo,
+    normalise_fingerprint,
+    parse_certificate,
+)
+from cpr_abonnement.subscriptions.models import (
+    AuditEntry,
+    Certificate,
+    FilterLock,
+    ServiceAgreement,
+    Subscriber,
+)
 
 T = TypeVar("T")
 #: How many masked PNRs a bulk call's audit row keeps as a sample.
@@ -124,11 +137,43 @@ class SubscriberInfo:
     active: bool
     created_at: dt.datetime
     disabled_at: dt.datetime | None
+    #: Current client certificates (SF6002 over mutual TLS), by expiry.
+    certificates: tuple[CertificateInfo, ...] = ()
+    #: Current ServiceAgreementUUIDs.
+    service_agreements: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, s: Subscriber) -> SubscriberInfo:
+    def of(cls, session: Session, s: Subscriber) -> SubscriberInfo:
+        certs = session.scalars(select(Certificate).where(
+            Certificate.subscriber_id == s.id, Certificate.removed_at.is_(None))
+            .order_by(Certificate.not_after, Certificate.sha256))
+        agreements = session.scalars(select(ServiceAgreement.uuid).where(
+            ServiceAgreement.subscriber_id == s.id, ServiceAgreement.removed_at.is_(None))
+            .order_by(ServiceAgreement.uuid))
         return cls(s.uuid, s.name, s.serves, s.sftp_conn_id, s.remote_dir, s.active,
-                   s.created_at, s.disabled_at)
+                   s.created_at, s.disabled_at,
+                   tuple(CertificateInfo(c.sha256, c.subject, c.not_after) for c in certs),
+                   tuple(agreements))
+
+
+@dataclass(frozen=True)
+class CallTrail:
+    """How a call came, as every audit row it writes records it: the transport
+    (``rest``, ``soap``, ``cli``), the client certificate's SHA-256 fingerprint and
+    SF6002's ``CallersServiceCallIdentifier`` (SOAP)."""
+
+    transport: str | None = None
+    certificate_sha256: str | None = None
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The result of registering or removing a certificate or service agreement."""
+
+    result: Result
+    #: The other IT system that already holds it (result not applied), if any.
+    owner: str | None = None
 
 
 def utcnow() -> dt.datetime:
@@ -182,11 +227,17 @@ def lock_filters(session: Session, clock: Callable[[], dt.datetime] | None = Non
     return now
 
 
-def validate_uuid(value: str) -> str:
+def validate_uuid(value: str, *, what: str = "UserSystemUUID",
+                  error: type[FilterInputError] = InvalidSubscriber) -> str:
     try:
         return str(uuidlib.UUID(str(value)))
     except ValueError:
-        raise InvalidSubscriber(f"UserSystemUUID {rules.shown(value)} is not a UUID") from None
+        raise error(f"{what} {rules.shown(value)} is not a UUID") from None
+
+
+def validate_agreement(value: str) -> str:
+    """A ServiceAgreementUUID, normalised (lowercase, hyphenated)."""
+    return validate_uuid(value, what="ServiceAgreementUUID", error=InvalidServiceAgreement)
 
 
 class SubscriptionService:
@@ -197,10 +248,12 @@ class SubscriptionService:
     """
 
     def __init__(self, engine: Engine, *, caller: str,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 trail: CallTrail = CallTrail()) -> None:
         self.engine = engine
         self.caller = caller
         self.clock = clock
+        self.trail = trail
 
     # -- plumbing ------------------------------------------------------------------
     def _now(self, session: Session) -> dt.datetime:
@@ -210,16 +263,22 @@ class SubscriptionService:
     def _audit(self, session: Session, system: str | None, operation: str,
                arguments: dict[str, Any], result: str, at: dt.datetime) -> None:
         """One audit row; PNR-shaped text is masked in every free-text column."""
+        trail = self.trail
         session.add(AuditEntry(
-            at=at, caller=self.caller, subscriber_uuid=system, operation=operation,
+            at=at, caller=pnr_rules.scrub(self.caller)[:200], subscriber_uuid=system,
+            operation=operation,
             arguments=pnr_rules.scrub(json.dumps(arguments, ensure_ascii=False, default=str)),
-            result=pnr_rules.scrub(result)[:200]))
+            result=pnr_rules.scrub(result)[:200], transport=trail.transport,
+            certificate_sha256=trail.certificate_sha256,
+            call_id=pnr_rules.scrub(trail.call_id)[:255] if trail.call_id else None))
 
-    def record_denied(self, system: str | None, operation: str) -> None:
-        """Audit a call the caller was not allowed to make (another system's filters,
-        an administrator's operation), so refused attempts leave a trace."""
+    def record_denied(self, system: str | None, operation: str, check: str | None = None
+                      ) -> None:
+        """Audit a call the caller was not allowed to make (``DENIED: <check>``), so
+        refused attempts leave a trace."""
         with Session(self.engine) as s, s.begin():
-            self._audit(s, system, operation, {}, "DENIED", self._now(s))
+            self._audit(s, system, operation, {}, f"DENIED: {check}" if check else "DENIED",
+                        self._now(s))
 
     def _run(self, system: str, operation: str, arguments: dict[str, Any],
              validate: Callable[[], Any],
@@ -373,11 +432,14 @@ class SubscriptionService:
 
     # -- subscribers ---------------------------------------------------------------
     def add_subscriber(self, uuid: str, name: str, *, serves: str | None = None,
-                       sftp_conn_id: str | None = None, remote_dir: str = ".") -> SubscriberInfo:
+                       sftp_conn_id: str | None = None, remote_dir: str = ".",
+                       service_agreements: Sequence[str] = ()) -> SubscriberInfo:
+        """Register an IT system (and its service agreements, in the same transaction)."""
         uuid = validate_uuid(uuid)
         if not name.strip():
             raise InvalidSubscriber("a subscriber needs a name")
         remote_dir = rules.remote_dir(remote_dir)
+        agreements = list(dict.fromkeys(validate_agreement(a) for a in service_agreements))
         with Session(self.engine) as s, s.begin():
             now = lock_filters(s, self.clock)
             if s.scalar(select(Subscriber.id).where(Subscriber.uuid == uuid)) is not None:
@@ -388,9 +450,12 @@ class SubscriptionService:
             s.add(sub)
             self._audit(s, uuid, "AddSubscriber",
                         {"name": name, "serves": serves, "sftp_conn_id": sftp_conn_id,
-                         "remote_dir": remote_dir}, "ADDED", now)
+                         "remote_dir": remote_dir, "service_agreements": agreements},
+                        "ADDED", now)
             s.flush()
-            return SubscriberInfo.of(sub)
+            for agreement in agreements:
+                self._register_agreement(s, sub, agreement, now)
+            return SubscriberInfo.of(s, sub)
 
     def set_active(self, uuid: str, active: bool) -> SubscriberInfo:
         with Session(self.engine) as s, s.begin():
@@ -404,7 +469,7 @@ class SubscriptionService:
                 sub.active, sub.disabled_at = active, (None if active else now)
                 self._audit(s, uuid, "EnableSubscriber" if active else "DisableSubscriber",
                             {}, "CHANGED" if changed else "UNCHANGED", now)
-                return SubscriberInfo.of(sub)
+                return SubscriberInfo.of(s, sub)
         raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
 
     def subscribers(self, *, active_only: bool = False) -> list[SubscriberInfo]:
@@ -412,7 +477,108 @@ class SubscriptionService:
             q = select(Subscriber).order_by(Subscriber.name, Subscriber.uuid)
             if active_only:
                 q = q.where(Subscriber.active.is_(True))
-            return [SubscriberInfo.of(sub) for sub in s.scalars(q)]
+            return [SubscriberInfo.of(s, sub) for sub in s.scalars(q)]
+
+    def subscriber(self, uuid: str) -> SubscriberInfo:
+        """One subscriber, with its certificates and service agreements."""
+        with Session(self.engine) as s:
+            sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
+            if sub is None:
+                raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
+            return SubscriberInfo.of(s, sub)
+
+    # -- certificates and service agreements (SF6002 over mutual TLS) ---------------
+    def _registration(self, system: str, operation: str, arguments: dict[str, Any],
+                      validate: Callable[[], Any],
+                      apply: Callable[[Session, Subscriber, Any, dt.datetime], Registration]
+                      ) -> Registration:
+        """Audited like a filter operation; one held by another system is refused
+        (audited ``REFUSED: registered for IT system <uuid>``, then raised)."""
+        def describe(r: Registration) -> str:
+            return (f"REFUSED: registered for IT system {r.owner}" if r.owner
+                    else r.result.value)
+        done = self._run(system, operation, arguments, validate, apply, describe)
+        if done.owner:
+            what = "certificate" if "Certificate" in operation else "service agreement"
+            raise RegisteredToAnotherSystem(
+                f"this {what} is already registered for IT system {done.owner}; remove it "
+                "there first", what=what, owner=done.owner)
+        return done
+
+    @staticmethod
+    def _owner(s: Session, model, key, value: str) -> tuple[int, str] | None:
+        """(subscriber id, UUID) of the system whose current row has ``key == value``."""
+        row = s.execute(select(Subscriber.id, Subscriber.uuid)
+                        .join(model, model.subscriber_id == Subscriber.id)
+                        .where(key == value, model.removed_at.is_(None))).first()
+        return (row[0], row[1]) if row else None
+
+    def add_certificate(self, system: str, pem: bytes | str) -> Registration:
+        """Register a client certificate for ``system`` (several may be current)."""
+        def apply(s: Session, sub: Subscriber, cert: CertificateInfo, now: dt.datetime
+                  ) -> Registration:
+            owner = self._owner(s, Certificate, Certificate.sha256, cert.sha256)
+            if owner is not None:
+                return Registration(Result.ALREADY_EXISTED,
+                                    None if owner[0] == sub.id else owner[1])
+            s.add(Certificate(subscriber_id=sub.id, sha256=cert.sha256, subject=cert.subject,
+                              not_after=cert.not_after, added_at=now))
+            return Registration(Result.ADDED)
+        try:
+            cert = parse_certificate(pem, now=self.clock() if self.clock else None)
+        except FilterInputError as exc:
+            refused = exc
+
+            def validate() -> CertificateInfo:
+                raise refused  # audited as REJECTED by _run
+            return self._registration(system, "AddCertificate", {}, validate, apply)
+        return self._registration(system, "AddCertificate", {
+            "sha256": cert.sha256, "subject": cert.subject,
+            "not_after": cert.not_after.isoformat()}, lambda: cert, apply)
+
+    def remove_certificate(self, system: str, sha256: str) -> Registration:
+        """Close a certificate's registration; ``NON_EXISTING`` if it is not current."""
+        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
+            done = s.execute(update(Certificate).where(
+                Certificate.subscriber_id == sub.id, Certificate.sha256 == value,
+                Certificate.removed_at.is_(None)).values(removed_at=now))
+            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
+        return self._registration(system, "RemoveCertificate", {"sha256": str(sha256)[:80]},
+                                  lambda: normalise_fingerprint(sha256), apply)
+
+    def _register_agreement(self, s: Session, sub: Subscriber, agreement: str,
+                            now: dt.datetime) -> Registration:
+        owner = self._owner(s, ServiceAgreement, ServiceAgreement.uuid, agreement)
+        if owner is not None:
+            if owner[0] != sub.id:
+                # Within add_subscriber: refuse the whole registration.
+                raise RegisteredToAnotherSystem(
+                    f"service agreement {agreement} is already registered for IT system "
+                    f"{owner[1]}", what="service agreement", owner=owner[1])
+            return Registration(Result.ALREADY_EXISTED)
+        s.add(ServiceAgreement(subscriber_id=sub.id, uuid=agreement, added_at=now))
+        return Registration(Result.ADDED)
+
+    def add_service_agreement(self, system: str, agreement: str) -> Registration:
+        """Register a ServiceAgreementUUID for ``system``."""
+        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
+            owner = self._owner(s, ServiceAgreement, ServiceAgreement.uuid, value)
+            if owner is not None and owner[0] != sub.id:
+                return Registration(Result.ALREADY_EXISTED, owner[1])
+            return self._register_agreement(s, sub, value, now)
+        return self._registration(system, "AddServiceAgreement",
+                                  {"service_agreement": str(agreement)[:80]},
+                                  lambda: validate_agreement(agreement), apply)
+
+    def remove_service_agreement(self, system: str, agreement: str) -> Registration:
+        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
+            done = s.execute(update(ServiceAgreement).where(
+                ServiceAgreement.subscriber_id == sub.id, ServiceAgreement.uuid == value,
+                ServiceAgreement.removed_at.is_(None)).values(removed_at=now))
+            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
+        return self._registration(system, "RemoveServiceAgreement",
+                                  {"service_agreement": str(agreement)[:80]},
+                                  lambda: validate_agreement(agreement), apply)
 
     def audit_trail(self, system: str | None = None) -> list[AuditEntry]:
         with Session(self.engine) as s:

@@ -1,0 +1,98 @@
+"""Client certificates as the registry knows them: the SHA-256 fingerprint of the DER
+encoding, the subject and the expiry.
+
+The fingerprint is what identifies a caller: the TLS layer (or the proxy) proves the
+caller holds the key of a certificate the CA signed; the registry says which IT system
+that certificate belongs to. Transports compute it with :func:`fingerprint` from the
+DER bytes they got in the handshake (``ssl.SSLSocket.getpeercert(binary_form=True)``)
+or with :func:`parse_certificate` from a PEM a proxy forwarded.
+
+>>> normalise_fingerprint("AB:" * 31 + "CD") == "ab" * 31 + "cd"
+True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from cpr_abonnement.errors import InvalidCertificate
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+_PEM_BEGIN = b"-----BEGIN"
+#: The subject column's width (``certificate.subject``).
+MAX_SUBJECT = 500
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """A registered (or about to be registered) client certificate."""
+
+    sha256: str
+    subject: str
+    #: Naive UTC, as every stored timestamp.
+    not_after: dt.datetime
+
+
+def fingerprint(der: bytes) -> str:
+    """Lowercase hex SHA-256 of a certificate's DER encoding."""
+    return hashlib.sha256(der).hexdigest()
+
+
+def normalise_fingerprint(value: str) -> str:
+    """64 hex digits, lowercased; colons and spaces (``openssl x509 -fingerprint``) dropped."""
+    text = re.sub(r"[\s:]", "", str(value)).lower()
+    if not _FINGERPRINT.fullmatch(text):
+        raise InvalidCertificate("a certificate fingerprint is 64 hexadecimal digits "
+                                 "(SHA-256 of the DER certificate)")
+    return text
+
+
+def _load(data: bytes) -> x509.Certificate:
+    """The one certificate in ``data`` (PEM, other PEM blocks such as a key ignored; or DER)."""
+    try:
+        if _PEM_BEGIN in data:
+            found = x509.load_pem_x509_certificates(data)
+        else:
+            found = [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise InvalidCertificate(
+            "not a certificate: no PEM 'BEGIN CERTIFICATE' block or DER certificate "
+            f"could be read ({type(exc).__name__})") from exc
+    if len(found) != 1:
+        raise InvalidCertificate(f"the file holds {len(found)} certificates; give the IT "
+                                 "system's client certificate alone (no chain)")
+    return found[0]
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def parse_certificate(data: bytes | str, *, now: dt.datetime | None = None
+                      ) -> CertificateInfo:
+    """The fingerprint, subject and expiry of a client certificate (PEM or DER).
+
+    Refused with :class:`InvalidCertificate`: no certificate, several, a CA certificate
+    (it cannot identify one IT system), or one expired at ``now`` (naive UTC; default
+    the process clock).
+    """
+    raw = data.encode("ascii", "replace") if isinstance(data, str) else bytes(data)
+    cert = _load(raw)
+    if _is_ca(cert):
+        raise InvalidCertificate("a CA certificate cannot identify an IT system; give "
+                                 "the client certificate")
+    not_after = cert.not_valid_after_utc.replace(tzinfo=None)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if not_after <= now:
+        raise InvalidCertificate(f"the certificate expired at {not_after.isoformat()} UTC")
+    return CertificateInfo(fingerprint(cert.public_bytes(Encoding.DER)),
+                           cert.subject.rfc4514_string()[:MAX_SUBJECT], not_after)
