@@ -13,18 +13,19 @@ import xmltodict
 from cpr_abonnement.api import soap
 from cpr_abonnement.api.app import create_app
 from cpr_abonnement.api.tls import ServerTls
+from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import TestCA
 from support.servers import uvicorn_server
-from support.soapclient import PNR_1, envelope, register, result_of
+from support.soapclient import AGREEMENT_B, PNR_1, A, B, envelope, post, register, result_of
 
 HEADER = "X-SSL-Client-Cert"
 
 
-def audit_text(engine) -> str:
-    from cpr_abonnement.subscriptions.service import SubscriptionService
-
+def soap_audit(engine) -> list[tuple[str, str | None, str | None, str]]:
+    """(operation, transport, certificate fingerprint, result) of the SOAP calls' rows."""
     rows = SubscriptionService(engine, caller="t").audit_trail()
-    return "\n".join(str(vars(r)) for r in rows)
+    return [(r.operation, r.transport, r.certificate_sha256, r.result) for r in rows
+            if r.transport == "soap"]
 
 
 def call(http: httpx.Client, url: str, **headers):
@@ -37,7 +38,8 @@ def test_the_presented_certificate_reaches_the_app(endpoint):
     with endpoint.client("a") as http:
         r = call(http, endpoint.base)
     assert result_of(r, "AddPNRSubscription") == "ADDED"
-    assert endpoint.issued["a"].sha256 in audit_text(endpoint.engine)
+    assert soap_audit(endpoint.engine) == [
+        ("AddPNRSubscription", "soap", endpoint.issued["a"].sha256, "ADDED")]
 
 
 def test_no_certificate_or_another_cas_is_refused_in_the_handshake(endpoint, tmp_path):
@@ -77,7 +79,44 @@ def test_proxy_header_only_from_a_trusted_address(engine, test_ca, tmp_path, tru
     body = xmltodict.parse(r.content)["soap:Envelope"]["soap:Body"]
     if expected == "ADDED":
         assert body["ns3:AddPNRSubscriptionResponse"]["ns3:Result"] == "ADDED"
-        assert issued["a"].sha256 in audit_text(engine)
+        assert soap_audit(engine) == [
+            ("AddPNRSubscription", "soap", issued["a"].sha256, "ADDED")]
     else:
         assert r.status_code == 500 and expected in body["soap:Fault"]["faultstring"]
-        assert issued["a"].sha256 not in audit_text(engine)
+        assert soap_audit(engine) == []
+
+
+def fault_string(response) -> str:
+    assert response.status_code == 500, response.text
+    body = xmltodict.parse(response.content)["soap:Envelope"]["soap:Body"]
+    assert body["soap:Fault"]["faultcode"] == "soap:Client"
+    return body["soap:Fault"]["faultstring"]
+
+
+REFUSALS = {
+    "system A's certificate acting on B": ("a", {"system": B, "agreement": AGREEMENT_B},
+                                           "certificate of another IT system"),
+    "unregistered certificate": ("stranger", {}, "certificate not registered"),
+    "wrong service agreement": ("a", {"agreement": AGREEMENT_B}, "service agreement"),
+    "wrong ServiceUUID": ("a", {"service": "00000000-0000-4000-8000-000000000000"},
+                          "service uuid"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_refused_callers_get_a_fault_naming_the_check_and_an_audit_row(endpoint, case):
+    who, context, check = REFUSALS[case]
+    r = post(endpoint, envelope("AddPNRSubscription", f"<cpr:PNR>{PNR_1}</cpr:PNR>",
+                                **context), who=who)
+    assert f"not authorised: {check}" in fault_string(r)
+    assert soap_audit(endpoint.engine) == [
+        ("AddPNRSubscription", "soap", endpoint.issued[who].sha256, f"DENIED: {check}")]
+    assert SubscriptionService(endpoint.engine, caller="t").get_all_filters(B).empty
+
+
+def test_a_removed_certificate_is_refused(endpoint):
+    body = envelope("AddPNRSubscription", f"<cpr:PNR>{PNR_1}</cpr:PNR>")
+    assert result_of(post(endpoint, body), "AddPNRSubscription") == "ADDED"
+    SubscriptionService(endpoint.engine, caller="t").remove_certificate(
+        A, endpoint.issued["a"].sha256)
+    assert "not authorised: certificate not registered" in fault_string(post(endpoint, body))
