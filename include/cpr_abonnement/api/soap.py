@@ -168,12 +168,24 @@ class ClientCertificates:
             return False
         return any(address in net for net in self.trusted_proxies)
 
-    def _header(self, scope: dict[str, Any]) -> str | None:
-        name = self.header.encode("latin-1") if self.header else None
+    @staticmethod
+    def _header_named(scope: dict[str, Any], name: str) -> str | None:
+        wanted = name.encode("latin-1")
         for key, value in scope.get("headers", ()):
-            if key == name:
+            if key == wanted:
                 return value.decode("latin-1")
         return None
+
+    def _header(self, scope: dict[str, Any]) -> str | None:
+        return self._header_named(scope, self.header) if self.header else None
+
+    def public_scheme(self, scope: dict[str, Any]) -> str:
+        """The scheme clients use: a trusted proxy's ``X-Forwarded-Proto`` (it terminates
+        TLS), else the connection's. For the WSDL's address."""
+        forwarded = self._header_named(scope, "x-forwarded-proto")
+        if forwarded in ("http", "https") and self.header and self._trusted(scope):
+            return forwarded
+        return scope.get("scheme", "http")
 
     def fingerprint(self, scope: dict[str, Any]) -> str:
         """Lowercase hex SHA-256 of the caller's DER certificate; SoapFault if none."""
@@ -519,7 +531,8 @@ def wsdl(request: Request) -> Response:
         return schema_document(xsd)
     if "wsdl" not in request.query_params:
         return fault("Client", "GET serves ?wsdl or ?xsd=<name>; operations are POSTed")
-    address = str(request.url.replace(query=""))
+    scheme = _config(request).certificates.public_scheme(request.scope)
+    address = str(request.url.replace(query="", scheme=scheme))
     text = _document(WSDL).replace(
         b'location="https://localhost/service/CPRSubscription/CPRSubscription/1/"',
         f'location="{address}"'.encode())
