@@ -7,14 +7,19 @@ import csv
 import datetime as dt
 import json
 
+import httpx
 import pytest
 
 from builders import extract, person, rec, write
+from cpr_abonnement.api.app import create_app
 from cpr_abonnement.cli import main
 from cpr_abonnement.errors import InvalidFilterGroup
 from cpr_abonnement.filters import NO_FILTER
 from cpr_abonnement.process import filter_extract
+from cpr_abonnement.subscriptions import credentials
+from cpr_abonnement.subscriptions.credentials import Role
 from cpr_abonnement.subscriptions.service import SubscriptionService
+from support.servers import uvicorn_server
 
 SUB = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 OTHER = "0d4c3b2a-1111-4222-8333-444455556666"
@@ -123,3 +128,23 @@ def test_cprsub_filters_and_filter_end_to_end(db_url, tmp_path, capsys):
     assert (tmp_path / "out" / SUB / src.name).read_bytes() == extract(persons_only)
     assert cli("filters", "remove-no-filter", *system) == (0, "REMOVED\n")
     assert cli("filters", "remove-all", *system, "--group", "NoFilter") == (0, "REMOVED 0\n")
+
+
+def test_rest_operations(svc, engine):
+    token = credentials.issue(engine, role=Role.SUBSCRIBER, label="a", subscriber_uuid=SUB)
+    with uvicorn_server(create_app(lambda: engine)) as url:
+        def post(op: str, system: str = SUB, **body) -> httpx.Response:
+            return httpx.post(f"{url}/v1/{op}", headers={"Authorization": f"Bearer {token}"},
+                              json={"invocationContext": {"userSystemUUID": system}, **body})
+
+        assert post("GetAllFilters").json()["no_filter"] is False
+        assert post("AddNoFilterSubscription").json() == {"result": "ADDED", "warning": None}
+        assert post("AddNoFilterSubscription").json()["result"] == "ALREADY_EXISTED"
+        assert post("AddNoFilterSubscription", OTHER).status_code == 403
+        assert post("AddNoFilterSubscription", extra=1).status_code == 422
+        listed = post("GetAllFilters").json()
+        assert listed["no_filter"] is True and listed["receives_nothing"] is False
+        assert post("RemoveAll", filterGroup="NoFilter").json() == {"removed": 1}
+        assert post("RemoveNoFilterSubscription").json()["result"] == "NON_EXISTING"
+        assert "NoFilter" in httpx.get(f"{url}/openapi.json").json()["components"][
+            "schemas"]["RemoveAllCall"]["properties"]["filterGroup"]["description"]

@@ -122,8 +122,11 @@ def test_a_denied_cross_tenant_call_is_audited(api):
     r = call(api, "a", "AddPNRSubscription", B, pnr=P1)
     assert r.status_code == 403
     rows = audit_rows(api[2])[before:]
-    assert [(e.caller, e.subscriber_uuid, e.operation, e.result) for e in rows] == [
-        (f"api:{A}:a", B, "AddPNRSubscription", "DENIED")]
+    assert [(e.caller, e.subscriber_uuid, e.operation, e.result, e.transport)
+            for e in rows] == [
+        (f"api:{A}:a", B, "AddPNRSubscription", "DENIED: token of another IT system", "rest")]
+    assert r.json() == {
+        "detail": "invocationContext.userSystemUUID is not the authenticated IT system"}
     assert_no_pnr(audit_text(api[2]), "the audit table")
 
 
@@ -132,8 +135,17 @@ def test_a_denied_admin_call_is_audited(api):
     r = post(api, "a", f"admin/subscribers/{B}/disable", {})
     assert r.status_code == 403
     rows = audit_rows(api[2])[before:]
-    assert [(e.caller, e.subscriber_uuid, e.operation, e.result) for e in rows] == [
-        (f"api:{A}:a", B, "DisableSubscriber", "DENIED")]
+    assert [(e.caller, e.subscriber_uuid, e.operation, e.result, e.transport)
+            for e in rows] == [
+        (f"api:{A}:a", B, "DisableSubscriber", "DENIED: administrator required", "rest")]
+    assert r.json() == {"detail": "administrator credential required"}
+
+
+def test_allowed_calls_are_audited_with_transport_rest(api):
+    before = len(audit_rows(api[2]))
+    assert call(api, "a", "AddPNRSubscription", A, pnr=P1).status_code == 200
+    assert [(e.operation, e.transport) for e in audit_rows(api[2])[before:]] == [
+        ("AddPNRSubscription", "rest")]
 
 
 # -- item 14: booleans are not ages --------------------------------------------------

@@ -20,8 +20,9 @@ masked too).
 A request with a body is authenticated before the body is read, and bodies are
 capped at ``CPRSUB_API_MAX_BODY_BYTES`` (16 MiB by default; 413 beyond): see
 :mod:`cpr_abonnement.api.guard`. A bulk call takes at most :data:`MAX_BULK_PNRS`.
-Refused calls (another system's filters, an administrator's operation) are audited
-as ``DENIED``.
+Who may call what is decided by :mod:`cpr_abonnement.api.auth`, the same check the
+SOAP endpoint makes; refused calls (another system's filters, an administrator's
+operation) are audited as ``DENIED: <check>`` with transport ``rest``.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the dependency
@@ -42,8 +43,14 @@ from sqlalchemy import Engine
 
 from cpr_abonnement import filters
 from cpr_abonnement.api import soap
+from cpr_abonnement.api.auth import REST, CallContext, CallerIdentity, authorise, authorise_admin
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard
-from cpr_abonnement.errors import FilterInputError, UnknownSubscriber
+from cpr_abonnement.errors import (
+    FilterInputError,
+    NotAuthorised,
+    RegisteredToAnotherSystem,
+    UnknownSubscriber,
+)
 from cpr_abonnement.filters.base import Argument, FilterType
 from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
@@ -51,7 +58,9 @@ from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Principal, Role
 from cpr_abonnement.subscriptions.service import (
     InvalidSubscriber,
+    Registration,
     SubscriberExists,
+    SubscriberInfo,
     SubscriptionService,
 )
 
@@ -102,6 +111,19 @@ class SubscriberIn(BaseModel):
     serves: str | None = Field(default=None, examples=["0851 Aalborg"])
     sftpConnId: str | None = Field(default=None, examples=["sftp_aalborg_esdh"])
     remoteDir: str = "."
+    serviceAgreements: list[UUID] = Field(
+        default=[], max_length=100, examples=[["11111111-2222-4333-8444-555555555555"]],
+        description="ServiceAgreementUUIDs of the IT system (SF6002 over mutual TLS)")
+
+
+class CertificateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pem: str = Field(max_length=65_536, description="the IT system's client certificate, PEM")
+
+
+class ServiceAgreementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    serviceAgreementUUID: UUID = Field(examples=["11111111-2222-4333-8444-555555555555"])
 
 
 class CredentialIn(BaseModel):
@@ -157,35 +179,24 @@ def _operation(request: Request) -> str:
     return getattr(route, "name", None) or request.url.path.rsplit("/", 1)[-1]
 
 
-def _deny(request: Request, who: Principal, system: str | None, message: str
-          ) -> HTTPException:
-    """Audit a refused call (caller, target system, operation, ``DENIED``); the 403."""
-    SubscriptionService(_engine(request), caller=who.caller).record_denied(
-        system, _operation(request))
-    return HTTPException(403, message)
+def _admin(who: Caller, request: Request) -> SubscriptionService:
+    """The service for an administrator's operation (:func:`authorise_admin`: anyone
+    else gets 403, audited ``DENIED: administrator required``)."""
+    return authorise_admin(_engine(request), CallerIdentity(REST, principal=who),
+                           _operation(request), request.path_params.get("uuid"))
 
 
-def _admin(who: Caller, request: Request) -> Principal:
-    if who.role is not Role.ADMIN:
-        raise _deny(request, who, request.path_params.get("uuid"),
-                    "administrator credential required")
-    return who
-
-
-Admin = Annotated[Principal, Depends(_admin)]
+#: An administrator's operations are run through this service only.
+Admin = Annotated[SubscriptionService, Depends(_admin)]
 
 
 def _service(request: Request, who: Principal, call: _Call) -> tuple[SubscriptionService, str]:
-    """The service acting for the call's subscriber, after checking the caller may."""
+    """The service acting for the call's subscriber, after :func:`authorise` (the same
+    check every transport makes; a refusal is audited and answered 403)."""
     system = str(call.invocationContext.userSystemUUID)
-    if who.role is Role.SUBSCRIBER and who.subscriber_uuid != system:
-        raise _deny(request, who, system,
-                    "invocationContext.userSystemUUID is not the authenticated IT system")
-    return SubscriptionService(_engine(request), caller=who.caller), system
-
-
-def _admin_service(request: Request, who: Principal) -> SubscriptionService:
-    return SubscriptionService(_engine(request), caller=who.caller)
+    svc = authorise(_engine(request), CallerIdentity(REST, principal=who),
+                    CallContext(system), _operation(request))
+    return svc, system
 
 
 def _outcome(o: Any) -> ResultOut:
@@ -269,28 +280,56 @@ def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request) -> d
 
 
 @adm.post("/subscribers", status_code=201, name="AddSubscriber")
-def create_subscriber(body: SubscriberIn, who: Admin, request: Request) -> dict[str, Any]:
-    info = _admin_service(request, who).add_subscriber(
+def create_subscriber(body: SubscriberIn, svc: Admin) -> dict[str, Any]:
+    info = svc.add_subscriber(
         str(body.uuid), body.name, serves=body.serves, sftp_conn_id=body.sftpConnId,
-        remote_dir=body.remoteDir)
+        remote_dir=body.remoteDir, service_agreements=[str(a) for a in body.serviceAgreements])
     return _subscriber_json(info)
 
 
 @adm.get("/subscribers", name="ListSubscribers")
-def list_subscribers(who: Admin, request: Request) -> list[dict[str, Any]]:
-    return [_subscriber_json(i) for i in _admin_service(request, who).subscribers()]
+def list_subscribers(svc: Admin) -> list[dict[str, Any]]:
+    return [_subscriber_json(i) for i in svc.subscribers()]
 
 
 @adm.post("/subscribers/{uuid}/disable", name="DisableSubscriber")
-def disable_subscriber(uuid: UUID, who: Admin, request: Request) -> dict[str, Any]:
-    return _subscriber_json(_admin_service(request, who).set_active(str(uuid), False))
+def disable_subscriber(uuid: UUID, svc: Admin) -> dict[str, Any]:
+    return _subscriber_json(svc.set_active(str(uuid), False))
 
 
 @adm.post("/subscribers/{uuid}/credentials", status_code=201, name="IssueCredential")
-def issue_credential(uuid: UUID, body: CredentialIn, who: Admin, request: Request) -> TokenOut:
+def issue_credential(uuid: UUID, body: CredentialIn, svc: Admin, request: Request) -> TokenOut:
     token = credentials.issue(_engine(request), role=Role.SUBSCRIBER, label=body.label,
-                              subscriber_uuid=str(uuid), issued_by=who.caller)
+                              subscriber_uuid=str(uuid), issued_by=svc.caller)
     return TokenOut(token=token)
+
+
+def _registered(svc: SubscriptionService, uuid: UUID, done: Registration) -> dict[str, Any]:
+    """A registration's result and the subscriber as it now is."""
+    return {"result": done.result.value, "subscriber": _subscriber_json(svc.subscriber(str(uuid)))}
+
+
+@adm.post("/subscribers/{uuid}/certificates", name="AddCertificate")
+def add_certificate(uuid: UUID, body: CertificateIn, svc: Admin) -> dict[str, Any]:
+    """Register a client certificate (PEM) for the IT system; 409 if another has it."""
+    return _registered(svc, uuid, svc.add_certificate(str(uuid), body.pem))
+
+
+@adm.delete("/subscribers/{uuid}/certificates/{sha256}", name="RemoveCertificate")
+def remove_certificate(uuid: UUID, sha256: str, svc: Admin) -> dict[str, Any]:
+    return _registered(svc, uuid, svc.remove_certificate(str(uuid), sha256))
+
+
+@adm.post("/subscribers/{uuid}/service-agreements", name="AddServiceAgreement")
+def add_service_agreement(uuid: UUID, body: ServiceAgreementIn, svc: Admin) -> dict[str, Any]:
+    return _registered(svc, uuid, svc.add_service_agreement(
+        str(uuid), str(body.serviceAgreementUUID)))
+
+
+@adm.delete("/subscribers/{uuid}/service-agreements/{agreement}",
+            name="RemoveServiceAgreement")
+def remove_service_agreement(uuid: UUID, agreement: UUID, svc: Admin) -> dict[str, Any]:
+    return _registered(svc, uuid, svc.remove_service_agreement(str(uuid), str(agreement)))
 
 
 async def _bad_input(_: Request, exc: Exception) -> JSONResponse:
@@ -342,6 +381,8 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     app.add_exception_handler(RequestValidationError, _schema)
     app.add_exception_handler(UnknownSubscriber, _status(404))
     app.add_exception_handler(SubscriberExists, _status(409))
+    app.add_exception_handler(RegisteredToAnotherSystem, _status(409))
+    app.add_exception_handler(NotAuthorised, _status(403))
     app.add_exception_handler(Exception, _internal)
 
     @app.get("/v1/health", tags=["operations"])
@@ -351,12 +392,15 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     return app
 
 
-def _subscriber_json(info) -> dict[str, Any]:
+def _subscriber_json(info: SubscriberInfo) -> dict[str, Any]:
     return {
         "uuid": info.uuid, "name": info.name, "serves": info.serves,
         "sftpConnId": info.sftp_conn_id, "remoteDir": info.remote_dir, "active": info.active,
         "createdAt": info.created_at.isoformat(),
         "disabledAt": info.disabled_at.isoformat() if info.disabled_at else None,
+        "certificates": [{"sha256": c.sha256, "subject": c.subject,
+                          "notAfter": c.not_after.isoformat()} for c in info.certificates],
+        "serviceAgreements": list(info.service_agreements),
     }
 
 

@@ -72,7 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--serves", help="municipality / agreement party, e.g. '0851 Aalborg'")
     add.add_argument("--sftp-conn-id", help="Airflow connection id of the delivery target")
     add.add_argument("--remote-dir", default=".", help="directory on that SFTP server")
+    add.add_argument("--service-agreement", action="append", default=[], metavar="UUID",
+                     help="a ServiceAgreementUUID of the system (repeatable)")
     add.set_defaults(handler=subscriber_add)
+    _identity_commands(subs)
     ls = subs.add_parser("list", help="list subscribers")
     _db(ls)
     ls.add_argument("--json", action="store_true")
@@ -147,6 +150,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     srv.set_defaults(handler=api_serve)
 
 
+def _identity_commands(subs: argparse._SubParsersAction) -> None:
+    """Certificates and service agreements: who may call SF6002 for a system."""
+    p = subs.add_parser("add-certificate",
+                        help="register a client certificate (mutual TLS) for an IT system")
+    _db(p)
+    p.add_argument("--uuid", required=True)
+    p.add_argument("--cert", required=True, type=Path, help="the certificate, PEM (or DER)")
+    p.set_defaults(handler=subscriber_add_certificate)
+    p = subs.add_parser("remove-certificate", help="unregister a client certificate")
+    _db(p)
+    p.add_argument("--uuid", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--fingerprint", metavar="SHA256",
+                       help="SHA-256 of the DER certificate, hex (colons allowed)")
+    which.add_argument("--cert", type=Path, help="the certificate file, PEM (or DER)")
+    p.set_defaults(handler=subscriber_remove_certificate)
+    for verb, handler in (("add", subscriber_add_agreement),
+                          ("remove", subscriber_remove_agreement)):
+        p = subs.add_parser(f"{verb}-service-agreement",
+                            help=f"{verb} a ServiceAgreementUUID of an IT system")
+        _db(p)
+        p.add_argument("--uuid", required=True)
+        p.add_argument("--agreement", required=True, metavar="UUID")
+        p.set_defaults(handler=handler)
+
+
 def _engine(args: argparse.Namespace):
     from cpr_abonnement.subscriptions.db import make_engine
 
@@ -154,9 +183,10 @@ def _engine(args: argparse.Namespace):
 
 
 def _service(args: argparse.Namespace):
-    from cpr_abonnement.subscriptions.service import SubscriptionService
+    from cpr_abonnement.subscriptions.service import CallTrail, SubscriptionService
 
-    return SubscriptionService(_engine(args), caller=f"cli:{getpass.getuser()}")
+    return SubscriptionService(_engine(args), caller=f"cli:{getpass.getuser()}",
+                               trail=CallTrail("cli"))
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
@@ -176,21 +206,58 @@ def db_schema(args: argparse.Namespace) -> int:
 def subscriber_add(args: argparse.Namespace) -> int:
     info = _service(args).add_subscriber(args.uuid, args.name, serves=args.serves,
                                          sftp_conn_id=args.sftp_conn_id,
-                                         remote_dir=args.remote_dir)
+                                         remote_dir=args.remote_dir,
+                                         service_agreements=args.service_agreement)
     print(f"ADDED {info.uuid} {info.name}")
     return 0
+
+
+def _subscriber_dict(s) -> dict:
+    return {**vars(s), "created_at": s.created_at.isoformat(),
+            "disabled_at": s.disabled_at.isoformat() if s.disabled_at else None,
+            "certificates": [{"sha256": c.sha256, "subject": c.subject,
+                              "not_after": c.not_after.isoformat()} for c in s.certificates],
+            "service_agreements": list(s.service_agreements)}
 
 
 def subscriber_list(args: argparse.Namespace) -> int:
     subs = _service(args).subscribers()
     if args.json:
-        print(json.dumps([{**vars(s), "created_at": s.created_at.isoformat(),
-                           "disabled_at": s.disabled_at.isoformat() if s.disabled_at else None}
-                          for s in subs], indent=2))
+        print(json.dumps([_subscriber_dict(s) for s in subs], indent=2))
         return 0
     for s in subs:
         state = "active" if s.active else "DISABLED"
         print(f"{s.uuid}  {state:8}  {s.name}  conn={s.sftp_conn_id or '-'} dir={s.remote_dir}")
+        for agreement in s.service_agreements:
+            print(f"    service agreement {agreement}")
+        for c in s.certificates:
+            print(f"    certificate {c.sha256}  expires {c.not_after:%Y-%m-%d %H:%M} UTC  "
+                  f"{c.subject}")
+    return 0
+
+
+def subscriber_add_certificate(args: argparse.Namespace) -> int:
+    done = _service(args).add_certificate(args.uuid, args.cert.read_bytes())
+    print(done.result.value)
+    return 0
+
+
+def subscriber_remove_certificate(args: argparse.Namespace) -> int:
+    from cpr_abonnement.subscriptions.certificates import parse_certificate
+
+    sha256 = args.fingerprint or parse_certificate(
+        args.cert.read_bytes(), now=dt.datetime(1970, 1, 1)).sha256  # expired ones too
+    print(_service(args).remove_certificate(args.uuid, sha256).result.value)
+    return 0
+
+
+def subscriber_add_agreement(args: argparse.Namespace) -> int:
+    print(_service(args).add_service_agreement(args.uuid, args.agreement).result.value)
+    return 0
+
+
+def subscriber_remove_agreement(args: argparse.Namespace) -> int:
+    print(_service(args).remove_service_agreement(args.uuid, args.agreement).result.value)
     return 0
 
 
