@@ -64,7 +64,7 @@ def serve(url: str, ca: TestCA, work: Path, port: int) -> subprocess.Popen:
          "api", "serve", "--db", url,
          "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
          "--client-ca", str(work / "ca.pem")],
-        stderr=(work / "server.log").open("w"),
+        stdout=(work / "server.log").open("w"), stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(ROOT / "include")})
     return process
 
