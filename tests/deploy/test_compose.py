@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / ".venv" / "share" / "compose-spec" / "compose_spec.json"
 SERVICES = {"postgres", "redis", "airflow-apiserver", "airflow-scheduler",
             "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "airflow-init",
-            "sftp"}
+            "sftp", "cpr-proxy"}
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +59,15 @@ def test_env_example_names_every_variable_compose_uses():
     for line in (ROOT / ".env.example").read_text().splitlines():
         if line.startswith(secrets):
             assert line.endswith("="), f"a secret is committed: {line.split('=')[0]}"
+
+
+def test_proxy_terminates_mutual_tls_and_is_the_only_trusted_header_source(compose):
+    """Issue 12, item 5: nginx in front of the API server; the app trusts its address."""
+    proxy = compose["services"]["cpr-proxy"]
+    assert proxy["networks"]["default"]["ipv4_address"] == "172.28.0.10"
+    env = compose["x-airflow-common"]["environment"]
+    assert env["CPRSUB_API_TRUSTED_PROXIES"] == "172.28.0.10/32"
+    assert env["CPRSUB_API_CLIENT_CERT_HEADER"] == "X-SSL-Client-Cert"
+    template = (ROOT / "deploy/nginx/templates/cpr-abonnement.conf.template").read_text()
+    assert "ssl_verify_client      on;" in template
+    assert "X-SSL-Client-Cert $ssl_client_escaped_cert;" in template

@@ -54,3 +54,18 @@ def test_mounted_api_authenticates_before_reading_and_caps_bodies(airflow_api):
     r = client.post(url, content=big, headers={"Content-Type": "application/json",
                                                "Authorization": f"Bearer {token}"})
     assert r.status_code == 413 and "CPRSUB_API_MAX_BODY_BYTES" in r.json()["detail"]
+
+
+def test_plugin_serves_the_sf6002_endpoint_under_its_prefix(airflow_api):
+    """Issue 12, item 1: the SOAP endpoint and its WSDL under Airflow's mount; without a
+    proxy header configured, a call without a client certificate is a soap:Client fault."""
+    client, _ = airflow_api
+    wsdl = client.get("/cpr-abonnement/service/CPRSubscription/CPRSubscription/1/?wsdl")
+    assert wsdl.status_code == 200
+    assert ('location="http://testserver/cpr-abonnement/service/CPRSubscription/'
+            'CPRSubscription/1/"') in wsdl.text
+    assert client.get("/cpr-abonnement/service/CPRSubscription/CPRSubscription/1/"
+                      "PNR.xsd").status_code == 200
+    r = client.post("/cpr-abonnement/service/CPRSubscription/CPRSubscription/1/",
+                    content=b"<x/>", headers={"Content-Type": "text/xml"})
+    assert r.status_code == 500 and b"no client certificate" in r.content

@@ -55,12 +55,16 @@ def postgres_server() -> Iterator[str]:
 
 
 @contextmanager
-def uvicorn_server(app) -> Iterator[str]:
-    """Serve an ASGI app on a free 127.0.0.1 port in a thread; yields the base URL."""
+def uvicorn_server(app, **options) -> Iterator[str]:
+    """Serve an ASGI app on a free 127.0.0.1 port in a thread; yields the base URL.
+
+    ``options`` go to ``uvicorn.Config`` (e.g. TLS: the URL is then ``https``).
+    """
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -69,7 +73,7 @@ def uvicorn_server(app) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if options.get('ssl_certfile') else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

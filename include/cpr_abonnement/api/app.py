@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 from sqlalchemy import Engine
 
 from cpr_abonnement import filters
+from cpr_abonnement.api import soap
 from cpr_abonnement.api.auth import REST, CallContext, CallerIdentity, authorise, authorise_admin
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard
 from cpr_abonnement.errors import (
@@ -358,15 +359,22 @@ async def _internal(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(engine_factory: Callable[[], Engine] | None = None, *,
-               max_body_bytes: int | None = None) -> FastAPI:
+               max_body_bytes: int | None = None,
+               client_certificates: soap.ClientCertificates | None = None) -> FastAPI:
     """Build the app; the database engine is created on the first request, not here.
 
     :param max_body_bytes: body cap; default ``CPRSUB_API_MAX_BODY_BYTES`` (16 MiB).
+    :param client_certificates: where the SF6002 SOAP endpoint reads the caller's
+        certificate; default from ``CPRSUB_API_CLIENT_CERT_HEADER`` /
+        ``CPRSUB_API_TRUSTED_PROXIES`` (else only from our own TLS connection).
     """
     app = FastAPI(title="CPR Abonnement subscriptions", version="1", description=__doc__)
     app.state.cpr = _State(engine_factory or _default_engine)
-    app.add_middleware(BodyGuard, max_body_bytes=max_body_bytes
-                       or Settings.from_env().api_max_body_bytes)
+    cap = max_body_bytes or Settings.from_env().api_max_body_bytes
+    app.state.soap = soap.SoapConfig(client_certificates or soap.ClientCertificates.from_env(),
+                                     min(cap, soap.MAX_BODY_BYTES))
+    app.add_middleware(BodyGuard, max_body_bytes=cap, certificate_paths=(soap.PATH,))
+    app.include_router(soap.router)
     app.include_router(ops)
     app.include_router(adm)
     app.add_exception_handler(FilterInputError, _bad_input)

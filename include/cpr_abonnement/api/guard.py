@@ -12,6 +12,11 @@ that announces a body (``Content-Length`` > 0 or ``Transfer-Encoding``):
 
 The principal found is handed to the route's dependency through the request state,
 so a token is checked once per request.
+
+Paths in ``certificate_paths`` (the SF6002 SOAP endpoint) are passed through: their
+callers prove who they are with a client certificate, not a bearer token, and that
+endpoint checks the certificate before reading the body and caps the body itself,
+answering in SOAP faults (:mod:`cpr_abonnement.api.soap`).
 """
 
 from __future__ import annotations
@@ -56,6 +61,12 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
+def route_path(scope: Scope) -> str:
+    """The path inside this app (without the prefix it is mounted under)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 def has_body(scope: Scope) -> bool:
     names = {name for name, _ in scope.get("headers", ())}
     return (declared_length(scope) or 0) > 0 or b"transfer-encoding" in names
@@ -70,12 +81,15 @@ def too_large(limit: int) -> str:
 class BodyGuard:
     """The middleware; ``max_body_bytes`` is the cap (``CPRSUB_API_MAX_BODY_BYTES``)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int,
+                 certificate_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.certificate_paths = certificate_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not has_body(scope):
+        if (scope["type"] != "http" or not has_body(scope)
+                or route_path(scope) in self.certificate_paths):
             await self.app(scope, receive, send)
             return
         principal = await self._authenticate(scope)

@@ -132,10 +132,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     api = sub.add_parser("api", help="the subscription REST API").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
-    srv = api.add_parser("serve", help="run the API on its own (uvicorn)")
+    srv = api.add_parser("serve", help="run the API (REST and SF6002 SOAP) on its own (uvicorn)")
     _db(srv)
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8765)
+    srv.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate (chain)")
+    srv.add_argument("--tls-key", type=Path, metavar="PEM", help="its private key")
+    srv.add_argument("--client-ca", type=Path, metavar="PEM",
+                     help="CA(s) client certificates must be signed by: mutual TLS, "
+                          "required for every connection")
+    srv.add_argument("--client-cert-header", metavar="NAME",
+                     help="behind a TLS-terminating proxy: the header carrying the verified "
+                          "client certificate as URL-escaped PEM (nginx "
+                          "$ssl_client_escaped_cert)")
+    srv.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
+                     help="address(es) the certificate header is accepted from (repeatable)")
     srv.set_defaults(handler=api_serve)
 
 
@@ -357,7 +368,19 @@ def api_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cpr_abonnement.api.app import create_app
+    from cpr_abonnement.api.soap import ClientCertificates
+    from cpr_abonnement.api.tls import ServerTls
     from cpr_abonnement.subscriptions.db import make_engine
 
-    uvicorn.run(create_app(lambda: make_engine(args.db)), host=args.host, port=args.port)
+    tls_args = (args.tls_cert, args.tls_key, args.client_ca)
+    if any(tls_args) and not all(tls_args):
+        print("cprsub: --tls-cert, --tls-key and --client-ca go together", file=sys.stderr)
+        return 2
+    if bool(args.client_cert_header) != bool(args.trusted_proxy):
+        print("cprsub: --client-cert-header and --trusted-proxy go together", file=sys.stderr)
+        return 2
+    certificates = ClientCertificates.parse(args.client_cert_header, args.trusted_proxy)
+    options = ServerTls(*tls_args).uvicorn_options() if all(tls_args) else {}
+    uvicorn.run(create_app(lambda: make_engine(args.db), client_certificates=certificates),
+                host=args.host, port=args.port, **options)
     return 0

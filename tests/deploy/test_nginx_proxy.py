@@ -1,0 +1,105 @@
+"""The compose proxy's nginx configuration, run by a real nginx on 127.0.0.1 (issue 12,
+item 5): ``nginx -t`` accepts it, and a zeep client with a client certificate reaches our
+app through it (mutual TLS at nginx, the certificate passed on in the header)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import zeep
+from zeep.transports import Transport
+
+from cpr_abonnement.api import soap
+from cpr_abonnement.api.app import create_app
+from cpr_abonnement.subscriptions.service import SubscriptionService
+from support.certs import test_ca  # noqa: F401 - the fixture
+from support.servers import free_port, uvicorn_server
+from support.soapclient import CTX, PNR_1, A, register
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "deploy/nginx/templates/cpr-abonnement.conf.template"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
+                                reason="nginx not installed (scripts/test.sh installs it)")
+
+
+def render(variables: dict[str, str]) -> str:
+    """What the nginx image's envsubst step does: ``${NAME}`` of the given names only."""
+    return re.sub(r"\$\{([A-Z_]+)\}", lambda m: variables[m.group(1)], TEMPLATE.read_text())
+
+
+def nginx_conf(tmp: Path, upstream: str, port: int) -> Path:
+    server = tmp / "server.conf"
+    server.write_text(render({"CPRSUB_API_UPSTREAM": upstream, "CPRSUB_PROXY_PORT":
+                              f"127.0.0.1:{port}", "CPRSUB_PROXY_TLS_DIR": str(tmp)}))
+    conf = tmp / "nginx.conf"
+    temp = "".join(f"{k}_temp_path {tmp}/{k};\n" for k in
+                   ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf.write_text(f"daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;\n"
+                    f"events {{}}\nhttp {{\naccess_log off;\n{temp}include {server};\n}}\n")
+    return conf
+
+
+@pytest.fixture
+def proxy_pki(test_ca, tmp_path):  # noqa: F811
+    cert, key = test_ca.server().write(tmp_path, "server")
+    assert (cert, key) == (tmp_path / "server.pem", tmp_path / "server.key")
+    test_ca.write(tmp_path, "client-ca")
+    return tmp_path
+
+
+def test_nginx_accepts_the_configuration(proxy_pki):
+    conf = nginx_conf(proxy_pki, "127.0.0.1:9", free_port())
+    done = subprocess.run([NGINX, "-t", "-c", str(conf)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def nginx(proxy_pki):
+    def start(upstream: str) -> str:
+        port = free_port()
+        process = subprocess.Popen([NGINX, "-c", str(nginx_conf(proxy_pki, upstream, port))],
+                                   stderr=subprocess.PIPE)
+        started.append(process)
+        deadline = time.monotonic() + 10
+        while not (proxy_pki / "nginx.pid").exists():
+            assert process.poll() is None and time.monotonic() < deadline, \
+                process.stderr.read().decode() if process.stderr else "nginx died"
+            time.sleep(0.05)
+        return f"https://127.0.0.1:{port}"
+    started: list[subprocess.Popen] = []
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_zeep_through_nginx_mutual_tls_to_the_app(engine, test_ca, tmp_path, nginx):  # noqa: F811
+    issued, files = register(engine, test_ca, tmp_path)
+    trust = soap.ClientCertificates.parse("X-SSL-Client-Cert", ["127.0.0.1/32"])
+    with uvicorn_server(create_app(lambda: engine, client_certificates=trust)) as app_url:
+        base = nginx(app_url.removeprefix("http://"))
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(tmp_path / "client-ca.pem")
+        session.cert = tuple(map(str, files["a"]))
+        client = zeep.Client(base + soap.PATH + "?wsdl", transport=Transport(session=session))
+        assert client.service.AddPNRSubscription(CTX, PNR_1) == "ADDED"
+        assert client.service.GetAllFilters(CTX).PNR == [PNR_1]
+        # The WSDL's address is the proxy's https URL (X-Forwarded-Proto from nginx).
+        assert client.wsdl.services["CprSubscriptionWebService"].ports[
+            "CprSubscriptionWebServicePort"].binding_options["address"] == base + soap.PATH
+        # nginx answers a caller without a certificate itself (400), never the app.
+        anonymous = requests.Session()
+        anonymous.trust_env = False
+        refused = anonymous.get(base + soap.PATH + "?wsdl", verify=session.verify, timeout=10)
+        assert refused.status_code == 400 and "SSL certificate" in refused.text
+    rows = SubscriptionService(engine, caller="t").audit_trail(A)
+    assert rows[-1].certificate_sha256 == issued["a"].sha256
