@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from cpr_abonnement.deltas import DeltaFile, file_name, write_deltas
-from cpr_abonnement.errors import ExtractNotValidated
+from cpr_abonnement.extract import index_store
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.extract.validation import check
@@ -59,19 +59,19 @@ def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
     an extract processed before always reuses its recorded snapshot, so the output is
     byte-identical to the first run's.
 
-    ``validated_sha256``: the digest of the file as validated by an earlier step; the
-    file is then not validated again but must have exactly that digest. Without it the
-    file is validated here (``expect_date``: the production date it must carry).
+    ``validated_sha256``: the digest of the file as validated by an earlier step, which
+    saved its index beside it (:mod:`~cpr_abonnement.extract.index_store`); the file is
+    then neither scanned nor validated again, only proven to have exactly that digest.
+    Without it the file is scanned and validated here (``expect_date``: the production
+    date it must carry).
     """
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    index = scan(path, digest=True)
     if validated_sha256 is None:
+        index = scan(path, digest=True)
         check(index, expect_date=expect_date)
-    elif index.sha256 != validated_sha256:
-        raise ExtractNotValidated(
-            f"{index.path.name} (SHA-256 {index.sha256}) is not the one validated "
-            f"(SHA-256 {validated_sha256}); refusing to filter it")
+    else:  # validated before: its saved index, after proving the file is unchanged
+        index = index_store.load(Path(path), expect_sha256=validated_sha256)
     seconds["read"] = time.perf_counter() - t
 
     start = index.start

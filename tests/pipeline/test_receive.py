@@ -7,6 +7,7 @@ files are taken at first sight (settle time 0).
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -105,9 +106,38 @@ def test_the_filter_step_refuses_a_staged_extract_changed_since_validation(
     received = _stage_and_receive(settings, tmp_path, engine)
     staged = tmp_path / "staging" / "2026-11-19" / "extract" / NAME
     staged.write_bytes(staged.read_bytes().replace(b"0101901234", b"0202801234"))
-    with pytest.raises(ExtractNotValidated, match=f"{NAME}.*not the one validated"):
+    with pytest.raises(ExtractNotValidated, match=f"{NAME} changed since it was validated"):
         daily.filter_day(settings, received, engine, as_of=None)
     assert not (tmp_path / "staging" / "2026-11-19" / "deltas").exists()
+
+
+def test_a_run_scans_the_extract_once(settings, tmp_path, engine, monkeypatch):
+    """Issue 10, item 10: the filter step works from the index receive saved."""
+    from cpr_abonnement.extract import index
+
+    calls = []
+
+    def counted(path, **kw):  # calls through: only counts
+        calls.append(Path(path).name)
+        return real(path, **kw)
+
+    real = index.scan
+    monkeypatch.setattr(daily, "scan", counted)
+    monkeypatch.setattr("cpr_abonnement.process.scan", counted)
+    received = _stage_and_receive(settings, tmp_path, engine)
+    daily.filter_day(settings, received, engine, as_of=None)
+    assert calls == [NAME]
+
+
+def test_the_filter_step_refuses_a_staged_extract_without_its_index(
+        settings, tmp_path, engine):
+    from cpr_abonnement.errors import ExtractNotValidated
+
+    received = _stage_and_receive(settings, tmp_path, engine)
+    staged = tmp_path / "staging" / "2026-11-19" / "extract" / f"{NAME}.index.npz"
+    staged.unlink()
+    with pytest.raises(ExtractNotValidated, match="run parse_and_validate again"):
+        daily.filter_day(settings, received, engine, as_of=None)
 
 
 def test_a_file_named_for_another_task_is_quarantined(settings, tmp_path, engine):

@@ -23,6 +23,7 @@ from cpr_abonnement.errors import (
     ExtractRejected,
     MissingDeliveryTarget,
 )
+from cpr_abonnement.extract import index_store
 from cpr_abonnement.extract.expectations import run_expectations
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.validation import summarise, violations
@@ -90,8 +91,11 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
         if not allow_gap:
             raise ChainBroken(message)
         log.warning("chain gap accepted by allow_gap: %s", message)
+    # The filter step works from this index: one scan per run (extract/index_store.py).
+    saved = index_store.save(index)
     if not is_local(target):
         upload(local, target)
+        upload(saved, target.parent / saved.name)
     return ReceivedExtract(
         day=day, file_name=name, extract=str(target), sha256=index.sha256,
         task_number=start.task_number, previous_date=start.previous_date,
@@ -123,6 +127,7 @@ def filter_day(settings: Settings, received: ReceivedExtract, engine: Engine, *,
     folder = stage_dir(settings, received.day) / "deltas"
     with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
         extract = local_copy(staged(received.extract), Path(scratch))
+        local_copy(staged(received.extract + index_store.SUFFIX), Path(scratch))
         out = local_path(folder, Path(scratch))
         result = filter_extract(extract, engine, out, as_of=as_of,
                                 validated_sha256=received.sha256)
