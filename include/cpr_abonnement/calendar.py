@@ -32,14 +32,12 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from cpr_abonnement.errors import CalendarDataError
+
 DEFAULT_CLOSURES = "closed-days.csv"
 _ONE_DAY = dt.timedelta(days=1)
 #: CPR's and the subscribers' clock: run times and "today" are Danish wall-clock time.
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
-
-
-class CalendarDataError(ValueError):
-    """The closure-date file is missing or has a line that is neither --MM-DD nor a date."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ PNR: callers pass PNRs through :func:`cpr_abonnement.masking.mask` first, and
 
 from __future__ import annotations
 
-from cpr_abonnement.masking import mask
+from cpr_abonnement.masking import mask, scrub
 
 
 class CprAbonnementError(Exception):
@@ -161,6 +161,26 @@ class UnknownSubscriber(CprAbonnementError, LookupError):
     """No subscriber with that UserSystemUUID exists."""
 
 
+class SubscriberExists(CprAbonnementError):
+    """A subscriber with that UserSystemUUID is already registered."""
+
+
+class InvalidSubscriber(FilterInputError):
+    """Subscriber fields break a rule (UUID format, empty name)."""
+
+    rule = "subscriber"
+
+
+class InvalidRemoteDir(FilterInputError):
+    """A subscriber's remote directory must stay inside the folder the SFTP login sees."""
+
+    rule = "remote dir"
+
+
+class CalendarDataError(CprAbonnementError, ValueError):
+    """The closure-date file is missing or has a line that is neither --MM-DD nor a date."""
+
+
 class FilterDatabaseUnavailable(CprAbonnementError):
     """The filter database an Airflow task must use is not configured or not reachable.
 
@@ -230,3 +250,12 @@ class NotAuthorised(CprAbonnementError, PermissionError):
             raise ValueError(f"unknown authorisation check {check!r}")
         self.check = check
         super().__init__(message)
+
+
+class SoapFault(CprAbonnementError):
+    """A SOAP request answered with a SOAP 1.1 fault (``soap:<code>``); the message is
+    scrubbed of anything shaped like a PNR, since faults echo what the caller sent."""
+
+    def __init__(self, message: str, *, code: str = "Client") -> None:
+        self.code = code
+        super().__init__(scrub(message))

@@ -47,3 +47,23 @@ def test_a_changed_host_key_is_refused_without_retrying(tmp_path, files, monkeyp
         with pytest.raises(DeliveryRefused, match="BadHostKeyException"):
             sftp_push.deliver("sftp_x", "/in", files, subscriber="A")
         assert not (tmp_path / "root" / "in").exists()
+
+
+def test_an_unreachable_server_is_a_delivery_error_naming_subscriber_and_target(
+        tmp_path, files, monkeypatch):
+    """Issue 11 item 6: socket and SSH errors become delivery errors with context (still
+    retried by the task's policy, which fails at once only on refusals and conflicts)."""
+    import socket
+
+    from cpr_abonnement.errors import DeliveryError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_GONE", json.dumps({
+        "conn_type": "sftp", "host": "127.0.0.1", "port": port, "login": "u",
+        "password": "p", "extra": {"no_host_key_check": True, "conn_timeout": 5}}))
+    with pytest.raises(DeliveryError, match=r"sftp://sftp_gone/in: ") as exc:
+        sftp_push.deliver("sftp_gone", "/in", files, subscriber="Aalborg ESDH")
+    assert exc.type is DeliveryError
+    assert exc.value.subscriber == "Aalborg ESDH" and exc.value.file_name == files[0].name

@@ -17,15 +17,12 @@ from cpr_abonnement.errors import (
     InvalidFilterGroup,
     InvalidMunicipalityCode,
     InvalidPnrInput,
+    InvalidRemoteDir,
+    SubscriberExists,
     UnknownSubscriber,
 )
 from cpr_abonnement.filters.pnr import PnrFilter
-from cpr_abonnement.subscriptions.rules import InvalidRemoteDir
-from cpr_abonnement.subscriptions.service import (
-    Result,
-    SubscriberExists,
-    SubscriptionService,
-)
+from cpr_abonnement.subscriptions.service import Result, SubscriptionService
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 OTHER = "0d4c3b2a-1111-4222-8333-444455556666"

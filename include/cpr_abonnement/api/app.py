@@ -49,6 +49,7 @@ from cpr_abonnement.errors import (
     FilterInputError,
     NotAuthorised,
     RegisteredToAnotherSystem,
+    SubscriberExists,
     UnknownSubscriber,
 )
 from cpr_abonnement.filters.base import Argument, FilterType
@@ -57,9 +58,7 @@ from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Principal, Role
 from cpr_abonnement.subscriptions.service import (
-    InvalidSubscriber,
     Registration,
-    SubscriberExists,
     SubscriberInfo,
     SubscriptionService,
 )
@@ -402,6 +401,3 @@ def _subscriber_json(info: SubscriberInfo) -> dict[str, Any]:
                           "notAfter": c.not_after.isoformat()} for c in info.certificates],
         "serviceAgreements": list(info.service_agreements),
     }
-
-
-__all__ = ["InvalidSubscriber", "create_app"]

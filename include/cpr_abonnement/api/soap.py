@@ -83,6 +83,7 @@ from cpr_abonnement.errors import (
     CprAbonnementError,
     FilterInputError,
     NotAuthorised,
+    SoapFault,
     UnknownSubscriber,
 )
 from cpr_abonnement.filters.base import FilterType
@@ -112,14 +113,6 @@ FILTER_GROUPS = {"PNR": "PNR", "AgeRange": "AgeRange", "MunicipalityCode": "Muni
                  "NoFilter": "NoFilter"}
 CLIENT_CERT_HEADER_ENV = "CPRSUB_API_CLIENT_CERT_HEADER"
 TRUSTED_PROXIES_ENV = "CPRSUB_API_TRUSTED_PROXIES"
-
-
-class SoapFault(CprAbonnementError):
-    """A request this endpoint answers with a SOAP 1.1 fault (``soap:<code>``)."""
-
-    def __init__(self, message: str, *, code: str = "Client") -> None:
-        self.code = code
-        super().__init__(scrub(message))
 
 
 # -- who is calling --------------------------------------------------------------------

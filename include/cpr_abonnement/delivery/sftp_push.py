@@ -243,7 +243,7 @@ def deliver(conn_id: str, remote_dir: str, files: list[Path], *, subscriber: str
     ``connect_attempts=1``: the hook's own retry loop would only hide the first error.
     """
     from airflow.providers.sftp.hooks.sftp import SFTPHook
-    from paramiko import AuthenticationException, BadHostKeyException
+    from paramiko import AuthenticationException, BadHostKeyException, SSHException
 
     hook = SFTPHook(ssh_conn_id=conn_id, conn_retry_attempts=connect_attempts)
     try:
@@ -253,6 +253,13 @@ def deliver(conn_id: str, remote_dir: str, files: list[Path], *, subscriber: str
     except (BadHostKeyException, AuthenticationException) as exc:
         raise DeliveryRefused(f"{type(exc).__name__}: {exc}", subscriber=subscriber,
                               file_name=files[0].name if files else "-") from exc
+    except (SSHException, EOFError, OSError) as exc:
+        # Unreachable host, reset connection, server gone mid-session: retried with
+        # back-off by the task's policy, but named as a delivery of this file to this
+        # target rather than a bare socket or SSH error.
+        raise DeliveryError(f"sftp://{conn_id}/{remote_dir.lstrip('/')}: "
+                            f"{type(exc).__name__}: {exc}", subscriber=subscriber,
+                            file_name=files[0].name if files else "-") from exc
 
 
 class SftpPush(DeliveryMode):

@@ -17,18 +17,12 @@ import posixpath
 import re
 
 from cpr_abonnement import pnr as pnr_rules
-from cpr_abonnement.errors import FilterInputError
+from cpr_abonnement.errors import FilterInputError, InvalidRemoteDir
 
 #: C0 controls (NUL included), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: The column's width (``subscriber.remote_dir``).
 MAX_REMOTE_DIR = 500
-
-
-class InvalidRemoteDir(FilterInputError):
-    """A subscriber's remote directory must stay inside the folder the SFTP login sees."""
-
-    rule = "remote dir"
 
 
 def shown(value: object) -> str:
@@ -69,7 +63,7 @@ def remote_dir(value: str) -> str:
     >>> remote_dir("../other")
     Traceback (most recent call last):
     ...
-    cpr_abonnement.subscriptions.rules.InvalidRemoteDir: remote dir '../other' has a '..' \
+    cpr_abonnement.errors.InvalidRemoteDir: remote dir '../other' has a '..' \
 segment; it must stay inside the subscriber's folder
     """
     text = str(value)

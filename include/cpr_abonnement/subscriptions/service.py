@@ -32,10 +32,11 @@ from sqlalchemy.orm import Session
 from cpr_abonnement import filters
 from cpr_abonnement import pnr as pnr_rules
 from cpr_abonnement.errors import (
-    CprAbonnementError,
     FilterInputError,
     InvalidServiceAgreement,
+    InvalidSubscriber,
     RegisteredToAnotherSystem,
+    SubscriberExists,
     UnknownSubscriber,
 )
 from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR
@@ -57,16 +58,6 @@ from cpr_abonnement.subscriptions.models import (
 T = TypeVar("T")
 #: How many masked PNRs a bulk call's audit row keeps as a sample.
 AUDIT_SAMPLE = 5
-
-
-class SubscriberExists(CprAbonnementError):
-    """A subscriber with that UserSystemUUID is already registered."""
-
-
-class InvalidSubscriber(FilterInputError):
-    """Subscriber fields break a rule (UUID format, empty name)."""
-
-    rule = "subscriber"
 
 
 class Result(StrEnum):
