@@ -98,9 +98,11 @@ def test_the_reader_check_finds_a_direct_read(tmp_path):
     assert cprsub_readers(tmp_path) == ["dags/d.py"]
 
 
-@pytest.mark.parametrize("module", ["cpr_abonnement.api.guard", "cpr_abonnement.settings",
-                                    "cpr_abonnement.calendar"])
+@pytest.mark.parametrize("module", ["cpr_abonnement.api.app", "cpr_abonnement.api.soap",
+                                    "cpr_abonnement.api.guard", "cpr_abonnement.cli",
+                                    "cpr_abonnement.settings", "cpr_abonnement.calendar",
+                                    "cpr_abonnement.delivery.sftp_push"])
 def test_light_modules_do_not_load_numpy_or_pandas(module):
-    """What holds today. ``cpr_abonnement.api.app`` still loads NumPy and pandas through
-    the subscription service and the scanner (filter side, issue 11 item 1/7)."""
+    """The API server, the command line and a delivery start light: NumPy and pandas
+    are imported only by the code that filters (the filter types import them lazily)."""
     assert loaded_after_import([module], ("numpy", "pandas", "airflow")) == {module: []}

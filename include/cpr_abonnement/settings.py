@@ -33,6 +33,9 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 ``CPRSUB_HOME``                  folder of the command line's default ``filters.db`` (``var``)
 ``CPRSUB_API_MAX_BODY_BYTES``    largest request body the subscription API reads
                                  (16 MiB: a bulk call of 1,000,000 PNRs fits)
+``CPRSUB_API_CLIENT_CERT_HEADER`` header carrying the client certificate a TLS proxy
+                                 verified (URL-escaped PEM; none: TLS ends at our server)
+``CPRSUB_API_TRUSTED_PROXIES``   addresses (CIDRs, comma-separated) that header is read from
 ===============================  ===================================================
 """
 
@@ -92,6 +95,8 @@ class Settings:
     poke_seconds: float = 300.0
     retry_delay_seconds: float = 60.0
     delivery_retries: int = 4
+    api_client_cert_header: str | None = None
+    api_trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -115,6 +120,8 @@ class Settings:
                                                      cls.retry_delay_seconds)),
             delivery_retries=int(os.environ.get("CPRSUB_DELIVERY_RETRIES",
                                                 cls.delivery_retries)),
+            api_client_cert_header=os.environ.get("CPRSUB_API_CLIENT_CERT_HEADER") or None,
+            api_trusted_proxies=_split(os.environ.get("CPRSUB_API_TRUSTED_PROXIES", "")),
         )
 
     def calendar(self) -> DeliveryCalendar:

@@ -369,8 +369,10 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     """
     app = FastAPI(title="CPR Abonnement subscriptions", version="1", description=__doc__)
     app.state.cpr = _State(engine_factory or _default_engine)
-    cap = max_body_bytes or Settings.from_env().api_max_body_bytes
-    app.state.soap = soap.SoapConfig(client_certificates or soap.ClientCertificates.from_env(),
+    settings = Settings.from_env()
+    cap = max_body_bytes or settings.api_max_body_bytes
+    app.state.soap = soap.SoapConfig(client_certificates
+                                     or soap.ClientCertificates.from_settings(settings),
                                      min(cap, soap.MAX_BODY_BYTES))
     app.add_middleware(BodyGuard, max_body_bytes=cap, certificate_paths=(soap.PATH,))
     app.include_router(soap.router)

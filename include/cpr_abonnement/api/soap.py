@@ -60,7 +60,6 @@ import codecs
 import hashlib
 import ipaddress
 import logging
-import os
 import re
 import ssl
 from collections.abc import Callable
@@ -88,6 +87,7 @@ from cpr_abonnement.errors import (
 )
 from cpr_abonnement.filters.base import FilterType
 from cpr_abonnement.masking import scrub
+from cpr_abonnement.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,6 @@ ARGUMENT_NAMESPACE = {"PNR": CPR, "AgeRange": TNS, "MunicipalityCode": TNS,
 FILTER_GROUPS = {"PNR": "PNR", "AgeRange": "AgeRange", "MunicipalityCode": "MunicipalityCode",
                  "EventChangeCode": "ChangeCode", "ChangeCode": "ChangeCode",
                  "NoFilter": "NoFilter"}
-CLIENT_CERT_HEADER_ENV = "CPRSUB_API_CLIENT_CERT_HEADER"
-TRUSTED_PROXIES_ENV = "CPRSUB_API_TRUSTED_PROXIES"
 
 
 # -- who is calling --------------------------------------------------------------------
@@ -145,11 +143,10 @@ class ClientCertificates:
         return cls(header.lower() if header else None, nets)
 
     @classmethod
-    def from_env(cls) -> ClientCertificates:
-        """``CPRSUB_API_CLIENT_CERT_HEADER`` and ``CPRSUB_API_TRUSTED_PROXIES`` (CIDRs,
-        comma-separated): the Airflow API server mount has no command line."""
-        return cls.parse(os.environ.get(CLIENT_CERT_HEADER_ENV) or None,
-                         os.environ.get(TRUSTED_PROXIES_ENV, "").split(","))
+    def from_settings(cls, settings: Settings) -> ClientCertificates:
+        """From the deployment's settings: the Airflow API server mount has no command
+        line (``CPRSUB_API_CLIENT_CERT_HEADER``, ``CPRSUB_API_TRUSTED_PROXIES``)."""
+        return cls.parse(settings.api_client_cert_header, settings.api_trusted_proxies)
 
     def _trusted(self, scope: dict[str, Any]) -> bool:
         client = scope.get("client")

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import SmallInteger
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,6 +19,10 @@ from cpr_abonnement.errors import InvalidAgeRange
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by_key
 from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
 from cpr_abonnement.subscriptions.rules import shown
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 MAX_AGE = 999
 
@@ -58,11 +60,13 @@ def parse_age_range(start: object, end: object) -> tuple[int, int]:
 def ages_on(birth_yyyymmdd: np.ndarray, day: dt.date) -> np.ndarray:
     """Completed years on ``day``; -1 where the birth date is unknown (0).
 
+    >>> import numpy as np
     >>> ages_on(np.array([20000229, 20000229, 19900101, 0]), dt.date(2023, 2, 28)).tolist()
     [22, 22, 33, -1]
     >>> ages_on(np.array([20000229]), dt.date(2023, 3, 1)).tolist()
     [23]
     """
+    import numpy as np
     today = day.year * 10_000 + day.month * 100 + day.day
     return np.where(birth_yyyymmdd > 0, (today - birth_yyyymmdd) // 10_000, -1)
 
@@ -79,6 +83,7 @@ class AgeRange(FilterType):
         return {"start_age": start, "end_age": end}
 
     def select(self, rows: pd.DataFrame, context: Context) -> Pairs:
+        import numpy as np
         age = ages_on(context.persons["birth_date"].to_numpy(), context.production_date)
         known = np.flatnonzero(age >= 0)
         sub, items = by_key(age[known], rows["sub"].to_numpy(),

@@ -30,18 +30,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from cpr_abonnement.pnr import mask
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
 #: (subscriber positions, person rows): what one type's selection returns.
-Pairs = tuple[np.ndarray, np.ndarray]
+Pairs: TypeAlias = "tuple[np.ndarray, np.ndarray]"
 
 
 def in_force(model: Any, at: dt.datetime) -> ColumnElement[bool]:
@@ -182,6 +184,7 @@ def ranges(sorted_keys: np.ndarray, lo_keys: np.ndarray, hi_keys: np.ndarray,
 
     Returns (range number, item) pairs; total cost is the number of pairs.
     """
+    import numpy as np
     lo = np.searchsorted(sorted_keys, lo_keys, side="left")
     hi = np.searchsorted(sorted_keys, hi_keys, side="right")
     lens = np.maximum(hi - lo, 0)
@@ -196,6 +199,7 @@ def by_key(keys: np.ndarray, sub: np.ndarray, lo: np.ndarray, hi: np.ndarray) ->
     Items are sorted once by key; each filter's matches are one contiguous slice, so
     the cost grows with items + filters + matches, never with their product.
     """
+    import numpy as np
     order = np.argsort(keys, kind="stable")
     which, items = ranges(keys[order], lo, hi, order)
     return sub[which], items

@@ -5,10 +5,8 @@ known list is accepted with a warning, since CPR adds codes over time."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +15,10 @@ from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by
 from cpr_abonnement.reference import event_codes
 from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
 from cpr_abonnement.subscriptions.rules import matching
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 _EVENT = re.compile(r"[A-Z][0-9]{2}")
 
@@ -57,6 +59,8 @@ class ChangeCode(FilterType):
                 "since CPR adds codes over time")
 
     def select(self, rows: pd.DataFrame, context: Context) -> Pairs:
+        import numpy as np
+        import pandas as pd
         events = context.events
         if not len(events):
             empty = np.empty(0, dtype=np.int64)

@@ -7,10 +7,8 @@ Movers in match, movers out and persons without 002 do not (the scanner's
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +16,10 @@ from cpr_abonnement.errors import InvalidMunicipalityCode
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by_key
 from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
 from cpr_abonnement.subscriptions.rules import matching
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 _MUNICIPALITY = re.compile(r"[0-9]{1,4}")
 
@@ -52,6 +54,7 @@ class Municipality(FilterType):
         return {"code": parse_municipality_code(value)}
 
     def select(self, rows: pd.DataFrame, context: Context) -> Pairs:
+        import numpy as np
         codes = rows["code"].to_numpy().astype(np.int64)
         return by_key(context.persons["municipality"].to_numpy(), rows["sub"].to_numpy(),
                       codes, codes)

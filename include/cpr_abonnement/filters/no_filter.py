@@ -9,13 +9,14 @@ type: they belong to no person (the scanner keeps them out of the persons).
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cpr_abonnement.filters.base import Context, FilterType, Pairs
 from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 class NoFilterRow(FilterRow, Base):
@@ -43,6 +44,7 @@ class NoFilter(FilterType):
         return f"{self.label}: {'yes (every person)' if items else '-'}"
 
     def select(self, rows: pd.DataFrame, context: Context) -> Pairs:
+        import numpy as np
         n = len(context.persons)
         subs = np.unique(rows["sub"].to_numpy())
         return np.repeat(subs, n), np.tile(np.arange(n, dtype=np.int64), len(subs))

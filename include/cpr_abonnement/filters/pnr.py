@@ -13,18 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import BigInteger, Connection, DateTime, bindparam, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cpr_abonnement import pnr as pnr_rules
 from cpr_abonnement.errors import InvalidPnr, InvalidPnrInput
-from cpr_abonnement.extract.dates import birth_from_pnr
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs
 from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 class PnrFilter(FilterRow, Base):
@@ -66,6 +67,7 @@ class Pnr(FilterType):
 
     def in_force(self, conn: Connection, as_of: dt.datetime, pnrs: np.ndarray) -> list:
         """Only the rows whose PNR occurs in the extract, by an index join."""
+        import numpy as np
         day = np.unique(np.asarray(pnrs, dtype=np.int64)).tolist()
         if not day:
             return []
@@ -97,6 +99,7 @@ class Pnr(FilterType):
     def apply_many(self, session: Session, subscriber_id: int, raw: Sequence[Any],
                    now: dt.datetime, *, adding: bool, missing: str) -> list[str]:
         """Vectorised: one query for the current list, one COPY/INSERT or UPDATE."""
+        import numpy as np
         values, ok = parse_pnrs(raw)
         current = np.fromiter(
             session.scalars(select(PnrFilter.pnr).where(PnrFilter.subscriber_id == subscriber_id,
@@ -118,6 +121,8 @@ class Pnr(FilterType):
         return results.tolist()
 
     def select(self, rows: pd.DataFrame, context: Context) -> Pairs:
+        import numpy as np
+        import pandas as pd
         person = pd.Index(context.persons["pnr"].to_numpy()).get_indexer(
             rows["pnr"].to_numpy(dtype=np.int64))
         found = person >= 0
@@ -133,6 +138,9 @@ PNR = Pnr()
 
 def parse_pnrs(pnrs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised PNR rule for bulk input: int64 values and which items are valid."""
+    import numpy as np
+
+    from cpr_abonnement.extract.dates import birth_from_pnr
     compact = [pnr_rules.compact(str(p)) for p in pnrs]
     ok = np.fromiter((len(c) == 10 and c.isascii() and c.isdigit() for c in compact), dtype=bool,
                      count=len(compact))
