@@ -106,7 +106,7 @@ def _filter_db(extract: Path) -> Path:
 def _child(extract: str, db: str, subscribers: int) -> None:
     import resource
 
-    from cpr_abonnement.process import filter_extract
+    from cpr_abonnement.filter_step import filter_extract
     from cpr_abonnement.subscriptions.db import make_engine, upgrade
 
     work = Path(db).with_name(f"run-{subscribers}.db")

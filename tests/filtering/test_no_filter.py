@@ -14,8 +14,8 @@ from builders import extract, person, rec, write
 from cpr_abonnement.api.app import create_app
 from cpr_abonnement.cli import main
 from cpr_abonnement.errors import InvalidFilterGroup
+from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.filters import NO_FILTER
-from cpr_abonnement.process import filter_extract
 from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Role
 from cpr_abonnement.subscriptions.service import SubscriptionService

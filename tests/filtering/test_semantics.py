@@ -11,7 +11,7 @@ import pytest
 from builders import extract, person, rec, write
 from cpr_abonnement.errors import ExtractConflict
 from cpr_abonnement.extract.index import scan
-from cpr_abonnement.process import filter_extract
+from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 DAY = dt.date(2026, 11, 26)

@@ -123,7 +123,7 @@ def test_a_run_scans_the_extract_once(settings, tmp_path, engine, monkeypatch):
 
     real = index.scan
     monkeypatch.setattr(daily, "scan", counted)
-    monkeypatch.setattr("cpr_abonnement.process.scan", counted)
+    monkeypatch.setattr("cpr_abonnement.filter_step.scan", counted)
     received = _stage_and_receive(settings, tmp_path, engine)
     daily.filter_day(settings, received, engine, as_of=None)
     assert calls == [NAME]

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 import cpr_abonnement.subscriptions.service as service_module
 from builders import extract, person, write
+from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.filters.pnr import PnrFilter
 from cpr_abonnement.pnr import mask
-from cpr_abonnement.process import filter_extract
 from cpr_abonnement.subscriptions.models import FilterLock
 from cpr_abonnement.subscriptions.service import SubscriptionService
 

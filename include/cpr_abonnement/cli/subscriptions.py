@@ -332,7 +332,7 @@ def filters_get_all(args: argparse.Namespace) -> int:
 
 
 def filter_cmd(args: argparse.Namespace) -> int:
-    from cpr_abonnement.process import filter_extract
+    from cpr_abonnement.filter_step import filter_extract
 
     result = filter_extract(args.extract, _engine(args), args.out, as_of=args.as_of,
                             explain=args.explain)

@@ -27,10 +27,10 @@ from cpr_abonnement.extract import index_store
 from cpr_abonnement.extract.expectations import run_expectations
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.validation import summarise, violations
+from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.inbound import open_location
 from cpr_abonnement.inbound.quarantine import quarantine
 from cpr_abonnement.pnr import mask, scrub
-from cpr_abonnement.process import filter_extract
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
 from cpr_abonnement.subscriptions import extracts
