@@ -72,3 +72,21 @@ def test_the_cli_refuses_a_remote_dir_that_leaves_the_folder(cli):
     assert "has a '..' segment; it must stay inside the subscriber's folder" in err
     code, out, _ = cli("subscriber", "list")
     assert SYS not in out
+
+
+def test_a_token_is_revoked_from_the_command_line(cli, db_url):
+    """Tokens "can be revoked" (README): by the operator, at once, by the token's id."""
+    from cpr_abonnement.subscriptions import credentials
+    from cpr_abonnement.subscriptions.db import make_engine
+
+    uuid = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
+    assert cli("subscriber", "add", "--uuid", uuid, "--name", "Aalborg ESDH")[0] == 0
+    code, token, _ = cli("subscriber", "token", "--uuid", uuid)
+    token = token.strip()
+    engine = make_engine(db_url)
+    assert credentials.authenticate(engine, token) is not None
+    assert cli("subscriber", "revoke-token", token.split("_")[1])[:2] == (0, "REVOKED\n")
+    assert credentials.authenticate(engine, token) is None
+    code, out, _ = cli("subscriber", "revoke-token", token.split("_")[1])
+    assert code == 1 and out.startswith("NOT_FOUND")
+    engine.dispose()

@@ -94,6 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _db(adm)
     adm.add_argument("--label", default="admin")
     adm.set_defaults(handler=admin_token)
+    rev = subs.add_parser("revoke-token", help="revoke an API token at once (by its id, the "
+                                               "part between the first two '_' of the token)")
+    _db(rev)
+    rev.add_argument("token_id")
+    rev.set_defaults(handler=revoke_token)
 
     flt = sub.add_parser("filters", help="a subscriber's filters (the SF6002 operations)")
     ops = flt.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -281,6 +286,14 @@ def admin_token(args: argparse.Namespace) -> int:
     print(issue(_engine(args), role=Role.ADMIN, label=args.label,
                 issued_by=f"cli:{getpass.getuser()}"))
     return 0
+
+
+def revoke_token(args: argparse.Namespace) -> int:
+    from cpr_abonnement.subscriptions.credentials import revoke
+
+    done = revoke(_engine(args), args.token_id)
+    print("REVOKED" if done else "NOT_FOUND (unknown or already revoked)")
+    return 0 if done else 1
 
 
 def filters_bulk(args: argparse.Namespace) -> int:
