@@ -88,6 +88,7 @@ def cpr_abonnement_daily():
         from airflow.sdk.exceptions import AirflowFailException
 
         from cpr_abonnement.errors import RunDateRefused
+        from cpr_abonnement.extract.naming import wildcard
         from cpr_abonnement.inbound.sensing import sense
         from cpr_abonnement.settings import Settings
         from cpr_abonnement.tasks.run_dates import delivery_day, refuse_future
@@ -108,7 +109,7 @@ def cpr_abonnement_daily():
         if found.name is None and now > deadline:
             raise AirflowFailException(
                 f"extract for {day} not received by {deadline:%Y-%m-%d %H:%M %Z} "
-                f"(looked for D{day:%y%m%d}.L* in {settings.inbound})")
+                f"(looked for {wildcard(day)} in {settings.inbound})")
         # A file that is there but still arriving is waited for past the deadline
         # (until the sensor's timeout): it did arrive, and will be taken or rejected.
         return PokeReturnValue(is_done=False)

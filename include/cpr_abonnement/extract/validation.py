@@ -45,7 +45,7 @@ from cpr_abonnement.errors import (
 from cpr_abonnement.extract import naming
 from cpr_abonnement.extract.blocks import CONTROL, MIN_LENGTH
 from cpr_abonnement.extract.layouts import numeric
-from cpr_abonnement.extract.model import MAX_EXAMPLES, ExtractIndex, RuleViolations
+from cpr_abonnement.extract.model import MAX_EXAMPLES, ExtractIndex, RuleViolations, StartRecord
 
 #: Bytes of a file's end enough to hold its whole 999 record (35 characters, at most
 #: LENGTH_SLACK more) and its line end.
@@ -148,12 +148,24 @@ def _start_record_rules(start, expect_date, expect_previous) -> list[RuleViolati
         bad("expected production date", ProductionDateMismatch(
             f"PRODDTO is {start.production_date}, expected {expect_date}",
             field="PRODDTO", **where))
-    if expect_previous and start.previous_date and start.previous_date != expect_previous:
-        bad("production date chain", ProductionDateGap(
-            f"PRODDTOFORRIG is {start.previous_date} but the last processed extract was "
-            f"produced {expect_previous}: an extract is missing", field="PRODDTOFORRIG",
-            **where))
+    gap = chain_gap(start, expect_previous)
+    if gap is not None:
+        bad("production date chain", gap)
     return out
+
+
+def chain_gap(start: StartRecord, last_produced: dt.date | None) -> ProductionDateGap | None:
+    """The production-date chain rule (product.md §6), written once: the extract's
+    PRODDTOFORRIG must be the production date of the last extract processed (none
+    processed yet: nothing to compare). A mismatch means a day is missing."""
+    if last_produced is None or start.previous_date is None:
+        return None
+    if start.previous_date == last_produced:
+        return None
+    return ProductionDateGap(
+        f"PRODDTOFORRIG is {start.previous_date} but the last processed extract of task "
+        f"{start.task_number} was produced {last_produced}: an extract is missing",
+        line=start.line_no, record_type="000", field="PRODDTOFORRIG")
 
 
 def end_problem(tail: bytes, size: int) -> RuleViolations | None:

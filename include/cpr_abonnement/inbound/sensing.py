@@ -17,10 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 from dataclasses import dataclass
 
 from cpr_abonnement.errors import ExtractRejected
+from cpr_abonnement.extract.naming import name_pattern
 from cpr_abonnement.extract.validation import TAIL_BYTES, end_problem
 from cpr_abonnement.inbound import open_location
 from cpr_abonnement.inbound.base import Observation
@@ -42,12 +42,6 @@ class Sensing:
     complete: bool = False
 
 
-def extract_pattern(day: dt.date, task_number: str | None) -> re.Pattern[str]:
-    """CPR's file name for ``day``: ``D<YYMMDD>.L<task>``, matched case-insensitively."""
-    task = re.escape(task_number) if task_number else r"\d{6}"
-    return re.compile(rf"D{day:%y%m%d}\.L{task}", re.IGNORECASE)
-
-
 def find_extract(settings: Settings, day: dt.date, *,
                  now: dt.datetime | None = None) -> str | None:
     """Name of the day's extract once complete, or None while absent or still arriving.
@@ -63,7 +57,7 @@ def sense(settings: Settings, day: dt.date, *, now: dt.datetime | None = None) -
     """Look for the day's extract and say whether it has arrived completely."""
     now = now or dt.datetime.now(dt.UTC)
     location = open_location(settings.inbound)
-    pattern = extract_pattern(day, settings.task_number)
+    pattern = name_pattern(day, settings.task_number)
     found = [name for name in location.list_files() if pattern.fullmatch(name)]
     if len(found) > 1:
         raise ExtractRejected(f"several extracts for {day} in {settings.inbound}: "

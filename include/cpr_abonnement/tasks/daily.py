@@ -26,7 +26,7 @@ from cpr_abonnement.errors import (
 from cpr_abonnement.extract import index_store
 from cpr_abonnement.extract.expectations import run_expectations
 from cpr_abonnement.extract.index import scan
-from cpr_abonnement.extract.validation import summarise, violations
+from cpr_abonnement.extract.validation import chain_gap, summarise, violations
 from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.inbound import open_location
 from cpr_abonnement.inbound.quarantine import quarantine
@@ -80,13 +80,11 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
             + "\n  - ".join(lines))
 
     _log_platform_records(index)
-    start = index.start
-    assert start is not None and start.previous_date is not None
+    start = index.start_record()
     last = extracts.last_processed(engine, start.task_number, before=day)
-    if last is not None and last.production_date != start.previous_date:
-        message = (f"{name}: PRODDTOFORRIG is {start.previous_date} but the last processed "
-                   f"extract of task {start.task_number} was produced {last.production_date}: "
-                   f"an extract is missing. Backfill the missing day(s), or re-run with the "
+    gap = chain_gap(start, last.production_date if last else None)
+    if gap is not None:
+        message = (f"{name}: {gap.detail}. Backfill the missing day(s), or re-run with the "
                    f"param allow_gap=true to accept the gap.")
         if not allow_gap:
             raise ChainBroken(message)
