@@ -33,6 +33,11 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 ``CPRSUB_HOME``                  folder of the command line's default ``filters.db`` (``var``)
 ``CPRSUB_API_MAX_BODY_BYTES``    largest request body the subscription API reads
                                  (16 MiB: a bulk call of 1,000,000 PNRs fits)
+``CPRSUB_PICKUP_ROOT``           pick-up storage: ``<root>/<account>/IN/`` per pick-up
+                                 subscriber, served by the pick-up SFTP server
+                                 (``$AIRFLOW_HOME/cpr/pickup``; a local or shared folder)
+``CPRSUB_SENDER_NAME``           ``Sender`` in every ``.metadata`` (``CPR Abonnement on
+                                 Airflow``); readers such as spsftp check it
 ===============================  ===================================================
 """
 
@@ -92,6 +97,8 @@ class Settings:
     poke_seconds: float = 300.0
     retry_delay_seconds: float = 60.0
     delivery_retries: int = 4
+    pickup_root: Path = Path("cpr/pickup")
+    platform_sender: str = "CPR Abonnement on Airflow"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -115,6 +122,8 @@ class Settings:
                                                      cls.retry_delay_seconds)),
             delivery_retries=int(os.environ.get("CPRSUB_DELIVERY_RETRIES",
                                                 cls.delivery_retries)),
+            pickup_root=Path(os.environ.get("CPRSUB_PICKUP_ROOT") or base / "pickup"),
+            platform_sender=os.environ.get("CPRSUB_SENDER_NAME") or cls.platform_sender,
         )
 
     def calendar(self) -> DeliveryCalendar:
