@@ -35,7 +35,7 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
                                  (16 MiB: a bulk call of 1,000,000 PNRs fits)
 ``CPRSUB_PICKUP_ROOT``           pick-up storage: ``<root>/<account>/IN/`` per pick-up
                                  subscriber, served by the pick-up SFTP server
-                                 (``$AIRFLOW_HOME/cpr/pickup``; a local or shared folder)
+                                 (``$AIRFLOW_HOME/cpr/pickup``)
 ``CPRSUB_SENDER_NAME``           ``Sender`` in every ``.metadata`` (``CPR Abonnement on
                                  Airflow``); readers such as spsftp check it
 ===============================  ===================================================
@@ -97,7 +97,7 @@ class Settings:
     poke_seconds: float = 300.0
     retry_delay_seconds: float = 60.0
     delivery_retries: int = 4
-    pickup_root: Path = Path("cpr/pickup")
+    pickup_root: str = ""
     platform_sender: str = "CPR Abonnement on Airflow"
 
     @classmethod
@@ -122,7 +122,7 @@ class Settings:
                                                      cls.retry_delay_seconds)),
             delivery_retries=int(os.environ.get("CPRSUB_DELIVERY_RETRIES",
                                                 cls.delivery_retries)),
-            pickup_root=Path(os.environ.get("CPRSUB_PICKUP_ROOT") or base / "pickup"),
+            pickup_root=os.environ.get("CPRSUB_PICKUP_ROOT") or str(base / "pickup"),
             platform_sender=os.environ.get("CPRSUB_SENDER_NAME") or cls.platform_sender,
         )
 

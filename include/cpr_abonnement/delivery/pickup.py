@@ -168,7 +168,7 @@ class PickupDelivery(DeliveryMode):
 
     def deliver(self, files: list[Path], target: DeliveryTarget, *, subscriber: str
                 ) -> list[FileOutcome]:
-        root = Settings.from_env().pickup_root
+        root = Path(Settings.from_env().pickup_root)
         try:
             account = validate_account_name(target.directory)
         except InvalidPickupAccount as exc:  # never a path outside the storage
