@@ -144,6 +144,10 @@ def place_file(local: Path, inbox: Path, partial: Path, *, subscriber: str) -> F
             return _settle_existing(final, partial, ours, subscriber=subscriber)
         _fsync_dir(inbox)
     except FileNotFoundError as exc:
+        # Another attempt placed the file and removed every temporary file of its name,
+        # ours included: the final file decides (ours: success; else a conflict).
+        if final.exists():
+            return _settle_existing(final, partial, ours, subscriber=subscriber)
         raise DeliveryError(f"the temporary file {part} disappeared during the delivery (by "
                             "another attempt's clean-up?); nothing placed, retry",
                             subscriber=subscriber, file_name=local.name) from exc
