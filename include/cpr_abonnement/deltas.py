@@ -2,9 +2,10 @@
 
 Every active subscriber gets ``<out>/<UserSystemUUID>/D<YYMMDD>.L<task>`` also when
 nothing matched (000 and 999 only: a missing file would break the subscriber's
-production-date chain check), plus ``<name>.metadata``. Both are deterministic for a
-given extract and filter snapshot: the metadata holds no clock reading other than the
-recorded first-processing time. Files are written under a temporary name and renamed,
+production-date chain check), plus ``<name>.metadata`` in Serviceplatformen's XML
+format (:func:`metadata`), for push and pick-up alike. Both are deterministic for a
+given extract, filter snapshot and subscriber: the metadata holds no clock reading other
+than the recorded first-processing time. Files are written under a temporary name and renamed,
 so nobody ever reads half a file. (No fsync: this is staging; a crashed task is rerun
 and rewrites the same bytes.)
 """
@@ -12,11 +13,12 @@ and rewrites the same bytes.)
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
+import uuid as uuidlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -24,11 +26,19 @@ from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.extract.naming import extract_name
 from cpr_abonnement.extract.writer import open_source, write_persons
 from cpr_abonnement.filters.selection import Selection
+from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions.snapshot import Subscription
 
 METADATA_SUFFIX = ".metadata"
 WRITERS = 2
 FORMAT = "CPR change extract U12170-P (ISO-8859-1), thinned to the subscriber's filters"
+#: Serviceplatformen's SFTP types namespace; readers index the root as ``ns2:Trigger``.
+SFTP_TYPES_NS = "http://serviceplatformen.dk/xml/wsdl/soap11/SFTP/1/types"
+#: Our own namespace for the provenance inside ``FileContentDescriptor``.
+PROVENANCE_NS = "urn:cpr-abonnement-airflow:metadata:1"
+#: Namespace of the UUID5 ``FileTransferUUID``s (fixed forever: changing it would give
+#: re-delivered files new transfer ids).
+FILE_TRANSFER_NAMESPACE = uuidlib.UUID("3c0f6a52-7d1b-5e8a-9a43-0c2d5b1e6f70")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,25 +69,66 @@ def _utc(t: dt.datetime) -> str:
     return t.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def file_transfer_uuid(extract_sha256: str, subscriber: str, name: str) -> str:
+    """``FileTransferUUID``: unique per delivered file (extract, subscriber, file name)
+    and the same on every re-delivery of it."""
+    return str(uuidlib.uuid5(FILE_TRANSFER_NAMESPACE, f"{extract_sha256}/{subscriber}/{name}"))
+
+
+def _elements(prefix: str, fields: list[tuple[str, object]], indent: str) -> str:
+    return "".join(f"{indent}<{prefix}{tag}>{escape(str(value))}</{prefix}{tag}>\n"
+                   for tag, value in fields)
+
+
 def metadata(index: ExtractIndex, sub: Subscription, delta: DeltaFile, *,
-             first_processed_at: dt.datetime, filters_as_of: dt.datetime) -> bytes:
+             first_processed_at: dt.datetime, filters_as_of: dt.datetime,
+             sender: str) -> bytes:
+    """The ``.metadata`` of ``delta``: Serviceplatformen's ``ns2:Trigger`` document
+    (serviceplatformen-compat.md §2), so clients written for the platform (spsftp reads
+    ``["ns2:Trigger"]["FileDescriptor"]["Recipients"]`` and checks ``Sender``) accept it.
+
+    ``Recipients`` is the subscriber's pick-up account (for push its UserSystemUUID);
+    our provenance goes into ``FileContentDescriptor`` as elements of
+    :data:`PROVENANCE_NS`. Written by hand, not by an XML library, so the bytes are
+    fixed: same extract and subscriber, same bytes.
+    """
     start = index.start
     assert start is not None
-    doc = {
-        "subscriber": sub.uuid,
-        "file": delta.name,
-        "format": FORMAT,
-        "task_number": start.task_number,
-        "production_date": str(start.production_date),
-        "previous_production_date": str(start.previous_date),
-        "persons": delta.persons,
-        "records": delta.records,
-        "bytes": delta.nbytes,
-        "sha256": delta.sha256,
-        "extract_first_processed_at": _utc(first_processed_at),
-        "filters_as_of": _utc(filters_as_of),
-    }
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    extract_sha256 = index.sha256 or ""
+    descriptor = [
+        ("FileName", delta.name),
+        ("SizeInBytes", delta.nbytes),
+        ("Sender", sender),
+        ("SendersFileId", f"cprsub:{start.task_number}:{start.production_date}:{sub.uuid}"),
+        ("Recipients", sub.recipient),
+    ]
+    provenance = [
+        ("Format", FORMAT),
+        ("Subscriber", sub.uuid),
+        ("TaskNumber", start.task_number),
+        ("ProductionDate", start.production_date),
+        ("PreviousProductionDate", start.previous_date),
+        ("Persons", delta.persons),
+        ("Records", delta.records),
+        ("SHA256", delta.sha256),
+        ("ExtractSHA256", extract_sha256),
+        ("FiltersAsOf", _utc(filters_as_of)),
+        ("FirstProcessedAt", _utc(first_processed_at)),
+    ]
+    transfer = file_transfer_uuid(extract_sha256, sub.uuid, delta.name)
+    doc = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<ns2:Trigger xmlns:ns2="{SFTP_TYPES_NS}">\n'
+        f"  <FileTransferUUID>{transfer}</FileTransferUUID>\n"
+        "  <FileDescriptor>\n"
+        + _elements("", descriptor, "    ")
+        + "  </FileDescriptor>\n"
+        f'  <FileContentDescriptor xmlns:cpr="{PROVENANCE_NS}">\n'
+        + _elements("cpr:", provenance, "    ")
+        + "  </FileContentDescriptor>\n"
+        "</ns2:Trigger>\n"
+    )
+    return doc.encode("utf-8")
 
 
 def _atomic_write(path: Path, data_writer) -> object:
@@ -93,9 +144,11 @@ def _atomic_write(path: Path, data_writer) -> object:
 
 def write_deltas(index: ExtractIndex, selection: Selection, subscribers: list[Subscription],
                  out_dir: Path, *, first_processed_at: dt.datetime,
-                 filters_as_of: dt.datetime) -> list[DeltaFile]:
-    """Write every subscriber's delta and metadata; returns them in subscriber order."""
+                 filters_as_of: dt.datetime, sender: str | None = None) -> list[DeltaFile]:
+    """Write every subscriber's delta and metadata; returns them in subscriber order.
+    ``sender``: the metadata's ``Sender`` (default ``CPRSUB_SENDER_NAME``)."""
     name = file_name(index)
+    sender = sender or Settings.from_env().platform_sender
     bounds = selection.bounds()
 
     def one(s: int, sub: Subscription, source) -> DeltaFile:
@@ -107,7 +160,7 @@ def write_deltas(index: ExtractIndex, selection: Selection, subscribers: list[Su
         delta = DeltaFile(sub.uuid, name, str(path), stats.persons, stats.records,
                           stats.nbytes, stats.sha256)
         meta = metadata(index, sub, delta, first_processed_at=first_processed_at,
-                        filters_as_of=filters_as_of)
+                        filters_as_of=filters_as_of, sender=sender)
         _atomic_write(Path(delta.metadata_path), lambda fh: fh.write(meta))
         return delta
 

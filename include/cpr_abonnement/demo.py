@@ -4,7 +4,9 @@ Sets up, under ``var/demo/`` (kept between runs):
 
 * an Airflow home with a SQLite metadata database (``airflow db migrate``), using this
   repository's ``dags/`` and ``plugins/``;
-* the filter database with six demo subscribers and their filters;
+* the filter database with seven demo subscribers and their filters: six pushed to over
+  SFTP and one that picks up (account ``demo-pickup``, an ed25519 key generated into
+  ``pickup-key`` / ``pickup-key.pub``; its files land in ``pickup/demo-pickup/IN/``);
 * a synthetic change extract for the latest CPR delivery day in the inbound folder;
 * an embedded SFTP server (asyncssh, pinned Ed25519 host key) with a folder per
   subscriber, and an Airflow connection per subscriber;
@@ -44,6 +46,11 @@ DEMO_SUBSCRIBERS = [
      [("pnrs", "25")]),
     ("0f1e2d3c-4b5a-4968-8776-655443322110", "Ny kommune-installation (no filters)", "-", []),
 ]
+#: The pick-up demo subscriber: uuid, name, serves, filters, and its login.
+PICKUP_DEMO = ("5e6f7081-92a3-4b4c-8d5e-6f708192a3b4", "Herning Kommune – Sag (pick-up)",
+               "0657 Herning", [("municipality", "657")])
+PICKUP_ACCOUNT = "demo-pickup"
+PICKUP_KEY = WORK / "pickup-key"
 
 
 def environment(work: Path = WORK) -> dict[str, str]:
@@ -60,12 +67,46 @@ def environment(work: Path = WORK) -> dict[str, str]:
         "CPRSUB_INBOUND": f"file://{work / 'inbound'}",
         "CPRSUB_STAGING": f"file://{work / 'staging'}",
         "CPRSUB_QUARANTINE": f"file://{work / 'quarantine'}",
+        "CPRSUB_PICKUP_ROOT": str(work / "pickup"),
         "CPRSUB_RETRY_DELAY_SECONDS": "2",
         "CPRSUB_SETTLE_SECONDS": "0",  # the demo writes the extract before the run
         "GX_ANALYTICS_ENABLED": "False",
         # Operators read task logs: the delivery and filter lines are INFO.
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("CPRSUB_DEMO_LOG_LEVEL", "INFO"),
     }
+
+
+def pickup_key(path: Path = PICKUP_KEY) -> str:
+    """The pick-up demo login's ed25519 key (generated once, private part 0600, like
+    ``ssh-keygen -t ed25519``); returns the public key line."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    public = path.with_name(path.name + ".pub")
+    if not path.exists():
+        key = ed25519.Ed25519PrivateKey.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.OpenSSH,
+                                       serialization.NoEncryption()))
+        line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                             serialization.PublicFormat.OpenSSH).decode()
+        public.write_text(f"{line} {PICKUP_ACCOUNT}@cpr-demo\n")
+    return public.read_text().strip()
+
+
+def _add_filters(svc, uuid: str, filters: list[tuple[str, str]], pnrs: list[str]) -> None:
+    for kind, value in filters:
+        if kind == "municipality":
+            svc.add_municipality(uuid, value)
+        elif kind == "age":
+            svc.add_age_range(uuid, *map(int, value.split("-")))
+        elif kind == "code":
+            svc.add_change_code(uuid, value)
+        else:
+            svc.add_pnrs(uuid, [*pnrs[:int(value)], "0101001111"])
 
 
 def _setup_filters(engine, extract: Path) -> None:
@@ -85,15 +126,12 @@ def _setup_filters(engine, extract: Path) -> None:
             continue
         svc.add_subscriber(uuid, name, serves=serves, sftp_conn_id=f"sftp_demo_{i}",
                            remote_dir=f"/{uuid}")
-        for kind, value in filters:
-            if kind == "municipality":
-                svc.add_municipality(uuid, value)
-            elif kind == "age":
-                svc.add_age_range(uuid, *map(int, value.split("-")))
-            elif kind == "code":
-                svc.add_change_code(uuid, value)
-            else:
-                svc.add_pnrs(uuid, [*pnrs[:int(value)], "0101001111"])
+        _add_filters(svc, uuid, filters, pnrs)
+    uuid, name, serves, filters = PICKUP_DEMO
+    if uuid not in known:
+        svc.add_subscriber(uuid, name, serves=serves, delivery_mode="pickup",
+                           pickup_account=PICKUP_ACCOUNT, ssh_keys=[pickup_key()])
+        _add_filters(svc, uuid, filters, pnrs)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -118,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     day = today if cal.is_delivery_day(today) else cal.previous_delivery_day(today)
     env = environment()
     os.environ.update(env)  # before anything imports Airflow
-    for sub in ("inbound", "staging", "quarantine", "sftp"):
+    for sub in ("inbound", "staging", "quarantine", "sftp", "pickup"):
         (WORK / sub).mkdir(parents=True, exist_ok=True)
     print(f"== CPR Abonnement demo for delivery day {day} (work folder {WORK})")
     airflow = str(Path(sys.executable).parent / "airflow")
@@ -208,23 +246,32 @@ def run_dag(day: dt.date):
 
 
 def _summary(engine, day: dt.date, state: str) -> int:
+    import xmltodict
+
     from cpr_abonnement.subscriptions import extracts
 
     ledger = {e.subscriber_uuid: e for e in extracts.ledger(engine, "431101", day)}
-    print(f"\n== run {state}: what each subscriber received over SFTP")
-    for uuid, name, _, filters in DEMO_SUBSCRIBERS:
-        folder = WORK / "sftp" / uuid
+    print(f"\n== run {state}: what each subscriber received")
+    pickup_uuid, pickup_name, _, pickup_filters = PICKUP_DEMO
+    shown = [(uuid, name, filters, WORK / "sftp" / uuid, f"sftp:/{uuid}")
+             for uuid, name, _, filters in DEMO_SUBSCRIBERS]
+    shown.append((pickup_uuid, pickup_name, pickup_filters,
+                  WORK / "pickup" / PICKUP_ACCOUNT / "IN", f"pick-up {PICKUP_ACCOUNT}:IN"))
+    for uuid, name, filters, folder, where in shown:
         files = sorted(p.name for p in folder.glob("*")) if folder.is_dir() else []
         e = ledger.get(uuid)
         rule = ", ".join(f"{k} {v}" for k, v in filters) or "no filters"
         if e is None:
             print(f"  {name:<40} NOT DELIVERED")
             continue
-        meta = json.loads((folder / f"{e.file_name}.metadata").read_text()) if files else {}
-        print(f"  {name:<40} {e.outcome:<17} {meta.get('persons', 0):>5} persons "
-              f"{meta.get('records', 0):>6} records  [{rule}]")
-        print(f"  {'':<40} sftp:/{uuid}/{{{', '.join(files)}}}")
-    print(f"\nSFTP root: {WORK / 'sftp'}   ledger and filters: {WORK / 'filters.db'}")
+        meta_file = folder / f"{e.file_name}.metadata"
+        content = (xmltodict.parse(meta_file.read_bytes())["ns2:Trigger"]
+                   ["FileContentDescriptor"] if meta_file.exists() else {})
+        print(f"  {name:<40} {e.outcome:<17} {content.get('cpr:Persons', 0):>5} persons "
+              f"{content.get('cpr:Records', 0):>6} records  [{rule}]")
+        print(f"  {'':<40} {where}/{{{', '.join(files)}}}")
+    print(f"\nSFTP root: {WORK / 'sftp'}   pick-up root: {WORK / 'pickup'} (key "
+          f"{PICKUP_KEY})   ledger and filters: {WORK / 'filters.db'}")
     print(f"Same setup in the Airflow UI: see README, 'Run it in the Airflow UI' "
           f"({WORK / 'airflow.env'})")
     return 0 if state == "success" else 1

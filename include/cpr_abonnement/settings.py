@@ -36,6 +36,11 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 ``CPRSUB_API_CLIENT_CERT_HEADER`` header carrying the client certificate a TLS proxy
                                  verified (URL-escaped PEM; none: TLS ends at our server)
 ``CPRSUB_API_TRUSTED_PROXIES``   addresses (CIDRs, comma-separated) that header is read from
+``CPRSUB_PICKUP_ROOT``           pick-up storage: ``<root>/<account>/IN/`` per pick-up
+                                 subscriber, served by the pick-up SFTP server
+                                 (``$AIRFLOW_HOME/cpr/pickup``)
+``CPRSUB_SENDER_NAME``           ``Sender`` in every ``.metadata`` (``CPR Abonnement on
+                                 Airflow``); readers such as spsftp check it
 ===============================  ===================================================
 """
 
@@ -97,6 +102,8 @@ class Settings:
     delivery_retries: int = 4
     api_client_cert_header: str | None = None
     api_trusted_proxies: tuple[str, ...] = ()
+    pickup_root: str = ""
+    platform_sender: str = "CPR Abonnement on Airflow"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -122,6 +129,8 @@ class Settings:
                                                 cls.delivery_retries)),
             api_client_cert_header=os.environ.get("CPRSUB_API_CLIENT_CERT_HEADER") or None,
             api_trusted_proxies=_split(os.environ.get("CPRSUB_API_TRUSTED_PROXIES", "")),
+            pickup_root=os.environ.get("CPRSUB_PICKUP_ROOT") or str(base / "pickup"),
+            platform_sender=os.environ.get("CPRSUB_SENDER_NAME") or cls.platform_sender,
         )
 
     def calendar(self) -> DeliveryCalendar:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pytest
+import xmltodict
 
 from builders import extract, person, rec, write
 from cpr_abonnement.errors import ExtractConflict
@@ -160,10 +160,13 @@ def test_as_of_snapshot_is_kept_and_rerun_is_byte_identical(setup, engine, tmp_p
     for name in ("D261126.L431101", "D261126.L431101.metadata"):
         assert (tmp_path / "a" / SUB / name).read_bytes() == (
             tmp_path / "b" / SUB / name).read_bytes()
-    meta = json.loads((tmp_path / "a" / SUB / "D261126.L431101.metadata").read_text())
-    assert meta["persons"] == 1 and meta["extract_first_processed_at"] == (
+    trigger = xmltodict.parse((tmp_path / "a" / SUB / "D261126.L431101.metadata"
+                               ).read_bytes())["ns2:Trigger"]
+    meta = trigger["FileContentDescriptor"]
+    assert meta["cpr:Persons"] == "1" and meta["cpr:FirstProcessedAt"] == (
         "2026-11-26T05:00:00.000000Z")
-    assert meta["previous_production_date"] == "2026-11-25"
+    assert meta["cpr:PreviousProductionDate"] == "2026-11-25"
+    assert trigger["FileDescriptor"]["Recipients"] == SUB
 
 
 def test_a_different_file_for_a_processed_day_is_refused(setup, engine, tmp_path):

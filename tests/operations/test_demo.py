@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import xmltodict
 
 from cpr_abonnement.extract.index import scan
 
@@ -39,8 +40,21 @@ def test_task_log_holds_the_business_lines_at_info(demo):
     text = log.read_text(encoding="utf-8", errors="replace")
     deliveries = re.findall(r"delivery subscriber=(\S+) file=D\d{6}\.L\d{6} records=\d+ "
                             r"sha256=[0-9a-f]{64} outcome=DELIVERED", text)
-    assert len(set(deliveries)) == 6, "one INFO delivery line per demo subscriber"
-    assert re.search(r"filtered D\d{6}\.L\d{6}: \d+ persons, 6 subscriber", text)
+    assert len(set(deliveries)) == 7, "one INFO delivery line per demo subscriber"
+    assert re.search(r"filtered D\d{6}\.L\d{6}: \d+ persons, 7 subscriber", text)
+
+
+def test_the_pickup_subscriber_finds_its_files_and_key(demo):
+    """One demo subscriber picks up: both files in its account's IN/, Serviceplatformen's
+    .metadata naming the account, and the login key written for `sftp -i`."""
+    work, terminal = demo
+    inbox = work / "pickup" / "demo-pickup" / "IN"
+    (data,) = [p for p in inbox.iterdir() if not p.name.endswith(".metadata")]
+    meta = xmltodict.parse((inbox / f"{data.name}.metadata").read_bytes())["ns2:Trigger"]
+    assert meta["FileDescriptor"]["Recipients"] == "demo-pickup"
+    assert (work / "pickup-key").stat().st_mode & 0o777 == 0o600
+    assert (work / "pickup-key.pub").read_text().startswith("ssh-ed25519 ")
+    assert "pick-up demo-pickup:IN/" in terminal
 
 
 def test_no_pnr_in_terminal_or_task_log(demo):

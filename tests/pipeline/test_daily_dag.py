@@ -7,6 +7,8 @@ import json
 import re
 import socket
 
+import xmltodict
+
 from cpr_abonnement.subscriptions import extracts
 from support.deployment import SUBSCRIBERS, run_note, task_states
 from support.webhook import slack_webhook
@@ -27,8 +29,9 @@ def test_delivers_each_subscriber_its_file_and_a_rerun_changes_nothing(deploymen
         assert set(got) == {src.name, f"{src.name}.metadata"}, uuid
         staged = deployment.staging / "2026-11-19" / "deltas" / uuid
         assert got[src.name] == (staged / src.name).read_bytes()  # the engine's output
-        meta = json.loads(got[f"{src.name}.metadata"])
-        assert meta["subscriber"] == uuid and meta["production_date"] == "2026-11-19"
+        trigger = xmltodict.parse(got[f"{src.name}.metadata"])["ns2:Trigger"]
+        assert trigger["FileDescriptor"]["Recipients"] == uuid
+        assert trigger["FileContentDescriptor"]["cpr:ProductionDate"] == "2026-11-19"
     assert got[src.name].startswith(src.read_bytes()[:36])  # 000 copied unchanged
     assert deployment.delivered(VEJLE)[src.name].count(b"\n") == 2  # no filters: 000 + 999
     ledger = extracts.ledger(deployment.engine, "431101", DAY)

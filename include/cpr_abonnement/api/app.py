@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -113,6 +113,25 @@ class SubscriberIn(BaseModel):
     serviceAgreements: list[UUID] = Field(
         default=[], max_length=100, examples=[["11111111-2222-4333-8444-555555555555"]],
         description="ServiceAgreementUUIDs of the IT system (SF6002 over mutual TLS)")
+    deliveryMode: Literal["push", "pickup"] = "push"
+    pickupAccount: str | None = Field(default=None, max_length=64,
+                                      description="pick-up login (default: the UUID)")
+    sshKeys: list[Annotated[str, Field(max_length=8192)]] = Field(
+        default=[], max_length=20, description="OpenSSH public key lines of the pick-up account")
+
+
+class SshKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(max_length=8192, description="one OpenSSH public key line (*.pub)",
+                     examples=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA... it@herning"])
+
+
+class DeliveryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    deliveryMode: Literal["push", "pickup"]
+    pickupAccount: str | None = Field(default=None, max_length=64)
+    sftpConnId: str | None = None
+    remoteDir: str | None = None
 
 
 class CertificateIn(BaseModel):
@@ -282,7 +301,9 @@ def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request) -> d
 def create_subscriber(body: SubscriberIn, svc: Admin) -> dict[str, Any]:
     info = svc.add_subscriber(
         str(body.uuid), body.name, serves=body.serves, sftp_conn_id=body.sftpConnId,
-        remote_dir=body.remoteDir, service_agreements=[str(a) for a in body.serviceAgreements])
+        remote_dir=body.remoteDir, service_agreements=[str(a) for a in body.serviceAgreements],
+        delivery_mode=body.deliveryMode, pickup_account=body.pickupAccount,
+        ssh_keys=body.sshKeys)
     return _subscriber_json(info)
 
 
@@ -329,6 +350,27 @@ def add_service_agreement(uuid: UUID, body: ServiceAgreementIn, svc: Admin) -> d
             name="RemoveServiceAgreement")
 def remove_service_agreement(uuid: UUID, agreement: UUID, svc: Admin) -> dict[str, Any]:
     return _registered(svc, uuid, svc.remove_service_agreement(str(uuid), str(agreement)))
+
+
+@adm.post("/subscribers/{uuid}/delivery", name="SetDelivery")
+def set_delivery(uuid: UUID, body: DeliveryIn, svc: Admin) -> dict[str, Any]:
+    """Switch the IT system between push and pick-up (409 if the account is taken)."""
+    return _subscriber_json(svc.set_delivery(
+        str(uuid), body.deliveryMode, pickup_account=body.pickupAccount,
+        sftp_conn_id=body.sftpConnId, remote_dir=body.remoteDir))
+
+
+@adm.post("/subscribers/{uuid}/ssh-keys", name="AddSshKey")
+def add_ssh_key(uuid: UUID, body: SshKeyIn, svc: Admin) -> dict[str, Any]:
+    """Register an SSH public key for pick-up (422 rule ``ssh key``; 409 if another
+    system has it)."""
+    return _registered(svc, uuid, svc.add_ssh_key(str(uuid), body.key))
+
+
+@adm.delete("/subscribers/{uuid}/ssh-keys", name="RemoveSshKey")
+def remove_ssh_key(uuid: UUID, fingerprint: str, svc: Admin) -> dict[str, Any]:
+    """``?fingerprint=SHA256:...`` (a query parameter: base64 holds ``/``)."""
+    return _registered(svc, uuid, svc.remove_ssh_key(str(uuid), fingerprint))
 
 
 async def _bad_input(_: Request, exc: Exception) -> JSONResponse:
@@ -402,4 +444,8 @@ def _subscriber_json(info: SubscriberInfo) -> dict[str, Any]:
         "certificates": [{"sha256": c.sha256, "subject": c.subject,
                           "notAfter": c.not_after.isoformat()} for c in info.certificates],
         "serviceAgreements": list(info.service_agreements),
+        "deliveryMode": info.delivery_mode, "pickupAccount": info.pickup_account,
+        "sshKeys": [{"fingerprint": k.fingerprint, "type": k.key_type, "bits": k.bits,
+                     "comment": k.comment, "addedAt": k.added_at.isoformat()}
+                    for k in info.ssh_keys],
     }

@@ -74,8 +74,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--remote-dir", default=".", help="directory on that SFTP server")
     add.add_argument("--service-agreement", action="append", default=[], metavar="UUID",
                      help="a ServiceAgreementUUID of the system (repeatable)")
+    add.add_argument("--delivery", choices=["push", "pickup"], default="push",
+                     help="push to the system's SFTP server (default) or let it pick up "
+                          "from ours")
+    add.add_argument("--pickup-user", metavar="ACCOUNT",
+                     help="pick-up login and folder name (default: the UUID)")
+    add.add_argument("--ssh-key", action="append", default=[], type=Path, metavar="FILE.pub",
+                     help="an SSH public key of the pick-up account (repeatable)")
     add.set_defaults(handler=subscriber_add)
     _identity_commands(subs)
+    _delivery_commands(subs)
     ls = subs.add_parser("list", help="list subscribers")
     _db(ls)
     ls.add_argument("--json", action="store_true")
@@ -181,6 +189,30 @@ def _identity_commands(subs: argparse._SubParsersAction) -> None:
         p.set_defaults(handler=handler)
 
 
+def _delivery_commands(subs: argparse._SubParsersAction) -> None:
+    """Delivery mode and the pick-up account's SSH keys."""
+    p = subs.add_parser("set-delivery", help="switch an IT system between push and pick-up")
+    _db(p)
+    p.add_argument("--uuid", required=True)
+    p.add_argument("--delivery", required=True, choices=["push", "pickup"])
+    p.add_argument("--pickup-user", metavar="ACCOUNT",
+                   help="pick-up login (default: the one it had, else the UUID)")
+    p.add_argument("--sftp-conn-id", help="push: Airflow connection id of its SFTP server")
+    p.add_argument("--remote-dir", help="push: directory on that SFTP server")
+    p.set_defaults(handler=subscriber_set_delivery)
+    p = subs.add_parser("add-ssh-key", help="register an SSH public key for pick-up")
+    _db(p)
+    p.add_argument("--uuid", required=True)
+    p.add_argument("--key", required=True, type=Path, metavar="FILE.pub")
+    p.set_defaults(handler=subscriber_add_ssh_key)
+    p = subs.add_parser("remove-ssh-key", help="unregister an SSH public key")
+    _db(p)
+    p.add_argument("--uuid", required=True)
+    p.add_argument("--fingerprint", required=True, metavar="SHA256:...",
+                   help="as `ssh-keygen -l -f KEY.pub` prints it")
+    p.set_defaults(handler=subscriber_remove_ssh_key)
+
+
 def _engine(args: argparse.Namespace):
     from cpr_abonnement.subscriptions.db import make_engine
 
@@ -212,7 +244,10 @@ def subscriber_add(args: argparse.Namespace) -> int:
     info = _service(args).add_subscriber(args.uuid, args.name, serves=args.serves,
                                          sftp_conn_id=args.sftp_conn_id,
                                          remote_dir=args.remote_dir,
-                                         service_agreements=args.service_agreement)
+                                         service_agreements=args.service_agreement,
+                                         delivery_mode=args.delivery,
+                                         pickup_account=args.pickup_user,
+                                         ssh_keys=[k.read_bytes() for k in args.ssh_key])
     print(f"ADDED {info.uuid} {info.name}")
     return 0
 
@@ -222,7 +257,16 @@ def _subscriber_dict(s) -> dict:
             "disabled_at": s.disabled_at.isoformat() if s.disabled_at else None,
             "certificates": [{"sha256": c.sha256, "subject": c.subject,
                               "not_after": c.not_after.isoformat()} for c in s.certificates],
-            "service_agreements": list(s.service_agreements)}
+            "service_agreements": list(s.service_agreements),
+            "ssh_keys": [{"fingerprint": k.fingerprint, "type": k.key_type, "bits": k.bits,
+                          "comment": k.comment, "added_at": k.added_at.isoformat()}
+                         for k in s.ssh_keys]}
+
+
+def _delivery_line(s) -> str:
+    if s.delivery_mode == "pickup":
+        return f"pickup account={s.pickup_account}"
+    return f"push conn={s.sftp_conn_id or '-'} dir={s.remote_dir}"
 
 
 def subscriber_list(args: argparse.Namespace) -> int:
@@ -232,7 +276,9 @@ def subscriber_list(args: argparse.Namespace) -> int:
         return 0
     for s in subs:
         state = "active" if s.active else "DISABLED"
-        print(f"{s.uuid}  {state:8}  {s.name}  conn={s.sftp_conn_id or '-'} dir={s.remote_dir}")
+        print(f"{s.uuid}  {state:8}  {s.name}  {_delivery_line(s)}")
+        for k in s.ssh_keys:
+            print(f"    ssh key {k.fingerprint}  {k.key_type} {k.bits}  {k.comment}".rstrip())
         for agreement in s.service_agreements:
             print(f"    service agreement {agreement}")
         for c in s.certificates:
@@ -263,6 +309,25 @@ def subscriber_add_agreement(args: argparse.Namespace) -> int:
 
 def subscriber_remove_agreement(args: argparse.Namespace) -> int:
     print(_service(args).remove_service_agreement(args.uuid, args.agreement).result.value)
+    return 0
+
+
+def subscriber_set_delivery(args: argparse.Namespace) -> int:
+    info = _service(args).set_delivery(args.uuid, args.delivery,
+                                       pickup_account=args.pickup_user,
+                                       sftp_conn_id=args.sftp_conn_id,
+                                       remote_dir=args.remote_dir)
+    print(f"{info.delivery_mode.upper()} {info.uuid} {_delivery_line(info)}")
+    return 0
+
+
+def subscriber_add_ssh_key(args: argparse.Namespace) -> int:
+    print(_service(args).add_ssh_key(args.uuid, args.key.read_bytes()).result.value)
+    return 0
+
+
+def subscriber_remove_ssh_key(args: argparse.Namespace) -> int:
+    print(_service(args).remove_ssh_key(args.uuid, args.fingerprint).result.value)
     return 0
 
 

@@ -5,26 +5,34 @@
 :class:`~cpr_abonnement.delivery.base.DeliveryTarget` and reports mode-neutral
 :class:`~cpr_abonnement.delivery.base.FileOutcome`\\ s); each mode is one module:
 :mod:`~cpr_abonnement.delivery.sftp_push` (``push``: upload to the subscriber's SFTP
-server). A new mode is one module implementing ``DeliveryMode`` plus its entry in
-:data:`MODES`, and :func:`target_of` choosing it for the subscribers that use it.
+server) and :mod:`~cpr_abonnement.delivery.pickup` (``pickup``: placed in the
+account's ``IN/`` on our own pick-up SFTP server). A new mode is one module
+implementing ``DeliveryMode`` plus its entry in :data:`MODES`, and :func:`target_of`
+choosing it for the subscribers that use it.
 """
 
 from __future__ import annotations
 
 from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget
+from cpr_abonnement.delivery.pickup import PickupDelivery
 from cpr_abonnement.delivery.sftp_push import SftpPush
 
 #: Delivery modes by name.
-MODES: dict[str, DeliveryMode] = {mode.name: mode for mode in (SftpPush(),)}
+MODES: dict[str, DeliveryMode] = {mode.name: mode for mode in (SftpPush(), PickupDelivery())}
 
 #: The ledger's target for a subscriber without one (its delivery fails, no retry).
 NO_TARGET = "-"
 
 
 def target_of(subscriber) -> DeliveryTarget | None:
-    """Where ``subscriber`` (any shape with ``sftp_conn_id`` and ``remote_dir``) gets its
-    files, or None when it has no target. Today every subscriber is pushed to over SFTP;
-    the subscriber's stored fields are read here and nowhere else."""
+    """Where ``subscriber`` (any shape with ``sftp_conn_id``, ``remote_dir``,
+    ``delivery_mode`` and ``pickup_account``) gets its files, or None when it has no
+    target: a pick-up subscriber its account's folder (no connection: the storage is
+    local or shared), any other one its SFTP server. The subscriber's stored fields are
+    read here and nowhere else."""
+    if getattr(subscriber, "delivery_mode", SftpPush.name) == PickupDelivery.name:
+        account = subscriber.pickup_account
+        return DeliveryTarget(PickupDelivery.name, "", account) if account else None
     if not subscriber.sftp_conn_id:
         return None
     return DeliveryTarget(SftpPush.name, subscriber.sftp_conn_id, subscriber.remote_dir)

@@ -59,3 +59,9 @@ class DeliveryMode(ABC):
                 ) -> list[FileOutcome]:
         """Deliver ``files`` in order (the data file first, its ``.metadata`` last);
         raise a :class:`~cpr_abonnement.errors.DeliveryError` subclass on failure."""
+
+    def announce(self, engine: Any, target: DeliveryTarget, file_name: str) -> None:
+        """After a successful delivery of ``file_name`` (both files in place): record
+        what the mode tracks beyond the delivery itself in the ledger (pick-up: when
+        the file became available). Nothing by default."""
+        return None

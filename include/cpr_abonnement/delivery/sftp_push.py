@@ -61,7 +61,9 @@ _CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
-class _Fingerprint:
+class Fingerprint:
+    """A file's SHA-256 and size: what "the same file" means to every delivery mode."""
+
     sha256: str
     nbytes: int
 
@@ -157,12 +159,12 @@ def _discard(sftp: SFTPClient, path: str) -> None:
         log.warning("could not remove the temporary file %s: %s", path, exc)
 
 
-def _settle_existing(sftp: SFTPClient, remote_dir: str, name: str, ours: _Fingerprint, *,
+def _settle_existing(sftp: SFTPClient, remote_dir: str, name: str, ours: Fingerprint, *,
                      subscriber: str) -> FileOutcome:
     """The final file exists: ours already (success, and other attempts' temporary
     files are now useless) or someone else's (a conflict, never overwritten)."""
     final = posixpath.join(remote_dir, name)
-    there = _Fingerprint(*_remote_sha256(sftp, final))
+    there = Fingerprint(*_remote_sha256(sftp, final))
     if there != ours:
         raise DeliveryConflict(
             f"{final} already exists with different content ({there}; ours {ours}); "
@@ -171,7 +173,7 @@ def _settle_existing(sftp: SFTPClient, remote_dir: str, name: str, ours: _Finger
     return FileOutcome(name, ours.nbytes, ours.sha256, already_there=True)
 
 
-def _upload_and_check(sftp: SFTPClient, local: Path, part: str, ours: _Fingerprint, *,
+def _upload_and_check(sftp: SFTPClient, local: Path, part: str, ours: Fingerprint, *,
                       remote_dir: str, subscriber: str) -> bool:
     """Upload ``local`` to ``part`` and check it: True when it holds exactly our bytes,
     False when it disappeared meanwhile (another attempt's clean-up removed it)."""
@@ -180,7 +182,7 @@ def _upload_and_check(sftp: SFTPClient, local: Path, part: str, ours: _Fingerpri
         written_at = sftp.stat(part).st_mtime or 0
         remove_temporaries(sftp, remote_dir, local.name,
                            untouched_before=written_at - STALE_TEMPORARY_SECONDS)
-        got = _Fingerprint(*_remote_sha256(sftp, part))
+        got = Fingerprint(*_remote_sha256(sftp, part))
     except FileNotFoundError:
         return False
     if got != ours:
@@ -209,7 +211,7 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
     """Deliver one file atomically and verified; see the module docstring."""
     name = local.name
     final = posixpath.join(remote_dir, name)
-    ours = _Fingerprint(*sha256_file(local))
+    ours = Fingerprint(*sha256_file(local))
     if _exists(sftp, final):
         return _settle_existing(sftp, remote_dir, name, ours, subscriber=subscriber)
     part = posixpath.join(remote_dir, temporary_name(name))
@@ -227,7 +229,7 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
                                 "(by another attempt's clean-up?); nothing was renamed into "
                                 "place, retry", subscriber=subscriber, file_name=name)
         return _settle_existing(sftp, remote_dir, name, ours, subscriber=subscriber)
-    there = _Fingerprint(*_remote_sha256(sftp, final))
+    there = Fingerprint(*_remote_sha256(sftp, final))
     if there != ours:
         raise DeliveryError(f"verification failed after the rename: {final} holds {there}, "
                             f"ours {ours}", subscriber=subscriber, file_name=name)

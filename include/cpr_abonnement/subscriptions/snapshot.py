@@ -22,6 +22,15 @@ class Subscription:
     name: str
     sftp_conn_id: str | None
     remote_dir: str
+    delivery_mode: str = "push"
+    pickup_account: str | None = None
+
+    @property
+    def recipient(self) -> str:
+        """Who the ``.metadata`` names as ``Recipients``: the pick-up account (the login
+        a reader such as spsftp checks for), for push the UserSystemUUID."""
+        return self.pickup_account if self.delivery_mode == "pickup" and \
+            self.pickup_account else self.uuid
 
 
 def subscribed_at(as_of: dt.datetime) -> ColumnElement[bool]:
@@ -35,9 +44,10 @@ def subscribers_at(conn: Connection, as_of: dt.datetime) -> tuple[list[int], lis
     """The subscribers :func:`subscribed_at` ``as_of``, by UUID: database ids and rows."""
     subs = conn.execute(
         select(Subscriber.id, Subscriber.uuid, Subscriber.name, Subscriber.sftp_conn_id,
-               Subscriber.remote_dir)
+               Subscriber.remote_dir, Subscriber.delivery_mode, Subscriber.pickup_account)
         .where(subscribed_at(as_of))
         .order_by(Subscriber.uuid)
     ).all()
     return ([r.id for r in subs],
-            [Subscription(r.uuid, r.name, r.sftp_conn_id, r.remote_dir) for r in subs])
+            [Subscription(r.uuid, r.name, r.sftp_conn_id, r.remote_dir, r.delivery_mode,
+                          r.pickup_account) for r in subs])

@@ -170,6 +170,7 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> Deli
             files = [local_copy(staged(url), Path(scratch))
                      for url in (item.data, item.metadata)]
             outcomes = mode.deliver(files, item.target, subscriber=item.name)
+        mode.announce(engine, item.target, item.file_name)
     except DeliveryConflict as exc:
         record("CONFLICT", str(exc))
         raise
