@@ -33,6 +33,13 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
 ``CPRSUB_HOME``                  folder of the command line's default ``filters.db`` (``var``)
 ``CPRSUB_API_MAX_BODY_BYTES``    largest request body the subscription API reads
                                  (16 MiB: a bulk call of 1,000,000 PNRs fits)
+``CPRSUB_PICKUP_ROOT``           pick-up storage: ``<root>/<account>/IN/`` per pick-up
+                                 subscriber, served by the pick-up SFTP server
+                                 (``$AIRFLOW_HOME/cpr/pickup``)
+``CPRSUB_PICKUP_ALERT_DAYS``     delivery days a pick-up subscriber may leave a file
+                                 un-downloaded before health and the run note flag it (3)
+``CPRSUB_PICKUP_RETENTION_DAYS`` days a file stays in ``IN/`` before housekeeping removes
+                                 it (30)
 ===============================  ===================================================
 """
 
@@ -92,6 +99,9 @@ class Settings:
     poke_seconds: float = 300.0
     retry_delay_seconds: float = 60.0
     delivery_retries: int = 4
+    pickup_root: str = ""
+    pickup_alert_days: int = 3
+    pickup_retention_days: int = 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -115,6 +125,11 @@ class Settings:
                                                      cls.retry_delay_seconds)),
             delivery_retries=int(os.environ.get("CPRSUB_DELIVERY_RETRIES",
                                                 cls.delivery_retries)),
+            pickup_root=os.environ.get("CPRSUB_PICKUP_ROOT") or str(base / "pickup"),
+            pickup_alert_days=int(os.environ.get("CPRSUB_PICKUP_ALERT_DAYS",
+                                                 cls.pickup_alert_days)),
+            pickup_retention_days=int(os.environ.get("CPRSUB_PICKUP_RETENTION_DAYS",
+                                                     cls.pickup_retention_days)),
         )
 
     def calendar(self) -> DeliveryCalendar:
