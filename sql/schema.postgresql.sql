@@ -59,9 +59,13 @@ CREATE TABLE subscriber (
 	active BOOLEAN NOT NULL,
 	created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
 	disabled_at TIMESTAMP WITHOUT TIME ZONE,
+	delivery_mode VARCHAR(8) DEFAULT 'push' NOT NULL,
+	pickup_account VARCHAR(64),
 	CONSTRAINT pk_subscriber PRIMARY KEY (id),
 	CONSTRAINT uq_subscriber_uuid UNIQUE (uuid)
 );
+
+CREATE UNIQUE INDEX uq_subscriber_pickup_account ON subscriber (pickup_account);
 
 CREATE TABLE certificate (
 	id SERIAL NOT NULL,
@@ -108,6 +112,10 @@ CREATE TABLE delivery (
 	detail TEXT NOT NULL,
 	updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
 	delivered_at TIMESTAMP WITHOUT TIME ZONE,
+	available_at TIMESTAMP WITHOUT TIME ZONE,
+	picked_up_at TIMESTAMP WITHOUT TIME ZONE,
+	removed_at TIMESTAMP WITHOUT TIME ZONE,
+	removed_by VARCHAR(16),
 	CONSTRAINT pk_delivery PRIMARY KEY (id),
 	CONSTRAINT uq_delivery_extract_run_id_subscriber_uuid UNIQUE (extract_run_id, subscriber_uuid),
 	CONSTRAINT fk_delivery_extract_run_id_extract_run FOREIGN KEY(extract_run_id) REFERENCES extract_run (id)
@@ -192,3 +200,21 @@ CREATE TABLE service_agreement (
 CREATE INDEX ix_service_agreement_subscriber_id ON service_agreement (subscriber_id);
 
 CREATE UNIQUE INDEX uq_service_agreement_current ON service_agreement (uuid) WHERE removed_at IS NULL;
+
+CREATE TABLE ssh_key (
+	id SERIAL NOT NULL,
+	subscriber_id INTEGER NOT NULL,
+	key_type VARCHAR(40) NOT NULL,
+	key_data TEXT NOT NULL,
+	fingerprint VARCHAR(64) NOT NULL,
+	bits INTEGER NOT NULL,
+	comment VARCHAR(200) NOT NULL,
+	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	removed_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_ssh_key PRIMARY KEY (id),
+	CONSTRAINT fk_ssh_key_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE INDEX ix_ssh_key_subscriber_id ON ssh_key (subscriber_id);
+
+CREATE UNIQUE INDEX uq_ssh_key_current ON ssh_key (fingerprint) WHERE removed_at IS NULL;

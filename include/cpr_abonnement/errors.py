@@ -190,7 +190,6 @@ class DeliveryRefused(DeliveryError):
     """The target refused us for a reason a retry cannot fix (changed host key, bad login)."""
 
 
-
 class InvalidCertificate(FilterInputError):
     """A client certificate to register is not one: unparsable PEM/DER, no certificate,
     several, a CA certificate, or already expired."""
@@ -204,9 +203,30 @@ class InvalidServiceAgreement(FilterInputError):
     rule = "service agreement"
 
 
+class InvalidSshKey(FilterInputError):
+    """An SSH public key to register for pick-up is refused: not one OpenSSH public key
+    line, a type we do not accept (DSA, certificates, security keys), RSA below 2048
+    bits, or a comment with control characters."""
+
+    rule = "ssh key"
+
+
+class InvalidDeliveryMode(FilterInputError):
+    """A delivery mode other than ``push`` or ``pickup``, or settings that do not fit it."""
+
+    rule = "delivery mode"
+
+
+class InvalidPickupAccount(FilterInputError):
+    """A pick-up account (login and folder name) must be 1-64 characters of lowercase
+    letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit."""
+
+    rule = "pickup account"
+
+
 class RegisteredToAnotherSystem(CprAbonnementError):
-    """A certificate or service agreement is already registered for another IT system:
-    each names exactly one caller, so it cannot be registered twice."""
+    """A certificate, service agreement, SSH key or pick-up account is already registered
+    for another IT system: each names exactly one caller, so it cannot be registered twice."""
 
     def __init__(self, message: str, *, what: str, owner: str) -> None:
         self.what = what

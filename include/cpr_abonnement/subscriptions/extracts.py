@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ExtractConflict, ExtractError
-from cpr_abonnement.subscriptions.models import Delivery, ExtractRun
+from cpr_abonnement.subscriptions.models import Delivery, ExtractRun, Subscriber
 from cpr_abonnement.subscriptions.service import lock_filters
 
 
@@ -114,6 +115,11 @@ class LedgerEntry:
     outcome: str
     detail: str
     delivered_at: dt.datetime | None
+    #: Pick-up tracking (None for push, and until it happens).
+    available_at: dt.datetime | None = None
+    picked_up_at: dt.datetime | None = None
+    removed_at: dt.datetime | None = None
+    removed_by: str | None = None
 
 
 def start_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
@@ -215,4 +221,50 @@ def ledger(engine: Engine, task_number: str, production_date: dt.date) -> list[L
 
 def _entry(row: Delivery) -> LedgerEntry:
     return LedgerEntry(row.subscriber_uuid, row.file_name, row.sha256, row.persons, row.records,
-                       row.target, row.attempts, row.outcome, row.detail, row.delivered_at)
+                       row.target, row.attempts, row.outcome, row.detail, row.delivered_at,
+                       row.available_at, row.picked_up_at, row.removed_at, row.removed_by)
+
+
+#: Pick-up events and the ledger column each sets (the first time only).
+PICKUP_EVENTS = {"available": "available_at", "downloaded": "picked_up_at",
+                 "removed": "removed_at"}
+#: Who removes a file from ``IN/``.
+REMOVERS = ("subscriber", "retention")
+_METADATA_SUFFIX = ".metadata"
+
+
+def record_pickup_event(engine: Engine, *, account: str, file_name: str, event: str,
+                        at: dt.datetime, by: str = "subscriber") -> bool:
+    """Record a pick-up event of a delivered data file in its ledger row.
+
+    ``event`` is ``available`` (both files are in ``IN/``), ``downloaded`` (a complete
+    download) or ``removed`` (``by`` the subscriber or by retention). Each column keeps
+    its first value: a second download does not move ``picked_up_at``. The row is found
+    by the account's subscriber (whatever its mode now: a file picked up before a switch
+    to push is still tracked) and the file name (``IN/<name>`` or ``<name>``; data files
+    only, so a ``.metadata`` never matches). Returns False when no ledger row matches,
+    for the caller to log.
+    """
+    column = PICKUP_EVENTS.get(event)
+    if column is None:
+        raise ValueError(f"unknown pick-up event {event!r}; one of {sorted(PICKUP_EVENTS)}")
+    if by not in REMOVERS:
+        raise ValueError(f"unknown remover {by!r}; one of {REMOVERS}")
+    name = posixpath.basename(str(file_name))
+    if name.endswith(_METADATA_SUFFIX):
+        return False
+    at = at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+    with Session(engine) as s, s.begin():
+        row_id = s.scalar(
+            select(Delivery.id).join(Subscriber, Subscriber.uuid == Delivery.subscriber_uuid)
+            .where(Subscriber.pickup_account == str(account), Delivery.file_name == name)
+            .order_by(Delivery.id.desc()).limit(1))
+        if row_id is None:
+            return False
+        first = getattr(Delivery, column)
+        changes: dict[str, Any] = {column: func.coalesce(first, at)}
+        if event == "removed":
+            changes["removed_by"] = case((first.is_(None), by), else_=Delivery.removed_by)
+        s.execute(update(Delivery).where(Delivery.id == row_id).values(**changes)
+                  .execution_options(synchronize_session=False))
+    return True

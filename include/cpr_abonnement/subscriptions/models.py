@@ -58,6 +58,16 @@ class Subscriber(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: ``push`` (to ``sftp_conn_id``) or ``pickup`` (placed in the account's ``IN/`` on our
+    #: pick-up SFTP server; Serviceplatformen's way since 2016).
+    delivery_mode: Mapped[str] = mapped_column(String(8), default="push",
+                                               server_default="push")
+    #: Login name on the pick-up server (default the UUID); kept when the subscriber goes
+    #: back to push, so switching again restores it, but only a ``pickup`` subscriber that
+    #: is active has an account (:mod:`cpr_abonnement.pickup.accounts`).
+    pickup_account: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("uq_subscriber_pickup_account", "pickup_account", unique=True),)
 
 
 class FilterRow:
@@ -152,6 +162,35 @@ class ServiceAgreement(Base):
     )
 
 
+class SshKey(Base):
+    """An SSH public key a pick-up account logs in with (several per subscriber, for
+    rotation). Stored as the canonical OpenSSH line parts; removal closes the validity
+    period. A key (by its SHA-256 fingerprint) is current for at most one subscriber, so
+    a login with it names one account."""
+
+    __tablename__ = "ssh_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    #: OpenSSH key type, e.g. ``ssh-ed25519``, ``ssh-rsa``, ``ecdsa-sha2-nistp256``.
+    key_type: Mapped[str] = mapped_column(String(40))
+    #: The key blob, base64 as in an ``authorized_keys`` line.
+    key_data: Mapped[str] = mapped_column(Text)
+    #: ``SHA256:<base64>``, as ``ssh-keygen -l`` prints it.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    bits: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(String(200), default="")
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("uq_ssh_key_current", "fingerprint", unique=True,
+              sqlite_where=text("removed_at IS NULL"),
+              postgresql_where=text("removed_at IS NULL")),
+        Index("ix_ssh_key_subscriber_id", "subscriber_id"),
+    )
+
+
 class AuditEntry(Base):
     """One row per operation: who, when, which subscriber, what (PNRs masked), result,
     and how the caller came: ``transport`` (``rest``, ``soap``, ``cli``...), the client
@@ -207,6 +246,8 @@ class Delivery(Base):
     Updated on every attempt, so it always says how often a delivery was tried and how
     the last attempt ended (``DELIVERED``, ``ALREADY_DELIVERED``, ``FAILED``, ``CONFLICT``;
     ``STARTED`` while an attempt runs, or when its worker died before recording an end).
+    A pick-up delivery also records when the file became available, was first
+    downloaded and was removed (:func:`~cpr_abonnement.subscriptions.extracts.record_pickup_event`).
     """
 
     __tablename__ = "delivery"
@@ -224,6 +265,14 @@ class Delivery(Base):
     detail: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: Pick-up only: when the data file and its ``.metadata`` were both in ``IN/``.
+    available_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: Pick-up only: the subscriber's first complete download of the data file.
+    picked_up_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: Pick-up only: when the data file left ``IN/``, and who removed it
+    #: (``subscriber`` or ``retention``).
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    removed_by: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         UniqueConstraint("extract_run_id", "subscriber_uuid",

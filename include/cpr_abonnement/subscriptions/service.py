@@ -34,12 +34,14 @@ from cpr_abonnement import pnr as pnr_rules
 from cpr_abonnement.errors import (
     CprAbonnementError,
     FilterInputError,
+    InvalidDeliveryMode,
     InvalidServiceAgreement,
     RegisteredToAnotherSystem,
     UnknownSubscriber,
 )
 from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR
 from cpr_abonnement.filters.base import FilterType, in_force
+from cpr_abonnement.pickup.accounts import PICKUP, PUSH, validate_account_name, validate_mode
 from cpr_abonnement.subscriptions import rules
 from cpr_abonnement.subscriptions.certificates import (
     CertificateInfo,
@@ -51,7 +53,15 @@ from cpr_abonnement.subscriptions.models import (
     Certificate,
     FilterLock,
     ServiceAgreement,
+    SshKey,
     Subscriber,
+)
+from cpr_abonnement.subscriptions.ssh_keys import (
+    SshKeyInfo,
+    parse_public_key,
+)
+from cpr_abonnement.subscriptions.ssh_keys import (
+    normalise_fingerprint as normalise_ssh_fingerprint,
 )
 
 T = TypeVar("T")
@@ -128,6 +138,17 @@ class FilterSet:
 
 
 @dataclass(frozen=True)
+class RegisteredSshKey:
+    """A current SSH key of a subscriber, as shown to operators (never the key itself)."""
+
+    fingerprint: str
+    key_type: str
+    bits: int
+    comment: str
+    added_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class SubscriberInfo:
     uuid: str
     name: str
@@ -141,6 +162,12 @@ class SubscriberInfo:
     certificates: tuple[CertificateInfo, ...] = ()
     #: Current ServiceAgreementUUIDs.
     service_agreements: tuple[str, ...] = ()
+    #: ``push`` or ``pickup``.
+    delivery_mode: str = PUSH
+    #: The pick-up login (kept while in push mode, but then without an account).
+    pickup_account: str | None = None
+    #: Current SSH keys of the pick-up account, oldest first.
+    ssh_keys: tuple[RegisteredSshKey, ...] = ()
 
     @classmethod
     def of(cls, session: Session, s: Subscriber) -> SubscriberInfo:
@@ -150,10 +177,15 @@ class SubscriberInfo:
         agreements = session.scalars(select(ServiceAgreement.uuid).where(
             ServiceAgreement.subscriber_id == s.id, ServiceAgreement.removed_at.is_(None))
             .order_by(ServiceAgreement.uuid))
+        keys = session.scalars(select(SshKey).where(
+            SshKey.subscriber_id == s.id, SshKey.removed_at.is_(None))
+            .order_by(SshKey.added_at, SshKey.id))
         return cls(s.uuid, s.name, s.serves, s.sftp_conn_id, s.remote_dir, s.active,
                    s.created_at, s.disabled_at,
                    tuple(CertificateInfo(c.sha256, c.subject, c.not_after) for c in certs),
-                   tuple(agreements))
+                   tuple(agreements), s.delivery_mode, s.pickup_account,
+                   tuple(RegisteredSshKey(k.fingerprint, k.key_type, k.bits, k.comment,
+                                          k.added_at) for k in keys))
 
 
 @dataclass(frozen=True)
@@ -238,6 +270,54 @@ def validate_uuid(value: str, *, what: str = "UserSystemUUID",
 def validate_agreement(value: str) -> str:
     """A ServiceAgreementUUID, normalised (lowercase, hyphenated)."""
     return validate_uuid(value, what="ServiceAgreementUUID", error=InvalidServiceAgreement)
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """A new subscriber's delivery settings, validated."""
+
+    mode: str
+    account: str | None
+    keys: list[SshKeyInfo]
+
+
+@dataclass(frozen=True)
+class _Switch:
+    """The result of :meth:`SubscriptionService.set_delivery` inside its transaction."""
+
+    info: SubscriberInfo
+    account: str | None
+    #: Another subscriber holding the account asked for (nothing changed), if any.
+    owner: str | None = None
+
+
+def _account_for(mode: str, account: str | None, uuid: str) -> str | None:
+    """The pick-up account of a new subscriber: given or its UUID; none for push."""
+    if mode == PUSH:
+        if account is not None:
+            raise InvalidDeliveryMode("a pick-up account is for delivery mode pickup")
+        return None
+    return validate_account_name(account) if account else uuid
+
+
+def _account_owner(s: Session, account: str, own_id: int | None) -> str | None:
+    """The UUID of another subscriber holding pick-up account ``account``, if any."""
+    return s.scalar(select(Subscriber.uuid).where(Subscriber.pickup_account == account,
+                                                  Subscriber.id != (own_id or -1)))
+
+
+def _refuse_taken_account(s: Session, account: str, own_id: int | None) -> None:
+    owner = _account_owner(s, account, own_id)
+    if owner is not None:
+        raise RegisteredToAnotherSystem(
+            f"pick-up account {account} is already registered for IT system {owner}",
+            what="pick-up account", owner=owner)
+
+
+def _store_key(s: Session, sub: Subscriber, key: SshKeyInfo, now: dt.datetime) -> None:
+    s.add(SshKey(subscriber_id=sub.id, key_type=key.key_type, key_data=key.key_data,
+                 fingerprint=key.fingerprint, bits=key.bits, comment=key.comment,
+                 added_at=now))
 
 
 class SubscriptionService:
@@ -433,18 +513,27 @@ class SubscriptionService:
     # -- subscribers ---------------------------------------------------------------
     def add_subscriber(self, uuid: str, name: str, *, serves: str | None = None,
                        sftp_conn_id: str | None = None, remote_dir: str = ".",
-                       service_agreements: Sequence[str] = ()) -> SubscriberInfo:
-        """Register an IT system (and its service agreements, in the same transaction)."""
+                       service_agreements: Sequence[str] = (), delivery_mode: str = PUSH,
+                       pickup_account: str | None = None,
+                       ssh_keys: Sequence[str | bytes] = ()) -> SubscriberInfo:
+        """Register an IT system (and its service agreements and SSH keys, in the same
+        transaction). A ``pickup`` subscriber's account defaults to its UUID."""
         uuid = validate_uuid(uuid)
         if not name.strip():
             raise InvalidSubscriber("a subscriber needs a name")
         remote_dir = rules.remote_dir(remote_dir)
         agreements = list(dict.fromkeys(validate_agreement(a) for a in service_agreements))
+        mode = validate_mode(delivery_mode)
+        account = _account_for(mode, pickup_account, uuid)
+        keys = list({k.fingerprint: k for k in map(parse_public_key, ssh_keys)}.values())
         arguments = {"name": name, "serves": serves, "sftp_conn_id": sftp_conn_id,
-                     "remote_dir": remote_dir, "service_agreements": agreements}
+                     "remote_dir": remote_dir, "service_agreements": agreements,
+                     "delivery_mode": mode, "pickup_account": account,
+                     "ssh_keys": [k.fingerprint for k in keys]}
+        delivery = _Delivery(mode, account, keys)
         try:
             return self._add_subscriber(uuid, name, serves, sftp_conn_id, remote_dir,
-                                        agreements, arguments)
+                                        agreements, arguments, delivery)
         except RegisteredToAnotherSystem as exc:
             with Session(self.engine) as s, s.begin():  # the refusal leaves a trace too
                 self._audit(s, uuid, "AddSubscriber", arguments, f"REFUSED: {exc}",
@@ -453,19 +542,29 @@ class SubscriptionService:
 
     def _add_subscriber(self, uuid: str, name: str, serves: str | None,
                         sftp_conn_id: str | None, remote_dir: str, agreements: list[str],
-                        arguments: dict[str, Any]) -> SubscriberInfo:
+                        arguments: dict[str, Any], delivery: _Delivery) -> SubscriberInfo:
         with Session(self.engine) as s, s.begin():
             now = lock_filters(s, self.clock)
             if s.scalar(select(Subscriber.id).where(Subscriber.uuid == uuid)) is not None:
                 raise SubscriberExists(f"subscriber {uuid} already exists")
+            if delivery.account is not None:
+                _refuse_taken_account(s, delivery.account, None)
             sub = Subscriber(uuid=uuid, name=name.strip(), serves=serves,
                              sftp_conn_id=sftp_conn_id, remote_dir=remote_dir, active=True,
-                             created_at=now)
+                             created_at=now, delivery_mode=delivery.mode,
+                             pickup_account=delivery.account)
             s.add(sub)
             self._audit(s, uuid, "AddSubscriber", arguments, "ADDED", now)
             s.flush()
             for agreement in agreements:
                 self._register_agreement(s, sub, agreement, now)
+            for key in delivery.keys:
+                owner = self._owner(s, SshKey, SshKey.fingerprint, key.fingerprint)
+                if owner is not None:
+                    raise RegisteredToAnotherSystem(
+                        f"SSH key {key.fingerprint} is already registered for IT system "
+                        f"{owner[1]}", what="SSH key", owner=owner[1])
+                _store_key(s, sub, key, now)
             return SubscriberInfo.of(s, sub)
 
     def set_active(self, uuid: str, active: bool) -> SubscriberInfo:
@@ -591,6 +690,93 @@ class SubscriptionService:
                                   "RemoveServiceAgreement",
                                   {"service_agreement": str(agreement)[:80]},
                                   lambda: validate_agreement(agreement), apply)
+
+    # -- delivery mode and pick-up SSH keys ----------------------------------------
+    def add_ssh_key(self, system: str, key: str | bytes) -> Registration:
+        """Register an SSH public key (one OpenSSH line) for ``system``'s pick-up account;
+        several may be current (rotation). Refused by the rule ``ssh key``
+        (:func:`~cpr_abonnement.subscriptions.ssh_keys.parse_public_key`), or when
+        another system has it."""
+        def apply(s: Session, sub: Subscriber, info: SshKeyInfo, now: dt.datetime
+                  ) -> Registration:
+            owner = self._owner(s, SshKey, SshKey.fingerprint, info.fingerprint)
+            if owner is not None:
+                return Registration(Result.ALREADY_EXISTED,
+                                    None if owner[0] == sub.id else owner[1])
+            _store_key(s, sub, info, now)
+            return Registration(Result.ADDED)
+        try:
+            info = parse_public_key(key)
+        except FilterInputError as exc:
+            refused = exc
+
+            def validate() -> SshKeyInfo:
+                raise refused  # audited as REJECTED by _run
+            return self._registration("SSH key", system, "AddSshKey", {}, validate, apply)
+        return self._registration("SSH key", system, "AddSshKey", {
+            "fingerprint": info.fingerprint, "type": info.key_type, "bits": info.bits,
+            "comment": info.comment}, lambda: info, apply)
+
+    def remove_ssh_key(self, system: str, fingerprint: str) -> Registration:
+        """Close an SSH key's validity period (``SHA256:...``); ``NON_EXISTING`` if it is
+        not a current key of ``system``. The next login with it is refused."""
+        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
+            done = s.execute(update(SshKey).where(
+                SshKey.subscriber_id == sub.id, SshKey.fingerprint == value,
+                SshKey.removed_at.is_(None)).values(removed_at=now))
+            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
+        return self._registration("SSH key", system, "RemoveSshKey",
+                                  {"fingerprint": str(fingerprint)[:80]},
+                                  lambda: normalise_ssh_fingerprint(fingerprint), apply)
+
+    def set_delivery(self, system: str, mode: str, *, pickup_account: str | None = None,
+                     sftp_conn_id: str | None = None, remote_dir: str | None = None
+                     ) -> SubscriberInfo:
+        """Switch ``system`` to ``push`` or ``pickup`` (audited ``SetDelivery``).
+
+        Pick-up: the account is ``pickup_account``, else the one it had, else its UUID;
+        an account name stays reserved for its subscriber also in push mode (its folder
+        may still hold that subscriber's files). Push: the SFTP connection given or the
+        one it had (one is required); a push subscriber has no pick-up account, so its
+        keys stop working at the next login.
+        """
+        def validate() -> tuple[str, str | None, str | None, str | None]:
+            chosen = validate_mode(mode)
+            if chosen == PUSH and pickup_account is not None:
+                raise InvalidDeliveryMode("a pick-up account is for delivery mode pickup")
+            return (chosen,
+                    validate_account_name(pickup_account) if pickup_account else None,
+                    sftp_conn_id, rules.remote_dir(remote_dir) if remote_dir else None)
+
+        def apply(s: Session, sub: Subscriber, value: tuple, now: dt.datetime) -> _Switch:
+            chosen, account, conn, directory = value
+            if chosen == PICKUP:
+                account = account or sub.pickup_account or sub.uuid
+                owner = _account_owner(s, account, sub.id)
+                if owner is not None:
+                    return _Switch(SubscriberInfo.of(s, sub), account, owner)
+                sub.pickup_account = account
+            elif not (conn or sub.sftp_conn_id):
+                raise InvalidDeliveryMode("delivery mode push needs an SFTP connection "
+                                          "(--sftp-conn-id)")
+            sub.delivery_mode = chosen
+            sub.sftp_conn_id = conn or sub.sftp_conn_id
+            sub.remote_dir = directory or sub.remote_dir
+            return _Switch(SubscriberInfo.of(s, sub), account)
+
+        def describe(done: _Switch) -> str:
+            if done.owner:
+                return f"REFUSED: pick-up account registered for IT system {done.owner}"
+            return f"{done.info.delivery_mode.upper()} {done.info.pickup_account or ''}".strip()
+
+        arguments = {"delivery_mode": str(mode)[:16], "pickup_account": pickup_account,
+                     "sftp_conn_id": sftp_conn_id, "remote_dir": remote_dir}
+        done = self._run(system, "SetDelivery", arguments, validate, apply, describe)
+        if done.owner:
+            raise RegisteredToAnotherSystem(
+                f"pick-up account {done.account} is already registered for IT system "
+                f"{done.owner}; choose another", what="pick-up account", owner=done.owner)
+        return done.info
 
     def audit_trail(self, system: str | None = None) -> list[AuditEntry]:
         with Session(self.engine) as s:

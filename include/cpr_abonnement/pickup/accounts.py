@@ -1,0 +1,76 @@
+"""Pick-up accounts as the SFTP server sees them: login name, subscriber, public keys.
+
+An account exists only while its subscriber is active and in delivery mode ``pickup``:
+a subscriber switched back to push, or disabled, has no account, so its keys are no
+longer returned and it can no longer log in (whatever keys are still registered). The
+server (embedded or sshd's ``AuthorizedKeysCommand``) asks on every login, so a change
+takes effect at the next login without syncing key files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from cpr_abonnement.errors import InvalidDeliveryMode, InvalidPickupAccount
+from cpr_abonnement.subscriptions import rules
+from cpr_abonnement.subscriptions.models import SshKey, Subscriber
+from cpr_abonnement.subscriptions.ssh_keys import SshKeyInfo
+
+#: The delivery modes a subscriber can have; only ``pickup`` subscribers have an account.
+PUSH, PICKUP = "push", "pickup"
+DELIVERY_MODES = (PUSH, PICKUP)
+#: A login name that is also a safe folder name: no ``/``, no ``..``, no leading dot
+#: (so never a hidden folder, nor one of the storage's own), no upper case (file
+#: systems and SSH servers disagree about case).
+_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def validate_mode(value: str) -> str:
+    """``push`` or ``pickup``."""
+    if value not in DELIVERY_MODES:
+        raise InvalidDeliveryMode(f"delivery mode {rules.shown(value)} is not one of "
+                                  f"{', '.join(DELIVERY_MODES)}")
+    return value
+
+
+def validate_account_name(value: str) -> str:
+    """A pick-up login name, which is also the account's folder name on the storage."""
+    return rules.matching(_ACCOUNT, str(value), InvalidPickupAccount, "pick-up account",
+                          "must be 1-64 of a-z, 0-9, '.', '_', '-', starting with a "
+                          "letter or digit")
+
+
+@dataclass(frozen=True)
+class PickupAccount:
+    """An active pick-up account."""
+
+    account: str  #: login name, default the subscriber's UUID
+    subscriber_uuid: str
+    keys: tuple[str, ...]  #: OpenSSH public key lines, current keys only
+
+
+def account(engine: Engine, name: str) -> PickupAccount | None:
+    """The active pick-up account of that login name (subscriber active, mode
+    ``pickup``), else None."""
+    with Session(engine) as s:
+        sub = s.scalar(select(Subscriber).where(
+            Subscriber.pickup_account == str(name), Subscriber.active.is_(True),
+            Subscriber.delivery_mode == PICKUP))
+        if sub is None:
+            return None
+        keys = s.scalars(select(SshKey).where(SshKey.subscriber_id == sub.id,
+                                              SshKey.removed_at.is_(None))
+                         .order_by(SshKey.added_at, SshKey.id))
+        return PickupAccount(sub.pickup_account or "", sub.uuid, tuple(
+            SshKeyInfo(k.key_type, k.key_data, k.fingerprint, k.bits, k.comment).line
+            for k in keys))
+
+
+def authorized_keys(engine: Engine, name: str) -> list[str]:
+    """Public key lines allowed for that login (empty for unknown / push / disabled)."""
+    found = account(engine, name)
+    return list(found.keys) if found else []
