@@ -17,10 +17,16 @@ def keys_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def accounts(keys_dir) -> dict[str, Account]:
-    """``kommune-a`` logs in with RSA 3072 (like cpr_udtraek), ``kommune-b`` with ed25519."""
+def account_names() -> tuple[str, str]:
+    return "kommune-a", "kommune-b"
+
+
+@pytest.fixture
+def accounts(keys_dir, account_names) -> dict[str, Account]:
+    """The first logs in with RSA 3072 (like cpr_udtraek), the second with ed25519."""
     made = {}
-    for name, kind, bits in (("kommune-a", "rsa", 3072), ("kommune-b", "ed25519", None)):
+    for name, kind, bits in zip(account_names, ("rsa", "ed25519"), (3072, None),
+                                strict=True):
         key = keys_dir / name
         made[name] = Account(name, key, keygen(key, kind, bits),
                              f"persons of {name}\n".encode() * 500)

@@ -96,3 +96,31 @@ def sftp_batch(port: int, user: str, key: Path, commands: list[str], *extra: str
 
 def assert_no_pnr(text: str) -> None:
     assert not re.search(r"(?<!\d)\d{6}-?\d{4}(?!\d)", text), "a PNR-shaped number was logged"
+
+
+def register(engine, accounts, *, day=None) -> dict[str, str]:
+    """Each account as an active pick-up subscriber with its key, and a delivered ledger
+    row for its ``IN/`` data file; returns account -> subscriber uuid."""
+    import datetime as dt
+    import uuid as uuidlib
+
+    from cpr_abonnement.subscriptions import extracts
+    from cpr_abonnement.subscriptions.service import SubscriptionService
+
+    day = day or dt.date(2026, 1, 5)
+    svc = SubscriptionService(engine, caller="test")
+    uuids = {}
+    for a in accounts.values():
+        uuid = str(uuidlib.uuid4())
+        svc.add_subscriber(uuid, f"System {a.name}", delivery_mode="pickup",
+                           pickup_account=a.name, ssh_keys=[a.public])
+        extracts.register(engine, task_number="431101", production_date=day,
+                          previous_date=day - dt.timedelta(days=3), file_name=DATA_NAME,
+                          sha256="0" * 64, persons=1, records=1)
+        extracts.record_delivery(
+            engine, task_number="431101", production_date=day, subscriber_uuid=uuid,
+            file_name=DATA_NAME, sha256=hashlib.sha256(a.data).hexdigest(), persons=1,
+            records=1, target=f"pickup:{a.name}", outcome="DELIVERED", detail="test",
+            now=dt.datetime(2026, 1, 5, 21, 5))
+        uuids[a.name] = uuid
+    return uuids
