@@ -250,3 +250,8 @@ class NotAuthorised(CprAbonnementError, PermissionError):
             raise ValueError(f"unknown authorisation check {check!r}")
         self.check = check
         super().__init__(message)
+
+
+class PickupLate(CprAbonnementError):
+    """Pick-up subscribers have not fetched their files for CPRSUB_PICKUP_ALERT_DAYS
+    delivery days (raised by the housekeeping DAG to alert the data engineers)."""
