@@ -60,3 +60,20 @@ def test_late_pickups_counted_in_delivery_days(engine):
     assert state.late_pickups and "Picks up late" in state.late_pickups[0]
     # a subscriber's late pick-up is not our delivery failing: not a health problem
     assert not any("pick" in p for p in state.problems)
+
+
+def test_the_days_report_lists_late_pickups(engine):
+    from cpr_abonnement.tasks.daily import report
+    from cpr_abonnement.tasks.payloads import ReceivedExtract
+
+    svc = SubscriptionService(engine, caller="t", clock=lambda: dt.datetime(2026, 11, 1))
+    svc.add_subscriber(P, "Picks up late", delivery_mode="pickup", pickup_account="late")
+    for day in DAYS:
+        _deliver(engine, day, P)
+    received = ReceivedExtract(day=DAYS[-1], file_name="D261126.L431101", extract="x",
+                               sha256="0" * 64, task_number="431101",
+                               previous_date=DAYS[-2], persons=1, records=1,
+                               platform_records={})
+    summary = report(received, [], engine, now=dt.datetime(2026, 11, 26, 21))
+    assert any(line.startswith("late pick-up: Picks up late") for line in summary.subscribers)
+    assert summary.processed  # nothing failed
