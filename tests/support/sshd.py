@@ -104,6 +104,7 @@ def pickup_sshd(db_url: str, accounts: list[str], *, logs: list[str]) -> Iterato
     import tempfile
 
     from cpr_abonnement.pickup.log import SftpLogCollector
+    from cpr_abonnement.pickup.unix import ensure_account
 
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     Path("/srv").mkdir(exist_ok=True)
@@ -114,15 +115,8 @@ def pickup_sshd(db_url: str, accounts: list[str], *, logs: list[str]) -> Iterato
     created = []
     try:
         for account in accounts:
-            subprocess.run(["useradd", "--no-create-home", "--home-dir", str(root / account),
-                            "--shell", "/usr/sbin/nologin", "--user-group",
-                            "--password", "*", account],  # "!" = locked for sshd
-                           check=True, capture_output=True)
+            ensure_account(root, account)  # what `cprsub pickup sync-accounts` does
             created.append(account)
-            home = root / account
-            home.mkdir(mode=0o755)
-            (home / "IN").mkdir()
-            shutil.chown(home / "IN", account, account)
         wrapper = base / "authorized-keys"
         include = Path(__file__).resolve().parents[2] / "include"
         wrapper.write_text(

@@ -38,7 +38,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     ingest = cmds.add_parser("ingest-log", help="record downloads/removals from sshd's log")
     _db(ingest)
     ingest.add_argument("file", type=Path, help="sshd log (- for stdin)")
+    ingest.add_argument("--root", type=Path,
+                        help="pick-up storage, to tell complete downloads by file size")
     ingest.set_defaults(handler=ingest_log_cmd)
+
+    sync = cmds.add_parser("sync-accounts",
+                           help="create the system account and folder of each pick-up account")
+    _db(sync)
+    sync.add_argument("--root", type=Path, required=True)
+    sync.set_defaults(handler=sync_accounts_cmd)
+
+    track = cmds.add_parser("track", help="collect internal-sftp's log from each account's "
+                                          "dev/log, append it to a file, record it in the ledger")
+    _db(track)
+    track.add_argument("--root", type=Path, required=True)
+    track.add_argument("--log", type=Path, required=True)
+    track.set_defaults(handler=track_cmd)
 
 
 def serve_cmd(args: argparse.Namespace) -> int:
@@ -70,9 +85,39 @@ def ingest_log_cmd(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     if str(args.file) == "-":
-        result = ingest(sys.stdin, engine)
+        result = ingest(sys.stdin, engine, root=args.root)
     else:
         with args.file.open(encoding="utf-8", errors="replace") as lines:
-            result = ingest(lines, engine)
+            result = ingest(lines, engine, root=args.root)
     print(result.summary())
     return 0
+
+
+def sync_accounts_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.pickup.unix import active_accounts, ensure_account
+
+    for name in active_accounts(_engine(args)):
+        if ensure_account(args.root, name):
+            print(f"created pick-up account {name}")
+    return 0
+
+
+def track_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.pickup.log import SftpLogCollector, SftpLogIngester, ledger_recorder
+    from cpr_abonnement.pickup.unix import active_accounts
+
+    engine = _engine(args)
+    ingester = SftpLogIngester(ledger_recorder(engine), args.root)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    with args.log.open("a", encoding="utf-8") as out:
+        def sink(line: str) -> None:
+            out.write(line + "\n")
+            out.flush()
+            ingester.feed(line)
+
+        with SftpLogCollector(args.root, active_accounts(engine), sink):
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
