@@ -41,7 +41,7 @@ class Registry:
 
 @pytest.fixture
 def served(tmp_path, accounts, caplog):
-    caplog.set_level(logging.INFO, logger="cpr_abonnement.pickup")
+    caplog.set_level(logging.INFO)  # asyncssh's own INFO lines too
     root = tmp_path / "pickup"
     for a in accounts.values():
         place(root, a.name, a.data)

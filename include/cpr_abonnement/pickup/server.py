@@ -60,6 +60,25 @@ KeyLookup = Callable[[str], list[str]]
 EventSink = Callable[[str, str, str, dt.datetime], bool]
 
 
+class _ScrubPnrs(logging.Filter):
+    """asyncssh logs client-chosen text (the login name, paths) at INFO: mask any PNR in
+    it before a handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+def _scrub_asyncssh_logs() -> None:
+    for name in ("asyncssh", "asyncssh.sftp"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ScrubPnrs) for f in logger.filters):
+            logger.addFilter(_ScrubPnrs())
+
+
 def _shown(path: str | bytes) -> str:
     """A client-supplied path as it may appear in a log line: decoded, PNRs masked."""
     text = path.decode("utf-8", "replace") if isinstance(path, bytes) else path
@@ -395,6 +414,7 @@ class PickupServer:
             signature_algs=SIGNATURE_ALGS)
 
     def start(self) -> PickupServer:
+        _scrub_asyncssh_logs()
         self.root.mkdir(parents=True, exist_ok=True)
         self._thread.start()
 
