@@ -279,3 +279,8 @@ class SoapFault(CprAbonnementError):
     def __init__(self, message: str, *, code: str = "Client") -> None:
         self.code = code
         super().__init__(scrub(message))
+
+
+class PickupLate(CprAbonnementError):
+    """Pick-up subscribers have not fetched their files for CPRSUB_PICKUP_ALERT_DAYS
+    delivery days (raised by the housekeeping DAG to alert the data engineers)."""

@@ -6,6 +6,11 @@ subscriber that was active for it has a successful entry in the delivery ledger.
 Before a day's run time plus grace the previous delivery day is the one checked, so the
 check does not flap at 21:00.
 
+Pick-up subscribers that have left a file un-downloaded for ``CPRSUB_PICKUP_ALERT_DAYS``
+delivery days are listed in ``late_pickups`` (:func:`late_pickups`). They do not make
+the service unhealthy: our delivery succeeded, the subscriber has not fetched it. The
+housekeeping DAG alerts the data engineers about them once a day.
+
 "Delivery day" and "run time" are the DAG's own: the calendar with
 ``CPRSUB_EXTRA_CLOSURES`` and ``CPRSUB_DELIVERY_TIME`` from :class:`Settings`, so a
 closed day is never reported as missed. "Active for it" is the set the day's run
@@ -20,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.settings import Settings
@@ -40,6 +45,8 @@ class Health:
     subscribers: int
     delivered: int
     problems: list[str] = field(default_factory=list)
+    #: Pick-up subscribers late in fetching their files (not a health problem).
+    late_pickups: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,5 +85,59 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
         problems.append(f"{len(missing)} subscriber(s) not delivered for {day}: "
                         + ", ".join(missing[:10]))
     delivered = len(active) - len(missing)
+    late = [x.line() for x in late_pickups(engine, day, settings or Settings.from_env())]
     return Health(not problems, str(day), run is not None and run.delivered_at is not None,
-                  len(active), delivered, problems)
+                  len(active), delivered, problems, late)
+
+
+@dataclass(frozen=True)
+class LatePickup:
+    """A pick-up subscriber whose oldest un-downloaded file has waited too long."""
+
+    subscriber_uuid: str
+    name: str
+    account: str
+    oldest_file: str
+    oldest_day: dt.date
+    waiting_files: int
+    delivery_days: int
+
+    def line(self) -> str:
+        return (f"{self.name} ({self.subscriber_uuid}, account {self.account}) has not "
+                f"picked up {self.waiting_files} file(s), the oldest {self.oldest_file} "
+                f"for {self.delivery_days} delivery day(s)")
+
+
+def late_pickups(engine: Engine, day: dt.date, settings: Settings) -> list[LatePickup]:
+    """Active pick-up subscribers with a delivered data file, neither downloaded nor
+    removed, produced ``CPRSUB_PICKUP_ALERT_DAYS`` or more delivery days before ``day``
+    (a file of Monday is late on Thursday with the default 3)."""
+    from cpr_abonnement.pickup.accounts import PICKUP
+
+    calendar = settings.calendar()
+    cutoff = day
+    for _ in range(settings.pickup_alert_days):
+        cutoff = calendar.previous_delivery_day(cutoff)
+    waiting = (
+        select(Subscriber.uuid, Subscriber.name, Subscriber.pickup_account,
+               func.min(ExtractRun.production_date), func.count(Delivery.id))
+        .join(Delivery, Delivery.subscriber_uuid == Subscriber.uuid)
+        .join(ExtractRun, ExtractRun.id == Delivery.extract_run_id)
+        .where(Subscriber.active.is_(True), Subscriber.delivery_mode == PICKUP,
+               Delivery.outcome.in_(DELIVERED_OUTCOMES), Delivery.picked_up_at.is_(None),
+               Delivery.removed_at.is_(None), ExtractRun.production_date <= day)
+        .group_by(Subscriber.uuid, Subscriber.name, Subscriber.pickup_account)
+        .order_by(Subscriber.name))
+    late = []
+    with Session(engine) as s:
+        for uuid, name, account, oldest, count in s.execute(waiting):
+            if oldest > cutoff:
+                continue
+            file_name = s.scalar(
+                select(Delivery.file_name).join(ExtractRun)
+                .where(Delivery.subscriber_uuid == uuid,
+                       ExtractRun.production_date == oldest).limit(1))
+            days = sum(1 for _ in calendar.delivery_days(oldest, day)) - 1
+            late.append(LatePickup(uuid, name, account or "", file_name or "?", oldest,
+                                   count, days))
+    return late

@@ -41,6 +41,10 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
                                  (``$AIRFLOW_HOME/cpr/pickup``)
 ``CPRSUB_SENDER_NAME``           ``Sender`` in every ``.metadata`` (``CPR Abonnement on
                                  Airflow``); readers such as spsftp check it
+``CPRSUB_PICKUP_ALERT_DAYS``     delivery days a pick-up subscriber may leave a file
+                                 un-downloaded before health and the run note flag it (3)
+``CPRSUB_PICKUP_RETENTION_DAYS`` days a file stays in ``IN/`` before housekeeping removes
+                                 it (30)
 ===============================  ===================================================
 """
 
@@ -104,6 +108,8 @@ class Settings:
     api_trusted_proxies: tuple[str, ...] = ()
     pickup_root: str = ""
     platform_sender: str = "CPR Abonnement on Airflow"
+    pickup_alert_days: int = 3
+    pickup_retention_days: int = 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -131,6 +137,10 @@ class Settings:
             api_trusted_proxies=_split(os.environ.get("CPRSUB_API_TRUSTED_PROXIES", "")),
             pickup_root=os.environ.get("CPRSUB_PICKUP_ROOT") or str(base / "pickup"),
             platform_sender=os.environ.get("CPRSUB_SENDER_NAME") or cls.platform_sender,
+            pickup_alert_days=int(os.environ.get("CPRSUB_PICKUP_ALERT_DAYS",
+                                                 cls.pickup_alert_days)),
+            pickup_retention_days=int(os.environ.get("CPRSUB_PICKUP_RETENTION_DAYS",
+                                                     cls.pickup_retention_days)),
         )
 
     def calendar(self) -> DeliveryCalendar:

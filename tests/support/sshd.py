@@ -67,3 +67,97 @@ def openssh_server(workdir: Path) -> Iterator[dict]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- the pick-up server in its production shape ------------------------------------------
+PICKUP_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "pickup" / "sshd_config"
+
+
+def adapt_config(text: str, changes: dict[str, str]) -> str:
+    """deploy/pickup/sshd_config with some keywords' values replaced (all their lines:
+    the first replacement is kept, later lines of that keyword dropped)."""
+    out, done = [], set()
+    for line in text.splitlines():
+        word = line.split(" ", 1)[0]
+        if word in changes:
+            if word not in done:
+                out.append(f"{word} {changes[word]}")
+                done.add(word)
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@contextmanager
+def pickup_sshd(db_url: str, accounts: list[str], *, logs: list[str]) -> Iterator[dict]:
+    """sshd with deploy/pickup/sshd_config on a free 127.0.0.1 port.
+
+    Adapted for a test machine: its own host key, port and pid file; the chroots under
+    a fresh root-owned ``/srv/cprsub-pickup-*`` (sshd refuses a chroot below the
+    world-writable /tmp); the AuthorizedKeysCommand a wrapper running this checkout's
+    ``cprsub pickup authorized-keys --db <db_url>`` as root (the venv's interpreter
+    lives under /root, which a service user cannot reach). A Unix account per pick-up
+    account (``useradd``, removed afterwards), as the container's entrypoint creates.
+    internal-sftp's log lines (via each chroot's ``dev/log``) are appended to ``logs``.
+    """
+    import sys
+    import tempfile
+
+    from cpr_abonnement.pickup.log import SftpLogCollector
+    from cpr_abonnement.pickup.unix import ensure_account
+
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    Path("/srv").mkdir(exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="cprsub-pickup-", dir="/srv"))
+    os.chmod(base, 0o755)
+    root = base / "pickup"
+    root.mkdir(mode=0o755)
+    created = []
+    try:
+        for account in accounts:
+            ensure_account(root, account)  # what `cprsub pickup sync-accounts` does
+            created.append(account)
+        wrapper = base / "authorized-keys"
+        include = Path(__file__).resolve().parents[2] / "include"
+        wrapper.write_text(
+            f"#!/bin/sh\nPYTHONPATH={include} exec {sys.executable} -c 'import sys; "
+            f"from cpr_abonnement.cli import main; sys.exit(main(sys.argv[1:]))' "
+            f"pickup authorized-keys --db '{db_url}' \"$1\"\n")
+        wrapper.chmod(0o755)
+        host_pub = _keygen(base / "host_ed25519")
+        port = free_port()
+        config = base / "sshd_config"
+        config.write_text(adapt_config(PICKUP_CONFIG.read_text(), {
+            "Port": str(port), "ListenAddress": "127.0.0.1",
+            "HostKey": str(base / "host_ed25519"), "PidFile": str(base / "sshd.pid"),
+            "AuthorizedKeysCommand": f"{wrapper} %u", "AuthorizedKeysCommandUser": "root",
+            "ChrootDirectory": f"{root}/%u",
+        }))
+        Path("/run/sshd").mkdir(exist_ok=True)
+        sshd_log = base / "sshd.log"
+        with SftpLogCollector(root, accounts, logs.append):
+            proc = subprocess.Popen([sshd, "-D", "-E", str(sshd_log), "-f", str(config)],
+                                    stderr=subprocess.PIPE)
+            try:
+                _wait_for(port, proc)
+                yield {"port": port, "root": root, "host_key": " ".join(host_pub.split()[:2]),
+                       "sshd_log": sshd_log}
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    finally:
+        for account in created:
+            subprocess.run(["userdel", account], check=False, capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _wait_for(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sshd did not start: {proc.stderr.read()!r}") from None
+            time.sleep(0.05)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from cpr_abonnement import __version__
 from cpr_abonnement.cli import extract as extract_cmds
+from cpr_abonnement.cli import pickup as pickup_cmds
 from cpr_abonnement.cli import subscriptions as subscription_cmds
 from cpr_abonnement.errors import CprAbonnementError
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     extract_cmds.register(sub)
     subscription_cmds.register(sub)
+    pickup_cmds.register(sub)
     return parser
 
 

@@ -438,7 +438,8 @@ def health_cmd(args: argparse.Namespace) -> int:
     else:
         print(f"{'HEALTHY' if state.healthy else 'UNHEALTHY'}: delivery day "
               f"{state.delivery_day}, {state.delivered}/{state.subscribers} subscriber(s) "
-              f"delivered" + "".join(f"\n  - {p}" for p in state.problems))
+              f"delivered" + "".join(f"\n  - {p}" for p in state.problems)
+              + "".join(f"\n  late pick-up: {p}" for p in state.late_pickups))
     return 0 if state.healthy else 1
 
 

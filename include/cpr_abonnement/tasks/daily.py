@@ -220,5 +220,11 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
         head += f"; platform records not forwarded: {received.platform_records}"
     if not failed:
         extracts.mark_delivered(engine, received.task_number, day, now)
+    # Late pick-ups are the subscriber's, not a failed delivery: shown, not failing the
+    # run (the housekeeping DAG alerts about them).
+    from cpr_abonnement.health import late_pickups
+
+    lines += [f"late pick-up: {x.line()}"
+              for x in late_pickups(engine, day, Settings.from_env())]
     log.info("%s\n  %s", head, "\n  ".join(lines))
     return DaySummary(head, lines, failed, processed=not failed)

@@ -1,0 +1,64 @@
+"""
+### CPR Abonnement: daily housekeeping of the pick-up storage
+
+Every day at 06:00 Danish time (weekends too: retention counts calendar days).
+
+1. **remove_expired_pickup_files**: removes files older than
+   `CPRSUB_PICKUP_RETENTION_DAYS` (30) from each pick-up account's `IN/`, judged by each
+   file's own age (never a younger file), and records the removals in the ledger as
+   removed by retention.
+2. **check_late_pickups**: fails, and so alerts the data engineers
+   (`CPRSUB_ALERT_EMAIL`, Slack), when a pick-up subscriber has not downloaded a file
+   for `CPRSUB_PICKUP_ALERT_DAYS` (3) delivery days. `cprsub health` lists the same.
+
+Runbook: README.md, "Pick-up".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule, dag, task
+
+from cpr_abonnement.tasks.alerts import failure_alert
+
+
+@dag(
+    dag_id="cpr_pickup_housekeeping",
+    schedule="0 6 * * *",
+    start_date=pendulum.datetime(2025, 1, 1, tz="Europe/Copenhagen"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "cpr-abonnement",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=5),
+        "on_failure_callback": failure_alert,
+    },
+    tags=["cpr", "pickup", "housekeeping"],
+    doc_md=__doc__,
+)
+def cpr_pickup_housekeeping():
+    @task
+    def remove_expired_pickup_files() -> dict:
+        from cpr_abonnement.settings import Settings
+        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.tasks.housekeeping import remove_expired
+
+        return remove_expired(Settings.from_env(), task_engine(), now=dt.datetime.now(dt.UTC))
+
+    @task(retry_policy=ExceptionRetryPolicy(rules=[RetryRule(
+        exception="cpr_abonnement.errors.PickupLate", action=RetryAction.FAIL,
+        reason="late pick-ups: alert now, a retry changes nothing")]))
+    def check_late_pickups() -> list[str]:
+        from cpr_abonnement.settings import Settings
+        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.tasks.housekeeping import check_pickups
+
+        return check_pickups(Settings.from_env(), task_engine(), now=dt.datetime.now(dt.UTC))
+
+    remove_expired_pickup_files() >> check_late_pickups()
+
+
+cpr_pickup_housekeeping()

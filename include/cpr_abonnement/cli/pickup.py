@@ -1,0 +1,123 @@
+"""``cprsub pickup ...``: the pick-up SFTP server and its production helpers.
+
+* ``serve``: the embedded (asyncssh) pick-up server for one machine;
+* ``authorized-keys ACCOUNT``: sshd's ``AuthorizedKeysCommand`` (prints the account's
+  active keys, nothing for an unknown, disabled or push account);
+* ``ingest-log FILE``: records downloads and removals from sshd's log in the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from cpr_abonnement.cli.subscriptions import _db, _engine
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("pickup", help="the pick-up SFTP server (subscribers fetch files)")
+    cmds = group.add_subparsers(dest="pickup_cmd", required=True, metavar="COMMAND")
+
+    serve = cmds.add_parser("serve", help="run the embedded pick-up SFTP server (one machine)")
+    _db(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=2223)
+    serve.add_argument("--root", type=Path, help="pick-up storage (default $CPRSUB_PICKUP_ROOT)")
+    serve.add_argument("--host-key", type=Path, required=True,
+                       help="host key file, created when missing and kept (clients pin it)")
+    serve.set_defaults(handler=serve_cmd)
+
+    keys = cmds.add_parser("authorized-keys",
+                           help="print the keys of a pick-up account (sshd AuthorizedKeysCommand)")
+    _db(keys)
+    keys.add_argument("account")
+    keys.set_defaults(handler=authorized_keys_cmd)
+
+    ingest = cmds.add_parser("ingest-log", help="record downloads/removals from sshd's log")
+    _db(ingest)
+    ingest.add_argument("file", type=Path, help="sshd log (- for stdin)")
+    ingest.add_argument("--root", type=Path,
+                        help="pick-up storage, to tell complete downloads by file size")
+    ingest.set_defaults(handler=ingest_log_cmd)
+
+    sync = cmds.add_parser("sync-accounts",
+                           help="create the system account and folder of each pick-up account")
+    _db(sync)
+    sync.add_argument("--root", type=Path, required=True)
+    sync.set_defaults(handler=sync_accounts_cmd)
+
+    track = cmds.add_parser("track", help="collect internal-sftp's log from each account's "
+                                          "dev/log, append it to a file, record it in the ledger")
+    _db(track)
+    track.add_argument("--root", type=Path, required=True)
+    track.add_argument("--log", type=Path, required=True)
+    track.set_defaults(handler=track_cmd)
+
+
+def serve_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.pickup.wiring import serve_from_database
+    from cpr_abonnement.settings import Settings
+
+    root = args.root or Path(Settings.from_env().pickup_root)
+    with serve_from_database(_engine(args), root, host=args.host, port=args.port,
+                             host_key_file=args.host_key) as server:
+        print(f"pick-up SFTP on {server.host}:{server.port}, root {server.root}, host key "
+              f"{server.host_key_line}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+def authorized_keys_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.pickup.accounts import authorized_keys
+
+    for line in authorized_keys(_engine(args), args.account):
+        print(line)
+    return 0  # no keys: sshd refuses the key, which is the answer
+
+
+def ingest_log_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.pickup.log import ingest
+
+    engine = _engine(args)
+    if str(args.file) == "-":
+        result = ingest(sys.stdin, engine, root=args.root)
+    else:
+        with args.file.open(encoding="utf-8", errors="replace") as lines:
+            result = ingest(lines, engine, root=args.root)
+    print(result.summary())
+    return 0
+
+
+def sync_accounts_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.pickup.unix import active_accounts, ensure_account
+
+    for name in active_accounts(_engine(args)):
+        if ensure_account(args.root, name):
+            print(f"created pick-up account {name}")
+    return 0
+
+
+def track_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.pickup.log import SftpLogCollector, SftpLogIngester, ledger_recorder
+    from cpr_abonnement.pickup.unix import active_accounts
+
+    engine = _engine(args)
+    ingester = SftpLogIngester(ledger_recorder(engine), args.root)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    with args.log.open("a", encoding="utf-8") as out:
+        def sink(line: str) -> None:
+            out.write(line + "\n")
+            out.flush()
+            ingester.feed(line)
+
+        with SftpLogCollector(args.root, active_accounts(engine), sink):
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0

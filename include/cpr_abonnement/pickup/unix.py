@@ -1,0 +1,58 @@
+"""Unix side of the OpenSSH pick-up server: sshd needs a system account per login to
+chroot to, so each pick-up account gets one (no password, no shell) and its folder:
+``<root>/<account>`` owned by root and not writable by the account (sshd's chroot rule),
+``IN/`` owned by the account (so it may remove files; the delivered files are not its
+own, so it cannot overwrite them), ``dev/`` for the ``dev/log`` socket of the log
+collector."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from cpr_abonnement.pickup.server import ACCOUNT_NAME, INBOX
+
+#: Group of the processes that deliver into ``IN/`` (Airflow's image runs with group 0).
+DELIVERY_GID = 0
+
+
+def active_accounts(engine: Engine) -> list[str]:
+    """Login names of the active pick-up subscribers."""
+    from cpr_abonnement.pickup.accounts import PICKUP
+    from cpr_abonnement.subscriptions.models import Subscriber
+
+    with Session(engine) as s:
+        return sorted(n for n in s.scalars(select(Subscriber.pickup_account).where(
+            Subscriber.active.is_(True), Subscriber.delivery_mode == PICKUP)) if n)
+
+
+def ensure_account(root: Path, name: str) -> bool:
+    """Create the system account and folders of ``name`` if missing; True if created."""
+    if not ACCOUNT_NAME.fullmatch(name):
+        raise ValueError(f"not a usable login name: {name!r}")
+    home = Path(root) / name
+    created = False
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell",
+                        "/usr/sbin/nologin", "--user-group", "--password", "*", name],
+                       check=True, capture_output=True)  # "!" would read as locked
+        created = True
+    home.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.chown(home, 0, 0)
+    home.chmod(0o755)
+    inbox = home / INBOX
+    inbox.mkdir(exist_ok=True)
+    # The account may remove; the delivery (Airflow's workers run with group 0 in
+    # docker-compose.yml) writes through the group; neither can touch the other's files.
+    shutil.chown(inbox, name, DELIVERY_GID)
+    inbox.chmod(0o770)
+    (home / "dev").mkdir(mode=0o755, exist_ok=True)
+    return created

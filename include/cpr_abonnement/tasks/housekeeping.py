@@ -1,0 +1,38 @@
+"""What the ``cpr_pickup_housekeeping`` DAG's tasks do: retention of the pick-up storage
+and the daily alert about late pick-ups."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from cpr_abonnement.errors import PickupLate
+from cpr_abonnement.health import due_day, late_pickups
+from cpr_abonnement.pickup.retention import apply_retention
+from cpr_abonnement.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def remove_expired(settings: Settings, engine: Engine, *, now: dt.datetime) -> dict:
+    """Remove files older than ``CPRSUB_PICKUP_RETENTION_DAYS`` from every ``IN/``."""
+    result = apply_retention(Path(settings.pickup_root), engine, now=now,
+                             days=settings.pickup_retention_days)
+    log.info("%s", result.summary())
+    return {"removed": result.removed, "kept": result.kept, "unmatched": result.unmatched}
+
+
+def check_pickups(settings: Settings, engine: Engine, *, now: dt.datetime) -> list[str]:
+    """Raise :class:`PickupLate` (the task fails and alerts) when a pick-up subscriber
+    has not fetched a file for ``CPRSUB_PICKUP_ALERT_DAYS`` delivery days."""
+    day = due_day(now, settings)
+    late = [x.line() for x in late_pickups(engine, day, settings)]
+    if late:
+        raise PickupLate(f"{len(late)} pick-up subscriber(s) late as of delivery day {day} "
+                         f"(CPRSUB_PICKUP_ALERT_DAYS={settings.pickup_alert_days}):\n  - "
+                         + "\n  - ".join(late))
+    log.info("no late pick-ups as of delivery day %s", day)
+    return late

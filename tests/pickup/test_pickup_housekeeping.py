@@ -1,0 +1,93 @@
+"""The housekeeping DAG through dag.test(): retention of IN/ and the late pick-up alert."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+
+import pendulum
+import pytest
+
+from cpr_abonnement.calendar import DeliveryCalendar
+from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.subscriptions.service import SubscriptionService
+from support.deployment import ROOT, task_states
+from support.smtp import smtp_server
+
+UUID = "44444444-0000-4000-8000-000000000004"
+DAY = 86400
+
+
+def _age(path, days: float) -> None:
+    t = time.time() - days * DAY
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+def _delivered(engine, day: dt.date) -> str:
+    name = f"D{day:%y%m%d}.L431101"
+    t = dt.datetime.combine(day, dt.time(20))
+    extracts.register(engine, task_number="431101", production_date=day,
+                      previous_date=day - dt.timedelta(days=1), file_name=name,
+                      sha256="0" * 64, persons=1, records=1, clock=lambda: t, as_of=t)
+    extracts.record_delivery(engine, task_number="431101", production_date=day,
+                             subscriber_uuid=UUID, file_name=name, sha256="0" * 64,
+                             persons=1, records=1, target="pickup", outcome="DELIVERED",
+                             detail="", now=t)
+    return name
+
+
+@pytest.mark.slow
+def test_housekeeping_removes_only_expired_files_records_them_and_alerts_late(
+        airflow_db, tmp_path, monkeypatch):
+    engine = make_engine(f"sqlite:///{tmp_path / 'filters.db'}")
+    upgrade(engine)
+    SubscriptionService(engine, caller="t", clock=lambda: dt.datetime(2025, 1, 1)) \
+        .add_subscriber(UUID, "Glemsom Kommune", delivery_mode="pickup",
+                        pickup_account="glemsom")
+    cal = DeliveryCalendar.default()
+    old_day = cal.previous_delivery_day(dt.date.today() - dt.timedelta(days=31))
+    recent_day = cal.previous_delivery_day(cal.previous_delivery_day(
+        cal.previous_delivery_day(cal.previous_delivery_day(dt.date.today()))))
+    old, recent = _delivered(engine, old_day), _delivered(engine, recent_day)
+    root = tmp_path / "pickup"
+    inbox = root / "glemsom" / "IN"
+    inbox.mkdir(parents=True)
+    other = root / "andet" / "IN"
+    other.mkdir(parents=True)
+    for name, days in ((old, 31), (f"{old}.metadata", 31), (recent, 4),
+                       ("just-younger", 29.9), ("left-by-someone", 45)):
+        (inbox / name).write_text(name)
+        _age(inbox / name, days)
+    (other / "young").write_text("x")
+    (inbox / "old-link").symlink_to(other / "young")
+    _age(inbox / "old-link", 60)
+    with smtp_server() as (mail, smtp_port):
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+            "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10,
+                      "retry_limit": 0, "from_email": "airflow@cpr-abonnement.example"}}))
+        for key, value in {"CPRSUB_DB_URL": str(engine.url), "CPRSUB_PICKUP_ROOT": str(root),
+                           "CPRSUB_ALERT_EMAIL": "data-engineers@cpr-abonnement.example",
+                           "CPRSUB_PICKUP_RETENTION_DAYS": "30"}.items():
+            monkeypatch.setenv(key, value)
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        assert not bag.import_errors, bag.import_errors
+        today = dt.date.today()
+        run = bag.get_dag("cpr_pickup_housekeeping").test(
+            logical_date=pendulum.datetime(today.year, today.month, today.day, tz="UTC"))
+        states = task_states(run)
+        alerts = mail.texts()
+    assert states["remove_expired_pickup_files"] == "success"
+    assert sorted(p.name for p in inbox.iterdir()) == sorted(
+        [recent, "just-younger", "old-link"])
+    assert (other / "young").exists()
+    rows = {e.file_name: e for e in extracts.ledger(engine, "431101", old_day)}
+    assert rows[old].removed_by == "retention" and rows[old].removed_at is not None
+    # the recent file has waited 4 delivery days: late, the engineers are told
+    assert states["check_late_pickups"] == "failed"
+    assert len(alerts) == 1 and "Glemsom Kommune" in alerts[0] and recent in alerts[0]

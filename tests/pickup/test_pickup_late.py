@@ -1,0 +1,79 @@
+"""Late pick-ups: health and the alert show subscribers that have not fetched a file
+for CPRSUB_PICKUP_ALERT_DAYS delivery days."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from cpr_abonnement.health import check, late_pickups
+from cpr_abonnement.settings import Settings
+from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions.service import SubscriptionService
+
+P, Q, R = ("11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002",
+           "33333333-0000-4000-8000-000000000003")
+#: Delivery days Mon 16 - Fri 20 Nov 2026, Mon 23 - Thu 26 Nov.
+DAYS = [dt.date(2026, 11, d) for d in (19, 20, 23, 24, 25, 26)]
+
+
+@pytest.fixture(autouse=True)
+def _default_deployment(monkeypatch):
+    for name in ("CPRSUB_EXTRA_CLOSURES", "CPRSUB_DELIVERY_TIME", "CPRSUB_PICKUP_ALERT_DAYS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _deliver(engine, day, uuid):
+    t = dt.datetime.combine(day, dt.time(20))
+    name = f"D{day:%y%m%d}.L431101"
+    extracts.register(engine, task_number="431101", production_date=day,
+                      previous_date=day - dt.timedelta(days=1), file_name=name,
+                      sha256="0" * 64, persons=1, records=1, clock=lambda: t, as_of=t)
+    extracts.record_delivery(engine, task_number="431101", production_date=day,
+                             subscriber_uuid=uuid, file_name=name, sha256="0" * 64,
+                             persons=1, records=1, target="pickup", outcome="DELIVERED",
+                             detail="", now=t)
+    return name
+
+
+def test_late_pickups_counted_in_delivery_days(engine):
+    svc = SubscriptionService(engine, caller="t", clock=lambda: dt.datetime(2026, 11, 1))
+    svc.add_subscriber(P, "Picks up late", delivery_mode="pickup", pickup_account="late")
+    svc.add_subscriber(Q, "Picks up daily", delivery_mode="pickup", pickup_account="daily")
+    svc.add_subscriber(R, "Push", sftp_conn_id="x")
+    for day in DAYS:
+        for uuid in (P, Q, R):
+            name = _deliver(engine, day, uuid)
+        extracts.record_pickup_event(engine, account="daily", file_name=name,
+                                     event="downloaded", at=dt.datetime(2026, 11, 27))
+    # P last fetched the file of 23 Nov; its 24, 25, 26 Nov files wait.
+    for day in DAYS[:3]:
+        extracts.record_pickup_event(engine, account="late", file_name=f"D{day:%y%m%d}.L431101",
+                                     event="downloaded", at=dt.datetime(2026, 11, 24))
+    settings = Settings.from_env()
+    assert late_pickups(engine, dt.date(2026, 11, 26), settings) == []  # 24 Nov: 2 days
+    late = late_pickups(engine, dt.date(2026, 11, 27), settings)        # 24 Nov: 3 days
+    assert [(x.subscriber_uuid, x.oldest_file, x.delivery_days) for x in late] == [
+        (P, "D261124.L431101", 3)]
+    state = check(engine, now=dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC))
+    assert state.late_pickups and "Picks up late" in state.late_pickups[0]
+    # a subscriber's late pick-up is not our delivery failing: not a health problem
+    assert not any("pick" in p for p in state.problems)
+
+
+def test_the_days_report_lists_late_pickups(engine):
+    from cpr_abonnement.tasks.daily import report
+    from cpr_abonnement.tasks.payloads import ReceivedExtract
+
+    svc = SubscriptionService(engine, caller="t", clock=lambda: dt.datetime(2026, 11, 1))
+    svc.add_subscriber(P, "Picks up late", delivery_mode="pickup", pickup_account="late")
+    for day in DAYS:
+        _deliver(engine, day, P)
+    received = ReceivedExtract(day=DAYS[-1], file_name="D261126.L431101", extract="x",
+                               sha256="0" * 64, task_number="431101",
+                               previous_date=DAYS[-2], persons=1, records=1,
+                               platform_records={})
+    summary = report(received, [], engine, now=dt.datetime(2026, 11, 26, 21))
+    assert any(line.startswith("late pick-up: Picks up late") for line in summary.subscribers)
+    assert summary.processed  # nothing failed

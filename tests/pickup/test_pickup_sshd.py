@@ -1,0 +1,196 @@
+"""deploy/pickup/sshd_config on the real OpenSSH sshd: keys from the filter database via
+``cprsub pickup authorized-keys``, chroot per account, read/list/remove only, and the
+internal-sftp log ingested into the ledger."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+
+import paramiko
+import pytest
+import xmltodict
+
+from cpr_abonnement.pickup.log import SftpLogIngester, ledger_recorder
+from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.subscriptions.service import SubscriptionService
+from support.pickup import (
+    DATA_NAME,
+    PNR_LIKE,
+    assert_no_pnr,
+    keygen,
+    paramiko_sftp,
+    place,
+    register,
+    sftp_batch,
+    tree,
+)
+from support.sshd import pickup_sshd
+
+pytestmark = pytest.mark.skipif(shutil.which("sshd") is None and shutil.which(
+    "/usr/sbin/sshd") is None, reason="OpenSSH's sshd is not installed")
+
+
+@pytest.fixture
+def account_names():
+    token = secrets.token_hex(3)  # Unix accounts are created for real: unique names
+    return f"pka{token}", f"pkb{token}"
+
+
+@pytest.fixture
+def db(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'filters.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sshd(db, accounts):
+    uuids = register(db, accounts)
+    logs: list[str] = []
+    with pickup_sshd(str(db.url), list(accounts), logs=logs) as server:
+        for a in accounts.values():
+            place(server["root"], a.name, a.data)
+            for f in (server["root"] / a.name / "IN").iterdir():
+                f.chmod(0o644)  # owned by root (the delivery), not the account
+        server.update(logs=logs, uuids=uuids, engine=db)
+        yield server
+
+
+def _ledger(engine, uuid):
+    import datetime as dt
+    return next(e for e in extracts.ledger(engine, "431101", dt.date(2026, 1, 5))
+                if e.subscriber_uuid == uuid)
+
+
+def test_paramiko_rsa_download_metadata_delete_and_log_ingestion(sshd, accounts, tmp_path):
+    a = next(iter(accounts.values()))
+    transport, sftp = paramiko_sftp(sshd["port"], a.name, a.pkey)
+    try:
+        names = sftp.listdir("IN")
+        assert sorted(names) == [DATA_NAME, f"{DATA_NAME}.metadata"]
+        sftp.get(f"IN/{DATA_NAME}", str(tmp_path / DATA_NAME))
+        with sftp.open(f"IN/{DATA_NAME}.metadata") as fh:
+            meta = xmltodict.parse(fh.read())
+        assert meta["ns2:Trigger"]["FileDescriptor"]["Recipients"] == a.name
+        assert (tmp_path / DATA_NAME).read_bytes() == a.data
+        # ingest while the file is still there (its size tells a complete download)
+        ingester = SftpLogIngester(ledger_recorder(sshd["engine"]), sshd["root"])
+        for line in list(sshd["logs"]):
+            ingester.feed(line)
+        sftp.remove(f"IN/{DATA_NAME}")
+        sftp.remove(f"IN/{DATA_NAME}.metadata")
+    finally:
+        transport.close()
+    for line in list(sshd["logs"]):
+        ingester.feed(line)
+    entry = _ledger(sshd["engine"], sshd["uuids"][a.name])
+    assert entry.picked_up_at is not None, "\n".join(sshd["logs"])
+    assert entry.removed_at is not None and entry.removed_by == "subscriber"
+    assert not (sshd["root"] / a.name / "IN" / DATA_NAME).exists()
+
+
+def test_openssh_sftp_batch_download_and_remove(sshd, accounts, tmp_path):
+    b = list(accounts.values())[1]
+    result = sftp_batch(sshd["port"], b.name, b.key_file,
+                        ["ls IN", f"get IN/{DATA_NAME} {tmp_path / 'got'}",
+                         f"rm IN/{DATA_NAME}"])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "got").read_bytes() == b.data
+
+
+@pytest.mark.parametrize("command", [
+    "get ../{other}/IN/" + DATA_NAME + " /dev/null",
+    "get /{other}/IN/" + DATA_NAME + " /dev/null",
+    "rm ../{other}/IN/" + DATA_NAME,
+    "get /etc/passwd /dev/null",
+    "get IN/escape /dev/null",
+    f"put {{self}} IN/{DATA_NAME}",       # overwrite
+    f"rename IN/{DATA_NAME} IN/renamed",
+    "mkdir IN/sub",
+    "rmdir IN",
+    f"chmod 777 IN/{DATA_NAME}",
+    f"symlink /IN/{DATA_NAME} IN/link",
+    f"ln IN/{DATA_NAME} IN/hard",
+    f"get ../{PNR_LIKE}/IN/x /dev/null",
+])
+def test_attacks_refused_by_sshd_and_nothing_changes(sshd, accounts, command):
+    a, b = accounts.values()
+    (sshd["root"] / a.name / "IN" / "escape").symlink_to(
+        sshd["root"] / b.name / "IN" / DATA_NAME)
+    before = tree(sshd["root"])
+    result = sftp_batch(sshd["port"], a.name, a.key_file,
+                        [command.format(other=b.name, self=a.key_file)])
+    assert result.returncode != 0, f"{command!r} was allowed: {result.stdout}"
+    assert tree(sshd["root"]) == before
+    assert_no_pnr("\n".join(sshd["logs"]) + sshd["sshd_log"].read_text())
+
+
+def test_upload_of_content_is_refused(sshd, accounts):
+    """internal-sftp has no request to refuse an open for writing on its own: a new
+    name can be created (empty) by the account in its own IN/ (measured; see README).
+    Content never arrives, and nothing outside IN/ can be created."""
+    a = next(iter(accounts.values()))
+    result = sftp_batch(sshd["port"], a.name, a.key_file, [f"put {a.key_file} IN/new"])
+    assert result.returncode != 0
+    created = sshd["root"] / a.name / "IN" / "new"
+    assert not created.exists() or created.stat().st_size == 0
+    result = sftp_batch(sshd["port"], a.name, a.key_file, [f"put {a.key_file} /new"])
+    assert result.returncode != 0
+    assert not (sshd["root"] / a.name / "new").exists()
+
+
+def _refused(port, user, pkey=None, password=None) -> bool:
+    try:
+        transport, _ = paramiko_sftp(port, user, pkey, password=password)
+    except (paramiko.SSHException, EOFError, ConnectionError):
+        return True
+    transport.close()
+    return False
+
+
+def test_logins_refused_password_unregistered_removed_dsa_switched(sshd, accounts,
+                                                                   keys_dir):
+    a, b = accounts.values()
+    engine = sshd["engine"]
+    svc = SubscriptionService(engine, caller="test")
+    assert _refused(sshd["port"], a.name, password="guess")
+    keygen(keys_dir / "stranger", "ed25519")
+    assert _refused(sshd["port"], a.name, paramiko.PKey.from_path(keys_dir / "stranger"))
+    assert _refused(sshd["port"], a.name, b.pkey)
+    keygen(keys_dir / "dsa", "dsa")
+    dsa = sftp_batch(sshd["port"], a.name, keys_dir / "dsa", ["ls"],
+                     "-o", "PubkeyAcceptedAlgorithms=+ssh-dss")
+    assert dsa.returncode != 0
+    # a removed key, then a switch to push: the next login is refused
+    assert not _refused(sshd["port"], a.name, a.pkey)
+    svc.set_delivery(sshd["uuids"][b.name], "push", sftp_conn_id="sftp_b")
+    assert _refused(sshd["port"], b.name, b.pkey)
+    fingerprint = svc.subscriber(sshd["uuids"][a.name]).ssh_keys[0].fingerprint
+    svc.remove_ssh_key(sshd["uuids"][a.name], fingerprint)
+    assert _refused(sshd["port"], a.name, a.pkey)
+
+
+@pytest.mark.slow
+def test_one_hundred_failed_logins_bounded_and_others_served(sshd, accounts, keys_dir):
+    """100 guesses, 10 at a time: each refused; sshd's MaxStartups sheds what is beyond
+    its limit before any key lookup, and the right key is served afterwards."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = accounts.values()
+    keygen(keys_dir / "guess", "ed25519")
+    guess = paramiko.PKey.from_path(keys_dir / "guess")
+    started = time.monotonic()
+    with ThreadPoolExecutor(10) as pool:
+        refused = list(pool.map(lambda _: _refused(sshd["port"], a.name, guess), range(100)))
+    elapsed = time.monotonic() - started
+    assert all(refused)
+    log = sshd["sshd_log"].read_text()
+    looked_up = log.count(f"Failed publickey for {a.name}")
+    assert looked_up <= 100
+    assert not _refused(sshd["port"], b.name, b.pkey)
+    assert elapsed < 400, f"100 failed logins took {elapsed:.0f} s"
+    print(f"100 failed logins: {elapsed:.1f} s, {looked_up} reached the key lookup")
