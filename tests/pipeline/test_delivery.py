@@ -63,7 +63,7 @@ def test_an_unreachable_server_is_a_delivery_error_naming_subscriber_and_target(
     monkeypatch.setenv("AIRFLOW_CONN_SFTP_GONE", json.dumps({
         "conn_type": "sftp", "host": "127.0.0.1", "port": port, "login": "u",
         "password": "p", "extra": {"no_host_key_check": True, "conn_timeout": 5}}))
-    with pytest.raises(DeliveryError, match=r"sftp://sftp_gone/in: ") as exc:
+    with pytest.raises(DeliveryError, match=r"connection sftp_gone: ") as exc:
         sftp_push.deliver("sftp_gone", "/in", files, subscriber="Aalborg ESDH")
     assert exc.type is DeliveryError
     assert exc.value.subscriber == "Aalborg ESDH" and exc.value.file_name == files[0].name

@@ -259,8 +259,10 @@ def deliver(conn_id: str, remote_dir: str, files: list[Path], *, subscriber: str
         # Unreachable host, reset connection, server gone mid-session: retried with
         # back-off by the task's policy, but named as a delivery of this file to this
         # target rather than a bare socket or SSH error.
-        raise DeliveryError(f"sftp://{conn_id}/{remote_dir.lstrip('/')}: "
-                            f"{type(exc).__name__}: {exc}", subscriber=subscriber,
+        # The connection id, not the folder: the folder may be named by a UUID, and the
+        # ledger keeps the whole target anyway.
+        raise DeliveryError(f"connection {conn_id}: {type(exc).__name__}: {exc}",
+                            subscriber=subscriber,
                             file_name=files[0].name if files else "-") from exc
 
 
