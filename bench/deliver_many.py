@@ -83,7 +83,7 @@ def main() -> int:
     _setup(args.subscribers, args.persons)
 
     from cpr_abonnement.devsftp import EmbeddedSftpServer
-    from cpr_abonnement.subscriptions import extracts
+    from cpr_abonnement.subscriptions import ledger
     from cpr_abonnement.subscriptions.db import make_engine
 
     with EmbeddedSftpServer(OUT / "sftp", {LOGIN: PASSWORD}) as sftp:
@@ -92,8 +92,8 @@ def main() -> int:
         run = run_dag(DAY)
         wall = time.perf_counter() - t
 
-    ledger = extracts.ledger(make_engine(os.environ["CPRSUB_DB_URL"]), "431101", DAY)
-    delivered = [e for e in ledger if e.outcome in extracts.DELIVERED_OUTCOMES]
+    ledger = ledger.entries(make_engine(os.environ["CPRSUB_DB_URL"]), "431101", DAY)
+    delivered = [e for e in ledger if e.outcome in ledger.DELIVERED_OUTCOMES]
     folders = [p for p in (OUT / "sftp").iterdir() if p.is_dir()]
     complete = sum(1 for p in folders
                    if len(list(p.glob("*.metadata"))) == 1 and len(list(p.iterdir())) == 2)

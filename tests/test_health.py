@@ -11,7 +11,7 @@ import pytest
 from cpr_abonnement.calendar import DeliveryCalendar
 from cpr_abonnement.health import check, due_day
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 CAL = DeliveryCalendar.default()
@@ -43,22 +43,22 @@ def test_health_follows_the_ledger(engine):
     state = check(engine, now=now)
     assert not state.healthy and state.problems == ["no extract processed for 2026-11-26"]
     t = dt.datetime(2026, 11, 26, 20)
-    extracts.register(engine, task_number="431101", production_date=dt.date(2026, 11, 26),
+    extract_runs.register(engine, task_number="431101", production_date=dt.date(2026, 11, 26),
                       previous_date=dt.date(2026, 11, 25), file_name="D261126.L431101",
                       sha256="0" * 64, persons=1, records=1, clock=lambda: t, as_of=t)
     for uuid, outcome in ((A, "DELIVERED"), (B, "FAILED")):
-        extracts.record_delivery(engine, task_number="431101",
+        ledger.record_delivery(engine, task_number="431101",
                                  production_date=dt.date(2026, 11, 26), subscriber_uuid=uuid,
                                  file_name="D261126.L431101", sha256="0" * 64, persons=1,
                                  records=1, target="x", outcome=outcome, detail="", now=t)
     state = check(engine, now=now)
     assert not state.healthy and (state.subscribers, state.delivered) == (2, 1)
     assert any(B in p for p in state.problems)
-    extracts.record_delivery(engine, task_number="431101", production_date=dt.date(2026, 11, 26),
+    ledger.record_delivery(engine, task_number="431101", production_date=dt.date(2026, 11, 26),
                              subscriber_uuid=B, file_name="D261126.L431101", sha256="0" * 64,
                              persons=1, records=1, target="x", outcome="DELIVERED", detail="",
                              now=t)
-    extracts.mark_delivered(engine, "431101", dt.date(2026, 11, 26), t)
+    extract_runs.mark_delivered(engine, "431101", dt.date(2026, 11, 26), t)
     assert check(engine, now=now).healthy
 
 
@@ -67,15 +67,15 @@ def _processed_and_delivered(engine, day: dt.date, previous: dt.date, t: dt.date
     """The day's extract processed with the filters of instant ``t``, delivered to
     ``uuids`` and marked processed, as the DAG's run leaves it."""
     name = f"D{day:%y%m%d}.L431101"
-    extracts.register(engine, task_number="431101", production_date=day,
+    extract_runs.register(engine, task_number="431101", production_date=day,
                       previous_date=previous, file_name=name, sha256="0" * 64, persons=1,
                       records=1, clock=lambda: t, as_of=t)
     for uuid in uuids:
-        extracts.record_delivery(engine, task_number="431101", production_date=day,
+        ledger.record_delivery(engine, task_number="431101", production_date=day,
                                  subscriber_uuid=uuid, file_name=name, sha256="0" * 64,
                                  persons=1, records=1, target="x", outcome="DELIVERED",
                                  detail="", now=t)
-    extracts.mark_delivered(engine, "431101", day, t)
+    extract_runs.mark_delivered(engine, "431101", day, t)
 
 
 def test_a_subscriber_added_after_the_days_snapshot_is_not_counted(engine):

@@ -60,9 +60,8 @@ class DeltaFile:
 
 def file_name(index: ExtractIndex) -> str:
     """CPR's name for the extract: ``D<YYMMDD>.L<task number>`` from record 000."""
-    start = index.start
-    assert start is not None and start.production_date is not None
-    return extract_name(start.production_date, start.task_number)
+    start = index.start_record()
+    return extract_name(start.dates()[0], start.task_number)
 
 
 def _utc(t: dt.datetime) -> str:
@@ -92,8 +91,7 @@ def metadata(index: ExtractIndex, sub: Subscription, delta: DeltaFile, *,
     :data:`PROVENANCE_NS`. Written by hand, not by an XML library, so the bytes are
     fixed: same extract and subscriber, same bytes.
     """
-    start = index.start
-    assert start is not None
+    start = index.start_record()
     extract_sha256 = index.sha256 or ""
     descriptor = [
         ("FileName", delta.name),

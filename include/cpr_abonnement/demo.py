@@ -248,9 +248,9 @@ def run_dag(day: dt.date):
 def _summary(engine, day: dt.date, state: str) -> int:
     import xmltodict
 
-    from cpr_abonnement.subscriptions import extracts
+    from cpr_abonnement.subscriptions import ledger
 
-    ledger = {e.subscriber_uuid: e for e in extracts.ledger(engine, "431101", day)}
+    ledger = {e.subscriber_uuid: e for e in ledger.entries(engine, "431101", day)}
     print(f"\n== run {state}: what each subscriber received")
     pickup_uuid, pickup_name, _, pickup_filters = PICKUP_DEMO
     shown = [(uuid, name, filters, WORK / "sftp" / uuid, f"sftp:/{uuid}")

@@ -32,8 +32,8 @@ from cpr_abonnement.filters import selection as filtering
 from cpr_abonnement.filters.base import Context
 from cpr_abonnement.filters.snapshot import FilterSnapshot, load_snapshot
 from cpr_abonnement.pnr import mask
-from cpr_abonnement.subscriptions import extracts
-from cpr_abonnement.subscriptions.extracts import ExtractRecord
+from cpr_abonnement.subscriptions import extract_runs
+from cpr_abonnement.subscriptions.extract_runs import ExtractRecord
 from cpr_abonnement.subscriptions.service import as_naive_utc
 
 
@@ -74,17 +74,17 @@ def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
         index = index_store.load(Path(path), expect_sha256=validated_sha256)
     seconds["read"] = time.perf_counter() - t
 
-    start = index.start
-    assert start is not None and start.production_date and start.previous_date
-    record = extracts.register(
-        engine, task_number=start.task_number, production_date=start.production_date,
-        previous_date=start.previous_date, file_name=file_name(index),
+    start = index.start_record()
+    production_date, previous_date = start.dates()
+    record = extract_runs.register(
+        engine, task_number=start.task_number, production_date=production_date,
+        previous_date=previous_date, file_name=file_name(index),
         sha256=index.sha256 or "", persons=len(index.persons), records=index.person_records,
         clock=clock, as_of=as_naive_utc(as_of) if as_of else None)
 
     t = time.perf_counter()
     snapshot = load_snapshot(engine, record.filters_as_of, index.persons["pnr"].to_numpy())
-    selection = filtering.select(index.persons, index.events, snapshot, start.production_date)
+    selection = filtering.select(index.persons, index.events, snapshot, production_date)
     seconds["filter"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -102,13 +102,12 @@ def filter_extract(path: str | Path, engine: Engine, out_dir: str | Path, *,
 def write_explanations(index: ExtractIndex, snapshot: FilterSnapshot,
                        selection: filtering.Selection, out: Path) -> list[str]:
     """``<uuid>/<file>.explain.csv``: masked PNR and the filter(s) that selected it."""
-    start = index.start
-    assert start is not None and start.production_date is not None
+    production_date, _ = index.start_record().dates()
     written = []
     bounds = selection.bounds()
     pnrs = index.pnr_text()
     first_line = index.persons["first_line"].to_numpy()
-    context = Context(index.persons, index.events, start.production_date)
+    context = Context(index.persons, index.events, production_date)
     for s, sub in enumerate(snapshot.subscribers):
         why = filtering.explain(context, snapshot, selection, s)
         who = selection.person[bounds[s] : bounds[s + 1]]

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions.extracts import DELIVERED_OUTCOMES
+from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES
 from cpr_abonnement.subscriptions.models import Delivery, ExtractRun, Subscriber
 from cpr_abonnement.subscriptions.snapshot import subscribed_at
 

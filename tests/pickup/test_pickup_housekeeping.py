@@ -11,7 +11,7 @@ import pendulum
 import pytest
 
 from cpr_abonnement.calendar import DeliveryCalendar
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.deployment import ROOT, task_states
@@ -29,10 +29,10 @@ def _age(path, days: float) -> None:
 def _delivered(engine, day: dt.date) -> str:
     name = f"D{day:%y%m%d}.L431101"
     t = dt.datetime.combine(day, dt.time(20))
-    extracts.register(engine, task_number="431101", production_date=day,
+    extract_runs.register(engine, task_number="431101", production_date=day,
                       previous_date=day - dt.timedelta(days=1), file_name=name,
                       sha256="0" * 64, persons=1, records=1, clock=lambda: t, as_of=t)
-    extracts.record_delivery(engine, task_number="431101", production_date=day,
+    ledger.record_delivery(engine, task_number="431101", production_date=day,
                              subscriber_uuid=UUID, file_name=name, sha256="0" * 64,
                              persons=1, records=1, target="pickup", outcome="DELIVERED",
                              detail="", now=t)
@@ -86,7 +86,7 @@ def test_housekeeping_removes_only_expired_files_records_them_and_alerts_late(
     assert sorted(p.name for p in inbox.iterdir()) == sorted(
         [recent, "just-younger", "old-link"])
     assert (other / "young").exists()
-    rows = {e.file_name: e for e in extracts.ledger(engine, "431101", old_day)}
+    rows = {e.file_name: e for e in ledger.entries(engine, "431101", old_day)}
     assert rows[old].removed_by == "retention" and rows[old].removed_at is not None
     # the recent file has waited 4 delivery days: late, the engineers are told
     assert states["check_late_pickups"] == "failed"

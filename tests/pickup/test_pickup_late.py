@@ -9,7 +9,7 @@ import pytest
 
 from cpr_abonnement.health import check, late_pickups
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 P, Q, R = ("11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002",
@@ -27,10 +27,10 @@ def _default_deployment(monkeypatch):
 def _deliver(engine, day, uuid):
     t = dt.datetime.combine(day, dt.time(20))
     name = f"D{day:%y%m%d}.L431101"
-    extracts.register(engine, task_number="431101", production_date=day,
+    extract_runs.register(engine, task_number="431101", production_date=day,
                       previous_date=day - dt.timedelta(days=1), file_name=name,
                       sha256="0" * 64, persons=1, records=1, clock=lambda: t, as_of=t)
-    extracts.record_delivery(engine, task_number="431101", production_date=day,
+    ledger.record_delivery(engine, task_number="431101", production_date=day,
                              subscriber_uuid=uuid, file_name=name, sha256="0" * 64,
                              persons=1, records=1, target="pickup", outcome="DELIVERED",
                              detail="", now=t)
@@ -45,11 +45,11 @@ def test_late_pickups_counted_in_delivery_days(engine):
     for day in DAYS:
         for uuid in (P, Q, R):
             name = _deliver(engine, day, uuid)
-        extracts.record_pickup_event(engine, account="daily", file_name=name,
+        ledger.record_pickup_event(engine, account="daily", file_name=name,
                                      event="downloaded", at=dt.datetime(2026, 11, 27))
     # P last fetched the file of 23 Nov; its 24, 25, 26 Nov files wait.
     for day in DAYS[:3]:
-        extracts.record_pickup_event(engine, account="late", file_name=f"D{day:%y%m%d}.L431101",
+        ledger.record_pickup_event(engine, account="late", file_name=f"D{day:%y%m%d}.L431101",
                                      event="downloaded", at=dt.datetime(2026, 11, 24))
     settings = Settings.from_env()
     assert late_pickups(engine, dt.date(2026, 11, 26), settings) == []  # 24 Nov: 2 days

@@ -12,7 +12,7 @@ import pytest
 import xmltodict
 
 from cpr_abonnement.pickup.log import SftpLogIngester, ledger_recorder
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.pickup import (
@@ -61,7 +61,7 @@ def sshd(db, accounts):
 
 def _ledger(engine, uuid):
     import datetime as dt
-    return next(e for e in extracts.ledger(engine, "431101", dt.date(2026, 1, 5))
+    return next(e for e in ledger.entries(engine, "431101", dt.date(2026, 1, 5))
                 if e.subscriber_uuid == uuid)
 
 

@@ -9,7 +9,7 @@ import socket
 
 import xmltodict
 
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import extract_runs, ledger
 from support.deployment import SUBSCRIBERS, run_note, task_states
 from support.webhook import slack_webhook
 
@@ -34,19 +34,19 @@ def test_delivers_each_subscriber_its_file_and_a_rerun_changes_nothing(deploymen
         assert trigger["FileContentDescriptor"]["cpr:ProductionDate"] == "2026-11-19"
     assert got[src.name].startswith(src.read_bytes()[:36])  # 000 copied unchanged
     assert deployment.delivered(VEJLE)[src.name].count(b"\n") == 2  # no filters: 000 + 999
-    ledger = extracts.ledger(deployment.engine, "431101", DAY)
-    assert {e.outcome for e in ledger} == {"DELIVERED"}
+    rows = ledger.entries(deployment.engine, "431101", DAY)
+    assert {e.outcome for e in rows} == {"DELIVERED"}
     assert "3 of 3 subscriber(s) delivered" in run_note(run)
-    assert extracts.last_processed(deployment.engine, "431101", DAY + dt.timedelta(1)
+    assert extract_runs.last_processed(deployment.engine, "431101", DAY + dt.timedelta(1)
                                    ).delivered_at is not None
 
     before = {uuid: deployment.delivered(uuid) for uuid in SUBSCRIBERS}
     again = deployment.run(DAY)
     assert again.state == "success", task_states(again)
     assert {uuid: deployment.delivered(uuid) for uuid in SUBSCRIBERS} == before
-    ledger = extracts.ledger(deployment.engine, "431101", DAY)
-    assert {e.outcome for e in ledger} == {"ALREADY_DELIVERED"}
-    assert {e.attempts for e in ledger} == {2}
+    rows = ledger.entries(deployment.engine, "431101", DAY)
+    assert {e.outcome for e in rows} == {"ALREADY_DELIVERED"}
+    assert {e.attempts for e in rows} == {2}
     assert deployment.inbox.messages == []
 
 
@@ -65,9 +65,9 @@ def test_an_unreachable_sftp_server_fails_only_that_subscriber_and_alerts(deploy
     assert states["deliver[Odense Sag]"] == "failed"
     assert states["deliver[Aalborg ESDH]"] == states["deliver[Vejle Tom]"] == "success"
     assert src.name in deployment.delivered(AALBORG) and not deployment.delivered(ODENSE)
-    ledger = {e.subscriber_uuid: e for e in extracts.ledger(deployment.engine, "431101", DAY)}
-    assert ledger[ODENSE].outcome == "FAILED" and ledger[ODENSE].attempts == 2  # 1 retry
-    processed = extracts.last_processed(deployment.engine, "431101", DAY + dt.timedelta(1))
+    rows = {e.subscriber_uuid: e for e in ledger.entries(deployment.engine, "431101", DAY)}
+    assert rows[ODENSE].outcome == "FAILED" and rows[ODENSE].attempts == 2  # 1 retry
+    processed = extract_runs.last_processed(deployment.engine, "431101", DAY + dt.timedelta(1))
     assert processed.production_date == DAY and processed.delivered_at is None
     assert "2 of 3 subscriber(s) delivered" in run_note(run)
     assert "Odense Sag (bbbbbbbb-0000-4000-8000-000000000002): " in run_note(run)

@@ -22,7 +22,7 @@ import pytest
 from cpr_abonnement.delivery import sftp_push
 from cpr_abonnement.delivery.base import DeliveryTarget
 from cpr_abonnement.devsftp import EmbeddedSftpServer
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.tasks import daily
 from cpr_abonnement.tasks.payloads import DeliveryItem, DeliveryResult, ReceivedExtract
@@ -34,26 +34,26 @@ T = dt.datetime(2026, 11, 26, 21, 0)
 
 
 def register_day(engine) -> None:
-    extracts.register(engine, task_number=TASK, production_date=DAY,
+    extract_runs.register(engine, task_number=TASK, production_date=DAY,
                       previous_date=DAY - dt.timedelta(days=1), file_name=NAME,
                       sha256="0" * 64, persons=1, records=1, clock=lambda: T, as_of=T)
 
 
-def record(engine, outcome: str | None, *, started: bool = True) -> extracts.LedgerEntry:
+def record(engine, outcome: str | None, *, started: bool = True) -> ledger.LedgerEntry:
     """Start an attempt (``started``) and/or end it with ``outcome``."""
     key = dict(task_number=TASK, production_date=DAY, subscriber_uuid=SUBSCRIBER,
                file_name=NAME, sha256="1" * 64, persons=1, records=2, target="sftp://x/")
-    entry = extracts.start_delivery(engine, **key, now=T) if started else None
+    entry = ledger.start_delivery(engine, **key, now=T) if started else None
     if outcome is not None:
-        entry = extracts.finish_delivery(engine, **key, outcome=outcome, detail="", now=T)
+        entry = ledger.finish_delivery(engine, **key, outcome=outcome, detail="", now=T)
     return entry
 
 
 def test_an_attempt_counts_once_from_its_start(engine):
     register_day(engine)
     started = record(engine, None)
-    assert (started.attempts, started.outcome) == (1, extracts.STARTED)
-    assert started.outcome not in extracts.DELIVERED_OUTCOMES
+    assert (started.attempts, started.outcome) == (1, ledger.STARTED)
+    assert started.outcome not in ledger.DELIVERED_OUTCOMES
     assert started.delivered_at is None
     ended = record(engine, "FAILED", started=False)
     assert (ended.attempts, ended.outcome) == (1, "FAILED")
@@ -64,13 +64,13 @@ def test_an_attempt_counts_once_from_its_start(engine):
     # while it runs, and still counts it.
     again = record(engine, None)
     assert (again.attempts, again.outcome, again.delivered_at) == (3, "DELIVERED", T)
-    assert extracts.ledger(engine, TASK, DAY) == [again]
+    assert ledger.entries(engine, TASK, DAY) == [again]
 
 
 def test_record_delivery_counts_a_whole_attempt(engine):
     register_day(engine)
     for n in (1, 2):
-        entry = extracts.record_delivery(
+        entry = ledger.record_delivery(
             engine, task_number=TASK, production_date=DAY, subscriber_uuid=SUBSCRIBER,
             file_name=NAME, sha256="1" * 64, persons=1, records=2, target="sftp://x/",
             outcome="FAILED", detail="", now=T)
@@ -130,8 +130,8 @@ def test_an_attempt_killed_mid_upload_is_counted_and_not_delivered(day_to_delive
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
 
-    [entry] = extracts.ledger(engine, TASK, DAY)
-    assert (entry.attempts, entry.outcome, entry.delivered_at) == (1, extracts.STARTED, None)
+    [entry] = ledger.entries(engine, TASK, DAY)
+    assert (entry.attempts, entry.outcome, entry.delivered_at) == (1, ledger.STARTED, None)
     received = ReceivedExtract(day=DAY, file_name=NAME, extract="-", sha256="-",
                                task_number=TASK, previous_date=DAY - dt.timedelta(days=1),
                                persons=1, records=2)
@@ -140,6 +140,6 @@ def test_an_attempt_killed_mid_upload_is_counted_and_not_delivered(day_to_delive
     assert "STARTED after 1 attempt(s)" in summary.subscribers[0]
 
     assert daily.deliver_one(item, engine, now=T) == DeliveryResult(SUBSCRIBER, "DELIVERED")
-    [entry] = extracts.ledger(engine, TASK, DAY)
+    [entry] = ledger.entries(engine, TASK, DAY)
     assert (entry.attempts, entry.outcome) == (2, "DELIVERED")
     assert daily.report(received, [item], engine, now=T).failed == []

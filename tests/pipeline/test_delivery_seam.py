@@ -14,7 +14,7 @@ from pipeline.test_delivery_ledger import DAY, NAME, SUBSCRIBER, TASK, T, regist
 from cpr_abonnement import delivery
 from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome
 from cpr_abonnement.errors import MissingDeliveryTarget
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.tasks import daily
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
@@ -50,7 +50,7 @@ def test_a_missing_target_fails_without_naming_a_transport(engine, item):
     with pytest.raises(MissingDeliveryTarget, match="no delivery target") as exc:
         daily.deliver_one(dataclasses.replace(item, target=None), engine, now=T)
     assert "SFTP" not in str(exc.value)
-    [entry] = extracts.ledger(engine, TASK, DAY)
+    [entry] = ledger.entries(engine, TASK, DAY)
     assert (entry.target, entry.outcome, entry.attempts) == ("-", "FAILED", 1)
 
 
@@ -86,7 +86,7 @@ def test_a_new_mode_is_one_registration(engine, item, monkeypatch, tmp_path):
                                                                        "DELIVERED")
     assert sorted(p.name for p in (tmp_path / "shelf").iterdir()) == [NAME,
                                                                       NAME + ".metadata"]
-    [entry] = extracts.ledger(engine, TASK, DAY)
+    [entry] = ledger.entries(engine, TASK, DAY)
     assert (entry.target, entry.outcome) == ("shelf:/a", "DELIVERED")
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 
 import xmltodict
 
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.deployment import SUBSCRIBERS, run_note, task_states
 from support.sshkeys import ed25519_line
@@ -51,18 +51,18 @@ def test_pickup_and_push_side_by_side_then_a_rerun_changes_nothing(deployment, m
     assert pushed["FileDescriptor"]["Recipients"] == AALBORG  # push: the UUID
     assert not (deployment.sftp_root / PICKUP_UUID).exists()  # nothing pushed for pick-up
 
-    ledger = {e.subscriber_uuid: e for e in extracts.ledger(deployment.engine, "431101", DAY)}
-    assert {e.outcome for e in ledger.values()} == {"DELIVERED"} and len(ledger) == 4
-    mine = ledger[PICKUP_UUID]
+    rows = {e.subscriber_uuid: e for e in ledger.entries(deployment.engine, "431101", DAY)}
+    assert {e.outcome for e in rows.values()} == {"DELIVERED"} and len(rows) == 4
+    mine = rows[PICKUP_UUID]
     assert mine.target == f"pickup://{ACCOUNT}/IN" and mine.available_at is not None
-    assert ledger[AALBORG].available_at is None  # push is not tracked
+    assert rows[AALBORG].available_at is None  # push is not tracked
     assert "4 of 4 subscriber(s) delivered" in run_note(run)
 
     before = {p.name: (p.read_bytes(), p.stat().st_ino) for p in inbox.iterdir()}
     again = deployment.run(DAY)
     assert again.state == "success", task_states(again)
     assert {p.name: (p.read_bytes(), p.stat().st_ino) for p in inbox.iterdir()} == before
-    entry = {e.subscriber_uuid: e for e in extracts.ledger(deployment.engine, "431101", DAY)}
+    entry = {e.subscriber_uuid: e for e in ledger.entries(deployment.engine, "431101", DAY)}
     assert entry[PICKUP_UUID].outcome == "ALREADY_DELIVERED"
     assert entry[PICKUP_UUID].available_at == mine.available_at  # the first time stays
 
@@ -79,10 +79,10 @@ def test_a_different_file_in_the_pickup_folder_is_a_conflict_never_overwritten(
     assert task_states(run)["deliver[Aalborg ESDH]"] == "success"
     assert (inbox / src.name).read_bytes() == b"someone else's file\n"
     assert not (inbox / f"{src.name}.metadata").exists()  # data first: metadata never placed
-    ledger = {e.subscriber_uuid: e for e in extracts.ledger(deployment.engine, "431101", DAY)}
-    assert ledger[PICKUP_UUID].outcome == "CONFLICT"
-    assert "not overwritten" in ledger[PICKUP_UUID].detail
-    assert ledger[PICKUP_UUID].available_at is None
+    rows = {e.subscriber_uuid: e for e in ledger.entries(deployment.engine, "431101", DAY)}
+    assert rows[PICKUP_UUID].outcome == "CONFLICT"
+    assert "not overwritten" in rows[PICKUP_UUID].detail
+    assert rows[PICKUP_UUID].available_at is None
 
 
 def test_switching_a_subscriber_to_pickup_moves_its_next_delivery(deployment, monkeypatch,

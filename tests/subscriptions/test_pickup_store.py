@@ -16,7 +16,7 @@ from cpr_abonnement.errors import (
     RegisteredToAnotherSystem,
 )
 from cpr_abonnement.pickup import accounts
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.subscriptions.service import Result, SubscriptionService
 from cpr_abonnement.subscriptions.ssh_keys import parse_public_key
 from support.sshkeys import dsa_line, ecdsa_line, ed25519_line, rsa_line
@@ -158,10 +158,10 @@ def test_delivery_mode_rules(svc):
 
 def _delivered_row(engine, uuid: str) -> None:
     day = dt.date(2026, 11, 26)
-    extracts.register(engine, task_number="431101", production_date=day,
+    extract_runs.register(engine, task_number="431101", production_date=day,
                       previous_date=day - dt.timedelta(1), file_name="D261126.L431101",
                       sha256="0" * 64, persons=1, records=1, clock=lambda: T0)
-    extracts.record_delivery(engine, task_number="431101", production_date=day,
+    ledger.record_delivery(engine, task_number="431101", production_date=day,
                              subscriber_uuid=uuid, file_name="D261126.L431101",
                              sha256="1" * 64, persons=1, records=3,
                              target="pickup://acct/IN", outcome="DELIVERED", detail="",
@@ -172,7 +172,7 @@ def test_pickup_events_set_each_column_once(svc, engine):
     svc.add_subscriber(SYS, "A", delivery_mode="pickup", pickup_account="acct")
     _delivered_row(engine, SYS)
     at = [T0 + dt.timedelta(hours=h) for h in range(5)]
-    record = extracts.record_pickup_event
+    record = ledger.record_pickup_event
     assert record(engine, account="acct", file_name="IN/D261126.L431101", event="available",
                   at=at[1])
     assert record(engine, account="acct", file_name="D261126.L431101", event="downloaded",
@@ -187,7 +187,7 @@ def test_pickup_events_set_each_column_once(svc, engine):
                       event="downloaded", at=at[3])
     assert not record(engine, account="nobody", file_name="D261126.L431101",
                       event="downloaded", at=at[3])
-    (entry,) = extracts.ledger(engine, "431101", dt.date(2026, 11, 26))
+    (entry,) = ledger.entries(engine, "431101", dt.date(2026, 11, 26))
     assert (entry.available_at, entry.picked_up_at, entry.removed_at, entry.removed_by) == (
         at[1], at[2], at[4], "retention")
     with pytest.raises(ValueError, match="unknown pick-up event"):

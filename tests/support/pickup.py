@@ -104,7 +104,7 @@ def register(engine, accounts, *, day=None) -> dict[str, str]:
     import datetime as dt
     import uuid as uuidlib
 
-    from cpr_abonnement.subscriptions import extracts
+    from cpr_abonnement.subscriptions import extract_runs, ledger
     from cpr_abonnement.subscriptions.service import SubscriptionService
 
     day = day or dt.date(2026, 1, 5)
@@ -114,10 +114,10 @@ def register(engine, accounts, *, day=None) -> dict[str, str]:
         uuid = str(uuidlib.uuid4())
         svc.add_subscriber(uuid, f"System {a.name}", delivery_mode="pickup",
                            pickup_account=a.name, ssh_keys=[a.public])
-        extracts.register(engine, task_number="431101", production_date=day,
+        extract_runs.register(engine, task_number="431101", production_date=day,
                           previous_date=day - dt.timedelta(days=3), file_name=DATA_NAME,
                           sha256="0" * 64, persons=1, records=1)
-        extracts.record_delivery(
+        ledger.record_delivery(
             engine, task_number="431101", production_date=day, subscriber_uuid=uuid,
             file_name=DATA_NAME, sha256=hashlib.sha256(a.data).hexdigest(), persons=1,
             records=1, target=f"pickup:{a.name}", outcome="DELIVERED", detail="test",

@@ -374,16 +374,16 @@ def remove_ssh_key(uuid: UUID, fingerprint: str, svc: Admin) -> dict[str, Any]:
 
 
 async def _bad_input(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FilterInputError)
-    return JSONResponse({"detail": scrub(str(exc)), "rule": exc.rule}, status_code=422)
+    rule = getattr(exc, "rule", "input")  # registered for FilterInputError only
+    return JSONResponse({"detail": scrub(str(exc)), "rule": rule}, status_code=422)
 
 
 async def _schema(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    problems = exc.errors() if isinstance(exc, RequestValidationError) else []
     # Never ``input`` (the offending value); the field path and message are scrubbed
     # too, since an unexpected key or a custom message can carry a PNR.
     errors = [{"field": scrub(".".join(str(p) for p in e.get("loc", ()) if p != "body")),
-               "rule": scrub(str(e.get("msg", "invalid")))} for e in exc.errors()]
+               "rule": scrub(str(e.get("msg", "invalid")))} for e in problems]
     return JSONResponse({"detail": "request does not match the schema", "errors": errors},
                         status_code=422)
 

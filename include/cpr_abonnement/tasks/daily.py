@@ -33,7 +33,7 @@ from cpr_abonnement.inbound.quarantine import quarantine
 from cpr_abonnement.pnr import mask, scrub
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
-from cpr_abonnement.subscriptions import extracts
+from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
     DeliveryItem,
@@ -81,7 +81,7 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
 
     _log_platform_records(index)
     start = index.start_record()
-    last = extracts.last_processed(engine, start.task_number, before=day)
+    last = extract_runs.last_processed(engine, start.task_number, before=day)
     gap = chain_gap(start, last.production_date if last else None)
     if gap is not None:
         message = (f"{name}: {gap.detail}. Backfill the missing day(s), or re-run with the "
@@ -159,10 +159,10 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> Deli
                subscriber_uuid=item.subscriber, file_name=item.file_name,
                sha256=item.sha256, persons=item.persons, records=item.records,
                target=target, now=now)
-    extracts.start_delivery(engine, **row)
+    ledger.start_delivery(engine, **row)
 
     def record(outcome: str, detail: str) -> None:
-        extracts.finish_delivery(engine, **row, outcome=outcome, detail=scrub(detail))
+        ledger.finish_delivery(engine, **row, outcome=outcome, detail=scrub(detail))
 
     try:
         mode = _mode_of(item)
@@ -202,13 +202,13 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
            now: dt.datetime) -> DaySummary:
     """Summarise the day from the ledger; mark the extract processed if all delivered."""
     day = received.day
-    entries = {e.subscriber_uuid: e for e in extracts.ledger(engine, received.task_number,
+    entries = {e.subscriber_uuid: e for e in ledger.entries(engine, received.task_number,
                                                              day)}
     lines, failed = [], []
     for item in items:
         e = entries.get(item.subscriber)
         outcome = e.outcome if e else "NOT_ATTEMPTED"
-        if outcome not in extracts.DELIVERED_OUTCOMES:
+        if outcome not in ledger.DELIVERED_OUTCOMES:
             failed.append(item.name)
         lines.append(f"{item.name} ({item.subscriber}): {item.persons} persons, "
                      f"{item.records} records, {outcome}"
@@ -219,7 +219,7 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
     if any(received.platform_records.values()):
         head += f"; platform records not forwarded: {received.platform_records}"
     if not failed:
-        extracts.mark_delivered(engine, received.task_number, day, now)
+        extract_runs.mark_delivered(engine, received.task_number, day, now)
     # Late pick-ups are the subscriber's, not a failed delivery: shown, not failing the
     # run (the housekeeping DAG alerts about them).
     from cpr_abonnement.health import late_pickups
