@@ -11,7 +11,7 @@ import xmltodict
 
 from builders import extract, person, write
 from cpr_abonnement.deltas import PROVENANCE_NS, SFTP_TYPES_NS
-from cpr_abonnement.process import filter_extract
+from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 T0 = dt.datetime(2026, 11, 26, 5, 0)
