@@ -222,6 +222,8 @@ def pickup_login(engine) -> PickupLogin:
 
     Proof that the pick-up half works end to end (database keys, pinned host key, the
     account's chroot), not only that files landed on disk."""
+    from paramiko import SSHException
+
     from cpr_abonnement.pickup.wiring import serve_from_database
 
     with serve_from_database(engine, WORK / "pickup",
@@ -229,7 +231,7 @@ def pickup_login(engine) -> PickupLogin:
         seen = PickupLogin(server.port, server.host_key_line, [])
         try:
             seen.names = _list_pickup_inbox(server.port, server.host_key_line)
-        except (OSError, EOFError, _paramiko_errors()) as e:
+        except (OSError, EOFError, SSHException) as e:
             seen.error = f"{type(e).__name__}: {e}"
     return seen
 
@@ -243,12 +245,6 @@ def _print_pickup_login(seen: PickupLogin) -> int:
     print(f"\n{where}: {PICKUP_ACCOUNT} logged in with {PICKUP_KEY}")
     print("  sftp> ls IN\n" + "".join(f"  {name}\n" for name in seen.names), end="")
     return 0
-
-
-def _paramiko_errors() -> type[Exception]:
-    from paramiko import SSHException
-
-    return SSHException
 
 
 def _list_pickup_inbox(port: int, host_key_line: str) -> list[str]:
