@@ -12,14 +12,18 @@ Sets up, under ``var/demo/`` (kept between runs):
   subscriber, and an Airflow connection per subscriber;
 
 then runs the real DAG ``cpr_abonnement_daily`` for that day with ``dag.test()`` and
-prints what each subscriber received. Run it again: the second run delivers nothing
-new (same bytes, already there) and says so.
+prints what each subscriber received. Then it starts the embedded pick-up SFTP server
+(keys from the filter database, pinned host key ``pickup-host-key``) on a free port and
+logs in as ``demo-pickup`` with ``pickup-key`` (paramiko), listing ``IN/`` as proof that
+a subscriber can fetch its files. Run it again: the second run delivers nothing new
+(same bytes, already there) and says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -51,6 +55,7 @@ PICKUP_DEMO = ("5e6f7081-92a3-4b4c-8d5e-6f708192a3b4", "Herning Kommune – Sag 
                "0657 Herning", [("municipality", "657")])
 PICKUP_ACCOUNT = "demo-pickup"
 PICKUP_KEY = WORK / "pickup-key"
+PICKUP_HOST_KEY = WORK / "pickup-host-key"
 
 
 def environment(work: Path = WORK) -> dict[str, str]:
@@ -189,11 +194,73 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         with _output_to(log):
             run = run_dag(day)
+    with _output_to(log):  # the servers' connection log lines, like the DAG's
+        seen = pickup_login(engine)
     _write_env_file(env, sftp)
-    return _summary(engine, day, run.state)
+    summary = _summary(engine, day, run.state)
+    return _print_pickup_login(seen) or summary
 
 
 UI_SFTP_PORT = 2222
+UI_PICKUP_PORT = 2223
+
+
+@dataclasses.dataclass
+class PickupLogin:
+    """What the demo's own pick-up login saw: the port, the pinned host key, ``ls IN``
+    (or why the login failed)."""
+
+    port: int
+    host_key_line: str
+    names: list[str]
+    error: str | None = None
+
+
+def pickup_login(engine) -> PickupLogin:
+    """Start the embedded pick-up server as ``cprsub pickup serve`` does and log in as the
+    demo account with its key, the way a subscriber's client would, listing ``IN/``.
+
+    Proof that the pick-up half works end to end (database keys, pinned host key, the
+    account's chroot), not only that files landed on disk."""
+    from paramiko import SSHException
+
+    from cpr_abonnement.pickup.wiring import serve_from_database
+
+    with serve_from_database(engine, WORK / "pickup",
+                             host_key_file=PICKUP_HOST_KEY) as server:
+        seen = PickupLogin(server.port, server.host_key_line, [])
+        try:
+            seen.names = _list_pickup_inbox(server.port, server.host_key_line)
+        except (OSError, EOFError, SSHException) as e:
+            seen.error = f"{type(e).__name__}: {e}"
+    return seen
+
+
+def _print_pickup_login(seen: PickupLogin) -> int:
+    """The proof lines of :func:`pickup_login` under the summary; the exit status."""
+    where = f"pick-up server on 127.0.0.1:{seen.port} (host key {seen.host_key_line[:40]}…)"
+    if seen.error:
+        print(f"\n{where}: login as {PICKUP_ACCOUNT} FAILED: {seen.error}")
+        return 1
+    print(f"\n{where}: {PICKUP_ACCOUNT} logged in with {PICKUP_KEY}")
+    print("  sftp> ls IN\n" + "".join(f"  {name}\n" for name in seen.names), end="")
+    return 0
+
+
+def _list_pickup_inbox(port: int, host_key_line: str) -> list[str]:
+    """Names in ``IN/`` of the demo pick-up account, over SFTP with the demo key; the
+    server's host key must be the pinned one (as ``known_hosts`` would check)."""
+    import base64
+
+    import paramiko
+
+    kind, blob = host_key_line.split()
+    pinned = paramiko.PKey.from_type_string(kind, base64.b64decode(blob))
+    key = paramiko.Ed25519Key.from_private_key_file(str(PICKUP_KEY))
+    with paramiko.Transport(("127.0.0.1", port)) as transport:
+        transport.connect(hostkey=pinned, username=PICKUP_ACCOUNT, pkey=key)
+        with paramiko.SFTPClient.from_transport(transport) as sftp:
+            return sorted(sftp.listdir("IN"))
 
 
 def _write_env_file(env: dict[str, str], sftp) -> None:
@@ -208,6 +275,9 @@ def _write_env_file(env: dict[str, str], sftp) -> None:
     lines.append(f"# SFTP for the UI: .venv/bin/python -m cpr_abonnement.devsftp --root "
                  f"{WORK / 'sftp'} --port {UI_SFTP_PORT} --host-key {WORK / 'sftp-host-key'} "
                  f"--user {SFTP_LOGIN}:{SFTP_PASSWORD}")
+    lines.append(f"# Pick-up SFTP for the UI: {Path(sys.executable).parent / 'cprsub'} pickup "
+                 f"serve --db {env['CPRSUB_DB_URL']} --host 127.0.0.1 --port {UI_PICKUP_PORT} "
+                 f"--root {WORK / 'pickup'} --host-key {PICKUP_HOST_KEY}")
     (WORK / "airflow.env").write_text("\n".join(lines) + "\n")
 
 
@@ -250,7 +320,7 @@ def _summary(engine, day: dt.date, state: str) -> int:
 
     from cpr_abonnement.subscriptions import ledger
 
-    ledger = {e.subscriber_uuid: e for e in ledger.entries(engine, "431101", day)}
+    by_subscriber = {e.subscriber_uuid: e for e in ledger.entries(engine, "431101", day)}
     print(f"\n== run {state}: what each subscriber received")
     pickup_uuid, pickup_name, _, pickup_filters = PICKUP_DEMO
     shown = [(uuid, name, filters, WORK / "sftp" / uuid, f"sftp:/{uuid}")
@@ -259,7 +329,7 @@ def _summary(engine, day: dt.date, state: str) -> int:
                   WORK / "pickup" / PICKUP_ACCOUNT / "IN", f"pick-up {PICKUP_ACCOUNT}:IN"))
     for uuid, name, filters, folder, where in shown:
         files = sorted(p.name for p in folder.glob("*")) if folder.is_dir() else []
-        e = ledger.get(uuid)
+        e = by_subscriber.get(uuid)
         rule = ", ".join(f"{k} {v}" for k, v in filters) or "no filters"
         if e is None:
             print(f"  {name:<40} NOT DELIVERED")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import xmltodict
 
 from cpr_abonnement.extract.index import scan
+from support.servers import free_port
 
 pytestmark = pytest.mark.slow
 VENV_BIN = Path(sys.executable).parent
@@ -87,3 +89,48 @@ def test_env_file_lets_airflow_standalone_find_airflow(demo):
     found, level = done.stdout.split()[-2:]
     assert Path(found) == VENV_BIN / "airflow"
     assert level == "INFO"
+
+
+def _pickup_serve_command(work: Path, port: int) -> list[str]:
+    """The pick-up server command the env file gives for the UI, on ``port`` instead of
+    the fixed one (which another test or a newcomer's server may hold)."""
+    (line,) = [ln for ln in (work / "airflow.env").read_text().splitlines()
+               if ln.startswith("# Pick-up SFTP for the UI: ")]
+    argv = shlex.split(line.removeprefix("# Pick-up SFTP for the UI: "))
+    assert argv[1:3] == ["pickup", "serve"]
+    assert argv[argv.index("--port") + 1] == "2223"
+    argv[argv.index("--port") + 1] = str(port)
+    return argv
+
+
+def test_env_file_pickup_server_serves_the_inbox_to_openssh_sftp(demo):
+    """The README's third terminal: start the pick-up server exactly as airflow.env says,
+    then OpenSSH's sftp with the demo key lists both files of the account's IN/."""
+    work, _ = demo
+    port = free_port()
+    server = subprocess.Popen(_pickup_serve_command(work, port), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = server.stdout.readline()
+        assert f"pick-up SFTP on 127.0.0.1:{port}" in banner, banner
+        batch = work / "ls-in.batch"
+        batch.write_text("ls -1 IN\n")
+        done = subprocess.run(
+            ["sftp", "-b", str(batch), "-i", str(work / "pickup-key"), "-P", str(port),
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "demo-pickup@127.0.0.1"],
+            capture_output=True, text=True, timeout=60)
+    finally:
+        server.kill()
+        server.wait(10)
+    assert done.returncode == 0, done.stderr[-2000:]
+    listed = {Path(name).name for name in done.stdout.split() if name.startswith("IN/")}
+    (data,) = [n for n in listed if re.fullmatch(r"D\d{6}\.L\d{6}", n)]
+    assert listed == {data, f"{data}.metadata"}
+
+
+def test_demo_itself_logs_in_to_the_pickup_server(demo):
+    """The summary's proof: the demo's own paramiko login as demo-pickup lists IN/."""
+    _, terminal = demo
+    proof = terminal[terminal.index("demo-pickup logged in with"):]
+    assert re.search(r"sftp> ls IN\n  D\d{6}\.L\d{6}\n  D\d{6}\.L\d{6}\.metadata\n", proof)
