@@ -9,24 +9,12 @@ because the SFTP provider's hook is synchronous (paramiko).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from pathlib import Path
 
 import asyncssh
 
-
-def _host_key(path: Path | None) -> asyncssh.SSHKey:
-    """A fresh Ed25519 key, or the one kept in ``path`` (so a pinned key stays valid)."""
-    if path is not None and path.exists():
-        return asyncssh.read_private_key(str(path))
-    key = asyncssh.generate_private_key("ssh-ed25519")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key.write_private_key(str(path))
-        path.chmod(0o600)
-    return key
+from cpr_abonnement.sshserver import BackgroundSshServer
 
 
 class _Auth(asyncssh.SSHServer):
@@ -43,29 +31,17 @@ class _Auth(asyncssh.SSHServer):
         return self._users.get(username) == password
 
 
-class EmbeddedSftpServer:
+class EmbeddedSftpServer(BackgroundSshServer):
     """``with EmbeddedSftpServer(root, {"user": "password"}) as server: ...``"""
 
     def __init__(self, root: str | Path, users: dict[str, str], *, port: int = 0,
                  host_key_file: str | Path | None = None) -> None:
+        super().__init__(thread_name="embedded-sftp", port=port, host_key_file=host_key_file)
         self.root = Path(root)
         self.users = users
-        self.requested_port = port
-        self.port = 0
-        self.host_key = _host_key(Path(host_key_file) if host_key_file else None)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="embedded-sftp")
-        self._acceptor = None
-
-    @property
-    def host_key_line(self) -> str:
-        """``ssh-ed25519 AAAA...``: the form the SFTP connection's ``host_key`` extra takes."""
-        return " ".join(self.host_key.export_public_key("openssh").decode().split()[:2])
 
     def start(self) -> EmbeddedSftpServer:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
 
         async def listen():
             return await asyncssh.listen(
@@ -74,28 +50,8 @@ class EmbeddedSftpServer:
                 sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(self.root)),
                 allow_scp=False)
 
-        self._acceptor = asyncio.run_coroutine_threadsafe(listen(), self._loop).result(10)
-        self.port = self._acceptor.get_port()
+        self._listen(listen)
         return self
-
-    def stop(self) -> None:
-        if self._acceptor is not None:
-            async def close():
-                self._acceptor.close()
-                await self._acceptor.wait_closed()
-
-            asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-            self._acceptor = None
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop.close()
-
-    def __enter__(self) -> EmbeddedSftpServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def airflow_connection(self, login: str) -> str:
         """JSON for ``AIRFLOW_CONN_<ID>`` pointing at this server, host key pinned."""

@@ -29,7 +29,6 @@ import errno
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,8 +37,8 @@ from pathlib import Path
 import asyncssh
 from asyncssh import SFTPAttrs, SFTPNoSuchFile, SFTPPermissionDenied
 
-from cpr_abonnement.devsftp import _host_key
 from cpr_abonnement.pnr import scrub
+from cpr_abonnement.sshserver import BackgroundSshServer
 
 log = logging.getLogger(__name__)
 
@@ -378,29 +377,19 @@ SIGNATURE_ALGS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
                   "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256"]
 
 
-class PickupServer:
+class PickupServer(BackgroundSshServer):
     """``with PickupServer(root, host_key_file, keys=..., events=...) as server: ...``"""
 
     def __init__(self, root: str | Path, *, keys: KeyLookup, events: EventSink | None = None,
                  host: str = "127.0.0.1", port: int = 0,
                  host_key_file: str | Path | None = None,
                  limiter: FailureLimiter | None = None) -> None:
+        super().__init__(thread_name="pickup-sftp", port=port, host_key_file=host_key_file)
         self.root = Path(root).resolve()
         self.keys = keys
         self.events = events
         self.host = host
-        self.requested_port = port
-        self.port = 0
-        self.host_key = _host_key(Path(host_key_file) if host_key_file else None)
         self.limiter = limiter or FailureLimiter()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="pickup-sftp")
-        self._acceptor = None
-
-    @property
-    def host_key_line(self) -> str:
-        return " ".join(self.host_key.export_public_key("openssh").decode().split()[:2])
 
     def _algorithms(self) -> dict:
         def available(wanted: list[str], supported: list[bytes]) -> list[str]:
@@ -416,7 +405,6 @@ class PickupServer:
     def start(self) -> PickupServer:
         _scrub_asyncssh_logs()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
 
         async def listen():
             return await asyncssh.listen(
@@ -428,26 +416,6 @@ class PickupServer:
                 allow_pty=False,
                 login_timeout=30, **self._algorithms())
 
-        self._acceptor = asyncio.run_coroutine_threadsafe(listen(), self._loop).result(10)
-        self.port = self._acceptor.get_port()
+        self._listen(listen)
         log.info("pickup: SFTP on %s:%d, root %s", self.host, self.port, self.root)
         return self
-
-    def stop(self) -> None:
-        if self._acceptor is not None:
-            async def close():
-                self._acceptor.close()
-                await self._acceptor.wait_closed()
-
-            asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-            self._acceptor = None
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop.close()
-
-    def __enter__(self) -> PickupServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
