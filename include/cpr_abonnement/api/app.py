@@ -44,7 +44,7 @@ from sqlalchemy import Engine
 from cpr_abonnement import filters
 from cpr_abonnement.api import soap
 from cpr_abonnement.api.auth import REST, CallContext, CallerIdentity, authorise, authorise_admin
-from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard
+from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard, authenticate
 from cpr_abonnement.errors import (
     FilterInputError,
     NotAuthorised,
@@ -175,14 +175,14 @@ def _engine(request: Request) -> Engine:
     return request.app.state.cpr.engine
 
 
-def _principal(
+async def _principal(
     request: Request,
     auth: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller; for a request with a body :class:`BodyGuard` has already checked it."""
     found = getattr(request.state, PRINCIPAL, None)
     if found is None and auth:
-        found = credentials.authenticate(_engine(request), auth.credentials)
+        found = await authenticate(request.app.state.cpr, auth.credentials)
     if found is None:
         raise HTTPException(401, UNAUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
     return found

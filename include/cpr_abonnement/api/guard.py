@@ -28,6 +28,7 @@ import anyio.to_thread
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
+from cpr_abonnement.api.airflow_access import airflow_principal
 from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Principal
 
@@ -51,6 +52,14 @@ def bearer_token(scope: Scope) -> str | None:
                 return None
             return token.strip()
     return None
+
+
+async def authenticate(state: Any, token: str) -> Principal | None:
+    """The caller a bearer token stands for: one of our API tokens, else (inside
+    Airflow's API server) an Airflow login, whose roles decide (:mod:`.airflow_access`).
+    ``state.engine`` is made on first use, in the worker thread."""
+    found = await anyio.to_thread.run_sync(lambda: credentials.authenticate(state.engine, token))
+    return found if found is not None else await airflow_principal(token)
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -108,9 +117,7 @@ class BodyGuard:
         token = bearer_token(scope)
         if token is None:
             return None
-        state = scope["app"].state.cpr  # the engine is made on first use, in the thread
-        return await anyio.to_thread.run_sync(
-            lambda: credentials.authenticate(state.engine, token))
+        return await authenticate(scope["app"].state.cpr, token)
 
     def _counted(self, receive: Receive) -> Receive:
         """``receive`` that fails with 413 once the body passes the cap."""

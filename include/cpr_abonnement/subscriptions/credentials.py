@@ -29,6 +29,8 @@ PREFIX = "cprsub"
 class Role(StrEnum):
     SUBSCRIBER = "subscriber"
     ADMIN = "admin"
+    #: An Airflow user who may look but not operate (never stored as a token's role).
+    VIEWER = "viewer"
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Principal:
     @property
     def caller(self) -> str:
         """How the audit trail names this caller."""
-        who = self.subscriber_uuid if self.role is Role.SUBSCRIBER else "admin"
+        who = self.subscriber_uuid if self.role is Role.SUBSCRIBER else self.role.value
         return f"api:{who}:{self.label}"
 
 
