@@ -9,7 +9,13 @@ Sets up, under ``var/demo/`` (kept between runs):
   ``pickup-key`` / ``pickup-key.pub``; its files land in ``pickup/demo-pickup/IN/``);
 * a synthetic change extract for the latest CPR delivery day in the inbound folder;
 * an embedded SFTP server (asyncssh, pinned Ed25519 host key) with a folder per
-  subscriber, and an Airflow connection per subscriber;
+  subscriber, and an Airflow connection per subscriber, stored in Airflow's metadata
+  database (Admin → Connections in the UI, editable there) for the UI's SFTP server on
+  port 2222; this command's own run overrides them with environment variables for its
+  server on a free port (Airflow reads environment variables first);
+* a mail sink (:mod:`cpr_abonnement.mailsink`): failure alerts land as ``.eml`` files in
+  ``var/demo/mail/`` (this command runs one while the DAG runs; the UI setup runs it
+  in a terminal of its own on port 2525);
 
 then runs the real DAG ``cpr_abonnement_daily`` for that day with ``dag.test()`` and
 prints what each subscriber received. Then it starts the embedded pick-up SFTP server
@@ -56,6 +62,9 @@ PICKUP_DEMO = ("5e6f7081-92a3-4b4c-8d5e-6f708192a3b4", "Herning Kommune – Sag 
 PICKUP_ACCOUNT = "demo-pickup"
 PICKUP_KEY = WORK / "pickup-key"
 PICKUP_HOST_KEY = WORK / "pickup-host-key"
+MAIL = WORK / "mail"
+#: Who the demo's failure alerts are addressed to (the sink takes any address).
+ALERT_RECIPIENT = "data-engineers@localhost"
 
 
 def environment(work: Path = WORK) -> dict[str, str]:
@@ -75,6 +84,9 @@ def environment(work: Path = WORK) -> dict[str, str]:
         "CPRSUB_PICKUP_ROOT": str(work / "pickup"),
         "CPRSUB_RETRY_DELAY_SECONDS": "2",
         "CPRSUB_SETTLE_SECONDS": "0",  # the demo writes the extract before the run
+        "CPRSUB_ALERT_EMAIL": ALERT_RECIPIENT,
+        # Alert mails link to task logs in the UI of `airflow standalone`.
+        "AIRFLOW__API__BASE_URL": "http://localhost:8080",
         "GX_ANALYTICS_ENABLED": "False",
         # Operators read task logs: the delivery and filter lines are INFO.
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("CPRSUB_DEMO_LOG_LEVEL", "INFO"),
@@ -182,8 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     upgrade(engine)
     _setup_filters(engine, extract)
 
+    from cpr_abonnement import mailsink
+
     with EmbeddedSftpServer(WORK / "sftp", {SFTP_LOGIN: SFTP_PASSWORD},
-                            host_key_file=WORK / "sftp-host-key") as sftp:
+                            host_key_file=WORK / "sftp-host-key") as sftp, \
+            mailsink.running(MAIL) as mail_port:
+        store_connections(ui_sftp_connection(sftp))
+        os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = mailsink.airflow_connection(mail_port)
         conn = sftp.airflow_connection(SFTP_LOGIN)
         for i in range(len(DEMO_SUBSCRIBERS)):
             os.environ[f"AIRFLOW_CONN_SFTP_DEMO_{i}"] = conn
@@ -196,13 +213,52 @@ def main(argv: list[str] | None = None) -> int:
             run = run_dag(day)
     with _output_to(log):  # the servers' connection log lines, like the DAG's
         seen = pickup_login(engine)
-    _write_env_file(env, sftp)
+    _write_env_file(env)
     summary = _summary(engine, day, run.state)
     return _print_pickup_login(seen) or summary
 
 
 UI_SFTP_PORT = 2222
 UI_PICKUP_PORT = 2223
+UI_MAIL_PORT = 2525
+
+
+def connection_ids() -> list[str]:
+    """The demo's push subscribers' Airflow connections, one per subscriber."""
+    return [f"sftp_demo_{i}" for i in range(len(DEMO_SUBSCRIBERS))]
+
+
+def ui_sftp_connection(sftp) -> dict:
+    """The push connection for the UI's SFTP server (port 2222, same login and pinned
+    host key as this command's server)."""
+    conn = json.loads(sftp.airflow_connection(SFTP_LOGIN))
+    conn["port"] = UI_SFTP_PORT
+    return conn
+
+
+def store_connections(conn: dict) -> list[str]:
+    """Create the demo's SFTP connections in Airflow's metadata database, where Admin →
+    Connections shows them and one can edit them (e.g. to break a subscriber's target
+    and see the alert). A connection that is already there is left as the user left
+    it. Returns the ids created."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    created = []
+    with create_session() as session:
+        have = set(session.scalars(Connection.__table__.select()
+                                   .with_only_columns(Connection.conn_id)))
+        for conn_id in connection_ids():
+            if conn_id in have:
+                continue
+            session.add(Connection(
+                conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"],
+                port=conn["port"], login=conn["login"], password=conn["password"],
+                extra=json.dumps(conn.get("extra") or {}),
+                description="CPR Abonnement demo: push target of one demo subscriber "
+                            "(the UI's SFTP server, terminal 1)"))
+            created.append(conn_id)
+    return created
 
 
 @dataclasses.dataclass
@@ -263,15 +319,18 @@ def _list_pickup_inbox(port: int, host_key_line: str) -> list[str]:
             return sorted(sftp.listdir("IN"))
 
 
-def _write_env_file(env: dict[str, str], sftp) -> None:
-    """``var/demo/airflow.env``: the same setup for ``airflow standalone`` (README)."""
-    conn = json.loads(sftp.airflow_connection(SFTP_LOGIN))
-    conn["port"] = UI_SFTP_PORT
+def _write_env_file(env: dict[str, str]) -> None:
+    """``var/demo/airflow.env``: the same setup for ``airflow standalone`` (README). The
+    SFTP connections are in the metadata database (:func:`store_connections`), not here,
+    so the UI shows them; the mail sink's SMTP connection is here."""
+    from cpr_abonnement import mailsink
+
     # `airflow standalone` starts its components as `airflow ...` from PATH.
     lines = [f"export PATH='{Path(sys.executable).parent}':\"$PATH\""]
     lines += [f"export {k}='{v}'" for k, v in env.items()]
-    lines += [f"export AIRFLOW_CONN_SFTP_DEMO_{i}='{json.dumps(conn)}'"
-              for i in range(len(DEMO_SUBSCRIBERS))]
+    lines.append(f"export AIRFLOW_CONN_SMTP_DEFAULT='{mailsink.airflow_connection(UI_MAIL_PORT)}'")
+    lines.append(f"# Mail sink for the UI (alerts as .eml files): .venv/bin/python -m "
+                 f"cpr_abonnement.mailsink --dir {MAIL} --port {UI_MAIL_PORT}")
     lines.append(f"# SFTP for the UI: .venv/bin/python -m cpr_abonnement.devsftp --root "
                  f"{WORK / 'sftp'} --port {UI_SFTP_PORT} --host-key {WORK / 'sftp-host-key'} "
                  f"--user {SFTP_LOGIN}:{SFTP_PASSWORD}")

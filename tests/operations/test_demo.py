@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import smtplib
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +136,57 @@ def test_demo_itself_logs_in_to_the_pickup_server(demo):
     _, terminal = demo
     proof = terminal[terminal.index("demo-pickup logged in with"):]
     assert re.search(r"sftp> ls IN\n  D\d{6}\.L\d{6}\n  D\d{6}\.L\d{6}\.metadata\n", proof)
+
+
+def _sourced(work: Path, command: str) -> subprocess.CompletedProcess:
+    """``command`` in a shell that sourced airflow.env, as the README's terminals do."""
+    script = f"set -a; source '{work / 'airflow.env'}'; set +a; {command}"
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                          timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(work)})
+
+
+def test_sftp_connections_are_in_the_metadata_database_for_admin_connections(demo):
+    """Issue 14, item 5: the UI lists (and edits) only connections stored in Airflow's
+    database, not environment variables: airflow.env must not define them, and Airflow
+    must find them there, pointing at the UI's SFTP server (port 2222)."""
+    work, _ = demo
+    assert "AIRFLOW_CONN_SFTP" not in (work / "airflow.env").read_text()
+    done = _sourced(work, "airflow connections list --output json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    stored = {c["conn_id"]: c for c in json.loads(done.stdout)}
+    for i in range(6):
+        conn = stored[f"sftp_demo_{i}"]  # `connections list` reads the database only
+        assert conn["conn_type"] == "sftp" and conn["port"] == 2222
+        assert "host_key" in conn["extra_dejson"]
+
+
+def test_env_file_mail_sink_writes_alert_mails_as_eml_files(demo):
+    """Issue 14, item 3: the mail sink command airflow.env gives (on a free port) takes
+    a mail sent through Airflow's smtp_default of airflow.env and leaves an .eml file."""
+    work, _ = demo
+    (line,) = [ln for ln in (work / "airflow.env").read_text().splitlines()
+               if ln.startswith("# Mail sink for the UI")]
+    argv = shlex.split(line.split(": ", 1)[1])
+    assert argv[1:3] == ["-m", "cpr_abonnement.mailsink"]
+    assert argv[argv.index("--port") + 1] == "2525"
+    port = free_port()
+    argv[argv.index("--port") + 1] = str(port)
+    argv[0] = sys.executable
+    sink = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert f"mail sink on 127.0.0.1:{port}" in sink.stdout.readline()
+        send = ("python -c \"import json, os; c = json.loads(os.environ["
+                "'AIRFLOW_CONN_SMTP_DEFAULT']); print(c['host'], c['port'], "
+                "os.environ['CPRSUB_ALERT_EMAIL'])\"")
+        done = _sourced(work, send.replace("python", str(sys.executable), 1))
+        assert done.returncode == 0, done.stderr[-2000:]
+        host, smtp_port, to = done.stdout.split()
+        assert (host, smtp_port) == ("127.0.0.1", "2525")
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.sendmail("cpr-abonnement@localhost", [to],
+                          b"Subject: [CPR Abonnement] test\r\n\r\nhello\r\n")
+    finally:
+        sink.terminate()
+        sink.wait(10)
+    (mail,) = (work / "mail").glob("*.eml")
+    assert b"[CPR Abonnement] test" in mail.read_bytes()

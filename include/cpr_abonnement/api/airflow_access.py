@@ -15,6 +15,7 @@ the subscription API run on its own (``cprsub api serve``) knows its own tokens 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
@@ -80,12 +81,14 @@ async def airflow_principal(token: str) -> Principal | None:
     administrator (audited under their Airflow user name), anyone else who may log in
     is a viewer, who may neither administer nor act for an IT system. None when the
     token is not a valid Airflow token or Airflow's auth manager is not running here."""
-    from airflow.api_fastapi.app import get_auth_manager
+    airflow_app = sys.modules.get("airflow.api_fastapi.app")
+    if airflow_app is None:  # not inside Airflow's API server (and no slow import)
+        return None
     from jwt import InvalidTokenError
 
     try:
-        user = await get_auth_manager().get_user_from_token(token)
-    except RuntimeError:  # not inside Airflow's API server: no Airflow logins
+        user = await airflow_app.get_auth_manager().get_user_from_token(token)
+    except RuntimeError:  # Airflow's API code is loaded but its auth manager is not set up
         return None
     except InvalidTokenError:
         return None

@@ -20,7 +20,12 @@ import html
 import logging
 from typing import Any
 
-from cpr_abonnement.errors import CprAbonnementError
+from cpr_abonnement.errors import (
+    ChainBroken,
+    CprAbonnementError,
+    ProductionDateGap,
+    RunDateRefused,
+)
 from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.tasks.run_dates import delivery_day
@@ -30,6 +35,35 @@ log = logging.getLogger(__name__)
 
 def _raw(text: str) -> str:
     return "{% raw %}" + text.replace("{% endraw %}", "") + "{% endraw %}"
+
+
+#: The runbook a newcomer opens from an alert: README.md, "Operating the daily DAG".
+RUNBOOK = "README.md#operating-the-daily-dag"
+#: Runbook step (its bold title in the README) per failing task.
+RUNBOOK_STEPS = {
+    "wait_for_extract": "Extract missing",
+    "parse_and_validate": "Extract rejected",
+    "deliver": "Delivery failed",
+}
+
+
+def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    return isinstance(exc, kind) or isinstance(getattr(exc, "__cause__", None), kind)
+
+
+def runbook_step(task_id: str, exc: BaseException | None) -> str | None:
+    """The runbook step for a failure: by what went wrong where the error says it (a
+    refused run date, a chain gap), else by the task that failed."""
+    if _caused_by(exc, RunDateRefused):
+        return "Run refused at once"
+    if _caused_by(exc, ChainBroken) or _caused_by(exc, ProductionDateGap):
+        return "Gap in the chain"
+    return RUNBOOK_STEPS.get(task_id)
+
+
+def log_link(ti: Any) -> str | None:
+    """The failed try's log in Airflow's UI (``[api] base_url``), as Airflow builds it."""
+    return getattr(ti, "log_url", None)
 
 
 def compose(context: dict[str, Any]) -> tuple[str, str]:
@@ -45,8 +79,7 @@ def compose(context: dict[str, Any]) -> tuple[str, str]:
     # A sensor timeout says nothing about the extract; our own errors (a rejected file, a
     # refused run date, also when re-raised as AirflowFailException) say what happened
     # and must not be reworded into "not received".
-    ours = isinstance(exc, CprAbonnementError) or isinstance(
-        getattr(exc, "__cause__", None), CprAbonnementError)
+    ours = _caused_by(exc, CprAbonnementError)
     if ti.task_id == "wait_for_extract" and "not received" not in error and not ours:
         error = f"extract for {day} not received ({error})"
     what = f"{ti.task_id}" + (f" for {subscriber}" if subscriber else "")
@@ -57,6 +90,9 @@ def compose(context: dict[str, Any]) -> tuple[str, str]:
         f"Subscriber:   {subscriber}" if subscriber else None,
         f"DAG run:      {ti.dag_id} / {ti.run_id}",
         f"Try:          {ti.try_number}",
+        f"Log:          {link}" if (link := log_link(ti)) else None,
+        f"Runbook:      {RUNBOOK}, step \"{step}\"" if (step := runbook_step(ti.task_id, exc))
+        else f"Runbook:      {RUNBOOK}",
         "",
         error,
     ]
@@ -83,8 +119,16 @@ def _mail(settings: Settings, subject: str, body: str, context: dict[str, Any]) 
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     SmtpNotifier(to=list(settings.alert_email), subject=_raw(subject),
-                 html_content=_raw(f"<pre>{html.escape(body)}</pre>"),
+                 html_content=_raw(_html(body, log_link(context["ti"]))),
                  smtp_conn_id=settings.smtp_conn_id)(context)
+
+
+def _html(body: str, link: str | None) -> str:
+    """The mail's HTML: the text as it is, and the log as a link one can click."""
+    text = f"<pre>{html.escape(body)}</pre>"
+    if link:
+        text += f'<p><a href="{html.escape(link, quote=True)}">Open the task log</a></p>'
+    return text
 
 
 def _slack(settings: Settings, subject: str, body: str, context: dict[str, Any]) -> None:

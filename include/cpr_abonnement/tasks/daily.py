@@ -38,6 +38,7 @@ from cpr_abonnement.tasks.payloads import (
     DaySummary,
     DeliveryItem,
     DeliveryResult,
+    NoteRow,
     ReceivedExtract,
 )
 
@@ -204,7 +205,7 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
     day = received.day
     entries = {e.subscriber_uuid: e for e in ledger.entries(engine, received.task_number,
                                                              day)}
-    lines, failed = [], []
+    lines, failed, rows = [], [], []
     for item in items:
         e = entries.get(item.subscriber)
         outcome = e.outcome if e else "NOT_ATTEMPTED"
@@ -213,9 +214,13 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
         lines.append(f"{item.name} ({item.subscriber}): {item.persons} persons, "
                      f"{item.records} records, {outcome}"
                      + (f" after {e.attempts} attempt(s)" if e else ""))
+        rows.append(NoteRow(item.name, outcome, item.persons, item.records,
+                            item.target.mode if item.target else "-",
+                            e.attempts if e else None))
     head = (f"{received.file_name} (produced {day}, previous {received.previous_date}): "
-            f"{received.persons} persons; {len(items) - len(failed)} of {len(items)} "
-            f"subscriber(s) delivered")
+            f"{received.persons} persons; " + (
+                f"{len(items) - len(failed)} of {len(items)} subscriber(s) delivered" if items
+                else DaySummary.no_subscribers(day, first_registration(engine))))
     if any(received.platform_records.values()):
         head += f"; platform records not forwarded: {received.platform_records}"
     if not failed:
@@ -224,7 +229,18 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
     # run (the housekeeping DAG alerts about them).
     from cpr_abonnement.health import late_pickups
 
-    lines += [f"late pick-up: {x.line()}"
-              for x in late_pickups(engine, day, Settings.from_env())]
+    late = [f"late pick-up: {x.line()}" for x in late_pickups(engine, day, Settings.from_env())]
+    lines += late
     log.info("%s\n  %s", head, "\n  ".join(lines))
-    return DaySummary(head, lines, failed, processed=not failed)
+    return DaySummary(head, lines, failed, processed=not failed, rows=rows, remarks=late)
+
+
+def first_registration(engine: Engine) -> dt.datetime | None:
+    """When the first subscriber was registered (None: none is)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from cpr_abonnement.subscriptions.models import Subscriber
+
+    with Session(engine) as s:
+        return s.scalar(select(func.min(Subscriber.created_at)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cpr_abonnement.delivery.base import DeliveryTarget
+from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES
 
 
 @dataclass(frozen=True)
@@ -100,25 +101,103 @@ class DeliveryResult:
         return cls(data["subscriber"], data["outcome"])
 
 
+#: How the note names a delivery mode.
+MODE_NAMES = {"push": "push", "pickup": "pick-up"}
+#: Characters Markdown would read as markup inside a table cell.
+_MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]<>|#"})
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("\n", " ").translate(_MARKDOWN_SPECIAL)
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    """One subscriber's line of the run note."""
+
+    name: str
+    outcome: str
+    persons: int
+    records: int
+    mode: str
+    attempts: int | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome in DELIVERED_OUTCOMES
+
+    def markdown(self) -> str:
+        outcome = self.outcome + (f" after {self.attempts} attempt(s)"
+                                  if self.attempts and not self.delivered else "")
+        return (f"| {_cell(self.name)} | {_cell(outcome)} | {self.persons} | {self.records} "
+                f"| {MODE_NAMES.get(self.mode, _cell(self.mode))} |")
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {"name": self.name, "outcome": self.outcome, "persons": self.persons,
+                "records": self.records, "mode": self.mode, "attempts": self.attempts}
+
+    @classmethod
+    def from_xcom(cls, data: dict[str, Any]) -> NoteRow:
+        return cls(**data)
+
+
+TABLE_HEAD = ("| Subscriber | Outcome | Persons | Records | Mode |\n"
+              "|---|---|---:|---:|---|")
+
+
 @dataclass(frozen=True)
 class DaySummary:
-    """The day's report: one headline, one line per subscriber, who was not delivered."""
+    """The day's report: one headline, one line per subscriber (the task log), the
+    note's table rows, who was not delivered, and lines shown under the table."""
 
     summary: str
     subscribers: list[str]
     failed: list[str]
     processed: bool
+    rows: list[NoteRow] = field(default_factory=list)
+    remarks: list[str] = field(default_factory=list)
 
     def to_xcom(self) -> dict[str, Any]:
         return {"summary": self.summary, "subscribers": list(self.subscribers),
-                "failed": list(self.failed), "processed": self.processed}
+                "failed": list(self.failed), "processed": self.processed,
+                "rows": [r.to_xcom() for r in self.rows], "remarks": list(self.remarks)}
 
     @classmethod
     def from_xcom(cls, data: dict[str, Any]) -> DaySummary:
         return cls(data["summary"], list(data["subscribers"]), list(data["failed"]),
-                   data["processed"])
+                   data["processed"], [NoteRow.from_xcom(r) for r in data.get("rows", [])],
+                   list(data.get("remarks", [])))
+
+    @staticmethod
+    def no_subscribers(day: dt.date, first_registered: dt.datetime | None) -> str:
+        """The headline's end for a day nobody was subscribed on (not "0 of 0")."""
+        if first_registered is None:
+            return "no subscriber is registered yet: nothing to deliver"
+        if first_registered.date() > day:
+            return (f"no subscriber existed yet on {day} (the first was registered on "
+                    f"{first_registered:%Y-%m-%d}): nothing to deliver")
+        return f"no subscriber was active on {day}: nothing to deliver"
 
     def note(self, limit: int = 1000) -> str:
-        """The run's note in the UI: the summary line, then one line per subscriber."""
-        text = "\n".join([self.summary, *self.subscribers])
-        return text if len(text) <= limit else text[: limit - 2] + " …"
+        """The run's note in the UI, which renders Markdown: the headline, then a table
+        with one row per subscriber, those not delivered first. Airflow keeps at most
+        ``limit`` characters, so rows that do not fit are left out whole and counted
+        (the ``report`` task's log has every line)."""
+        rows = sorted(self.rows, key=lambda r: r.delivered)  # stable: failed first
+        tail = "".join(f"\n\n{_cell(r)}" for r in self.remarks)
+        text = _cell(self.summary)
+        if not rows:
+            return _fit(text + tail, limit)
+        text += "\n\n" + TABLE_HEAD
+        for shown, row in enumerate(rows):
+            left = len(rows) - shown
+            more = f"\n\n… and {left} more subscriber(s): see the report task's log"
+            line = "\n" + row.markdown()
+            if len(text) + len(line) + len(more) + len(tail) > limit:
+                return _fit(text + more + tail, limit)
+            text += line
+        return _fit(text + tail, limit)
+
+
+def _fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 2] + " …"
