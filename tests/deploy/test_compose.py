@@ -55,7 +55,9 @@ def test_env_example_names_every_variable_compose_uses():
     example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
                if line and not line.startswith("#")}
     assert used <= example, f"missing from .env.example: {sorted(used - example)}"
-    secrets = ("AIRFLOW_FERNET_KEY=", "AIRFLOW_JWT_SECRET=", "CPRSUB_DEV_SFTP_PASSWORD=")
+    secrets = ("AIRFLOW_FERNET_KEY=", "AIRFLOW_JWT_SECRET=", "CPRSUB_DEV_SFTP_PASSWORD=",
+               "AIRFLOW_API_SECRET_KEY=", "POSTGRES_PASSWORD=", "AIRFLOW_ADMIN_PASSWORD=",
+               "CPRSUB_FILTER_DB_PASSWORD=", "CPRSUB_FILTER_DB_URI=")
     for line in (ROOT / ".env.example").read_text().splitlines():
         if line.startswith(secrets):
             assert line.endswith("="), f"a secret is committed: {line.split('=')[0]}"
@@ -71,3 +73,41 @@ def test_proxy_terminates_mutual_tls_and_is_the_only_trusted_header_source(compo
     template = (ROOT / "deploy/nginx/templates/cpr-abonnement.conf.template").read_text()
     assert "ssl_verify_client      on;" in template
     assert "X-SSL-Client-Cert $ssl_client_escaped_cert;" in template
+
+
+#: Variables that hold a secret or a credential-bearing URL: compose must refuse to start
+#: without them (``${VAR:?message}``), never fall back to a value written in the repo.
+SECRET_VARIABLES = {"POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY",
+                    "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "CPRSUB_FILTER_DB_PASSWORD",
+                    "CPRSUB_FILTER_DB_URI", "CPRSUB_DEV_SFTP_PASSWORD"}
+
+
+def test_no_default_passwords_in_the_compose_file(compose):
+    """Issue 14, item 6: Postgres, the filter database and Airflow's admin come from .env
+    with no working defaults; no literal password in the file."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name in SECRET_VARIABLES:
+        uses = re.findall(r"(?<!\$)\$\{" + name + r"(:?[?-][^}]*)?\}", text)
+        assert uses, f"{name} is not used"
+        assert all(u.startswith(":?") for u in uses), f"{name} has a default or none required"
+    assert "airflow:airflow@" not in text and "cprsub:cprsub" not in text
+    postgres = compose["services"]["postgres"]["environment"]
+    assert postgres["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    init_sql = (ROOT / "deploy" / "postgres-init.sh").read_text()
+    assert "PASSWORD :'password'" in init_sql and "'cprsub'" not in init_sql
+
+
+def test_production_runs_the_fab_auth_manager_and_makes_the_roles(compose):
+    """Issue 14, item 6: FAB (users and roles in the database), not SimpleAuthManager; the
+    init step creates the roles from deploy/airflow_roles.py and the first admin."""
+    env = compose["x-airflow-common"]["environment"]
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == (
+        "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager")
+    assert not [k for k in env if "SIMPLE_AUTH" in k]
+    init = compose["services"]["airflow-init"]
+    script = init["command"][1]
+    assert "python /opt/airflow/deploy/airflow_roles.py" in script
+    assert "airflow users create --role Admin" in script
+    assert "./deploy/airflow_roles.py:/opt/airflow/deploy/airflow_roles.py:ro" in init["volumes"]
+    pins = (ROOT / "constraints.txt").read_text().splitlines()
+    assert "apache-airflow-providers-fab==3.10.2" in pins
