@@ -56,6 +56,8 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
 
 @dag(
     dag_id=DAG_ID,
+    description="Each CPR delivery day: receive and validate the change extract, thin it "
+                "per subscriber, deliver each subscriber its file (SFTP push or pick-up)",
     schedule=CprDeliveryTimetable(at=SETTINGS.delivery_time,
                                   extra_closures=SETTINGS.extra_closures),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),

@@ -26,6 +26,8 @@ from cpr_abonnement.tasks.alerts import failure_alert
 
 @dag(
     dag_id="cpr_pickup_housekeeping",
+    description="Daily: remove pick-up files past retention and alert about subscribers "
+                "who have not fetched their files",
     schedule="0 6 * * *",
     start_date=pendulum.datetime(2025, 1, 1, tz="Europe/Copenhagen"),
     catchup=False,

@@ -57,13 +57,17 @@ class CprDeliveryTimetable(Timetable):
         cal = (DeliveryCalendar.parse(closures) if closures is not None
                else DeliveryCalendar.default(extra=extra_closures))
         self.calendar = cal
-        self.description = (f"CPR delivery days (Mon-Fri except {', '.join(cal.entries())}) "
-                            f"at {at} {timezone}")
+        # The DAG list's schedule tooltip: every closure in words.
+        self.description = (f"CPR delivery days: Monday to Friday except "
+                            f"{closures_in_words(cal)}, at {at} Danish time ({timezone})")
 
     # -- Airflow protocol -------------------------------------------------------------
     @property
     def summary(self) -> str:
-        return f"CPR delivery days {self.at} {self.timezone}"
+        """The DAG list's schedule column: short, so one-off closures beyond a couple
+        are counted rather than listed (the tooltip lists them)."""
+        return f"Mon–Fri except {closures_in_words(self.calendar, list_dates=2)}, at {self.at} " \
+               f"{self.timezone}"
 
     def serialize(self) -> dict[str, Any]:
         return {"at": self.at, "timezone": self.timezone, "closures": self.calendar.entries()}
@@ -131,6 +135,38 @@ class CprDeliveryTimetable(Timetable):
     def latest_due(self, now: pendulum.DateTime) -> dt.date:
         """The latest delivery day whose run time has passed at ``now``."""
         return self.calendar.latest_due(now, self.at, zone=ZoneInfo(self.timezone))
+
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+
+
+def _and(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _days_by_month(days: list[tuple[int, int, int | None]]) -> list[str]:
+    """(month, day, year or None) → ``5 June``, ``24 and 31 December``, ``1 January 2027``:
+    days of one month (and year) together, in calendar order."""
+    groups: dict[tuple[int | None, int], list[int]] = {}
+    for month, day, year in sorted(days, key=lambda d: (d[2] or 0, d[0], d[1])):
+        groups.setdefault((year, month), []).append(day)
+    return [f"{_and([str(d) for d in ds])} {MONTHS[month - 1]}" + (f" {year}" if year else "")
+            for (year, month), ds in groups.items()]
+
+
+def closures_in_words(cal: DeliveryCalendar, list_dates: int | None = None) -> str:
+    """The closures as a reader says them: ``5 June, 24 and 31 December`` for the yearly
+    ones, then the one-off dates (``and 1 January 2027``), or, past ``list_dates`` of
+    them, their number (``and 5 other closed days``)."""
+    text = ", ".join(_days_by_month([(m, d, None) for m, d in cal.recurring])) or "no day"
+    dates = sorted(cal.dates)
+    if not dates:
+        return text
+    if list_dates is not None and len(dates) > list_dates:
+        return f"{text} and {len(dates)} other closed days"
+    return f"{text} and {', '.join(_days_by_month([(d.month, d.day, d.year) for d in dates]))}"
 
 
 class CprTimetablePlugin(AirflowPlugin):

@@ -102,3 +102,11 @@ def test_daily_dag_shape(bag):
     assert deliver.retries >= 2 and deliver.retry_exponential_backoff
     assert deliver.map_index_template == "{{ subscriber_name }}"
     assert dag.get_task("wait_for_extract").mode == "reschedule"
+
+
+def test_every_dag_says_what_it_does_in_the_dag_list(bag):
+    """Issue 14, item 5: the DAG list shows ``description`` under the DAG's name; the
+    long ``doc_md`` is only on the DAG's page."""
+    for dag_id, dag in bag.dags.items():
+        assert dag.description, f"{dag_id} has no description"
+        assert len(dag.description) <= 150 and "\n" not in dag.description, dag_id

@@ -61,7 +61,22 @@ def test_extra_closures_are_data_and_survive_serialization():
     back = CprDeliveryTimetable.deserialize(data)
     assert back.serialize() == data
     assert runs(back, dt.date(2026, 12, 22), dt.date(2027, 1, 5)) == got
-    assert back.summary == "CPR delivery days 20:30 Europe/Copenhagen"
+    assert back.summary == ("Mon–Fri except 5 June, 24, 25 and 31 December and 1 January "
+                            "2027, at 20:30 Europe/Copenhagen")
+
+
+def test_the_schedule_reads_like_a_sentence():
+    """Issue 14, item 5: the DAG list's schedule and its tooltip name the days in words,
+    not ``--06-05``."""
+    tt = CprDeliveryTimetable()
+    assert tt.summary == "Mon–Fri except 5 June, 24 and 31 December, at 21:00 Europe/Copenhagen"
+    assert tt.description == ("CPR delivery days: Monday to Friday except 5 June, 24 and 31 "
+                              "December, at 21:00 Danish time (Europe/Copenhagen)")
+    many = CprDeliveryTimetable(extra_closures=[f"2027-05-{d:02d}" for d in range(3, 8)])
+    assert "--" not in many.summary and "--" not in many.description
+    assert many.summary == ("Mon–Fri except 5 June, 24 and 31 December and 5 other closed "
+                            "days, at 21:00 Europe/Copenhagen")
+    assert "and 3, 4, 5, 6 and 7 May 2027" in many.description
 
 
 @pytest.mark.parametrize(("d", "utc_hour"), [
