@@ -84,6 +84,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.set_defaults(handler=subscriber_add)
     _identity_commands(subs)
     _delivery_commands(subs)
+    upd = subs.add_parser("update", help="re-point an IT system: name, serves, SFTP "
+                                         "connection, remote dir (only those given change)")
+    _db(upd)
+    upd.add_argument("--uuid", required=True)
+    upd.add_argument("--name")
+    upd.add_argument("--serves")
+    upd.add_argument("--sftp-conn-id", help="Airflow connection id of the push target")
+    upd.add_argument("--remote-dir", help="directory on that SFTP server")
+    upd.set_defaults(handler=subscriber_update)
     ls = subs.add_parser("list", help="list subscribers")
     _db(ls)
     ls.add_argument("--json", action="store_true")
@@ -249,6 +258,17 @@ def subscriber_add(args: argparse.Namespace) -> int:
                                          pickup_account=args.pickup_user,
                                          ssh_keys=[k.read_bytes() for k in args.ssh_key])
     print(f"ADDED {info.uuid} {info.name}")
+    return 0
+
+
+def subscriber_update(args: argparse.Namespace) -> int:
+    done = _service(args).update_subscriber(args.uuid, name=args.name, serves=args.serves,
+                                            sftp_conn_id=args.sftp_conn_id,
+                                            remote_dir=args.remote_dir)
+    info = done.info
+    what = f": {', '.join(done.changed)}" if done.changed else ""
+    print(f"{'UPDATED' if done.changed else 'UNCHANGED'} {info.uuid} {info.name}{what} "
+          f"({_delivery_line(info)})")
     return 0
 
 

@@ -199,6 +199,18 @@ class Registration:
     owner: str | None = None
 
 
+@dataclass(frozen=True)
+class SubscriberUpdate:
+    """What :meth:`SubscriptionService.update_subscriber` did: the subscriber as it now
+    is and the fields that changed (none: it already was so)."""
+
+    info: SubscriberInfo
+    changed: list[str]
+
+    def describe(self) -> str:
+        return f"UPDATED: {', '.join(self.changed)}" if self.changed else "UNCHANGED"
+
+
 def utcnow() -> dt.datetime:
     """This process's clock as naive UTC; for stamps no snapshot depends on."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -572,6 +584,43 @@ class SubscriptionService:
                             {}, "CHANGED" if changed else "UNCHANGED", now)
                 return SubscriberInfo.of(s, sub)
         raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
+
+    def update_subscriber(self, uuid: str, *, name: str | None = None,
+                          serves: str | None = None, sftp_conn_id: str | None = None,
+                          remote_dir: str | None = None) -> SubscriberUpdate:
+        """Re-point an IT system: its name, what it serves, its push target (Airflow
+        connection id, remote directory). Only the fields given change; filters,
+        credentials, keys and history stay. Audited ``UpdateSubscriber`` with the
+        values before and after, so the trail says what changed when."""
+        def validate() -> dict[str, str]:
+            wanted = {"name": name.strip() if name is not None else None, "serves": serves,
+                      "sftp_conn_id": sftp_conn_id,
+                      "remote_dir": rules.remote_dir(remote_dir) if remote_dir is not None
+                      else None}
+            if name is not None and not wanted["name"]:
+                raise InvalidSubscriber("a subscriber needs a name")
+            if sftp_conn_id is not None and not sftp_conn_id.strip():
+                raise InvalidSubscriber("an SFTP connection id may not be empty")
+            given = {k: v for k, v in wanted.items() if v is not None}
+            if not given:
+                raise InvalidSubscriber("nothing to update: give a name, serves, an SFTP "
+                                        "connection id or a remote dir")
+            return given
+
+        def apply(s: Session, sub: Subscriber, given: dict[str, str], now: dt.datetime
+                  ) -> SubscriberUpdate:
+            before = {k: getattr(sub, k) for k in given}
+            changed = [k for k, v in given.items() if before[k] != v]
+            for key in changed:
+                setattr(sub, key, given[key])
+            audit_arguments["before"] = before
+            return SubscriberUpdate(SubscriberInfo.of(s, sub), changed)
+
+        audit_arguments: dict[str, Any] = {"after": {
+            "name": name, "serves": serves, "sftp_conn_id": sftp_conn_id,
+            "remote_dir": remote_dir}}
+        return self._run(uuid, "UpdateSubscriber", audit_arguments, validate, apply,
+                         SubscriberUpdate.describe)
 
     def subscribers(self, *, active_only: bool = False) -> list[SubscriberInfo]:
         with Session(self.engine) as s:
