@@ -151,13 +151,14 @@ def test_sftp_connections_are_in_the_metadata_database_for_admin_connections(dem
     must find them there, pointing at the UI's SFTP server (port 2222)."""
     work, _ = demo
     assert "AIRFLOW_CONN_SFTP" not in (work / "airflow.env").read_text()
-    done = _sourced(work, "airflow connections list --output json")
+    export = work / "connections.json"  # `connections export` reads the database only
+    done = _sourced(work, f"airflow connections export '{export}' --file-format json")
     assert done.returncode == 0, done.stderr[-2000:]
-    stored = {c["conn_id"]: c for c in json.loads(done.stdout)}
+    stored = json.loads(export.read_text())
     for i in range(6):
-        conn = stored[f"sftp_demo_{i}"]  # `connections list` reads the database only
+        conn = stored[f"sftp_demo_{i}"]
         assert conn["conn_type"] == "sftp" and conn["port"] == 2222
-        assert "host_key" in conn["extra_dejson"]
+        assert "host_key" in json.loads(conn["extra"])
 
 
 def test_env_file_mail_sink_writes_alert_mails_as_eml_files(demo):

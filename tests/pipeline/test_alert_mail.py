@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import select
 
 from cpr_abonnement import mailsink
 from cpr_abonnement.tasks.alerts import RUNBOOK
@@ -72,7 +73,16 @@ def test_a_failed_delivery_leaves_an_eml_linking_the_log_and_the_runbook(deploym
         (ti,) = [t for t in run.get_task_instances(session=s)
                  if t.task_id == "deliver" and t.rendered_map_index == "Odense Sag"]
         index, tries = ti.map_index, ti.try_number
+        # Issue 14, item 5: the name is kept while the task is up for retry. Airflow
+        # records the TI as it stood up for retry in its history when the retry starts.
+        from airflow.models.taskinstancehistory import TaskInstanceHistory as History
+
+        first = [(name, str(state)) for name, state in s.execute(
+            select(History.rendered_map_index, History.state).where(
+                History.run_id == run.run_id, History.task_id == "deliver",
+                History.map_index == index))]
     assert isinstance(ti, TaskInstance) and tries == 2  # one retry, then the alert
+    assert first == [("Odense Sag", "up_for_retry")]
     log = (f"http://localhost:8080/dags/cpr_abonnement_daily/runs/{quote(run.run_id)}"
            f"/tasks/deliver/mapped/{index}?try_number={tries}")
     assert f"Log:          {log}" in html
