@@ -7,7 +7,9 @@ naming the delivery day, the task, the subscriber (for deliveries) and the error
 the same text to Slack when the Slack Incoming Webhook connection exists (Slack is
 optional: most government deployments have mail only). PNR-shaped numbers are masked
 before anything leaves the process. Each channel is tried on its own, so a Slack
-outage never swallows the mail and vice versa.
+outage never swallows the mail and vice versa. Each alert links to the failed try's log
+in Airflow's UI (``[api] base_url``) and names the README runbook step to follow, so
+the person on duty goes from the mail to the log and the fix.
 
 A new notifier is built per call: notifiers render their templates in place, so one
 shared instance would repeat the first alert's subject. Our texts are wrapped in
