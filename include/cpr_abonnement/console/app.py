@@ -37,8 +37,10 @@ class _State:
     """The console's database engine, opened on the first request (not at import:
     Airflow imports plugins in processes that never serve the console)."""
 
-    def __init__(self, factory: Callable[[], Engine]) -> None:
+    def __init__(self, factory: Callable[[], Engine],
+                 clock: Callable[[], dt.datetime] | None) -> None:
         self.factory = factory
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     @cached_property
     def engine(self) -> Engine:
@@ -66,9 +68,11 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
     """
     app = FastAPI(title="CPR Abonnement operator console", docs_url=None, redoc_url=None,
                   openapi_url=None, dependencies=[Depends(access)])
-    state = _State(engine_factory)
+    state = app.state.console = _State(engine_factory, clock)
     env = _templates()
-    now = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    def now() -> dt.datetime:
+        return state.clock()
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         html = env.get_template(f"{name}.html").render(
