@@ -9,6 +9,7 @@ the page embeds it inline and a test can count its bars.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -28,8 +29,18 @@ def human(value: float, unit: str = "") -> str:
 
 
 def _scale_max(values: Sequence[float]) -> float:
+    """The axis top: the largest value rounded up to 1, 2, 4, 5 or 8 × 10ⁿ, so the four
+    grid lines fall on round numbers (``_scale_max([7]) == 8``, grid at 2, 4, 6, 8); at
+    least 4, so small counts are not labelled in fractions.
+
+    >>> [_scale_max([v]) for v in (0, 1, 7, 9.5, 120, 9500)]
+    [4, 4, 8, 10, 200, 10000]
+    """
     top = max(values, default=0)
-    return top if top > 0 else 1
+    if top <= 4:
+        return 4
+    scale = 10 ** math.floor(math.log10(top))
+    return next(m * scale for m in (1, 2, 4, 5, 8, 10) if m * scale >= top)
 
 
 def _frame(title: str, body: list[str], top: float, unit: str) -> str:
