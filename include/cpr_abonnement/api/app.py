@@ -272,6 +272,13 @@ def _bulk_model(ftype: FilterType) -> type[_Call]:
                                                max_length=MAX_BULK_PNRS))})
 
 
+def _summary(ftype: FilterType, operation: str) -> str:
+    """The operation's one-line title in the docs (instead of FastAPI's ``Addpnr...``)."""
+    what = (f"{ftype.label} (bulk)" if operation.endswith("s")
+            else ftype.noun if ftype.arguments else ftype.label)
+    return f"{'Add' if operation.startswith('Add') else 'Remove'} {what}"
+
+
 def _describe(ftype: FilterType, operation: str) -> str:
     """What an Add/Remove operation does, in the words of a subscribing IT system."""
     plural = operation.endswith("s")
@@ -300,6 +307,7 @@ def _single_route(ftype: FilterType, operation: str, method: Callable[..., Any])
         return _outcome(method(svc, system, ftype,
                                *(getattr(call, a.api) for a in ftype.arguments)))
     ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
+                      summary=_summary(ftype, operation),
                       description=_describe(ftype, operation))
 
 
@@ -312,6 +320,7 @@ def _bulk_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -
         bulk = method(svc, system, ftype, getattr(call, field))
         return BulkOut(counts=bulk.counts, results=bulk.results)
     ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
+                      summary=_summary(ftype, operation),
                       description=_describe(ftype, operation))
 
 
@@ -329,7 +338,7 @@ for _type in filters.TYPES:
     _filter_routes(_type)
 
 
-@ops.post("/RemoveAll", name="RemoveAll")
+@ops.post("/RemoveAll", name="RemoveAll", summary="Remove all filters of one group")
 def remove_all(call: RemoveAllCall, who: Caller, request: Request) -> RemovedOut:
     """Remove every filter of one group (`filterGroup`) from your IT system at once;
     answers how many were removed (0 is not an error)."""
@@ -337,7 +346,7 @@ def remove_all(call: RemoveAllCall, who: Caller, request: Request) -> RemovedOut
     return RemovedOut(removed=svc.remove_all(system, call.filterGroup))
 
 
-@ops.post("/GetAllFilters", name="GetAllFilters")
+@ops.post("/GetAllFilters", name="GetAllFilters", summary="Get all filters")
 def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request) -> dict[str, Any]:
     """Every filter of your IT system in force now, or at `asOf` (history is kept): age
     ranges, municipality codes, event codes, PNRs, and whether *no filter* is on."""
