@@ -10,6 +10,7 @@ command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/
 [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
+[[ -x /usr/bin/chromium ]] || need+=(chromium)  # the console's browser tests (Playwright)
 if ((${#need[@]})); then
     echo "installing ${need[*]} for the tests" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -27,6 +27,25 @@ CREATE INDEX ix_audit_at ON audit (at);
 
 CREATE INDEX ix_audit_subscriber_uuid ON audit (subscriber_uuid);
 
+CREATE TABLE extract_check (
+	id SERIAL NOT NULL,
+	checked_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	file_name VARCHAR(100) NOT NULL,
+	verdict VARCHAR(16) NOT NULL,
+	task_number VARCHAR(6),
+	production_date DATE,
+	previous_date DATE,
+	size_bytes BIGINT NOT NULL,
+	persons INTEGER,
+	records INTEGER,
+	problems TEXT NOT NULL,
+	expectations TEXT NOT NULL,
+	quarantined_to VARCHAR(500),
+	CONSTRAINT pk_extract_check PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_extract_check_checked_at ON extract_check (checked_at);
+
 CREATE TABLE extract_run (
 	id SERIAL NOT NULL,
 	task_number VARCHAR(6) NOT NULL,
@@ -116,6 +135,7 @@ CREATE TABLE delivery (
 	picked_up_at TIMESTAMP WITHOUT TIME ZONE,
 	removed_at TIMESTAMP WITHOUT TIME ZONE,
 	removed_by VARCHAR(16),
+	size_bytes BIGINT,
 	CONSTRAINT pk_delivery PRIMARY KEY (id),
 	CONSTRAINT uq_delivery_extract_run_id_subscriber_uuid UNIQUE (extract_run_id, subscriber_uuid),
 	CONSTRAINT fk_delivery_extract_run_id_extract_run FOREIGN KEY(extract_run_id) REFERENCES extract_run (id)

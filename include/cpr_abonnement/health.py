@@ -108,6 +108,17 @@ class LatePickup:
                 f"for {self.delivery_days} delivery day(s)")
 
 
+def pickup_cutoff(day: dt.date, settings: Settings) -> dt.date:
+    """The newest production date whose file, still not picked up on ``day``, is late:
+    ``CPRSUB_PICKUP_ALERT_DAYS`` delivery days before ``day`` (one rule for the health
+    check and the operator console)."""
+    calendar = settings.calendar()
+    cutoff = day
+    for _ in range(settings.pickup_alert_days):
+        cutoff = calendar.previous_delivery_day(cutoff)
+    return cutoff
+
+
 def late_pickups(engine: Engine, day: dt.date, settings: Settings) -> list[LatePickup]:
     """Active pick-up subscribers with a delivered data file, neither downloaded nor
     removed, produced ``CPRSUB_PICKUP_ALERT_DAYS`` or more delivery days before ``day``
@@ -115,9 +126,7 @@ def late_pickups(engine: Engine, day: dt.date, settings: Settings) -> list[LateP
     from cpr_abonnement.pickup.accounts import PICKUP
 
     calendar = settings.calendar()
-    cutoff = day
-    for _ in range(settings.pickup_alert_days):
-        cutoff = calendar.previous_delivery_day(cutoff)
+    cutoff = pickup_cutoff(day, settings)
     waiting = (
         select(Subscriber.uuid, Subscriber.name, Subscriber.pickup_account,
                func.min(ExtractRun.production_date), func.count(Delivery.id))

@@ -44,6 +44,7 @@ from sqlalchemy import Engine
 from cpr_abonnement import filters
 from cpr_abonnement.api import soap
 from cpr_abonnement.api.auth import REST, CallContext, CallerIdentity, authorise, authorise_admin
+from cpr_abonnement.api.docs import mount_offline_docs
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard, authenticate
 from cpr_abonnement.errors import (
     FilterInputError,
@@ -64,6 +65,27 @@ from cpr_abonnement.subscriptions.service import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The API's description in Swagger UI and ReDoc, for developers of subscribing IT systems.
+OVERVIEW = """
+Register which persons your IT system wants to hear about. Every CPR delivery day the
+service sends your system one file in CPR's own change-extract format, holding every
+record of each person that matches at least one of your filters (PNR, age range,
+municipality code, event code, or *no filter* for everyone).
+
+**Authentication.** Send `Authorization: Bearer <token>` with the token issued to your
+IT system by the service operator. Every call carries an `invocationContext` whose
+`userSystemUUID` is your own IT system's UUID; naming another system is refused (403).
+
+**Results.** Operations answer with SF6002's result words (`ADDED`, `ALREADY_EXISTED`,
+`REMOVED`, `NON_EXISTING`...). Adding a filter that is already in force is not an error.
+A change takes effect from the next extract processed after it; files already produced
+never change. Invalid input is answered 422 with the rule it breaks, and nothing is
+stored. CPR numbers are never echoed back in errors.
+
+The same operations are offered as the SF6002 SOAP service (mutual TLS) under
+`/service/CPRSubscription/CPRSubscription/1/`.
+"""
 EXAMPLE_UUID = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 #: PNRs per bulk call: 1,000,000 as JSON is about 14 MB, within the default body cap.
 MAX_BULK_PNRS = 1_000_000
@@ -250,6 +272,33 @@ def _bulk_model(ftype: FilterType) -> type[_Call]:
                                                max_length=MAX_BULK_PNRS))})
 
 
+def _summary(ftype: FilterType, operation: str) -> str:
+    """The operation's one-line title in the docs (instead of FastAPI's ``Addpnr...``)."""
+    what = (f"{ftype.label} (bulk)" if operation.endswith("s")
+            else ftype.noun if ftype.arguments else ftype.label)
+    return f"{'Add' if operation.startswith('Add') else 'Remove'} {what}"
+
+
+def _describe(ftype: FilterType, operation: str) -> str:
+    """What an Add/Remove operation does, in the words of a subscribing IT system."""
+    plural = operation.endswith("s")
+    what = (f"a list of {ftype.label}" if plural
+            else f"one {ftype.noun} filter" if ftype.arguments
+            else f"the *{ftype.label}* subscription (every person of each extract)")
+    args = "; ".join(f"`{a.api}`: {a.help}" for a in ftype.arguments)
+    if operation.startswith("Add"):
+        text = (f"Subscribe your IT system to {what}. From the next delivery day, persons "
+                f"it matches are in your file. Answers `ADDED`, or `ALREADY_EXISTED` when "
+                f"it was already in force (not an error).")
+    else:
+        text = (f"Stop subscribing to {what}. From the next delivery day, persons it "
+                f"matched are no longer selected by it. Answers `REMOVED`, or "
+                f"`{ftype.missing}` when it was not in force.")
+    if plural:
+        text += " One transaction: counts per result and one result per value, in order."
+    return text + (f"\n\n{args}" if args else "")
+
+
 def _single_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -> None:
     body = _call_model(ftype)
 
@@ -257,7 +306,9 @@ def _single_route(ftype: FilterType, operation: str, method: Callable[..., Any])
         svc, system = _service(request, who, call)
         return _outcome(method(svc, system, ftype,
                                *(getattr(call, a.api) for a in ftype.arguments)))
-    ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation)
+    ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
+                      summary=_summary(ftype, operation),
+                      description=_describe(ftype, operation))
 
 
 def _bulk_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -> None:
@@ -268,7 +319,9 @@ def _bulk_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -
         svc, system = _service(request, who, call)
         bulk = method(svc, system, ftype, getattr(call, field))
         return BulkOut(counts=bulk.counts, results=bulk.results)
-    ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation)
+    ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
+                      summary=_summary(ftype, operation),
+                      description=_describe(ftype, operation))
 
 
 def _filter_routes(ftype: FilterType) -> None:
@@ -285,14 +338,18 @@ for _type in filters.TYPES:
     _filter_routes(_type)
 
 
-@ops.post("/RemoveAll", name="RemoveAll")
+@ops.post("/RemoveAll", name="RemoveAll", summary="Remove all filters of one group")
 def remove_all(call: RemoveAllCall, who: Caller, request: Request) -> RemovedOut:
+    """Remove every filter of one group (`filterGroup`) from your IT system at once;
+    answers how many were removed (0 is not an error)."""
     svc, system = _service(request, who, call)
     return RemovedOut(removed=svc.remove_all(system, call.filterGroup))
 
 
-@ops.post("/GetAllFilters", name="GetAllFilters")
+@ops.post("/GetAllFilters", name="GetAllFilters", summary="Get all filters")
 def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request) -> dict[str, Any]:
+    """Every filter of your IT system in force now, or at `asOf` (history is kept): age
+    ranges, municipality codes, event codes, PNRs, and whether *no filter* is on."""
     svc, system = _service(request, who, call)
     return svc.get_all_filters(system, call.asOf).to_dict()
 
@@ -409,7 +466,9 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
         certificate; default from ``CPRSUB_API_CLIENT_CERT_HEADER`` /
         ``CPRSUB_API_TRUSTED_PROXIES`` (else only from our own TLS connection).
     """
-    app = FastAPI(title="CPR Abonnement subscriptions", version="1", description=__doc__)
+    app = FastAPI(title="CPR Abonnement subscriptions", version="1", description=OVERVIEW,
+                  docs_url=None, redoc_url=None)
+    mount_offline_docs(app)
     app.state.cpr = _State(engine_factory or _default_engine)
     settings = Settings.from_env()
     cap = max_body_bytes or settings.api_max_body_bytes

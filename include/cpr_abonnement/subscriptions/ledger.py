@@ -42,6 +42,7 @@ class LedgerEntry:
     picked_up_at: dt.datetime | None = None
     removed_at: dt.datetime | None = None
     removed_by: str | None = None
+    size_bytes: int | None = None
 
 
 def start_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
@@ -63,12 +64,14 @@ def start_delivery(engine: Engine, *, task_number: str, production_date: dt.date
 def finish_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
                     subscriber_uuid: str, file_name: str, sha256: str, persons: int,
                     records: int, target: str, outcome: str, detail: str,
-                    now: dt.datetime) -> LedgerEntry:
-    """Record how the attempt counted by :func:`start_delivery` ended (not counted again)."""
+                    now: dt.datetime, size_bytes: int | None = None) -> LedgerEntry:
+    """Record how the attempt counted by :func:`start_delivery` ended (not counted again);
+    ``size_bytes`` of the data file once delivered (kept when a later call has none)."""
+    size = {} if size_bytes is None else {"size_bytes": size_bytes}
     return _write(engine, task_number=task_number, production_date=production_date,
                   subscriber_uuid=subscriber_uuid, file_name=file_name, sha256=sha256,
                   persons=persons, records=records, target=target, outcome=outcome,
-                  detail=detail, now=now, count=False)
+                  detail=detail, now=now, count=False, **size)
 
 
 def record_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
@@ -144,7 +147,8 @@ def entries(engine: Engine, task_number: str, production_date: dt.date) -> list[
 def _entry(row: Delivery) -> LedgerEntry:
     return LedgerEntry(row.subscriber_uuid, row.file_name, row.sha256, row.persons, row.records,
                        row.target, row.attempts, row.outcome, row.detail, row.delivered_at,
-                       row.available_at, row.picked_up_at, row.removed_at, row.removed_by)
+                       row.available_at, row.picked_up_at, row.removed_at, row.removed_by,
+                       row.size_bytes)
 
 
 #: Pick-up events and the ledger column each sets (the first time only).

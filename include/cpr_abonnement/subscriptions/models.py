@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -273,11 +274,43 @@ class Delivery(Base):
     #: (``subscriber`` or ``retention``).
     removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     removed_by: Mapped[str | None] = mapped_column(String(16))
+    #: Bytes of the delivered data file (set when an attempt ends delivered; None before).
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         UniqueConstraint("extract_run_id", "subscriber_uuid",
                          name="uq_delivery_extract_run_id_subscriber_uuid"),
     )
+
+
+class ExtractCheck(Base):
+    """One examination of an inbound extract: what it was, and what the checks said.
+
+    Written when ``parse_and_validate`` judges a file, whether it is accepted, rejected
+    (quarantined) or held by a chain gap, so the operator console can show rejected
+    extracts (which never get an :class:`ExtractRun`) with their broken rules, and the
+    great-expectations results of every extract. ``problems`` and ``expectations`` are
+    JSON lists whose texts are masked (a PNR only ever as ``010190-****``).
+    """
+
+    __tablename__ = "extract_check"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    file_name: Mapped[str] = mapped_column(String(100))
+    #: ``accepted``, ``rejected`` (quarantined) or ``held`` (valid, but a chain gap).
+    verdict: Mapped[str] = mapped_column(String(16))
+    task_number: Mapped[str | None] = mapped_column(String(6))
+    production_date: Mapped[dt.date | None] = mapped_column(Date)
+    previous_date: Mapped[dt.date | None] = mapped_column(Date)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    persons: Mapped[int | None] = mapped_column(Integer)
+    records: Mapped[int | None] = mapped_column(Integer)
+    #: Broken rules: ``[{"rule", "count", "line", "record_type", "field", "message"}]``.
+    problems: Mapped[str] = mapped_column(Text, default="[]")
+    #: GX results: ``[{"name", "column", "success", "unexpected", "examples"}]``.
+    expectations: Mapped[str] = mapped_column(Text, default="[]")
+    quarantined_to: Mapped[str | None] = mapped_column(String(500))
 
 
 class FilterLock(Base):

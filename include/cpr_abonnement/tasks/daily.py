@@ -24,8 +24,9 @@ from cpr_abonnement.errors import (
     MissingDeliveryTarget,
 )
 from cpr_abonnement.extract import index_store
-from cpr_abonnement.extract.expectations import run_expectations
+from cpr_abonnement.extract.expectations import QualityReport, run_expectations
 from cpr_abonnement.extract.index import scan
+from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.extract.validation import chain_gap, summarise, violations
 from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.inbound import open_location
@@ -33,7 +34,8 @@ from cpr_abonnement.inbound.quarantine import quarantine
 from cpr_abonnement.pnr import mask, scrub
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
-from cpr_abonnement.subscriptions import extract_runs, ledger
+from cpr_abonnement.subscriptions import extract_checks, extract_runs, ledger
+from cpr_abonnement.subscriptions.extract_checks import CheckRecord, Expectation, Problem
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
     DeliveryItem,
@@ -61,13 +63,17 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
     local.parent.mkdir(parents=True, exist_ok=True)
     open_location(settings.inbound).fetch(name, local)
 
+    size = local.stat().st_size
     try:
         index = scan(local, digest=True)
     except ExtractError as exc:  # not line-based at all
         where = quarantine(settings, name, [str(exc)])
         local.unlink(missing_ok=True)
+        _record_check(engine, name, extract_checks.REJECTED, size=size, index=None,
+                      problems=[Problem.of("line-based text", exc)], quarantined_to=where)
         raise ExtractRejected(f"{name} rejected, moved to {where}: {exc}") from exc
-    problems = [summarise(v) for v in violations(index, expect_date=day)]
+    broken = violations(index, expect_date=day)
+    problems = [summarise(v) for v in broken]
     report = run_expectations(index) if not problems else None
     for outcome in report.warnings if report else []:
         log.warning("data quality (within tolerance): %s", outcome)
@@ -76,6 +82,10 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
             [f"data quality: {o}" for o in report.failures] if report else [])
         where = quarantine(settings, name, lines)
         local.unlink(missing_ok=True)
+        _record_check(engine, name, extract_checks.REJECTED, size=size, index=index,
+                      problems=[Problem.of(v.rule, p, v.count)
+                                for v, p in zip(broken, problems, strict=True)],
+                      report=report, quarantined_to=where)
         raise ExtractRejected(
             f"{name} rejected ({len(lines)} problem(s)), moved to {where}:\n  - "
             + "\n  - ".join(lines))
@@ -84,12 +94,17 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
     start = index.start_record()
     last = extract_runs.last_processed(engine, start.task_number, before=day)
     gap = chain_gap(start, last.production_date if last else None)
+    chain = [Problem.of("production-date chain", gap)] if gap is not None else []
     if gap is not None:
         message = (f"{name}: {gap.detail}. Backfill the missing day(s), or re-run with the "
                    f"param allow_gap=true to accept the gap.")
         if not allow_gap:
+            _record_check(engine, name, extract_checks.HELD, size=size, index=index,
+                          problems=chain, report=report)
             raise ChainBroken(message)
         log.warning("chain gap accepted by allow_gap: %s", message)
+    _record_check(engine, name, extract_checks.ACCEPTED, size=size, index=index,
+                  problems=chain, report=report)
     # The filter step works from this index: one scan per run (extract/index_store.py).
     saved = index_store.save(index)
     if not is_local(target):
@@ -100,6 +115,25 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
         task_number=start.task_number, previous_date=start.previous_date,
         persons=len(index.persons), records=index.person_records,
         platform_records=dict(index.platform_records))
+
+
+def _record_check(engine: Engine, name: str, verdict: str, *, size: int,
+                  index: ExtractIndex | None, problems: list[Problem],
+                  report: QualityReport | None = None, quarantined_to: str | None = None
+                  ) -> None:
+    """Keep the verdict for the operator console (:mod:`.extract_checks`)."""
+    start = index.start if index is not None else None
+    extract_checks.record(engine, CheckRecord(
+        file_name=name, verdict=verdict, size_bytes=size,
+        checked_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        task_number=start.task_number if start else None,
+        production_date=start.production_date if start else None,
+        previous_date=start.previous_date if start else None,
+        persons=len(index.persons) if index is not None else None,
+        records=index.person_records if index is not None else None,
+        problems=tuple(problems), quarantined_to=quarantined_to,
+        expectations=tuple(Expectation(o.name, o.column, o.success, o.unexpected,
+                                       o.examples) for o in (report.outcomes if report else ()))))
 
 
 def _log_platform_records(index) -> None:
@@ -162,8 +196,9 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> Deli
                target=target, now=now)
     ledger.start_delivery(engine, **row)
 
-    def record(outcome: str, detail: str) -> None:
-        ledger.finish_delivery(engine, **row, outcome=outcome, detail=scrub(detail))
+    def record(outcome: str, detail: str, size_bytes: int | None = None) -> None:
+        ledger.finish_delivery(engine, **row, outcome=outcome, detail=scrub(detail),
+                               size_bytes=size_bytes)
 
     try:
         mode = _mode_of(item)
@@ -179,7 +214,8 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> Deli
         record("FAILED", f"{type(exc).__name__}: {exc}")
         raise
     outcome = "ALREADY_DELIVERED" if all(o.already_there for o in outcomes) else "DELIVERED"
-    record(outcome, ", ".join(f"{o.name} ({o.nbytes} bytes)" for o in outcomes))
+    record(outcome, ", ".join(f"{o.name} ({o.nbytes} bytes)" for o in outcomes),
+           size_bytes=next((o.nbytes for o in outcomes if o.name == item.file_name), None))
     log.info("delivery subscriber=%s file=%s records=%d sha256=%s outcome=%s target=%s",
              item.subscriber, item.file_name, item.records, item.sha256, outcome, target)
     return DeliveryResult(item.subscriber, outcome)

@@ -1,0 +1,69 @@
+"""The operator console's two questions to Airflow: may this caller see it, and where is
+each delivery's task log.
+
+:func:`console_access` is the one authorisation check of the console (pages, JSON,
+plots). It asks the configured auth manager (Simple, FAB, Keycloak...) through
+Airflow's own FastAPI dependency, so the console follows the deployment's users and
+roles: whoever may read the daily DAG's runs may read the console; anyone else gets 403,
+and a request without a valid Airflow session or token 401.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+#: The daily DAG, whose read permission opens the console.
+DAG_ID = "cpr_abonnement_daily"
+#: Its mapped per-subscriber delivery task (map index named after the subscriber).
+DELIVER_TASK = "deliver"
+
+
+def console_access() -> Callable[..., Any]:
+    """A FastAPI dependency: the caller must be authenticated by Airflow and allowed to
+    read the runs of :data:`DAG_ID` (``requires_access_dag("GET", RUN)``)."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    return requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=DAG_ID)
+
+
+def deliver_task_links(days: list[dt.date]) -> Mapping[tuple[dt.date, str], str]:
+    """``(delivery day, subscriber name)`` → the UI path of that day's latest ``deliver``
+    task instance for the subscriber, whose default tab is its log.
+
+    A run's delivery day is its data interval's UTC start date (the rule of
+    :func:`cpr_abonnement.tasks.run_dates.delivery_day`); the map index is rendered
+    as the subscriber's name by the DAG's ``map_index_template``.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    if not days:
+        return {}
+    first = dt.datetime.combine(min(days), dt.time(), tzinfo=dt.UTC)
+    last = dt.datetime.combine(max(days) + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    query = (select(DagRun.run_id, DagRun.data_interval_start, TaskInstance.map_index,
+                    TaskInstance._rendered_map_index)
+             .join(TaskInstance, (TaskInstance.dag_id == DagRun.dag_id)
+                   & (TaskInstance.run_id == DagRun.run_id))
+             .where(DagRun.dag_id == DAG_ID, TaskInstance.task_id == DELIVER_TASK,
+                    DagRun.data_interval_start >= first, DagRun.data_interval_start < last)
+             .order_by(DagRun.id))
+    links: dict[tuple[dt.date, str], str] = {}
+    with create_session() as session:
+        for run_id, start, map_index, name in session.execute(query):
+            if start is None or name is None:
+                continue
+            links[start.astimezone(dt.UTC).date(), name] = (  # later runs win
+                f"/dags/{DAG_ID}/runs/{_quote(run_id)}/tasks/{DELIVER_TASK}/mapped/{map_index}")
+    return links
+
+
+def _quote(run_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(run_id, safe="")

@@ -1,0 +1,184 @@
+"""The operator console in a real browser (Playwright driving Debian's Chromium) against a
+real ``airflow api-server``, after a ``dag.test()`` run in which one delivery failed.
+
+Screenshots of every page go to ``var/screenshots/`` (git-ignored) for a human to look
+at. Every request the browser makes outside 127.0.0.1 is blocked and counted: the
+console and the API docs must work offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.deployment import ROOT, task_states
+from support.servers import free_port
+
+DAY_ISO = "2026-11-19"
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "var" / "screenshots"
+USER, PASSWORD = "operator", "console-test-password"
+PNR_SHAPED = re.compile(r"(?<!\d)\d{10}(?!\d)")
+ODENSE = "bbbbbbbb-0000-4000-8000-000000000002"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium "
+                                "(scripts/test.sh installs it)")
+
+
+@pytest.fixture
+def failed_day(deployment, monkeypatch):
+    """One delivery day run with Odense's SFTP server down: its delivery fails."""
+    import datetime as dt
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    conn = json.loads(deployment.sftp.airflow_connection("cpr"))
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ODENSE", json.dumps({**conn, "port": dead}))
+    day = dt.date.fromisoformat(DAY_ISO)
+    deployment.extract(day)
+    run = deployment.run(day)
+    assert task_states(run)["deliver[Odense Sag]"] == "failed", task_states(run)
+    return deployment
+
+
+@pytest.fixture
+def api_server(failed_day, tmp_path):
+    """``airflow api-server`` on a free port, on the same metadata and filter databases,
+    with one Simple auth manager user (role viewer)."""
+    port = free_port()
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({USER: PASSWORD}))
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")]),
+           "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple."
+                                          "simple_auth_manager.SimpleAuthManager",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+           "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"}
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "api-server.log", "wb") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "api-server",
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers",
+                                 "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (tmp_path / "api-server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "api-server did not start in 90 s"
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        blocked: list[str] = []
+
+        def offline(route):
+            if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
+                route.continue_()
+            else:
+                blocked.append(route.request.url)
+                route.abort()
+        context.route("**/*", offline)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page, blocked
+        browser.close()
+
+
+def test_operator_console_in_the_browser(api_server, browser_page):
+    page, blocked = browser_page
+    base = api_server
+
+    # Anonymous: the console and its JSON refuse.
+    for path in ("/cpr-console/deliveries", "/cpr-console/api/deliveries"):
+        assert page.request.get(base + path).status == 401, path
+
+    # Log in through Airflow's own login form.
+    page.goto(f"{base}/auth/login")
+    page.locator("input[name=username]").fill(USER)
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"))
+
+    # The Deliveries page inside Airflow's UI (the navigation's external view).
+    page.goto(f"{base}/plugin/cpr-deliveries")
+    frame = page.frame_locator("iframe")
+    failed = frame.locator(f'tr[data-subscriber="{ODENSE}"] td[data-day="{DAY_ISO}"]')
+    failed.wait_for()
+    assert "failed" in failed.get_attribute("class")
+    text = failed.inner_text()
+    assert "FAILED" in text and "2 att." in text and "push" in text
+    # Persons: Aalborg only (Vejle's file is empty, Odense's failed); bytes: Vejle too.
+    assert frame.locator("#plot-persons svg rect.bar").count() == 1
+    assert frame.locator("#plot-bytes svg rect.bar").count() == 2
+    page.screenshot(path=str(SHOTS / "console-deliveries.png"), full_page=True)
+    html = frame.locator("body").inner_html()
+    assert not PNR_SHAPED.search(html)
+
+    # The cell links to the failed task instance, whose page opens on its log.
+    link = failed.locator("a.log")
+    assert link.get_attribute("target") == "_top"  # the whole window, not the frame
+    href = link.get_attribute("href")
+    assert re.fullmatch(r"/dags/cpr_abonnement_daily/runs/[^/]+/tasks/deliver/mapped/\d+",
+                        href), href
+    page.goto(base + href)
+    page.get_by_text(re.compile(r"Odense Sag")).first.wait_for()
+    page.wait_for_timeout(1500)  # let the log panel fill in
+    page.screenshot(path=str(SHOTS / "console-task-log.png"), full_page=True)
+
+    # Extracts: the GX results per expectation and the size plot.
+    page.goto(f"{base}/cpr-console/extracts")
+    row = page.locator('#extracts tr[data-file="D261119.L431101"]')
+    assert "accepted" in row.inner_text()
+    gx = row.locator("td.gx").inner_text()
+    assert "passed: ExpectColumnValuesToBeUnique on persons.pnr" in gx
+    assert page.locator("#plot-size svg circle.point").count() == 1
+    assert page.locator("#timeline span.processed").count() == 1
+    page.screenshot(path=str(SHOTS / "console-extracts.png"), full_page=True)
+    assert not PNR_SHAPED.search(page.content())
+
+    page.goto(f"{base}/cpr-console/subscribers")
+    assert "AddChangeCodeSubscription" in page.locator(
+        f'tr[data-subscriber="{ODENSE}"]').inner_text()
+    page.screenshot(path=str(SHOTS / "console-subscribers.png"), full_page=True)
+
+    page.goto(f"{base}/cpr-console/health")
+    assert "UNHEALTHY" in page.locator("#verdict").inner_text() or \
+        "HEALTHY" in page.locator("#verdict").inner_text()
+    page.screenshot(path=str(SHOTS / "console-health.png"), full_page=True)
+
+    # The subscription API's docs render from local assets.
+    page.goto(f"{base}/cpr-abonnement/docs")
+    page.locator(".swagger-ui .info .title").wait_for()
+    page.get_by_text("AddPNRSubscription").first.wait_for()
+    page.screenshot(path=str(SHOTS / "api-docs.png"))
+    assert blocked == []
