@@ -34,11 +34,12 @@ import datetime as dt
 import pendulum
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, dag, task
 
+from cpr_abonnement import DAILY_DAG_ID
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.tasks.alerts import failure_alert
 from cpr_timetable import CprDeliveryTimetable
 
-DAG_ID = "cpr_abonnement_daily"
+DAG_ID = DAILY_DAG_ID
 #: The DAG's shape as the deployment configures it (one source: Settings, which
 #: ``cprsub health`` reads too). Task bodies read Settings again when they run.
 SETTINGS = Settings.from_env()

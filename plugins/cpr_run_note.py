@@ -13,7 +13,9 @@ import logging
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
-DAG_ID = "cpr_abonnement_daily"
+from cpr_abonnement import DAILY_DAG_ID
+
+DAG_ID = DAILY_DAG_ID
 NOTE_KEY = "run_note"
 NOTE_LIMIT = 1000  # dag_run_note.content
 log = logging.getLogger(__name__)

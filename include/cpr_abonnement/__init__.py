@@ -7,3 +7,6 @@ business logic; the Airflow DAGs and plugins only wire it together.
 """
 
 __version__ = "0.1.0"
+#: The daily DAG: its id names runs in the console, alerts and the run note, and its
+#: permissions stand for CPR Abonnement's in Airflow's auth manager.
+DAILY_DAG_ID = "cpr_abonnement_daily"

@@ -2,8 +2,9 @@
 
 Plugin apps mounted into Airflow's API server get no authentication or authorisation
 from Airflow, so whatever we serve there asks Airflow's auth manager itself, with the
-permissions of the daily DAG: whoever may *read* ``cpr_abonnement_daily`` may look at
-the console; whoever may *edit* it (trigger, clear: the ``operator`` role of
+permissions of the daily DAG. The console asks with Airflow's own dependency
+(:func:`cpr_abonnement.tasks.console.console_access`: read access); here, whoever may
+*edit* the DAG (trigger, clear: the ``operator`` role of
 ``deploy/airflow_roles.py``, and Airflow's Admin) may administer subscribers through
 the subscription API, as an administrator token can. Under the FAB auth manager the
 ``viewer`` role reads but does not edit, and does not read task logs.
@@ -14,66 +15,26 @@ the subscription API run on its own (``cprsub api serve``) knows its own tokens 
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING
 
-from fastapi import Depends, Request
-
+from cpr_abonnement import DAILY_DAG_ID as DAG_ID
 from cpr_abonnement.subscriptions.credentials import Principal, Role
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 
-log = logging.getLogger(__name__)
-#: The DAG whose permissions stand for CPR Abonnement's.
-DAG_ID = "cpr_abonnement_daily"
 #: ``token_id`` of principals made from an Airflow login (not one of our tokens).
 AIRFLOW_LOGIN = "airflow-login"
 
 
-def _authorised(user: BaseUser, method: str, access_entity: Any = None) -> bool:
+def may_operate(user: BaseUser) -> bool:
+    """May ``user`` trigger and clear the daily DAG (and so administer subscribers)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
     return get_auth_manager().is_authorized_dag(
-        method=method, access_entity=access_entity, details=DagDetails(id=DAG_ID), user=user)
-
-
-def may_view_console(user: BaseUser) -> bool:
-    """May ``user`` look at the console: read access to the daily DAG."""
-    return _authorised(user, "GET")
-
-
-def may_operate(user: BaseUser) -> bool:
-    """May ``user`` trigger and clear the daily DAG (and so administer subscribers)."""
-    return _authorised(user, "PUT")
-
-
-def may_read_task_logs(user: BaseUser) -> bool:
-    """May ``user`` open task logs (they name files and folders): the console shows
-    log links only then."""
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-
-    return _authorised(user, "GET", DagAccessEntity.TASK_LOGS)
-
-
-async def _current_user(request: Request) -> BaseUser:
-    """Airflow's logged-in user (session cookie or bearer JWT); 401 when there is none.
-    A function of ours so Airflow is imported only inside its API server."""
-    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
-
-    return await get_user(request, None, await bearer_scheme(request))
-
-
-def console_viewer(user: Annotated[Any, Depends(_current_user)]) -> BaseUser:
-    """FastAPI dependency for every console page and its JSON: the logged-in Airflow
-    user when they may read the daily DAG; 401 anonymous, 403 otherwise."""
-    from fastapi import HTTPException
-
-    if not may_view_console(user):
-        raise HTTPException(403, f"no read access to the DAG {DAG_ID}")
-    return user
+        method="PUT", details=DagDetails(id=DAG_ID), user=user)
 
 
 async def airflow_principal(token: str) -> Principal | None:

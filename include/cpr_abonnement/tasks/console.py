@@ -14,8 +14,8 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-#: The daily DAG, whose read permission opens the console.
-DAG_ID = "cpr_abonnement_daily"
+from cpr_abonnement import DAILY_DAG_ID as DAG_ID
+
 #: Its mapped per-subscriber delivery task (map index named after the subscriber).
 DELIVER_TASK = "deliver"
 
