@@ -59,7 +59,7 @@ from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Principal, Role
 from cpr_abonnement.subscriptions.service import (
     Registration,
-    SubscriberInfo,
+    SubscriberDetails,
     SubscriptionService,
 )
 
@@ -435,7 +435,7 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     return app
 
 
-def _subscriber_json(info: SubscriberInfo) -> dict[str, Any]:
+def _subscriber_json(info: SubscriberDetails) -> dict[str, Any]:
     return {
         "uuid": info.uuid, "name": info.name, "serves": info.serves,
         "sftpConnId": info.sftp_conn_id, "remoteDir": info.remote_dir, "active": info.active,

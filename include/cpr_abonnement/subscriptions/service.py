@@ -57,6 +57,7 @@ from cpr_abonnement.subscriptions.models import (
     SshKey,
     Subscriber,
 )
+from cpr_abonnement.subscriptions.recipient import Recipient
 from cpr_abonnement.subscriptions.ssh_keys import (
     SshKeyInfo,
     parse_public_key,
@@ -139,13 +140,17 @@ class RegisteredSshKey:
     added_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class SubscriberInfo:
-    uuid: str
-    name: str
+@dataclass(frozen=True, kw_only=True)
+class SubscriberDetails(Recipient):
+    """One subscriber as operators see it (CLI, admin REST API): the :class:`Recipient`
+    every other part of the code sees, plus its state and credentials.
+
+    Apart from ``Recipient`` because these fields cost three queries per subscriber
+    and nothing in a daily run reads them; as a ``Recipient`` it can be given wherever
+    one is wanted (e.g. :func:`cpr_abonnement.delivery.target_of`).
+    """
+
     serves: str | None
-    sftp_conn_id: str | None
-    remote_dir: str
     active: bool
     created_at: dt.datetime
     disabled_at: dt.datetime | None
@@ -153,15 +158,11 @@ class SubscriberInfo:
     certificates: tuple[CertificateInfo, ...] = ()
     #: Current ServiceAgreementUUIDs.
     service_agreements: tuple[str, ...] = ()
-    #: ``push`` or ``pickup``.
-    delivery_mode: str = PUSH
-    #: The pick-up login (kept while in push mode, but then without an account).
-    pickup_account: str | None = None
     #: Current SSH keys of the pick-up account, oldest first.
     ssh_keys: tuple[RegisteredSshKey, ...] = ()
 
     @classmethod
-    def of(cls, session: Session, s: Subscriber) -> SubscriberInfo:
+    def of(cls, session: Session, s: Subscriber) -> SubscriberDetails:
         certs = session.scalars(select(Certificate).where(
             Certificate.subscriber_id == s.id, Certificate.removed_at.is_(None))
             .order_by(Certificate.not_after, Certificate.sha256))
@@ -171,12 +172,16 @@ class SubscriberInfo:
         keys = session.scalars(select(SshKey).where(
             SshKey.subscriber_id == s.id, SshKey.removed_at.is_(None))
             .order_by(SshKey.added_at, SshKey.id))
-        return cls(s.uuid, s.name, s.serves, s.sftp_conn_id, s.remote_dir, s.active,
-                   s.created_at, s.disabled_at,
-                   tuple(CertificateInfo(c.sha256, c.subject, c.not_after) for c in certs),
-                   tuple(agreements), s.delivery_mode, s.pickup_account,
-                   tuple(RegisteredSshKey(k.fingerprint, k.key_type, k.bits, k.comment,
-                                          k.added_at) for k in keys))
+        return cls(
+            uuid=s.uuid, name=s.name, sftp_conn_id=s.sftp_conn_id, remote_dir=s.remote_dir,
+            delivery_mode=s.delivery_mode, pickup_account=s.pickup_account,
+            serves=s.serves, active=s.active, created_at=s.created_at,
+            disabled_at=s.disabled_at,
+            certificates=tuple(CertificateInfo(c.sha256, c.subject, c.not_after)
+                               for c in certs),
+            service_agreements=tuple(agreements),
+            ssh_keys=tuple(RegisteredSshKey(k.fingerprint, k.key_type, k.bits, k.comment,
+                                            k.added_at) for k in keys))
 
 
 @dataclass(frozen=True)
@@ -276,7 +281,7 @@ class _Delivery:
 class _Switch:
     """The result of :meth:`SubscriptionService.set_delivery` inside its transaction."""
 
-    info: SubscriberInfo
+    info: SubscriberDetails
     account: str | None
     #: Another subscriber holding the account asked for (nothing changed), if any.
     owner: str | None = None
@@ -506,7 +511,7 @@ class SubscriptionService:
                        sftp_conn_id: str | None = None, remote_dir: str = ".",
                        service_agreements: Sequence[str] = (), delivery_mode: str = PUSH,
                        pickup_account: str | None = None,
-                       ssh_keys: Sequence[str | bytes] = ()) -> SubscriberInfo:
+                       ssh_keys: Sequence[str | bytes] = ()) -> SubscriberDetails:
         """Register an IT system (and its service agreements and SSH keys, in the same
         transaction). A ``pickup`` subscriber's account defaults to its UUID."""
         uuid = validate_uuid(uuid)
@@ -533,7 +538,7 @@ class SubscriptionService:
 
     def _add_subscriber(self, uuid: str, name: str, serves: str | None,
                         sftp_conn_id: str | None, remote_dir: str, agreements: list[str],
-                        arguments: dict[str, Any], delivery: _Delivery) -> SubscriberInfo:
+                        arguments: dict[str, Any], delivery: _Delivery) -> SubscriberDetails:
         with Session(self.engine) as s, s.begin():
             now = lock_filters(s, self.clock)
             if s.scalar(select(Subscriber.id).where(Subscriber.uuid == uuid)) is not None:
@@ -556,9 +561,9 @@ class SubscriptionService:
                         f"SSH key {key.fingerprint} is already registered for IT system "
                         f"{owner[1]}", what="SSH key", owner=owner[1])
                 _store_key(s, sub, key, now)
-            return SubscriberInfo.of(s, sub)
+            return SubscriberDetails.of(s, sub)
 
-    def set_active(self, uuid: str, active: bool) -> SubscriberInfo:
+    def set_active(self, uuid: str, active: bool) -> SubscriberDetails:
         with Session(self.engine) as s, s.begin():
             now = lock_filters(s, self.clock)
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
@@ -570,23 +575,23 @@ class SubscriptionService:
                 sub.active, sub.disabled_at = active, (None if active else now)
                 self._audit(s, uuid, "EnableSubscriber" if active else "DisableSubscriber",
                             {}, "CHANGED" if changed else "UNCHANGED", now)
-                return SubscriberInfo.of(s, sub)
+                return SubscriberDetails.of(s, sub)
         raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
 
-    def subscribers(self, *, active_only: bool = False) -> list[SubscriberInfo]:
+    def subscribers(self, *, active_only: bool = False) -> list[SubscriberDetails]:
         with Session(self.engine) as s:
             q = select(Subscriber).order_by(Subscriber.name, Subscriber.uuid)
             if active_only:
                 q = q.where(Subscriber.active.is_(True))
-            return [SubscriberInfo.of(s, sub) for sub in s.scalars(q)]
+            return [SubscriberDetails.of(s, sub) for sub in s.scalars(q)]
 
-    def subscriber(self, uuid: str) -> SubscriberInfo:
+    def subscriber(self, uuid: str) -> SubscriberDetails:
         """One subscriber, with its certificates and service agreements."""
         with Session(self.engine) as s:
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
             if sub is None:
                 raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
-            return SubscriberInfo.of(s, sub)
+            return SubscriberDetails.of(s, sub)
 
     # -- certificates and service agreements (SF6002 over mutual TLS) ---------------
     def _registration(self, what: str, system: str, operation: str,
@@ -722,7 +727,7 @@ class SubscriptionService:
 
     def set_delivery(self, system: str, mode: str, *, pickup_account: str | None = None,
                      sftp_conn_id: str | None = None, remote_dir: str | None = None
-                     ) -> SubscriberInfo:
+                     ) -> SubscriberDetails:
         """Switch ``system`` to ``push`` or ``pickup`` (audited ``SetDelivery``).
 
         Pick-up: the account is ``pickup_account``, else the one it had, else its UUID;
@@ -745,7 +750,7 @@ class SubscriptionService:
                 account = account or sub.pickup_account or sub.uuid
                 owner = _account_owner(s, account, sub.id)
                 if owner is not None:
-                    return _Switch(SubscriberInfo.of(s, sub), account, owner)
+                    return _Switch(SubscriberDetails.of(s, sub), account, owner)
                 sub.pickup_account = account
             elif not (conn or sub.sftp_conn_id):
                 raise InvalidDeliveryMode("delivery mode push needs an SFTP connection "
@@ -753,7 +758,7 @@ class SubscriptionService:
             sub.delivery_mode = chosen
             sub.sftp_conn_id = conn or sub.sftp_conn_id
             sub.remote_dir = directory or sub.remote_dir
-            return _Switch(SubscriberInfo.of(s, sub), account)
+            return _Switch(SubscriberDetails.of(s, sub), account)
 
         def describe(done: _Switch) -> str:
             if done.owner:
