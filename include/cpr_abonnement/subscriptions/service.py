@@ -618,39 +618,64 @@ class SubscriptionService:
                         .where(key == value, model.removed_at.is_(None))).first()
         return (row[0], row[1]) if row else None
 
-    def add_certificate(self, system: str, pem: bytes | str) -> Registration:
-        """Register a client certificate for ``system`` (several may be current)."""
-        def apply(s: Session, sub: Subscriber, cert: CertificateInfo, now: dt.datetime
-                  ) -> Registration:
-            owner = self._owner(s, Certificate, Certificate.sha256, cert.sha256)
+    def _add_parsed(self, what: str, system: str, operation: str, parse: Callable[[], T],
+                    audited: Callable[[T], dict[str, Any]], key: Any,
+                    store: Callable[[Session, Subscriber, T, dt.datetime], None]
+                    ) -> Registration:
+        """Register a credential that is parsed before the transaction (a certificate,
+        an SSH key): refused input is audited as ``REJECTED`` with no arguments (it may
+        be anything), one already held is ``ALREADY_EXISTED`` (refused if another system
+        holds it). ``key`` is the table's column that identifies it, named as the parsed
+        value's attribute."""
+        def apply(s: Session, sub: Subscriber, item: T, now: dt.datetime) -> Registration:
+            owner = self._owner(s, key.class_, key, getattr(item, key.key))
             if owner is not None:
                 return Registration(Result.ALREADY_EXISTED,
                                     None if owner[0] == sub.id else owner[1])
-            s.add(Certificate(subscriber_id=sub.id, sha256=cert.sha256, subject=cert.subject,
-                              not_after=cert.not_after, added_at=now))
+            store(s, sub, item, now)
             return Registration(Result.ADDED)
         try:
-            cert = parse_certificate(pem, now=self.clock() if self.clock else None)
+            item = parse()
         except FilterInputError as exc:
             refused = exc
 
-            def validate() -> CertificateInfo:
+            def validate() -> T:
                 raise refused  # audited as REJECTED by _run
-            return self._registration("certificate", system, "AddCertificate", {}, validate, apply)
-        return self._registration("certificate", system, "AddCertificate", {
-            "sha256": cert.sha256, "subject": cert.subject,
-            "not_after": cert.not_after.isoformat()}, lambda: cert, apply)
+            return self._registration(what, system, operation, {}, validate, apply)
+        return self._registration(what, system, operation, audited(item), lambda: item, apply)
+
+    def _remove_registered(self, what: str, system: str, operation: str, key: Any,
+                           arguments: dict[str, Any], normalise: Callable[[], str]
+                           ) -> Registration:
+        """Close ``system``'s current row whose ``key`` column is the normalised value;
+        ``NON_EXISTING`` if there is none."""
+        model = key.class_
+
+        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
+            done = s.execute(update(model).where(
+                model.subscriber_id == sub.id, key == value,
+                model.removed_at.is_(None)).values(removed_at=now))
+            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
+        return self._registration(what, system, operation, arguments, normalise, apply)
+
+    def add_certificate(self, system: str, pem: bytes | str) -> Registration:
+        """Register a client certificate for ``system`` (several may be current)."""
+        def store(s: Session, sub: Subscriber, cert: CertificateInfo, now: dt.datetime
+                  ) -> None:
+            s.add(Certificate(subscriber_id=sub.id, sha256=cert.sha256, subject=cert.subject,
+                              not_after=cert.not_after, added_at=now))
+        return self._add_parsed(
+            "certificate", system, "AddCertificate",
+            lambda: parse_certificate(pem, now=self.clock() if self.clock else None),
+            lambda cert: {"sha256": cert.sha256, "subject": cert.subject,
+                          "not_after": cert.not_after.isoformat()},
+            Certificate.sha256, store)
 
     def remove_certificate(self, system: str, sha256: str) -> Registration:
         """Close a certificate's registration; ``NON_EXISTING`` if it is not current."""
-        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
-            done = s.execute(update(Certificate).where(
-                Certificate.subscriber_id == sub.id, Certificate.sha256 == value,
-                Certificate.removed_at.is_(None)).values(removed_at=now))
-            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
-        return self._registration("certificate", system, "RemoveCertificate",
-                                  {"sha256": str(sha256)[:80]},
-                                  lambda: normalise_fingerprint(sha256), apply)
+        return self._remove_registered("certificate", system, "RemoveCertificate",
+                                       Certificate.sha256, {"sha256": str(sha256)[:80]},
+                                       lambda: normalise_fingerprint(sha256))
 
     def _register_agreement(self, s: Session, sub: Subscriber, agreement: str,
                             now: dt.datetime) -> Registration:
@@ -677,15 +702,10 @@ class SubscriptionService:
                                   lambda: validate_agreement(agreement), apply)
 
     def remove_service_agreement(self, system: str, agreement: str) -> Registration:
-        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
-            done = s.execute(update(ServiceAgreement).where(
-                ServiceAgreement.subscriber_id == sub.id, ServiceAgreement.uuid == value,
-                ServiceAgreement.removed_at.is_(None)).values(removed_at=now))
-            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
-        return self._registration("service agreement", system,
-                                  "RemoveServiceAgreement",
-                                  {"service_agreement": str(agreement)[:80]},
-                                  lambda: validate_agreement(agreement), apply)
+        return self._remove_registered("service agreement", system, "RemoveServiceAgreement",
+                                       ServiceAgreement.uuid,
+                                       {"service_agreement": str(agreement)[:80]},
+                                       lambda: validate_agreement(agreement))
 
     # -- delivery mode and pick-up SSH keys ----------------------------------------
     def add_ssh_key(self, system: str, key: str | bytes) -> Registration:
@@ -693,37 +713,18 @@ class SubscriptionService:
         several may be current (rotation). Refused by the rule ``ssh key``
         (:func:`~cpr_abonnement.subscriptions.ssh_keys.parse_public_key`), or when
         another system has it."""
-        def apply(s: Session, sub: Subscriber, info: SshKeyInfo, now: dt.datetime
-                  ) -> Registration:
-            owner = self._owner(s, SshKey, SshKey.fingerprint, info.fingerprint)
-            if owner is not None:
-                return Registration(Result.ALREADY_EXISTED,
-                                    None if owner[0] == sub.id else owner[1])
-            _store_key(s, sub, info, now)
-            return Registration(Result.ADDED)
-        try:
-            info = parse_public_key(key)
-        except FilterInputError as exc:
-            refused = exc
-
-            def validate() -> SshKeyInfo:
-                raise refused  # audited as REJECTED by _run
-            return self._registration("SSH key", system, "AddSshKey", {}, validate, apply)
-        return self._registration("SSH key", system, "AddSshKey", {
-            "fingerprint": info.fingerprint, "type": info.key_type, "bits": info.bits,
-            "comment": info.comment}, lambda: info, apply)
+        return self._add_parsed(
+            "SSH key", system, "AddSshKey", lambda: parse_public_key(key),
+            lambda info: {"fingerprint": info.fingerprint, "type": info.key_type,
+                          "bits": info.bits, "comment": info.comment},
+            SshKey.fingerprint, _store_key)
 
     def remove_ssh_key(self, system: str, fingerprint: str) -> Registration:
         """Close an SSH key's validity period (``SHA256:...``); ``NON_EXISTING`` if it is
         not a current key of ``system``. The next login with it is refused."""
-        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
-            done = s.execute(update(SshKey).where(
-                SshKey.subscriber_id == sub.id, SshKey.fingerprint == value,
-                SshKey.removed_at.is_(None)).values(removed_at=now))
-            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
-        return self._registration("SSH key", system, "RemoveSshKey",
-                                  {"fingerprint": str(fingerprint)[:80]},
-                                  lambda: normalise_ssh_fingerprint(fingerprint), apply)
+        return self._remove_registered("SSH key", system, "RemoveSshKey", SshKey.fingerprint,
+                                       {"fingerprint": str(fingerprint)[:80]},
+                                       lambda: normalise_ssh_fingerprint(fingerprint))
 
     def set_delivery(self, system: str, mode: str, *, pickup_account: str | None = None,
                      sftp_conn_id: str | None = None, remote_dir: str | None = None
