@@ -21,7 +21,7 @@ import pytest
 
 from cpr_abonnement.delivery import sftp_push
 from cpr_abonnement.delivery.base import DeliveryTarget
-from cpr_abonnement.devsftp import EmbeddedSftpServer
+from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.tasks import daily
