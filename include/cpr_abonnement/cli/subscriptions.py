@@ -13,13 +13,9 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cpr_abonnement import filters
 from cpr_abonnement.filters.base import FilterType
-
-if TYPE_CHECKING:
-    from cpr_abonnement.subscriptions.service import SubscriberDetails
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
@@ -256,21 +252,6 @@ def subscriber_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subscriber_dict(s: SubscriberDetails) -> dict:
-    """``subscriber list --json``: every field, in the order operators' scripts know."""
-    return {"uuid": s.uuid, "name": s.name, "serves": s.serves,
-            "sftp_conn_id": s.sftp_conn_id, "remote_dir": s.remote_dir, "active": s.active,
-            "created_at": s.created_at.isoformat(),
-            "disabled_at": s.disabled_at.isoformat() if s.disabled_at else None,
-            "certificates": [{"sha256": c.sha256, "subject": c.subject,
-                              "not_after": c.not_after.isoformat()} for c in s.certificates],
-            "service_agreements": list(s.service_agreements),
-            "delivery_mode": s.delivery_mode, "pickup_account": s.pickup_account,
-            "ssh_keys": [{"fingerprint": k.fingerprint, "type": k.key_type, "bits": k.bits,
-                          "comment": k.comment, "added_at": k.added_at.isoformat()}
-                         for k in s.ssh_keys]}
-
-
 def _delivery_line(s) -> str:
     if s.delivery_mode == "pickup":
         return f"pickup account={s.pickup_account}"
@@ -280,7 +261,7 @@ def _delivery_line(s) -> str:
 def subscriber_list(args: argparse.Namespace) -> int:
     subs = _service(args).subscribers()
     if args.json:
-        print(json.dumps([_subscriber_dict(s) for s in subs], indent=2))
+        print(json.dumps([s.to_json() for s in subs], indent=2))
         return 0
     for s in subs:
         state = "active" if s.active else "DISABLED"

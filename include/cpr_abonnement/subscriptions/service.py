@@ -183,6 +183,27 @@ class SubscriberDetails(Recipient):
             ssh_keys=tuple(RegisteredSshKey(k.fingerprint, k.key_type, k.bits, k.comment,
                                             k.added_at) for k in keys))
 
+    def to_json(self, key: Callable[[str], str] = str) -> dict[str, Any]:
+        """Every field as JSON values, in the order operators' scripts know; ``key``
+        spells the names (``subscriber list --json`` as they are, the REST API in
+        camelCase)."""
+        def named(**fields: Any) -> dict[str, Any]:
+            return {key(k): v for k, v in fields.items()}
+
+        return named(
+            uuid=self.uuid, name=self.name, serves=self.serves,
+            sftp_conn_id=self.sftp_conn_id, remote_dir=self.remote_dir, active=self.active,
+            created_at=self.created_at.isoformat(),
+            disabled_at=self.disabled_at.isoformat() if self.disabled_at else None,
+            certificates=[named(sha256=c.sha256, subject=c.subject,
+                                not_after=c.not_after.isoformat())
+                          for c in self.certificates],
+            service_agreements=list(self.service_agreements),
+            delivery_mode=self.delivery_mode, pickup_account=self.pickup_account,
+            ssh_keys=[named(fingerprint=k.fingerprint, type=k.key_type, bits=k.bits,
+                            comment=k.comment, added_at=k.added_at.isoformat())
+                      for k in self.ssh_keys])
+
 
 @dataclass(frozen=True)
 class CallTrail:
