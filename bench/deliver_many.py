@@ -113,7 +113,7 @@ def main() -> int:
     modes = MODES[args.mode]
     total = args.subscribers * len(modes)
 
-    from cpr_abonnement.demo import environment, run_dag
+    from cpr_abonnement.dev.demo import environment, run_dag
 
     shutil.rmtree(OUT, ignore_errors=True)
     for sub in ("inbound", "staging", "quarantine", "sftp", "pickup"):
@@ -124,7 +124,7 @@ def main() -> int:
     subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True)
     _setup(modes, args.subscribers, args.persons)
 
-    from cpr_abonnement.devsftp import EmbeddedSftpServer
+    from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
     from cpr_abonnement.subscriptions import ledger
     from cpr_abonnement.subscriptions.db import make_engine
 

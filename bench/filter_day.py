@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/filter_day.py                 # 1M persons x 1,000 subscribers
     .venv/bin/python bench/filter_day.py --scaling       # + 100k/1M persons x 10/100/1,000
+    .venv/bin/python bench/filter_day.py --persons 200000 --subscribers 100   # smaller
+
 
 Scenario (issue 4): a 1,000,000-person extract (~11.4M records, from
 ``bench/extract_read.py``), 1,000 subscribers holding 20,000,000 PNR filter rows (20,000
@@ -46,9 +48,11 @@ def _extract(persons: int) -> Path:
     return path
 
 
-def _filter_db(extract: Path) -> Path:
-    """1,000 subscribers and 20M PNR rows, built once (a few minutes) and cached."""
-    db = OUT / "filters-1000.db"
+def _filter_db(extract: Path, subscribers: int, pnrs_per_subscriber: int) -> Path:
+    """``subscribers`` (1,000) with ``pnrs_per_subscriber`` (20,000) PNR rows each, 1% of
+    them persons in ``extract``, plus the municipality, age and change-code subscribers in
+    the same proportions (10%, 2%, 3%); built once (a few minutes at full size), cached."""
+    db = OUT / f"filters-{extract.stem}-{subscribers}x{pnrs_per_subscriber}.db"
     if db.exists():
         return db
     from cpr_abonnement.extract.index import scan
@@ -62,15 +66,16 @@ def _filter_db(extract: Path) -> Path:
     engine = make_engine(f"sqlite:///{tmp}")
     upgrade(engine)
     svc = SubscriptionService(engine, caller="bench", clock=lambda: dt.datetime(2026, 1, 1))
-    uuids = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(SUBSCRIBERS)]
+    uuids = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(subscribers)]
+    municipal, aged, coded = (subscribers * p // 100 for p in (10, 12, 15))
     koms = sorted(c for c, m in municipalities().items() if m.kind == "municipality")
     for i, u in enumerate(uuids):
         svc.add_subscriber(u, f"IT system {i:04d}")
-        if i < 100:
+        if i < municipal:
             svc.add_municipality(u, koms[i % len(koms)])
-        elif i < 120:
+        elif i < aged:
             svc.add_age_range(u, 20 + i % 60, 20 + i % 60)
-        elif i < 150:
+        elif i < coded:
             svc.add_change_code(u, ["A04", "A33", "P03", "A47", "A13"][i % 5])
     day_pnrs = scan(extract).persons["pnr"].to_numpy()
     rng = np.random.default_rng(7)
@@ -81,12 +86,12 @@ def _filter_db(extract: Path) -> Path:
     raw = sqlite3.connect(tmp)
     raw.execute("PRAGMA journal_mode=OFF")
     raw.execute("PRAGMA synchronous=OFF")
-    hits = int(PNRS_PER_SUBSCRIBER * HIT_RATE)
-    for sub_id in range(1, SUBSCRIBERS + 1):
-        day, month = rng.integers(1, 29, PNRS_PER_SUBSCRIBER), rng.integers(1, 13,
-                                                                              PNRS_PER_SUBSCRIBER)
-        year, serial = rng.integers(0, 100, PNRS_PER_SUBSCRIBER), rng.integers(0, 10_000,
-                                                                               PNRS_PER_SUBSCRIBER)
+    hits = int(pnrs_per_subscriber * HIT_RATE)
+    for sub_id in range(1, subscribers + 1):
+        day, month = rng.integers(1, 29, pnrs_per_subscriber), rng.integers(1, 13,
+                                                                              pnrs_per_subscriber)
+        year, serial = rng.integers(0, 100, pnrs_per_subscriber), rng.integers(0, 10_000,
+                                                                               pnrs_per_subscriber)
         pnrs = day * 100_000_000 + month * 1_000_000 + year * 10_000 + serial
         pnrs[:hits] = rng.choice(day_pnrs, hits, replace=False)
         pnrs = np.unique(pnrs)
@@ -166,21 +171,24 @@ def _run(extract: Path, db: Path, subscribers: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scaling", action="store_true")
+    ap.add_argument("--persons", type=int, default=1_000_000)
+    ap.add_argument("--subscribers", type=int, default=SUBSCRIBERS)
+    ap.add_argument("--pnrs-per-subscriber", type=int, default=PNRS_PER_SUBSCRIBER)
     ap.add_argument("--child", nargs=3)
     args = ap.parse_args()
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]))
         return
     OUT.mkdir(exist_ok=True)
-    big = _extract(1_000_000)
+    big = _extract(args.persons)
     t = time.perf_counter()
-    db = _filter_db(big)
+    db = _filter_db(big, args.subscribers, args.pnrs_per_subscriber)
     if time.perf_counter() - t > 1:
         print(f"built {db} in {time.perf_counter() - t:.0f} s")
-    runs = [(big, SUBSCRIBERS)]
+    runs = [(big, args.subscribers)]
     if args.scaling:
         small = _extract(100_000)
-        runs = [(e, n) for e in (small, big) for n in (10, 100, SUBSCRIBERS)]
+        runs = [(e, n) for e in (small, big) for n in (10, 100, args.subscribers)]
     print(f"{'persons':>9} {'subs':>5} {'read':>6} {'filter':>7} {'write':>6} {'total':>6} "
           f"{'floor':>6} {'x floor':>7} {'RSS MB':>7} {'matches':>9} {'output MB':>9}")
     for extract, n in runs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -106,3 +107,52 @@ def test_light_modules_do_not_load_numpy_or_pandas(module):
     """The API server, the command line and a delivery start light: NumPy and pandas
     are imported only by the code that filters (the filter types import them lazily)."""
     assert loaded_after_import([module], ("numpy", "pandas", "airflow")) == {module: []}
+
+
+#: The demo and the dev SFTP server: a developer's machine's, not production's.
+DEV = "cpr_abonnement.dev"
+#: Entry points that keep the documented ``python -m`` names and only start the dev code.
+DEV_ENTRY_POINTS = {"include/cpr_abonnement/demo.py", "include/cpr_abonnement/devsftp.py"}
+
+
+def imports_of(source: str) -> set[str]:
+    """Every module an ``import`` statement names, wherever it stands (also inside a
+    function), with ``from a import b`` counted as both ``a`` and ``a.b``."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def dev_importers(root: Path) -> list[str]:
+    """Shipped source files (include/ outside the dev sub-package, dags/, plugins/) that
+    import the dev sub-package, except the two entry points."""
+    dev_folder = root / "include" / "cpr_abonnement" / "dev"
+    found = []
+    for folder in ("include", "dags", "plugins"):
+        for path in sorted((root / folder).rglob("*.py")):
+            shown = str(path.relative_to(root))
+            if dev_folder in path.parents or shown in DEV_ENTRY_POINTS:
+                continue
+            if any(n == DEV or n.startswith(DEV + ".") for n in imports_of(path.read_text())):
+                found.append(shown)
+    return found
+
+
+def test_no_shipped_module_imports_the_dev_subpackage():
+    assert (PACKAGE / "dev" / "demo.py").exists()  # the walk looks where the code is
+    assert dev_importers(REPO) == []
+
+
+def test_the_dev_import_check_finds_a_lazy_import(tmp_path):
+    for folder in ("include/cpr_abonnement/dev", "dags", "plugins"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "include/cpr_abonnement/dev/devsftp.py").write_text("import asyncssh\n")
+    (tmp_path / "include/cpr_abonnement/health.py").write_text(
+        "def f():\n    from cpr_abonnement.dev.devsftp import EmbeddedSftpServer\n")
+    (tmp_path / "plugins/p.py").write_text("from cpr_abonnement import dev\n")
+    assert dev_importers(tmp_path) == ["include/cpr_abonnement/health.py", "plugins/p.py"]

@@ -27,7 +27,7 @@ from cpr_abonnement.extract.naming import extract_name
 from cpr_abonnement.extract.writer import open_source, write_persons
 from cpr_abonnement.filters.selection import Selection
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions.snapshot import Subscription
+from cpr_abonnement.subscriptions.recipient import Recipient
 
 METADATA_SUFFIX = ".metadata"
 WRITERS = 2
@@ -79,7 +79,7 @@ def _elements(prefix: str, fields: list[tuple[str, object]], indent: str) -> str
                    for tag, value in fields)
 
 
-def metadata(index: ExtractIndex, sub: Subscription, delta: DeltaFile, *,
+def metadata(index: ExtractIndex, sub: Recipient, delta: DeltaFile, *,
              first_processed_at: dt.datetime, filters_as_of: dt.datetime,
              sender: str) -> bytes:
     """The ``.metadata`` of ``delta``: Serviceplatformen's ``ns2:Trigger`` document
@@ -98,7 +98,7 @@ def metadata(index: ExtractIndex, sub: Subscription, delta: DeltaFile, *,
         ("SizeInBytes", delta.nbytes),
         ("Sender", sender),
         ("SendersFileId", f"cprsub:{start.task_number}:{start.production_date}:{sub.uuid}"),
-        ("Recipients", sub.recipient),
+        ("Recipients", sub.metadata_recipient),
     ]
     provenance = [
         ("Format", FORMAT),
@@ -140,7 +140,7 @@ def _atomic_write(path: Path, data_writer) -> object:
     return result
 
 
-def write_deltas(index: ExtractIndex, selection: Selection, subscribers: list[Subscription],
+def write_deltas(index: ExtractIndex, selection: Selection, subscribers: list[Recipient],
                  out_dir: Path, *, first_processed_at: dt.datetime,
                  filters_as_of: dt.datetime, sender: str | None = None) -> list[DeltaFile]:
     """Write every subscriber's delta and metadata; returns them in subscriber order.
@@ -149,7 +149,7 @@ def write_deltas(index: ExtractIndex, selection: Selection, subscribers: list[Su
     sender = sender or Settings.from_env().platform_sender
     bounds = selection.bounds()
 
-    def one(s: int, sub: Subscription, source) -> DeltaFile:
+    def one(s: int, sub: Recipient, source) -> DeltaFile:
         folder = out_dir / sub.uuid
         folder.mkdir(parents=True, exist_ok=True)
         persons = np.sort(selection.person[bounds[s] : bounds[s + 1]])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
@@ -72,3 +73,14 @@ class BackgroundSshServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+
+def run_until_interrupted() -> int:
+    """Keep the process alive for a background server's thread until Ctrl-C (the
+    ``serve`` commands); the exit status, 0."""
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0

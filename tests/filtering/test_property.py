@@ -23,7 +23,7 @@ from cpr_abonnement.extract.writer import write_persons
 from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR, selection
 from cpr_abonnement.filters.snapshot import FilterSnapshot
 from cpr_abonnement.pnr import age_on, birth_date
-from cpr_abonnement.subscriptions.snapshot import Subscription
+from cpr_abonnement.subscriptions.recipient import Recipient
 
 CODES = ["A01", "A21", "A19", "K74"]
 KOMS = ["0101", "0851", "0461"]
@@ -107,7 +107,7 @@ def test_engine_matches_reference(tmp_path, group, subs, seed, crlf):
     pnrs = [p for p, _ in group]
     snapshot = FilterSnapshot(
         as_of=dt.datetime(2026, 11, 26),
-        subscribers=[Subscription(f"s{i}", f"s{i}", None, ".") for i in range(len(subs))],
+        subscribers=[Recipient(f"s{i}", f"s{i}", None, ".") for i in range(len(subs))],
         filters={
             PNR: pd.DataFrame({"sub": [i for i, f in enumerate(subs) for k in f["pnr_picks"]
                                        if k < len(pnrs)],

@@ -168,7 +168,7 @@ def test_env_file_mail_sink_writes_alert_mails_as_eml_files(demo):
     (line,) = [ln for ln in (work / "airflow.env").read_text().splitlines()
                if ln.startswith("# Mail sink for the UI")]
     argv = shlex.split(line.split(": ", 1)[1])
-    assert argv[1:3] == ["-m", "cpr_abonnement.mailsink"]
+    assert argv[1:3] == ["-m", "cpr_abonnement.dev.mailsink"]
     assert argv[argv.index("--port") + 1] == "2525"
     port = free_port()
     argv[argv.index("--port") + 1] = str(port)

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
-from cpr_abonnement import mailsink
+from cpr_abonnement.dev import mailsink
 from cpr_abonnement.tasks.alerts import RUNBOOK
 from support.deployment import task_states
 from support.servers import free_port
@@ -31,7 +31,7 @@ DAY = dt.date(2026, 11, 19)
 @pytest.fixture
 def sink(tmp_path):
     folder, port = tmp_path / "mail", free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cpr_abonnement.mailsink", "--dir",
+    proc = subprocess.Popen([sys.executable, "-m", "cpr_abonnement.dev.mailsink", "--dir",
                              str(folder), "--port", str(port)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cpr_abonnement.delivery import sftp_push
-from cpr_abonnement.devsftp import EmbeddedSftpServer
+from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from cpr_abonnement.errors import DeliveryConflict, DeliveryRefused
 from support.sshd import openssh_server
 

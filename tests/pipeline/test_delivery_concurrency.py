@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from cpr_abonnement.delivery import sftp_push
-from cpr_abonnement.devsftp import EmbeddedSftpServer
+from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from support.sshd import openssh_server
 
 UPLOADER = Path(__file__).with_name("sftp_uploader.py")

@@ -21,7 +21,7 @@ import pytest
 
 from cpr_abonnement.delivery import sftp_push
 from cpr_abonnement.delivery.base import DeliveryTarget
-from cpr_abonnement.devsftp import EmbeddedSftpServer
+from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.tasks import daily
@@ -143,3 +143,15 @@ def test_an_attempt_killed_mid_upload_is_counted_and_not_delivered(day_to_delive
     [entry] = ledger.entries(engine, TASK, DAY)
     assert (entry.attempts, entry.outcome) == (2, "DELIVERED")
     assert daily.report(received, [item], engine, now=T).failed == []
+
+
+def test_a_ledger_write_missing_a_field_is_refused_before_touching_the_database(engine):
+    register_day(engine)
+    key = dict(task_number=TASK, production_date=DAY, subscriber_uuid=SUBSCRIBER,
+               file_name=NAME, sha256="1" * 64, persons=1, target="sftp://a//in")
+    with pytest.raises(TypeError, match="missing: records, unexpected: -"):
+        ledger.start_delivery(engine, **key, now=T)
+    with pytest.raises(TypeError, match="missing: -, unexpected: colour"):
+        ledger.record_delivery(engine, **key, records=2, colour="red", outcome="DELIVERED",
+                               detail="", now=T)
+    assert ledger.entries(engine, TASK, DAY) == []

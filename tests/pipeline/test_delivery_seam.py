@@ -15,6 +15,7 @@ from cpr_abonnement import delivery
 from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome
 from cpr_abonnement.errors import MissingDeliveryTarget
 from cpr_abonnement.subscriptions import ledger
+from cpr_abonnement.subscriptions.recipient import Recipient
 from cpr_abonnement.tasks import daily
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
@@ -37,12 +38,12 @@ def item(tmp_path) -> DeliveryItem:
 
 
 def test_a_subscriber_is_pushed_to_over_sftp_and_the_ledger_target_is_unchanged():
-    sub = type("Sub", (), {"sftp_conn_id": "sftp_a", "remote_dir": "/in/a"})()
+    sub = Recipient(SUBSCRIBER, "Subscriber A", "sftp_a", "/in/a")
     target = delivery.target_of(sub)
     assert target == DeliveryTarget("push", "sftp_a", "/in/a")
     assert delivery.describe(target) == "sftp://sftp_a//in/a"  # as the ledger had it
-    sub.sftp_conn_id = None
-    assert delivery.target_of(sub) is None and delivery.describe(None) == "-"
+    no_connection = dataclasses.replace(sub, sftp_conn_id=None)
+    assert delivery.target_of(no_connection) is None and delivery.describe(None) == "-"
 
 
 def test_a_missing_target_fails_without_naming_a_transport(engine, item):

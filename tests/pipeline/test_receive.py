@@ -50,7 +50,7 @@ def test_a_file_that_is_not_line_based_is_quarantined(settings, tmp_path, engine
 
 
 def test_sftp_inbound(tmp_path, monkeypatch, engine):
-    from cpr_abonnement.devsftp import EmbeddedSftpServer
+    from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 
     root = tmp_path / "sftp-root"
     (root / "cpr" / "out").mkdir(parents=True)

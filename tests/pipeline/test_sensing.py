@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from builders import extract, person
-from cpr_abonnement.devsftp import EmbeddedSftpServer
+from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from cpr_abonnement.errors import ExtractRejected
 from cpr_abonnement.inbound.sensing import find_extract
 from cpr_abonnement.settings import Settings

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pendulum
 
-from cpr_abonnement.devsftp import EmbeddedSftpServer
+from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from cpr_abonnement.extract.generator import generate
 from support.smtp import Inbox
 

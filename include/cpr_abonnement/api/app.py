@@ -60,7 +60,7 @@ from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Principal, Role
 from cpr_abonnement.subscriptions.service import (
     Registration,
-    SubscriberInfo,
+    SubscriberDetails,
     SubscriptionService,
 )
 
@@ -494,17 +494,11 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     return app
 
 
-def _subscriber_json(info: SubscriberInfo) -> dict[str, Any]:
-    return {
-        "uuid": info.uuid, "name": info.name, "serves": info.serves,
-        "sftpConnId": info.sftp_conn_id, "remoteDir": info.remote_dir, "active": info.active,
-        "createdAt": info.created_at.isoformat(),
-        "disabledAt": info.disabled_at.isoformat() if info.disabled_at else None,
-        "certificates": [{"sha256": c.sha256, "subject": c.subject,
-                          "notAfter": c.not_after.isoformat()} for c in info.certificates],
-        "serviceAgreements": list(info.service_agreements),
-        "deliveryMode": info.delivery_mode, "pickupAccount": info.pickup_account,
-        "sshKeys": [{"fingerprint": k.fingerprint, "type": k.key_type, "bits": k.bits,
-                     "comment": k.comment, "addedAt": k.added_at.isoformat()}
-                    for k in info.ssh_keys],
-    }
+def _camel(name: str) -> str:
+    """``sftp_conn_id`` -> ``sftpConnId``: the REST API's spelling of a field."""
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+def _subscriber_json(info: SubscriberDetails) -> dict[str, Any]:
+    return info.to_json(_camel)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from cpr_abonnement.cli.subscriptions import _db, _engine
@@ -59,17 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def serve_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.pickup.wiring import serve_from_database
     from cpr_abonnement.settings import Settings
+    from cpr_abonnement.sshserver import run_until_interrupted
 
     root = args.root or Path(Settings.from_env().pickup_root)
     with serve_from_database(_engine(args), root, host=args.host, port=args.port,
                              host_key_file=args.host_key) as server:
         print(f"pick-up SFTP on {server.host}:{server.port}, root {server.root}, host key "
               f"{server.host_key_line}", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
+        return run_until_interrupted()
 
 
 def authorized_keys_cmd(args: argparse.Namespace) -> int:
@@ -105,6 +101,7 @@ def sync_accounts_cmd(args: argparse.Namespace) -> int:
 def track_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.pickup.log import SftpLogCollector, SftpLogIngester, ledger_recorder
     from cpr_abonnement.pickup.unix import active_accounts
+    from cpr_abonnement.sshserver import run_until_interrupted
 
     engine = _engine(args)
     ingester = SftpLogIngester(ledger_recorder(engine), args.root)
@@ -116,8 +113,4 @@ def track_cmd(args: argparse.Namespace) -> int:
             ingester.feed(line)
 
         with SftpLogCollector(args.root, active_accounts(engine), sink):
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                return 0
+            return run_until_interrupted()

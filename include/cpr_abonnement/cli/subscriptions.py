@@ -272,17 +272,6 @@ def subscriber_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subscriber_dict(s) -> dict:
-    return {**vars(s), "created_at": s.created_at.isoformat(),
-            "disabled_at": s.disabled_at.isoformat() if s.disabled_at else None,
-            "certificates": [{"sha256": c.sha256, "subject": c.subject,
-                              "not_after": c.not_after.isoformat()} for c in s.certificates],
-            "service_agreements": list(s.service_agreements),
-            "ssh_keys": [{"fingerprint": k.fingerprint, "type": k.key_type, "bits": k.bits,
-                          "comment": k.comment, "added_at": k.added_at.isoformat()}
-                         for k in s.ssh_keys]}
-
-
 def _delivery_line(s) -> str:
     if s.delivery_mode == "pickup":
         return f"pickup account={s.pickup_account}"
@@ -292,7 +281,7 @@ def _delivery_line(s) -> str:
 def subscriber_list(args: argparse.Namespace) -> int:
     subs = _service(args).subscribers()
     if args.json:
-        print(json.dumps([_subscriber_dict(s) for s in subs], indent=2))
+        print(json.dumps([s.to_json() for s in subs], indent=2))
         return 0
     for s in subs:
         state = "active" if s.active else "DISABLED"

@@ -16,6 +16,7 @@ from __future__ import annotations
 from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget
 from cpr_abonnement.delivery.pickup import PickupDelivery
 from cpr_abonnement.delivery.sftp_push import SftpPush
+from cpr_abonnement.subscriptions.recipient import Recipient
 
 #: Delivery modes by name.
 MODES: dict[str, DeliveryMode] = {mode.name: mode for mode in (SftpPush(), PickupDelivery())}
@@ -24,13 +25,12 @@ MODES: dict[str, DeliveryMode] = {mode.name: mode for mode in (SftpPush(), Picku
 NO_TARGET = "-"
 
 
-def target_of(subscriber) -> DeliveryTarget | None:
-    """Where ``subscriber`` (any shape with ``sftp_conn_id``, ``remote_dir``,
-    ``delivery_mode`` and ``pickup_account``) gets its files, or None when it has no
-    target: a pick-up subscriber its account's folder (no connection: the storage is
-    local or shared), any other one its SFTP server. The subscriber's stored fields are
-    read here and nowhere else."""
-    if getattr(subscriber, "delivery_mode", SftpPush.name) == PickupDelivery.name:
+def target_of(subscriber: Recipient) -> DeliveryTarget | None:
+    """Where ``subscriber`` gets its files, or None when it has no target: a pick-up
+    subscriber its account's folder (no connection: the storage is local or shared),
+    any other one its SFTP server. The subscriber's stored fields are read here and
+    nowhere else."""
+    if subscriber.delivery_mode == PickupDelivery.name:
         account = subscriber.pickup_account
         return DeliveryTarget(PickupDelivery.name, "", account) if account else None
     if not subscriber.sftp_conn_id:

@@ -7,13 +7,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
-
 from cpr_abonnement.errors import InvalidEventCode
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by_key
 from cpr_abonnement.reference import event_codes
-from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
+from cpr_abonnement.subscriptions.models import Base, CodeRow
 from cpr_abonnement.subscriptions.rules import matching
 
 if TYPE_CHECKING:
@@ -23,12 +20,11 @@ if TYPE_CHECKING:
 _EVENT = re.compile(r"[A-Z][0-9]{2}")
 
 
-class ChangeCodeFilter(FilterRow, Base):
-    __tablename__ = "filter_change_code"
-    __table_args__ = filter_indexes("filter_change_code", "code")
+class ChangeCodeFilter(CodeRow, Base):
+    """``code``: the event code as in record 099 HAENDELSE, e.g. ``A01``."""
 
-    #: Event code as in record 099 HAENDELSE, e.g. ``A01``.
-    code: Mapped[str] = mapped_column(String(3))
+    __tablename__ = "filter_change_code"
+    code_width = 3
 
 
 def parse_event_code(value: object) -> str:

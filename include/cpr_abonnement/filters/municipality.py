@@ -9,12 +9,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
-
 from cpr_abonnement.errors import InvalidMunicipalityCode
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by_key
-from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
+from cpr_abonnement.subscriptions.models import Base, CodeRow
 from cpr_abonnement.subscriptions.rules import matching
 
 if TYPE_CHECKING:
@@ -24,12 +21,11 @@ if TYPE_CHECKING:
 _MUNICIPALITY = re.compile(r"[0-9]{1,4}")
 
 
-class MunicipalityFilter(FilterRow, Base):
-    __tablename__ = "filter_municipality"
-    __table_args__ = filter_indexes("filter_municipality", "code")
+class MunicipalityFilter(CodeRow, Base):
+    """``code``: zero-padded to 4 digits, as KOMKOD in record 002."""
 
-    #: Zero-padded to 4 digits, as KOMKOD in record 002.
-    code: Mapped[str] = mapped_column(String(4))
+    __tablename__ = "filter_municipality"
+    code_width = 4
 
 
 def parse_municipality_code(value: object) -> str:

@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 
 from cpr_abonnement import filters as registry
 from cpr_abonnement.filters.base import FilterType
-from cpr_abonnement.subscriptions.snapshot import Subscription, subscribers_at
+from cpr_abonnement.subscriptions.recipient import Recipient
+from cpr_abonnement.subscriptions.snapshot import subscribers_at
 
 
 @dataclass
@@ -28,7 +29,7 @@ class FilterSnapshot:
     """
 
     as_of: dt.datetime
-    subscribers: list[Subscription]
+    subscribers: list[Recipient]
     filters: dict[FilterType, pd.DataFrame]
 
 

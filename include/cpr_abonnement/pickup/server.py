@@ -17,7 +17,7 @@ same rules so one machine behaves like production:
   :data:`BLOCK_SECONDS`, and one connection may offer at most :data:`MAX_KEYS` keys, so
   a brute-force run is bounded and the server keeps serving everyone else.
 
-It runs on its own thread and event loop (like :mod:`cpr_abonnement.devsftp`), so
+It runs on its own thread and event loop (like :mod:`cpr_abonnement.dev.devsftp`), so
 synchronous callers (tests, the demo) can start and stop it.
 """
 

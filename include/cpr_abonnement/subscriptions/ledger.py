@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import posixpath
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Engine, case, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -45,9 +45,22 @@ class LedgerEntry:
     size_bytes: int | None = None
 
 
-def start_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
-                   subscriber_uuid: str, file_name: str, sha256: str, persons: int,
-                   records: int, target: str, now: dt.datetime) -> LedgerEntry:
+class Attempt(TypedDict):
+    """Which file of which extract went to which subscriber, and where: the fields every
+    ledger write of a push or pick-up attempt carries."""
+
+    task_number: str
+    production_date: dt.date
+    subscriber_uuid: str
+    file_name: str
+    sha256: str
+    persons: int
+    records: int
+    target: str
+
+
+def start_delivery(engine: Engine, *, now: dt.datetime, **attempt: Unpack[Attempt]
+                   ) -> LedgerEntry:
     """Count a delivery attempt as it starts, so one killed mid-way still counts.
 
     The outcome becomes :data:`STARTED` (not delivered) until :func:`finish_delivery`
@@ -55,51 +68,55 @@ def start_delivery(engine: Engine, *, task_number: str, production_date: dt.date
     keeps its delivered outcome: a later attempt never overwrites or deletes the file,
     so it cannot take the delivery back, even if it dies.
     """
-    return _write(engine, task_number=task_number, production_date=production_date,
-                  subscriber_uuid=subscriber_uuid, file_name=file_name, sha256=sha256,
-                  persons=persons, records=records, target=target, outcome=STARTED,
-                  detail=_STARTED_DETAIL, now=now, count=True)
+    return _write(engine, attempt, outcome=STARTED, detail=_STARTED_DETAIL, now=now,
+                  count=True)
 
 
-def finish_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
-                    subscriber_uuid: str, file_name: str, sha256: str, persons: int,
-                    records: int, target: str, outcome: str, detail: str,
-                    now: dt.datetime, size_bytes: int | None = None) -> LedgerEntry:
+def finish_delivery(engine: Engine, *, outcome: str, detail: str, now: dt.datetime,
+                    size_bytes: int | None = None, **attempt: Unpack[Attempt]) -> LedgerEntry:
     """Record how the attempt counted by :func:`start_delivery` ended (not counted again);
     ``size_bytes`` of the data file once delivered (kept when a later call has none)."""
-    size = {} if size_bytes is None else {"size_bytes": size_bytes}
-    return _write(engine, task_number=task_number, production_date=production_date,
-                  subscriber_uuid=subscriber_uuid, file_name=file_name, sha256=sha256,
-                  persons=persons, records=records, target=target, outcome=outcome,
-                  detail=detail, now=now, count=False, **size)
+    return _write(engine, attempt, outcome=outcome, detail=detail, now=now, count=False,
+                  size_bytes=size_bytes)
 
 
-def record_delivery(engine: Engine, *, task_number: str, production_date: dt.date,
-                    subscriber_uuid: str, file_name: str, sha256: str, persons: int,
-                    records: int, target: str, outcome: str, detail: str,
-                    now: dt.datetime) -> LedgerEntry:
+def record_delivery(engine: Engine, *, outcome: str, detail: str, now: dt.datetime,
+                    **attempt: Unpack[Attempt]) -> LedgerEntry:
     """Record one whole attempt at once (count it and its outcome)."""
-    return _write(engine, task_number=task_number, production_date=production_date,
-                  subscriber_uuid=subscriber_uuid, file_name=file_name, sha256=sha256,
-                  persons=persons, records=records, target=target, outcome=outcome,
-                  detail=detail, now=now, count=True)
+    return _write(engine, attempt, outcome=outcome, detail=detail, now=now, count=True)
 
 
-def _write(engine: Engine, *, task_number: str, production_date: dt.date,
-           **row: Any) -> LedgerEntry:
+def _write(engine: Engine, attempt: Attempt, *, outcome: str, detail: str, now: dt.datetime,
+           count: bool, size_bytes: int | None = None) -> LedgerEntry:
     """Update the ledger row of (extract, subscriber), or insert it as attempt 1.
 
     ``attempts`` is incremented in SQL, so attempts that overlap (a zombie task and its
     retry) are all counted; if both insert the first row, the loser updates it instead.
     """
+    _require_all(attempt)
+    row = dict(attempt)
+    task_number, production_date = row.pop("task_number"), row.pop("production_date")
+    if size_bytes is not None:
+        row["size_bytes"] = size_bytes
+
     def once() -> LedgerEntry:
         with Session(engine) as s, s.begin():
-            return _upsert(s, _run_id(s, task_number, production_date), **row)
+            return _upsert(s, _run_id(s, task_number, production_date), **row,
+                           outcome=outcome, detail=detail, now=now, count=count)
 
     try:
         return once()
     except IntegrityError:  # another attempt inserted the row after our update found none
         return once()
+
+
+def _require_all(attempt: Attempt) -> None:
+    """Every field of :class:`Attempt` and no other, as a signature would insist."""
+    given, wanted = set(attempt), set(Attempt.__annotations__)
+    if given != wanted:
+        raise TypeError(f"a ledger attempt needs {', '.join(sorted(wanted))}; missing: "
+                        f"{', '.join(sorted(wanted - given)) or '-'}, unexpected: "
+                        f"{', '.join(sorted(given - wanted)) or '-'}")
 
 
 def _run_id(s: Session, task_number: str, production_date: dt.date) -> int:

@@ -14,6 +14,7 @@ them the same way. Each filter type's table is declared with the type
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -93,6 +94,22 @@ def filter_indexes(table: str, *keys: str, lookup: bool = True) -> tuple[Index, 
                    sqlite_where=current, postgresql_where=current)
     by_value = (Index(f"ix_{table}_{keys[0]}", *keys, "subscriber_id"),) if lookup else ()
     return (*by_value, unique)
+
+
+class CodeRow(FilterRow):
+    """A filter table whose value is one code of at most ``code_width`` characters,
+    looked up by it (municipality, change code): declared once here, each type's table
+    names itself and its width."""
+
+    code_width: ClassVar[int]
+
+    @declared_attr
+    def code(cls) -> Mapped[str]:
+        return mapped_column(String(cls.code_width))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index, ...]:
+        return filter_indexes(cls.__tablename__, "code")
 
 
 class Credential(Base):

@@ -57,6 +57,7 @@ from cpr_abonnement.subscriptions.models import (
     SshKey,
     Subscriber,
 )
+from cpr_abonnement.subscriptions.recipient import Recipient
 from cpr_abonnement.subscriptions.ssh_keys import (
     SshKeyInfo,
     parse_public_key,
@@ -139,13 +140,17 @@ class RegisteredSshKey:
     added_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class SubscriberInfo:
-    uuid: str
-    name: str
+@dataclass(frozen=True, kw_only=True)
+class SubscriberDetails(Recipient):
+    """One subscriber as operators see it (CLI, admin REST API): the :class:`Recipient`
+    every other part of the code sees, plus its state and credentials.
+
+    Apart from ``Recipient`` because these fields cost three queries per subscriber
+    and nothing in a daily run reads them; as a ``Recipient`` it can be given wherever
+    one is wanted (e.g. :func:`cpr_abonnement.delivery.target_of`).
+    """
+
     serves: str | None
-    sftp_conn_id: str | None
-    remote_dir: str
     active: bool
     created_at: dt.datetime
     disabled_at: dt.datetime | None
@@ -153,15 +158,11 @@ class SubscriberInfo:
     certificates: tuple[CertificateInfo, ...] = ()
     #: Current ServiceAgreementUUIDs.
     service_agreements: tuple[str, ...] = ()
-    #: ``push`` or ``pickup``.
-    delivery_mode: str = PUSH
-    #: The pick-up login (kept while in push mode, but then without an account).
-    pickup_account: str | None = None
     #: Current SSH keys of the pick-up account, oldest first.
     ssh_keys: tuple[RegisteredSshKey, ...] = ()
 
     @classmethod
-    def of(cls, session: Session, s: Subscriber) -> SubscriberInfo:
+    def of(cls, session: Session, s: Subscriber) -> SubscriberDetails:
         certs = session.scalars(select(Certificate).where(
             Certificate.subscriber_id == s.id, Certificate.removed_at.is_(None))
             .order_by(Certificate.not_after, Certificate.sha256))
@@ -171,12 +172,37 @@ class SubscriberInfo:
         keys = session.scalars(select(SshKey).where(
             SshKey.subscriber_id == s.id, SshKey.removed_at.is_(None))
             .order_by(SshKey.added_at, SshKey.id))
-        return cls(s.uuid, s.name, s.serves, s.sftp_conn_id, s.remote_dir, s.active,
-                   s.created_at, s.disabled_at,
-                   tuple(CertificateInfo(c.sha256, c.subject, c.not_after) for c in certs),
-                   tuple(agreements), s.delivery_mode, s.pickup_account,
-                   tuple(RegisteredSshKey(k.fingerprint, k.key_type, k.bits, k.comment,
-                                          k.added_at) for k in keys))
+        return cls(
+            uuid=s.uuid, name=s.name, sftp_conn_id=s.sftp_conn_id, remote_dir=s.remote_dir,
+            delivery_mode=s.delivery_mode, pickup_account=s.pickup_account,
+            serves=s.serves, active=s.active, created_at=s.created_at,
+            disabled_at=s.disabled_at,
+            certificates=tuple(CertificateInfo(c.sha256, c.subject, c.not_after)
+                               for c in certs),
+            service_agreements=tuple(agreements),
+            ssh_keys=tuple(RegisteredSshKey(k.fingerprint, k.key_type, k.bits, k.comment,
+                                            k.added_at) for k in keys))
+
+    def to_json(self, key: Callable[[str], str] = str) -> dict[str, Any]:
+        """Every field as JSON values, in the order operators' scripts know; ``key``
+        spells the names (``subscriber list --json`` as they are, the REST API in
+        camelCase)."""
+        def named(**fields: Any) -> dict[str, Any]:
+            return {key(k): v for k, v in fields.items()}
+
+        return named(
+            uuid=self.uuid, name=self.name, serves=self.serves,
+            sftp_conn_id=self.sftp_conn_id, remote_dir=self.remote_dir, active=self.active,
+            created_at=self.created_at.isoformat(),
+            disabled_at=self.disabled_at.isoformat() if self.disabled_at else None,
+            certificates=[named(sha256=c.sha256, subject=c.subject,
+                                not_after=c.not_after.isoformat())
+                          for c in self.certificates],
+            service_agreements=list(self.service_agreements),
+            delivery_mode=self.delivery_mode, pickup_account=self.pickup_account,
+            ssh_keys=[named(fingerprint=k.fingerprint, type=k.key_type, bits=k.bits,
+                            comment=k.comment, added_at=k.added_at.isoformat())
+                      for k in self.ssh_keys])
 
 
 @dataclass(frozen=True)
@@ -204,7 +230,7 @@ class SubscriberUpdate:
     """What :meth:`SubscriptionService.update_subscriber` did: the subscriber as it now
     is and the fields that changed (none: it already was so)."""
 
-    info: SubscriberInfo
+    info: SubscriberDetails
     changed: list[str]
 
     def describe(self) -> str:
@@ -288,7 +314,7 @@ class _Delivery:
 class _Switch:
     """The result of :meth:`SubscriptionService.set_delivery` inside its transaction."""
 
-    info: SubscriberInfo
+    info: SubscriberDetails
     account: str | None
     #: Another subscriber holding the account asked for (nothing changed), if any.
     owner: str | None = None
@@ -518,7 +544,7 @@ class SubscriptionService:
                        sftp_conn_id: str | None = None, remote_dir: str = ".",
                        service_agreements: Sequence[str] = (), delivery_mode: str = PUSH,
                        pickup_account: str | None = None,
-                       ssh_keys: Sequence[str | bytes] = ()) -> SubscriberInfo:
+                       ssh_keys: Sequence[str | bytes] = ()) -> SubscriberDetails:
         """Register an IT system (and its service agreements and SSH keys, in the same
         transaction). A ``pickup`` subscriber's account defaults to its UUID."""
         uuid = validate_uuid(uuid)
@@ -545,7 +571,7 @@ class SubscriptionService:
 
     def _add_subscriber(self, uuid: str, name: str, serves: str | None,
                         sftp_conn_id: str | None, remote_dir: str, agreements: list[str],
-                        arguments: dict[str, Any], delivery: _Delivery) -> SubscriberInfo:
+                        arguments: dict[str, Any], delivery: _Delivery) -> SubscriberDetails:
         with Session(self.engine) as s, s.begin():
             now = lock_filters(s, self.clock)
             if s.scalar(select(Subscriber.id).where(Subscriber.uuid == uuid)) is not None:
@@ -568,9 +594,9 @@ class SubscriptionService:
                         f"SSH key {key.fingerprint} is already registered for IT system "
                         f"{owner[1]}", what="SSH key", owner=owner[1])
                 _store_key(s, sub, key, now)
-            return SubscriberInfo.of(s, sub)
+            return SubscriberDetails.of(s, sub)
 
-    def set_active(self, uuid: str, active: bool) -> SubscriberInfo:
+    def set_active(self, uuid: str, active: bool) -> SubscriberDetails:
         with Session(self.engine) as s, s.begin():
             now = lock_filters(s, self.clock)
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
@@ -582,7 +608,7 @@ class SubscriptionService:
                 sub.active, sub.disabled_at = active, (None if active else now)
                 self._audit(s, uuid, "EnableSubscriber" if active else "DisableSubscriber",
                             {}, "CHANGED" if changed else "UNCHANGED", now)
-                return SubscriberInfo.of(s, sub)
+                return SubscriberDetails.of(s, sub)
         raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
 
     def update_subscriber(self, uuid: str, *, name: str | None = None,
@@ -614,7 +640,7 @@ class SubscriptionService:
             for key in changed:
                 setattr(sub, key, given[key])
             audit_arguments["before"] = before
-            return SubscriberUpdate(SubscriberInfo.of(s, sub), changed)
+            return SubscriberUpdate(SubscriberDetails.of(s, sub), changed)
 
         audit_arguments: dict[str, Any] = {"after": {
             "name": name, "serves": serves, "sftp_conn_id": sftp_conn_id,
@@ -622,20 +648,20 @@ class SubscriptionService:
         return self._run(uuid, "UpdateSubscriber", audit_arguments, validate, apply,
                          SubscriberUpdate.describe)
 
-    def subscribers(self, *, active_only: bool = False) -> list[SubscriberInfo]:
+    def subscribers(self, *, active_only: bool = False) -> list[SubscriberDetails]:
         with Session(self.engine) as s:
             q = select(Subscriber).order_by(Subscriber.name, Subscriber.uuid)
             if active_only:
                 q = q.where(Subscriber.active.is_(True))
-            return [SubscriberInfo.of(s, sub) for sub in s.scalars(q)]
+            return [SubscriberDetails.of(s, sub) for sub in s.scalars(q)]
 
-    def subscriber(self, uuid: str) -> SubscriberInfo:
+    def subscriber(self, uuid: str) -> SubscriberDetails:
         """One subscriber, with its certificates and service agreements."""
         with Session(self.engine) as s:
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
             if sub is None:
                 raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
-            return SubscriberInfo.of(s, sub)
+            return SubscriberDetails.of(s, sub)
 
     # -- certificates and service agreements (SF6002 over mutual TLS) ---------------
     def _registration(self, what: str, system: str, operation: str,
@@ -662,39 +688,64 @@ class SubscriptionService:
                         .where(key == value, model.removed_at.is_(None))).first()
         return (row[0], row[1]) if row else None
 
-    def add_certificate(self, system: str, pem: bytes | str) -> Registration:
-        """Register a client certificate for ``system`` (several may be current)."""
-        def apply(s: Session, sub: Subscriber, cert: CertificateInfo, now: dt.datetime
-                  ) -> Registration:
-            owner = self._owner(s, Certificate, Certificate.sha256, cert.sha256)
+    def _add_parsed(self, what: str, system: str, operation: str, parse: Callable[[], T],
+                    audited: Callable[[T], dict[str, Any]], key: Any,
+                    store: Callable[[Session, Subscriber, T, dt.datetime], None]
+                    ) -> Registration:
+        """Register a credential that is parsed before the transaction (a certificate,
+        an SSH key): refused input is audited as ``REJECTED`` with no arguments (it may
+        be anything), one already held is ``ALREADY_EXISTED`` (refused if another system
+        holds it). ``key`` is the table's column that identifies it, named as the parsed
+        value's attribute."""
+        def apply(s: Session, sub: Subscriber, item: T, now: dt.datetime) -> Registration:
+            owner = self._owner(s, key.class_, key, getattr(item, key.key))
             if owner is not None:
                 return Registration(Result.ALREADY_EXISTED,
                                     None if owner[0] == sub.id else owner[1])
-            s.add(Certificate(subscriber_id=sub.id, sha256=cert.sha256, subject=cert.subject,
-                              not_after=cert.not_after, added_at=now))
+            store(s, sub, item, now)
             return Registration(Result.ADDED)
         try:
-            cert = parse_certificate(pem, now=self.clock() if self.clock else None)
+            item = parse()
         except FilterInputError as exc:
             refused = exc
 
-            def validate() -> CertificateInfo:
+            def validate() -> T:
                 raise refused  # audited as REJECTED by _run
-            return self._registration("certificate", system, "AddCertificate", {}, validate, apply)
-        return self._registration("certificate", system, "AddCertificate", {
-            "sha256": cert.sha256, "subject": cert.subject,
-            "not_after": cert.not_after.isoformat()}, lambda: cert, apply)
+            return self._registration(what, system, operation, {}, validate, apply)
+        return self._registration(what, system, operation, audited(item), lambda: item, apply)
+
+    def _remove_registered(self, what: str, system: str, operation: str, key: Any,
+                           arguments: dict[str, Any], normalise: Callable[[], str]
+                           ) -> Registration:
+        """Close ``system``'s current row whose ``key`` column is the normalised value;
+        ``NON_EXISTING`` if there is none."""
+        model = key.class_
+
+        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
+            done = s.execute(update(model).where(
+                model.subscriber_id == sub.id, key == value,
+                model.removed_at.is_(None)).values(removed_at=now))
+            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
+        return self._registration(what, system, operation, arguments, normalise, apply)
+
+    def add_certificate(self, system: str, pem: bytes | str) -> Registration:
+        """Register a client certificate for ``system`` (several may be current)."""
+        def store(s: Session, sub: Subscriber, cert: CertificateInfo, now: dt.datetime
+                  ) -> None:
+            s.add(Certificate(subscriber_id=sub.id, sha256=cert.sha256, subject=cert.subject,
+                              not_after=cert.not_after, added_at=now))
+        return self._add_parsed(
+            "certificate", system, "AddCertificate",
+            lambda: parse_certificate(pem, now=self.clock() if self.clock else None),
+            lambda cert: {"sha256": cert.sha256, "subject": cert.subject,
+                          "not_after": cert.not_after.isoformat()},
+            Certificate.sha256, store)
 
     def remove_certificate(self, system: str, sha256: str) -> Registration:
         """Close a certificate's registration; ``NON_EXISTING`` if it is not current."""
-        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
-            done = s.execute(update(Certificate).where(
-                Certificate.subscriber_id == sub.id, Certificate.sha256 == value,
-                Certificate.removed_at.is_(None)).values(removed_at=now))
-            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
-        return self._registration("certificate", system, "RemoveCertificate",
-                                  {"sha256": str(sha256)[:80]},
-                                  lambda: normalise_fingerprint(sha256), apply)
+        return self._remove_registered("certificate", system, "RemoveCertificate",
+                                       Certificate.sha256, {"sha256": str(sha256)[:80]},
+                                       lambda: normalise_fingerprint(sha256))
 
     def _register_agreement(self, s: Session, sub: Subscriber, agreement: str,
                             now: dt.datetime) -> Registration:
@@ -721,15 +772,10 @@ class SubscriptionService:
                                   lambda: validate_agreement(agreement), apply)
 
     def remove_service_agreement(self, system: str, agreement: str) -> Registration:
-        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
-            done = s.execute(update(ServiceAgreement).where(
-                ServiceAgreement.subscriber_id == sub.id, ServiceAgreement.uuid == value,
-                ServiceAgreement.removed_at.is_(None)).values(removed_at=now))
-            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
-        return self._registration("service agreement", system,
-                                  "RemoveServiceAgreement",
-                                  {"service_agreement": str(agreement)[:80]},
-                                  lambda: validate_agreement(agreement), apply)
+        return self._remove_registered("service agreement", system, "RemoveServiceAgreement",
+                                       ServiceAgreement.uuid,
+                                       {"service_agreement": str(agreement)[:80]},
+                                       lambda: validate_agreement(agreement))
 
     # -- delivery mode and pick-up SSH keys ----------------------------------------
     def add_ssh_key(self, system: str, key: str | bytes) -> Registration:
@@ -737,41 +783,22 @@ class SubscriptionService:
         several may be current (rotation). Refused by the rule ``ssh key``
         (:func:`~cpr_abonnement.subscriptions.ssh_keys.parse_public_key`), or when
         another system has it."""
-        def apply(s: Session, sub: Subscriber, info: SshKeyInfo, now: dt.datetime
-                  ) -> Registration:
-            owner = self._owner(s, SshKey, SshKey.fingerprint, info.fingerprint)
-            if owner is not None:
-                return Registration(Result.ALREADY_EXISTED,
-                                    None if owner[0] == sub.id else owner[1])
-            _store_key(s, sub, info, now)
-            return Registration(Result.ADDED)
-        try:
-            info = parse_public_key(key)
-        except FilterInputError as exc:
-            refused = exc
-
-            def validate() -> SshKeyInfo:
-                raise refused  # audited as REJECTED by _run
-            return self._registration("SSH key", system, "AddSshKey", {}, validate, apply)
-        return self._registration("SSH key", system, "AddSshKey", {
-            "fingerprint": info.fingerprint, "type": info.key_type, "bits": info.bits,
-            "comment": info.comment}, lambda: info, apply)
+        return self._add_parsed(
+            "SSH key", system, "AddSshKey", lambda: parse_public_key(key),
+            lambda info: {"fingerprint": info.fingerprint, "type": info.key_type,
+                          "bits": info.bits, "comment": info.comment},
+            SshKey.fingerprint, _store_key)
 
     def remove_ssh_key(self, system: str, fingerprint: str) -> Registration:
         """Close an SSH key's validity period (``SHA256:...``); ``NON_EXISTING`` if it is
         not a current key of ``system``. The next login with it is refused."""
-        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
-            done = s.execute(update(SshKey).where(
-                SshKey.subscriber_id == sub.id, SshKey.fingerprint == value,
-                SshKey.removed_at.is_(None)).values(removed_at=now))
-            return Registration(Result.REMOVED if done.rowcount else Result.NON_EXISTING)
-        return self._registration("SSH key", system, "RemoveSshKey",
-                                  {"fingerprint": str(fingerprint)[:80]},
-                                  lambda: normalise_ssh_fingerprint(fingerprint), apply)
+        return self._remove_registered("SSH key", system, "RemoveSshKey", SshKey.fingerprint,
+                                       {"fingerprint": str(fingerprint)[:80]},
+                                       lambda: normalise_ssh_fingerprint(fingerprint))
 
     def set_delivery(self, system: str, mode: str, *, pickup_account: str | None = None,
                      sftp_conn_id: str | None = None, remote_dir: str | None = None
-                     ) -> SubscriberInfo:
+                     ) -> SubscriberDetails:
         """Switch ``system`` to ``push`` or ``pickup`` (audited ``SetDelivery``).
 
         Pick-up: the account is ``pickup_account``, else the one it had, else its UUID;
@@ -794,7 +821,7 @@ class SubscriptionService:
                 account = account or sub.pickup_account or sub.uuid
                 owner = _account_owner(s, account, sub.id)
                 if owner is not None:
-                    return _Switch(SubscriberInfo.of(s, sub), account, owner)
+                    return _Switch(SubscriberDetails.of(s, sub), account, owner)
                 sub.pickup_account = account
             elif not (conn or sub.sftp_conn_id):
                 raise InvalidDeliveryMode("delivery mode push needs an SFTP connection "
@@ -802,7 +829,7 @@ class SubscriptionService:
             sub.delivery_mode = chosen
             sub.sftp_conn_id = conn or sub.sftp_conn_id
             sub.remote_dir = directory or sub.remote_dir
-            return _Switch(SubscriberInfo.of(s, sub), account)
+            return _Switch(SubscriberDetails.of(s, sub), account)
 
         def describe(done: _Switch) -> str:
             if done.owner:

@@ -6,31 +6,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from cpr_abonnement.subscriptions.models import Subscriber
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """An active subscriber as the pipeline needs it (position = its index in a snapshot)."""
-
-    uuid: str
-    name: str
-    sftp_conn_id: str | None
-    remote_dir: str
-    delivery_mode: str = "push"
-    pickup_account: str | None = None
-
-    @property
-    def recipient(self) -> str:
-        """Who the ``.metadata`` names as ``Recipients``: the pick-up account (the login
-        a reader such as spsftp checks for), for push the UserSystemUUID."""
-        return self.pickup_account if self.delivery_mode == "pickup" and \
-            self.pickup_account else self.uuid
+from cpr_abonnement.subscriptions.recipient import Recipient
 
 
 def subscribed_at(as_of: dt.datetime) -> ColumnElement[bool]:
@@ -40,8 +21,9 @@ def subscribed_at(as_of: dt.datetime) -> ColumnElement[bool]:
                 or_(Subscriber.active.is_(True), Subscriber.disabled_at > as_of))
 
 
-def subscribers_at(conn: Connection, as_of: dt.datetime) -> tuple[list[int], list[Subscription]]:
-    """The subscribers :func:`subscribed_at` ``as_of``, by UUID: database ids and rows."""
+def subscribers_at(conn: Connection, as_of: dt.datetime) -> tuple[list[int], list[Recipient]]:
+    """The subscribers :func:`subscribed_at` ``as_of``, by UUID: their database ids and,
+    in the same order, what the rest of the code sees of them."""
     subs = conn.execute(
         select(Subscriber.id, Subscriber.uuid, Subscriber.name, Subscriber.sftp_conn_id,
                Subscriber.remote_dir, Subscriber.delivery_mode, Subscriber.pickup_account)
@@ -49,5 +31,5 @@ def subscribers_at(conn: Connection, as_of: dt.datetime) -> tuple[list[int], lis
         .order_by(Subscriber.uuid)
     ).all()
     return ([r.id for r in subs],
-            [Subscription(r.uuid, r.name, r.sftp_conn_id, r.remote_dir, r.delivery_mode,
-                          r.pickup_account) for r in subs])
+            [Recipient(r.uuid, r.name, r.sftp_conn_id, r.remote_dir, r.delivery_mode,
+                       r.pickup_account) for r in subs])

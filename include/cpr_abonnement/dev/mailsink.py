@@ -2,7 +2,7 @@
 message it receives as an ``.eml`` file, so a newcomer sees the failure alerts without
 a mail server (open the file in any mail program, or read it: it is text).
 
-    python -m cpr_abonnement.mailsink --dir var/demo/mail --port 2525
+    python -m cpr_abonnement.dev.mailsink --dir var/demo/mail --port 2525
 
 Only for demos and development: it accepts any sender and recipient, without TLS or
 login, and listens on the loopback address only. The demo points Airflow's
@@ -78,7 +78,7 @@ def airflow_connection(port: int, host: str = HOST) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cpr_abonnement.mailsink",
+        prog="python -m cpr_abonnement.dev.mailsink",
         description="Development mail sink: an SMTP server on 127.0.0.1 that writes each "
                     "mail it receives as an .eml file (the demo's failure alerts).")
     parser.add_argument("--dir", type=Path, required=True, help="folder for the .eml files")
