@@ -76,6 +76,10 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
                               description="YYYY-MM-DD, only for runs triggered without a "
                                           "logical date; with one it must be the same day, "
                                           "else the run fails at once"),
+        "replace_pickup": Param([], type="array", items={"type": "string"},
+                                description="UUIDs of pick-up subscribers whose files are "
+                                            "placed again although they fetched and "
+                                            "removed them (recorded in the ledger)"),
     },
     tags=["cpr", "delivery"],
     doc_md=__doc__,
@@ -155,13 +159,15 @@ def cpr_abonnement_daily():
         from airflow.sdk import get_current_context
 
         from cpr_abonnement.tasks.connections import task_engine
-        from cpr_abonnement.tasks.daily import deliver_one
+        from cpr_abonnement.tasks.daily import REPLACE_PARAM, deliver_one
         from cpr_abonnement.tasks.payloads import DeliveryItem
 
-        delivery = DeliveryItem.from_xcom(item)
-        get_current_context()["subscriber_name"] = delivery.name  # the map index's name
+        delivery, ctx = DeliveryItem.from_xcom(item), get_current_context()
+        ctx["subscriber_name"] = delivery.name  # the map index's name
+        replace = delivery.subscriber in (ctx["params"].get(REPLACE_PARAM) or [])
         return deliver_one(delivery, task_engine(),
-                           now=dt.datetime.now(dt.UTC).replace(tzinfo=None)).to_xcom()
+                           now=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                           replace=replace).to_xcom()
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
     def report(received: dict, items: list[dict]) -> dict:

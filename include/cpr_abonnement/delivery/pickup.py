@@ -166,6 +166,7 @@ class PickupDelivery(DeliveryMode):
     root is ``Settings.pickup_root`` (``CPRSUB_PICKUP_ROOT``), read at delivery time."""
 
     name = "pickup"
+    tracks_removal = True
 
     def describe(self, target: DeliveryTarget) -> str:
         return f"pickup://{target.directory}/{INBOX}"
