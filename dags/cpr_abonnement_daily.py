@@ -16,11 +16,14 @@ from the logical date (the param is for runs triggered without a logical date).
    chain. A bad extract is quarantined intact; a chain gap stops the run (param
    `allow_gap` accepts it once a data engineer has decided to).
 3. **filter_for_subscribers**: thins the extract per active subscriber with the filter
-   snapshot of the extract's first processing (a re-run reproduces the same bytes).
+   snapshot of the extract's first processing (a re-run reproduces the same bytes), which
+   also decides each subscriber's delivery mode and target.
 4. **deliver** (one mapped task per subscriber, named after it): atomic, verified,
-   idempotent delivery of the delta and its `.metadata` by the subscriber's mode (today:
-   SFTP push), recorded in the ledger.
-   Clear one subscriber's task to re-deliver to it alone.
+   idempotent delivery of the delta and its `.metadata` by the subscriber's mode in the
+   filter snapshot (push to its SFTP server, or pick-up: placed in its account's `IN/`),
+   recorded in the ledger. Clear one subscriber's task to re-deliver to it alone. A
+   pick-up file the subscriber already fetched and removed is not placed again
+   (ALREADY_DELIVERED) unless the param `replace_pickup` lists its UUID.
 5. **report**: summary of the day; marks the extract processed when all were delivered.
 
 Failures alert data engineers by mail (`CPRSUB_ALERT_EMAIL`) and, when its connection
