@@ -29,20 +29,23 @@ from cpr_abonnement.pnr import scrub
 log = logging.getLogger(__name__)
 
 
+def is_account_created(path: Path) -> bool:
+    """Whether ``path`` is a regular file owned by the owner of the folder it is in,
+    that owner not being this process's user (the delivery's): in an ``IN/``, a file
+    the account created itself."""
+    owner = path.parent.stat().st_uid
+    st = path.lstat()
+    return owner != os.geteuid() and stat.S_ISREG(st.st_mode) and st.st_uid == owner
+
+
 def account_created(root: Path) -> list[tuple[str, Path]]:
-    """(account, file) of each regular file in an ``IN/`` owned by that ``IN/``'s owner,
-    where that owner is not this process's user (the delivery's)."""
+    """(account, file) of each file an account created in its ``IN/``."""
     found = []
     for inbox in sorted(Path(root).glob(f"*/{INBOX}")):
         if inbox.is_symlink() or not inbox.is_dir():
             continue
-        owner = inbox.stat().st_uid
-        if owner == os.geteuid():
-            continue
-        for f in sorted(inbox.iterdir()):
-            st = f.lstat()
-            if stat.S_ISREG(st.st_mode) and st.st_uid == owner:
-                found.append((inbox.parent.name, f))
+        found += [(inbox.parent.name, f) for f in sorted(inbox.iterdir())
+                  if is_account_created(f)]
     return found
 
 
