@@ -130,9 +130,9 @@ def main() -> int:
 
     with EmbeddedSftpServer(OUT / "sftp", {LOGIN: PASSWORD}) as sftp:
         os.environ["AIRFLOW_CONN_SFTP_BENCH"] = sftp.airflow_connection(LOGIN)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         run = run_dag(DAY)
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
 
     rows = ledger.entries(make_engine(os.environ["CPRSUB_DB_URL"]), "431101", DAY)
     delivered = [e for e in rows if e.outcome in ledger.DELIVERED_OUTCOMES]
@@ -141,6 +141,9 @@ def main() -> int:
           f"{'/'.join(modes)}, {args.persons:,} persons; ledger {len(delivered):,} "
           f"delivered; folders with file + .metadata: "
           + ", ".join(f"{mode} {n:,}" for mode, n in complete.items()))
+    print(f"process CPU {cpu:.1f} s over the run ({cpu / total:.3f} s per delivery, "
+          f"wall {wall / total:.3f} s per delivery; includes the embedded push server, "
+          f"which runs in this process)")
     print(f"{'task':<24}{'instances':>10}{'sum s':>10}{'wall s':>10}{'mean s':>10}")
     for task, n, spent, span in sorted(_task_times(), key=lambda r: r[0]):
         print(f"{task:<24}{n:>10,}{spent:>10.1f}{span:>10.1f}{spent / n:>10.3f}")

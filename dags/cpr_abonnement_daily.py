@@ -16,11 +16,14 @@ from the logical date (the param is for runs triggered without a logical date).
    chain. A bad extract is quarantined intact; a chain gap stops the run (param
    `allow_gap` accepts it once a data engineer has decided to).
 3. **filter_for_subscribers**: thins the extract per active subscriber with the filter
-   snapshot of the extract's first processing (a re-run reproduces the same bytes).
+   snapshot of the extract's first processing (a re-run reproduces the same bytes), which
+   also decides each subscriber's delivery mode and target.
 4. **deliver** (one mapped task per subscriber, named after it): atomic, verified,
-   idempotent delivery of the delta and its `.metadata` by the subscriber's mode (today:
-   SFTP push), recorded in the ledger.
-   Clear one subscriber's task to re-deliver to it alone.
+   idempotent delivery of the delta and its `.metadata` by the subscriber's mode in the
+   filter snapshot (push to its SFTP server, or pick-up: placed in its account's `IN/`),
+   recorded in the ledger. Clear one subscriber's task to re-deliver to it alone. A
+   pick-up file the subscriber already fetched and removed is not placed again
+   (ALREADY_DELIVERED) unless the param `replace_pickup` lists its UUID.
 5. **report**: summary of the day; marks the extract processed when all were delivered.
 
 Failures alert data engineers by mail (`CPRSUB_ALERT_EMAIL`) and, when its connection
@@ -79,6 +82,10 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
                               description="YYYY-MM-DD, only for runs triggered without a "
                                           "logical date; with one it must be the same day, "
                                           "else the run fails at once"),
+        "replace_pickup": Param([], type="array", items={"type": "string"},
+                                description="UUIDs of pick-up subscribers whose files are "
+                                            "placed again although they fetched and "
+                                            "removed them (recorded in the ledger)"),
     },
     tags=["cpr", "delivery"],
     doc_md=__doc__,
@@ -158,13 +165,15 @@ def cpr_abonnement_daily():
         from airflow.sdk import get_current_context
 
         from cpr_abonnement.tasks.connections import task_engine
-        from cpr_abonnement.tasks.daily import deliver_one
+        from cpr_abonnement.tasks.daily import REPLACE_PARAM, deliver_one
         from cpr_abonnement.tasks.payloads import DeliveryItem
 
-        delivery = DeliveryItem.from_xcom(item)
-        get_current_context()["subscriber_name"] = delivery.name  # the map index's name
+        delivery, ctx = DeliveryItem.from_xcom(item), get_current_context()
+        ctx["subscriber_name"] = delivery.name  # the map index's name
+        replace = delivery.subscriber in (ctx["params"].get(REPLACE_PARAM) or [])
         return deliver_one(delivery, task_engine(),
-                           now=dt.datetime.now(dt.UTC).replace(tzinfo=None)).to_xcom()
+                           now=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                           replace=replace).to_xcom()
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
     def report(received: dict, items: list[dict]) -> dict:

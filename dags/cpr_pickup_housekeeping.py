@@ -7,7 +7,10 @@ Every day at 06:00 Danish time (weekends too: retention counts calendar days).
    `CPRSUB_PICKUP_RETENTION_DAYS` (30) from each pick-up account's `IN/`, judged by each
    file's own age (never a younger file), and records the removals in the ledger as
    removed by retention.
-2. **check_late_pickups**: fails, and so alerts the data engineers
+2. **sweep_account_created_files**: removes the files a pick-up account created itself
+   in its `IN/` (empty: OpenSSH refuses the write but not the creation of the name)
+   and fails, so alerts, naming the accounts.
+3. **check_late_pickups**: fails, and so alerts the data engineers
    (`CPRSUB_ALERT_EMAIL`, Slack), when a pick-up subscriber has not downloaded a file
    for `CPRSUB_PICKUP_ALERT_DAYS` (3) delivery days. `cprsub health` lists the same.
 
@@ -51,6 +54,15 @@ def cpr_pickup_housekeeping():
         return remove_expired(Settings.from_env(), task_engine(), now=dt.datetime.now(dt.UTC))
 
     @task(retry_policy=ExceptionRetryPolicy(rules=[RetryRule(
+        exception="cpr_abonnement.errors.PickupStrayFiles", action=RetryAction.FAIL,
+        reason="files created by accounts were removed: alert now")]))
+    def sweep_account_created_files() -> list[str]:
+        from cpr_abonnement.settings import Settings
+        from cpr_abonnement.tasks.housekeeping import sweep_account_files
+
+        return sweep_account_files(Settings.from_env())
+
+    @task(retry_policy=ExceptionRetryPolicy(rules=[RetryRule(
         exception="cpr_abonnement.errors.PickupLate", action=RetryAction.FAIL,
         reason="late pick-ups: alert now, a retry changes nothing")]))
     def check_late_pickups() -> list[str]:
@@ -61,6 +73,7 @@ def cpr_pickup_housekeeping():
         return check_pickups(Settings.from_env(), task_engine(), now=dt.datetime.now(dt.UTC))
 
     remove_expired_pickup_files() >> check_late_pickups()
+    sweep_account_created_files()  # on its own: its alert never holds up the others
 
 
 cpr_pickup_housekeeping()

@@ -141,6 +141,21 @@ CREATE TABLE delivery (
 	CONSTRAINT fk_delivery_extract_run_id_extract_run FOREIGN KEY(extract_run_id) REFERENCES extract_run (id)
 );
 
+CREATE TABLE delivery_setting (
+	id SERIAL NOT NULL,
+	subscriber_id INTEGER NOT NULL,
+	delivery_mode VARCHAR(8) NOT NULL,
+	pickup_account VARCHAR(64),
+	sftp_conn_id VARCHAR(250),
+	remote_dir VARCHAR(500) NOT NULL,
+	valid_from TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	valid_to TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_delivery_setting PRIMARY KEY (id),
+	CONSTRAINT fk_delivery_setting_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
+);
+
+CREATE INDEX ix_delivery_setting_subscriber_id ON delivery_setting (subscriber_id, valid_from);
+
 CREATE TABLE filter_age_range (
 	start_age SMALLINT NOT NULL,
 	end_age SMALLINT NOT NULL,

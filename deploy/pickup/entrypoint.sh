@@ -3,15 +3,22 @@
 # database URL handed to the AuthorizedKeysCommand, a Unix account per pick-up account
 # (sshd needs one to chroot to; no password: "*" is not "locked"), internal-sftp's log
 # tracked into the ledger, then sshd in the foreground.
+# The paths are the image's; the CPRSUB_PICKUP_* overrides exist for
+# tests/pickup/test_pickup_entrypoint.py, which runs this script as is.
 set -eu
-keys=/etc/ssh/pickup_host_keys
+keys=${CPRSUB_PICKUP_HOST_KEYS:-/etc/ssh/pickup_host_keys}
+etc=${CPRSUB_PICKUP_ETC:-/etc/cprsub}
+srv=${CPRSUB_PICKUP_SRV:-/srv/pickup}
+log=${CPRSUB_PICKUP_LOG:-/var/log/pickup/sftp.log}
+config=${CPRSUB_PICKUP_SSHD_CONFIG:-/etc/ssh/sshd_config}
+keys_group=${CPRSUB_PICKUP_KEYS_GROUP:-cprsub-keys}
 [ -f $keys/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N "" -f $keys/ssh_host_ed25519_key
 [ -f $keys/ssh_host_rsa_key ] || ssh-keygen -q -t rsa -b 4096 -N "" -f $keys/ssh_host_rsa_key
-mkdir -p /etc/cprsub
-printf 'CPRSUB_DB_URL=%s\n' "$CPRSUB_DB_URL" > /etc/cprsub/pickup.env
-chown root:cprsub-keys /etc/cprsub/pickup.env
-chmod 0640 /etc/cprsub/pickup.env
-chown root:root /srv/pickup && chmod 0755 /srv/pickup
-cprsub pickup sync-accounts --root /srv/pickup
-cprsub pickup track --root /srv/pickup --log /var/log/pickup/sftp.log &
-exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
+mkdir -p $etc
+printf 'CPRSUB_DB_URL=%s\n' "$CPRSUB_DB_URL" > $etc/pickup.env
+chown root:$keys_group $etc/pickup.env
+chmod 0640 $etc/pickup.env
+chown root:root $srv && chmod 0755 $srv
+cprsub pickup sync-accounts --root $srv
+cprsub pickup track --root $srv --log $log &
+exec /usr/sbin/sshd -D -e -f $config

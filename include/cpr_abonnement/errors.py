@@ -284,3 +284,10 @@ class SoapFault(CprAbonnementError):
 class PickupLate(CprAbonnementError):
     """Pick-up subscribers have not fetched their files for CPRSUB_PICKUP_ALERT_DAYS
     delivery days (raised by the housekeeping DAG to alert the data engineers)."""
+
+
+class PickupStrayFiles(CprAbonnementError):
+    """Files a pick-up account created in its own ``IN/`` (empty: OpenSSH's
+    internal-sftp lets an open for writing create the name before the write is refused)
+    were removed; raised by the housekeeping DAG to alert the data engineers, naming
+    the accounts."""

@@ -142,6 +142,33 @@ def test_upload_of_content_is_refused(sshd, accounts):
     assert not (sshd["root"] / a.name / "new").exists()
 
 
+def test_an_empty_file_the_account_creates_is_swept_and_alerted(sshd, accounts):
+    """The one thing the allow-list cannot stop (an open for writing creates the name
+    before the write is refused): the log ingestion warns at once, and the housekeeping
+    sweep removes the account's own files from its IN/ and alerts naming the account;
+    delivered files stay."""
+    from cpr_abonnement.errors import PickupStrayFiles
+    from cpr_abonnement.pickup.strays import sweep_strays
+
+    a, b = accounts.values()
+    result = sftp_batch(sshd["port"], a.name, a.key_file, [f"put {a.key_file} IN/new"])
+    assert result.returncode != 0
+    stray = sshd["root"] / a.name / "IN" / "new"
+    assert stray.exists() and stray.stat().st_size == 0  # what internal-sftp allows
+    ingester = SftpLogIngester(ledger_recorder(sshd["engine"]), sshd["root"])
+    for line in list(sshd["logs"]):
+        ingester.feed(line)
+    assert ingester.result.uploads == [f"{a.name}/IN/new"]
+    before = tree(sshd["root"])
+    with pytest.raises(PickupStrayFiles, match=a.name) as raised:
+        sweep_strays(sshd["root"])
+    assert b.name not in str(raised.value)
+    assert not stray.exists()
+    after = tree(sshd["root"])
+    assert after == {k: v for k, v in before.items() if k != f"{a.name}/IN/new"}
+    assert sweep_strays(sshd["root"]) == []  # nothing left: no alert
+
+
 def _refused(port, user, pkey=None, password=None) -> bool:
     try:
         transport, _ = paramiko_sftp(port, user, pkey, password=password)

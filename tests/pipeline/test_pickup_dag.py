@@ -88,7 +88,9 @@ def test_a_different_file_in_the_pickup_folder_is_a_conflict_never_overwritten(
 def test_switching_a_subscriber_to_pickup_moves_its_next_delivery(deployment, monkeypatch,
                                                                    tmp_path):
     monkeypatch.setenv("CPRSUB_PICKUP_ROOT", str(tmp_path / "pickup"))
-    svc = SubscriptionService(deployment.engine, caller="test")
+    # switched before the day: the snapshot as of the day decides the mode
+    svc = SubscriptionService(deployment.engine, caller="test",
+                              clock=lambda: dt.datetime(2026, 11, 18))
     svc.set_delivery(AALBORG, "pickup")  # account: its UUID
     src = deployment.extract(DAY)
     run = deployment.run(DAY)

@@ -72,6 +72,22 @@ def test_a_different_file_is_a_conflict_and_stays(files, tmp_path):
     assert not (inbox / f"{NAME}.metadata").exists()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to the account's user needs root")
+def test_a_name_the_account_created_itself_is_a_conflict_that_says_so(files, tmp_path):
+    """An empty file the account created in its IN/ (sshd cannot refuse that, see
+    pickup/strays.py) under the coming file's name: still never overwritten, but the
+    conflict names the cause and the sweep that removes it."""
+    inbox = tmp_path / "root" / "acct" / "IN"
+    inbox.mkdir(parents=True)
+    account_uid = 4242  # the account's Unix user owns its IN/ (pickup/unix.py)
+    os.chown(inbox, account_uid, 0)
+    (inbox / NAME).touch()
+    os.chown(inbox / NAME, account_uid, 0)
+    with pytest.raises(DeliveryConflict, match="created by the pick-up account itself"):
+        _deliver(files)
+    assert (inbox / NAME).stat().st_size == 0
+
+
 def test_a_final_file_appearing_before_the_link_is_never_replaced(files, tmp_path,
                                                                   monkeypatch):
     inbox = tmp_path / "root" / "acct" / "IN"

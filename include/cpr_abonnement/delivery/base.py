@@ -49,6 +49,9 @@ class DeliveryMode(ABC):
 
     #: The mode's name in :data:`cpr_abonnement.delivery.MODES` and in targets.
     name: ClassVar[str]
+    #: Whether the ledger learns when the subscriber removes a delivered file (pick-up):
+    #: then a re-run does not place a file again that was fetched and removed.
+    tracks_removal: ClassVar[bool] = False
 
     @abstractmethod
     def describe(self, target: DeliveryTarget) -> str:

@@ -48,6 +48,7 @@ from cpr_abonnement.delivery.sftp_push import (
 )
 from cpr_abonnement.errors import DeliveryConflict, DeliveryError, InvalidPickupAccount
 from cpr_abonnement.pickup.accounts import validate_account_name
+from cpr_abonnement.pickup.strays import is_account_created
 from cpr_abonnement.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,9 +117,12 @@ def _settle_existing(final: Path, partial: Path, ours: Fingerprint, *, subscribe
     """The final file exists: ours (success) or someone else's (conflict, kept)."""
     there = Fingerprint(*sha256_file(final))
     if there != ours:
+        cause = ("; created by the pick-up account itself (a refused upload): the "
+                 "housekeeping DAG's sweep removes it, then clear this task"
+                 ) if is_account_created(final) else ""
         raise DeliveryConflict(f"{final} already exists with different content ({there}; "
-                               f"ours {ours}); not overwritten", subscriber=subscriber,
-                               file_name=final.name)
+                               f"ours {ours}); not overwritten{cause}",
+                               subscriber=subscriber, file_name=final.name)
     remove_temporaries(partial, final.name)
     return FileOutcome(final.name, ours.nbytes, ours.sha256, already_there=True)
 
@@ -166,6 +170,7 @@ class PickupDelivery(DeliveryMode):
     root is ``Settings.pickup_root`` (``CPRSUB_PICKUP_ROOT``), read at delivery time."""
 
     name = "pickup"
+    tracks_removal = True
 
     def describe(self, target: DeliveryTarget) -> str:
         return f"pickup://{target.directory}/{INBOX}"

@@ -44,6 +44,8 @@ _OPEN = re.compile(r'open "(?P<path>[^"]*)" flags (?P<flags>\S+)')
 _CLOSE = re.compile(r'close "(?P<path>[^"]*)" bytes read (?P<read>\d+) written (?P<written>\d+)')
 _REMOVE = re.compile(r'remove name "(?P<path>[^"]*)"')
 _CLOSED = re.compile(r"session closed for local user")
+#: internal-sftp's names of the open flags that write or create.
+_WRITING = {"WRITE", "APPEND", "CREATE", "TRUNCATE", "EXCL"}
 
 #: ``record(account, file_name, event, at) -> bool`` (the ledger's record_pickup_event).
 Recorder = Callable[[str, str, str, dt.datetime], bool]
@@ -56,11 +58,15 @@ class IngestResult:
     removed: int = 0
     unmatched: int = 0
     incomplete: int = 0
+    #: "<account>/<path>" of each open for writing or creating (refused writes; an
+    #: empty file may remain: :mod:`cpr_abonnement.pickup.strays`).
+    uploads: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.lines} line(s): {self.downloaded} download(s) and {self.removed} "
                 f"removal(s) recorded, {self.unmatched} without a ledger row, "
-                f"{self.incomplete} partial or unmeasurable read(s)")
+                f"{self.incomplete} partial or unmeasurable read(s), "
+                f"{len(self.uploads)} open(s) for writing")
 
 
 @dataclass
@@ -89,6 +95,17 @@ class SftpLogIngester:
             self._closed(self._sessions[pid], m.group("path"), int(m.group("read")), at)
         elif (m := _REMOVE.match(message)) and pid in self._sessions:
             self._event(self._sessions[pid], m.group("path"), "removed", at)
+        elif (m := _OPEN.match(message)) and pid in self._sessions:
+            self._opened(self._sessions[pid], m.group("path"), m.group("flags"))
+
+    def _opened(self, account: str, path: str, flags: str) -> None:
+        """An open for writing or creating is an upload attempt: warn at once."""
+        if not _WRITING & set(flags.split(",")):
+            return
+        self.result.uploads.append(f"{account}/{scrub(path.lstrip('/'))}")
+        log.warning("pickup log: account %s opened %s for writing (flags %s): refused "
+                    "write; an empty file may remain until the housekeeping sweep",
+                    account, scrub(path), flags)
 
     def _closed(self, account: str, path: str, read: int, at: dt.datetime) -> None:
         size = self._size(account, path)

@@ -161,6 +161,39 @@ def entries(engine: Engine, task_number: str, production_date: dt.date) -> list[
         return [_entry(r) for r in rows]
 
 
+def entry(engine: Engine, task_number: str, production_date: dt.date, subscriber_uuid: str
+          ) -> LedgerEntry | None:
+    """The ledger row of one extract and subscriber, if any."""
+    with Session(engine) as s:
+        row = s.scalar(select(Delivery).join(ExtractRun)
+                       .where(ExtractRun.task_number == task_number,
+                              ExtractRun.production_date == production_date,
+                              Delivery.subscriber_uuid == subscriber_uuid))
+        return _entry(row) if row is not None else None
+
+
+def collected(previous: LedgerEntry | None, sha256: str) -> bool:
+    """Whether ``previous`` shows this very file (same SHA-256) delivered and since
+    removed from ``IN/`` (by the subscriber or by retention): a re-run must not place
+    it again unasked (the subscriber would fetch it twice)."""
+    return (previous is not None and previous.delivered_at is not None
+            and previous.sha256 == sha256 and previous.removed_at is not None)
+
+
+def restart_pickup_tracking(engine: Engine, task_number: str, production_date: dt.date,
+                            subscriber_uuid: str) -> None:
+    """Forget when a file became available, was downloaded and removed: it has been
+    placed again on request, and its tracking (late pick-up, retention) starts over.
+    What was forgotten stays in the ledger's detail (see the caller)."""
+    with Session(engine) as s, s.begin():
+        run_id = _run_id(s, task_number, production_date)
+        s.execute(update(Delivery).where(Delivery.extract_run_id == run_id,
+                                         Delivery.subscriber_uuid == subscriber_uuid)
+                  .values(available_at=None, picked_up_at=None, removed_at=None,
+                          removed_by=None)
+                  .execution_options(synchronize_session=False))
+
+
 def _entry(row: Delivery) -> LedgerEntry:
     return LedgerEntry(row.subscriber_uuid, row.file_name, row.sha256, row.persons, row.records,
                        row.target, row.attempts, row.outcome, row.detail, row.delivered_at,

@@ -72,6 +72,29 @@ class Subscriber(Base):
     __table_args__ = (Index("uq_subscriber_pickup_account", "pickup_account", unique=True),)
 
 
+class DeliverySetting(Base):
+    """How a subscriber is delivered to, with its validity period ``[valid_from,
+    valid_to)``: the delivery mode and its target as the subscriber's columns held them
+    then. A switch closes the period and opens the next, so the filter snapshot "as of"
+    an instant also gives the delivery in force then (a backfill of an old day is
+    delivered, and its ``.metadata`` names the recipient, as on that day)."""
+
+    __tablename__ = "delivery_setting"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    delivery_mode: Mapped[str] = mapped_column(String(8))
+    pickup_account: Mapped[str | None] = mapped_column(String(64))
+    sftp_conn_id: Mapped[str | None] = mapped_column(String(250))
+    remote_dir: Mapped[str] = mapped_column(String(500))
+    valid_from: Mapped[dt.datetime] = mapped_column(DateTime)
+    valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_delivery_setting_subscriber_id", "subscriber_id", "valid_from"),
+    )
+
+
 class FilterRow:
     """Columns every filter table has: its subscriber and its validity period.
 

@@ -52,6 +52,7 @@ from cpr_abonnement.subscriptions.certificates import (
 from cpr_abonnement.subscriptions.models import (
     AuditEntry,
     Certificate,
+    DeliverySetting,
     FilterLock,
     ServiceAgreement,
     SshKey,
@@ -308,6 +309,19 @@ class _Delivery:
     mode: str
     account: str | None
     keys: list[SshKeyInfo]
+
+
+def _record_delivery_setting(s: Session, sub: Subscriber, now: dt.datetime) -> None:
+    """Close ``sub``'s delivery setting in force and open one with its columns as they
+    are now, so the snapshot as of an instant knows how it was delivered to then."""
+    s.flush()
+    s.execute(update(DeliverySetting)
+              .where(DeliverySetting.subscriber_id == sub.id,
+                     DeliverySetting.valid_to.is_(None))
+              .values(valid_to=now).execution_options(synchronize_session=False))
+    s.add(DeliverySetting(subscriber_id=sub.id, delivery_mode=sub.delivery_mode,
+                          pickup_account=sub.pickup_account, sftp_conn_id=sub.sftp_conn_id,
+                          remote_dir=sub.remote_dir, valid_from=now))
 
 
 @dataclass(frozen=True)
@@ -584,7 +598,7 @@ class SubscriptionService:
                              pickup_account=delivery.account)
             s.add(sub)
             self._audit(s, uuid, "AddSubscriber", arguments, "ADDED", now)
-            s.flush()
+            _record_delivery_setting(s, sub, now)
             for agreement in agreements:
                 self._register_agreement(s, sub, agreement, now)
             for key in delivery.keys:
@@ -829,6 +843,7 @@ class SubscriptionService:
             sub.delivery_mode = chosen
             sub.sftp_conn_id = conn or sub.sftp_conn_id
             sub.remote_dir = directory or sub.remote_dir
+            _record_delivery_setting(s, sub, now)
             return _Switch(SubscriberDetails.of(s, sub), account)
 
         def describe(done: _Switch) -> str:

@@ -10,7 +10,7 @@ import datetime as dt
 from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from cpr_abonnement.subscriptions.models import Subscriber
+from cpr_abonnement.subscriptions.models import DeliverySetting, Subscriber
 from cpr_abonnement.subscriptions.recipient import Recipient
 
 
@@ -21,15 +21,30 @@ def subscribed_at(as_of: dt.datetime) -> ColumnElement[bool]:
                 or_(Subscriber.active.is_(True), Subscriber.disabled_at > as_of))
 
 
+#: The delivery columns a :class:`DeliverySetting` period records.
+_DELIVERY = ("sftp_conn_id", "remote_dir", "delivery_mode", "pickup_account")
+
+
 def subscribers_at(conn: Connection, as_of: dt.datetime) -> tuple[list[int], list[Recipient]]:
-    """The subscribers :func:`subscribed_at` ``as_of``, by UUID: their database ids and,
-    in the same order, what the rest of the code sees of them."""
+    """The subscribers :func:`subscribed_at` ``as_of``, by UUID: database ids and rows,
+    each with the delivery setting in force ``as_of`` (the subscriber's columns now when
+    it has no recorded setting then)."""
+    in_force = and_(DeliverySetting.subscriber_id == Subscriber.id,
+                    DeliverySetting.valid_from <= as_of,
+                    or_(DeliverySetting.valid_to.is_(None), DeliverySetting.valid_to > as_of))
     subs = conn.execute(
-        select(Subscriber.id, Subscriber.uuid, Subscriber.name, Subscriber.sftp_conn_id,
-               Subscriber.remote_dir, Subscriber.delivery_mode, Subscriber.pickup_account)
+        select(Subscriber.id, Subscriber.uuid, Subscriber.name,
+               *(getattr(Subscriber, c) for c in _DELIVERY),
+               DeliverySetting.id.label("setting"),
+               *(getattr(DeliverySetting, c).label(f"then_{c}") for c in _DELIVERY))
+        .outerjoin(DeliverySetting, in_force)
         .where(subscribed_at(as_of))
         .order_by(Subscriber.uuid)
     ).all()
-    return ([r.id for r in subs],
-            [Recipient(r.uuid, r.name, r.sftp_conn_id, r.remote_dir, r.delivery_mode,
-                       r.pickup_account) for r in subs])
+    return [r.id for r in subs], [_recipient(r) for r in subs]
+
+
+def _recipient(row) -> Recipient:
+    prefix = "then_" if row.setting is not None else ""
+    delivery = {c: getattr(row, prefix + c) for c in _DELIVERY}
+    return Recipient(row.uuid, row.name, **delivery)

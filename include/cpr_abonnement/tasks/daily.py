@@ -183,17 +183,30 @@ def filter_day(settings: Settings, received: ReceivedExtract, engine: Engine, *,
 
 
 # -- deliver ----------------------------------------------------------------------------
-def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> DeliveryResult:
+#: The daily DAG's run parameter naming the pick-up subscribers whose files are placed
+#: again although they fetched and removed them.
+REPLACE_PARAM = "replace_pickup"
+
+
+def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
+                replace: bool = False) -> DeliveryResult:
     """Deliver one subscriber's files by its mode and record the attempt in the ledger.
 
     The attempt is counted before anything is sent, so an attempt whose process is
     killed mid-upload still shows in the ledger (as ``STARTED``, not delivered).
+
+    A pick-up file the ledger shows delivered with the same SHA-256 and since removed
+    (by the subscriber or retention) is not placed again: the re-run reports
+    ``ALREADY_DELIVERED``, since the subscriber has it. ``replace`` (the run parameter
+    :data:`REPLACE_PARAM`, an operator's decision) places it again, restarts its
+    pick-up tracking and says so in the ledger's detail.
     """
     target = delivery.describe(item.target)
     row = dict(task_number=item.task_number, production_date=item.day,
                subscriber_uuid=item.subscriber, file_name=item.file_name,
                sha256=item.sha256, persons=item.persons, records=item.records,
                target=target, now=now)
+    previous = ledger.entry(engine, item.task_number, item.day, item.subscriber)
     ledger.start_delivery(engine, **row)
 
     def record(outcome: str, detail: str, size_bytes: int | None = None) -> None:
@@ -202,10 +215,17 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> Deli
 
     try:
         mode = _mode_of(item)
+        collected = mode.tracks_removal and ledger.collected(previous, item.sha256)
+        if collected and not replace:
+            return _already_collected(item, previous, record)
         with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
             files = [local_copy(staged(url), Path(scratch))
                      for url in (item.data, item.metadata)]
             outcomes = mode.deliver(files, item.target, subscriber=item.name)
+        replaced = collected and not all(o.already_there for o in outcomes)
+        if replaced:
+            ledger.restart_pickup_tracking(engine, item.task_number, item.day,
+                                           item.subscriber)
         mode.announce(engine, item.target, item.file_name)
     except DeliveryConflict as exc:
         record("CONFLICT", str(exc))
@@ -214,11 +234,35 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> Deli
         record("FAILED", f"{type(exc).__name__}: {exc}")
         raise
     outcome = "ALREADY_DELIVERED" if all(o.already_there for o in outcomes) else "DELIVERED"
-    record(outcome, ", ".join(f"{o.name} ({o.nbytes} bytes)" for o in outcomes),
+    detail = ", ".join(f"{o.name} ({o.nbytes} bytes)" for o in outcomes)
+    if replaced:
+        detail = (f"re-placed on request ({REPLACE_PARAM}); before: "
+                  f"{_pickup_history(previous)}; {detail}")
+        log.warning("pick-up files of %s for %s placed again on request (%s); before: %s",
+                    item.subscriber, item.file_name, REPLACE_PARAM,
+                    _pickup_history(previous))
+    record(outcome, detail,
            size_bytes=next((o.nbytes for o in outcomes if o.name == item.file_name), None))
     log.info("delivery subscriber=%s file=%s records=%d sha256=%s outcome=%s target=%s",
              item.subscriber, item.file_name, item.records, item.sha256, outcome, target)
     return DeliveryResult(item.subscriber, outcome)
+
+
+def _pickup_history(entry: ledger.LedgerEntry) -> str:
+    return (f"available {entry.available_at}, downloaded {entry.picked_up_at}, removed by "
+            f"{entry.removed_by} at {entry.removed_at}")
+
+
+def _already_collected(item: DeliveryItem, previous: ledger.LedgerEntry, record
+                       ) -> DeliveryResult:
+    """Record (and return) a re-run that leaves a fetched and removed file alone."""
+    detail = (f"{item.file_name} was delivered with this SHA-256 and {_pickup_history(previous)}"
+              f"; not placed again (to place it again: run parameter {REPLACE_PARAM} "
+              f"with this subscriber's UUID)")
+    record("ALREADY_DELIVERED", detail)
+    log.info("delivery subscriber=%s file=%s outcome=ALREADY_DELIVERED: %s", item.subscriber,
+             item.file_name, detail)
+    return DeliveryResult(item.subscriber, "ALREADY_DELIVERED")
 
 
 def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:

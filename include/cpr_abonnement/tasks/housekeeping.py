@@ -1,5 +1,6 @@
-"""What the ``cpr_pickup_housekeeping`` DAG's tasks do: retention of the pick-up storage
-and the daily alert about late pick-ups."""
+"""What the ``cpr_pickup_housekeeping`` DAG's tasks do: retention of the pick-up storage,
+the sweep of files the accounts created themselves, and the daily alert about late
+pick-ups."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 from cpr_abonnement.errors import PickupLate
 from cpr_abonnement.health import due_day, late_pickups
 from cpr_abonnement.pickup.retention import apply_retention
+from cpr_abonnement.pickup.strays import sweep_strays
 from cpr_abonnement.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,12 @@ def remove_expired(settings: Settings, engine: Engine, *, now: dt.datetime) -> d
                              days=settings.pickup_retention_days)
     log.info("%s", result.summary())
     return {"removed": result.removed, "kept": result.kept, "unmatched": result.unmatched}
+
+
+def sweep_account_files(settings: Settings) -> list[str]:
+    """Remove the (empty) files pick-up accounts created in their own ``IN/``; raise
+    :class:`~cpr_abonnement.errors.PickupStrayFiles` naming the accounts (the alert)."""
+    return sweep_strays(Path(settings.pickup_root))
 
 
 def check_pickups(settings: Settings, engine: Engine, *, now: dt.datetime) -> list[str]:

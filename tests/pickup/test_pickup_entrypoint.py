@@ -1,0 +1,158 @@
+"""deploy/pickup/entrypoint.sh run as is (its paths pointed at a temporary folder): it
+makes the host keys, the database URL file for the AuthorizedKeysCommand, the Unix
+account and folders of each pick-up account, starts ``cprsub pickup track`` and then
+OpenSSH's sshd with deploy/pickup/sshd_config. A real client then downloads and removes
+a file, and the tracker's log file and the ledger show it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from cpr_abonnement.subscriptions import ledger
+from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from support.pickup import DATA_NAME, assert_no_pnr, paramiko_sftp, place, register
+from support.servers import free_port
+from support.sshd import PICKUP_CONFIG, adapt_config
+
+ENTRYPOINT = PICKUP_CONFIG.parent / "entrypoint.sh"
+INCLUDE = Path(__file__).resolve().parents[2] / "include"
+
+pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists() or os.geteuid() != 0,
+                                reason="needs OpenSSH's sshd and root (Unix accounts)")
+
+
+@pytest.fixture
+def account_names():
+    token = secrets.token_hex(3)  # Unix accounts are created for real: unique names
+    return f"pea{token}", f"peb{token}"
+
+
+@pytest.fixture
+def base():
+    Path("/srv").mkdir(exist_ok=True)  # sshd refuses a chroot below the world-writable /tmp
+    folder = Path(tempfile.mkdtemp(prefix="cprsub-entrypoint-", dir="/srv"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cprsub_on_path(bin_dir: Path) -> None:
+    """``cprsub`` as the image has it: this checkout's CLI."""
+    bin_dir.mkdir()
+    script = bin_dir / "cprsub"
+    script.write_text(f"#!/bin/sh\nPYTHONPATH={INCLUDE} exec {sys.executable} -c 'import sys; "
+                      "from cpr_abonnement.cli import main; sys.exit(main(sys.argv[1:]))' "
+                      "\"$@\"\n")
+    script.chmod(0o755)
+
+
+def _config(base: Path, srv: Path, keys: Path, port: int, db_url: str) -> Path:
+    wrapper = base / "authorized-keys"
+    wrapper.write_text(f"#!/bin/sh\nexec {base / 'bin' / 'cprsub'} pickup authorized-keys "
+                       f"--db '{db_url}' \"$1\"\n")
+    wrapper.chmod(0o755)
+    config = base / "sshd_config"
+    config.write_text(adapt_config(PICKUP_CONFIG.read_text(), {
+        "Port": str(port), "ListenAddress": "127.0.0.1",
+        "HostKey": str(keys / "ssh_host_ed25519_key"), "PidFile": str(base / "sshd.pid"),
+        "AuthorizedKeysCommand": f"{wrapper} %u", "AuthorizedKeysCommandUser": "root",
+        "ChrootDirectory": f"{srv}/%u",
+    }))
+    return config
+
+
+def _until(check, seconds: float = 30.0):
+    deadline = time.monotonic() + seconds
+    while not (found := check()):
+        if time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+    return found
+
+
+def test_entrypoint_starts_tracked_sshd_with_accounts_and_keys(base, accounts, tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'filters.db'}")
+    upgrade(engine)
+    uuids = register(engine, accounts)
+    a = next(iter(accounts.values()))
+    srv, keys, etc, log = base / "pickup", base / "keys", base / "etc", base / "log" / "sftp.log"
+    srv.mkdir(mode=0o700)
+    keys.mkdir()
+    _cprsub_on_path(base / "bin")
+    port = free_port()
+    env = {**os.environ, "PATH": f"{base / 'bin'}:{os.environ['PATH']}",
+           "CPRSUB_DB_URL": str(engine.url), "CPRSUB_PICKUP_HOST_KEYS": str(keys),
+           "CPRSUB_PICKUP_ETC": str(etc), "CPRSUB_PICKUP_SRV": str(srv),
+           "CPRSUB_PICKUP_LOG": str(log), "CPRSUB_PICKUP_KEYS_GROUP": "root",
+           "CPRSUB_PICKUP_SSHD_CONFIG": str(_config(base, srv, keys, port, str(engine.url)))}
+    stderr = (base / "entrypoint.err").open("wb")
+    proc = subprocess.Popen(["sh", str(ENTRYPOINT)], env=env, start_new_session=True,
+                            stderr=stderr)
+    try:
+        # an RSA 4096 host key and two CLI calls come first: allow a slow machine
+        assert _until(lambda: _listening(port) or proc.poll() is not None, 300) and \
+            proc.poll() is None, (base / "entrypoint.err").read_text()
+        # what the entrypoint set up
+        for key in ("ssh_host_ed25519_key", "ssh_host_rsa_key"):
+            assert stat.S_IMODE((keys / key).stat().st_mode) == 0o600
+        assert (etc / "pickup.env").read_text() == f"CPRSUB_DB_URL={engine.url}\n"
+        assert stat.S_IMODE((etc / "pickup.env").stat().st_mode) == 0o640
+        assert stat.S_IMODE(srv.stat().st_mode) == 0o755 and srv.stat().st_uid == 0
+        for name in accounts:
+            inbox = srv / name / "IN"
+            assert inbox.stat().st_uid == pwd.getpwnam(name).pw_uid
+            assert (srv / name).stat().st_uid == 0
+        assert _until(lambda: all((srv / n / "dev" / "log").is_socket() for n in accounts))
+
+        place(srv, a.name, a.data)  # what the delivery leaves: not the account's files
+        for f in (srv / a.name / "IN").iterdir():
+            f.chmod(0o644)
+        transport, sftp = paramiko_sftp(port, a.name, a.pkey)
+        try:
+            assert sorted(sftp.listdir("IN")) == [DATA_NAME, f"{DATA_NAME}.metadata"]
+            with sftp.open(f"IN/{DATA_NAME}") as fh:
+                assert fh.read() == a.data
+            # the tracker measures a complete read against the file, so wait for it
+            assert _until(lambda: _entry(engine, uuids[a.name]).picked_up_at is not None)
+            sftp.remove(f"IN/{DATA_NAME}")
+        finally:
+            transport.close()
+        entry = _until(lambda: (e := _entry(engine, uuids[a.name])).removed_at and e)
+        assert entry and entry.removed_by == "subscriber"
+        text = log.read_text()
+        assert f'IN/{DATA_NAME}" flags READ' in text  # paramiko sends "IN/…", sftp "/IN/…"
+        assert f'remove name "IN/{DATA_NAME}"' in text
+        assert_no_pnr(text)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # sshd and the tracker it was started with
+        proc.wait(10)
+        stderr.close()
+        for name in accounts:
+            subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _entry(engine, uuid: str) -> ledger.LedgerEntry:
+    return next(e for e in ledger.entries(engine, "431101", dt.date(2026, 1, 5))
+                if e.subscriber_uuid == uuid)
