@@ -244,6 +244,24 @@ class InvalidPickupAccount(FilterInputError):
     rule = "pickup account"
 
 
+class InvalidServiceWindow(FilterInputError):
+    """A service window is not '<day(s)> HH:MM-HH:MM' (see
+    :mod:`cpr_abonnement.subscriptions.windows`)."""
+
+    rule = "service window"
+
+
+class InvalidRegistration(FilterInputError):
+    """A registration document (``cprsub subscriber register``) breaks a rule; ``field``
+    names where in the document (``contact.email``, ``supplier.cvr`` ...), ``rule`` which
+    rule."""
+
+    def __init__(self, message: str, *, field: str, rule: str = "registration") -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{field}: {message}")
+
+
 class RegisteredToAnotherSystem(CprAbonnementError):
     """A certificate, service agreement, SSH key or pick-up account is already registered
     for another IT system: each names exactly one caller, so it cannot be registered twice."""

@@ -84,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.set_defaults(handler=subscriber_add)
     _identity_commands(subs)
     _delivery_commands(subs)
+    _registration_commands(subs)
     ls = subs.add_parser("list", help="list subscribers")
     _db(ls)
     ls.add_argument("--json", action="store_true")
@@ -213,6 +214,20 @@ def _delivery_commands(subs: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=subscriber_remove_ssh_key)
 
 
+def _registration_commands(subs: argparse._SubParsersAction) -> None:
+    """The registration as one document (issue 15)."""
+    p = subs.add_parser("register", help="create or update an IT system from its "
+                                         "registration document (YAML or JSON)")
+    _db(p)
+    p.add_argument("file", type=Path, metavar="FILE.yaml")
+    p.set_defaults(handler=subscriber_register)
+    p = subs.add_parser("show", help="an IT system as its registration document")
+    _db(p)
+    p.add_argument("uuid", metavar="UUID")
+    p.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    p.set_defaults(handler=subscriber_show)
+
+
 def _engine(args: argparse.Namespace):
     from cpr_abonnement.subscriptions.db import make_engine
 
@@ -249,6 +264,40 @@ def subscriber_add(args: argparse.Namespace) -> int:
                                          pickup_account=args.pickup_user,
                                          ssh_keys=[k.read_bytes() for k in args.ssh_key])
     print(f"ADDED {info.uuid} {info.name}")
+    return 0
+
+
+def subscriber_register(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cpr_abonnement.errors import InvalidRegistration
+    from cpr_abonnement.subscriptions.connections import ensure_push_connection
+    from cpr_abonnement.subscriptions.registration import parse_document
+
+    try:
+        raw = yaml.safe_load(args.file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        raise InvalidRegistration(f"not YAML or JSON ({getattr(exc, 'problem', exc)})",
+                                  field=f"line {where.line + 1}" if where else "document",
+                                  rule="syntax") from exc
+    doc = parse_document(raw)
+    outside = [ensure_push_connection(doc.push)] if doc.push and doc.push.login else []
+    done = _service(args).register(doc, also_changed=[c for c in outside if c])
+    print(f"{done.result} {done.uuid}")
+    for change in done.changes:
+        print(f"  {change}")
+    return 0
+
+
+def subscriber_show(args: argparse.Namespace) -> int:
+    document = _service(args).registration_document(args.uuid)
+    if args.format == "json":
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        import yaml
+
+        print(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), end="")
     return 0
 
 
