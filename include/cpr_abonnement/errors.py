@@ -210,6 +210,16 @@ class DeliveryRefused(DeliveryError):
     """The target refused us for a reason a retry cannot fix (changed host key, bad login)."""
 
 
+class ServiceWindowWait(CprAbonnementError):
+    """A push delivery is due inside the subscriber's service window: not a failure;
+    the deliver task waits (rescheduled, no worker slot held) until ``until``."""
+
+    def __init__(self, message: str, *, subscriber: str, until) -> None:
+        self.subscriber = subscriber
+        self.until = until
+        super().__init__(message)
+
+
 class InvalidCertificate(FilterInputError):
     """A client certificate to register is not one: unparsable PEM/DER, no certificate,
     several, a CA certificate, or already expired."""

@@ -16,12 +16,14 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from cpr_abonnement import delivery
+from cpr_abonnement.delivery.sftp_push import SftpPush
 from cpr_abonnement.errors import (
     ChainBroken,
     DeliveryConflict,
     ExtractError,
     ExtractRejected,
     MissingDeliveryTarget,
+    ServiceWindowWait,
 )
 from cpr_abonnement.extract import index_store
 from cpr_abonnement.extract.expectations import run_expectations
@@ -34,6 +36,8 @@ from cpr_abonnement.pnr import mask, scrub
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
 from cpr_abonnement.subscriptions import extract_runs, ledger
+from cpr_abonnement.subscriptions.service import as_naive_utc, service_windows
+from cpr_abonnement.subscriptions.windows import TZ, window_end
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
     DeliveryItem,
@@ -159,6 +163,7 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> Deli
                subscriber_uuid=item.subscriber, file_name=item.file_name,
                sha256=item.sha256, persons=item.persons, records=item.records,
                target=target, now=now)
+    _wait_for_service_window(item, engine, row, now)
     ledger.start_delivery(engine, **row)
 
     def record(outcome: str, detail: str) -> None:
@@ -182,6 +187,24 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> Deli
     log.info("delivery subscriber=%s file=%s records=%d sha256=%s outcome=%s target=%s",
              item.subscriber, item.file_name, item.records, item.sha256, outcome, target)
     return DeliveryResult(item.subscriber, outcome)
+
+
+def _wait_for_service_window(item: DeliveryItem, engine: Engine, row: dict,
+                             now: dt.datetime) -> None:
+    """Refuse to push into the subscriber's service window (its server is down for
+    maintenance): record the wait in the ledger, not as an attempt, and raise
+    :class:`ServiceWindowWait` for the task to wait until the window ends. Pick-up
+    delivers to our own server, so its subscriber's windows do not matter."""
+    if item.target is None or item.target.mode != SftpPush.name:
+        return
+    until = window_end(service_windows(engine, item.subscriber), now.replace(tzinfo=dt.UTC))
+    if until is None:
+        return
+    detail = f"waiting for service window until {until:%Y-%m-%d %H:%M} (Danish time)"
+    ledger.record_wait(engine, **row, until=as_naive_utc(until), detail=detail)
+    log.info("delivery subscriber=%s file=%s %s", item.subscriber, item.file_name, detail)
+    raise ServiceWindowWait(f"{item.name}: {detail}", subscriber=item.subscriber,
+                            until=until)
 
 
 def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:
@@ -212,7 +235,10 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
             failed.append(item.name)
         lines.append(f"{item.name} ({item.subscriber}): {item.persons} persons, "
                      f"{item.records} records, {outcome}"
-                     + (f" after {e.attempts} attempt(s)" if e else ""))
+                     + (f" after {e.attempts} attempt(s)" if e else "")
+                     + (f"; waited for service window until "
+                        f"{e.window_wait_until.replace(tzinfo=dt.UTC).astimezone(TZ):%H:%M}"
+                        if e and e.window_wait_until else ""))
     head = (f"{received.file_name} (produced {day}, previous {received.previous_date}): "
             f"{received.persons} persons; {len(items) - len(failed)} of {len(items)} "
             f"subscriber(s) delivered")
