@@ -226,6 +226,11 @@ def _registration_commands(subs: argparse._SubParsersAction) -> None:
     p.add_argument("uuid", metavar="UUID")
     p.add_argument("--format", choices=["yaml", "json"], default="yaml")
     p.set_defaults(handler=subscriber_show)
+    p = subs.add_parser("check", help="is the IT system ready to be served? (mails its "
+                                      "contact person when it is; exit 0 ready, 1 not)")
+    _db(p)
+    p.add_argument("uuid", metavar="UUID")
+    p.set_defaults(handler=subscriber_check)
 
 
 def _engine(args: argparse.Namespace):
@@ -299,6 +304,20 @@ def subscriber_show(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), end="")
     return 0
+
+
+def subscriber_check(args: argparse.Namespace) -> int:
+    from cpr_abonnement.settings import Settings
+    from cpr_abonnement.subscriptions.readiness import check_subscriber
+
+    checks, mailed = check_subscriber(
+        _service(args), args.uuid, smtp_conn_id=Settings.from_env().smtp_conn_id,
+        now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    for c in checks:
+        print(c.line())
+    print("READY: the contact person was mailed" if mailed else
+          "NOT READY: fix the checks marked FAIL")
+    return 0 if mailed else 1
 
 
 def _subscriber_dict(s) -> dict:

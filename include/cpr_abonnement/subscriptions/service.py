@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import filters
@@ -821,6 +821,22 @@ class SubscriptionService:
             lines = [SshKeyInfo(k.key_type, k.key_data, k.fingerprint, k.bits, k.comment).line
                      for k in keys]
             return render(SubscriberInfo.of(s, sub), _profile_of(sub), lines)
+
+    def count_filters(self, uuid: str) -> int:
+        """How many filters of every type are in force for ``uuid`` now (not audited:
+        an operator's check, not a GetAllFilters call)."""
+        with Session(self.engine) as s:
+            sub_id = s.scalar(select(Subscriber.id).where(Subscriber.uuid == uuid))
+            if sub_id is None:
+                raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
+            return sum(s.scalar(select(func.count()).select_from(t.model).where(
+                t.model.subscriber_id == sub_id, t.model.removed_at.is_(None))) or 0
+                for t in filters.TYPES)
+
+    def record_readiness(self, uuid: str, result: str) -> None:
+        """Audit a readiness check (``cprsub subscriber check``) and its outcome."""
+        with Session(self.engine) as s, s.begin():
+            self._audit(s, uuid, "ReadinessCheck", {}, result, self._now(s))
 
 
 # -- registration as one document (issue 15) -----------------------------------------
