@@ -118,6 +118,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _system(p)
     p.add_argument("--group", required=True, choices=[t.group for t in filters.TYPES])
     p.set_defaults(handler=filters_remove_all)
+    p = ops.add_parser("import", help="load an IT system's filters from a saved SF6002 "
+                                      "GetAllFiltersResponse or a PNR list (one transaction)")
+    _system(p)
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--dry-run", action="store_true", help="show what would change; change "
+                                                          "nothing")
+    p.set_defaults(handler=filters_import)
     p = ops.add_parser("get-all", help="GetAllFilters")
     _system(p)
     p.add_argument("--json", action="store_true")
@@ -462,6 +469,20 @@ def _print_outcome(args: argparse.Namespace, svc, raw: list) -> int:
 def filters_remove_all(args: argparse.Namespace) -> int:
     print(f"REMOVED {_service(args).remove_all(args.system, args.group)}")
     return 0
+
+
+def filters_import(args: argparse.Namespace) -> int:
+    from cpr_abonnement.pnr import scrub
+    from cpr_abonnement.subscriptions.importing import parse_filters
+
+    plan = parse_filters(args.file.read_bytes())
+    done = _service(args).import_filters(args.system, plan, dry_run=args.dry_run)
+    for n, result in enumerate(done.results, 1):
+        if result.startswith("REJECTED"):
+            print(f"item {n}: {scrub(result)}")
+    prefix = "DRY RUN (nothing changed): " if args.dry_run else ""
+    print(prefix + ", ".join(f"{k} {v}" for k, v in sorted(done.counts.items())))
+    return 1 if "REJECTED" in done.counts else 0
 
 
 def filters_get_all(args: argparse.Namespace) -> int:

@@ -66,6 +66,7 @@ from cpr_abonnement.subscriptions.ssh_keys import (
 )
 
 if TYPE_CHECKING:
+    from cpr_abonnement.subscriptions.importing import ImportPlan
     from cpr_abonnement.subscriptions.registration import Document
     from cpr_abonnement.subscriptions.windows import ServiceWindow
 
@@ -832,6 +833,48 @@ class SubscriptionService:
             return sum(s.scalar(select(func.count()).select_from(t.model).where(
                 t.model.subscriber_id == sub_id, t.model.removed_at.is_(None))) or 0
                 for t in filters.TYPES)
+
+    def import_filters(self, system: str, plan: ImportPlan, *, dry_run: bool = False
+                       ) -> BulkOutcome:
+        """Load an imported filter list (:mod:`~cpr_abonnement.subscriptions.importing`)
+        in one transaction: per item (file order, PNRs last) ``ADDED``,
+        ``ALREADY_EXISTED`` or ``REJECTED: why``. ``dry_run`` computes the same results
+        and rolls everything back (nothing changes, nothing is audited); otherwise one
+        ``ImportFilters`` audit row holds the counts and a masked sample."""
+        with Session(self.engine) as s:
+            transaction = s.begin()
+            try:
+                now = lock_filters(s, self.clock)
+                sub = s.scalar(select(Subscriber).where(Subscriber.uuid == system))
+                if sub is None:
+                    raise UnknownSubscriber(f"no subscriber with UserSystemUUID {system}")
+                results = [self._import_item(s, sub, group, raw, now)
+                           for group, raw in plan.items]
+                results += PNR.apply_many(s, sub.id, plan.pnrs, now, adding=True,
+                                          missing=Result.NON_EXISTING_PNR.value)
+                done = BulkOutcome(results)
+                if dry_run:
+                    transaction.rollback()
+                    return done
+                sample = [PNR.arguments[0].audited(p) for p in plan.pnrs[:AUDIT_SAMPLE]]
+                self._audit(s, system, "ImportFilters",
+                            {"count": plan.size, "pnr_sample": sample},
+                            "OK: " + json.dumps(done.counts, sort_keys=True), now)
+                transaction.commit()
+                return done
+            except BaseException:
+                if transaction.is_active:
+                    transaction.rollback()
+                raise
+
+    def _import_item(self, s: Session, sub: Subscriber, group: str, raw: tuple,
+                     now: dt.datetime) -> str:
+        ftype = filters.by_group(group)
+        try:
+            values = ftype.parse(*raw)
+        except FilterInputError as exc:
+            return f"REJECTED: {exc}"
+        return self._add(ftype)(s, sub, values, now).result.value
 
     def record_readiness(self, uuid: str, result: str) -> None:
         """Audit a readiness check (``cprsub subscriber check``) and its outcome."""
