@@ -142,6 +142,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="also write <file>.explain.csv per subscriber")
     flt_run.set_defaults(handler=filter_cmd)
 
+    pre = sub.add_parser("filter-preview", help="what an IT system would have received "
+                                                "from the last processed extracts with its "
+                                                "current filters (figures only)")
+    _system(pre)
+    pre.add_argument("--days", type=int, default=10, help="extracts to look at (10)")
+    pre.set_defaults(handler=filter_preview)
+
     health = sub.add_parser("health", help="was the last due delivery day delivered to all? "
                                            "(exit 0 healthy, 1 not)")
     _db(health)
@@ -514,6 +521,19 @@ def filter_cmd(args: argparse.Namespace) -> int:
               f"{f.records:>10,} records  {f.path}")
     timing = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
     print(f"{len(result.files)} subscriber file(s) written ({timing})")
+    return 0
+
+
+def filter_preview(args: argparse.Namespace) -> int:
+    from cpr_abonnement.preview import preview
+    from cpr_abonnement.settings import Settings
+
+    days = preview(_engine(args), Settings.from_env(), args.system, days=args.days,
+                   as_of=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    print(f"{args.system}: last {len(days)} processed extract(s) with the filters in force "
+          "now (no files written)")
+    for day in days:
+        print(f"  {day.line()}")
     return 0
 
 
