@@ -163,7 +163,9 @@ def cpr_abonnement_daily():
         from cpr_abonnement.tasks.payloads import DeliveryItem
 
         delivery = DeliveryItem.from_xcom(item)
-        get_current_context()["subscriber_name"] = delivery.name  # the map index's name
+        ctx = get_current_context()
+        ctx["subscriber_name"] = delivery.name  # the map index's name
+        ctx["subscriber_uuid"] = delivery.subscriber  # the failure alert's contact notice
         try:
             return deliver_one(delivery, task_engine(),
                                now=dt.datetime.now(dt.UTC).replace(tzinfo=None)).to_xcom()
