@@ -1,6 +1,6 @@
 """The registration of an IT system (the NOT0314 form) as one declarative document.
 
-``cprsub subscriber register FILE.yaml`` and ``PUT /v1/admin/registrations/{uuid}``
+``cprsub subscriber register FILE.yaml`` and ``POST /v1/admin/registrations``
 take the same document (YAML or JSON)::
 
     uuid: 6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001
