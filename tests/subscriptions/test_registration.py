@@ -63,7 +63,7 @@ def test_register_twice_changes_nothing_and_show_round_trips(cli, tmp_path, test
     cert = test_ca.client("Aalborg ESDH")
     path = _write(tmp_path, document(certificates=[cert.pem.decode()]))
     code, out, err = cli("subscriber", "register", path)
-    assert (code, out.split()[:2], err) == (0, ["CREATED", SYS], "")
+    assert (code, out.split()[:2]) == (0, ["CREATED", SYS]) and "cprsub:" not in err
     assert cli("subscriber", "register", path)[1] == f"UNCHANGED {SYS}\n"
     assert len(_audit_rows(engine)) == 1
 
@@ -98,7 +98,7 @@ def test_pickup_registration_keeps_keys(cli, tmp_path):
     key = ed25519_line("it@aalborg")
     doc = document(delivery={"mode": "pickup", "account": "aalborg-esdh", "ssh_keys": [key]})
     code, _, err = cli("subscriber", "register", _write(tmp_path, doc))
-    assert (code, err) == (0, "")
+    assert code == 0 and "cprsub:" not in err
     back = yaml.safe_load(cli("subscriber", "show", SYS)[1])
     assert back["delivery"] == {"mode": "pickup", "account": "aalborg-esdh", "ssh_keys": [key]}
     assert cli("subscriber", "register", _write(tmp_path, back))[1] == f"UNCHANGED {SYS}\n"
