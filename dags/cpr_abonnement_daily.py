@@ -24,6 +24,9 @@ from the logical date (the param is for runs triggered without a logical date).
    recorded in the ledger. Clear one subscriber's task to re-deliver to it alone. A
    pick-up file the subscriber already fetched and removed is not placed again
    (ALREADY_DELIVERED) unless the param `replace_pickup` lists its UUID.
+   A push due inside the subscriber's service window is "up for reschedule" until the
+   window ends (ledger: `WAITING`, "waiting for service window until …"), neither a
+   failure nor a retry.
 5. **report**: summary of the day; marks the extract processed when all were delivered.
 
 Failures alert data engineers by mail (`CPRSUB_ALERT_EMAIL`) and, when its connection
@@ -163,17 +166,25 @@ def cpr_abonnement_daily():
           execution_timeout=dt.timedelta(hours=1))
     def deliver(item: dict) -> dict:
         from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowRescheduleException
 
+        from cpr_abonnement.errors import ServiceWindowWait
         from cpr_abonnement.tasks.connections import task_engine
         from cpr_abonnement.tasks.daily import REPLACE_PARAM, deliver_one
         from cpr_abonnement.tasks.payloads import DeliveryItem
 
         delivery, ctx = DeliveryItem.from_xcom(item), get_current_context()
         ctx["subscriber_name"] = delivery.name  # the map index's name
+        ctx["subscriber_uuid"] = delivery.subscriber  # the failure alert's contact notice
         replace = delivery.subscriber in (ctx["params"].get(REPLACE_PARAM) or [])
-        return deliver_one(delivery, task_engine(),
-                           now=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                           replace=replace).to_xcom()
+        try:
+            return deliver_one(delivery, task_engine(),
+                               now=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                               replace=replace).to_xcom()
+        except ServiceWindowWait as wait:
+            # Up for reschedule, not a failure or a retry: no worker slot is held and
+            # the try number stays; the task runs again when the window has ended.
+            raise AirflowRescheduleException(wait.until) from wait
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
     def report(received: dict, items: list[dict]) -> dict:

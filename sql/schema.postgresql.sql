@@ -80,6 +80,7 @@ CREATE TABLE subscriber (
 	disabled_at TIMESTAMP WITHOUT TIME ZONE,
 	delivery_mode VARCHAR(8) DEFAULT 'push' NOT NULL,
 	pickup_account VARCHAR(64),
+	registration TEXT,
 	CONSTRAINT pk_subscriber PRIMARY KEY (id),
 	CONSTRAINT uq_subscriber_uuid UNIQUE (uuid)
 );
@@ -136,6 +137,7 @@ CREATE TABLE delivery (
 	removed_at TIMESTAMP WITHOUT TIME ZONE,
 	removed_by VARCHAR(16),
 	size_bytes BIGINT,
+	window_wait_until TIMESTAMP WITHOUT TIME ZONE,
 	CONSTRAINT pk_delivery PRIMARY KEY (id),
 	CONSTRAINT uq_delivery_extract_run_id_subscriber_uuid UNIQUE (extract_run_id, subscriber_uuid),
 	CONSTRAINT fk_delivery_extract_run_id_extract_run FOREIGN KEY(extract_run_id) REFERENCES extract_run (id)

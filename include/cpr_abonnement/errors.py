@@ -210,6 +210,16 @@ class DeliveryRefused(DeliveryError):
     """The target refused us for a reason a retry cannot fix (changed host key, bad login)."""
 
 
+class ServiceWindowWait(CprAbonnementError):
+    """A push delivery is due inside the subscriber's service window: not a failure;
+    the deliver task waits (rescheduled, no worker slot held) until ``until``."""
+
+    def __init__(self, message: str, *, subscriber: str, until) -> None:
+        self.subscriber = subscriber
+        self.until = until
+        super().__init__(message)
+
+
 class InvalidCertificate(FilterInputError):
     """A client certificate to register is not one: unparsable PEM/DER, no certificate,
     several, a CA certificate, or already expired."""
@@ -242,6 +252,24 @@ class InvalidPickupAccount(FilterInputError):
     letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit."""
 
     rule = "pickup account"
+
+
+class InvalidServiceWindow(FilterInputError):
+    """A service window is not '<day(s)> HH:MM-HH:MM' (see
+    :mod:`cpr_abonnement.subscriptions.windows`)."""
+
+    rule = "service window"
+
+
+class InvalidRegistration(FilterInputError):
+    """A registration document (``cprsub subscriber register``) breaks a rule; ``field``
+    names where in the document (``contact.email``, ``supplier.cvr`` ...), ``rule`` which
+    rule."""
+
+    def __init__(self, message: str, *, field: str, rule: str = "registration") -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{field}: {message}")
 
 
 class RegisteredToAnotherSystem(CprAbonnementError):

@@ -45,6 +45,8 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
                                  un-downloaded before health and the run note flag it (3)
 ``CPRSUB_PICKUP_RETENTION_DAYS`` days a file stays in ``IN/`` before housekeeping removes
                                  it (30)
+``CPRSUB_SUBSCRIBER_NOTICE_DAYS`` delivery days of failed deliveries after which the
+                                 subscriber's contact person gets one notice (2)
 ===============================  ===================================================
 """
 
@@ -110,6 +112,7 @@ class Settings:
     platform_sender: str = "CPR Abonnement on Airflow"
     pickup_alert_days: int = 3
     pickup_retention_days: int = 30
+    subscriber_notice_days: int = 2
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -141,6 +144,8 @@ class Settings:
                                                  cls.pickup_alert_days)),
             pickup_retention_days=int(os.environ.get("CPRSUB_PICKUP_RETENTION_DAYS",
                                                      cls.pickup_retention_days)),
+            subscriber_notice_days=int(os.environ.get("CPRSUB_SUBSCRIBER_NOTICE_DAYS",
+                                                      cls.subscriber_notice_days)),
         )
 
     def calendar(self) -> DeliveryCalendar:

@@ -176,3 +176,84 @@ def test_staging_in_object_storage(deployment, monkeypatch):
         delta = staged / "deltas" / uuid / src.name
         assert deployment.delivered(uuid)[src.name] == delta.read_bytes()
     assert not any(deployment.staging.iterdir())  # nothing staged on the local volume
+
+
+def register_odense(deployment, windows: list[str]) -> None:
+    """Odense's registration document: its contact person and service windows."""
+    from cpr_abonnement.subscriptions.registration import parse_document
+    from cpr_abonnement.subscriptions.service import SubscriptionService
+
+    name, conn, _ = SUBSCRIBERS[ODENSE]
+    SubscriptionService(deployment.engine, caller="test").register(parse_document({
+        "uuid": ODENSE, "name": name, "municipality": 461,
+        "supplier": {"name": "Leverandør A/S", "cvr": "10150817"},
+        "contact": {"name": "Ida Holm", "email": "ida@odense.example", "phone": "12345678"},
+        "delivery": {"mode": "push", "connection": conn, "host": "127.0.0.1",
+                     "port": deployment.sftp.port, "folder": f"/{ODENSE}",
+                     "host_key": deployment.sftp.host_key_line},
+        "service_windows": windows}))
+
+
+def test_a_push_inside_the_service_window_waits_until_it_ends_without_a_retry(deployment):
+    """The window covers the run time and ends at a whole minute at least 150 s ahead
+    (dag.test reaches the deliver tasks after about 70 s): the delivery is rescheduled,
+    not failed or retried, and is made after the window; the ledger and the run note
+    say it waited."""
+    from cpr_abonnement.subscriptions.windows import TZ
+
+    now = dt.datetime.now(TZ)
+    end = (now + dt.timedelta(seconds=150)).replace(second=0, microsecond=0) \
+        + dt.timedelta(minutes=1)
+    start = end - dt.timedelta(hours=2)
+    window = f"daily {start:%H:%M}-{end:%H:%M}"
+    register_odense(deployment, [window])
+    name = SUBSCRIBERS[ODENSE][0]
+    src = deployment.extract(DAY)
+    run = deployment.run(DAY)
+    finished = dt.datetime.now(TZ)
+    assert run.state == "success", task_states(run)
+    assert finished >= end
+    assert src.name in deployment.delivered(ODENSE)
+    rows = {e.subscriber_uuid: e for e in ledger.entries(deployment.engine, "431101", DAY)}
+    waited = rows[ODENSE]
+    assert (waited.outcome, waited.attempts) == ("DELIVERED", 1)  # the wait is no attempt
+    assert waited.window_wait_until == end.astimezone(dt.UTC).replace(tzinfo=None)
+    assert waited.delivered_at >= waited.window_wait_until
+    assert rows[AALBORG].window_wait_until is None
+    assert f"waited for service window until {end:%H:%M}" in run_note(run)
+    assert deployment.inbox.messages == []  # a wait is not a failure: no alert
+
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        tis = [ti for ti in run.get_task_instances(session=s) if ti.task_id == "deliver"
+               and ti.rendered_map_index == name]
+    assert [ti.try_number for ti in tis] == [1]
+
+
+def test_contact_person_gets_one_plain_notice_after_two_failed_delivery_days(deployment,
+                                                                            monkeypatch):
+    register_odense(deployment, [])
+    conn = json.loads(deployment.sftp.airflow_connection("cpr"))
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ODENSE", json.dumps({**conn, "password": "no"}))
+    deployment.extract(DAY)
+    assert deployment.run(DAY).state == "failed"
+    first = [m for m in deployment.inbox.messages]
+    assert [m["To"] for m in first] == ["data-engineers@cpr-abonnement.example"]
+    assert "Contact person: not notified yet (1 of 2" in deployment.inbox.texts()[0]
+
+    friday = DAY + dt.timedelta(days=1)
+    deployment.extract(friday, seed=5)
+    assert deployment.run(friday).state == "failed"
+    to_contact = [m for m in deployment.inbox.messages if m["To"] == "ida@odense.example"]
+    assert len(to_contact) == 1
+    notice = to_contact[0].get_body(preferencelist=("html", "plain")).get_content()
+    assert "2 delivery day(s)" in notice and "Odense Sag" in notice
+    for internal in ("DeliveryRefused", "127.0.0.1", "sftp_odense", "Authentication",
+                     "Traceback", "D261119"):
+        assert internal not in notice
+    assert not re.search(r"\d{10}", notice)
+    engineers = [t for m, t in zip(deployment.inbox.messages, deployment.inbox.texts(),
+                                   strict=True) if m["To"] != "ida@odense.example"]
+    assert "Contact person: ida@odense.example notified (2 failed delivery day(s))" \
+        in engineers[-1]

@@ -34,7 +34,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -430,9 +430,35 @@ def remove_ssh_key(uuid: UUID, fingerprint: str, svc: Admin) -> dict[str, Any]:
     return _registered(svc, uuid, svc.remove_ssh_key(str(uuid), fingerprint))
 
 
+@adm.post("/registrations", name="Register")
+def register(document: Annotated[dict[str, Any], Body()], svc: Admin) -> dict[str, Any]:
+    """Create or update an IT system from its registration document (the JSON form of
+    ``cprsub subscriber register``'s YAML); the same document twice changes nothing.
+    422 names the field and rule broken; 409 if another system holds an agreement,
+    certificate, key or account. A connection is only named here: creating one with
+    credentials is the command line's (run where Airflow's database is)."""
+    from cpr_abonnement.errors import InvalidRegistration
+    from cpr_abonnement.subscriptions.registration import parse_document
+
+    doc = parse_document(document)
+    if doc.push and doc.push.login:
+        raise InvalidRegistration("the API does not take credentials; create the "
+                                  "connection with `cprsub subscriber register` or name an "
+                                  "existing one", field="delivery.login", rule="credentials")
+    done = svc.register(doc)
+    return {"result": done.result, "changes": list(done.changes),
+            "document": svc.registration_document(doc.uuid)}
+
+
+@adm.get("/registrations/{uuid}", name="ShowRegistration")
+def show_registration(uuid: UUID, svc: Admin) -> dict[str, Any]:
+    return svc.registration_document(str(uuid))
+
+
 async def _bad_input(_: Request, exc: Exception) -> JSONResponse:
     rule = getattr(exc, "rule", "input")  # registered for FilterInputError only
-    return JSONResponse({"detail": scrub(str(exc)), "rule": rule}, status_code=422)
+    where = {"field": exc.field} if getattr(exc, "field", None) else {}  # a registration's
+    return JSONResponse({"detail": scrub(str(exc)), "rule": rule, **where}, status_code=422)
 
 
 async def _schema(_: Request, exc: Exception) -> JSONResponse:

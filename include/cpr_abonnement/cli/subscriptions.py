@@ -93,6 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     upd.add_argument("--sftp-conn-id", help="Airflow connection id of the push target")
     upd.add_argument("--remote-dir", help="directory on that SFTP server")
     upd.set_defaults(handler=subscriber_update)
+    _registration_commands(subs)
     ls = subs.add_parser("list", help="list subscribers")
     _db(ls)
     ls.add_argument("--json", action="store_true")
@@ -126,6 +127,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _system(p)
     p.add_argument("--group", required=True, choices=[t.group for t in filters.TYPES])
     p.set_defaults(handler=filters_remove_all)
+    p = ops.add_parser("import", help="load an IT system's filters from a saved SF6002 "
+                                      "GetAllFiltersResponse or a PNR list (one transaction)")
+    _system(p)
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--dry-run", action="store_true", help="show what would change; change "
+                                                          "nothing")
+    p.set_defaults(handler=filters_import)
     p = ops.add_parser("get-all", help="GetAllFilters")
     _system(p)
     p.add_argument("--json", action="store_true")
@@ -142,6 +150,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     flt_run.add_argument("--explain", action="store_true",
                          help="also write <file>.explain.csv per subscriber")
     flt_run.set_defaults(handler=filter_cmd)
+
+    pre = sub.add_parser("filter-preview", help="what an IT system would have received "
+                                                "from the last processed extracts with its "
+                                                "current filters (figures only)")
+    _system(pre)
+    pre.add_argument("--days", type=int, default=10, help="extracts to look at (10)")
+    pre.set_defaults(handler=filter_preview)
 
     health = sub.add_parser("health", help="was the last due delivery day delivered to all? "
                                            "(exit 0 healthy, 1 not)")
@@ -222,6 +237,25 @@ def _delivery_commands(subs: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=subscriber_remove_ssh_key)
 
 
+def _registration_commands(subs: argparse._SubParsersAction) -> None:
+    """The registration as one document (issue 15)."""
+    p = subs.add_parser("register", help="create or update an IT system from its "
+                                         "registration document (YAML or JSON)")
+    _db(p)
+    p.add_argument("file", type=Path, metavar="FILE.yaml")
+    p.set_defaults(handler=subscriber_register)
+    p = subs.add_parser("show", help="an IT system as its registration document")
+    _db(p)
+    p.add_argument("uuid", metavar="UUID")
+    p.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    p.set_defaults(handler=subscriber_show)
+    p = subs.add_parser("check", help="is the IT system ready to be served? (mails its "
+                                      "contact person when it is; exit 0 ready, 1 not)")
+    _db(p)
+    p.add_argument("uuid", metavar="UUID")
+    p.set_defaults(handler=subscriber_check)
+
+
 def _engine(args: argparse.Namespace):
     from cpr_abonnement.subscriptions.db import make_engine
 
@@ -270,6 +304,54 @@ def subscriber_update(args: argparse.Namespace) -> int:
     print(f"{'UPDATED' if done.changed else 'UNCHANGED'} {info.uuid} {info.name}{what} "
           f"({_delivery_line(info)})")
     return 0
+
+
+def subscriber_register(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cpr_abonnement.errors import InvalidRegistration
+    from cpr_abonnement.subscriptions.connections import ensure_push_connection
+    from cpr_abonnement.subscriptions.registration import parse_document
+
+    try:
+        raw = yaml.safe_load(args.file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        raise InvalidRegistration(f"not YAML or JSON ({getattr(exc, 'problem', exc)})",
+                                  field=f"line {where.line + 1}" if where else "document",
+                                  rule="syntax") from exc
+    doc = parse_document(raw)
+    outside = [ensure_push_connection(doc.push)] if doc.push and doc.push.login else []
+    done = _service(args).register(doc, also_changed=[c for c in outside if c])
+    print(f"{done.result} {done.uuid}")
+    for change in done.changes:
+        print(f"  {change}")
+    return 0
+
+
+def subscriber_show(args: argparse.Namespace) -> int:
+    document = _service(args).registration_document(args.uuid)
+    if args.format == "json":
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        import yaml
+
+        print(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), end="")
+    return 0
+
+
+def subscriber_check(args: argparse.Namespace) -> int:
+    from cpr_abonnement.settings import Settings
+    from cpr_abonnement.subscriptions.readiness import check_subscriber
+
+    checks, mailed = check_subscriber(
+        _service(args), args.uuid, smtp_conn_id=Settings.from_env().smtp_conn_id,
+        now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    for c in checks:
+        print(c.line())
+    print("READY: the contact person was mailed" if mailed else
+          "NOT READY: fix the checks marked FAIL")
+    return 0 if mailed else 1
 
 
 def _delivery_line(s) -> str:
@@ -405,6 +487,20 @@ def filters_remove_all(args: argparse.Namespace) -> int:
     return 0
 
 
+def filters_import(args: argparse.Namespace) -> int:
+    from cpr_abonnement.pnr import scrub
+    from cpr_abonnement.subscriptions.importing import parse_filters
+
+    plan = parse_filters(args.file.read_bytes())
+    done = _service(args).import_filters(args.system, plan, dry_run=args.dry_run)
+    for n, result in enumerate(done.results, 1):
+        if result.startswith("REJECTED"):
+            print(f"item {n}: {scrub(result)}")
+    prefix = "DRY RUN (nothing changed): " if args.dry_run else ""
+    print(prefix + ", ".join(f"{k} {v}" for k, v in sorted(done.counts.items())))
+    return 1 if "REJECTED" in done.counts else 0
+
+
 def filters_get_all(args: argparse.Namespace) -> int:
     fs = _service(args).get_all_filters(args.system, args.as_of)
     if args.json:
@@ -434,6 +530,19 @@ def filter_cmd(args: argparse.Namespace) -> int:
               f"{f.records:>10,} records  {f.path}")
     timing = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
     print(f"{len(result.files)} subscriber file(s) written ({timing})")
+    return 0
+
+
+def filter_preview(args: argparse.Namespace) -> int:
+    from cpr_abonnement.preview import preview
+    from cpr_abonnement.settings import Settings
+
+    days = preview(_engine(args), Settings.from_env(), args.system, days=args.days,
+                   as_of=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    print(f"{args.system}: last {len(days)} processed extract(s) with the filters in force "
+          "now (no files written)")
+    for day in days:
+        print(f"  {day.line()}")
     return 0
 
 

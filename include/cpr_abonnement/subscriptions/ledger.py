@@ -43,6 +43,8 @@ class LedgerEntry:
     removed_at: dt.datetime | None = None
     removed_by: str | None = None
     size_bytes: int | None = None
+    #: Push only: the end of the service window the delivery last waited for (naive UTC).
+    window_wait_until: dt.datetime | None = None
 
 
 class Attempt(TypedDict):
@@ -152,6 +154,35 @@ def _upsert(s: Session, run_id: int, subscriber_uuid: str, *, outcome: str, deta
                             .execution_options(populate_existing=True)).one())
 
 
+#: The outcome of a delivery waiting for the subscriber's service window to end.
+WAITING = "WAITING"
+
+
+def record_wait(engine: Engine, *, task_number: str, production_date: dt.date,
+                subscriber_uuid: str, file_name: str, sha256: str, persons: int,
+                records: int, target: str, until: dt.datetime, detail: str,
+                now: dt.datetime) -> None:
+    """Record that a delivery waits for the service window ending at ``until`` (naive
+    UTC): outcome :data:`WAITING`, not an attempt (a new row has 0 attempts). A row
+    already delivered keeps its outcome; ``window_wait_until`` stays after delivery."""
+    with Session(engine) as s, s.begin():
+        run_id = _run_id(s, task_number, production_date)
+        key = (Delivery.extract_run_id == run_id, Delivery.subscriber_uuid == subscriber_uuid)
+        if s.scalar(select(Delivery.id).where(*key)) is None:
+            s.add(Delivery(extract_run_id=run_id, subscriber_uuid=subscriber_uuid,
+                           file_name=file_name, sha256=sha256, persons=persons,
+                           records=records, target=target[:800], attempts=0,
+                           outcome=WAITING, detail=detail, updated_at=now,
+                           window_wait_until=until))
+            return
+        not_yet = Delivery.delivered_at.is_(None)
+        s.execute(update(Delivery).where(*key).values(
+            window_wait_until=until, updated_at=now,
+            outcome=case((not_yet, WAITING), else_=Delivery.outcome),
+            detail=case((not_yet, detail), else_=Delivery.detail))
+            .execution_options(synchronize_session=False))
+
+
 def entries(engine: Engine, task_number: str, production_date: dt.date) -> list[LedgerEntry]:
     with Session(engine) as s:
         rows = s.scalars(select(Delivery).join(ExtractRun)
@@ -198,7 +229,7 @@ def _entry(row: Delivery) -> LedgerEntry:
     return LedgerEntry(row.subscriber_uuid, row.file_name, row.sha256, row.persons, row.records,
                        row.target, row.attempts, row.outcome, row.detail, row.delivered_at,
                        row.available_at, row.picked_up_at, row.removed_at, row.removed_by,
-                       row.size_bytes)
+                       row.size_bytes, row.window_wait_until)
 
 
 #: Pick-up events and the ledger column each sets (the first time only).

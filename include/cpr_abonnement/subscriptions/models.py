@@ -68,6 +68,10 @@ class Subscriber(Base):
     #: back to push, so switching again restores it, but only a ``pickup`` subscriber that
     #: is active has an account (:mod:`cpr_abonnement.pickup.accounts`).
     pickup_account: Mapped[str | None] = mapped_column(String(64))
+    #: The registration's further fields as JSON (municipality, supplier and CVR, contact
+    #: person, push host details, service windows; never a secret), set by
+    #: :meth:`~cpr_abonnement.subscriptions.service.SubscriptionService.register`.
+    registration: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("uq_subscriber_pickup_account", "pickup_account", unique=True),)
 
@@ -316,6 +320,9 @@ class Delivery(Base):
     removed_by: Mapped[str | None] = mapped_column(String(16))
     #: Bytes of the delivered data file (set when an attempt ends delivered; None before).
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    #: Push only: the end of the subscriber's service window the delivery last waited
+    #: for (naive UTC), kept after it is delivered so the run note can say so.
+    window_wait_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (
         UniqueConstraint("extract_run_id", "subscriber_uuid",

@@ -18,6 +18,7 @@ shared instance would repeat the first alert's subject. Our texts are wrapped in
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import logging
 from typing import Any
@@ -105,13 +106,47 @@ def failure_alert(context: dict[str, Any]) -> None:
     """``on_failure_callback``: mail the data engineers (``CPRSUB_ALERT_EMAIL``) and,
     when its connection exists, post to Slack."""
     subject, body = compose(context)
-    log.error("ALERT %s\n%s", subject, body)
     settings = Settings.from_env()
+    contact = _contact_notice(settings, context)
+    if contact:
+        body += f"\n\nContact person: {contact}"
+    log.error("ALERT %s\n%s", subject, body)
     for channel in (_mail, _slack):
         try:
             channel(settings, subject, body, context)
         except Exception:  # an alert channel failing must not silence the others
             log.exception("could not send the alert via %s", channel.__name__.strip("_"))
+
+
+def _contact_notice(settings: Settings, context: dict[str, Any]) -> str | None:
+    """For a failed delivery: mail the subscriber's contact person once its deliveries
+    have failed ``CPRSUB_SUBSCRIBER_NOTICE_DAYS`` delivery days
+    (:mod:`~cpr_abonnement.subscriptions.notices`); what the engineers' alert says about
+    it, or None for other tasks. Never lets the alert itself fail."""
+    uuid = context.get("subscriber_uuid")
+    if not uuid:
+        return None
+    try:
+        from cpr_abonnement.subscriptions import notices
+        from cpr_abonnement.subscriptions.readiness import send_mail
+        from cpr_abonnement.tasks.connections import task_engine
+
+        engine = task_engine()
+        found = notices.state(engine, uuid)
+        if found is None or not found.contact_email:
+            return "none registered (cprsub subscriber register), so not notified"
+        days = len(found.failed_days)
+        if found.already_notified:
+            return f"{found.contact_email} was notified earlier in this run of failures"
+        if not found.due(settings.subscriber_notice_days):
+            return (f"not notified yet ({days} of {settings.subscriber_notice_days} failed "
+                    "delivery day(s) before the contact person is told)")
+        send_mail(settings.smtp_conn_id, found.contact_email, *notices.compose(found))
+        notices.record(engine, uuid, found, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        return f"{found.contact_email} notified ({days} failed delivery day(s))"
+    except Exception as exc:
+        log.exception("could not notify the subscriber's contact person")
+        return f"notice could not be sent ({type(exc).__name__})"
 
 
 def _mail(settings: Settings, subject: str, body: str, context: dict[str, Any]) -> None:

@@ -16,12 +16,14 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from cpr_abonnement import delivery
+from cpr_abonnement.delivery.sftp_push import SftpPush
 from cpr_abonnement.errors import (
     ChainBroken,
     DeliveryConflict,
     ExtractError,
     ExtractRejected,
     MissingDeliveryTarget,
+    ServiceWindowWait,
 )
 from cpr_abonnement.extract import index_store
 from cpr_abonnement.extract.expectations import QualityReport, run_expectations
@@ -36,6 +38,8 @@ from cpr_abonnement.settings import Settings
 from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
 from cpr_abonnement.subscriptions import extract_checks, extract_runs, ledger
 from cpr_abonnement.subscriptions.extract_checks import CheckRecord, Expectation, Problem
+from cpr_abonnement.subscriptions.service import as_naive_utc, service_windows
+from cpr_abonnement.subscriptions.windows import TZ, window_end
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
     DeliveryItem,
@@ -207,6 +211,7 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
                sha256=item.sha256, persons=item.persons, records=item.records,
                target=target, now=now)
     previous = ledger.entry(engine, item.task_number, item.day, item.subscriber)
+    _wait_for_service_window(item, engine, row, now)
     ledger.start_delivery(engine, **row)
 
     def record(outcome: str, detail: str, size_bytes: int | None = None) -> None:
@@ -265,6 +270,24 @@ def _already_collected(item: DeliveryItem, previous: ledger.LedgerEntry, record
     return DeliveryResult(item.subscriber, "ALREADY_DELIVERED")
 
 
+def _wait_for_service_window(item: DeliveryItem, engine: Engine, row: dict,
+                             now: dt.datetime) -> None:
+    """Refuse to push into the subscriber's service window (its server is down for
+    maintenance): record the wait in the ledger, not as an attempt, and raise
+    :class:`ServiceWindowWait` for the task to wait until the window ends. Pick-up
+    delivers to our own server, so its subscriber's windows do not matter."""
+    if item.target is None or item.target.mode != SftpPush.name:
+        return
+    until = window_end(service_windows(engine, item.subscriber), now.replace(tzinfo=dt.UTC))
+    if until is None:
+        return
+    detail = f"waiting for service window until {until:%Y-%m-%d %H:%M} (Danish time)"
+    ledger.record_wait(engine, **row, until=as_naive_utc(until), detail=detail)
+    log.info("delivery subscriber=%s file=%s %s", item.subscriber, item.file_name, detail)
+    raise ServiceWindowWait(f"{item.name}: {detail}", subscriber=item.subscriber,
+                            until=until)
+
+
 def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:
     """The delivery mode of ``item``'s target; a missing target or unknown mode is the
     subscriber's configuration to fix, not something a retry can."""
@@ -291,12 +314,15 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
         outcome = e.outcome if e else "NOT_ATTEMPTED"
         if outcome not in ledger.DELIVERED_OUTCOMES:
             failed.append(item.name)
+        waited = (f"; waited for service window until "
+                  f"{e.window_wait_until.replace(tzinfo=dt.UTC).astimezone(TZ):%H:%M}"
+                  if e and e.window_wait_until else "")
         lines.append(f"{item.name} ({item.subscriber}): {item.persons} persons, "
                      f"{item.records} records, {outcome}"
-                     + (f" after {e.attempts} attempt(s)" if e else ""))
+                     + (f" after {e.attempts} attempt(s)" if e else "") + waited)
         rows.append(NoteRow(item.name, outcome, item.persons, item.records,
                             item.target.mode if item.target else "-",
-                            e.attempts if e else None))
+                            e.attempts if e else None, waited))
     head = (f"{received.file_name} (produced {day}, previous {received.previous_date}): "
             f"{received.persons} persons; " + (
                 f"{len(items) - len(failed)} of {len(items)} subscriber(s) delivered" if items

@@ -121,6 +121,8 @@ class NoteRow:
     records: int
     mode: str
     attempts: int | None = None
+    #: "; waited for service window until HH:MM" when the push waited, else empty.
+    waited: str = ""
 
     @property
     def delivered(self) -> bool:
@@ -129,12 +131,14 @@ class NoteRow:
     def markdown(self) -> str:
         outcome = self.outcome + (f" after {self.attempts} attempt(s)"
                                   if self.attempts and not self.delivered else "")
+        outcome += self.waited
         return (f"| {_cell(self.name)} | {_cell(outcome)} | {self.persons} | {self.records} "
                 f"| {MODE_NAMES.get(self.mode, _cell(self.mode))} |")
 
     def to_xcom(self) -> dict[str, Any]:
         return {"name": self.name, "outcome": self.outcome, "persons": self.persons,
-                "records": self.records, "mode": self.mode, "attempts": self.attempts}
+                "records": self.records, "mode": self.mode, "attempts": self.attempts,
+                "waited": self.waited}
 
     @classmethod
     def from_xcom(cls, data: dict[str, Any]) -> NoteRow:

@@ -3,7 +3,7 @@ rules and great-expectations results, rejected extracts included; the size of ea
 delivered data file in the ledger (the console's bytes-per-day plot).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

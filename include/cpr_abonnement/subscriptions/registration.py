@@ -1,0 +1,337 @@
+"""The registration of an IT system (the NOT0314 form) as one declarative document.
+
+``cprsub subscriber register FILE.yaml`` and ``POST /v1/admin/registrations``
+take the same document (YAML or JSON)::
+
+    uuid: 6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001
+    name: Aalborg Kommune - ESDH
+    municipality: 851                   # served municipality (reference data; 1-4 digits)
+    supplier: {name: Systemleverandøren A/S, cvr: "10150817"}
+    service_agreements: [11111111-2222-4333-8444-555555555555]
+    contact: {name: Jens Hansen, email: jens@leverandor.example, phone: "+45 12345678"}
+    delivery:                           # push: to the IT system's SFTP server
+      mode: push
+      connection: sftp_aalborg_esdh     # the Airflow connection (created when login given)
+      host: sftp.aalborg.example
+      port: 22
+      folder: /cpr/in
+      host_key: ssh-ed25519 AAAA...     # pinned
+      login: cpr                        # optional: create/update the connection with
+      password_env: AALBORG_SFTP_PASSWORD   # the password read from this variable
+    # delivery: {mode: pickup, account: aalborg-esdh, ssh_keys: ["ssh-ed25519 AAAA... it@x"]}
+    certificates: [ "-----BEGIN CERTIFICATE-----..." ]   # or {sha256: <hex>} of one registered
+    service_windows: ["Saturdays 22:00-06:00", "first Tuesday of the month 18:00-23:00"]
+
+The document is the whole truth about the system: a service agreement, certificate or
+SSH key it no longer lists is unregistered. This module only parses and validates
+(:func:`parse_document`) and renders a stored system back (:func:`render`); applying it
+is :meth:`~cpr_abonnement.subscriptions.service.SubscriptionService.register`. Every
+problem is an :class:`~cpr_abonnement.errors.InvalidRegistration` naming the field and
+the rule. Secrets are never part of a document: a password is named by the environment
+variable holding it, never given or printed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from cpr_abonnement import reference
+from cpr_abonnement.errors import FilterInputError, InvalidRegistration
+from cpr_abonnement.pickup.accounts import PICKUP, PUSH
+from cpr_abonnement.subscriptions import rules, windows
+from cpr_abonnement.subscriptions.certificates import (
+    CertificateInfo,
+    normalise_fingerprint,
+    parse_certificate,
+)
+from cpr_abonnement.subscriptions.ssh_keys import SshKeyInfo, parse_public_key
+
+T = TypeVar("T")
+#: CVR check weights (the modulus-11 rule: the weighted digit sum is divisible by 11).
+CVR_WEIGHTS = (2, 7, 6, 5, 4, 3, 2, 1)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_PHONE = re.compile(r"\+?[0-9 ()-]{8,20}")
+_CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+_TOP = ("uuid", "name", "municipality", "supplier", "service_agreements", "contact",
+        "delivery", "certificates", "service_windows")
+_PUSH = ("mode", "connection", "host", "port", "folder", "host_key", "login", "password_env")
+_PICKUP = ("mode", "account", "ssh_keys")
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """Where a push subscriber's files go; ``login`` and ``password_env`` only when the
+    registration creates or updates the Airflow connection itself."""
+
+    connection: str
+    host: str
+    port: int
+    folder: str
+    host_key: str
+    login: str | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """A validated registration, normalised (4-digit municipality, canonical windows,
+    lowercase UUIDs, parsed keys and certificates)."""
+
+    uuid: str
+    name: str
+    municipality: str
+    supplier_name: str
+    cvr: str
+    contact_name: str
+    contact_email: str
+    contact_phone: str
+    mode: str
+    push: PushTarget | None = None
+    pickup_account: str | None = None
+    service_agreements: tuple[str, ...] = ()
+    ssh_keys: tuple[SshKeyInfo, ...] = ()
+    #: New certificates (parsed PEM) and fingerprints of ones already registered.
+    certificates: tuple[CertificateInfo, ...] = ()
+    certificate_refs: tuple[str, ...] = ()
+    service_windows: tuple[str, ...] = field(default=())
+
+    @property
+    def serves(self) -> str:
+        """The municipality as the subscriber list shows it (``0851 Aalborg``)."""
+        return f"{self.municipality} {reference.municipalities()[self.municipality].name}"
+
+    def profile(self) -> dict[str, Any]:
+        """What the subscriber row keeps beyond its own columns (no secrets): stored as
+        ``subscriber.registration`` and compared to decide whether anything changed."""
+        push = self.push
+        return {
+            "municipality": self.municipality,
+            "supplier": {"name": self.supplier_name, "cvr": self.cvr},
+            "contact": {"name": self.contact_name, "email": self.contact_email,
+                        "phone": self.contact_phone},
+            "push": ({"host": push.host, "port": push.port, "host_key": push.host_key}
+                     if push else None),
+            "service_windows": list(self.service_windows),
+        }
+
+
+def _check(where: str, rule: str, action: Callable[[], T]) -> T:
+    """Run a field's own validator, naming the field in what it refuses."""
+    try:
+        return action()
+    except InvalidRegistration:
+        raise
+    except FilterInputError as exc:
+        raise InvalidRegistration(str(exc), field=where, rule=rule) from exc
+
+
+def _mapping(doc: Any, where: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(doc, Mapping):
+        raise InvalidRegistration("must be a mapping of fields", field=where, rule="shape")
+    unknown = sorted(set(map(str, doc)) - set(allowed))
+    if unknown:
+        raise InvalidRegistration(f"unknown field(s) {', '.join(unknown)}; expected "
+                                  f"{', '.join(allowed)}", field=where, rule="shape")
+    return doc
+
+
+def _text(doc: Mapping[str, Any], key: str, where: str, *, limit: int = 200,
+          required: bool = True) -> str | None:
+    value = doc.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidRegistration("is required", field=where, rule="required")
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise InvalidRegistration("must be text", field=where, rule="shape")
+    text = str(value).strip()
+    if len(text) > limit:
+        raise InvalidRegistration(f"is longer than {limit} characters", field=where,
+                                  rule="length")
+    return text
+
+
+def _list(doc: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = doc.get(key) or []
+    if not isinstance(value, list):
+        raise InvalidRegistration("must be a list", field=where, rule="shape")
+    return value
+
+
+def valid_cvr(cvr: str) -> bool:
+    """A CVR number: 8 digits, not starting with 0, weighted sum divisible by 11."""
+    if not re.fullmatch(r"[1-9]\d{7}", cvr):
+        return False
+    return sum(int(d) * w for d, w in zip(cvr, CVR_WEIGHTS, strict=True)) % 11 == 0
+
+
+def _cvr(text: str) -> str:
+    digits = text.replace(" ", "")
+    if not re.fullmatch(r"\d{8}", digits):
+        raise InvalidRegistration("a CVR number is 8 digits", field="supplier.cvr",
+                                  rule="cvr")
+    if not valid_cvr(digits):
+        raise InvalidRegistration(f"{digits} fails the CVR check (modulus 11)",
+                                  field="supplier.cvr", rule="cvr")
+    return digits
+
+
+def _municipality(value: Any) -> str:
+    text = str(value if value is not None else "").strip()
+    if not re.fullmatch(r"\d{1,4}", text):
+        raise InvalidRegistration("a municipality code is 1-4 digits (e.g. 851)",
+                                  field="municipality", rule="municipality code")
+    code = text.zfill(4)
+    if code not in reference.municipalities():
+        raise InvalidRegistration(f"{code} is not a municipality code in the reference "
+                                  "data", field="municipality", rule="municipality code")
+    return code
+
+
+def _contact(doc: Any) -> tuple[str, str, str]:
+    contact = _mapping(doc, "contact", ("name", "email", "phone"))
+    name = _text(contact, "name", "contact.name")
+    email = _text(contact, "email", "contact.email", limit=254)
+    if not _EMAIL.fullmatch(email):
+        raise InvalidRegistration(f"{email!r} is not an e-mail address", field="contact.email",
+                                  rule="e-mail")
+    phone = _text(contact, "phone", "contact.phone", limit=30)
+    if not _PHONE.fullmatch(phone):
+        raise InvalidRegistration("a phone number is 8-20 digits, spaces, +, (, ) or -",
+                                  field="contact.phone", rule="phone")
+    return name, email, phone
+
+
+def _port(value: Any) -> int:
+    if value is None:
+        return 22
+    if isinstance(value, bool) or not str(value).isdigit() or not 0 < int(value) < 65536:
+        raise InvalidRegistration("a port is a number 1-65535", field="delivery.port",
+                                  rule="port")
+    return int(value)
+
+
+def _host_key(value: str) -> str:
+    key = _check("delivery.host_key", "host key", lambda: parse_public_key(value))
+    return f"{key.key_type} {key.key_data}"
+
+
+def _push(doc: Mapping[str, Any]) -> PushTarget:
+    conn = _text(doc, "connection", "delivery.connection", limit=250)
+    if not _CONN_ID.fullmatch(conn):
+        raise InvalidRegistration("an Airflow connection id is letters, digits, _ . -",
+                                  field="delivery.connection", rule="connection id")
+    host = _text(doc, "host", "delivery.host", limit=253)
+    if not _HOST.fullmatch(host):
+        raise InvalidRegistration(f"{host!r} is not a host name or address",
+                                  field="delivery.host", rule="host")
+    folder = _check("delivery.folder", "remote dir",
+                    lambda: rules.remote_dir(_text(doc, "folder", "delivery.folder",
+                                                   limit=500, required=False) or "."))
+    login = _text(doc, "login", "delivery.login", limit=100, required=False)
+    password_env = _text(doc, "password_env", "delivery.password_env", required=False)
+    if bool(login) != bool(password_env):
+        raise InvalidRegistration("login and password_env go together (the connection is "
+                                  "then created or updated; leave both out to name an "
+                                  "existing one)", field="delivery.password_env",
+                                  rule="credentials")
+    if password_env and not _ENV_NAME.fullmatch(password_env):
+        raise InvalidRegistration("names the environment variable holding the password",
+                                  field="delivery.password_env", rule="credentials")
+    return PushTarget(conn, host, _port(doc.get("port")), folder,
+                      _host_key(_text(doc, "host_key", "delivery.host_key", limit=8192)),
+                      login, password_env)
+
+
+def _certificates(items: list[Any], now) -> tuple[tuple[CertificateInfo, ...],
+                                                    tuple[str, ...]]:
+    new, refs = {}, {}
+    for i, item in enumerate(items):
+        where = f"certificates[{i}]"
+        if isinstance(item, Mapping):
+            sha = _mapping(item, where, ("sha256", "subject", "not_after")).get("sha256")
+            value = _check(where, "certificate", lambda s=sha: normalise_fingerprint(s or ""))
+            refs[value] = value
+        else:
+            cert = _check(where, "certificate",
+                          lambda c=item: parse_certificate(str(c), now=now))
+            new[cert.sha256] = cert
+    return tuple(new.values()), tuple(r for r in refs if r not in new)
+
+
+def parse_document(doc: Any, *, now=None) -> Document:
+    """Validate a registration document (already read from YAML or JSON).
+
+    ``now`` (naive UTC) judges certificate expiry; default the process clock.
+    """
+    from cpr_abonnement.subscriptions.service import validate_agreement, validate_uuid
+
+    top = _mapping(doc, "document", _TOP)
+    uuid = _check("uuid", "uuid", lambda: validate_uuid(_text(top, "uuid", "uuid")))
+    name = _text(top, "name", "name")
+    supplier = _mapping(top.get("supplier") or {}, "supplier", ("name", "cvr"))
+    supplier_name = _text(supplier, "name", "supplier.name")
+    cvr = _cvr(_text(supplier, "cvr", "supplier.cvr", limit=20))
+    contact = _contact(top.get("contact") or {})
+    agreements = tuple(dict.fromkeys(
+        _check(f"service_agreements[{i}]", "service agreement",
+               lambda a=a: validate_agreement(str(a)))
+        for i, a in enumerate(_list(top, "service_agreements", "service_agreements"))))
+    delivery = top.get("delivery")
+    if not isinstance(delivery, Mapping):
+        raise InvalidRegistration("is required: mode push (with connection, host, folder, "
+                                  "host_key) or pickup", field="delivery", rule="required")
+    mode = delivery.get("mode")
+    push = account = None
+    keys: tuple[SshKeyInfo, ...] = ()
+    if mode == PUSH:
+        push = _push(_mapping(delivery, "delivery", _PUSH))
+    elif mode == PICKUP:
+        pickup = _mapping(delivery, "delivery", _PICKUP)
+        from cpr_abonnement.pickup.accounts import validate_account_name
+
+        raw = _text(pickup, "account", "delivery.account", limit=64, required=False)
+        account = _check("delivery.account", "pickup account",
+                         lambda: validate_account_name(raw)) if raw else uuid
+        keys = tuple({k.fingerprint: k for k in (
+            _check(f"delivery.ssh_keys[{i}]", "ssh key", lambda k=k: parse_public_key(str(k)))
+            for i, k in enumerate(_list(pickup, "ssh_keys", "delivery.ssh_keys")))}.values())
+    else:
+        raise InvalidRegistration(f"mode {str(mode)[:20]!r}: expected push or pickup",
+                                  field="delivery.mode", rule="delivery mode")
+    certs, refs = _certificates(_list(top, "certificates", "certificates"), now)
+    found = [str(w) for w in _check("service_windows", "service window", lambda: windows.parse_all(
+        str(w) for w in _list(top, "service_windows", "service_windows")))]
+    return Document(uuid, name, _municipality(top.get("municipality")), supplier_name, cvr,
+                    *contact, mode, push, account, agreements, keys, certs, refs,
+                    tuple(found))
+
+
+def render(info, profile: Mapping[str, Any] | None, ssh_key_lines: list[str]
+           ) -> dict[str, Any]:
+    """A stored IT system as a registration document (what ``show --format yaml``
+    prints): registering it again changes nothing. No secret is in it: a connection is
+    named, its password never shown."""
+    profile = profile or {}
+    out: dict[str, Any] = {"uuid": info.uuid, "name": info.name,
+                           "municipality": profile.get("municipality"),
+                           "supplier": profile.get("supplier"),
+                           "service_agreements": list(info.service_agreements),
+                           "contact": profile.get("contact")}
+    if info.delivery_mode == PICKUP:
+        out["delivery"] = {"mode": PICKUP, "account": info.pickup_account,
+                           "ssh_keys": list(ssh_key_lines)}
+    else:
+        push = profile.get("push") or {}
+        out["delivery"] = {"mode": PUSH, "connection": info.sftp_conn_id,
+                           "host": push.get("host"), "port": push.get("port"),
+                           "folder": info.remote_dir, "host_key": push.get("host_key")}
+    out["certificates"] = [{"sha256": c.sha256, "subject": c.subject,
+                            "not_after": c.not_after.isoformat()} for c in info.certificates]
+    out["service_windows"] = list(profile.get("service_windows") or [])
+    return out
