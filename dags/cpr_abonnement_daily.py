@@ -155,7 +155,7 @@ def cpr_abonnement_daily():
         from airflow.sdk import get_current_context
 
         from cpr_abonnement.tasks.connections import task_engine
-        from cpr_abonnement.tasks.daily import deliver_one
+        from cpr_abonnement.tasks.deliver import deliver_one
         from cpr_abonnement.tasks.payloads import DeliveryItem
 
         delivery = DeliveryItem.from_xcom(item)

@@ -18,10 +18,8 @@ from sqlalchemy import Engine
 from cpr_abonnement import delivery
 from cpr_abonnement.errors import (
     ChainBroken,
-    DeliveryConflict,
     ExtractError,
     ExtractRejected,
-    MissingDeliveryTarget,
 )
 from cpr_abonnement.extract import index_store
 from cpr_abonnement.extract.expectations import run_expectations
@@ -30,14 +28,14 @@ from cpr_abonnement.extract.validation import chain_gap, summarise, violations
 from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.inbound import open_location
 from cpr_abonnement.inbound.quarantine import quarantine
-from cpr_abonnement.pnr import mask, scrub
+from cpr_abonnement.pnr import mask
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
 from cpr_abonnement.subscriptions import extract_runs, ledger
+from cpr_abonnement.tasks import deliver
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
     DeliveryItem,
-    DeliveryResult,
     ReceivedExtract,
 )
 
@@ -147,54 +145,8 @@ def filter_day(settings: Settings, received: ReceivedExtract, engine: Engine, *,
     ]
 
 
-# -- deliver ----------------------------------------------------------------------------
-def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime) -> DeliveryResult:
-    """Deliver one subscriber's files by its mode and record the attempt in the ledger.
-
-    The attempt is counted before anything is sent, so an attempt whose process is
-    killed mid-upload still shows in the ledger (as ``STARTED``, not delivered).
-    """
-    target = delivery.describe(item.target)
-    row = dict(task_number=item.task_number, production_date=item.day,
-               subscriber_uuid=item.subscriber, file_name=item.file_name,
-               sha256=item.sha256, persons=item.persons, records=item.records,
-               target=target, now=now)
-    ledger.start_delivery(engine, **row)
-
-    def record(outcome: str, detail: str) -> None:
-        ledger.finish_delivery(engine, **row, outcome=outcome, detail=scrub(detail))
-
-    try:
-        mode = _mode_of(item)
-        with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
-            files = [local_copy(staged(url), Path(scratch))
-                     for url in (item.data, item.metadata)]
-            outcomes = mode.deliver(files, item.target, subscriber=item.name)
-        mode.announce(engine, item.target, item.file_name)
-    except DeliveryConflict as exc:
-        record("CONFLICT", str(exc))
-        raise
-    except Exception as exc:
-        record("FAILED", f"{type(exc).__name__}: {exc}")
-        raise
-    outcome = "ALREADY_DELIVERED" if all(o.already_there for o in outcomes) else "DELIVERED"
-    record(outcome, ", ".join(f"{o.name} ({o.nbytes} bytes)" for o in outcomes))
-    log.info("delivery subscriber=%s file=%s records=%d sha256=%s outcome=%s target=%s",
-             item.subscriber, item.file_name, item.records, item.sha256, outcome, target)
-    return DeliveryResult(item.subscriber, outcome)
-
-
-def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:
-    """The delivery mode of ``item``'s target; a missing target or unknown mode is the
-    subscriber's configuration to fix, not something a retry can."""
-    if item.target is None:
-        raise MissingDeliveryTarget("the subscriber has no delivery target",
-                                    subscriber=item.name, file_name=item.file_name)
-    mode = delivery.MODES.get(item.target.mode)
-    if mode is None:
-        raise MissingDeliveryTarget(f"unknown delivery mode {item.target.mode!r}",
-                                    subscriber=item.name, file_name=item.file_name)
-    return mode
+# -- deliver: in cpr_abonnement.tasks.deliver (a delivery task imports only that) ----
+deliver_one = deliver.deliver_one
 
 
 # -- report -----------------------------------------------------------------------------
