@@ -9,8 +9,8 @@ tests start it: ``tests/support/servers.postgres_server``). For each transport a
 client count, ``--clients`` concurrent keep-alive clients run the mix a reconciliation
 job makes, each on PNRs of its own, for ``--seconds`` (bounded time, not a fixed count):
 ``AddPNRSubscription``, ``GetAllFilters``, ``RemovePNRSubscription``, in turn, all for
-the same IT system. Prints requests/s and the p50, p99 and worst latency; any answer
-other than 200 counts as an error and is shown.
+the same IT system. Prints requests/s, the p50, p99 and worst latency and the server's
+CPU time per request; any answer other than 200 counts as an error and is shown.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 import statistics
 import sys
 import tempfile
@@ -44,12 +45,20 @@ from support.soapclient import B, envelope  # noqa: E402
 SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``): on a
+    shared machine the server's CPU per request is steadier than its wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Tally:
     """Latencies (seconds) and non-200 answers of one run."""
 
     latencies: list[float] = field(default_factory=list)
     errors: dict[int, int] = field(default_factory=dict)
+    server_cpu: float = 0.0
 
 
 def rest_requests(base: str, token: str, pnr: str) -> list[tuple[str, dict]]:
@@ -93,12 +102,14 @@ async def load(round_of, base: str, token: str, clients: int, seconds: float,
 
 
 def report(name: str, seconds: float, tally: Tally) -> None:
+    """One line: requests/s, p50, p99, worst latency and server CPU ms per request."""
     lat = sorted(tally.latencies)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     errors = f"  errors {tally.errors}" if tally.errors else ""
     print(f"{name:<28} {len(lat):>7} req {len(lat) / seconds:>8.1f} req/s  "
           f"p50 {statistics.median(lat) * 1000:>7.1f} ms  p99 {p99 * 1000:>7.1f} ms  "
-          f"max {lat[-1] * 1000:>7.1f} ms{errors}", flush=True)
+          f"max {lat[-1] * 1000:>7.1f} ms  server CPU {tally.server_cpu / len(lat) * 1000:>5.2f} "
+          f"ms/req{errors}", flush=True)
 
 
 @contextlib.contextmanager
@@ -127,8 +138,10 @@ async def bench_database(kind: str, args: argparse.Namespace) -> None:
             for clients, transport in itertools.product(args.clients, args.transport):
                 round_of = rest_requests if transport == "rest" else soap_requests
                 await load(round_of, base, token, clients, 1.0, context, pnrs)  # warm-up
+                cpu = cpu_seconds(server.pid)
                 seconds, tally = await load(round_of, base, token, clients, args.seconds,
                                             context, pnrs)
+                tally.server_cpu = cpu_seconds(server.pid) - cpu
                 report(f"{label} {transport.upper()} {clients} clients", seconds, tally)
         finally:
             server.terminate()
