@@ -138,3 +138,10 @@ def test_revocation_elsewhere_takes_effect_within_the_cache_lifetime(engine, ser
     time.sleep(0.6)
     assert credentials.authenticate(engine, token) is None
     assert credentials.authenticate(engine, other) is None
+
+
+def test_disabling_in_this_process_takes_effect_at_once(engine, service):
+    token = credentials.issue(engine, role=Role.SUBSCRIBER, label="esdh", subscriber_uuid=A)
+    assert credentials.authenticate(engine, token) is not None
+    service.set_active(A, False)
+    assert credentials.authenticate(engine, token) is None

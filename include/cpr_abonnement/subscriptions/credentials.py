@@ -90,10 +90,20 @@ class _VerifiedTokens:
                 self._entries.clear()
             self._entries[key] = (time.monotonic() + VERIFIED_TOKEN_SECONDS, principal)
 
-    def forget(self, token_id: str) -> None:
+    def forget(self, *, token_id: str | None = None, subscriber_uuid: str | None = None
+               ) -> None:
+        """Drop the remembered tokens with this id, or of this IT system."""
         with self._lock:
             self._entries = {k: v for k, v in self._entries.items()
-                             if v[1].token_id != token_id}
+                             if v[1].token_id != token_id
+                             and (subscriber_uuid is None
+                                  or v[1].subscriber_uuid != subscriber_uuid)}
+
+
+def forget_subscriber(subscriber_uuid: str) -> None:
+    """A disabled IT system's tokens stop working in this process at once (elsewhere
+    within :data:`VERIFIED_TOKEN_SECONDS`)."""
+    _verified.forget(subscriber_uuid=subscriber_uuid)
 
 
 _verified = _VerifiedTokens()
@@ -163,5 +173,5 @@ def revoke(engine: Engine, token_id: str, *, now: dt.datetime | None = None) -> 
         if cred is None:
             return False
         cred.revoked_at = now or utcnow()
-    _verified.forget(token_id)
+    _verified.forget(token_id=token_id)
     return True

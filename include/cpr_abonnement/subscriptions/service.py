@@ -43,7 +43,7 @@ from cpr_abonnement.errors import (
 from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR
 from cpr_abonnement.filters.base import FilterType, in_force
 from cpr_abonnement.pickup.accounts import PICKUP, PUSH, validate_account_name, validate_mode
-from cpr_abonnement.subscriptions import rules
+from cpr_abonnement.subscriptions import credentials, rules
 from cpr_abonnement.subscriptions.certificates import (
     CertificateInfo,
     normalise_fingerprint,
@@ -575,6 +575,7 @@ class SubscriptionService:
             return SubscriberInfo.of(s, sub)
 
     def set_active(self, uuid: str, active: bool) -> SubscriberInfo:
+        info = None
         with writing(self.engine) as s:
             now = lock_filters(s, self.clock)
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
@@ -586,7 +587,11 @@ class SubscriptionService:
                 sub.active, sub.disabled_at = active, (None if active else now)
                 self._audit(s, uuid, "EnableSubscriber" if active else "DisableSubscriber",
                             {}, "CHANGED" if changed else "UNCHANGED", now)
-                return SubscriberInfo.of(s, sub)
+                info = SubscriberInfo.of(s, sub)
+        if info is not None:
+            if not active:
+                credentials.forget_subscriber(uuid)
+            return info
         raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
 
     def subscribers(self, *, active_only: bool = False) -> list[SubscriberInfo]:
