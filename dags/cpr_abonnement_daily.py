@@ -170,7 +170,7 @@ def cpr_abonnement_daily():
 
         from cpr_abonnement.errors import ServiceWindowWait
         from cpr_abonnement.tasks.connections import task_engine
-        from cpr_abonnement.tasks.daily import REPLACE_PARAM, deliver_one
+        from cpr_abonnement.tasks.deliver import REPLACE_PARAM, deliver_one
         from cpr_abonnement.tasks.payloads import DeliveryItem
 
         delivery, ctx = DeliveryItem.from_xcom(item), get_current_context()

@@ -1,4 +1,4 @@
-"""``tasks.daily.deliver_one`` in its own process, for the ledger test that kills it.
+"""``tasks.deliver.deliver_one`` in its own process, for the ledger test that kills it.
 
 Usage: ``python ledger_deliverer.py DB_URL ITEM_JSON`` with ``AIRFLOW_CONN_<ID>`` set.
 Imports first, prints ``ready``, then waits for a line on stdin before delivering, so
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     from airflow.sdk import ObjectStoragePath  # noqa: F401
 
     from cpr_abonnement.subscriptions.db import make_engine
-    from cpr_abonnement.tasks.daily import deliver_one
+    from cpr_abonnement.tasks.deliver import deliver_one
     from cpr_abonnement.tasks.payloads import DeliveryItem
 
     db_url, item = argv[0], DeliveryItem.from_xcom(json.loads(argv[1]))

@@ -24,7 +24,7 @@ from cpr_abonnement.delivery.base import DeliveryTarget
 from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
-from cpr_abonnement.tasks import daily
+from cpr_abonnement.tasks import daily, deliver
 from cpr_abonnement.tasks.payloads import DeliveryItem, DeliveryResult, ReceivedExtract
 
 DELIVERER = Path(__file__).with_name("ledger_deliverer.py")
@@ -139,7 +139,7 @@ def test_an_attempt_killed_mid_upload_is_counted_and_not_delivered(day_to_delive
     assert summary.failed == ["Subscriber A"] and not summary.processed
     assert "STARTED after 1 attempt(s)" in summary.subscribers[0]
 
-    assert daily.deliver_one(item, engine, now=T) == DeliveryResult(SUBSCRIBER, "DELIVERED")
+    assert deliver.deliver_one(item, engine, now=T) == DeliveryResult(SUBSCRIBER, "DELIVERED")
     [entry] = ledger.entries(engine, TASK, DAY)
     assert (entry.attempts, entry.outcome) == (2, "DELIVERED")
     assert daily.report(received, [item], engine, now=T).failed == []

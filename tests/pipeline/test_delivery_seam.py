@@ -16,7 +16,7 @@ from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutco
 from cpr_abonnement.errors import MissingDeliveryTarget
 from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.subscriptions.recipient import Recipient
-from cpr_abonnement.tasks import daily
+from cpr_abonnement.tasks import deliver
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
     DeliveryItem,
@@ -49,7 +49,7 @@ def test_a_subscriber_is_pushed_to_over_sftp_and_the_ledger_target_is_unchanged(
 def test_a_missing_target_fails_without_naming_a_transport(engine, item):
     register_day(engine)
     with pytest.raises(MissingDeliveryTarget, match="no delivery target") as exc:
-        daily.deliver_one(dataclasses.replace(item, target=None), engine, now=T)
+        deliver.deliver_one(dataclasses.replace(item, target=None), engine, now=T)
     assert "SFTP" not in str(exc.value)
     [entry] = ledger.entries(engine, TASK, DAY)
     assert (entry.target, entry.outcome, entry.attempts) == ("-", "FAILED", 1)
@@ -59,7 +59,7 @@ def test_an_unknown_mode_is_the_subscribers_configuration_not_a_retry(engine, it
     register_day(engine)
     odd = dataclasses.replace(item, target=DeliveryTarget("carrier-pigeon", "x", "/"))
     with pytest.raises(MissingDeliveryTarget, match="unknown delivery mode 'carrier-pigeon'"):
-        daily.deliver_one(odd, engine, now=T)
+        deliver.deliver_one(odd, engine, now=T)
 
 
 def test_a_new_mode_is_one_registration(engine, item, monkeypatch, tmp_path):
@@ -83,7 +83,7 @@ def test_a_new_mode_is_one_registration(engine, item, monkeypatch, tmp_path):
     monkeypatch.setitem(delivery.MODES, Shelf.name, Shelf())
     register_day(engine)
     shelved = dataclasses.replace(item, target=DeliveryTarget("shelf", "", "/a"))
-    assert daily.deliver_one(shelved, engine, now=T) == DeliveryResult(SUBSCRIBER,
+    assert deliver.deliver_one(shelved, engine, now=T) == DeliveryResult(SUBSCRIBER,
                                                                        "DELIVERED")
     assert sorted(p.name for p in (tmp_path / "shelf").iterdir()) == [NAME,
                                                                       NAME + ".metadata"]

@@ -5,6 +5,14 @@ against ``sha256(salt || secret)`` with a constant-time comparison. The secret i
 random bits, so a fast hash is enough (a slow KDF protects guessable passwords, not
 random keys); the salt keeps equal secrets from having equal hashes. The token is
 shown once, when it is issued, and can be revoked.
+
+A token verified against the database is remembered in this process for
+:data:`VERIFIED_TOKEN_SECONDS`, so a client making thousands of calls costs one
+lookup every few seconds instead of one per call (issue 16). The memory holds no
+token: its key is an HMAC of the token under a random key of this process, so
+neither a memory dump nor the timing of the lookup tells anything about a token. A
+revocation in this process forgets the token at once; one made elsewhere (the CLI,
+another API server), and disabling an IT system, take effect within that lifetime.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -24,6 +34,10 @@ from cpr_abonnement.errors import UnknownSubscriber
 from cpr_abonnement.subscriptions.models import AuditEntry, Credential, Subscriber
 
 PREFIX = "cprsub"
+#: How long a verified token is trusted without asking the database again.
+VERIFIED_TOKEN_SECONDS = 2.0
+#: Bound on remembered tokens (the memory is cleared when it is reached).
+MAX_VERIFIED_TOKENS = 10_000
 
 
 class Role(StrEnum):
@@ -53,6 +67,50 @@ def _digest(salt: str, secret: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
 
 
+class _VerifiedTokens:
+    """Tokens this process verified recently, keyed by an HMAC under a process key."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+
+    def key(self, engine: Engine, token: str) -> bytes:
+        """The token's key, per database (the same token means nothing in another)."""
+        name = engine.url.render_as_string(hide_password=True)
+        return hmac.digest(self._key, f"{name}\0{token}".encode(), "sha256")
+
+    def get(self, key: bytes) -> Principal | None:
+        found = self._entries.get(key)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def remember(self, key: bytes, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) >= MAX_VERIFIED_TOKENS:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + VERIFIED_TOKEN_SECONDS, principal)
+
+    def forget(self, *, token_id: str | None = None, subscriber_uuid: str | None = None
+               ) -> None:
+        """Drop the remembered tokens with this id, or of this IT system."""
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items()
+                             if v[1].token_id != token_id
+                             and (subscriber_uuid is None
+                                  or v[1].subscriber_uuid != subscriber_uuid)}
+
+
+def forget_subscriber(subscriber_uuid: str) -> None:
+    """A disabled IT system's tokens stop working in this process at once (elsewhere
+    within :data:`VERIFIED_TOKEN_SECONDS`)."""
+    _verified.forget(subscriber_uuid=subscriber_uuid)
+
+
+_verified = _VerifiedTokens()
+
+
 def issue(engine: Engine, *, role: Role, label: str, subscriber_uuid: str | None = None,
           issued_by: str = "cli", now: dt.datetime | None = None) -> str:
     """Create a credential and return the token (the only time it is visible)."""
@@ -77,6 +135,17 @@ def issue(engine: Engine, *, role: Role, label: str, subscriber_uuid: str | None
 
 def authenticate(engine: Engine, token: str) -> Principal | None:
     """The principal a token belongs to, or None (unknown, revoked, wrong secret)."""
+    key = _verified.key(engine, token)
+    principal = _verified.get(key)
+    if principal is None:
+        principal = _verify(engine, token)
+        if principal is not None:
+            _verified.remember(key, principal)
+    return principal
+
+
+def _verify(engine: Engine, token: str) -> Principal | None:
+    """:func:`authenticate` against the database."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         return None
@@ -106,4 +175,5 @@ def revoke(engine: Engine, token_id: str, *, now: dt.datetime | None = None) -> 
         if cred is None:
             return False
         cred.revoked_at = now or utcnow()
-        return True
+    _verified.forget(token_id=token_id)
+    return True

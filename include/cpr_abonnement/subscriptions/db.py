@@ -14,10 +14,15 @@ is idempotent.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session
 
 from cpr_abonnement.settings import cli_home, db_url
 
@@ -65,6 +70,33 @@ def make_engine(url: str | None = None) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+#: One writer lock per SQLite engine (see :func:`writing`).
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock | nullcontext:
+    """SQLite: this engine's writer lock; other databases lock rows themselves."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(engine, threading.RLock())
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Session]:
+    """A session in one write transaction, committed on leaving (rolled back on error).
+
+    SQLite has one database-wide write lock, and a writer that finds it taken sleeps
+    in SQLite's busy handler (steps of up to 100 ms), so under twenty concurrent API
+    calls the unlucky ones waited seconds. Writers of one process therefore queue on
+    a lock of their own first and meet SQLite's lock free; only writers of other
+    processes (the Airflow tasks, the CLI) still meet the busy handler.
+    """
+    with _writer_lock(engine), Session(engine) as session, session.begin():
+        yield session
 
 
 def _alembic_config(engine: Engine):

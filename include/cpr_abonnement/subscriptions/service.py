@@ -43,12 +43,13 @@ from cpr_abonnement.errors import (
 from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR
 from cpr_abonnement.filters.base import FilterType, in_force
 from cpr_abonnement.pickup.accounts import PICKUP, PUSH, validate_account_name, validate_mode
-from cpr_abonnement.subscriptions import rules
+from cpr_abonnement.subscriptions import credentials, rules
 from cpr_abonnement.subscriptions.certificates import (
     CertificateInfo,
     normalise_fingerprint,
     parse_certificate,
 )
+from cpr_abonnement.subscriptions.db import writing
 from cpr_abonnement.subscriptions.models import (
     AuditEntry,
     Certificate,
@@ -257,6 +258,11 @@ _DATABASE_NOW = {
     "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
 }
 _TICK = dt.timedelta(microseconds=1)
+#: :func:`lock_filters` in one statement: the row lock, then the later of the server's
+#: clock and one microsecond after the previous holder's instant.
+_LOCK_AND_STAMP_POSTGRESQL = (
+    "UPDATE filter_lock SET changed_at = GREATEST(clock_timestamp() AT TIME ZONE 'UTC', "
+    "changed_at + interval '1 microsecond') WHERE id = 1 RETURNING changed_at")
 
 
 def database_now(session: Session) -> dt.datetime:
@@ -281,16 +287,24 @@ def lock_filters(session: Session, clock: Callable[[], dt.datetime] | None = Non
     (a coarse or stepped-back clock can repeat a value): so a change made after a
     snapshot instant was chosen is always stamped after it. ``clock`` replaces the
     database clock with fixed instants for deterministic tests.
+
+    The lock is held until the transaction ends, and every filter change of every IT
+    system waits for it, so it is taken in as few round trips as the dialect allows:
+    one on PostgreSQL (its ``UPDATE`` re-reads the row and the clock once it has the
+    lock), three on SQLite.
     """
-    session.execute(update(FilterLock).where(FilterLock.id == 1)
-                    .values(changed_at=FilterLock.changed_at))
+    table = FilterLock.__table__
+    if clock is None and session.get_bind().dialect.name == "postgresql":
+        return session.execute(text(_LOCK_AND_STAMP_POSTGRESQL)).scalar_one()
+    last = session.execute(update(table).where(table.c.id == 1)
+                           .values(changed_at=table.c.changed_at)
+                           .returning(table.c.changed_at)).scalar_one()
     if clock is not None:
         return clock()
-    last = session.scalar(select(FilterLock.changed_at).where(FilterLock.id == 1))
     now = database_now(session)
     if last is not None and now <= last:
         now = last + _TICK
-    session.execute(update(FilterLock).where(FilterLock.id == 1).values(changed_at=now))
+    session.execute(update(table).where(table.c.id == 1).values(changed_at=now))
     return now
 
 
@@ -404,24 +418,26 @@ class SubscriptionService:
                       ) -> None:
         """Audit a call the caller was not allowed to make (``DENIED: <check>``), so
         refused attempts leave a trace."""
-        with Session(self.engine) as s, s.begin():
+        with writing(self.engine) as s:
             self._audit(s, system, operation, {}, f"DENIED: {check}" if check else "DENIED",
                         self._now(s))
 
     def _run(self, system: str, operation: str, arguments: dict[str, Any],
              validate: Callable[[], Any],
              apply: Callable[[Session, Subscriber, Any, dt.datetime], T],
-             describe: Callable[[T], str] = str) -> T:
-        """Validate, then apply in one transaction, auditing every outcome."""
+             describe: Callable[[T], str] = str, *, locked: bool = True) -> T:
+        """Validate, then apply in one transaction, auditing every outcome. A read
+        (``locked=False``) is stamped with the database's time without the filter
+        lock, so it never waits for, nor holds up, the changes of other IT systems."""
         try:
             value = validate()
         except FilterInputError as exc:
-            with Session(self.engine) as s, s.begin():
+            with writing(self.engine) as s:
                 self._audit(s, system, operation, arguments, f"REJECTED: {exc.rule}: {exc}",
                             self._now(s))
             raise
-        with Session(self.engine) as s, s.begin():
-            now = lock_filters(s, self.clock)  # after the lock: see FilterLock
+        with writing(self.engine) as s:
+            now = lock_filters(s, self.clock) if locked else self._now(s)  # see FilterLock
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == system))
             if sub is None:
                 self._audit(s, system, operation, arguments, "UNKNOWN_SUBSCRIBER", now)
@@ -524,7 +540,7 @@ class SubscriptionService:
             return f"OK: {counts} filters" + (" (receives nothing)" if f.empty else "")
         at = as_naive_utc(as_of) if as_of else None
         return self._run(system, "GetAllFilters", {"as_of": at.isoformat() if at else None},
-                         lambda: at, apply, describe)
+                         lambda: at, apply, describe, locked=False)
 
     # -- bulk variants (one call, many values: PNR) ---------------------------------
     def add_pnrs(self, system: str, pnrs: Sequence[str]) -> BulkOutcome:
@@ -583,7 +599,7 @@ class SubscriptionService:
             return self._add_subscriber(uuid, name, serves, sftp_conn_id, remote_dir,
                                         agreements, arguments, delivery)
         except RegisteredToAnotherSystem as exc:
-            with Session(self.engine) as s, s.begin():  # the refusal leaves a trace too
+            with writing(self.engine) as s:  # the refusal leaves a trace too
                 self._audit(s, uuid, "AddSubscriber", arguments, f"REFUSED: {exc}",
                             self._now(s))
             raise
@@ -591,7 +607,7 @@ class SubscriptionService:
     def _add_subscriber(self, uuid: str, name: str, serves: str | None,
                         sftp_conn_id: str | None, remote_dir: str, agreements: list[str],
                         arguments: dict[str, Any], delivery: _Delivery) -> SubscriberDetails:
-        with Session(self.engine) as s, s.begin():
+        with writing(self.engine) as s:
             now = lock_filters(s, self.clock)
             if s.scalar(select(Subscriber.id).where(Subscriber.uuid == uuid)) is not None:
                 raise SubscriberExists(f"subscriber {uuid} already exists")
@@ -616,7 +632,8 @@ class SubscriptionService:
             return SubscriberDetails.of(s, sub)
 
     def set_active(self, uuid: str, active: bool) -> SubscriberDetails:
-        with Session(self.engine) as s, s.begin():
+        info = None
+        with writing(self.engine) as s:
             now = lock_filters(s, self.clock)
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
             if sub is None:
@@ -627,7 +644,11 @@ class SubscriptionService:
                 sub.active, sub.disabled_at = active, (None if active else now)
                 self._audit(s, uuid, "EnableSubscriber" if active else "DisableSubscriber",
                             {}, "CHANGED" if changed else "UNCHANGED", now)
-                return SubscriberDetails.of(s, sub)
+                info = SubscriberDetails.of(s, sub)
+        if info is not None:
+            if not active:
+                credentials.forget_subscriber(uuid)
+            return info
         raise UnknownSubscriber(f"no subscriber with UserSystemUUID {uuid}")
 
     def update_subscriber(self, uuid: str, *, name: str | None = None,
@@ -882,7 +903,7 @@ class SubscriptionService:
         document (audited ``REFUSED``). ``also_changed`` are changes made outside this
         database for the same document (the Airflow connection), audited with it."""
         try:
-            with Session(self.engine) as s, s.begin():
+            with writing(self.engine) as s:
                 now = lock_filters(s, self.clock)
                 existed = s.scalar(select(Subscriber.id).where(Subscriber.uuid == doc.uuid))
                 _, changes = _register_apply(self, s, doc, now)
@@ -893,7 +914,7 @@ class SubscriptionService:
                 self._audit(s, doc.uuid, "Register", {"changes": changes}, result, now)
                 return RegisterOutcome(doc.uuid, result, tuple(changes))
         except (RegisteredToAnotherSystem, InvalidSubscriber) as exc:
-            with Session(self.engine) as s, s.begin():
+            with writing(self.engine) as s:
                 self._audit(s, doc.uuid, "Register", {}, f"REFUSED: {exc}", self._now(s))
             raise
 
@@ -969,7 +990,7 @@ class SubscriptionService:
 
     def record_readiness(self, uuid: str, result: str) -> None:
         """Audit a readiness check (``cprsub subscriber check``) and its outcome."""
-        with Session(self.engine) as s, s.begin():
+        with writing(self.engine) as s:
             self._audit(s, uuid, "ReadinessCheck", {}, result, self._now(s))
 
 

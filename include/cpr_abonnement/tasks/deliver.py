@@ -1,0 +1,142 @@
+"""The ``deliver`` task: one subscriber's files, by its delivery mode, with the ledger.
+
+Apart from :mod:`cpr_abonnement.tasks.daily` because a delivery task runs once per
+subscriber per day, each in a process of its own: this module's import path must stay
+free of the data stack (NumPy, pandas, great-expectations) the receive and filter
+tasks need, which cost most of a delivery's CPU before (issue 16, item 3; a test
+checks the import path).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from cpr_abonnement import delivery
+from cpr_abonnement.delivery.sftp_push import SftpPush
+from cpr_abonnement.errors import DeliveryConflict, MissingDeliveryTarget, ServiceWindowWait
+from cpr_abonnement.pnr import scrub
+from cpr_abonnement.staging import local_copy, staged
+from cpr_abonnement.subscriptions import ledger
+from cpr_abonnement.subscriptions.service import as_naive_utc, service_windows
+from cpr_abonnement.subscriptions.windows import window_end
+from cpr_abonnement.tasks.payloads import DeliveryItem, DeliveryResult
+
+log = logging.getLogger(__name__)
+
+#: The daily DAG's run parameter naming the pick-up subscribers whose files are placed
+#: again although they fetched and removed them.
+REPLACE_PARAM = "replace_pickup"
+
+
+def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
+                replace: bool = False) -> DeliveryResult:
+    """Deliver one subscriber's files by its mode and record the attempt in the ledger.
+
+    The attempt is counted before anything is sent, so an attempt whose process is
+    killed mid-upload still shows in the ledger (as ``STARTED``, not delivered).
+
+    A pick-up file the ledger shows delivered with the same SHA-256 and since removed
+    (by the subscriber or retention) is not placed again: the re-run reports
+    ``ALREADY_DELIVERED``, since the subscriber has it. ``replace`` (the run parameter
+    :data:`REPLACE_PARAM`, an operator's decision) places it again, restarts its
+    pick-up tracking and says so in the ledger's detail.
+    """
+    target = delivery.describe(item.target)
+    row = dict(task_number=item.task_number, production_date=item.day,
+               subscriber_uuid=item.subscriber, file_name=item.file_name,
+               sha256=item.sha256, persons=item.persons, records=item.records,
+               target=target, now=now)
+    previous = ledger.entry(engine, item.task_number, item.day, item.subscriber)
+    _wait_for_service_window(item, engine, row, now)
+    ledger.start_delivery(engine, **row)
+
+    def record(outcome: str, detail: str, size_bytes: int | None = None) -> None:
+        ledger.finish_delivery(engine, **row, outcome=outcome, detail=scrub(detail),
+                               size_bytes=size_bytes)
+
+    try:
+        mode = _mode_of(item)
+        collected = mode.tracks_removal and ledger.collected(previous, item.sha256)
+        if collected and not replace:
+            return _already_collected(item, previous, record)
+        with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
+            files = [local_copy(staged(url), Path(scratch))
+                     for url in (item.data, item.metadata)]
+            outcomes = mode.deliver(files, item.target, subscriber=item.name)
+        replaced = collected and not all(o.already_there for o in outcomes)
+        if replaced:
+            ledger.restart_pickup_tracking(engine, item.task_number, item.day,
+                                           item.subscriber)
+        mode.announce(engine, item.target, item.file_name)
+    except DeliveryConflict as exc:
+        record("CONFLICT", str(exc))
+        raise
+    except Exception as exc:
+        record("FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    outcome = "ALREADY_DELIVERED" if all(o.already_there for o in outcomes) else "DELIVERED"
+    detail = ", ".join(f"{o.name} ({o.nbytes} bytes)" for o in outcomes)
+    if replaced:
+        detail = (f"re-placed on request ({REPLACE_PARAM}); before: "
+                  f"{_pickup_history(previous)}; {detail}")
+        log.warning("pick-up files of %s for %s placed again on request (%s); before: %s",
+                    item.subscriber, item.file_name, REPLACE_PARAM,
+                    _pickup_history(previous))
+    record(outcome, detail,
+           size_bytes=next((o.nbytes for o in outcomes if o.name == item.file_name), None))
+    log.info("delivery subscriber=%s file=%s records=%d sha256=%s outcome=%s target=%s",
+             item.subscriber, item.file_name, item.records, item.sha256, outcome, target)
+    return DeliveryResult(item.subscriber, outcome)
+
+
+def _pickup_history(entry: ledger.LedgerEntry) -> str:
+    return (f"available {entry.available_at}, downloaded {entry.picked_up_at}, removed by "
+            f"{entry.removed_by} at {entry.removed_at}")
+
+
+def _already_collected(item: DeliveryItem, previous: ledger.LedgerEntry, record
+                       ) -> DeliveryResult:
+    """Record (and return) a re-run that leaves a fetched and removed file alone."""
+    detail = (f"{item.file_name} was delivered with this SHA-256 and {_pickup_history(previous)}"
+              f"; not placed again (to place it again: run parameter {REPLACE_PARAM} "
+              f"with this subscriber's UUID)")
+    record("ALREADY_DELIVERED", detail)
+    log.info("delivery subscriber=%s file=%s outcome=ALREADY_DELIVERED: %s", item.subscriber,
+             item.file_name, detail)
+    return DeliveryResult(item.subscriber, "ALREADY_DELIVERED")
+
+
+def _wait_for_service_window(item: DeliveryItem, engine: Engine, row: dict,
+                             now: dt.datetime) -> None:
+    """Refuse to push into the subscriber's service window (its server is down for
+    maintenance): record the wait in the ledger, not as an attempt, and raise
+    :class:`ServiceWindowWait` for the task to wait until the window ends. Pick-up
+    delivers to our own server, so its subscriber's windows do not matter."""
+    if item.target is None or item.target.mode != SftpPush.name:
+        return
+    until = window_end(service_windows(engine, item.subscriber), now.replace(tzinfo=dt.UTC))
+    if until is None:
+        return
+    detail = f"waiting for service window until {until:%Y-%m-%d %H:%M} (Danish time)"
+    ledger.record_wait(engine, **row, until=as_naive_utc(until), detail=detail)
+    log.info("delivery subscriber=%s file=%s %s", item.subscriber, item.file_name, detail)
+    raise ServiceWindowWait(f"{item.name}: {detail}", subscriber=item.subscriber,
+                            until=until)
+
+
+def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:
+    """The delivery mode of ``item``'s target; a missing target or unknown mode is the
+    subscriber's configuration to fix, not something a retry can."""
+    if item.target is None:
+        raise MissingDeliveryTarget("the subscriber has no delivery target",
+                                    subscriber=item.name, file_name=item.file_name)
+    mode = delivery.MODES.get(item.target.mode)
+    if mode is None:
+        raise MissingDeliveryTarget(f"unknown delivery mode {item.target.mode!r}",
+                                    subscriber=item.name, file_name=item.file_name)
+    return mode

@@ -1,0 +1,70 @@
+"""Issue 16, item 3: a ``deliver`` task process imports only what a delivery needs.
+
+One mapped ``deliver`` task runs per subscriber per day, each in its own process, so
+whatever its import path pulls in is paid a thousand times a day. The task body's
+path (the DAG file as the task runner parses it, then the ``deliver`` task's own
+imports and a real pick-up delivery with the ledger) runs here in a fresh
+interpreter, which then reports the modules it loaded and how many database engines
+it built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.test_delivery_ledger import DAY, NAME, SUBSCRIBER, TASK, register_day
+
+from cpr_abonnement.subscriptions import ledger
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("numpy", "pandas", "great_expectations")
+
+#: What the ``deliver`` task does, with the engine count taken at ``make_engine``'s
+#: one call into SQLAlchemy.
+TASK_BODY = """
+import datetime as dt, importlib.util, json, sys
+from cpr_abonnement.subscriptions import db
+built = []
+real = db.create_engine
+db.create_engine = lambda *a, **k: built.append(1) or real(*a, **k)
+spec = importlib.util.spec_from_file_location("dag_file", sys.argv[1])
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+from cpr_abonnement.tasks.connections import task_engine
+from cpr_abonnement.tasks.deliver import deliver_one
+from cpr_abonnement.tasks.payloads import DeliveryItem
+item = DeliveryItem.from_xcom(json.loads(sys.argv[2]))
+result = deliver_one(item, task_engine(), now=dt.datetime(2026, 11, 26, 12))
+print(json.dumps({"outcome": result.outcome, "engines": len(built),
+                  "heavy": [m for m in json.loads(sys.argv[3]) if m in sys.modules]}))
+"""
+
+
+def test_a_delivery_task_imports_no_data_stack_and_builds_one_engine(tmp_path, engine):
+    from cpr_abonnement.delivery.base import DeliveryTarget
+    from cpr_abonnement.tasks.payloads import DeliveryItem
+
+    register_day(engine)
+    data = tmp_path / NAME
+    data.write_bytes(b"delta\n")
+    data.with_name(NAME + ".metadata").write_text("{}\n")
+    item = DeliveryItem(subscriber=SUBSCRIBER, name="Subscriber A",
+                        target=DeliveryTarget("pickup", "", "subscriber-a"),
+                        data=f"file://{data}", metadata=f"file://{data}.metadata",
+                        file_name=NAME, persons=1, records=2, sha256="1" * 64, day=DAY,
+                        task_number=TASK)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}",
+           "CPRSUB_DB_URL": engine.url.render_as_string(hide_password=False),
+           "CPRSUB_PICKUP_ROOT": str(tmp_path / "pickup")}
+    done = subprocess.run([sys.executable, "-c", TASK_BODY,
+                           str(ROOT / "dags" / "cpr_abonnement_daily.py"),
+                           json.dumps(item.to_xcom()), json.dumps(HEAVY)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"outcome": "DELIVERED", "engines": 1, "heavy": []}
+    assert (tmp_path / "pickup" / "subscriber-a" / "IN" / NAME).read_bytes() == b"delta\n"
+    assert [e.outcome for e in ledger.entries(engine, TASK, DAY)] == ["DELIVERED"]
