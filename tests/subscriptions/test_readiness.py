@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cpr_abonnement.cli import main
-from cpr_abonnement.devsftp import EmbeddedSftpServer
+from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from cpr_abonnement.subscriptions.db import make_engine
 from cpr_abonnement.subscriptions.readiness import certificate_check
 from cpr_abonnement.subscriptions.service import SubscriptionService
