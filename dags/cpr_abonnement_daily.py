@@ -100,7 +100,7 @@ def cpr_abonnement_daily():
         from airflow.sdk import PokeReturnValue, get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
-        from cpr_abonnement.errors import RunDateRefused
+        from cpr_abonnement.errors import ExtractRejected, RunDateRefused
         from cpr_abonnement.extract.naming import wildcard
         from cpr_abonnement.inbound.sensing import sense
         from cpr_abonnement.settings import Settings
@@ -115,7 +115,13 @@ def cpr_abonnement_daily():
             raise AirflowFailException(str(exc)) from exc
         # Complete = unchanged for CPRSUB_SETTLE_SECONDS across pokes; a complete but
         # broken file is quarantined and fails this task naming the broken rule.
-        found = sense(settings, day, now=now)
+        try:
+            found = sense(settings, day, now=now)
+        except ExtractRejected as exc:  # kept for the console's Extracts page too
+            from cpr_abonnement.tasks.daily import record_rejected_arrival
+
+            record_rejected_arrival(day, exc)
+            raise
         if found.complete:
             return PokeReturnValue(is_done=True, xcom_value=found.name)
         deadline = settings.extract_deadline(day)

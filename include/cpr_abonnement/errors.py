@@ -101,7 +101,23 @@ class ExtractValidationFailed(ExtractError):
 
 
 class ExtractRejected(CprAbonnementError):
-    """The inbound extract failed validation and was quarantined."""
+    """The inbound extract failed validation and was quarantined.
+
+    When the sensor rejects a complete file before it is parsed, ``file_name``, ``rule``
+    and ``error`` say what broke, ``quarantined_to`` where the file went and
+    ``size_bytes`` how big it was, so the task can record the verdict for the console.
+    """
+
+    def __init__(self, message: str, *, file_name: str | None = None,
+                 rule: str | None = None,
+                 error: ExtractError | None = None, quarantined_to: str | None = None,
+                 size_bytes: int | None = None) -> None:
+        self.file_name = file_name
+        self.rule = rule
+        self.error = error
+        self.quarantined_to = quarantined_to
+        self.size_bytes = size_bytes
+        super().__init__(message)
 
 
 class ChainBroken(CprAbonnementError):

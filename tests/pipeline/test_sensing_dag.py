@@ -8,6 +8,9 @@ import re
 import threading
 import time
 
+from fastapi.testclient import TestClient
+
+from cpr_abonnement.console.app import create_console_app
 from support.deployment import SUBSCRIBERS, task_states
 
 DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
@@ -36,6 +39,26 @@ def test_a_stable_truncated_extract_is_quarantined_and_the_alert_names_the_rule(
     assert "not received" not in alert[0]
     assert not re.search(r"\d{10}", alert[0])
     assert all(not deployment.delivered(uuid) for uuid in SUBSCRIBERS)
+
+    # The console's Extracts page shows the rejection, rule and line, like a rejection
+    # in parse_and_validate (the operator has no shell to read the .reason.txt).
+    console = create_console_app(lambda: deployment.engine, access=lambda: None)
+    with TestClient(console) as client:
+        body = client.get("/api/extracts").json()
+        page = client.get("/extracts").text
+    (row,) = body["extracts"]
+    assert row["file_name"] == src.name and row["verdict"] == "rejected"
+    assert row["size_bytes"] == len(truncated)
+    assert row["production_date"] == DAY.isoformat()  # as named: 000 is not read
+    assert row["quarantined_to"] == str(kept[0])
+    (problem,) = row["problems"]
+    assert problem["rule"] == "999 last" and problem["record_type"] == "999"
+    assert problem["line"] == truncated.count(b"\n")  # the last line, not a 999
+    assert "truncated" in problem["message"]
+    assert [t["state"] for t in body["timeline"] if t["day"] == DAY.isoformat()] == \
+        ["rejected"]
+    assert f'data-file="{src.name}"' in page and "rule <b>999 last</b>" in page
+    assert not re.search(r"(?<!\d)\d{10}(?!\d)", page + str(body))
 
 
 def test_an_extract_written_during_the_run_is_waited_for_then_delivered(deployment,

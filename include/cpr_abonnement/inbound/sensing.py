@@ -18,8 +18,9 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
-from cpr_abonnement.errors import ExtractRejected
+from cpr_abonnement.errors import ExtractError, ExtractRejected
 from cpr_abonnement.extract.naming import name_pattern
 from cpr_abonnement.extract.validation import TAIL_BYTES, end_problem
 from cpr_abonnement.inbound import open_location
@@ -77,8 +78,25 @@ def sense(settings: Settings, day: dt.date, *, now: dt.datetime | None = None) -
         raise ExtractRejected(
             f"{name} for {day} arrived but is broken (unchanged for "
             f"{settings.settle_seconds:.0f} s), rule '{problem.rule}': {error}; "
-            f"moved to {where}")
+            f"moved to {where}", file_name=name, rule=problem.rule,
+            error=_located(error, Path(where)), quarantined_to=where, size_bytes=seen.size)
     return Sensing(name, complete=True)
+
+
+def _located(error: ExtractError, kept: Path) -> ExtractError:
+    """``error`` with its line number: the sensor reads only the file's tail, so a broken
+    end record is located by counting the lines of the quarantined (local) copy."""
+    if error.line is not None or error.record_type != "999":
+        return error
+    lines, last = 0, b""
+    with open(kept, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    if last not in (b"", b"\n"):
+        lines += 1  # a last line without its line end
+    return type(error)(error.detail, line=lines or None, record_type=error.record_type,
+                       field=error.field)
 
 
 def _stable(settings: Settings, day: dt.date, name: str, seen: Observation,

@@ -134,6 +134,37 @@ def _record_check(engine: Engine, name: str, verdict: str, *, size: int,
                                        o.examples) for o in (report.outcomes if report else ()))))
 
 
+def record_rejected_arrival(day: dt.date, rejected: ExtractRejected) -> None:
+    """Keep the sensor's verdict on a complete but broken file (quarantined before it was
+    parsed) for the operator console, like :func:`receive` keeps its own.
+
+    Record 000 was not read, so the production date is the day the file is named for.
+    Never masks ``rejected``: if the filter database cannot take the record, that is
+    logged and the rejection still fails the task with its rule.
+    """
+    name = rejected.file_name
+    if name is None or rejected.error is None:  # nothing quarantined (several files)
+        return
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cpr_abonnement.errors import CprAbonnementError
+    from cpr_abonnement.tasks.connections import task_engine
+
+    try:
+        engine = task_engine()
+        try:
+            extract_checks.record(engine, CheckRecord(
+                file_name=name, verdict=extract_checks.REJECTED,
+                checked_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                size_bytes=rejected.size_bytes or 0, production_date=day,
+                problems=(Problem.of(rejected.rule or "complete file", rejected.error),),
+                quarantined_to=rejected.quarantined_to))
+        finally:
+            engine.dispose()
+    except (CprAbonnementError, SQLAlchemyError):
+        log.exception("could not record the rejection of %s for the console", name)
+
+
 def _log_platform_records(index) -> None:
     """910 (errors) and 997 (receipts) concern the platform's dealings with CPR: never
     forwarded, but logged for the data engineers (product.md §3), PNRs masked."""
