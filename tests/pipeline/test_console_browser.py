@@ -35,6 +35,38 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 
 
 @pytest.fixture
+def api_server_started(deployment, tmp_path):
+    """``airflow api-server`` on a free port, on the deployment's metadata and filter
+    databases, with one Simple auth manager user (role viewer). Started before the day
+    is run, so its ~1 minute start-up overlaps ``dag.test()``; :func:`api_server` waits."""
+    port = free_port()
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({USER: PASSWORD}))
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")]),
+           "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple."
+                                          "simple_auth_manager.SimpleAuthManager",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+           "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"}
+    log_path = tmp_path / "api-server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "api-server",
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers",
+                                 "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc, f"http://127.0.0.1:{port}", log_path
+    finally:
+        proc.terminate()  # the test is over: no graceful drain of keep-alive connections
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
 def failed_day(deployment, monkeypatch):
     """One delivery day run with Odense's SFTP server down: its delivery fails."""
     import datetime as dt
@@ -52,43 +84,19 @@ def failed_day(deployment, monkeypatch):
 
 
 @pytest.fixture
-def api_server(failed_day, tmp_path):
-    """``airflow api-server`` on a free port, on the same metadata and filter databases,
-    with one Simple auth manager user (role viewer)."""
-    port = free_port()
-    passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({USER: PASSWORD}))
-    env = {**os.environ,
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")]),
-           "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple."
-                                          "simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-           "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"}
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "api-server.log", "wb") as log:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "api-server",
-                                 "--host", "127.0.0.1", "--port", str(port), "--workers",
-                                 "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "api-server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "api-server did not start in 90 s"
-            time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
+def api_server(api_server_started, failed_day):
+    """The api-server's base URL once it answers (it was started before the run)."""
+    proc, base, log_path = api_server_started
+    deadline = time.monotonic() + 90
+    while True:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            if httpx.get(f"{base}/api/v2/version", timeout=2).status_code == 200:
+                return base
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, "api-server did not start in 90 s"
+        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -152,7 +160,7 @@ def test_operator_console_in_the_browser(api_server, browser_page):
                         href), href
     page.goto(base + href)
     page.get_by_text(re.compile(r"Odense Sag")).first.wait_for()
-    page.wait_for_timeout(1500)  # let the log panel fill in
+    page.get_by_text("Log message source details").wait_for()  # the log panel filled in
     page.screenshot(path=str(SHOTS / "console-task-log.png"), full_page=True)
 
     # Extracts: the GX results per expectation and the size plot.
