@@ -106,6 +106,15 @@ def test_a_stable_broken_file_is_quarantined_naming_the_rule(inbound, kind, tmp_
     assert [p.read_bytes() for p in kept] == [data]
     reason = next((tmp_path / "quarantine").glob("*.reason.txt")).read_text()
     assert rule in reason
+    # What the sensor task records for the console: the file, where it went, the rule.
+    rejected = exc.value
+    assert (rejected.file_name, rejected.quarantined_to, rejected.size_bytes) == \
+        (NAME, str(kept[0]), len(data))
+    assert rule in f"rule '{rejected.rule}': {rejected.error.detail}"
+    # A broken end is located at the file's last line (counted in the quarantined copy).
+    last_line = data.count(b"\n") + (not data.endswith(b"\n"))
+    assert rejected.error.line == (last_line if rejected.error.record_type == "999"
+                                   else None)
 
 
 def test_settle_time_zero_takes_a_whole_file_at_once(inbound, monkeypatch):
