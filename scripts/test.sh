@@ -30,4 +30,7 @@ with zipfile.ZipFile(wheel) as z, open(sys.argv[1], "wb") as out:
 PY
 fi
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+# One worker per core, slow tests stolen by whichever worker is free; every test's servers,
+# Airflow home and databases are its own, so workers do not share state.
+# CPRSUB_TEST_WORKERS=0 runs in one process.
+exec .venv/bin/python -m pytest -n "${CPRSUB_TEST_WORKERS:-auto}" --dist worksteal "$@"

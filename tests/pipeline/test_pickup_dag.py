@@ -9,24 +9,17 @@ import xmltodict
 
 from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.subscriptions.service import SubscriptionService
-from support.deployment import SUBSCRIBERS, run_note, task_states
-from support.sshkeys import ed25519_line
+from support.deployment import PICKUP_ACCOUNT as ACCOUNT
+from support.deployment import (
+    PICKUP_UUID,
+    SUBSCRIBERS,
+    add_pickup_subscriber,
+    run_note,
+    task_states,
+)
 
 DAY = dt.date(2026, 11, 19)
-PICKUP_UUID = "dddddddd-0000-4000-8000-000000000004"
-ACCOUNT = "herning-sag"
 AALBORG = next(iter(SUBSCRIBERS))
-
-
-def _pickup_subscriber(deployment, monkeypatch, tmp_path):
-    root = tmp_path / "pickup"
-    monkeypatch.setenv("CPRSUB_PICKUP_ROOT", str(root))
-    svc = SubscriptionService(deployment.engine, caller="test",
-                              clock=lambda: dt.datetime(2026, 1, 1))
-    svc.add_subscriber(PICKUP_UUID, "Herning Sag", delivery_mode="pickup",
-                       pickup_account=ACCOUNT, ssh_keys=[ed25519_line()])
-    svc.add_municipality(PICKUP_UUID, "657")
-    return root / ACCOUNT / "IN"
 
 
 def _trigger(data: bytes) -> dict:
@@ -35,7 +28,7 @@ def _trigger(data: bytes) -> dict:
 
 def test_pickup_and_push_side_by_side_then_a_rerun_changes_nothing(deployment, monkeypatch,
                                                                    tmp_path):
-    inbox = _pickup_subscriber(deployment, monkeypatch, tmp_path)
+    inbox = add_pickup_subscriber(deployment, monkeypatch, tmp_path)
     src = deployment.extract(DAY)
     run = deployment.run(DAY)
     assert run.state == "success", task_states(run)
@@ -69,7 +62,7 @@ def test_pickup_and_push_side_by_side_then_a_rerun_changes_nothing(deployment, m
 
 def test_a_different_file_in_the_pickup_folder_is_a_conflict_never_overwritten(
         deployment, monkeypatch, tmp_path):
-    inbox = _pickup_subscriber(deployment, monkeypatch, tmp_path)
+    inbox = add_pickup_subscriber(deployment, monkeypatch, tmp_path)
     src = deployment.extract(DAY)
     inbox.mkdir(parents=True)
     (inbox / src.name).write_bytes(b"someone else's file\n")

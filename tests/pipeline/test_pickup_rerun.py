@@ -8,24 +8,10 @@ from __future__ import annotations
 import datetime as dt
 
 from cpr_abonnement.subscriptions import ledger
-from cpr_abonnement.subscriptions.service import SubscriptionService
-from support.deployment import task_states
-from support.sshkeys import ed25519_line
+from support.deployment import PICKUP_ACCOUNT as ACCOUNT
+from support.deployment import PICKUP_UUID, add_pickup_subscriber, task_states
 
 DAY = dt.date(2026, 11, 19)
-PICKUP_UUID = "dddddddd-0000-4000-8000-000000000004"
-ACCOUNT = "herning-sag"
-
-
-def _pickup_subscriber(deployment, monkeypatch, tmp_path):
-    root = tmp_path / "pickup"
-    monkeypatch.setenv("CPRSUB_PICKUP_ROOT", str(root))
-    svc = SubscriptionService(deployment.engine, caller="test",
-                              clock=lambda: dt.datetime(2026, 1, 1))
-    svc.add_subscriber(PICKUP_UUID, "Herning Sag", delivery_mode="pickup",
-                       pickup_account=ACCOUNT, ssh_keys=[ed25519_line()])
-    svc.add_municipality(PICKUP_UUID, "657")
-    return root / ACCOUNT / "IN"
 
 
 def _mine(deployment):
@@ -45,7 +31,7 @@ def _fetch_and_remove(deployment, inbox, name: str) -> None:
 
 def test_rerun_after_removal_does_not_place_again_unless_the_operator_forces_it(
         deployment, monkeypatch, tmp_path):
-    inbox = _pickup_subscriber(deployment, monkeypatch, tmp_path)
+    inbox = add_pickup_subscriber(deployment, monkeypatch, tmp_path)
     src = deployment.extract(DAY)
     assert deployment.run(DAY).state == "success"
     first = _mine(deployment)
@@ -74,7 +60,7 @@ def test_rerun_after_removal_does_not_place_again_unless_the_operator_forces_it(
 def test_a_file_still_in_place_is_verified_as_before(deployment, monkeypatch, tmp_path):
     """Only a removal the ledger knows of skips the placement: a file downloaded but
     still there is checked as usual (a different file there is a conflict)."""
-    inbox = _pickup_subscriber(deployment, monkeypatch, tmp_path)
+    inbox = add_pickup_subscriber(deployment, monkeypatch, tmp_path)
     src = deployment.extract(DAY)
     assert deployment.run(DAY).state == "success"
     ledger.record_pickup_event(deployment.engine, account=ACCOUNT, file_name=src.name,

@@ -6,21 +6,10 @@ import json
 
 import pytest
 
-from cpr_abonnement.cli import main
 from cpr_abonnement.subscriptions.ssh_keys import parse_public_key
 from support.sshkeys import dsa_line, ed25519_line, rsa_line
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
-
-
-@pytest.fixture
-def cli(db_url, capsys):
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main([*args[:2], "--db", db_url, *args[2:]])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    assert run("db", "upgrade")[0] == 0
-    return run
 
 
 def _key(tmp_path, name: str, line: str):

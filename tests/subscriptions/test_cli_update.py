@@ -6,25 +6,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.cli import main
 from cpr_abonnement.subscriptions.db import make_engine
 from cpr_abonnement.subscriptions.models import AuditEntry
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0002"
-
-
-@pytest.fixture
-def cli(db_url, capsys):
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main([*args[:2], "--db", db_url, *args[2:]])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    assert run("db", "upgrade")[0] == 0
-    return run
 
 
 def _listed(cli) -> dict:

@@ -21,6 +21,27 @@ SUBSCRIBERS = {  # uuid: (name, connection id, filter)
 }
 
 
+#: The pick-up subscriber some tests add beside the push ones.
+PICKUP_UUID = "dddddddd-0000-4000-8000-000000000004"
+PICKUP_ACCOUNT = "herning-sag"
+
+
+def add_pickup_subscriber(deployment: Deployment, monkeypatch, tmp_path: Path) -> Path:
+    """Register the pick-up subscriber (municipality 657) with its storage under
+    ``tmp_path``; returns its account's ``IN/`` folder."""
+    from cpr_abonnement.subscriptions.service import SubscriptionService
+    from support.sshkeys import ed25519_line
+
+    root = tmp_path / "pickup"
+    monkeypatch.setenv("CPRSUB_PICKUP_ROOT", str(root))
+    svc = SubscriptionService(deployment.engine, caller="test",
+                              clock=lambda: dt.datetime(2026, 1, 1))
+    svc.add_subscriber(PICKUP_UUID, "Herning Sag", delivery_mode="pickup",
+                       pickup_account=PICKUP_ACCOUNT, ssh_keys=[ed25519_line()])
+    svc.add_municipality(PICKUP_UUID, "657")
+    return root / PICKUP_ACCOUNT / "IN"
+
+
 @dataclass
 class Deployment:
     root: Path
