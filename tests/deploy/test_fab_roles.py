@@ -149,3 +149,16 @@ def test_subscription_admin_endpoints_honour_the_airflow_roles(fab_server):
     assert any(c == "api:admin:airflow:op" for c, _ in callers), callers
     assert any(c == "api:viewer:airflow:view" and "DENIED" in (r or "")
                for c, r in callers), callers
+
+
+def test_the_console_honours_the_airflow_roles(fab_server):
+    """The console reads with the DAG's read permission: both roles see it (the viewer
+    is the read-only console of item 6), anonymous gets 401."""
+    url, tokens, _ = fab_server
+    for path in ("/cpr-console/deliveries", "/cpr-console/api/deliveries",
+                 "/cpr-console/extracts", "/cpr-console/api/subscribers",
+                 "/cpr-console/api/health", "/cpr-console/plots/deliveries.svg"):
+        assert _get(url, path, None).status_code == 401, path
+        for user in ("view", "op"):
+            r = _get(url, path, tokens[user])
+            assert r.status_code == 200, (path, user, r.text[:300])
