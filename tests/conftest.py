@@ -94,3 +94,17 @@ def engine(db_url):
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Settings for task bodies on local folders: inbound, staging and quarantine under
+    ``tmp_path``, no settle time (the extract is complete before the test runs)."""
+    from cpr_abonnement.settings import Settings
+
+    for d in ("inbound", "staging", "quarantine"):
+        (tmp_path / d).mkdir()
+        monkeypatch.setenv(f"CPRSUB_{d.upper()}", f"file://{tmp_path / d}")
+    monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
+    return Settings.from_env()
+

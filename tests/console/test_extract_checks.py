@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from builders import extract, person
 from cpr_abonnement.errors import ExtractRejected
-from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions import extract_checks
 from cpr_abonnement.subscriptions.models import ExtractCheck
 from cpr_abonnement.tasks import daily
@@ -20,15 +19,6 @@ from cpr_abonnement.tasks import daily
 DAY = dt.date(2026, 11, 19)
 NAME = "D261119.L431101"
 PNRS = ("0101901234", "0202851234")
-
-
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
-    for d in ("inbound", "staging", "quarantine"):
-        (tmp_path / d).mkdir()
-        monkeypatch.setenv(f"CPRSUB_{d.upper()}", f"file://{tmp_path / d}")
-    monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
-    return Settings.from_env()
 
 
 @pytest.fixture

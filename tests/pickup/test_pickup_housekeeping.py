@@ -11,10 +11,11 @@ import pendulum
 import pytest
 
 from cpr_abonnement.calendar import DeliveryCalendar
-from cpr_abonnement.subscriptions import extract_runs, ledger
+from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.deployment import ROOT, task_states
+from support.pickup import record_delivered
 from support.smtp import smtp_server
 
 UUID = "44444444-0000-4000-8000-000000000004"
@@ -26,17 +27,6 @@ def _age(path, days: float) -> None:
     os.utime(path, (t, t), follow_symlinks=False)
 
 
-def _delivered(engine, day: dt.date) -> str:
-    name = f"D{day:%y%m%d}.L431101"
-    t = dt.datetime.combine(day, dt.time(20))
-    extract_runs.register(engine, task_number="431101", production_date=day,
-                      previous_date=day - dt.timedelta(days=1), file_name=name,
-                      sha256="0" * 64, persons=1, records=1, clock=lambda: t, as_of=t)
-    ledger.record_delivery(engine, task_number="431101", production_date=day,
-                             subscriber_uuid=UUID, file_name=name, sha256="0" * 64,
-                             persons=1, records=1, target="pickup", outcome="DELIVERED",
-                             detail="", now=t)
-    return name
 
 
 @pytest.mark.slow
@@ -51,7 +41,7 @@ def test_housekeeping_removes_only_expired_files_records_them_and_alerts_late(
     old_day = cal.previous_delivery_day(dt.date.today() - dt.timedelta(days=31))
     recent_day = cal.previous_delivery_day(cal.previous_delivery_day(
         cal.previous_delivery_day(cal.previous_delivery_day(dt.date.today()))))
-    old, recent = _delivered(engine, old_day), _delivered(engine, recent_day)
+    old, recent = (record_delivered(engine, day, UUID) for day in (old_day, recent_day))
     root = tmp_path / "pickup"
     inbox = root / "glemsom" / "IN"
     inbox.mkdir(parents=True)

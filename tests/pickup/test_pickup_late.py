@@ -9,8 +9,9 @@ import pytest
 
 from cpr_abonnement.health import check, late_pickups
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import extract_runs, ledger
+from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.subscriptions.service import SubscriptionService
+from support.pickup import record_delivered
 
 P, Q, R = ("11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002",
            "33333333-0000-4000-8000-000000000003")
@@ -24,17 +25,6 @@ def _default_deployment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def _deliver(engine, day, uuid):
-    t = dt.datetime.combine(day, dt.time(20))
-    name = f"D{day:%y%m%d}.L431101"
-    extract_runs.register(engine, task_number="431101", production_date=day,
-                      previous_date=day - dt.timedelta(days=1), file_name=name,
-                      sha256="0" * 64, persons=1, records=1, clock=lambda: t, as_of=t)
-    ledger.record_delivery(engine, task_number="431101", production_date=day,
-                             subscriber_uuid=uuid, file_name=name, sha256="0" * 64,
-                             persons=1, records=1, target="pickup", outcome="DELIVERED",
-                             detail="", now=t)
-    return name
 
 
 def test_late_pickups_counted_in_delivery_days(engine):
@@ -44,7 +34,7 @@ def test_late_pickups_counted_in_delivery_days(engine):
     svc.add_subscriber(R, "Push", sftp_conn_id="x")
     for day in DAYS:
         for uuid in (P, Q, R):
-            name = _deliver(engine, day, uuid)
+            name = record_delivered(engine, day, uuid)
         ledger.record_pickup_event(engine, account="daily", file_name=name,
                                      event="downloaded", at=dt.datetime(2026, 11, 27))
     # P last fetched the file of 23 Nov; its 24, 25, 26 Nov files wait.
@@ -69,7 +59,7 @@ def test_the_days_report_lists_late_pickups(engine):
     svc = SubscriptionService(engine, caller="t", clock=lambda: dt.datetime(2026, 11, 1))
     svc.add_subscriber(P, "Picks up late", delivery_mode="pickup", pickup_account="late")
     for day in DAYS:
-        _deliver(engine, day, P)
+        record_delivered(engine, day, P)
     received = ReceivedExtract(day=DAYS[-1], file_name="D261126.L431101", extract="x",
                                sha256="0" * 64, task_number="431101",
                                previous_date=DAYS[-2], persons=1, records=1,

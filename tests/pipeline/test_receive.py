@@ -21,15 +21,6 @@ DAY = dt.date(2026, 11, 19)
 NAME = "D261119.L431101"
 
 
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
-    for d in ("inbound", "staging", "quarantine"):
-        (tmp_path / d).mkdir()
-        monkeypatch.setenv(f"CPRSUB_{d.upper()}", f"file://{tmp_path / d}")
-    monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
-    return Settings.from_env()
-
-
 def test_two_files_for_one_day_are_refused(settings, tmp_path):
     data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
     (tmp_path / "inbound" / NAME).write_bytes(data)

@@ -3,6 +3,7 @@ logins with paramiko (as cpr_udtraek does) and with OpenSSH's sftp client."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import socket
@@ -124,3 +125,21 @@ def register(engine, accounts, *, day=None) -> dict[str, str]:
             now=dt.datetime(2026, 1, 5, 21, 5))
         uuids[a.name] = uuid
     return uuids
+
+
+def record_delivered(engine, day, uuid: str) -> str:
+    """Register day's extract and a delivered pick-up file of it for ``uuid`` at 20:00
+    (as the daily run would); returns the file name."""
+    from cpr_abonnement.subscriptions import extract_runs, ledger
+
+    name = f"D{day:%y%m%d}.L431101"
+    t = dt.datetime.combine(day, dt.time(20))
+    extract_runs.register(engine, task_number="431101", production_date=day,
+                          previous_date=day - dt.timedelta(days=1), file_name=name,
+                          sha256="0" * 64, persons=1, records=1, clock=lambda: t, as_of=t)
+    ledger.record_delivery(engine, task_number="431101", production_date=day,
+                           subscriber_uuid=uuid, file_name=name, sha256="0" * 64,
+                           persons=1, records=1, target="pickup", outcome="DELIVERED",
+                           detail="", now=t)
+    return name
+
