@@ -57,15 +57,21 @@ def _runs(index: ExtractIndex, persons: np.ndarray) -> tuple[list[int], list[int
     return starts.tolist(), ends.tolist(), records
 
 
+def _write_start(index: ExtractIndex, out):
+    """Write the 000 record (flushed, so runs written by file descriptor follow it) and
+    return the SHA-256 that has hashed it."""
+    start = index.start_record()
+    head = start.raw + start.terminator
+    out.write(head)
+    out.flush()
+    return hashlib.sha256(head)
+
+
 def _kernel_copy(copy: Callable[[int, int, int, int], int]):
     """A writer where ``copy(src_fd, out_fd, offset, count)`` moves each run."""
     def write(index: ExtractIndex, persons: np.ndarray, out, view: memoryview) -> str:
         starts, ends, records = _runs(index, persons)
-        start = index.start_record()
-        head = start.raw + start.terminator
-        digest = hashlib.sha256(head)
-        out.write(head)
-        out.flush()
+        digest = _write_start(index, out)
         with open(index.path, "rb") as src:
             for a, b in zip(starts, ends, strict=True):
                 digest.update(view[a:b])
@@ -82,11 +88,7 @@ def _kernel_copy(copy: Callable[[int, int, int, int], int]):
 
 def _writev(index: ExtractIndex, persons: np.ndarray, out, view: memoryview) -> str:
     starts, ends, records = _runs(index, persons)
-    start = index.start_record()
-    head = start.raw + start.terminator
-    digest = hashlib.sha256(head)
-    out.write(head)
-    out.flush()
+    digest = _write_start(index, out)
     batch: list[memoryview] = []
     for a, b in zip(starts, ends, strict=True):
         batch.append(view[a:b])
