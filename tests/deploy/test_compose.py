@@ -108,6 +108,8 @@ def test_production_runs_the_fab_auth_manager_and_makes_the_roles(compose):
     script = init["command"][1]
     assert "python /opt/airflow/deploy/airflow_roles.py" in script
     assert "airflow users create --role Admin" in script
+    # A generated password may begin with "-": only the joined form keeps it a value.
+    assert '--password="$${AIRFLOW_ADMIN_PASSWORD}"' in script
     assert "./deploy/airflow_roles.py:/opt/airflow/deploy/airflow_roles.py:ro" in init["volumes"]
     pins = (ROOT / "constraints.txt").read_text().splitlines()
     assert "apache-airflow-providers-fab==3.10.2" in pins

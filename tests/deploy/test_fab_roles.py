@@ -65,10 +65,12 @@ def fab_server(tmp_path_factory):
     # A second run changes nothing (idempotent).
     assert "(0 added, 0 removed)" in _run([sys.executable, str(ROOT / "deploy" /
                                                                 "airflow_roles.py")], env)
-    passwords = {"op": secrets.token_urlsafe(16), "view": secrets.token_urlsafe(16)}
+    # token_urlsafe may start with "-", which argparse takes for an option unless the value
+    # is joined to its flag; both passwords start with one so that form stays pinned.
+    passwords = {"op": "-" + secrets.token_urlsafe(16), "view": "-" + secrets.token_urlsafe(16)}
     for user, role in (("op", "operator"), ("view", "viewer")):
         _run([airflow, "users", "create", "--role", role, "--username", user,
-              "--password", passwords[user], "--firstname", user, "--lastname", "Test",
+              f"--password={passwords[user]}", "--firstname", user, "--lastname", "Test",
               "--email", f"{user}@example.org"], env)
     _run([airflow, "dags", "reserialize"], env)
     log = open(tmp / "api-server.log", "wb")  # noqa: SIM115 (closed below)
