@@ -2,7 +2,10 @@
 # Start the pick-up server: host keys kept on their volume (clients pin them), the
 # database URL handed to the AuthorizedKeysCommand, a Unix account per pick-up account
 # (sshd needs one to chroot to; no password: "*" is not "locked"), internal-sftp's log
-# tracked into the ledger, then sshd in the foreground.
+# tracked into the ledger, then sshd in the foreground inside a Landlock sandbox where,
+# beneath the pick-up root, files can only be read, listed and removed (an account can
+# create nothing, not even an empty file). On a kernel without Landlock it does not
+# start unless CPRSUB_PICKUP_ALLOW_UNCONFINED=1.
 # The paths are the image's; the CPRSUB_PICKUP_* overrides exist for
 # tests/pickup/test_pickup_entrypoint.py, which runs this script as is.
 set -eu
@@ -21,4 +24,5 @@ chmod 0640 $etc/pickup.env
 chown root:root $srv && chmod 0755 $srv
 cprsub pickup sync-accounts --root $srv
 cprsub pickup track --root $srv --log $log &
-exec /usr/sbin/sshd -D -e -f $config
+exec cprsub pickup confine --root $srv ${CPRSUB_PICKUP_ALLOW_UNCONFINED:+--allow-unconfined} \
+  -- /usr/sbin/sshd -D -e -f $config

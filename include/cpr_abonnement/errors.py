@@ -331,7 +331,16 @@ class PickupLate(CprAbonnementError):
 
 
 class PickupStrayFiles(CprAbonnementError):
-    """Files a pick-up account created in its own ``IN/`` (empty: OpenSSH's
+    """Files a pick-up account created in its own ``IN/`` (empty: unconfined, OpenSSH's
     internal-sftp lets an open for writing create the name before the write is refused)
     were removed; raised by the housekeeping DAG to alert the data engineers, naming
     the accounts."""
+
+
+class ConfinementUnavailable(CprAbonnementError):
+    """The pick-up server cannot be put in its Landlock sandbox (no Landlock in this
+    kernel): it does not start unconfined unless the operator says so explicitly."""
+
+    def __init__(self, message: str, *, root: str) -> None:
+        super().__init__(f"{message} (pick-up root {root})")
+        self.root = root

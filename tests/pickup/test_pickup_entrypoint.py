@@ -1,8 +1,9 @@
 """deploy/pickup/entrypoint.sh run as is (its paths pointed at a temporary folder): it
 makes the host keys, the database URL file for the AuthorizedKeysCommand, the Unix
 account and folders of each pick-up account, starts ``cprsub pickup track`` and then
-OpenSSH's sshd with deploy/pickup/sshd_config. A real client then downloads and removes
-a file, and the tracker's log file and the ledger show it."""
+OpenSSH's sshd with deploy/pickup/sshd_config inside ``cprsub pickup confine``. A real
+client then downloads a file, is refused an upload, and removes the file, and the
+tracker's log file and the ledger show it."""
 
 from __future__ import annotations
 
@@ -128,6 +129,9 @@ def test_entrypoint_starts_tracked_sshd_with_accounts_and_keys(base, accounts, t
                 assert fh.read() == a.data
             # the tracker measures a complete read against the file, so wait for it
             assert _until(lambda: _entry(engine, uuids[a.name]).picked_up_at is not None)
+            with pytest.raises(PermissionError):  # sshd runs in the Landlock sandbox
+                sftp.open("IN/new", "w")
+            assert not (srv / a.name / "IN" / "new").exists()
             sftp.remove(f"IN/{DATA_NAME}")
         finally:
             transport.close()
@@ -137,6 +141,7 @@ def test_entrypoint_starts_tracked_sshd_with_accounts_and_keys(base, accounts, t
         assert f'IN/{DATA_NAME}" flags READ' in text  # paramiko sends "IN/…", sftp "/IN/…"
         assert f'remove name "IN/{DATA_NAME}"' in text
         assert_no_pnr(text)
+        assert "confined (Landlock ABI" in (base / "entrypoint.err").read_text()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # sshd and the tracker it was started with
         proc.wait(10)

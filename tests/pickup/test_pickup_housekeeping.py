@@ -27,8 +27,6 @@ def _age(path, days: float) -> None:
     os.utime(path, (t, t), follow_symlinks=False)
 
 
-
-
 @pytest.mark.slow
 def test_housekeeping_removes_only_expired_files_records_them_and_alerts_late(
         airflow_db, tmp_path, monkeypatch):
@@ -81,3 +79,29 @@ def test_housekeeping_removes_only_expired_files_records_them_and_alerts_late(
     # the recent file has waited 4 delivery days: late, the engineers are told
     assert states["check_late_pickups"] == "failed"
     assert len(alerts) == 1 and "Glemsom Kommune" in alerts[0] and recent in alerts[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="files owned by another user need root")
+def test_a_file_an_unconfined_account_created_is_swept_and_alerted(tmp_path):
+    """The sweep behind ``--allow-unconfined`` (a kernel without Landlock, where sshd can
+    let an account create an empty name in its IN/): a file owned by the owner of IN/ is
+    the account's, removed and named in the alert; delivered files (the delivery's user)
+    and other accounts' folders stay."""
+    from cpr_abonnement.errors import PickupStrayFiles
+    from cpr_abonnement.pickup.strays import sweep_strays
+
+    account_uid = 54321  # an unused uid stands for the account's Unix user
+    for name in ("glemsom", "other"):
+        inbox = tmp_path / name / "IN"
+        inbox.mkdir(parents=True)
+        os.chown(inbox, account_uid + (name == "other"), -1)
+        (inbox / "D260105.L431101").write_bytes(b"delivered")
+    stray = tmp_path / "glemsom" / "IN" / "D260106.L431101"
+    stray.touch()
+    os.chown(stray, account_uid, -1)
+    with pytest.raises(PickupStrayFiles, match="glemsom") as raised:
+        sweep_strays(tmp_path)
+    assert "other" not in str(raised.value)
+    assert not stray.exists()
+    assert (tmp_path / "glemsom" / "IN" / "D260105.L431101").read_bytes() == b"delivered"
+    assert sweep_strays(tmp_path) == []  # nothing left: no alert

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import time
 
 import paramiko
 import pytest
@@ -128,45 +129,40 @@ def test_attacks_refused_by_sshd_and_nothing_changes(sshd, accounts, command):
     assert_no_pnr("\n".join(sshd["logs"]) + sshd["sshd_log"].read_text())
 
 
-def test_upload_of_content_is_refused(sshd, accounts):
-    """internal-sftp has no request to refuse an open for writing on its own: a new
-    name can be created (empty) by the account in its own IN/ (measured; see README).
-    Content never arrives, and nothing outside IN/ can be created."""
+@pytest.mark.parametrize("target", ["IN/new", "/new", "IN/.hidden"])
+def test_no_upload_creates_anything_not_even_an_empty_file(sshd, accounts, target):
+    """internal-sftp's allow-list cannot refuse an ``open`` that creates (``open`` is one
+    request type): the Landlock sandbox of ``cprsub pickup confine`` does, so a ``put``
+    leaves no name behind, in ``IN/`` or anywhere in the chroot."""
     a = next(iter(accounts.values()))
-    result = sftp_batch(sshd["port"], a.name, a.key_file, [f"put {a.key_file} IN/new"])
+    before = tree(sshd["root"])
+    result = sftp_batch(sshd["port"], a.name, a.key_file, [f"put {a.key_file} {target}"])
     assert result.returncode != 0
-    created = sshd["root"] / a.name / "IN" / "new"
-    assert not created.exists() or created.stat().st_size == 0
-    result = sftp_batch(sshd["port"], a.name, a.key_file, [f"put {a.key_file} /new"])
-    assert result.returncode != 0
-    assert not (sshd["root"] / a.name / "new").exists()
+    assert "Permission denied" in result.stderr, result.stderr
+    assert tree(sshd["root"]) == before
 
 
-def test_an_empty_file_the_account_creates_is_swept_and_alerted(sshd, accounts):
-    """The one thing the allow-list cannot stop (an open for writing creates the name
-    before the write is refused): the log ingestion warns at once, and the housekeeping
-    sweep removes the account's own files from its IN/ and alerts naming the account;
-    delivered files stay."""
-    from cpr_abonnement.errors import PickupStrayFiles
+def test_paramiko_open_for_writing_is_refused_and_the_tracker_warns(sshd, accounts):
+    """The same through paramiko (what cpr_udtraek uses), and the attempt still reaches
+    the data engineers through the log tracker; the housekeeping sweep finds nothing."""
     from cpr_abonnement.pickup.strays import sweep_strays
 
-    a, b = accounts.values()
-    result = sftp_batch(sshd["port"], a.name, a.key_file, [f"put {a.key_file} IN/new"])
-    assert result.returncode != 0
-    stray = sshd["root"] / a.name / "IN" / "new"
-    assert stray.exists() and stray.stat().st_size == 0  # what internal-sftp allows
+    a = next(iter(accounts.values()))
+    transport, sftp = paramiko_sftp(sshd["port"], a.name, a.pkey)
+    try:
+        with pytest.raises(PermissionError):
+            sftp.open("IN/new", "w")
+    finally:
+        transport.close()
+    assert not (sshd["root"] / a.name / "IN" / "new").exists()
+    deadline = time.monotonic() + 10  # the log arrives through dev/log, after the reply
+    while not any("IN/new" in line for line in sshd["logs"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     ingester = SftpLogIngester(ledger_recorder(sshd["engine"]), sshd["root"])
     for line in list(sshd["logs"]):
         ingester.feed(line)
     assert ingester.result.uploads == [f"{a.name}/IN/new"]
-    before = tree(sshd["root"])
-    with pytest.raises(PickupStrayFiles, match=a.name) as raised:
-        sweep_strays(sshd["root"])
-    assert b.name not in str(raised.value)
-    assert not stray.exists()
-    after = tree(sshd["root"])
-    assert after == {k: v for k, v in before.items() if k != f"{a.name}/IN/new"}
-    assert sweep_strays(sshd["root"]) == []  # nothing left: no alert
+    assert sweep_strays(sshd["root"]) == []
 
 
 def _refused(port, user, pkey=None, password=None) -> bool:
@@ -204,7 +200,6 @@ def test_logins_refused_password_unregistered_removed_dsa_switched(sshd, account
 def test_one_hundred_failed_logins_bounded_and_others_served(sshd, accounts, keys_dir):
     """100 guesses, 10 at a time: each refused; sshd's MaxStartups sheds what is beyond
     its limit before any key lookup, and the right key is served afterwards."""
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     a, b = accounts.values()

@@ -99,6 +99,7 @@ def pickup_sshd(db_url: str, accounts: list[str], *, logs: list[str]) -> Iterato
     lives under /root, which a service user cannot reach). A Unix account per pick-up
     account (``useradd``, removed afterwards), as the container's entrypoint creates.
     internal-sftp's log lines (via each chroot's ``dev/log``) are appended to ``logs``.
+    sshd runs inside ``cprsub pickup confine`` (Landlock), as the entrypoint runs it.
     """
     import sys
     import tempfile
@@ -126,18 +127,27 @@ def pickup_sshd(db_url: str, accounts: list[str], *, logs: list[str]) -> Iterato
         wrapper.chmod(0o755)
         host_pub = _keygen(base / "host_ed25519")
         port = free_port()
+        # sshd's own files in a folder of their own: the sandbox lets nothing new appear
+        # in the folders on the way to the root (as /run and /var/log in the image)
+        run = base / "run"
+        run.mkdir()
         config = base / "sshd_config"
         config.write_text(adapt_config(PICKUP_CONFIG.read_text(), {
             "Port": str(port), "ListenAddress": "127.0.0.1",
-            "HostKey": str(base / "host_ed25519"), "PidFile": str(base / "sshd.pid"),
+            "HostKey": str(base / "host_ed25519"), "PidFile": str(run / "sshd.pid"),
             "AuthorizedKeysCommand": f"{wrapper} %u", "AuthorizedKeysCommandUser": "root",
             "ChrootDirectory": f"{root}/%u",
         }))
         Path("/run/sshd").mkdir(exist_ok=True)
-        sshd_log = base / "sshd.log"
+        sshd_log = run / "sshd.log"
         with SftpLogCollector(root, accounts, logs.append):
-            proc = subprocess.Popen([sshd, "-D", "-E", str(sshd_log), "-f", str(config)],
-                                    stderr=subprocess.PIPE)
+            # as the entrypoint starts it: confined, so nothing can be created beneath root
+            confine = [sys.executable, "-c", "import sys; from cpr_abonnement.cli import "
+                       "main; sys.exit(main(sys.argv[1:]))", "pickup", "confine", "--root",
+                       str(root), "--"]
+            proc = subprocess.Popen([*confine, sshd, "-D", "-E", str(sshd_log), "-f",
+                                     str(config)], stderr=subprocess.PIPE,
+                                    env={**os.environ, "PYTHONPATH": str(include)})
             try:
                 _wait_for(port, proc)
                 yield {"port": port, "root": root, "host_key": " ".join(host_pub.split()[:2]),

@@ -3,7 +3,8 @@
 * ``serve``: the embedded (asyncssh) pick-up server for one machine;
 * ``authorized-keys ACCOUNT``: sshd's ``AuthorizedKeysCommand`` (prints the account's
   active keys, nothing for an unknown, disabled or push account);
-* ``ingest-log FILE``: records downloads and removals from sshd's log in the ledger.
+* ``ingest-log FILE``: records downloads and removals from sshd's log in the ledger;
+* ``confine --root DIR -- COMMAND``: runs sshd where nothing can be created beneath DIR.
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     track.add_argument("--root", type=Path, required=True)
     track.add_argument("--log", type=Path, required=True)
     track.set_defaults(handler=track_cmd)
+
+    confine = cmds.add_parser(
+        "confine", help="run COMMAND (sshd) where, beneath --root, files can only be read, "
+                        "listed and removed (Linux Landlock)")
+    confine.add_argument("--root", type=Path, required=True)
+    confine.add_argument("--allow-unconfined", action="store_true",
+                         help="start COMMAND anyway on a kernel without Landlock (then "
+                              "the housekeeping sweep is the only guard against strays)")
+    confine.add_argument("command", nargs=argparse.REMAINDER,
+                         help="-- then the command and its arguments")
+    confine.set_defaults(handler=confine_cmd)
 
 
 def serve_cmd(args: argparse.Namespace) -> int:
@@ -114,3 +126,26 @@ def track_cmd(args: argparse.Namespace) -> int:
 
         with SftpLogCollector(args.root, active_accounts(engine), sink):
             return run_until_interrupted()
+
+
+def confine_cmd(args: argparse.Namespace) -> int:
+    import os
+
+    from cpr_abonnement.errors import ConfinementUnavailable
+    from cpr_abonnement.pickup.confinement import confine
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("cprsub pickup confine: give the command after --", file=sys.stderr)
+        return 2
+    try:
+        abi = confine(args.root)
+        print(f"pick-up root {args.root} confined (Landlock ABI {abi}): read, list and "
+              f"remove only", file=sys.stderr, flush=True)
+    except ConfinementUnavailable as e:
+        if not args.allow_unconfined:
+            print(f"cprsub pickup confine: {e}", file=sys.stderr)
+            return 1
+        print(f"WARNING: {e}; starting unconfined as asked (--allow-unconfined)",
+              file=sys.stderr, flush=True)
+    os.execvp(command[0], command)

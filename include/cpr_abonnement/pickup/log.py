@@ -103,9 +103,8 @@ class SftpLogIngester:
         if not _WRITING & set(flags.split(",")):
             return
         self.result.uploads.append(f"{account}/{scrub(path.lstrip('/'))}")
-        log.warning("pickup log: account %s opened %s for writing (flags %s): refused "
-                    "write; an empty file may remain until the housekeeping sweep",
-                    account, scrub(path), flags)
+        log.warning("pickup log: account %s tried to open %s for writing (flags %s); "
+                    "uploads are refused", account, scrub(path), flags)
 
     def _closed(self, account: str, path: str, read: int, at: dt.datetime) -> None:
         size = self._size(account, path)

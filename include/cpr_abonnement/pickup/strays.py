@@ -1,12 +1,15 @@
 """Files a pick-up account created itself in its ``IN/``: removed, and reported.
 
-OpenSSH's internal-sftp allow-list (``-p``) works per request type, and ``open`` is one
-type whatever its flags: an account may open a new name for writing in its own ``IN/``
-(it owns ``IN/`` so that it may remove files, and Unix permissions cannot tell creating
-a name from removing one). The write itself is refused, so what can appear is an
-**empty** file; it cannot replace a delivered file (those are not the account's and not
-writable by it), nor appear outside its ``IN/``. What remains is a stray name, which
-could pre-empt a future delivery's name (that delivery would then stop as a conflict).
+The production sshd runs inside ``cprsub pickup confine`` (Landlock), where no account
+can create anything. Without it (``--allow-unconfined`` on a kernel without Landlock)
+OpenSSH's internal-sftp allow-list (``-p``) is the only guard, and it works per request
+type: ``open`` is one type whatever its flags, so an account may open a new name for
+writing in its own ``IN/`` (it owns ``IN/`` so that it may remove files, and Unix
+permissions cannot tell creating a name from removing one). The write itself is
+refused, so what can appear is an **empty** file; it cannot replace a delivered file,
+nor appear outside its ``IN/``. What remains is a stray name, which could pre-empt a
+future delivery's name (that delivery would then stop as a conflict). This sweep is
+that case's guard, and a second line behind the sandbox.
 
 Such a file is told apart by its owner: it belongs to the owner of ``IN/`` (the
 account's Unix user), while the delivery's files belong to the delivery's user. Where
