@@ -11,6 +11,7 @@ import xmltodict
 
 from cpr_abonnement.pickup.server import MAX_FAILURES, FailureLimiter, PickupServer
 from support.pickup import (
+    ATTACKS,
     DATA_NAME,
     PNR_LIKE,
     assert_no_pnr,
@@ -101,24 +102,9 @@ def test_openssh_sftp_batch_downloads_and_removes(served, accounts, tmp_path):
                                ("kommune-b", DATA_NAME, "removed")]
 
 
-@pytest.mark.parametrize("command", [
-    f"get ../kommune-b/IN/{DATA_NAME} /dev/null",          # ..
-    f"get /../kommune-b/IN/{DATA_NAME} /dev/null",         # absolute, climbing
-    f"rm ../kommune-b/IN/{DATA_NAME}",
-    "get /etc/passwd /dev/null",                            # absolute, inside the chroot: none
-    "ls ../kommune-b/IN",
-    "get IN/escape /dev/null",                             # symlink to another account
-    "rm IN/escape",
-    "put {self} IN/new-file",                               # upload
-    f"put {{self}} IN/{DATA_NAME}",                         # overwrite
-    f"rename IN/{DATA_NAME} IN/renamed",
-    "mkdir IN/sub",
-    "rmdir IN",
-    f"chmod 777 IN/{DATA_NAME}",
-    f"symlink /IN/{DATA_NAME} IN/link",
-    f"ln IN/{DATA_NAME} IN/hard",
-    f"get ../{PNR_LIKE}/IN/x /dev/null",
-])
+# sshd removes a link in the account's own IN/ (not its target); the embedded server
+# serves only regular files and refuses that too
+@pytest.mark.parametrize("command", [*ATTACKS, "rm IN/escape"])
 def test_attacks_are_refused_logged_without_pnr_and_change_nothing(served, accounts,
                                                                    command, caplog):
     server, registry, root = served
@@ -126,7 +112,7 @@ def test_attacks_are_refused_logged_without_pnr_and_change_nothing(served, accou
     (root / a.name / "IN" / "escape").symlink_to(root / "kommune-b" / "IN" / DATA_NAME)
     before = tree(root)
     result = sftp_batch(server.port, a.name, a.key_file,
-                        [command.replace("{self}", str(a.key_file))])
+                        [command.format(other="kommune-b", self=a.key_file)])
     assert result.returncode != 0, f"{command!r} was allowed: {result.stdout}"
     assert tree(root) == before
     assert registry.events == []

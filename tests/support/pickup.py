@@ -26,6 +26,28 @@ METADATA = """<?xml version="1.0" encoding="UTF-8"?>
 #: A PNR-shaped string an attacker may put in a path; it must never reach a log unmasked.
 PNR_LIKE = "0101901234"
 
+#: What an account may try in its sftp session, refused by both pick-up servers with
+#: nothing changed on disk. ``{other}``: the other account's name; ``{self}``: a local
+#: file to upload. ``IN/escape`` is a symlink the test makes to the other account's file.
+ATTACKS = [
+    f"get ../{{other}}/IN/{DATA_NAME} /dev/null",        # ..
+    f"get /{{other}}/IN/{DATA_NAME} /dev/null",          # absolute
+    f"get /../{{other}}/IN/{DATA_NAME} /dev/null",       # absolute, climbing
+    f"rm ../{{other}}/IN/{DATA_NAME}",
+    "get /etc/passwd /dev/null",                         # absolute, inside the chroot: none
+    "ls ../{other}/IN",
+    "get IN/escape /dev/null",                           # symlink to another account
+    "put {self} IN/new-file",                            # upload
+    f"put {{self}} IN/{DATA_NAME}",                      # overwrite
+    f"rename IN/{DATA_NAME} IN/renamed",
+    "mkdir IN/sub",
+    "rmdir IN",
+    f"chmod 777 IN/{DATA_NAME}",
+    f"symlink /IN/{DATA_NAME} IN/link",
+    f"ln IN/{DATA_NAME} IN/hard",
+    f"get ../{PNR_LIKE}/IN/x /dev/null",
+]
+
 
 @dataclass
 class Account:
