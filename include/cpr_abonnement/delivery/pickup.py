@@ -43,6 +43,7 @@ from cpr_abonnement.delivery.sftp_push import (
     STALE_TEMPORARY_SECONDS,
     Fingerprint,
     is_temporary_of,
+    remove_leftover,
     sha256_file,
     temporary_name,
 )
@@ -85,13 +86,9 @@ def remove_temporaries(folder: Path, name: str, *, untouched_before: float | Non
         try:
             if untouched_before is not None and entry.stat().st_mtime >= untouched_before:
                 continue
-            entry.unlink()
         except FileNotFoundError:
             continue
-        except OSError as exc:
-            log.warning("could not remove the temporary file %s: %s", entry, exc)
-            continue
-        log.info("removed the temporary file %s of another delivery attempt", entry)
+        remove_leftover(entry, os.unlink)
 
 
 def _write_temporary(local: Path, part: Path) -> None:

@@ -38,9 +38,11 @@ import logging
 import posixpath
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from paramiko import SSHException
 
@@ -139,14 +141,21 @@ def remove_temporaries(sftp: SFTPClient, remote_dir: str, name: str, *,
         if untouched_before is not None and (entry.st_mtime or 0) >= untouched_before:
             continue
         path = posixpath.join(remote_dir, entry.filename)
-        try:
-            sftp.remove(path)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            log.warning("could not remove the temporary file %s: %s", path, exc)
-            continue
-        log.info("removed the temporary file %s of another delivery attempt", path)
+        remove_leftover(path, sftp.remove)
+
+
+def remove_leftover(path: str | PathLike, remove: Callable[[Any], object]) -> None:
+    """Remove another attempt's temporary file, best effort: one removed first by that
+    attempt is fine, one we may not remove is logged and left (it never fails a
+    delivery)."""
+    try:
+        remove(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        log.warning("could not remove the temporary file %s: %s", path, exc)
+        return
+    log.info("removed the temporary file %s of another delivery attempt", path)
 
 
 def _discard(sftp: SFTPClient, path: str) -> None:
