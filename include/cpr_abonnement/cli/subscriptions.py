@@ -23,6 +23,16 @@ def _db(parser: argparse.ArgumentParser) -> None:
                         help="filter database URL (default: $CPRSUB_DB_URL, else var/filters.db)")
 
 
+def _subscriber_command(subs: argparse._SubParsersAction, name: str, help: str,
+                        handler, **defaults) -> argparse.ArgumentParser:
+    """``cprsub subscriber NAME --uuid U [--db URL]``: every command on one IT system."""
+    parser = subs.add_parser(name, help=help)
+    _db(parser)
+    parser.add_argument("--uuid", required=True, help="the IT system's UserSystemUUID")
+    parser.set_defaults(handler=handler, **defaults)
+    return parser
+
+
 def _system(parser: argparse.ArgumentParser) -> None:
     _db(parser)
     parser.add_argument("--system", required=True, metavar="UUID",
@@ -65,9 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     subs = sub.add_parser("subscriber", help="subscribers (IT systems)").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
-    add = subs.add_parser("add", help="register an IT system")
-    _db(add)
-    add.add_argument("--uuid", required=True)
+    add = _subscriber_command(subs, "add", "register an IT system", subscriber_add)
     add.add_argument("--name", required=True)
     add.add_argument("--serves", help="municipality / agreement party, e.g. '0851 Aalborg'")
     add.add_argument("--sftp-conn-id", help="Airflow connection id of the delivery target")
@@ -81,33 +89,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="pick-up login and folder name (default: the UUID)")
     add.add_argument("--ssh-key", action="append", default=[], type=Path, metavar="FILE.pub",
                      help="an SSH public key of the pick-up account (repeatable)")
-    add.set_defaults(handler=subscriber_add)
     _identity_commands(subs)
     _delivery_commands(subs)
-    upd = subs.add_parser("update", help="re-point an IT system: name, serves, SFTP "
-                                         "connection, remote dir (only those given change)")
-    _db(upd)
-    upd.add_argument("--uuid", required=True)
+    upd = _subscriber_command(subs, "update", "re-point an IT system: name, serves, SFTP "
+                              "connection, remote dir (only those given change)",
+                              subscriber_update)
     upd.add_argument("--name")
     upd.add_argument("--serves")
     upd.add_argument("--sftp-conn-id", help="Airflow connection id of the push target")
     upd.add_argument("--remote-dir", help="directory on that SFTP server")
-    upd.set_defaults(handler=subscriber_update)
     _registration_commands(subs)
     ls = subs.add_parser("list", help="list subscribers")
     _db(ls)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=subscriber_list)
     for name, active in (("disable", False), ("enable", True)):
-        p = subs.add_parser(name, help=f"{name} deliveries to an IT system (filters are kept)")
-        _db(p)
-        p.add_argument("--uuid", required=True)
-        p.set_defaults(handler=subscriber_set_active, active=active)
-    tok = subs.add_parser("token", help="issue an API token for an IT system (shown once)")
-    _db(tok)
-    tok.add_argument("--uuid", required=True)
+        _subscriber_command(subs, name, f"{name} deliveries to an IT system (filters are kept)",
+                            subscriber_set_active, active=active)
+    tok = _subscriber_command(subs, "token", "issue an API token for an IT system (shown "
+                              "once)", subscriber_token)
     tok.add_argument("--label", default="api")
-    tok.set_defaults(handler=subscriber_token)
     adm = subs.add_parser("admin-token", help="issue an administrator API token")
     _db(adm)
     adm.add_argument("--label", default="admin")
@@ -189,52 +190,38 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _identity_commands(subs: argparse._SubParsersAction) -> None:
     """Certificates and service agreements: who may call SF6002 for a system."""
-    p = subs.add_parser("add-certificate",
-                        help="register a client certificate (mutual TLS) for an IT system")
-    _db(p)
-    p.add_argument("--uuid", required=True)
+    p = _subscriber_command(subs, "add-certificate", "register a client certificate "
+                            "(mutual TLS) for an IT system", subscriber_add_certificate)
     p.add_argument("--cert", required=True, type=Path, help="the certificate, PEM (or DER)")
-    p.set_defaults(handler=subscriber_add_certificate)
-    p = subs.add_parser("remove-certificate", help="unregister a client certificate")
-    _db(p)
-    p.add_argument("--uuid", required=True)
+    p = _subscriber_command(subs, "remove-certificate", "unregister a client certificate",
+                            subscriber_remove_certificate)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--fingerprint", metavar="SHA256",
                        help="SHA-256 of the DER certificate, hex (colons allowed)")
     which.add_argument("--cert", type=Path, help="the certificate file, PEM (or DER)")
-    p.set_defaults(handler=subscriber_remove_certificate)
     for verb, handler in (("add", subscriber_add_agreement),
                           ("remove", subscriber_remove_agreement)):
-        p = subs.add_parser(f"{verb}-service-agreement",
-                            help=f"{verb} a ServiceAgreementUUID of an IT system")
-        _db(p)
-        p.add_argument("--uuid", required=True)
+        p = _subscriber_command(subs, f"{verb}-service-agreement",
+                                f"{verb} a ServiceAgreementUUID of an IT system", handler)
         p.add_argument("--agreement", required=True, metavar="UUID")
-        p.set_defaults(handler=handler)
 
 
 def _delivery_commands(subs: argparse._SubParsersAction) -> None:
     """Delivery mode and the pick-up account's SSH keys."""
-    p = subs.add_parser("set-delivery", help="switch an IT system between push and pick-up")
-    _db(p)
-    p.add_argument("--uuid", required=True)
+    p = _subscriber_command(subs, "set-delivery", "switch an IT system between push and "
+                            "pick-up", subscriber_set_delivery)
     p.add_argument("--delivery", required=True, choices=["push", "pickup"])
     p.add_argument("--pickup-user", metavar="ACCOUNT",
                    help="pick-up login (default: the one it had, else the UUID)")
     p.add_argument("--sftp-conn-id", help="push: Airflow connection id of its SFTP server")
     p.add_argument("--remote-dir", help="push: directory on that SFTP server")
-    p.set_defaults(handler=subscriber_set_delivery)
-    p = subs.add_parser("add-ssh-key", help="register an SSH public key for pick-up")
-    _db(p)
-    p.add_argument("--uuid", required=True)
+    p = _subscriber_command(subs, "add-ssh-key", "register an SSH public key for pick-up",
+                            subscriber_add_ssh_key)
     p.add_argument("--key", required=True, type=Path, metavar="FILE.pub")
-    p.set_defaults(handler=subscriber_add_ssh_key)
-    p = subs.add_parser("remove-ssh-key", help="unregister an SSH public key")
-    _db(p)
-    p.add_argument("--uuid", required=True)
+    p = _subscriber_command(subs, "remove-ssh-key", "unregister an SSH public key",
+                            subscriber_remove_ssh_key)
     p.add_argument("--fingerprint", required=True, metavar="SHA256:...",
                    help="as `ssh-keygen -l -f KEY.pub` prints it")
-    p.set_defaults(handler=subscriber_remove_ssh_key)
 
 
 def _registration_commands(subs: argparse._SubParsersAction) -> None:
