@@ -106,3 +106,14 @@ def test_without_landlock_it_refuses_unless_told_to_run_unconfined(tmp_path):
                              capture_output=True, text=True, timeout=60, env=env)
     assert allowed.returncode == 0 and allowed.stdout == "started\n"
     assert "WARNING" in allowed.stderr and "unconfined" in allowed.stderr
+
+
+def test_a_missing_root_or_command_is_a_usage_error(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(INCLUDE)}
+    base = [sys.executable, "-c", CLI, "pickup", "confine"]
+    missing = subprocess.run([*base, "--root", str(tmp_path / "absent"), "--", "true"],
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr
+    no_command = subprocess.run([*base, "--root", str(tmp_path), "--"], capture_output=True,
+                                text=True, timeout=60, env=env)
+    assert no_command.returncode == 2 and "give the command" in no_command.stderr

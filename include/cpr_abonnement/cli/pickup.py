@@ -138,6 +138,10 @@ def confine_cmd(args: argparse.Namespace) -> int:
     if not command:
         print("cprsub pickup confine: give the command after --", file=sys.stderr)
         return 2
+    if not args.root.is_dir():
+        print(f"cprsub pickup confine: the pick-up root {args.root} is not a folder",
+              file=sys.stderr)
+        return 2
     try:
         abi = confine(args.root)
         print(f"pick-up root {args.root} confined (Landlock ABI {abi}): read, list and "
