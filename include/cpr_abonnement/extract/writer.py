@@ -93,13 +93,14 @@ class _HashingWriter:
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """One delta's byte ranges, cut where windows end: ranges ``bounds[k]:bounds[k+1]``
-    (``start``/``end`` relative to window ``k``) lie in window ``k``."""
+    (``start``/``end`` relative to window ``k``) lie in window ``k``. Kept as arrays
+    (16 bytes a piece, not two Python ints of 36), turned into lists one window at a time."""
 
     persons: int
     records: int
     nbytes: int
-    start: list[int]
-    end: list[int]
+    start: np.ndarray
+    end: np.ndarray
     bounds: np.ndarray
 
 
@@ -111,7 +112,7 @@ def _plan(index: ExtractIndex, persons: np.ndarray, window: int, windows: int) -
     k = first[run] + np.arange(len(run)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
     lo = np.maximum(starts[run], k * window) - k * window
     hi = np.minimum(ends[run], (k + 1) * window) - k * window
-    return _Plan(len(persons), records, int((ends - starts).sum()), lo.tolist(), hi.tolist(),
+    return _Plan(len(persons), records, int((ends - starts).sum()), lo, hi,
                  np.searchsorted(k, np.arange(windows + 1)))
 
 
@@ -160,8 +161,8 @@ def _copy_windows(index: ExtractIndex, plans: list[_Plan], writers: list[_Hashin
             plan = plans[d]
             a, b = int(plan.bounds[k]), int(plan.bounds[k + 1])
             if a < b:
-                writers[d].write(b"".join(map(view.__getitem__,
-                                              map(slice, plan.start[a:b], plan.end[a:b]))))
+                pieces = map(slice, plan.start[a:b].tolist(), plan.end[a:b].tolist())
+                writers[d].write(b"".join(map(view.__getitem__, pieces)))
 
     with open(index.path, "rb", buffering=0) as src, ThreadPoolExecutor(
             max_workers=COPIERS + 1) as pool:
