@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -139,8 +139,10 @@ def write_many(index: ExtractIndex, selections: Sequence[np.ndarray],
     writers = [_HashingWriter(out) for out in outs]
     for w in writers:
         w.write(start.raw + start.terminator)
-    needed = np.flatnonzero(sum((np.diff(p.bounds) > 0 for p in plans),
-                                np.zeros(windows, dtype=bool)))
+    used = np.zeros(windows, dtype=bool)
+    for plan in plans:
+        used |= np.diff(plan.bounds) > 0
+    needed = np.flatnonzero(used)
     if len(needed):
         _copy_windows(index, plans, writers, needed.tolist(), window)
     for plan, w in zip(plans, writers, strict=True):
@@ -173,11 +175,11 @@ def _copy_windows(index: ExtractIndex, plans: list[_Plan], writers: list[_Hashin
             if i + 1 < len(needed):
                 reading = pool.submit(_read_window, src.fileno(), buffers[(i + 1) % 2],
                                       needed[i + 1], window)
-            try:
-                for done in [pool.submit(copy, g, k, view) for g in groups]:
-                    done.result()
-            finally:
-                view.release()
+            copies = [pool.submit(copy, g, k, view) for g in groups]
+            wait(copies)  # all of them, also when one failed: none may still read the view
+            for done in copies:
+                done.result()  # a failure is raised before the view it may still hold
+            view.release()
 
 
 def _read_window(fd: int, buf: bytearray, k: int, window: int) -> int:
