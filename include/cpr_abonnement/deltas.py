@@ -142,7 +142,7 @@ def _atomic_write(path: Path, data_writer) -> object:
 
 def _files_at_once() -> int:
     """How many deltas one pass over the extract writes: half the descriptors this
-    process may open (20,000 here; 1,024 is a common default)."""
+    process may open (a common default is 1,024: two passes for 1,000 subscribers)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return max(16, soft // 2) if soft != resource.RLIM_INFINITY else 4096
 
