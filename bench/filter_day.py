@@ -3,6 +3,7 @@
     .venv/bin/python bench/filter_day.py                 # 1M persons x 1,000 subscribers
     .venv/bin/python bench/filter_day.py --scaling       # + 100k/1M persons x 10/100/1,000
     .venv/bin/python bench/filter_day.py --persons 200000 --subscribers 100   # smaller
+    .venv/bin/python bench/filter_day.py --active 20 200 1000   # RSS against subscribers
 
 
 Scenario (issue 4): a 1,000,000-person extract (~11.4M records, from
@@ -13,7 +14,8 @@ filter database. Each run happens in its own process (peak RSS per run) and repo
 wall time per stage (read = scan + validation, filter = snapshot incl. the PNR join +
 selection, write = all delta and metadata files), total, and the physical floor
 measured in the same process: one sequential read of the extract plus writing the same
-number of output bytes.
+number of output bytes. Beside wall time it reports the CPU seconds (user + system, all
+threads) of the step and of the floor, which a busy shared machine disturbs less.
 """
 
 from __future__ import annotations
@@ -126,9 +128,9 @@ def _child(extract: str, db: str, subscribers: int) -> None:
     engine = make_engine(f"sqlite:///{work}")
     upgrade(engine)  # a cached database from an older revision is upgraded in place
     os.sync()  # no earlier writeback in the timed step
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu()
     result = filter_extract(extract, engine, out, as_of=dt.datetime(2026, 11, 26, 5))
-    total = time.perf_counter() - t
+    total, cpu = time.perf_counter() - t, _cpu() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     written = sum(f.nbytes for f in result.files)
     # The floor, same process, same file: one sequential read + writing as many bytes,
@@ -138,15 +140,24 @@ def _child(extract: str, db: str, subscribers: int) -> None:
     floors = sorted(_floor(extract, written) for _ in range(3))
     _remove_db(work)
     print(json.dumps({"subscribers": subscribers, "persons": result.persons, **result.seconds,
-                      "total": total, "rss_mb": rss, "output_bytes": written,
+                      "total": total, "cpu": cpu, "rss_mb": rss, "output_bytes": written,
                       "matches": sum(f.persons for f in result.files),
-                      "floor": floors[1], "floors": floors}))
+                      "floor": floors[1][0], "floor_cpu": floors[1][1], "floors": floors}))
 
 
-def _floor(extract: str, written: int) -> float:
-    """Seconds to read ``extract`` once and write ``written`` bytes, after a sync."""
+def _cpu() -> float:
+    """CPU seconds of this process so far, every thread, user and system."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
+def _floor(extract: str, written: int) -> tuple[float, float]:
+    """Seconds (wall, CPU) to read ``extract`` once and write ``written`` bytes, after a
+    sync."""
     os.sync()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu()
     with open(extract, "rb", buffering=0) as fh:
         buf = bytearray(64 << 20)
         while fh.readinto(buf):
@@ -157,9 +168,9 @@ def _floor(extract: str, written: int) -> float:
         while left > 0:
             fh.write(block[: min(left, len(block))])
             left -= len(block)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, _cpu() - cpu
     (OUT / "floor.bin").unlink()
-    return seconds
+    return seconds, cpu
 
 
 def _remove_db(path: Path) -> None:
@@ -181,6 +192,8 @@ def main() -> None:
     ap.add_argument("--persons", type=int, default=1_000_000)
     ap.add_argument("--subscribers", type=int, default=SUBSCRIBERS)
     ap.add_argument("--pnrs-per-subscriber", type=int, default=PNRS_PER_SUBSCRIBER)
+    ap.add_argument("--active", type=int, nargs="+", metavar="N",
+                    help="runs with only the first N subscribers of the database active")
     ap.add_argument("--child", nargs=3)
     args = ap.parse_args()
     if args.child:
@@ -192,17 +205,19 @@ def main() -> None:
     db = _filter_db(big, args.subscribers, args.pnrs_per_subscriber)
     if time.perf_counter() - t > 1:
         print(f"built {db} in {time.perf_counter() - t:.0f} s")
-    runs = [(big, args.subscribers)]
+    runs = [(big, n) for n in (args.active or [args.subscribers])]
     if args.scaling:
         small = _extract(100_000)
         runs = [(e, n) for e in (small, big) for n in (10, 100, args.subscribers)]
     print(f"{'persons':>9} {'subs':>5} {'read':>6} {'filter':>7} {'write':>6} {'total':>6} "
-          f"{'floor':>6} {'x floor':>7} {'RSS MB':>7} {'matches':>9} {'output MB':>9}")
+          f"{'floor':>6} {'x floor':>7} {'CPU s':>6} {'floor CPU':>9} {'RSS MB':>7} "
+          f"{'matches':>9} {'output MB':>9}")
     for extract, n in runs:
         r = _run(extract, db, n)
         print(f"{r['persons']:>9,} {n:>5} {r['read']:>6.2f} {r['filter']:>7.2f} "
               f"{r['write']:>6.2f} {r['total']:>6.2f} {r['floor']:>6.2f} "
-              f"{r['total'] / r['floor']:>7.1f} {r['rss_mb']:>7.0f} {r['matches']:>9,} "
+              f"{r['total'] / r['floor']:>7.1f} {r['cpu']:>6.2f} {r['floor_cpu']:>9.2f} "
+              f"{r['rss_mb']:>7.0f} {r['matches']:>9,} "
               f"{r['output_bytes'] / 1e6:>9,.0f}")
 
 

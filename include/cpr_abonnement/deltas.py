@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import resource
 import uuid as uuidlib
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -24,13 +25,12 @@ import numpy as np
 
 from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.extract.naming import extract_name
-from cpr_abonnement.extract.writer import open_source, write_persons
+from cpr_abonnement.extract.writer import DeltaStats, write_many
 from cpr_abonnement.filters.selection import Selection
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions.recipient import Recipient
 
 METADATA_SUFFIX = ".metadata"
-WRITERS = 2
 FORMAT = "CPR change extract U12170-P (ISO-8859-1), thinned to the subscriber's filters"
 #: Serviceplatformen's SFTP types namespace; readers index the root as ``ns2:Trigger``.
 SFTP_TYPES_NS = "http://serviceplatformen.dk/xml/wsdl/soap11/SFTP/1/types"
@@ -140,6 +140,30 @@ def _atomic_write(path: Path, data_writer) -> object:
     return result
 
 
+def _files_at_once() -> int:
+    """How many deltas one pass over the extract writes: half the descriptors this
+    process may open (a common default is 1,024: two passes for 1,000 subscribers)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(16, soft // 2) if soft != resource.RLIM_INFINITY else 4096
+
+
+def _write_batch(index: ExtractIndex, selections: list[np.ndarray], paths: list[Path]
+                 ) -> list[DeltaStats]:
+    """Write the deltas ``paths`` in one pass over the extract, each under a temporary
+    name renamed when all are complete."""
+    tmps = [path.with_name(f".{path.name}.tmp-{os.getpid()}") for path in paths]
+    try:
+        with ExitStack() as files:
+            outs = [files.enter_context(open(tmp, "wb")) for tmp in tmps]
+            stats = write_many(index, selections, outs)
+        for tmp, path in zip(tmps, paths, strict=True):
+            tmp.replace(path)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+    return stats
+
+
 def write_deltas(index: ExtractIndex, selection: Selection, subscribers: list[Recipient],
                  out_dir: Path, *, first_processed_at: dt.datetime,
                  filters_as_of: dt.datetime, sender: str | None = None) -> list[DeltaFile]:
@@ -148,21 +172,21 @@ def write_deltas(index: ExtractIndex, selection: Selection, subscribers: list[Re
     name = file_name(index)
     sender = sender or Settings.from_env().platform_sender
     bounds = selection.bounds()
-
-    def one(s: int, sub: Recipient, source) -> DeltaFile:
-        folder = out_dir / sub.uuid
-        folder.mkdir(parents=True, exist_ok=True)
-        persons = np.sort(selection.person[bounds[s] : bounds[s + 1]])
-        path = folder / name
-        stats = _atomic_write(path, lambda fh: write_persons(index, persons, fh, source))
-        delta = DeltaFile(sub.uuid, name, str(path), stats.persons, stats.records,
-                          stats.nbytes, stats.sha256)
+    paths = [out_dir / sub.uuid / name for sub in subscribers]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    stats: list[DeltaStats] = []
+    step = _files_at_once()
+    for at in range(0, len(subscribers), step):
+        chosen = [selection.person[bounds[s] : bounds[s + 1]]
+                  for s in range(at, min(at + step, len(subscribers)))]
+        stats += _write_batch(index, chosen, paths[at : at + step])
+    deltas = []
+    for sub, path, st in zip(subscribers, paths, stats, strict=True):
+        delta = DeltaFile(sub.uuid, name, str(path), st.persons, st.records, st.nbytes,
+                          st.sha256)
         meta = metadata(index, sub, delta, first_processed_at=first_processed_at,
                         filters_as_of=filters_as_of, sender=sender)
-        _atomic_write(Path(delta.metadata_path), lambda fh: fh.write(meta))
-        return delta
-
-    # Two threads: writing files and hashing release the GIL, so one subscriber's file
-    # is written while the next one's records are gathered.
-    with open_source(index) as source, ThreadPoolExecutor(max_workers=WRITERS) as pool:
-        return list(pool.map(lambda item: one(*item, source), enumerate(subscribers)))
+        _atomic_write(Path(delta.metadata_path), lambda fh, meta=meta: fh.write(meta))
+        deltas.append(delta)
+    return deltas

@@ -10,9 +10,9 @@ unknown trailing columns and Latin-1 text survive untouched (``cpr-format.md`` Â
 from __future__ import annotations
 
 import hashlib
-import mmap
-from collections.abc import Iterator
-from contextlib import contextmanager
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -72,60 +72,136 @@ def copy_runs(index: ExtractIndex, spans: np.ndarray) -> tuple[np.ndarray, np.nd
     return off[first], end[last], int(index.span_records[spans].sum())
 
 
-_BLOCK = 8 << 20
+#: Bytes of the extract read at a time by :func:`write_many`: every delta's records in
+#: that stretch are copied before the next one is read. Two such buffers are in memory.
+WINDOW = 32 << 20
+#: Threads copying one window's records, each for its share of the deltas: gathering
+#: holds the GIL, hashing and writing release it, so two overlap on two cores.
+COPIERS = 2
 
 
 class _HashingWriter:
     def __init__(self, out: BinaryIO) -> None:
         self.out, self.hash, self.nbytes = out, hashlib.sha256(), 0
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         self.out.write(data)
         self.hash.update(data)
         self.nbytes += len(data)
 
 
-def write_persons(index: ExtractIndex, persons: np.ndarray, out: BinaryIO,
-                  source: mmap.mmap | None = None) -> DeltaStats:
-    """Write a delta holding ``persons`` (rows of ``index.persons``, no duplicates).
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One delta's byte ranges, cut where windows end: ranges ``bounds[k]:bounds[k+1]``
+    (``start``/``end`` relative to window ``k``) lie in window ``k``. Kept as arrays
+    (16 bytes a piece, not two Python ints of 36), turned into lists one window at a time."""
 
-    ``source`` is an open read-only map of the extract, for callers writing many deltas.
-    """
-    start = index.start_record()
+    persons: int
+    records: int
+    nbytes: int
+    start: np.ndarray
+    end: np.ndarray
+    bounds: np.ndarray
+
+
+def _plan(index: ExtractIndex, persons: np.ndarray, window: int, windows: int) -> _Plan:
     starts, ends, records = copy_runs(index, spans_of(index, persons))
-    w = _HashingWriter(out)
-    w.write(start.raw + start.terminator)
-    if len(starts):
-        with _source(index, source) as mm:
-            view = memoryview(mm)
-            # Runs are mostly one person (~1 kB): gather them into large blocks so the
-            # file and the hash see a few big writes instead of millions of small ones.
-            block = bytearray()
-            try:
-                for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-                    block += view[s:e]
-                    if len(block) >= _BLOCK:
-                        w.write(block)
-                        block = bytearray()
-                w.write(block)
-            finally:
-                view.release()
-    w.write(trailer(index, records))
-    return DeltaStats(len(persons), records, w.nbytes, w.hash.hexdigest())
+    first, last = starts // window, (ends - 1) // window
+    pieces = last - first + 1  # a run crossing a window's end is copied in two pieces
+    run = np.repeat(np.arange(len(starts)), pieces)
+    k = first[run] + np.arange(len(run)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    lo = np.maximum(starts[run], k * window) - k * window
+    hi = np.minimum(ends[run], (k + 1) * window) - k * window
+    return _Plan(len(persons), records, int((ends - starts).sum()), lo, hi,
+                 np.searchsorted(k, np.arange(windows + 1)))
 
 
-@contextmanager
-def open_source(index: ExtractIndex) -> Iterator[mmap.mmap]:
-    """A read-only map of the extract, shared by the writes of many deltas."""
-    with open(index.path, "rb") as src, mmap.mmap(src.fileno(), 0,
-                                                    access=mmap.ACCESS_READ) as mm:
-        yield mm
+def write_persons(index: ExtractIndex, persons: np.ndarray, out: BinaryIO) -> DeltaStats:
+    """Write a delta holding ``persons`` (rows of ``index.persons``, no duplicates)."""
+    return write_many(index, [persons], [out])[0]
 
 
-@contextmanager
-def _source(index: ExtractIndex, source: mmap.mmap | None) -> Iterator[mmap.mmap]:
-    if source is not None:
-        yield source
-    else:
-        with open_source(index) as mm:
-            yield mm
+def write_many(index: ExtractIndex, selections: Sequence[np.ndarray],
+               outs: Sequence[BinaryIO], *, window: int = WINDOW) -> list[DeltaStats]:
+    """Write one delta per selection (rows of ``index.persons``, sorted, no duplicates)
+    into the matching ``outs``, reading the extract once, front to back.
+
+    Reading window by window and copying every delta's records from it keeps memory at
+    two windows whatever the number of deltas (a map of the file would count every page
+    any delta touched, up to the whole extract, in the process's memory) and reads the
+    file once, as the floor does, instead of once per delta.
+    """
+    if len(selections) != len(outs):
+        raise ValueError(f"{len(selections)} selections for {len(outs)} files")
+    windows = max(1, -(-index.size // window))
+    plans = [_plan(index, np.asarray(p, dtype=np.int64), window, windows) for p in selections]
+    start = index.start_record()
+    writers = [_HashingWriter(out) for out in outs]
+    for w in writers:
+        w.write(start.raw + start.terminator)
+    used = np.zeros(windows, dtype=bool)
+    for plan in plans:
+        used |= np.diff(plan.bounds) > 0
+    needed = np.flatnonzero(used)
+    if len(needed):
+        _copy_windows(index, plans, writers, needed.tolist(), window)
+    for plan, w in zip(plans, writers, strict=True):
+        w.write(trailer(index, plan.records))
+    return [DeltaStats(p.persons, p.records, w.nbytes, w.hash.hexdigest())
+            for p, w in zip(plans, writers, strict=True)]
+
+
+def _copy_windows(index: ExtractIndex, plans: list[_Plan], writers: list[_HashingWriter],
+                  needed: list[int], window: int) -> None:
+    """Read the ``needed`` windows in file order (the next one while copying from this
+    one) and copy each delta's pieces from them."""
+    groups = _share_out(plans, COPIERS)
+    buffers = [bytearray(window), bytearray(window)]
+
+    def copy(group: list[int], k: int, view: memoryview) -> None:
+        for d in group:
+            plan = plans[d]
+            a, b = int(plan.bounds[k]), int(plan.bounds[k + 1])
+            if a < b:
+                pieces = map(slice, plan.start[a:b].tolist(), plan.end[a:b].tolist())
+                writers[d].write(b"".join(map(view.__getitem__, pieces)))
+
+    with open(index.path, "rb", buffering=0) as src, ThreadPoolExecutor(
+            max_workers=COPIERS + 1) as pool:
+        reading = pool.submit(_read_window, src.fileno(), buffers[0], needed[0], window)
+        for i, k in enumerate(needed):
+            got = reading.result()
+            view = memoryview(buffers[i % 2])[:got]
+            if i + 1 < len(needed):
+                reading = pool.submit(_read_window, src.fileno(), buffers[(i + 1) % 2],
+                                      needed[i + 1], window)
+            copies = [pool.submit(copy, g, k, view) for g in groups]
+            wait(copies)  # all of them, also when one failed: none may still read the view
+            for done in copies:
+                done.result()  # a failure is raised before the view it may still hold
+            view.release()
+
+
+def _read_window(fd: int, buf: bytearray, k: int, window: int) -> int:
+    """Fill ``buf`` with window ``k`` of the file (shorter at the end); bytes read."""
+    got, view = 0, memoryview(buf)
+    try:
+        while got < window:
+            n = os.preadv(fd, [view[got:]], k * window + got)
+            if n == 0:
+                break
+            got += n
+    finally:
+        view.release()
+    return got
+
+
+def _share_out(plans: list[_Plan], n: int) -> list[list[int]]:
+    """Deltas in ``n`` groups of about equal bytes (largest first, to the lightest)."""
+    groups: list[list[int]] = [[] for _ in range(n)]
+    load = [0] * n
+    for d in sorted(range(len(plans)), key=lambda d: -plans[d].nbytes):
+        g = load.index(min(load))
+        groups[g].append(d)
+        load[g] += plans[d].nbytes
+    return [g for g in groups if g]
