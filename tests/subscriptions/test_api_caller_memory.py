@@ -1,6 +1,10 @@
-"""Issue 16, item 2: SF6002 callers' registrations are read from memory under load.
+"""Issue 16, item 2: who is calling is read from memory under load, and still
+follows every change.
 
-Every SOAP call asked the database which IT system its certificate belongs to, whether
+REST: a token verified moments ago is answered on the event loop, without a worker
+thread; revoking it in this process refuses the very next request.
+
+SOAP: every call asked the database which IT system its certificate belongs to, whether
 that system is active and which service agreements it has (a session and two queries
 per call). :data:`cpr_abonnement.subscriptions.certificates.registrations` now keeps
 the answer for a short lifetime. What must hold:
@@ -19,14 +23,18 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import event
 
+from cpr_abonnement.api.app import create_app
 from cpr_abonnement.api.auth import SF6002_SERVICE_UUID, CallContext, CallerIdentity, authorise
 from cpr_abonnement.errors import NotAuthorised
-from cpr_abonnement.subscriptions import certificates
+from cpr_abonnement.subscriptions import certificates, credentials
+from cpr_abonnement.subscriptions.credentials import Role
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401  (fixture)
+from support.servers import uvicorn_server
 
 A = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 AGREEMENT = "11111111-2222-4333-8444-555555555555"
@@ -103,3 +111,14 @@ def test_another_process_removing_the_certificate_counts_within_the_lifetime(
     assert done.stdout == "REMOVED\n", done.stderr
     time.sleep(0.6)
     assert refusal(engine, caller) == "certificate not registered"
+
+
+def test_a_token_revoked_in_this_process_is_refused_at_the_next_request(engine, caller):
+    token = credentials.issue(engine, role=Role.SUBSCRIBER, label="esdh", subscriber_uuid=A)
+    call = {"json": {"invocationContext": {"userSystemUUID": A}},
+            "headers": {"Authorization": f"Bearer {token}"}}
+    with uvicorn_server(create_app(lambda: engine)) as base, httpx.Client() as http:
+        assert http.post(base + "/v1/GetAllFilters", **call).status_code == 200
+        assert http.post(base + "/v1/GetAllFilters", **call).status_code == 200  # remembered
+        credentials.revoke(engine, token.split("_")[1])
+        assert http.post(base + "/v1/GetAllFilters", **call).status_code == 401
