@@ -183,6 +183,11 @@ class _State:
     def engine(self) -> Engine:  # created on first request, never at import
         return self._factory()
 
+    def made_engine(self) -> Engine | None:
+        """The engine if a request has made it already (never makes it: for code on
+        the event loop, where connecting must not happen)."""
+        return self.__dict__.get("engine")
+
 
 def _default_engine() -> Engine:
     from cpr_abonnement.subscriptions.db import make_engine

@@ -19,7 +19,10 @@ Checks (each refusal is one audit row ``DENIED: <check>`` and :class:`NotAuthori
   are not), for the context's ``UserSystemUUID`` (``certificate of another IT
   system``), that system is active (``IT system disabled``), the context's
   ``ServiceAgreementUUID`` is registered for it (``service agreement``), and
-  ``ServiceUUID`` is SF6002's (``service uuid``).
+  ``ServiceUUID`` is SF6002's (``service uuid``). The registration is read from
+  :data:`~cpr_abonnement.subscriptions.certificates.registrations` (a change made
+  through the service in this process counts at once, one made elsewhere within
+  :data:`~cpr_abonnement.subscriptions.certificates.REGISTRATION_SECONDS`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import NotAuthorised
+from cpr_abonnement.subscriptions.certificates import Registered, registrations
 from cpr_abonnement.subscriptions.credentials import Principal, Role
 from cpr_abonnement.subscriptions.models import Certificate, ServiceAgreement, Subscriber
 from cpr_abonnement.subscriptions.service import CallTrail, SubscriptionService
@@ -107,37 +111,47 @@ def _token_check(principal: Principal | None, system: str) -> tuple[str, str] | 
     return "token of another IT system", _REST_OTHER_SYSTEM
 
 
-def _certificate_check(session: Session, sha256: str | None, context: CallContext
+def _registered(engine: Engine, sha256: str) -> Registered | None:
+    """The IT system of a current certificate, from memory if read recently
+    (:data:`~cpr_abonnement.subscriptions.certificates.registrations`)."""
+    def load() -> Registered | None:
+        with Session(engine) as s:
+            row = s.execute(
+                select(Subscriber.id, Subscriber.uuid, Subscriber.active)
+                .join(Certificate, Certificate.subscriber_id == Subscriber.id)
+                .where(Certificate.sha256 == sha256, Certificate.removed_at.is_(None))
+            ).first()
+            if row is None:
+                return None
+            agreements = s.scalars(select(ServiceAgreement.uuid).where(
+                ServiceAgreement.subscriber_id == row.id,
+                ServiceAgreement.removed_at.is_(None)))
+            return Registered(row.uuid, bool(row.active), frozenset(agreements))
+    return registrations.lookup((engine.url, sha256), load)
+
+
+def _certificate_check(engine: Engine, sha256: str | None, context: CallContext
                        ) -> tuple[str | None, tuple[str, str] | None]:
     """(certificate's system, refusal (check, message) or None) for a SOAP caller."""
     system = _uuid(context.user_system_uuid)
-    row = None if not sha256 else session.execute(
-        select(Subscriber.id, Subscriber.uuid, Subscriber.active)
-        .join(Certificate, Certificate.subscriber_id == Subscriber.id)
-        .where(Certificate.sha256 == sha256.lower(), Certificate.removed_at.is_(None))
-    ).first()
-    if row is None:
+    found = _registered(engine, sha256.lower()) if sha256 else None
+    if found is None:
         return None, ("certificate not registered",
                       "the client certificate is not registered for any IT system")
-    sub_id, owner, active = row
-    if owner != system:
-        return owner, ("certificate of another IT system",
-                       "the client certificate is registered for another IT system than "
-                       "the InvocationContext's UserSystemUUID")
-    if not active:
-        return owner, ("IT system disabled", "the IT system is disabled")
-    agreement = _uuid(context.service_agreement_uuid)
-    registered = agreement is not None and session.scalar(
-        select(ServiceAgreement.id).where(ServiceAgreement.subscriber_id == sub_id,
-                                          ServiceAgreement.uuid == agreement,
-                                          ServiceAgreement.removed_at.is_(None))) is not None
-    if not registered:
-        return owner, ("service agreement", "the InvocationContext's ServiceAgreementUUID "
-                       "is not a service agreement registered for this IT system")
+    if found.owner != system:
+        return found.owner, ("certificate of another IT system",
+                             "the client certificate is registered for another IT system "
+                             "than the InvocationContext's UserSystemUUID")
+    if not found.active:
+        return found.owner, ("IT system disabled", "the IT system is disabled")
+    if _uuid(context.service_agreement_uuid) not in found.agreements:
+        return found.owner, ("service agreement", "the InvocationContext's "
+                             "ServiceAgreementUUID is not a service agreement registered "
+                             "for this IT system")
     if _uuid(context.service_uuid) != SF6002_SERVICE_UUID:
-        return owner, ("service uuid", "the InvocationContext's ServiceUUID is not "
-                       f"SF6002 CprSubscriptionService's ({SF6002_SERVICE_UUID})")
-    return owner, None
+        return found.owner, ("service uuid", "the InvocationContext's ServiceUUID is not "
+                             f"SF6002 CprSubscriptionService's ({SF6002_SERVICE_UUID})")
+    return found.owner, None
 
 
 def authorise(engine: Engine, caller: CallerIdentity, context: CallContext, operation: str
@@ -151,8 +165,7 @@ def authorise(engine: Engine, caller: CallerIdentity, context: CallContext, oper
     if caller.transport == REST:
         refusal = _token_check(caller.principal, system or "")
     elif caller.transport == SOAP:
-        with Session(engine) as s:
-            owner, refusal = _certificate_check(s, caller.certificate_sha256, context)
+        owner, refusal = _certificate_check(engine, caller.certificate_sha256, context)
     else:
         raise ValueError(f"unknown transport {caller.transport!r}")
     service = _service(engine, caller, context, owner)

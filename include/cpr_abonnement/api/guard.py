@@ -57,8 +57,13 @@ def bearer_token(scope: Scope) -> str | None:
 async def authenticate(state: Any, token: str) -> Principal | None:
     """The caller a bearer token stands for: one of our API tokens, else (inside
     Airflow's API server) an Airflow login, whose roles decide (:mod:`.airflow_access`).
-    ``state.engine`` is made on first use, in the worker thread."""
-    found = await anyio.to_thread.run_sync(lambda: credentials.authenticate(state.engine, token))
+    A token verified moments ago is answered here on the event loop; otherwise the
+    database is asked in a worker thread (``state.engine`` is made on first use there)."""
+    engine = state.made_engine()
+    found = credentials.remembered(engine, token) if engine is not None else None
+    if found is None:
+        found = await anyio.to_thread.run_sync(
+            lambda: credentials.authenticate(state.engine, token))
     return found if found is not None else await airflow_principal(token)
 
 

@@ -7,6 +7,15 @@ that certificate belongs to. Transports compute it with :func:`fingerprint` from
 DER bytes they got in the handshake (``ssl.SSLSocket.getpeercert(binary_form=True)``)
 or with :func:`parse_certificate` from a PEM a proxy forwarded.
 
+Every SF6002 call asks which IT system a fingerprint belongs to, whether that system is
+active and which service agreements it has. :data:`registrations` remembers the answer
+for :data:`REGISTRATION_SECONDS` (issue 16: the two queries were a fifth of a SOAP
+call's database work). A change made through
+:class:`~cpr_abonnement.subscriptions.service.SubscriptionService` in this process
+(certificate or agreement removed or added, system disabled) empties it at once
+(:func:`forget_registrations`); one made by another process (the CLI, another API
+server) takes effect within that lifetime, as for API tokens.
+
 >>> normalise_fingerprint("AB:" * 31 + "CD") == "ab" * 31 + "cd"
 True
 """
@@ -16,6 +25,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import threading
+import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -96,3 +108,64 @@ def parse_certificate(data: bytes | str, *, now: dt.datetime | None = None
         raise InvalidCertificate(f"the certificate expired at {not_after.isoformat()} UTC")
     return CertificateInfo(fingerprint(cert.public_bytes(Encoding.DER)),
                            cert.subject.rfc4514_string()[:MAX_SUBJECT], not_after)
+
+
+#: How long a certificate's registration read from the database is trusted in memory.
+REGISTRATION_SECONDS = 2.0
+#: Bound on remembered registrations (the memory is emptied when it is reached).
+MAX_REGISTRATIONS = 10_000
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What SF6002's authorisation needs of a current certificate's IT system."""
+
+    owner: str
+    active: bool
+    #: Its current ServiceAgreementUUIDs (canonical form).
+    agreements: frozenset[str]
+
+
+class RegistrationMemory:
+    """Registrations of certificates read recently, by key (database, fingerprint).
+
+    Only found registrations are kept: an unknown certificate is looked up each time,
+    so one registered a moment ago works at once. A lookup that started before
+    :meth:`forget` never stores its (possibly older) answer after it: each store
+    checks the generation it read before asking the database.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, tuple[float, Registered]] = {}
+        self._generation = 0
+
+    def lookup(self, key: Hashable, load: Callable[[], Registered | None]
+               ) -> Registered | None:
+        with self._lock:
+            found, generation = self._entries.get(key), self._generation
+        if found is not None and found[0] > time.monotonic():
+            return found[1]
+        registered = load()
+        if registered is not None:
+            with self._lock:
+                if generation == self._generation:
+                    if len(self._entries) >= MAX_REGISTRATIONS:
+                        self._entries.clear()
+                    self._entries[key] = (time.monotonic() + REGISTRATION_SECONDS,
+                                          registered)
+        return registered
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+
+registrations = RegistrationMemory()
+
+
+def forget_registrations() -> None:
+    """A certificate, service agreement or IT system changed in this process: the next
+    SF6002 call reads the registry again. Call after the change is committed."""
+    registrations.forget()

@@ -24,9 +24,22 @@ import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Integer,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import filters
@@ -43,7 +56,7 @@ from cpr_abonnement.errors import (
 from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR
 from cpr_abonnement.filters.base import FilterType, in_force
 from cpr_abonnement.pickup.accounts import PICKUP, PUSH, validate_account_name, validate_mode
-from cpr_abonnement.subscriptions import credentials, rules
+from cpr_abonnement.subscriptions import certificates, credentials, rules
 from cpr_abonnement.subscriptions.certificates import (
     CertificateInfo,
     normalise_fingerprint,
@@ -254,15 +267,71 @@ def utcnow() -> dt.datetime:
 #: lock was granted; ``clock_timestamp()`` is the moment of the call. SQLite has no
 #: server: its clock is the host's, read by the SQLite library (millisecond steps).
 _DATABASE_NOW = {
-    "postgresql": "SELECT clock_timestamp() AT TIME ZONE 'UTC'",
-    "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+    "postgresql": text("SELECT clock_timestamp() AT TIME ZONE 'UTC'"),
+    "sqlite": text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"),
 }
 _TICK = dt.timedelta(microseconds=1)
 #: :func:`lock_filters` in one statement: the row lock, then the later of the server's
 #: clock and one microsecond after the previous holder's instant.
-_LOCK_AND_STAMP_POSTGRESQL = (
+_LOCK_AND_STAMP_POSTGRESQL = text(
     "UPDATE filter_lock SET changed_at = GREATEST(clock_timestamp() AT TIME ZONE 'UTC', "
     "changed_at + interval '1 microsecond') WHERE id = 1 RETURNING changed_at")
+# The statements every API call runs are built once, here and in :func:`_statements`:
+# building a statement and its cache key costs more Python time than running it on
+# SQLite, and under load each call's transaction holds the writer lock meanwhile.
+_LOCK_TABLE = FilterLock.__table__
+_TOUCH_LOCK = (update(_LOCK_TABLE).where(_LOCK_TABLE.c.id == 1)
+               .values(changed_at=_LOCK_TABLE.c.changed_at).returning(_LOCK_TABLE.c.changed_at))
+_STAMP_LOCK = (update(_LOCK_TABLE).where(_LOCK_TABLE.c.id == 1)
+               .values(changed_at=bindparam("p_stamp", type_=DateTime)))
+_SUBSCRIBERS = Subscriber.__table__
+#: A subscriber's id and UUID: all a filter operation needs of it (no ORM object).
+_SUBSCRIBER_REF = select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.uuid).where(
+    _SUBSCRIBERS.c.uuid == bindparam("p_system"))
+_AUDIT_INSERT = insert(AuditEntry.__table__)
+
+
+@dataclass(frozen=True)
+class _FilterStatements:
+    """One filter type's statements for the single-value operations, with bind
+    parameters ``p_subscriber``, ``p_now``/``p_at`` and ``p_<argument>``."""
+
+    #: Insert the filter unless it is in force (a row back: ADDED, none: ALREADY_EXISTED;
+    #: RETURNING, since psycopg's rowcount of an INSERT ... SELECT is not reliable).
+    add: Any
+    #: Close the filter in force (rowcount 1: REMOVED, 0: not there).
+    remove: Any
+    #: (subscriber_id, *columns) of the filters in force at ``p_at``, sorted.
+    listing: Any
+
+
+@cache
+def _statements(ftype: FilterType) -> _FilterStatements:
+    """The statements of ``ftype``, built on first use. Check and write are one
+    statement each: the filter lock (held by the caller) makes them race-free, and
+    the unique index on current rows (``uq_<table>_current``) guards it anyway."""
+    table = ftype.model.__table__
+    names = [a.name for a in ftype.arguments]
+    subscriber = bindparam("p_subscriber", type_=Integer)
+    now = bindparam("p_now", type_=DateTime)
+    values = [bindparam(f"p_{n}", type_=table.c[n].type) for n in names]
+    current = and_(table.c.subscriber_id == subscriber, table.c.removed_at.is_(None),
+                   *[table.c[n] == v for n, v in zip(names, values, strict=True)])
+    columns = [table.c[n] for n in names]
+    return _FilterStatements(
+        add=insert(table).from_select(
+            ["subscriber_id", "added_at", *names],
+            select(subscriber, now, *values).where(~exists().where(current)))
+        .returning(table.c.id),
+        remove=update(table).where(current).values(removed_at=now),
+        listing=select(table.c.subscriber_id, *columns)
+        .where(table.c.subscriber_id == subscriber,
+               in_force(table.c, bindparam("p_at", type_=DateTime)))
+        .order_by(*columns))
+
+
+def _filter_parameters(sub: Any, values: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    return {"p_subscriber": sub.id, "p_now": now, **{f"p_{k}": v for k, v in values.items()}}
 
 
 def database_now(session: Session) -> dt.datetime:
@@ -270,7 +339,7 @@ def database_now(session: Session) -> dt.datetime:
     dialect = session.get_bind().dialect.name
     if dialect not in _DATABASE_NOW:
         raise NotImplementedError(f"no database clock for dialect {dialect!r}")
-    value = session.execute(text(_DATABASE_NOW[dialect])).scalar_one()
+    value = session.execute(_DATABASE_NOW[dialect]).scalar_one()
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
@@ -293,18 +362,15 @@ def lock_filters(session: Session, clock: Callable[[], dt.datetime] | None = Non
     one on PostgreSQL (its ``UPDATE`` re-reads the row and the clock once it has the
     lock), three on SQLite.
     """
-    table = FilterLock.__table__
     if clock is None and session.get_bind().dialect.name == "postgresql":
-        return session.execute(text(_LOCK_AND_STAMP_POSTGRESQL)).scalar_one()
-    last = session.execute(update(table).where(table.c.id == 1)
-                           .values(changed_at=table.c.changed_at)
-                           .returning(table.c.changed_at)).scalar_one()
+        return session.execute(_LOCK_AND_STAMP_POSTGRESQL).scalar_one()
+    last = session.execute(_TOUCH_LOCK).scalar_one()
     if clock is not None:
         return clock()
     now = database_now(session)
     if last is not None and now <= last:
         now = last + _TICK
-    session.execute(update(table).where(table.c.id == 1).values(changed_at=now))
+    session.execute(_STAMP_LOCK, {"p_stamp": now})
     return now
 
 
@@ -406,13 +472,14 @@ class SubscriptionService:
                arguments: dict[str, Any], result: str, at: dt.datetime) -> None:
         """One audit row; PNR-shaped text is masked in every free-text column."""
         trail = self.trail
-        session.add(AuditEntry(
-            at=at, caller=pnr_rules.scrub(self.caller)[:200], subscriber_uuid=system,
-            operation=operation,
-            arguments=pnr_rules.scrub(json.dumps(arguments, ensure_ascii=False, default=str)),
-            result=pnr_rules.scrub(result)[:200], transport=trail.transport,
-            certificate_sha256=trail.certificate_sha256,
-            call_id=pnr_rules.scrub(trail.call_id)[:255] if trail.call_id else None))
+        session.connection().execute(_AUDIT_INSERT, {
+            "at": at, "caller": pnr_rules.scrub(self.caller)[:200], "subscriber_uuid": system,
+            "operation": operation,
+            "arguments": pnr_rules.scrub(json.dumps(arguments, ensure_ascii=False,
+                                                    default=str)),
+            "result": pnr_rules.scrub(result)[:200], "transport": trail.transport,
+            "certificate_sha256": trail.certificate_sha256,
+            "call_id": pnr_rules.scrub(trail.call_id)[:255] if trail.call_id else None})
 
     def record_denied(self, system: str | None, operation: str, check: str | None = None
                       ) -> None:
@@ -425,10 +492,14 @@ class SubscriptionService:
     def _run(self, system: str, operation: str, arguments: dict[str, Any],
              validate: Callable[[], Any],
              apply: Callable[[Session, Subscriber, Any, dt.datetime], T],
-             describe: Callable[[T], str] = str, *, locked: bool = True) -> T:
+             describe: Callable[[T], str] = str, *, locked: bool = True,
+             whole: bool = True) -> T:
         """Validate, then apply in one transaction, auditing every outcome. A read
         (``locked=False``) is stamped with the database's time without the filter
-        lock, so it never waits for, nor holds up, the changes of other IT systems."""
+        lock, so it never waits for, nor holds up, the changes of other IT systems.
+        ``whole=False``: ``apply`` needs only the subscriber's ``id`` and ``uuid`` (a
+        row, not the ORM object), looked up before the filter lock is taken, so the
+        lock is held one statement less (the filter operations every API call makes)."""
         try:
             value = validate()
         except FilterInputError as exc:
@@ -437,8 +508,10 @@ class SubscriptionService:
                             self._now(s))
             raise
         with writing(self.engine) as s:
+            sub = None if whole else s.execute(_SUBSCRIBER_REF, {"p_system": system}).first()
             now = lock_filters(s, self.clock) if locked else self._now(s)  # see FilterLock
-            sub = s.scalar(select(Subscriber).where(Subscriber.uuid == system))
+            if whole:
+                sub = s.scalar(select(Subscriber).where(Subscriber.uuid == system))
             if sub is None:
                 self._audit(s, system, operation, arguments, "UNKNOWN_SUBSCRIBER", now)
             else:
@@ -447,30 +520,21 @@ class SubscriptionService:
                 return result
         raise UnknownSubscriber(f"no subscriber with UserSystemUUID {system}")
 
-    @staticmethod
-    def _current(s: Session, model, sub: Subscriber, values: dict[str, Any]):
-        return s.scalar(select(model).where(
-            model.subscriber_id == sub.id, model.removed_at.is_(None),
-            *[getattr(model, k) == v for k, v in values.items()]))
-
     def _add(self, ftype: FilterType):
-        def apply(s: Session, sub: Subscriber, values: dict[str, Any], now: dt.datetime
+        def apply(s: Session, sub: Any, values: dict[str, Any], now: dt.datetime
                   ) -> Outcome:
-            warning = ftype.warning(values)
-            if self._current(s, ftype.model, sub, values) is not None:
-                return Outcome(Result.ALREADY_EXISTED, warning)
-            s.add(ftype.model(subscriber_id=sub.id, added_at=now, **values))
-            return Outcome(Result.ADDED, warning)
+            added = s.connection().execute(_statements(ftype).add,
+                                           _filter_parameters(sub, values, now)).first()
+            return Outcome(Result.ALREADY_EXISTED if added is None else Result.ADDED,
+                           ftype.warning(values))
         return apply
 
     def _remove(self, ftype: FilterType):
-        def apply(s: Session, sub: Subscriber, values: dict[str, Any], now: dt.datetime
+        def apply(s: Session, sub: Any, values: dict[str, Any], now: dt.datetime
                   ) -> Outcome:
-            row = self._current(s, ftype.model, sub, values)
-            if row is None:
-                return Outcome(Result(ftype.missing))
-            row.removed_at = now
-            return Outcome(Result.REMOVED)
+            done = s.connection().execute(_statements(ftype).remove,
+                                          _filter_parameters(sub, values, now))
+            return Outcome(Result.REMOVED if done.rowcount else Result(ftype.missing))
         return apply
 
     @staticmethod
@@ -482,12 +546,14 @@ class SubscriptionService:
     def add(self, system: str, ftype: FilterType, *raw: Any) -> Outcome:
         """``Add<group>Subscription``: ``raw`` are the type's arguments, as given."""
         return self._run(system, ftype.add_operation, ftype.audited(raw),
-                         lambda: ftype.parse(*raw), self._add(ftype), self._describe)
+                         lambda: ftype.parse(*raw), self._add(ftype), self._describe,
+                         whole=False)
 
     def remove(self, system: str, ftype: FilterType, *raw: Any) -> Outcome:
         """``Remove<group>Subscription``; a filter not in force gives ``ftype.missing``."""
         return self._run(system, ftype.remove_operation, ftype.audited(raw),
-                         lambda: ftype.parse(*raw), self._remove(ftype), self._describe)
+                         lambda: ftype.parse(*raw), self._remove(ftype), self._describe,
+                         whole=False)
 
     def add_pnr(self, system: str, pnr: str) -> Outcome:
         return self.add(system, PNR, pnr)
@@ -525,13 +591,13 @@ class SubscriptionService:
                          lambda n: f"REMOVED {n}")
 
     def get_all_filters(self, system: str, as_of: dt.datetime | None = None) -> FilterSet:
-        def apply(s: Session, sub: Subscriber, at: dt.datetime, now: dt.datetime) -> FilterSet:
+        def apply(s: Session, sub: Any, at: dt.datetime, now: dt.datetime) -> FilterSet:
             at = at or now
+            connection = s.connection()
 
             def listing(t: FilterType) -> list[Any]:
-                rows = s.execute(select(t.model.subscriber_id, *t.columns)
-                                 .where(t.model.subscriber_id == sub.id, in_force(t.model, at))
-                                 .order_by(*t.columns)).all()
+                rows = connection.execute(_statements(t).listing,
+                                          {"p_subscriber": sub.id, "p_at": at})
                 return [t.listed(tuple(r)[1:]) for r in rows]
             return FilterSet(sub.uuid, at, {t.listing: listing(t) for t in filters.TYPES})
 
@@ -540,7 +606,7 @@ class SubscriptionService:
             return f"OK: {counts} filters" + (" (receives nothing)" if f.empty else "")
         at = as_naive_utc(as_of) if as_of else None
         return self._run(system, "GetAllFilters", {"as_of": at.isoformat() if at else None},
-                         lambda: at, apply, describe, locked=False)
+                         lambda: at, apply, describe, locked=False, whole=False)
 
     # -- bulk variants (one call, many values: PNR) ---------------------------------
     def add_pnrs(self, system: str, pnrs: Sequence[str]) -> BulkOutcome:
@@ -645,6 +711,7 @@ class SubscriptionService:
                 self._audit(s, uuid, "EnableSubscriber" if active else "DisableSubscriber",
                             {}, "CHANGED" if changed else "UNCHANGED", now)
                 info = SubscriberDetails.of(s, sub)
+        certificates.forget_registrations()
         if info is not None:
             if not active:
                 credentials.forget_subscriber(uuid)
@@ -713,7 +780,10 @@ class SubscriptionService:
         def describe(r: Registration) -> str:
             return (f"REFUSED: registered for IT system {r.owner}" if r.owner
                     else r.result.value)
-        done = self._run(system, operation, arguments, validate, apply, describe)
+        try:
+            done = self._run(system, operation, arguments, validate, apply, describe)
+        finally:
+            certificates.forget_registrations()  # SF6002 callers: see certificates
         if done.owner:
             raise RegisteredToAnotherSystem(
                 f"this {what} is already registered for IT system {done.owner}; remove it "
@@ -902,6 +972,12 @@ class SubscriptionService:
         certificate, SSH key or pick-up account of another system refuses the whole
         document (audited ``REFUSED``). ``also_changed`` are changes made outside this
         database for the same document (the Airflow connection), audited with it."""
+        try:
+            return self._register(doc, also_changed)
+        finally:
+            certificates.forget_registrations()
+
+    def _register(self, doc: Document, also_changed: Sequence[str]) -> RegisterOutcome:
         try:
             with writing(self.engine) as s:
                 now = lock_filters(s, self.clock)
