@@ -327,11 +327,12 @@ def _due_day() -> dt.date:
                                 extra_closures).latest_due(pendulum.now("UTC"))
 
 
-def _scheduled(modes: list[str], subscribers: int, persons: int, *, timeout: float) -> int:
+def _scheduled(modes: list[str], subscribers: int, persons: int, *, timeout: float,
+               out: Path = SCHEDULED_OUT) -> int:
     """``--scheduler``: one triggered run of the day under the real components."""
     from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 
-    out, total, port = SCHEDULED_OUT, subscribers * len(modes), _free_port()
+    total, port = subscribers * len(modes), _free_port()
     _fresh(out)
     env = _scheduled_environment(out, total, port)
     os.environ.update(env)
@@ -357,7 +358,7 @@ def _scheduled(modes: list[str], subscribers: int, persons: int, *, timeout: flo
             _stop(procs)
     (start, end), = _metadata_query(
         env, "select julianday(start_date), julianday(end_date) from dag_run")
-    wall = ((end or start) - start) * 86400
+    wall = max(((end or start) - start) * 86400, 1e-9)  # no end: timed out
     delivered, complete = _check_deliveries(out, modes, day)
     print(f"run {seen.state} for {day}, scheduler start to success {wall:.1f} s: {total:,} "
           f"deliveries ({'/'.join(modes)}, {persons:,} persons), {total / wall:.2f} "
@@ -391,11 +392,14 @@ def main() -> int:
                     help="the real scheduler, DAG processor and API server, one trigger")
     ap.add_argument("--timeout", type=float, default=1800,
                     help="with --scheduler: give up on the run after this many seconds")
+    ap.add_argument("--out", type=Path, default=SCHEDULED_OUT,
+                    help="with --scheduler: the installation's folder (emptied first)")
     args = ap.parse_args()
     modes = MODES[args.mode or ("push" if args.scheduler else "both")]
     args.subscribers = args.subscribers or (300 if args.scheduler else 1000)
     if args.scheduler:
-        return _scheduled(modes, args.subscribers, args.persons, timeout=args.timeout)
+        return _scheduled(modes, args.subscribers, args.persons, timeout=args.timeout,
+                          out=args.out)
     total = args.subscribers * len(modes)
 
     from cpr_abonnement.dev.demo import environment, run_dag
