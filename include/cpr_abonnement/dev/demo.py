@@ -38,8 +38,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from cpr_abonnement.tasks.preload import scheduler_environment
-
 REPO = Path(__file__).resolve().parents[3]
 WORK = Path(os.environ.get("CPRSUB_DEMO_DIR", REPO / "var" / "demo")).resolve()
 SFTP_LOGIN, SFTP_PASSWORD = "cpr-demo", "demo-only-password"
@@ -92,9 +90,6 @@ def environment(work: Path = WORK) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "False",
         # Operators read task logs: the delivery and filter lines are INFO.
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("CPRSUB_DEMO_LOG_LEVEL", "INFO"),
-        # `airflow standalone`'s LocalExecutor: task processes fork from workers that
-        # imported the task-side modules once (cpr_abonnement.tasks.preload).
-        **scheduler_environment(),
     }
 
 
