@@ -3,6 +3,7 @@ real DAG.
 
     .venv/bin/python bench/deliver_many.py [--mode push|pickup|both] [--subscribers 1000]
                                            [--persons 20000]
+    .venv/bin/python bench/deliver_many.py --scheduler [--subscribers 300] [--mode push]
 
 Sets up a fresh installation under bench/out/deliver-many/ (Airflow on SQLite, the
 filter database, the embedded SFTP server for push, the pick-up root), registers
@@ -14,15 +15,28 @@ process. Then it checks that every subscriber has its file, its ``.metadata`` an
 ledger row, and prints the time per task and per delivery of each mode side by side
 (from Airflow's task instances, told apart by their map index name) and the peak RSS.
 Not a test: it takes minutes.
+
+``--scheduler`` runs the day as a deployment does instead: a fresh Airflow home under
+bench/out/deliver-many-scheduler/, the real scheduler with the LocalExecutor, the DAG
+processor and the API server as processes of their own on 127.0.0.1 (as ``airflow
+standalone`` starts them; SQLite metadata database), one triggered run, and reports
+trigger-to-success wall time, deliveries per second, the CPU-seconds per delivery of
+each process tree (the executor's workers and their task processes apart from the
+scheduler loop) and the peak memory. Defaults there: 300 push subscribers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import datetime as dt
+import logging
 import os
 import resource
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +45,7 @@ from pathlib import Path
 
 OUT = Path(__file__).parent / "out" / "deliver-many"
 LOGIN, PASSWORD = "bench", "bench-only-password"
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAY = dt.date(2026, 11, 26)
 
 
@@ -39,14 +54,15 @@ MODES = {"push": ["push"], "pickup": ["pickup"], "both": ["push", "pickup"]}
 NAME_PREFIX = {"push": "Bench push", "pickup": "Bench pick-up"}
 
 
-def _setup(modes: list[str], subscribers: int, persons: int) -> None:
+def _setup(out: Path, modes: list[str], subscribers: int, persons: int,
+           day: dt.date = DAY) -> None:
     from cpr_abonnement.extract.generator import generate
     from cpr_abonnement.reference import municipalities
     from cpr_abonnement.subscriptions.db import make_engine, upgrade
     from cpr_abonnement.subscriptions.service import SubscriptionService
 
-    with open(OUT / "inbound" / f"D{DAY:%y%m%d}.L431101", "wb") as fh:
-        generate(fh, production_date=DAY, persons=persons, seed=11)
+    with open(out / "inbound" / f"D{day:%y%m%d}.L431101", "wb") as fh:
+        generate(fh, production_date=day, persons=persons, seed=11)
     engine = make_engine(os.environ["CPRSUB_DB_URL"])
     upgrade(engine)
     svc = SubscriptionService(engine, caller="bench", clock=lambda: dt.datetime(2026, 1, 1))
@@ -95,38 +111,306 @@ def _complete_folders(folders: list[Path]) -> int:
                if len(list(p.glob("*.metadata"))) == 1 and len(list(p.iterdir())) == 2)
 
 
-def _delivered_folders(mode: str) -> list[Path]:
+def _delivered_folders(out: Path, mode: str) -> list[Path]:
     """Where each subscriber of ``mode`` got its files: its SFTP folder, or ``IN/`` of
     its pick-up account (named after its UUID)."""
     if mode == "push":
-        return [p for p in (OUT / "sftp").iterdir() if p.is_dir()]
-    return [p / "IN" for p in (OUT / "pickup").iterdir() if (p / "IN").is_dir()]
+        return [p for p in (out / "sftp").iterdir() if p.is_dir()]
+    return [p / "IN" for p in (out / "pickup").iterdir() if (p / "IN").is_dir()]
+
+
+def _fresh(out: Path) -> None:
+    """An empty installation folder: inbound, staging, quarantine, SFTP and pick-up roots."""
+    shutil.rmtree(out, ignore_errors=True)
+    for sub in ("inbound", "staging", "quarantine", "sftp", "pickup"):
+        (out / sub).mkdir(parents=True)
+
+
+def _check_deliveries(out: Path, modes: list[str], day: dt.date = DAY
+                      ) -> tuple[int, dict[str, int]]:
+    """Ledger rows delivered for the day, and per mode the subscriber folders holding
+    exactly the delivered file and its ``.metadata``."""
+    from cpr_abonnement.subscriptions import ledger
+    from cpr_abonnement.subscriptions.db import make_engine
+
+    rows = ledger.entries(make_engine(os.environ["CPRSUB_DB_URL"]), "431101", day)
+    delivered = sum(1 for e in rows if e.outcome in ledger.DELIVERED_OUTCOMES)
+    return delivered, {mode: _complete_folders(_delivered_folders(out, mode))
+                       for mode in modes}
+
+
+# -- --scheduler: the real scheduler, DAG processor and API server --------------------------
+SCHEDULED_OUT = OUT.with_name("deliver-many-scheduler")
+#: The processes ``airflow standalone`` starts that a delivery run uses (no triggerer:
+#: nothing in the DAG defers).
+COMPONENTS = ("scheduler", "dag-processor", "api-server")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scheduled_environment(out: Path, total: int, port: int) -> dict[str, str]:
+    """The installation's environment (the demo's, as ``airflow standalone`` gets it),
+    with the LocalExecutor and the API server on ``port`` of 127.0.0.1."""
+    from cpr_abonnement.dev.demo import environment
+
+    return {
+        **os.environ, **environment(out.resolve()),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(2048, total)),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+
+
+def _start(env: dict[str, str], port: int, logs: Path) -> dict[str, subprocess.Popen]:
+    """Start the components, each logging to a file of its own under ``logs``."""
+    args = {"api-server": ["--host", "127.0.0.1", "--port", str(port)]}
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = {}
+    for name in COMPONENTS:
+        with open(logs / f"{name}.log", "wb") as log:
+            procs[name] = subprocess.Popen([AIRFLOW, name, *args.get(name, [])], env=env,
+                                           stdout=log, stderr=subprocess.STDOUT)
+    return procs
+
+
+def _metadata_query(env: dict[str, str], sql: str, *params) -> list[tuple]:
+    import sqlite3
+
+    path = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def _wait_until(what: str, ready, procs: dict[str, subprocess.Popen], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            raise SystemExit(f"gave up waiting for {what}"
+                             + (f": {', '.join(dead)} exited (see its log)" if dead else ""))
+        time.sleep(0.5)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _cpu(pid: int) -> tuple[float, float]:
+    """CPU-seconds of process ``pid`` itself, and of its descendants (the live ones and
+    those reaped, which the kernel adds to their parent's children times)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    t = root.cpu_times()
+    own, below = t.user + t.system, t.children_user + t.children_system
+    for child in root.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            c = child.cpu_times()
+            below += c.user + c.system + c.children_user + c.children_system
+    return own, below
+
+
+def _cpu_by_role(procs: dict[str, subprocess.Popen]) -> dict[str, float]:
+    """CPU-seconds so far: the scheduler loop apart from its executor's workers and the
+    task processes they fork; the other components with their whole process trees."""
+    out = {}
+    for name, proc in procs.items():
+        own, below = _cpu(proc.pid)
+        if name == "scheduler":
+            out["scheduler"], out["executor + tasks"] = own, below
+        else:
+            out[name] = own + below
+    return out
+
+
+def _memory(procs: dict[str, subprocess.Popen]) -> tuple[float, float]:
+    """Now: all components' summed proportional set size (shared pages split between
+    the forks sharing them) and the largest resident set of one process, in MB."""
+    import psutil
+
+    pss = rss = 0.0
+    for proc in procs.values():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(proc.pid)
+            for p in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                    m = p.memory_full_info()
+                    pss, rss = pss + m.pss, max(rss, m.rss)
+    return pss / 2**20, rss / 2**20
+
+
+@dataclasses.dataclass
+class Watch:
+    """What :func:`_run_until_done` saw: the run's end state, the CPU by role (and the
+    clock) when the deliveries began (``filter_for_subscribers`` succeeded) and when the
+    last ended, and the peak memory (:func:`_memory`)."""
+
+    state: str = "absent"
+    marks: dict[str, tuple[float, dict[str, float]]] = dataclasses.field(default_factory=dict)
+    peak_pss: float = 0.0
+    peak_rss: float = 0.0
+
+
+#: Counts the delivery phase's marks from the task instances.
+PHASE_SQL = """select sum(task_id = 'filter_for_subscribers' and state = 'success'),
+                      sum(task_id = 'deliver' and state in ('success', 'failed',
+                                                             'upstream_failed', 'skipped'))
+               from task_instance"""
+
+
+def _run_until_done(env, procs, total: int, timeout: float) -> Watch:
+    """Poll the DAG's one run to its end (the scheduler creates it at the unpause)."""
+    deadline, seen = time.monotonic() + timeout, Watch()
+    while True:
+        state = _metadata_query(env, "select state from dag_run")
+        filtered, delivered = _metadata_query(env, PHASE_SQL)[0]
+        for mark, reached in (("deliveries begin", filtered), ("deliveries end",
+                                                                (delivered or 0) >= total)):
+            if reached and mark not in seen.marks:
+                seen.marks[mark] = (time.monotonic(), _cpu_by_role(procs))
+        pss, rss = _memory(procs)
+        seen.peak_pss, seen.peak_rss = max(seen.peak_pss, pss), max(seen.peak_rss, rss)
+        seen.state = state[0][0] if state else "absent"
+        if seen.state in ("success", "failed"):
+            return seen
+        if time.monotonic() > deadline:
+            seen.state = f"still {seen.state} after {timeout:.0f} s"
+            return seen
+        time.sleep(0.5)
+
+
+def _cpu_table(spans: dict[str, dict[str, float]], total: int) -> None:
+    """CPU-seconds per delivery by role, one column per span of the run."""
+    print(f"{'CPU-s per delivery':<22}" + "".join(f"{name:>22}" for name in spans))
+    roles = next(iter(spans.values()))
+    for role in [*roles, "all components"]:
+        cells = [sum(v.values()) if role == "all components" else v[role]
+                 for v in spans.values()]
+        print(f"{role:<22}" + "".join(f"{c / total:>22.3f}" for c in cells))
+
+
+def _stop(procs: dict[str, subprocess.Popen]) -> None:
+    for proc in procs.values():
+        proc.terminate()
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _due_day() -> dt.date:
+    """The day whose run the scheduler creates once the DAG is unpaused: the latest due
+    delivery day (the DAG does not catch up). That run is the benchmark's trigger: a
+    manual run's day comes from the timetable too, and the scheduled run for the same
+    day would be created beside it."""
+    import pendulum
+
+    from cpr_abonnement.dev.demo import REPO
+    from cpr_abonnement.settings import Settings
+
+    sys.path.insert(0, str(REPO / "plugins"))
+    from cpr_timetable import CprDeliveryTimetable
+
+    settings = Settings.from_env()
+    return CprDeliveryTimetable(at=settings.delivery_time, extra_closures=settings.
+                                extra_closures).latest_due(pendulum.now("UTC"))
+
+
+def _scheduled(modes: list[str], subscribers: int, persons: int, *, timeout: float,
+               out: Path = SCHEDULED_OUT) -> int:
+    """``--scheduler``: one triggered run of the day under the real components."""
+    from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
+
+    total, port = subscribers * len(modes), _free_port()
+    _fresh(out)
+    env = _scheduled_environment(out, total, port)
+    os.environ.update(env)
+    subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True, env=env)
+    day = _due_day()
+    _setup(out, modes, subscribers, persons, day)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    with EmbeddedSftpServer(out / "sftp", {LOGIN: PASSWORD}) as sftp:
+        env["AIRFLOW_CONN_SFTP_BENCH"] = sftp.airflow_connection(LOGIN)
+        procs = _start(env, port, out / "logs")
+        try:
+            _wait_until("the DAG to be parsed", lambda: _metadata_query(
+                env, "select 1 from serialized_dag where dag_id = 'cpr_abonnement_daily'"),
+                procs, 300)
+            _wait_until("the API server", lambda: _port_open(port), procs, 300)
+            # The trigger: unpaused, the scheduler creates the latest due day's run.
+            before, self_before = _cpu_by_role(procs), time.process_time()
+            subprocess.run([AIRFLOW, "dags", "unpause", "cpr_abonnement_daily"], check=True,
+                           capture_output=True, env=env)
+            seen = _run_until_done(env, procs, total, timeout)
+            after, self_cpu = _cpu_by_role(procs), time.process_time() - self_before
+        finally:
+            _stop(procs)
+    (start, end), = _metadata_query(
+        env, "select julianday(start_date), julianday(end_date) from dag_run")
+    wall = max(((end or start) - start) * 86400, 1e-9)  # no end: timed out
+    delivered, complete = _check_deliveries(out, modes, day)
+    print(f"run {seen.state} for {day}, scheduler start to success {wall:.1f} s: {total:,} "
+          f"deliveries ({'/'.join(modes)}, {persons:,} persons), {total / wall:.2f} "
+          f"deliveries/s; ledger {delivered:,} delivered; folders with file + .metadata: "
+          + ", ".join(f"{mode} {n:,}" for mode, n in complete.items()))
+    spans = {"whole run": {r: after[r] - before[r] for r in after}}
+    if len(seen.marks) == 2:
+        (t0, begin), (t1, end_) = seen.marks["deliveries begin"], seen.marks["deliveries end"]
+        spans["delivery phase"] = {r: end_[r] - begin[r] for r in end_}
+        print(f"delivery phase (filter done to last delivery, polled every 0.5 s): "
+              f"{t1 - t0:.1f} s, {total / (t1 - t0):.2f} deliveries/s")
+    _cpu_table(spans, total)
+    print(f"this process (embedded SFTP server, polling): {self_cpu:.1f} CPU-s")
+    print(f"peak memory: components' summed PSS {seen.peak_pss:,.0f} MB, largest process "
+          f"RSS {seen.peak_rss:,.0f} MB (logs: {out / 'logs'})")
+    state = seen.state
+    ok = state == "success" and delivered == total and all(
+        n == subscribers for n in complete.values())
+    return 0 if ok else 1
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", choices=sorted(MODES), default="both",
-                    help="delivery mode(s) of the subscribers (both: N of each, one run)")
-    ap.add_argument("--subscribers", type=int, default=1000, help="N, per mode")
+    ap.add_argument("--mode", choices=sorted(MODES),
+                    help="delivery mode(s) of the subscribers (both: N of each, one run); "
+                         "default both, with --scheduler push")
+    ap.add_argument("--subscribers", type=int,
+                    help="N, per mode; default 1000, with --scheduler 300")
     ap.add_argument("--persons", type=int, default=20_000)
+    ap.add_argument("--scheduler", action="store_true",
+                    help="the real scheduler, DAG processor and API server, one trigger")
+    ap.add_argument("--timeout", type=float, default=1800,
+                    help="with --scheduler: give up on the run after this many seconds")
+    ap.add_argument("--out", type=Path, default=SCHEDULED_OUT,
+                    help="with --scheduler: the installation's folder (emptied first)")
     args = ap.parse_args()
-    modes = MODES[args.mode]
+    modes = MODES[args.mode or ("push" if args.scheduler else "both")]
+    args.subscribers = args.subscribers or (300 if args.scheduler else 1000)
+    if args.scheduler:
+        return _scheduled(modes, args.subscribers, args.persons, timeout=args.timeout,
+                          out=args.out)
     total = args.subscribers * len(modes)
 
     from cpr_abonnement.dev.demo import environment, run_dag
 
-    shutil.rmtree(OUT, ignore_errors=True)
-    for sub in ("inbound", "staging", "quarantine", "sftp", "pickup"):
-        (OUT / sub).mkdir(parents=True)
+    _fresh(OUT)
     os.environ.update(environment(OUT.resolve()))
     os.environ["AIRFLOW__CORE__MAX_MAP_LENGTH"] = str(max(2048, total))
-    airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True)
-    _setup(modes, args.subscribers, args.persons)
+    subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True)
+    _setup(OUT, modes, args.subscribers, args.persons)
 
     from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
-    from cpr_abonnement.subscriptions import ledger
-    from cpr_abonnement.subscriptions.db import make_engine
 
     with EmbeddedSftpServer(OUT / "sftp", {LOGIN: PASSWORD}) as sftp:
         os.environ["AIRFLOW_CONN_SFTP_BENCH"] = sftp.airflow_connection(LOGIN)
@@ -134,11 +418,9 @@ def main() -> int:
         run = run_dag(DAY)
         wall, cpu = time.perf_counter() - t, time.process_time() - cpu
 
-    rows = ledger.entries(make_engine(os.environ["CPRSUB_DB_URL"]), "431101", DAY)
-    delivered = [e for e in rows if e.outcome in ledger.DELIVERED_OUTCOMES]
-    complete = {mode: _complete_folders(_delivered_folders(mode)) for mode in modes}
+    delivered, complete = _check_deliveries(OUT, modes)
     print(f"run {run.state} in {wall:.1f} s: {args.subscribers:,} subscribers x "
-          f"{'/'.join(modes)}, {args.persons:,} persons; ledger {len(delivered):,} "
+          f"{'/'.join(modes)}, {args.persons:,} persons; ledger {delivered:,} "
           f"delivered; folders with file + .metadata: "
           + ", ".join(f"{mode} {n:,}" for mode, n in complete.items()))
     print(f"process CPU {cpu:.1f} s over the run ({cpu / total:.3f} s per delivery, "
@@ -148,7 +430,7 @@ def main() -> int:
     for task, n, spent, span in sorted(_task_times(), key=lambda r: r[0]):
         print(f"{task:<24}{n:>10,}{spent:>10.1f}{span:>10.1f}{spent / n:>10.3f}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
-    ok = (run.state == "success" and len(delivered) == total
+    ok = (run.state == "success" and delivered == total
           and all(n == args.subscribers for n in complete.values()))
     return 0 if ok else 1
 

@@ -21,7 +21,10 @@ from pipeline.test_delivery_ledger import DAY, NAME, SUBSCRIBER, TASK, register_
 from cpr_abonnement.subscriptions import ledger
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("numpy", "pandas", "great_expectations")
+#: The data stack, and asyncssh: the library of our own pick-up SFTP *server*, which a
+#: delivery (paramiko's client for push, a local placement for pick-up) never needs; it
+#: came in through ``pickup.strays`` and was the largest import of a pick-up delivery.
+HEAVY = ("numpy", "pandas", "great_expectations", "asyncssh")
 
 #: What the ``deliver`` task does, with the engine count taken at ``make_engine``'s
 #: one call into SQLAlchemy.
@@ -43,7 +46,7 @@ print(json.dumps({"outcome": result.outcome, "engines": len(built),
 """
 
 
-def test_a_delivery_task_imports_no_data_stack_and_builds_one_engine(tmp_path, engine):
+def test_a_delivery_task_imports_no_data_stack_nor_ssh_server_and_one_engine(tmp_path, engine):
     from cpr_abonnement.delivery.base import DeliveryTarget
     from cpr_abonnement.tasks.payloads import DeliveryItem
 

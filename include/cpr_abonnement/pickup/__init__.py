@@ -5,3 +5,8 @@ Serviceplatformen since 2016 (issue 13).
 filter database; the delivery mode that places the files is
 :mod:`cpr_abonnement.delivery.pickup`.
 """
+
+#: Where a subscriber's files are, inside its folder (here, not in :mod:`.server`, so
+#: what only needs the layout, such as a delivery task, does not import the server's
+#: asyncssh).
+INBOX = "IN"

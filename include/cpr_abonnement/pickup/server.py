@@ -37,6 +37,7 @@ from pathlib import Path
 import asyncssh
 from asyncssh import SFTPAttrs, SFTPNoSuchFile, SFTPPermissionDenied
 
+from cpr_abonnement.pickup import INBOX
 from cpr_abonnement.pnr import scrub
 from cpr_abonnement.sshserver import BackgroundSshServer
 
@@ -50,8 +51,6 @@ MAX_FAILURES = 10
 BLOCK_SECONDS = 300.0
 #: Keys one connection may offer (OpenSSH's MaxAuthTries is 6).
 MAX_KEYS = 6
-#: Where a subscriber's files are, inside its folder.
-INBOX = "IN"
 METADATA_SUFFIX = ".metadata"
 
 KeyLookup = Callable[[str], list[str]]

@@ -26,7 +26,7 @@ import stat
 from pathlib import Path
 
 from cpr_abonnement.errors import PickupStrayFiles
-from cpr_abonnement.pickup.server import INBOX
+from cpr_abonnement.pickup import INBOX
 from cpr_abonnement.pnr import scrub
 
 log = logging.getLogger(__name__)
