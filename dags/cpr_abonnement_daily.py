@@ -109,7 +109,7 @@ def cpr_abonnement_daily():
         ctx, settings = get_current_context(), Settings.from_env()
         now = dt.datetime.now(dt.UTC)
         try:
-            day = delivery_day(ctx)
+            day = delivery_day(ctx, settings.calendar())
             refuse_future(day, now)
         except RunDateRefused as exc:  # no retry can fix it: fail, free the slot
             raise AirflowFailException(str(exc)) from exc

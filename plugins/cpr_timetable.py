@@ -88,10 +88,7 @@ class CprDeliveryTimetable(Timetable):
     def infer_manual_data_interval(self, *, run_after: pendulum.DateTime) -> DataInterval:
         # A manual run (or `airflow dags test DAG D`) is for the delivery day on or before
         # the date it names, read in Danish time (UTC midnight is the same date there).
-        day = run_after.in_timezone(self.timezone).date()
-        if not self.calendar.is_delivery_day(day):
-            day = self.calendar.previous_delivery_day(day)
-        return self.interval(day)
+        return self.interval(self.calendar.day_named_by(run_after, ZoneInfo(self.timezone)))
 
     def next_dagrun_info(self, *, last_automated_data_interval: DataInterval | None,
                          restriction) -> DagRunInfo | None:

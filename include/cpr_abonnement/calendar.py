@@ -111,6 +111,13 @@ class DeliveryCalendar:
             day -= _ONE_DAY
         return day
 
+    def day_named_by(self, moment: dt.datetime, zone: ZoneInfo | None = None) -> dt.date:
+        """The delivery day a run whose logical date is ``moment`` is for: its date in
+        Denmark, or the delivery day before it when that date is closed (a manual run on
+        a Saturday is Friday's). The timetable and the run's own check share this rule."""
+        day = moment.astimezone(zone or DANISH_TIME).date()
+        return day if self.is_delivery_day(day) else self.previous_delivery_day(day)
+
     def delivery_days(self, first: dt.date, last: dt.date) -> Iterator[dt.date]:
         """Delivery days in ``[first, last]``, both included."""
         day = first

@@ -68,3 +68,43 @@ def test_a_malformed_delivery_day_param_fails_at_once(deployment):
     alert = html.unescape(deployment.inbox.texts()[0])
     assert "delivery_day '19-11-2026' is not a date (YYYY-MM-DD)" in alert
     assert "not received" not in alert  # a refusal, not a reception problem
+
+
+def test_a_cli_trigger_whose_interval_is_another_day_is_refused(airflow_db):
+    """``airflow dags trigger --logical-date D`` (Airflow 3.3's CLI) takes the data
+    interval from the time of triggering, so the run would show D and process another
+    day: the first task refuses it, naming both days and how to run D."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    from cpr_abonnement import DAILY_DAG_ID
+    from cpr_abonnement.errors import RunDateRefused
+    from cpr_abonnement.tasks.run_dates import delivery_day
+
+    airflow = str(Path(sys.executable).parent / "airflow")
+    env = dict(os.environ)
+    subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True, env=env)
+    done = subprocess.run([airflow, "dags", "trigger", DAILY_DAG_ID, "--logical-date",
+                           f"{DAY}T00:00:00+00:00", "--run-id", "cli-trigger"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id=DAILY_DAG_ID, run_id="cli-trigger").one()
+        context = {"logical_date": run.logical_date, "params": {},
+                   "data_interval_start": run.data_interval_start}
+    assert run.logical_date.date() == DAY
+    assert run.data_interval_start.date() != DAY  # Airflow's CLI: interval from "now"
+    calendar = DeliveryCalendar.default()
+    with pytest.raises(RunDateRefused, match=f"names delivery day {DAY}, but its data "
+                                             f"interval is for") as refused:
+        delivery_day(context, calendar)
+    assert f"airflow backfill create --from-date {DAY} --to-date {DAY}" in str(refused.value)
+    # A run whose interval is the one its logical date names (UI, REST API, schedule,
+    # backfill, dag.test) passes: the same run with the interval the timetable infers.
+    context["data_interval_start"] = run.logical_date
+    assert delivery_day(context, calendar) == DAY

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cpr_abonnement.calendar import local_today
+from cpr_abonnement.calendar import DeliveryCalendar, local_today
 from cpr_abonnement.errors import RunDateRefused
 
 
-def delivery_day(context: dict[str, Any]) -> dt.date:
+def delivery_day(context: dict[str, Any], calendar: DeliveryCalendar | None = None
+                 ) -> dt.date:
     """The business date of a run: its data interval's UTC day (see the timetable).
 
     One rule, so a run never processes a day other than the one the UI shows for it
@@ -17,6 +18,11 @@ def delivery_day(context: dict[str, Any]) -> dt.date:
     for runs triggered without a logical date. Given with a logical date (the trigger
     form always fills one in) it must name the same delivery day, else the run is
     refused with :class:`RunDateRefused` saying what to do.
+
+    With ``calendar`` (the first task passes it), the data interval must also be the
+    one the logical date names. Airflow 3.3's ``airflow dags trigger --logical-date D``
+    takes the interval from the time of triggering, not from D, so such a run would
+    show D and process another day: it is refused instead.
     """
     start = context.get("data_interval_start")
     named = _named_day((context.get("params") or {}).get("delivery_day"))
@@ -26,8 +32,17 @@ def delivery_day(context: dict[str, Any]) -> dt.date:
                                  "set the delivery_day param (YYYY-MM-DD)")
         return named
     day = start.astimezone(dt.UTC).date()
+    logical = context.get("logical_date")
+    if calendar is not None and logical is not None \
+            and (meant := calendar.day_named_by(logical)) != day:
+        raise RunDateRefused(
+            f"this run's logical date {logical:%Y-%m-%d} names delivery day {meant}, but "
+            f"its data interval is for {day} (Airflow's `airflow dags trigger "
+            f"--logical-date` takes the interval from the time of triggering); nothing was "
+            f"processed. Trigger {meant} from the UI or the REST API with logical date "
+            f"{meant}, or with `airflow backfill create --from-date {meant} --to-date "
+            f"{meant}`")
     if named is not None and named != day:
-        logical = context.get("logical_date")
         shown = f"{logical:%Y-%m-%d}" if logical is not None else day
         raise RunDateRefused(
             f"param delivery_day {named} differs from this run's delivery day {day} "
