@@ -86,25 +86,27 @@ def test_a_cli_trigger_whose_interval_is_another_day_is_refused(airflow_db):
     from cpr_abonnement.errors import RunDateRefused
     from cpr_abonnement.tasks.run_dates import delivery_day
 
+    named = dt.date(2025, 3, 13)  # a Thursday no other test runs (the Airflow DB is shared)
     airflow = str(Path(sys.executable).parent / "airflow")
     env = dict(os.environ)
     subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True, env=env)
     done = subprocess.run([airflow, "dags", "trigger", DAILY_DAG_ID, "--logical-date",
-                           f"{DAY}T00:00:00+00:00", "--run-id", "cli-trigger"],
+                           f"{named}T00:00:00+00:00", "--run-id", "cli-trigger"],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     with create_session() as session:
         run = session.query(DagRun).filter_by(dag_id=DAILY_DAG_ID, run_id="cli-trigger").one()
         context = {"logical_date": run.logical_date, "params": {},
                    "data_interval_start": run.data_interval_start}
-    assert run.logical_date.date() == DAY
-    assert run.data_interval_start.date() != DAY  # Airflow's CLI: interval from "now"
+        session.delete(run)  # queued, never to run: not left for the worker's next tests
+    assert context["logical_date"].date() == named
+    assert context["data_interval_start"].date() != named  # Airflow's CLI: interval from "now"
     calendar = DeliveryCalendar.default()
-    with pytest.raises(RunDateRefused, match=f"names delivery day {DAY}, but its data "
+    with pytest.raises(RunDateRefused, match=f"names delivery day {named}, but its data "
                                              f"interval is for") as refused:
         delivery_day(context, calendar)
-    assert f"airflow backfill create --from-date {DAY} --to-date {DAY}" in str(refused.value)
+    assert f"airflow backfill create --from-date {named} --to-date {named}" in str(refused.value)
     # A run whose interval is the one its logical date names (UI, REST API, schedule,
     # backfill, dag.test) passes: the same run with the interval the timetable infers.
-    context["data_interval_start"] = run.logical_date
-    assert delivery_day(context, calendar) == DAY
+    context["data_interval_start"] = context["logical_date"]
+    assert delivery_day(context, calendar) == named
