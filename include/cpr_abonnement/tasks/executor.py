@@ -28,13 +28,15 @@ from airflow.executors.local_executor import LocalExecutor
 log = logging.getLogger(__name__)
 
 #: What every ``deliver`` task process imports before and while it runs, the modules
-#: with it: the Task SDK's runner and DAG bag, the decorators the daily DAG file uses, the
+#: with it: the Task SDK's supervisor (a worker's, imported at its first task), runner
+#: and DAG bag, the decorators the daily DAG file uses, the
 #: SFTP provider (push), and our modules the DAG file and the ``deliver`` task import.
 #: Not the plugin files (``cpr_timetable``): the Task SDK executes those again in every
 #: task process anyway, under names Airflow's plugin loader owns.
 #: The receive and filter tasks' data stack (NumPy, pandas, great-expectations) is left
 #: out: it runs once a day and would make the scheduler and every worker much larger.
 TASK_SIDE_MODULES = (
+    "airflow.sdk.execution_time.supervisor",
     "airflow.sdk.execution_time.task_runner",
     "airflow.dag_processing.dagbag",
     "airflow.providers.standard.decorators.python",
@@ -60,11 +62,27 @@ def preload_task_side(modules: tuple[str, ...] = TASK_SIDE_MODULES) -> list[str]
     return failed
 
 
+def warm_api_client(server: str) -> None:
+    """Build and close one Task SDK API client: it makes its SSL context once per
+    process and caches it, which otherwise each worker does for its first task (loading
+    the system's CA certificates, the largest part of a worker's first-task cost)."""
+    from airflow.sdk.api.client import Client
+
+    Client(base_url=server, token="").close()
+
+
 class PreloadedLocalExecutor(LocalExecutor):
     """Airflow's LocalExecutor whose workers are forked after :data:`TASK_SIDE_MODULES`
-    were imported (with ``multiprocessing``'s default ``fork`` start method on Linux,
-    which the LocalExecutor needs for this: other methods start workers afresh)."""
+    were imported and the API client warmed (with ``multiprocessing``'s default
+    ``fork`` start method on Linux, which the LocalExecutor needs for this: other
+    methods start workers afresh)."""
 
     def start(self) -> None:
+        from airflow.executors.base_executor import get_execution_api_server_url
+
         preload_task_side()
+        try:
+            warm_api_client(get_execution_api_server_url(self.conf))
+        except Exception:  # an unusable URL fails each task's supervisor, with its log
+            log.warning("could not warm the Task SDK's API client", exc_info=True)
         super().start()
