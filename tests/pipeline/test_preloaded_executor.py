@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json, os, sys
-from airflow.utils.module_loading import import_string
+from airflow._shared.module_loading import import_string
 from cpr_abonnement.tasks.executor import TASK_SIDE_MODULES
 at_fork = []
 os.register_at_fork(before=lambda: at_fork.append(
