@@ -4,6 +4,7 @@ real DAG.
     .venv/bin/python bench/deliver_many.py [--mode push|pickup|both] [--subscribers 1000]
                                            [--persons 20000]
     .venv/bin/python bench/deliver_many.py --scheduler [--subscribers 300] [--mode push]
+                                           [--executor preloaded|local]
 
 Sets up a fresh installation under bench/out/deliver-many/ (Airflow on SQLite, the
 filter database, the embedded SFTP server for push, the pick-up root), registers
@@ -22,7 +23,9 @@ processor and the API server as processes of their own on 127.0.0.1 (as ``airflo
 standalone`` starts them; SQLite metadata database), one triggered run, and reports
 trigger-to-success wall time, deliveries per second, the CPU-seconds per delivery of
 each process tree (the executor's workers and their task processes apart from the
-scheduler loop) and the peak memory. Defaults there: 300 push subscribers.
+scheduler loop) and the peak memory. Defaults there: 300 push subscribers, and our
+``PreloadedLocalExecutor`` (the task side imported before the workers are forked;
+``--executor local``: Airflow's LocalExecutor as it comes).
 """
 
 from __future__ import annotations
@@ -152,14 +155,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _scheduled_environment(out: Path, total: int, port: int) -> dict[str, str]:
+#: ``--executor``: Airflow's LocalExecutor, or ours that imports the task side before
+#: forking its workers (:mod:`cpr_abonnement.tasks.executor`).
+EXECUTORS = {"local": "LocalExecutor",
+             "preloaded": "cpr_abonnement.tasks.executor.PreloadedLocalExecutor"}
+
+
+def _scheduled_environment(out: Path, total: int, port: int, executor: str
+                           ) -> dict[str, str]:
     """The installation's environment (the demo's, as ``airflow standalone`` gets it),
-    with the LocalExecutor and the API server on ``port`` of 127.0.0.1."""
+    with ``executor`` (a key of :data:`EXECUTORS`) and the API server on ``port`` of
+    127.0.0.1."""
     from cpr_abonnement.dev.demo import environment
 
     return {
         **os.environ, **environment(out.resolve()),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[executor],
         "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(2048, total)),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
@@ -328,13 +339,13 @@ def _due_day() -> dt.date:
 
 
 def _scheduled(modes: list[str], subscribers: int, persons: int, *, timeout: float,
-               out: Path = SCHEDULED_OUT) -> int:
+               out: Path = SCHEDULED_OUT, executor: str = "preloaded") -> int:
     """``--scheduler``: one triggered run of the day under the real components."""
     from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 
     total, port = subscribers * len(modes), _free_port()
     _fresh(out)
-    env = _scheduled_environment(out, total, port)
+    env = _scheduled_environment(out, total, port, executor)
     os.environ.update(env)
     subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True, env=env)
     day = _due_day()
@@ -360,6 +371,7 @@ def _scheduled(modes: list[str], subscribers: int, persons: int, *, timeout: flo
         env, "select julianday(start_date), julianday(end_date) from dag_run")
     wall = max(((end or start) - start) * 86400, 1e-9)  # no end: timed out
     delivered, complete = _check_deliveries(out, modes, day)
+    print(f"executor {EXECUTORS[executor]}")
     print(f"run {seen.state} for {day}, scheduler start to success {wall:.1f} s: {total:,} "
           f"deliveries ({'/'.join(modes)}, {persons:,} persons), {total / wall:.2f} "
           f"deliveries/s; ledger {delivered:,} delivered; folders with file + .metadata: "
@@ -392,6 +404,9 @@ def main() -> int:
                     help="the real scheduler, DAG processor and API server, one trigger")
     ap.add_argument("--timeout", type=float, default=1800,
                     help="with --scheduler: give up on the run after this many seconds")
+    ap.add_argument("--executor", choices=sorted(EXECUTORS), default="preloaded",
+                    help="with --scheduler: Airflow's LocalExecutor, or ours that imports "
+                         "the task side before forking its workers (default)")
     ap.add_argument("--out", type=Path, default=SCHEDULED_OUT,
                     help="with --scheduler: the installation's folder (emptied first)")
     args = ap.parse_args()
@@ -399,7 +414,7 @@ def main() -> int:
     args.subscribers = args.subscribers or (300 if args.scheduler else 1000)
     if args.scheduler:
         return _scheduled(modes, args.subscribers, args.persons, timeout=args.timeout,
-                          out=args.out)
+                          out=args.out, executor=args.executor)
     total = args.subscribers * len(modes)
 
     from cpr_abonnement.dev.demo import environment, run_dag

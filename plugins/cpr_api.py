@@ -12,15 +12,21 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
-from cpr_abonnement.api.app import create_app
-from cpr_abonnement.tasks.connections import api_server_engine
+from cpr_abonnement.plugin_attributes import BuiltOnRead
 
 URL_PREFIX = "/cpr-abonnement"
 
 
+def _apps() -> list[dict[str, Any]]:
+    """The app, built where Airflow reads it (the API server), not in each task process
+    that loads this file (:mod:`cpr_abonnement.plugin_attributes`)."""
+    from cpr_abonnement.api.app import create_app
+    from cpr_abonnement.tasks.connections import api_server_engine
+
+    return [{"app": create_app(api_server_engine), "url_prefix": URL_PREFIX,
+             "name": "CPR Abonnement subscription API"}]
+
+
 class CprAbonnementApiPlugin(AirflowPlugin):
     name = "cpr_abonnement_api"
-    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
-        {"app": create_app(api_server_engine), "url_prefix": URL_PREFIX,
-         "name": "CPR Abonnement subscription API"},
-    ]
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = BuiltOnRead(_apps)

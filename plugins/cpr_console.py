@@ -13,23 +13,33 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
-from cpr_abonnement.console.app import PAGES, create_console_app
-from cpr_abonnement.tasks.connections import api_server_engine
-from cpr_abonnement.tasks.console import console_access, deliver_task_links
+from cpr_abonnement.plugin_attributes import BuiltOnRead
 
 URL_PREFIX = "/cpr-console"
 CATEGORY = "CPR Abonnement"
 
 
+def _apps() -> list[dict[str, Any]]:
+    """The console, built where Airflow reads it (the API server), not in each task
+    process that loads this file (:mod:`cpr_abonnement.plugin_attributes`)."""
+    from cpr_abonnement.console.app import create_console_app
+    from cpr_abonnement.tasks.connections import api_server_engine
+    from cpr_abonnement.tasks.console import console_access, deliver_task_links
+
+    return [{"app": create_console_app(api_server_engine, access=console_access(),
+                                       links=deliver_task_links),
+             "url_prefix": URL_PREFIX, "name": "CPR Abonnement operator console"}]
+
+
+def _views() -> list[dict[str, Any]]:
+    """The navigation entries, one per console page."""
+    from cpr_abonnement.console.app import PAGES
+
+    return [{"name": title, "href": f"{URL_PREFIX}/{path}", "destination": "nav",
+             "category": CATEGORY, "url_route": f"cpr-{path}"} for path, title in PAGES]
+
+
 class CprAbonnementConsolePlugin(AirflowPlugin):
     name = "cpr_abonnement_console"
-    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
-        {"app": create_console_app(api_server_engine, access=console_access(),
-                                   links=deliver_task_links),
-         "url_prefix": URL_PREFIX, "name": "CPR Abonnement operator console"},
-    ]
-    external_views: ClassVar[list[dict[str, Any]]] = [
-        {"name": title, "href": f"{URL_PREFIX}/{path}", "destination": "nav",
-         "category": CATEGORY, "url_route": f"cpr-{path}"}
-        for path, title in PAGES
-    ]
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = BuiltOnRead(_apps)
+    external_views: ClassVar[list[dict[str, Any]]] = BuiltOnRead(_views)

@@ -2,10 +2,10 @@
 
 One mapped ``deliver`` task runs per subscriber per day, each in its own process, so
 whatever its import path pulls in is paid a thousand times a day. The task body's
-path (the DAG file as the task runner parses it, then the ``deliver`` task's own
-imports and a real pick-up delivery with the ledger) runs here in a fresh
-interpreter, which then reports the modules it loaded and how many database engines
-it built.
+path (the plugins folder as the Task SDK loads it before every task, the DAG file as
+the task runner parses it, then the ``deliver`` task's own imports and a real pick-up
+delivery with the ledger) runs here in a fresh interpreter, which then reports the
+modules it loaded and how many database engines it built.
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The data stack, and asyncssh: the library of our own pick-up SFTP *server*, which a
 #: delivery (paramiko's client for push, a local placement for pick-up) never needs; it
 #: came in through ``pickup.strays`` and was the largest import of a pick-up delivery.
-HEAVY = ("numpy", "pandas", "great_expectations", "asyncssh")
+#: The subscription API and the operator console (FastAPI apps the plugins mount into
+#: the API server; built in every task process when the plugin files built them at
+#: import), and the subscription service (certificates, credentials) behind them.
+HEAVY = ("numpy", "pandas", "great_expectations", "asyncssh", "fastapi",
+         "cpr_abonnement.api.app", "cpr_abonnement.console.app",
+         "cpr_abonnement.subscriptions.service")
 
 #: What the ``deliver`` task does, with the engine count taken at ``make_engine``'s
 #: one call into SQLAlchemy.
@@ -34,6 +39,9 @@ from cpr_abonnement.subscriptions import db
 built = []
 real = db.create_engine
 db.create_engine = lambda *a, **k: built.append(1) or real(*a, **k)
+from airflow.sdk.plugins_manager import _get_plugins
+plugins, errors = _get_plugins()  # as the task runner's listener manager does
+assert {p.name for p in plugins} >= {"cpr_abonnement_api", "cpr_run_note"} and not errors
 spec = importlib.util.spec_from_file_location("dag_file", sys.argv[1])
 spec.loader.exec_module(importlib.util.module_from_spec(spec))
 from cpr_abonnement.tasks.connections import task_engine
@@ -60,6 +68,7 @@ def test_a_delivery_task_imports_no_data_stack_nor_ssh_server_and_one_engine(tmp
                         file_name=NAME, persons=1, records=2, sha256="1" * 64, day=DAY,
                         task_number=TASK)
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}",
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
            "CPRSUB_DB_URL": engine.url.render_as_string(hide_password=False),
            "CPRSUB_PICKUP_ROOT": str(tmp_path / "pickup")}
     done = subprocess.run([sys.executable, "-c", TASK_BODY,

@@ -84,7 +84,6 @@ from cpr_abonnement.subscriptions.ssh_keys import (
 if TYPE_CHECKING:
     from cpr_abonnement.subscriptions.importing import ImportPlan
     from cpr_abonnement.subscriptions.registration import Document
-    from cpr_abonnement.subscriptions.windows import ServiceWindow
 
 T = TypeVar("T")
 #: How many masked PNRs a bulk call's audit row keeps as a sample.
@@ -1173,13 +1172,3 @@ def _register_apply(svc: SubscriptionService, s: Session, doc, now: dt.datetime
     changes += _sync_rows(s, SshKey, sub, SshKey.fingerprint,
                           {k.fingerprint: k for k in doc.ssh_keys}, now, add_key, "SSH key")
     return sub, changes
-
-
-def service_windows(engine: Engine, uuid: str) -> tuple[ServiceWindow, ...]:
-    """The service windows registered for subscriber ``uuid`` (none if it has no
-    registration document, or is unknown)."""
-    from cpr_abonnement.subscriptions.windows import parse_all
-
-    with Session(engine) as s:
-        stored = s.scalar(select(Subscriber.registration).where(Subscriber.uuid == uuid))
-    return parse_all(json.loads(stored).get("service_windows", [])) if stored else ()

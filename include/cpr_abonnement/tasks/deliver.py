@@ -10,11 +10,12 @@ checks the import path).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from cpr_abonnement import delivery
 from cpr_abonnement.delivery.sftp_push import SftpPush
@@ -22,8 +23,8 @@ from cpr_abonnement.errors import DeliveryConflict, MissingDeliveryTarget, Servi
 from cpr_abonnement.pnr import scrub
 from cpr_abonnement.staging import local_copy, staged
 from cpr_abonnement.subscriptions import ledger
-from cpr_abonnement.subscriptions.service import as_naive_utc, service_windows
-from cpr_abonnement.subscriptions.windows import window_end
+from cpr_abonnement.subscriptions.models import Subscriber
+from cpr_abonnement.subscriptions.windows import ServiceWindow, parse_all, window_end
 from cpr_abonnement.tasks.payloads import DeliveryItem, DeliveryResult
 
 log = logging.getLogger(__name__)
@@ -119,14 +120,25 @@ def _wait_for_service_window(item: DeliveryItem, engine: Engine, row: dict,
     delivers to our own server, so its subscriber's windows do not matter."""
     if item.target is None or item.target.mode != SftpPush.name:
         return
-    until = window_end(service_windows(engine, item.subscriber), now.replace(tzinfo=dt.UTC))
+    until = window_end(_service_windows(engine, item.subscriber), now.replace(tzinfo=dt.UTC))
     if until is None:
         return
     detail = f"waiting for service window until {until:%Y-%m-%d %H:%M} (Danish time)"
-    ledger.record_wait(engine, **row, until=as_naive_utc(until), detail=detail)
+    ledger.record_wait(engine, **row, until=until.astimezone(dt.UTC).replace(tzinfo=None),
+                       detail=detail)  # the ledger's instants are naive UTC
     log.info("delivery subscriber=%s file=%s %s", item.subscriber, item.file_name, detail)
     raise ServiceWindowWait(f"{item.name}: {detail}", subscriber=item.subscriber,
                             until=until)
+
+
+def _service_windows(engine: Engine, uuid: str) -> tuple[ServiceWindow, ...]:
+    """The service windows registered for subscriber ``uuid`` (none if it has no
+    registration document, or is unknown). Read here, not through the subscription
+    service, whose import path (certificates, credentials, filters) a delivery task
+    would otherwise pay for every subscriber (issue 16, item 3)."""
+    with engine.connect() as conn:
+        stored = conn.scalar(select(Subscriber.registration).where(Subscriber.uuid == uuid))
+    return parse_all(json.loads(stored).get("service_windows", [])) if stored else ()
 
 
 def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:

@@ -1,0 +1,88 @@
+"""The LocalExecutor, with the task side imported before its workers are forked (issue 16,
+item 3).
+
+Airflow's LocalExecutor forks its worker processes from the scheduler once, when it
+starts, and each worker forks one process per task. Every task process then imports the
+Task SDK's task runner, the ``@task`` and sensor decorators its DAG file uses and our
+task modules, all afresh: most of a ``deliver`` task's CPU, paid once per subscriber per
+day. Imported in the scheduler just before the workers are forked, they are inherited
+by every worker and every task process copy-on-write instead. The DAG file itself is
+still parsed per task (the task runner does that), so DAG changes stay live; changes to
+``cpr_abonnement`` take a scheduler restart, as changes to plugins do.
+
+For a LocalExecutor deployment (``airflow standalone``, the demo, the delivery
+benchmark): ``AIRFLOW__CORE__EXECUTOR=cpr_abonnement.tasks.executor.PreloadedLocalExecutor``.
+Airflow's own ``[scheduler] mp_start_method = forkserver`` with
+``mp_forkserver_preload`` does not do this: with any start method but ``fork`` the
+LocalExecutor starts its workers one by one while tasks are queued, and each starts
+Airflow again (a scheduler with ``parallelism`` 32 started 20 of them for 30 deliveries).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from airflow.executors.local_executor import LocalExecutor
+
+log = logging.getLogger(__name__)
+
+#: What every ``deliver`` task process imports before and while it runs, the modules
+#: with it: the Task SDK's supervisor (a worker's, imported at its first task), runner
+#: and DAG bag, the decorators the daily DAG file uses, the
+#: SFTP provider (push), and our modules the DAG file and the ``deliver`` task import.
+#: Not the plugin files (``cpr_timetable``): the Task SDK executes those again in every
+#: task process anyway, under names Airflow's plugin loader owns.
+#: The receive and filter tasks' data stack (NumPy, pandas, great-expectations) is left
+#: out: it runs once a day and would make the scheduler and every worker much larger.
+TASK_SIDE_MODULES = (
+    "airflow.sdk.execution_time.supervisor",
+    "airflow.sdk.execution_time.task_runner",
+    "airflow.dag_processing.dagbag",
+    "airflow.providers.standard.decorators.python",
+    "airflow.providers.standard.decorators.sensor",
+    "airflow.providers.sftp.hooks.sftp",
+    "cpr_abonnement.tasks.alerts",
+    "cpr_abonnement.tasks.connections",
+    "cpr_abonnement.tasks.deliver",
+)
+
+
+def preload_task_side(modules: tuple[str, ...] = TASK_SIDE_MODULES) -> list[str]:
+    """Import ``modules``; return those that failed. A failure is logged, not raised:
+    the task process then imports the module itself and reports its error there, in
+    the task's log, where the DAG's author looks."""
+    failed = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            log.warning("could not preload %s for the task processes", name, exc_info=True)
+            failed.append(name)
+    return failed
+
+
+def warm_api_client(server: str) -> None:
+    """Build and close one Task SDK API client: it makes its SSL context once per
+    process and caches it, which otherwise each worker does for its first task (loading
+    the system's CA certificates, the largest part of a worker's first-task cost)."""
+    from airflow.sdk.api.client import Client
+
+    Client(base_url=server, token="").close()
+
+
+class PreloadedLocalExecutor(LocalExecutor):
+    """Airflow's LocalExecutor whose workers are forked after :data:`TASK_SIDE_MODULES`
+    were imported and the API client warmed (with ``multiprocessing``'s default
+    ``fork`` start method on Linux, which the LocalExecutor needs for this: other
+    methods start workers afresh)."""
+
+    def start(self) -> None:
+        from airflow.executors.base_executor import get_execution_api_server_url
+
+        preload_task_side()
+        try:
+            warm_api_client(get_execution_api_server_url(self.conf))
+        except Exception:  # an unusable URL fails each task's supervisor, with its log
+            log.warning("could not warm the Task SDK's API client", exc_info=True)
+        super().start()
