@@ -25,15 +25,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import threading
-import time
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cpr_abonnement.errors import InvalidCertificate
+from cpr_abonnement.subscriptions.memory import TimedMemory
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _PEM_BEGIN = b"-----BEGIN"
@@ -126,43 +124,9 @@ class Registered:
     agreements: frozenset[str]
 
 
-class RegistrationMemory:
-    """Registrations of certificates read recently, by key (database, fingerprint).
-
-    Only found registrations are kept: an unknown certificate is looked up each time,
-    so one registered a moment ago works at once. A lookup that started before
-    :meth:`forget` never stores its (possibly older) answer after it: each store
-    checks the generation it read before asking the database.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[Hashable, tuple[float, Registered]] = {}
-        self._generation = 0
-
-    def lookup(self, key: Hashable, load: Callable[[], Registered | None]
-               ) -> Registered | None:
-        with self._lock:
-            found, generation = self._entries.get(key), self._generation
-        if found is not None and found[0] > time.monotonic():
-            return found[1]
-        registered = load()
-        if registered is not None:
-            with self._lock:
-                if generation == self._generation:
-                    if len(self._entries) >= MAX_REGISTRATIONS:
-                        self._entries.clear()
-                    self._entries[key] = (time.monotonic() + REGISTRATION_SECONDS,
-                                          registered)
-        return registered
-
-    def forget(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._entries.clear()
-
-
-registrations = RegistrationMemory()
+#: Registrations of certificates read recently, by key (database, fingerprint).
+registrations: TimedMemory[Registered] = TimedMemory(lambda: REGISTRATION_SECONDS,
+                                                     MAX_REGISTRATIONS)
 
 
 def forget_registrations() -> None:

@@ -22,8 +22,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -31,6 +29,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import UnknownSubscriber
+from cpr_abonnement.subscriptions.memory import TimedMemory
 from cpr_abonnement.subscriptions.models import AuditEntry, Credential, Subscriber
 
 PREFIX = "cprsub"
@@ -67,48 +66,26 @@ def _digest(salt: str, secret: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
 
 
-class _VerifiedTokens:
-    """Tokens this process verified recently, keyed by an HMAC under a process key."""
+#: Process key of the token memory's keys: no token is held in memory as such.
+_TOKEN_KEY = secrets.token_bytes(32)
 
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
-        self._lock = threading.Lock()
-        self._entries: dict[bytes, tuple[float, Principal]] = {}
 
-    def key(self, engine: Engine, token: str) -> bytes:
-        """The token's key, per database (the same token means nothing in another)."""
-        name = engine.url.render_as_string(hide_password=True)
-        return hmac.digest(self._key, f"{name}\0{token}".encode(), "sha256")
-
-    def get(self, key: bytes) -> Principal | None:
-        found = self._entries.get(key)
-        if found is None or found[0] < time.monotonic():
-            return None
-        return found[1]
-
-    def remember(self, key: bytes, principal: Principal) -> None:
-        with self._lock:
-            if len(self._entries) >= MAX_VERIFIED_TOKENS:
-                self._entries.clear()
-            self._entries[key] = (time.monotonic() + VERIFIED_TOKEN_SECONDS, principal)
-
-    def forget(self, *, token_id: str | None = None, subscriber_uuid: str | None = None
-               ) -> None:
-        """Drop the remembered tokens with this id, or of this IT system."""
-        with self._lock:
-            self._entries = {k: v for k, v in self._entries.items()
-                             if v[1].token_id != token_id
-                             and (subscriber_uuid is None
-                                  or v[1].subscriber_uuid != subscriber_uuid)}
+def _token_key(engine: Engine, token: str) -> bytes:
+    """The token's key in memory, per database (the same token means nothing in
+    another), an HMAC under a process key."""
+    name = engine.url.render_as_string(hide_password=True)
+    return hmac.digest(_TOKEN_KEY, f"{name}\0{token}".encode(), "sha256")
 
 
 def forget_subscriber(subscriber_uuid: str) -> None:
     """A disabled IT system's tokens stop working in this process at once (elsewhere
     within :data:`VERIFIED_TOKEN_SECONDS`)."""
-    _verified.forget(subscriber_uuid=subscriber_uuid)
+    _verified.forget(lambda p: p.subscriber_uuid == subscriber_uuid)
 
 
-_verified = _VerifiedTokens()
+#: Tokens this process verified recently.
+_verified: TimedMemory[Principal] = TimedMemory(lambda: VERIFIED_TOKEN_SECONDS,
+                                                MAX_VERIFIED_TOKENS)
 
 
 def issue(engine: Engine, *, role: Role, label: str, subscriber_uuid: str | None = None,
@@ -137,18 +114,12 @@ def remembered(engine: Engine, token: str) -> Principal | None:
     """The principal of a token this process verified within
     :data:`VERIFIED_TOKEN_SECONDS`, without asking the database (None: ask it with
     :func:`authenticate`). Cheap enough for the event loop: no thread hop per call."""
-    return _verified.get(_verified.key(engine, token))
+    return _verified.get(_token_key(engine, token))
 
 
 def authenticate(engine: Engine, token: str) -> Principal | None:
     """The principal a token belongs to, or None (unknown, revoked, wrong secret)."""
-    key = _verified.key(engine, token)
-    principal = _verified.get(key)
-    if principal is None:
-        principal = _verify(engine, token)
-        if principal is not None:
-            _verified.remember(key, principal)
-    return principal
+    return _verified.lookup(_token_key(engine, token), lambda: _verify(engine, token))
 
 
 def _verify(engine: Engine, token: str) -> Principal | None:
@@ -182,5 +153,5 @@ def revoke(engine: Engine, token_id: str, *, now: dt.datetime | None = None) -> 
         if cred is None:
             return False
         cred.revoked_at = now or utcnow()
-    _verified.forget(token_id=token_id)
+    _verified.forget(lambda p: p.token_id == token_id)
     return True
