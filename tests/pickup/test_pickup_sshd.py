@@ -60,6 +60,14 @@ def sshd(db, accounts):
         yield server
 
 
+def _wait_for_log(sshd, text: str) -> None:
+    """internal-sftp's log reaches the collector through dev/log after the client has
+    its reply: wait (10 s at most) until a line holds ``text``."""
+    deadline = time.monotonic() + 10
+    while not any(text in line for line in sshd["logs"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _ledger(engine, uuid):
     import datetime as dt
     return next(e for e in ledger.entries(engine, "431101", dt.date(2026, 1, 5))
@@ -85,6 +93,7 @@ def test_paramiko_rsa_download_metadata_delete_and_log_ingestion(sshd, accounts,
         sftp.remove(f"IN/{DATA_NAME}.metadata")
     finally:
         transport.close()
+    _wait_for_log(sshd, f"remove name \"IN/{DATA_NAME}.metadata\"")
     for line in list(sshd["logs"]):
         ingester.feed(line)
     entry = _ledger(sshd["engine"], sshd["uuids"][a.name])
@@ -141,9 +150,7 @@ def test_paramiko_open_for_writing_is_refused_and_the_tracker_warns(sshd, accoun
     finally:
         transport.close()
     assert not (sshd["root"] / a.name / "IN" / "new").exists()
-    deadline = time.monotonic() + 10  # the log arrives through dev/log, after the reply
-    while not any("IN/new" in line for line in sshd["logs"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_for_log(sshd, "IN/new")
     ingester = SftpLogIngester(ledger_recorder(sshd["engine"]), sshd["root"])
     for line in list(sshd["logs"]):
         ingester.feed(line)
