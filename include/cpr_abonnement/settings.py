@@ -103,6 +103,8 @@ class Settings:
     smtp_conn_id: str
     slack_conn_id: str
     api_max_body_bytes: int = 16 * 1024 * 1024
+    #: PostgreSQL connections the subscription API keeps open (its concurrent calls).
+    api_db_connections: int = 20
     poke_seconds: float = 300.0
     retry_delay_seconds: float = 60.0
     delivery_retries: int = 4
@@ -131,6 +133,8 @@ class Settings:
             slack_conn_id=os.environ.get("CPRSUB_SLACK_CONN_ID", "cpr_abonnement_slack"),
             api_max_body_bytes=int(os.environ.get("CPRSUB_API_MAX_BODY_BYTES",
                                                   cls.api_max_body_bytes)),
+            api_db_connections=int(os.environ.get("CPRSUB_API_DB_CONNECTIONS",
+                                                  cls.api_db_connections)),
             poke_seconds=float(os.environ.get("CPRSUB_POKE_SECONDS", cls.poke_seconds)),
             retry_delay_seconds=float(os.environ.get("CPRSUB_RETRY_DELAY_SECONDS",
                                                      cls.retry_delay_seconds)),

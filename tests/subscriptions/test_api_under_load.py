@@ -4,6 +4,9 @@
   SQLite's busy handler (which sleeps up to 100 ms a retry: p99 of seconds).
 * GetAllFilters is a read: it must not wait for the filter lock another transaction
   holds (it did, and so serialised with every write of every IT system).
+* On PostgreSQL, changes of single filters hold the filter lock shared: they do not
+  wait for each other, a snapshot instant waits until those in flight have committed,
+  and two adds of one filter at once add it once.
 * A bearer token is verified against the database once and then served from a small
   in-process cache keyed by a keyed hash; revocation and disabling still take effect
   within the cache's lifetime, a revocation in the same process at once.
@@ -11,18 +14,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.subscriptions import credentials
+from cpr_abonnement.filters import PNR
+from cpr_abonnement.filters.pnr import PnrFilter
+from cpr_abonnement.subscriptions import credentials, extract_runs
 from cpr_abonnement.subscriptions.credentials import Role
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
-from cpr_abonnement.subscriptions.service import Result, SubscriptionService, lock_filters, utcnow
+from cpr_abonnement.subscriptions.service import (
+    _SUBSCRIBER_REF,
+    Result,
+    SubscriptionService,
+    lock_filters,
+    utcnow,
+)
 
 A = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 
@@ -87,6 +101,88 @@ def test_get_all_filters_does_not_wait_for_the_filter_lock(fresh_postgres_url):
         release.set()
         holder.join()
         engine.dispose()
+
+
+@pytest.fixture
+def pg_service(fresh_postgres_url):
+    engine = make_engine(fresh_postgres_url)
+    upgrade(engine)
+    svc = SubscriptionService(engine, caller="test")
+    svc.add_subscriber(A, "Aalborg ESDH")
+    yield svc
+    engine.dispose()
+
+
+@contextmanager
+def change_in_flight(engine, work: Callable[[Session, dt.datetime], None] = lambda s, t: None
+                     ) -> Iterator[dt.datetime]:
+    """A single-filter change holding the shared filter lock, stamped and not yet
+    committed (``work`` runs in it): yields its stamp; commits on leaving."""
+    stamped, release = threading.Event(), threading.Event()
+    stamp: list[dt.datetime] = []
+
+    def change() -> None:
+        with Session(engine) as s, s.begin():
+            stamp.append(lock_filters(s, shared=True))
+            work(s, stamp[0])
+            s.flush()
+            stamped.set()
+            release.wait(30)
+    holder = threading.Thread(target=change)
+    holder.start()
+    try:
+        assert stamped.wait(10)
+        yield stamp[0]
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_single_filter_changes_do_not_wait_for_each_other(pg_service):
+    """One IT system's reconciliation job adds PNRs from 20 connections at once: a
+    change in flight must not hold up the next (they queued on one row lock)."""
+    with change_in_flight(pg_service.engine), ThreadPoolExecutor(1) as pool:
+        added = pool.submit(pg_service.add_pnr, A, "0101701000")
+        assert added.result(timeout=10).result is Result.ADDED
+
+
+def test_a_snapshot_instant_waits_for_changes_in_flight(pg_service):
+    """A change stamped before the snapshot instant is chosen commits before it, so the
+    snapshot holds it and a re-run of the day reproduces the selection."""
+    def add(s: Session, now: dt.datetime) -> None:
+        sub = s.execute(_SUBSCRIBER_REF, {"p_system": A}).one()
+        s.add(PnrFilter(subscriber_id=sub.id, pnr=101701000, added_at=now))
+    with change_in_flight(pg_service.engine, add) as stamp, ThreadPoolExecutor(1) as pool:
+        registered = pool.submit(
+            extract_runs.register, pg_service.engine, task_number="431101",
+            production_date=dt.date(2025, 3, 14), previous_date=dt.date(2025, 3, 13),
+            file_name="D250314.L431101", sha256="0" * 64, persons=1, records=1)
+        time.sleep(0.5)
+        assert not registered.done()      # waits for the change's commit
+    instant = registered.result(timeout=10).filters_as_of
+    assert stamp < instant
+    assert [getattr(p, "pnr", p) for p in pg_service.get_all_filters(A, instant).pnrs] \
+        == ["0101701000"]
+
+
+def add_through_the_service(svc: SubscriptionService) -> Callable[[Session, dt.datetime], None]:
+    """The service's own add of PNR 0101701000 (its statement), for a change in flight."""
+    def add(s: Session, now: dt.datetime) -> None:
+        sub = s.execute(_SUBSCRIBER_REF, {"p_system": A}).one()
+        assert svc._add(PNR)(s, sub, {"pnr": "0101701000"}, now).result is Result.ADDED
+    return add
+
+
+def test_two_adds_of_one_filter_at_once_add_it_once(pg_service):
+    """The second add waits for the first's commit on the unique index of current
+    filters and reports ALREADY_EXISTED instead of failing on it."""
+    with ThreadPoolExecutor(1) as pool:
+        with change_in_flight(pg_service.engine, add_through_the_service(pg_service)):
+            second = pool.submit(pg_service.add_pnr, A, "0101701000")
+            time.sleep(0.5)
+            assert not second.done()
+        assert second.result(timeout=10).result is Result.ALREADY_EXISTED
+    assert len(pg_service.get_all_filters(A).pnrs) == 1
 
 
 def _statements(engine) -> list[str]:

@@ -21,6 +21,7 @@ from cpr_abonnement.errors import (
     SubscriberExists,
     UnknownSubscriber,
 )
+from cpr_abonnement.filters import NO_FILTER
 from cpr_abonnement.filters.pnr import PnrFilter
 from cpr_abonnement.subscriptions.service import Result, SubscriptionService
 
@@ -107,6 +108,31 @@ def test_remove_all_counts_and_only_touches_its_group(svc):
     assert svc.get_all_filters(OTHER).pnrs == [PNR]
     assert svc.remove_all(SYS, "MunicipalityCode") == 1
     assert svc.remove_all(SYS, "AgeRange") == 0 and svc.remove_all(SYS, "ChangeCode") == 0
+
+
+def test_get_all_filters_lists_each_type_sorted_and_only_the_callers(svc):
+    """GetAllFilters reads every type in one statement: each listing holds its own
+    type's values, sorted by its columns, and none of another subscriber's."""
+    for pnr in ("2902004000", PNR, "1502504321"):
+        svc.add_pnr(SYS, pnr)
+    for start, end in ((65, 999), (18, 64), (18, 30), (0, 17)):
+        svc.add_age_range(SYS, start, end)
+    for code in ("851", "0101", "461"):
+        svc.add_municipality(SYS, code)
+    for code in ("Z42", "A01"):
+        svc.add_change_code(SYS, code)
+    svc.add_pnr(OTHER, "3112994321")
+    svc.add_municipality(OTHER, "147")
+    svc.add(OTHER, NO_FILTER)
+    mine = svc.get_all_filters(SYS)
+    assert mine.pnrs == [PNR, "1502504321", "2902004000"]
+    assert mine.age_ranges == [(0, 17), (18, 30), (18, 64), (65, 999)]
+    assert mine.municipality_codes == ["0101", "0461", "0851"]
+    assert mine.change_codes == ["A01", "Z42"]
+    assert mine.to_dict()["no_filter"] is False
+    theirs = svc.get_all_filters(OTHER)
+    assert (theirs.pnrs, theirs.municipality_codes) == (["3112994321"], ["0147"])
+    assert theirs.to_dict()["no_filter"] is True and theirs.age_ranges == []
 
 
 def test_subscriber_without_filters_receives_nothing(svc):

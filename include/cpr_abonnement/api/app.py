@@ -192,7 +192,7 @@ class _State:
 def _default_engine() -> Engine:
     from cpr_abonnement.subscriptions.db import make_engine
 
-    return make_engine()
+    return make_engine(connections=Settings.from_env().api_db_connections)
 
 
 _bearer = HTTPBearer(auto_error=False)

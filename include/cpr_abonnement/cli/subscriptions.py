@@ -554,6 +554,7 @@ def api_serve(args: argparse.Namespace) -> int:
     from cpr_abonnement.api.app import create_app
     from cpr_abonnement.api.soap import ClientCertificates
     from cpr_abonnement.api.tls import ServerTls
+    from cpr_abonnement.settings import Settings
     from cpr_abonnement.subscriptions.db import make_engine
 
     tls_args = (args.tls_cert, args.tls_key, args.client_ca)
@@ -565,6 +566,8 @@ def api_serve(args: argparse.Namespace) -> int:
         return 2
     certificates = ClientCertificates.parse(args.client_cert_header, args.trusted_proxy)
     options = ServerTls(*tls_args).uvicorn_options() if all(tls_args) else {}
-    uvicorn.run(create_app(lambda: make_engine(args.db), client_certificates=certificates),
+    connections = Settings.from_env().api_db_connections
+    uvicorn.run(create_app(lambda: make_engine(args.db, connections=connections),
+                           client_certificates=certificates),
                 host=args.host, port=args.port, **options)
     return 0

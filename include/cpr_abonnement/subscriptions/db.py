@@ -14,7 +14,9 @@ is idempotent.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -22,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.settings import cli_home, db_url
@@ -52,7 +55,20 @@ def connection_url(conn) -> str:
     return normalise_url(conn.get_uri())
 
 
-def make_engine(url: str | None = None) -> Engine:
+#: A pooled PostgreSQL connection unused for this long is checked (``SELECT 1``)
+#: before it is handed out; one in steady use is not (see :func:`_check_when_idle`).
+IDLE_CHECK_SECONDS = 10.0
+
+
+def make_engine(url: str | None = None, *, connections: int | None = None) -> Engine:
+    """An engine for the filter database.
+
+    :param connections: PostgreSQL: keep exactly this many connections (the API server
+        passes its number of request threads). Left out, SQLAlchemy's default pool
+        (5, plus 10 opened and closed again on demand) suits a task or the CLI; under
+        twenty concurrent API calls that pool opened and closed a connection (a new
+        server process) for many calls.
+    """
     url = normalise_url(resolve_url(url))
     if url.startswith("sqlite"):
         # hide_parameters: a driver error must never print bound values (PNRs) in logs.
@@ -69,7 +85,30 @@ def make_engine(url: str | None = None) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    sizing = {"pool_size": connections, "max_overflow": 0} if connections else {}
+    engine = create_engine(url, hide_parameters=True, **sizing)
+    _check_when_idle(engine)
+    return engine
+
+
+def _check_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only if it lay unused for
+    :data:`IDLE_CHECK_SECONDS`: one that was dropped (a database restart, a firewall's
+    idle timeout) is replaced instead of failing the call. SQLAlchemy's ``pool_pre_ping``
+    checks on every checkout, a round trip that was a tenth of an API call's time;
+    a connection in steady use proves itself on every call."""
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn, record) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_conn, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("returned_at", -math.inf) < IDLE_CHECK_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
 
 #: One writer lock per SQLite engine (see :func:`writing`).

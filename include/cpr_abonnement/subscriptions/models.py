@@ -361,13 +361,16 @@ class ExtractCheck(Base):
 
 
 class FilterLock(Base):
-    """One row that every filter change and every snapshot registration updates first.
+    """The filter lock, which every filter change and every snapshot registration takes
+    first (:func:`cpr_abonnement.subscriptions.service.lock_filters`).
 
-    Updating it takes the database's write lock (SQLite) or the row lock (PostgreSQL)
-    for the rest of the transaction, and the transaction's timestamp is read only
-    after that. So a filter change either commits before a snapshot instant is chosen
-    (and is in it) or is stamped after it (and is never in it): re-filtering a day
-    later reproduces the same selection, however long a bulk load takes to commit.
+    On SQLite, updating this row takes the database's write lock for the rest of the
+    transaction; on PostgreSQL an advisory lock beside it is taken, shared by changes
+    of single filters and exclusive for everything else. The transaction's timestamp
+    is read only after that, and ``changed_at`` holds the last exclusive holder's. So
+    a filter change either commits before a snapshot instant is chosen (and is in it)
+    or is stamped after it (and is never in it): re-filtering a day later reproduces
+    the same selection, however long a bulk load takes to commit.
     """
 
     __tablename__ = "filter_lock"

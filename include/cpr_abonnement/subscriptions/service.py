@@ -28,18 +28,27 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Engine,
     Integer,
+    SmallInteger,
+    String,
     and_,
     bindparam,
+    cast,
     exists,
     func,
     insert,
+    literal,
+    literal_column,
+    null,
     select,
     text,
+    union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import filters
@@ -265,14 +274,26 @@ def utcnow() -> dt.datetime:
 #: ``CURRENT_TIMESTAMP`` is the transaction's start, which may be before the filter
 #: lock was granted; ``clock_timestamp()`` is the moment of the call. SQLite has no
 #: server: its clock is the host's, read by the SQLite library (millisecond steps).
-_DATABASE_NOW = {
-    "postgresql": text("SELECT clock_timestamp() AT TIME ZONE 'UTC'"),
-    "sqlite": text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"),
+_NOW = {
+    "postgresql": "clock_timestamp() AT TIME ZONE 'UTC'",
+    "sqlite": "strftime('%Y-%m-%d %H:%M:%f', 'now')",
 }
+_DATABASE_NOW = {dialect: text(f"SELECT {now}") for dialect, now in _NOW.items()}
 _TICK = dt.timedelta(microseconds=1)
-#: :func:`lock_filters` in one statement: the row lock, then the later of the server's
-#: clock and one microsecond after the previous holder's instant.
-_LOCK_AND_STAMP_POSTGRESQL = text(
+#: PostgreSQL: the filter lock is an advisory lock (this key) beside the row. A change
+#: of one filter holds it shared, so such changes run side by side; a snapshot
+#: instant and every other change hold it exclusively (see :func:`lock_filters`).
+_FILTER_LOCK_KEY = 0x4350_5253_7562_0001  # "CPRSub" 1
+_LOCK_SHARED_POSTGRESQL = text(f"SELECT pg_advisory_xact_lock_shared({_FILTER_LOCK_KEY})")
+_LOCK_EXCLUSIVE_POSTGRESQL = text(f"SELECT pg_advisory_xact_lock({_FILTER_LOCK_KEY})")
+#: The instant for a shared holder: the later of the server's clock and one microsecond
+#: after the last exclusive holder's, read in a statement of its own after the lock is
+#: granted (a statement sees what was committed when it started).
+_STAMP_SHARED_POSTGRESQL = text(
+    "SELECT GREATEST(clock_timestamp() AT TIME ZONE 'UTC', "
+    "changed_at + interval '1 microsecond') FROM filter_lock WHERE id = 1")
+#: The same for an exclusive holder, which records its instant for the next holders.
+_STAMP_EXCLUSIVE_POSTGRESQL = text(
     "UPDATE filter_lock SET changed_at = GREATEST(clock_timestamp() AT TIME ZONE 'UTC', "
     "changed_at + interval '1 microsecond') WHERE id = 1 RETURNING changed_at")
 # The statements every API call runs are built once, here and in :func:`_statements`:
@@ -287,6 +308,10 @@ _SUBSCRIBERS = Subscriber.__table__
 #: A subscriber's id and UUID: all a filter operation needs of it (no ORM object).
 _SUBSCRIBER_REF = select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.uuid).where(
     _SUBSCRIBERS.c.uuid == bindparam("p_system"))
+#: The same and the database's time in one statement (for a read, which takes no lock).
+_SUBSCRIBER_REF_AND_NOW = {
+    dialect: _SUBSCRIBER_REF.add_columns(literal_column(now).label("now"))
+    for dialect, now in _NOW.items()}
 _AUDIT_INSERT = insert(AuditEntry.__table__)
 
 
@@ -300,33 +325,89 @@ class _FilterStatements:
     add: Any
     #: Close the filter in force (rowcount 1: REMOVED, 0: not there).
     remove: Any
-    #: (subscriber_id, *columns) of the filters in force at ``p_at``, sorted.
-    listing: Any
 
 
 @cache
-def _statements(ftype: FilterType) -> _FilterStatements:
-    """The statements of ``ftype``, built on first use. Check and write are one
-    statement each: the filter lock (held by the caller) makes them race-free, and
-    the unique index on current rows (``uq_<table>_current``) guards it anyway."""
+def _statements(ftype: FilterType, dialect: str) -> _FilterStatements:
+    """The statements of ``ftype`` for ``dialect``, built on first use. Check and write
+    are one statement each. On SQLite the filter lock (held by the caller) makes them
+    race-free; on PostgreSQL single-filter changes hold it shared, so two may add the
+    same filter at once, and the insert leaves it to the unique index on current rows
+    (``uq_<table>_current``): the loser waits for the winner's commit and adds nothing."""
     table = ftype.model.__table__
     names = [a.name for a in ftype.arguments]
     subscriber = bindparam("p_subscriber", type_=Integer)
     now = bindparam("p_now", type_=DateTime)
     values = [bindparam(f"p_{n}", type_=table.c[n].type) for n in names]
+    columns = [table.c[n] for n in names]
     current = and_(table.c.subscriber_id == subscriber, table.c.removed_at.is_(None),
                    *[table.c[n] == v for n, v in zip(names, values, strict=True)])
-    columns = [table.c[n] for n in names]
+    add = insert(table) if dialect != "postgresql" else (
+        postgresql.insert(table).on_conflict_do_nothing(
+            index_elements=[table.c.subscriber_id, *columns],
+            index_where=table.c.removed_at.is_(None)))
     return _FilterStatements(
-        add=insert(table).from_select(
-            ["subscriber_id", "added_at", *names],
-            select(subscriber, now, *values).where(~exists().where(current)))
+        add=add.from_select(["subscriber_id", "added_at", *names],
+                            select(subscriber, now, *values).where(~exists().where(current)))
         .returning(table.c.id),
-        remove=update(table).where(current).values(removed_at=now),
-        listing=select(table.c.subscriber_id, *columns)
-        .where(table.c.subscriber_id == subscriber,
-               in_force(table.c, bindparam("p_at", type_=DateTime)))
-        .order_by(*columns))
+        remove=update(table).where(current).values(removed_at=now))
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """GetAllFilters in one statement: every type's filters in force for subscriber
+    ``p_subscriber`` at ``p_at`` (one round trip instead of one per type). Each row is
+    ``(type's position in TYPES, *slots)``; a type's columns sit in the number or the
+    text slots, in their order, so ``ORDER BY`` position and slots sorts each type by
+    its columns as its own listing would."""
+
+    statement: Any
+    #: Per type, the row positions of its columns.
+    positions: tuple[tuple[int, ...], ...]
+
+    def split(self, rows: Sequence[Any]) -> dict[FilterType, list[Any]]:
+        found: dict[FilterType, list[Any]] = {t: [] for t in filters.TYPES}
+        for row in rows:
+            kind = row[0]
+            ftype = filters.TYPES[kind]
+            found[ftype].append(ftype.listed(tuple(row[i] for i in self.positions[kind])))
+        return found
+
+
+def _is_number(column: Any) -> bool:
+    return isinstance(column.type, Integer)
+
+
+def _slots(table: Any, columns: list[Any], width: int, slot_type: Any, prefix: str
+           ) -> list[Any]:
+    """``columns`` cast to ``slot_type``, padded with typed NULLs to ``width``, each
+    labelled (unlabelled, equal NULL casts would collapse into one column)."""
+    values = [cast(table.c[c.key], slot_type) for c in columns]
+    values += [cast(null(), slot_type)] * (width - len(columns))
+    return [v.label(f"{prefix}{i}") for i, v in enumerate(values)]
+
+
+@cache
+def _listing() -> _Listing:
+    numbers = max(sum(map(_is_number, t.columns)) for t in filters.TYPES)
+    texts = max(sum(not _is_number(c) for c in t.columns) for t in filters.TYPES)
+    selects, positions = [], []
+    for kind, ftype in enumerate(filters.TYPES):
+        table = ftype.model.__table__
+        number_columns = [c for c in ftype.columns if _is_number(c)]
+        text_columns = [c for c in ftype.columns if not _is_number(c)]
+        if list(ftype.columns) != number_columns + text_columns:
+            raise TypeError(f"{ftype.group}: number columns must come before text columns")
+        positions.append(tuple(1 + i for i in range(len(number_columns)))
+                         + tuple(1 + numbers + i for i in range(len(text_columns))))
+        selects.append(select(
+            literal(kind, SmallInteger).label("kind"),
+            *_slots(table, number_columns, numbers, BigInteger, "number"),
+            *_slots(table, text_columns, texts, String, "text"),
+        ).where(table.c.subscriber_id == bindparam("p_subscriber", type_=Integer),
+                in_force(table.c, bindparam("p_at", type_=DateTime))))
+    everything = union_all(*selects).subquery()
+    return _Listing(select(everything).order_by(*everything.c), tuple(positions))
 
 
 def _filter_parameters(sub: Any, values: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -338,7 +419,11 @@ def database_now(session: Session) -> dt.datetime:
     dialect = session.get_bind().dialect.name
     if dialect not in _DATABASE_NOW:
         raise NotImplementedError(f"no database clock for dialect {dialect!r}")
-    value = session.execute(_DATABASE_NOW[dialect]).scalar_one()
+    return _as_datetime(session.execute(_DATABASE_NOW[dialect]).scalar_one())
+
+
+def _as_datetime(value: str | dt.datetime) -> dt.datetime:
+    """A time the database returned: SQLite's clock comes back as text."""
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
@@ -346,23 +431,31 @@ def as_naive_utc(t: dt.datetime) -> dt.datetime:
     return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
-def lock_filters(session: Session, clock: Callable[[], dt.datetime] | None = None
-                 ) -> dt.datetime:
+def lock_filters(session: Session, clock: Callable[[], dt.datetime] | None = None,
+                 *, shared: bool = False) -> dt.datetime:
     """Take the filter lock for the rest of the transaction; return the instant to stamp.
 
     The instant is the database server's time read *after* the lock is granted, and
-    strictly after the instant the previous holder recorded in ``FilterLock.changed_at``
-    (a coarse or stepped-back clock can repeat a value): so a change made after a
-    snapshot instant was chosen is always stamped after it. ``clock`` replaces the
-    database clock with fixed instants for deterministic tests.
+    strictly after the instant the previous exclusive holder recorded in
+    ``FilterLock.changed_at`` (a coarse or stepped-back clock can repeat a value): so a
+    change made after a snapshot instant was chosen is always stamped after it.
+    ``clock`` replaces the database clock with fixed instants for deterministic tests.
 
-    The lock is held until the transaction ends, and every filter change of every IT
-    system waits for it, so it is taken in as few round trips as the dialect allows:
-    one on PostgreSQL (its ``UPDATE`` re-reads the row and the clock once it has the
-    lock), three on SQLite.
+    ``shared``: the caller changes single filters only (``Add/Remove…Subscription``,
+    the calls a reconciliation job makes by the ten thousand). On PostgreSQL such
+    callers hold the lock together and wait only for an exclusive holder, and a
+    snapshot instant (exclusive) waits until every shared holder has committed, so
+    no change stamped before the instant can commit after it. Two shared holders may
+    then add the same filter at once: the partial unique index decides, and the
+    insert yields to it (``ON CONFLICT DO NOTHING``). SQLite has one writer at a time
+    anyway, so there both modes are the exclusive one.
     """
-    if clock is None and session.get_bind().dialect.name == "postgresql":
-        return session.execute(_LOCK_AND_STAMP_POSTGRESQL).scalar_one()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK_SHARED_POSTGRESQL if shared else _LOCK_EXCLUSIVE_POSTGRESQL)
+        if clock is not None:
+            return clock()
+        stamp = _STAMP_SHARED_POSTGRESQL if shared else _STAMP_EXCLUSIVE_POSTGRESQL
+        return session.execute(stamp).scalar_one()
     last = session.execute(_TOUCH_LOCK).scalar_one()
     if clock is not None:
         return clock()
@@ -492,13 +585,14 @@ class SubscriptionService:
              validate: Callable[[], Any],
              apply: Callable[[Session, Subscriber, Any, dt.datetime], T],
              describe: Callable[[T], str] = str, *, locked: bool = True,
-             whole: bool = True) -> T:
+             shared: bool = False, whole: bool = True) -> T:
         """Validate, then apply in one transaction, auditing every outcome. A read
         (``locked=False``) is stamped with the database's time without the filter
         lock, so it never waits for, nor holds up, the changes of other IT systems.
         ``whole=False``: ``apply`` needs only the subscriber's ``id`` and ``uuid`` (a
         row, not the ORM object), looked up before the filter lock is taken, so the
-        lock is held one statement less (the filter operations every API call makes)."""
+        lock is held one statement less (the filter operations every API call makes).
+        ``shared``: ``apply`` changes single filters only (see :func:`lock_filters`)."""
         try:
             value = validate()
         except FilterInputError as exc:
@@ -507,8 +601,7 @@ class SubscriptionService:
                             self._now(s))
             raise
         with writing(self.engine) as s:
-            sub = None if whole else s.execute(_SUBSCRIBER_REF, {"p_system": system}).first()
-            now = lock_filters(s, self.clock) if locked else self._now(s)  # see FilterLock
+            sub, now = self._subscriber_and_now(s, system, locked, shared, whole)
             if whole:
                 sub = s.scalar(select(Subscriber).where(Subscriber.uuid == system))
             if sub is None:
@@ -519,10 +612,24 @@ class SubscriptionService:
                 return result
         raise UnknownSubscriber(f"no subscriber with UserSystemUUID {system}")
 
+    def _subscriber_and_now(self, s: Session, system: str, locked: bool, shared: bool,
+                            whole: bool) -> tuple[Any, dt.datetime]:
+        """The subscriber's row (``whole``: none yet, the ORM object comes later) and the
+        instant to stamp: under the filter lock, or for a read the database's time,
+        asked for in the same statement as the row (a round trip less per call)."""
+        if not (whole or locked or self.clock):
+            row = s.execute(_SUBSCRIBER_REF_AND_NOW[s.get_bind().dialect.name],
+                            {"p_system": system}).first()
+            return (row, _as_datetime(row.now)) if row else (None, self._now(s))
+        sub = None if whole else s.execute(_SUBSCRIBER_REF, {"p_system": system}).first()
+        now = lock_filters(s, self.clock, shared=shared) if locked else self._now(s)  # FilterLock
+        return sub, now
+
     def _add(self, ftype: FilterType):
         def apply(s: Session, sub: Any, values: dict[str, Any], now: dt.datetime
                   ) -> Outcome:
-            added = s.connection().execute(_statements(ftype).add,
+            connection = s.connection()
+            added = connection.execute(_statements(ftype, connection.dialect.name).add,
                                            _filter_parameters(sub, values, now)).first()
             return Outcome(Result.ALREADY_EXISTED if added is None else Result.ADDED,
                            ftype.warning(values))
@@ -531,7 +638,8 @@ class SubscriptionService:
     def _remove(self, ftype: FilterType):
         def apply(s: Session, sub: Any, values: dict[str, Any], now: dt.datetime
                   ) -> Outcome:
-            done = s.connection().execute(_statements(ftype).remove,
+            connection = s.connection()
+            done = connection.execute(_statements(ftype, connection.dialect.name).remove,
                                           _filter_parameters(sub, values, now))
             return Outcome(Result.REMOVED if done.rowcount else Result(ftype.missing))
         return apply
@@ -546,13 +654,13 @@ class SubscriptionService:
         """``Add<group>Subscription``: ``raw`` are the type's arguments, as given."""
         return self._run(system, ftype.add_operation, ftype.audited(raw),
                          lambda: ftype.parse(*raw), self._add(ftype), self._describe,
-                         whole=False)
+                         shared=True, whole=False)
 
     def remove(self, system: str, ftype: FilterType, *raw: Any) -> Outcome:
         """``Remove<group>Subscription``; a filter not in force gives ``ftype.missing``."""
         return self._run(system, ftype.remove_operation, ftype.audited(raw),
                          lambda: ftype.parse(*raw), self._remove(ftype), self._describe,
-                         whole=False)
+                         shared=True, whole=False)
 
     def add_pnr(self, system: str, pnr: str) -> Outcome:
         return self.add(system, PNR, pnr)
@@ -592,13 +700,11 @@ class SubscriptionService:
     def get_all_filters(self, system: str, as_of: dt.datetime | None = None) -> FilterSet:
         def apply(s: Session, sub: Any, at: dt.datetime, now: dt.datetime) -> FilterSet:
             at = at or now
-            connection = s.connection()
-
-            def listing(t: FilterType) -> list[Any]:
-                rows = connection.execute(_statements(t).listing,
+            listing = _listing()
+            rows = s.connection().execute(listing.statement,
                                           {"p_subscriber": sub.id, "p_at": at})
-                return [t.listed(tuple(r)[1:]) for r in rows]
-            return FilterSet(sub.uuid, at, {t.listing: listing(t) for t in filters.TYPES})
+            return FilterSet(sub.uuid, at, {t.listing: items
+                                            for t, items in listing.split(rows.all()).items()})
 
         def describe(f: FilterSet) -> str:
             counts = ", ".join(f"{len(f.listings[t.listing])} {t.noun}" for t in filters.TYPES)
