@@ -1,7 +1,7 @@
 """Benchmark: the subscription API under load, REST and SF6002 SOAP side by side.
 
     .venv/bin/python bench/api_load.py [--db sqlite postgresql] [--clients 20 100]
-                                       [--seconds 10] [--transport rest soap]
+                                       [--seconds 10] [--transport rest soap] [--workers 1]
 
 Starts the real ``cprsub api serve`` (mutual TLS, as in ``bench/soap_ops.py``) once per
 database, on a fresh SQLite file and on a throwaway PostgreSQL cluster (started as the
@@ -9,9 +9,10 @@ tests start it: ``tests/support/servers.postgres_server``). For each transport a
 client count, ``--clients`` concurrent keep-alive clients run the mix a reconciliation
 job makes, each on PNRs of its own, for ``--seconds`` (bounded time, not a fixed count):
 ``AddPNRSubscription``, ``GetAllFilters``, ``RemovePNRSubscription``, in turn, all for
-the same IT system. Prints requests/s, the p50, p99 and worst latency, the server's
-CPU time per request and this (client) process's: on a 2-core machine the clients'
-TLS and HTTP work bounds requests/s as much as the server does. Any answer other
+the same IT system. Prints requests/s, the p50, p99 and worst latency, and the CPU time
+per request of the API server (all ``--workers`` processes), of PostgreSQL (all its
+processes) and of this client process: on a 2-core machine the clients' TLS and HTTP
+work bounds requests/s as much as the server does. Any answer other
 than 200 counts as an error and is shown.
 """
 
@@ -49,10 +50,30 @@ SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``): on a
-    shared machine the server's CPU per request is steadier than its wall time."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user + system) of process ``pid`` and all its descendants so far,
+    those it has reaped included (Linux ``/proc``): the server's worker processes, or
+    PostgreSQL's backends. On a shared machine CPU per request is steadier than wall
+    time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:  # ended meanwhile: its parent has reaped its time
+        return 0.0
+    own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(c)) for c in children)
+
+
+def postmaster(url: str) -> int | None:
+    """The PostgreSQL server process listening on ``url``'s port (None: not local)."""
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = stat.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postgres") and f"-p {port}".encode() in b" ".join(argv):
+            return int(stat.parent.name)
+    return None
 
 
 @dataclass
@@ -62,6 +83,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: dict[int, int] = field(default_factory=dict)
     server_cpu: float = 0.0
+    database_cpu: float | None = None
     client_cpu: float = 0.0
 
 
@@ -119,7 +141,9 @@ def report(name: str, seconds: float, tally: Tally) -> None:
     print(f"{name:<28} {len(lat):>7} req {len(lat) / seconds:>8.1f} req/s  "
           f"p50 {statistics.median(lat) * 1000:>7.1f} ms  p99 {p99 * 1000:>7.1f} ms  "
           f"max {lat[-1] * 1000:>7.1f} ms  server CPU {tally.server_cpu / len(lat) * 1000:>5.2f} "
-          f"ms/req  client CPU {tally.client_cpu / len(lat) * 1000:>5.2f} ms/req{errors}",
+          f"ms/req  client CPU {tally.client_cpu / len(lat) * 1000:>5.2f} ms/req"
+          + (f"  database CPU {tally.database_cpu / len(lat) * 1000:>5.2f} ms/req"
+             if tally.database_cpu is not None else "") + errors,
           flush=True)
 
 
@@ -141,7 +165,8 @@ async def bench_database(kind: str, args: argparse.Namespace) -> None:
     with database(kind, work) as url:
         token, context = setup(url, ca, work)
         port = free_port()
-        server = serve(url, ca, work, port)
+        server = serve(url, ca, work, port, args.workers)
+        db_pid = postmaster(url) if url.startswith("postgresql") else None
         base = f"https://127.0.0.1:{port}"
         try:
             await wait_up(base, context)
@@ -150,9 +175,12 @@ async def bench_database(kind: str, args: argparse.Namespace) -> None:
                 round_of = rest_requests if transport == "rest" else soap_requests
                 await load(round_of, base, token, clients, 1.0, context, pnrs)  # warm-up
                 cpu, own = cpu_seconds(server.pid), own_cpu_seconds()
+                db_cpu = cpu_seconds(db_pid) if db_pid else 0.0
                 seconds, tally = await load(round_of, base, token, clients, args.seconds,
                                             context, pnrs)
                 tally.server_cpu = cpu_seconds(server.pid) - cpu
+                if db_pid:
+                    tally.database_cpu = cpu_seconds(db_pid) - db_cpu
                 tally.client_cpu = own_cpu_seconds() - own
                 report(f"{label} {transport.upper()} {clients} clients", seconds, tally)
         finally:
@@ -168,6 +196,7 @@ def main() -> None:
     ap.add_argument("--transport", nargs="+", choices=["rest", "soap"],
                     default=["rest", "soap"])
     ap.add_argument("--seconds", type=float, default=10.0, help="per run (bounded time)")
+    ap.add_argument("--workers", type=int, default=1, help="API server processes")
     args = ap.parse_args()
     print("mix per client: AddPNRSubscription, GetAllFilters, RemovePNRSubscription; "
           "one IT system per transport; mutual TLS; keep-alive", flush=True)

@@ -57,11 +57,11 @@ def setup(url: str, ca: TestCA, work: Path) -> tuple[str, ssl.SSLContext]:
     return token, context
 
 
-def serve(url: str, ca: TestCA, work: Path, port: int) -> subprocess.Popen:
+def serve(url: str, ca: TestCA, work: Path, port: int, workers: int = 1) -> subprocess.Popen:
     cert, key = ca.server().write(work, "server")
     process = subprocess.Popen(
         [sys.executable, "-c", "import sys; from cpr_abonnement.cli import main; sys.exit(main())",
-         "api", "serve", "--db", url,
+         "api", "serve", "--db", url, "--workers", str(workers),
          "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
          "--client-ca", str(work / "ca.pem")],
         stdout=(work / "server.log").open("w"), stderr=subprocess.STDOUT,

@@ -40,6 +40,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from cpr_abonnement import filters
 from cpr_abonnement.api import soap
@@ -248,6 +249,10 @@ def _outcome(o: Any) -> ResultOut:
     return ResultOut(result=o.result.value, warning=o.warning)
 
 
+#: The operations IT systems call by the ten thousand are ``async`` and hand their
+#: database work to the thread pool once: FastAPI runs a plain ``def`` endpoint in one
+#: pool thread and validates its answer in another, and under twenty concurrent calls
+#: those hand-offs cost the server more than the call's own work.
 ops = APIRouter(prefix="/v1", tags=["subscription operations"])
 adm = APIRouter(prefix="/v1/admin", tags=["administration"])
 
@@ -307,10 +312,12 @@ def _describe(ftype: FilterType, operation: str) -> str:
 def _single_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -> None:
     body = _call_model(ftype)
 
-    def handler(call: body, who: Caller, request: Request) -> ResultOut:
-        svc, system = _service(request, who, call)
-        return _outcome(method(svc, system, ftype,
-                               *(getattr(call, a.api) for a in ftype.arguments)))
+    async def handler(call: body, who: Caller, request: Request) -> ResultOut:
+        def work() -> ResultOut:
+            svc, system = _service(request, who, call)
+            return _outcome(method(svc, system, ftype,
+                                   *(getattr(call, a.api) for a in ftype.arguments)))
+        return await run_in_threadpool(work)
     ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
                       summary=_summary(ftype, operation),
                       description=_describe(ftype, operation))
@@ -320,10 +327,12 @@ def _bulk_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -
     body = _bulk_model(ftype)
     field = ftype.arguments[0].api + "s"
 
-    def handler(call: body, who: Caller, request: Request) -> BulkOut:
-        svc, system = _service(request, who, call)
-        bulk = method(svc, system, ftype, getattr(call, field))
-        return BulkOut(counts=bulk.counts, results=bulk.results)
+    async def handler(call: body, who: Caller, request: Request) -> BulkOut:
+        def work() -> BulkOut:
+            svc, system = _service(request, who, call)
+            bulk = method(svc, system, ftype, getattr(call, field))
+            return BulkOut(counts=bulk.counts, results=bulk.results)
+        return await run_in_threadpool(work)
     ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
                       summary=_summary(ftype, operation),
                       description=_describe(ftype, operation))
@@ -344,19 +353,24 @@ for _type in filters.TYPES:
 
 
 @ops.post("/RemoveAll", name="RemoveAll", summary="Remove all filters of one group")
-def remove_all(call: RemoveAllCall, who: Caller, request: Request) -> RemovedOut:
+async def remove_all(call: RemoveAllCall, who: Caller, request: Request) -> RemovedOut:
     """Remove every filter of one group (`filterGroup`) from your IT system at once;
     answers how many were removed (0 is not an error)."""
-    svc, system = _service(request, who, call)
-    return RemovedOut(removed=svc.remove_all(system, call.filterGroup))
+    def work() -> RemovedOut:
+        svc, system = _service(request, who, call)
+        return RemovedOut(removed=svc.remove_all(system, call.filterGroup))
+    return await run_in_threadpool(work)
 
 
 @ops.post("/GetAllFilters", name="GetAllFilters", summary="Get all filters")
-def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request) -> dict[str, Any]:
+async def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request
+                          ) -> dict[str, Any]:
     """Every filter of your IT system in force now, or at `asOf` (history is kept): age
     ranges, municipality codes, event codes, PNRs, and whether *no filter* is on."""
-    svc, system = _service(request, who, call)
-    return svc.get_all_filters(system, call.asOf).to_dict()
+    def work() -> dict[str, Any]:
+        svc, system = _service(request, who, call)
+        return svc.get_all_filters(system, call.asOf).to_dict()
+    return await run_in_threadpool(work)
 
 
 @adm.post("/subscribers", status_code=201, name="AddSubscriber")
@@ -507,8 +521,8 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
                                      or soap.ClientCertificates.from_settings(settings),
                                      min(cap, soap.MAX_BODY_BYTES))
     app.add_middleware(BodyGuard, max_body_bytes=cap, certificate_paths=(soap.PATH,))
+    app.include_router(ops)  # first: routes are matched in order, these are called most
     app.include_router(soap.router)
-    app.include_router(ops)
     app.include_router(adm)
     app.add_exception_handler(FilterInputError, _bad_input)
     app.add_exception_handler(RequestValidationError, _schema)

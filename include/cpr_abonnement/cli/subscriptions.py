@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -185,6 +186,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "$ssl_client_escaped_cert)")
     srv.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
                      help="address(es) the certificate header is accepted from (repeatable)")
+    srv.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="server processes (default 1; about one per core: one process "
+                          "runs Python on one core at a time)")
     srv.set_defaults(handler=api_serve)
 
 
@@ -549,13 +553,14 @@ def health_cmd(args: argparse.Namespace) -> int:
 
 
 def api_serve(args: argparse.Namespace) -> int:
+    """Serve the app through its factory, configured by environment variables (those
+    the Airflow API server mount reads too), so that ``--workers`` processes each
+    build their own app, engine and pool from the same settings."""
     import uvicorn
 
-    from cpr_abonnement.api.app import create_app
     from cpr_abonnement.api.soap import ClientCertificates
     from cpr_abonnement.api.tls import ServerTls
-    from cpr_abonnement.settings import Settings
-    from cpr_abonnement.subscriptions.db import make_engine
+    from cpr_abonnement.settings import DB_URL_VARIABLE
 
     tls_args = (args.tls_cert, args.tls_key, args.client_ca)
     if any(tls_args) and not all(tls_args):
@@ -564,10 +569,16 @@ def api_serve(args: argparse.Namespace) -> int:
     if bool(args.client_cert_header) != bool(args.trusted_proxy):
         print("cprsub: --client-cert-header and --trusted-proxy go together", file=sys.stderr)
         return 2
-    certificates = ClientCertificates.parse(args.client_cert_header, args.trusted_proxy)
+    if args.workers < 1:
+        print("cprsub: --workers must be at least 1", file=sys.stderr)
+        return 2
+    ClientCertificates.parse(args.client_cert_header, args.trusted_proxy)  # refuse bad ones
     options = ServerTls(*tls_args).uvicorn_options() if all(tls_args) else {}
-    connections = Settings.from_env().api_db_connections
-    uvicorn.run(create_app(lambda: make_engine(args.db, connections=connections),
-                           client_certificates=certificates),
+    if args.db:
+        os.environ[DB_URL_VARIABLE] = args.db
+    if args.client_cert_header:
+        os.environ["CPRSUB_API_CLIENT_CERT_HEADER"] = args.client_cert_header
+        os.environ["CPRSUB_API_TRUSTED_PROXIES"] = ",".join(args.trusted_proxy)
+    uvicorn.run("cpr_abonnement.api.app:create_app", factory=True, workers=args.workers,
                 host=args.host, port=args.port, **options)
     return 0
