@@ -33,8 +33,8 @@ from cpr_abonnement.filters.base import Context
 from cpr_abonnement.filters.snapshot import FilterSnapshot, load_snapshot
 from cpr_abonnement.pnr import mask
 from cpr_abonnement.subscriptions import extract_runs
+from cpr_abonnement.subscriptions.db import as_naive_utc
 from cpr_abonnement.subscriptions.extract_runs import ExtractRecord
-from cpr_abonnement.subscriptions.service import as_naive_utc
 
 
 @dataclass

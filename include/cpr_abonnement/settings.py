@@ -84,6 +84,18 @@ def db_url() -> str | None:
     return os.environ.get(DB_URL_VARIABLE) or None
 
 
+def export_api_settings(*, db: str | None, client_cert_header: str | None,
+                        trusted_proxies: list[str] | tuple[str, ...]) -> None:
+    """Hand ``cprsub api serve``'s options to the server processes it starts
+    (``--workers``): each builds its app from these variables, as the Airflow API
+    server's mount does."""
+    if db:
+        os.environ[DB_URL_VARIABLE] = db
+    if client_cert_header:
+        os.environ["CPRSUB_API_CLIENT_CERT_HEADER"] = client_cert_header
+        os.environ["CPRSUB_API_TRUSTED_PROXIES"] = ",".join(trusted_proxies)
+
+
 def cli_home() -> Path:
     """``CPRSUB_HOME``: where the command line keeps its default ``filters.db``."""
     return Path(os.environ.get("CPRSUB_HOME", "var"))

@@ -11,7 +11,6 @@ import argparse
 import datetime as dt
 import getpass
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -560,7 +559,7 @@ def api_serve(args: argparse.Namespace) -> int:
 
     from cpr_abonnement.api.soap import ClientCertificates
     from cpr_abonnement.api.tls import ServerTls
-    from cpr_abonnement.settings import DB_URL_VARIABLE
+    from cpr_abonnement.settings import export_api_settings
 
     tls_args = (args.tls_cert, args.tls_key, args.client_ca)
     if any(tls_args) and not all(tls_args):
@@ -574,11 +573,8 @@ def api_serve(args: argparse.Namespace) -> int:
         return 2
     ClientCertificates.parse(args.client_cert_header, args.trusted_proxy)  # refuse bad ones
     options = ServerTls(*tls_args).uvicorn_options() if all(tls_args) else {}
-    if args.db:
-        os.environ[DB_URL_VARIABLE] = args.db
-    if args.client_cert_header:
-        os.environ["CPRSUB_API_CLIENT_CERT_HEADER"] = args.client_cert_header
-        os.environ["CPRSUB_API_TRUSTED_PROXIES"] = ",".join(args.trusted_proxy)
+    export_api_settings(db=args.db, client_cert_header=args.client_cert_header,
+                        trusted_proxies=args.trusted_proxy)
     uvicorn.run("cpr_abonnement.api.app:create_app", factory=True, workers=args.workers,
                 host=args.host, port=args.port, **options)
     return 0

@@ -62,7 +62,7 @@ def apply_retention(root: Path, engine, *, now: dt.datetime, days: int) -> Reten
                  scrub(f.name), days)
         if not f.name.endswith(".metadata") and not record_pickup_event(
                 engine, account=account, file_name=f.name, event="removed",
-                at=now.astimezone(dt.UTC).replace(tzinfo=None), by="retention"):
+                at=now, by="retention"):
             result.unmatched += 1
     result.kept = sum(1 for p in Path(root).glob(f"*/{INBOX}/*") if p.is_file())
     return result

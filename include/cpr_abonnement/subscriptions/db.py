@@ -14,6 +14,7 @@ is idempotent.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import threading
 import time
@@ -58,6 +59,12 @@ def connection_url(conn) -> str:
 #: A pooled PostgreSQL connection unused for this long is checked (``SELECT 1``)
 #: before it is handed out; one in steady use is not (see :func:`_check_when_idle`).
 IDLE_CHECK_SECONDS = 10.0
+
+
+def as_naive_utc(t: dt.datetime) -> dt.datetime:
+    """``t`` as the database stores every time: UTC without a zone (a naive ``t`` is
+    taken to be UTC already)."""
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 def make_engine(url: str | None = None, *, connections: int | None = None) -> Engine:

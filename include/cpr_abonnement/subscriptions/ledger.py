@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ExtractError
+from cpr_abonnement.subscriptions.db import as_naive_utc
 from cpr_abonnement.subscriptions.models import Delivery, ExtractRun, Subscriber
 
 #: Ledger outcomes that mean the subscriber has the file.
@@ -162,9 +163,11 @@ def record_wait(engine: Engine, *, task_number: str, production_date: dt.date,
                 subscriber_uuid: str, file_name: str, sha256: str, persons: int,
                 records: int, target: str, until: dt.datetime, detail: str,
                 now: dt.datetime) -> None:
-    """Record that a delivery waits for the service window ending at ``until`` (naive
-    UTC): outcome :data:`WAITING`, not an attempt (a new row has 0 attempts). A row
-    already delivered keeps its outcome; ``window_wait_until`` stays after delivery."""
+    """Record that a delivery waits for the service window ending at ``until`` (aware,
+    or naive UTC): outcome :data:`WAITING`, not an attempt (a new row has 0 attempts).
+    A row already delivered keeps its outcome; ``window_wait_until`` stays after
+    delivery."""
+    until = as_naive_utc(until)
     with Session(engine) as s, s.begin():
         run_id = _run_id(s, task_number, production_date)
         key = (Delivery.extract_run_id == run_id, Delivery.subscriber_uuid == subscriber_uuid)
@@ -260,7 +263,7 @@ def record_pickup_event(engine: Engine, *, account: str, file_name: str, event: 
     name = posixpath.basename(str(file_name))
     if name.endswith(_METADATA_SUFFIX):
         return False
-    at = at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+    at = as_naive_utc(at)
     with Session(engine) as s, s.begin():
         row_id = s.scalar(
             select(Delivery.id).join(Subscriber, Subscriber.uuid == Delivery.subscriber_uuid)

@@ -71,7 +71,7 @@ from cpr_abonnement.subscriptions.certificates import (
     normalise_fingerprint,
     parse_certificate,
 )
-from cpr_abonnement.subscriptions.db import writing
+from cpr_abonnement.subscriptions.db import as_naive_utc, writing
 from cpr_abonnement.subscriptions.models import (
     AuditEntry,
     Certificate,
@@ -361,15 +361,16 @@ class _Listing:
     text slots, in their order, so ``ORDER BY`` position and slots sorts each type by
     its columns as its own listing would."""
 
+    types: tuple[FilterType, ...]
     statement: Any
     #: Per type, the row positions of its columns.
     positions: tuple[tuple[int, ...], ...]
 
     def split(self, rows: Sequence[Any]) -> dict[FilterType, list[Any]]:
-        found: dict[FilterType, list[Any]] = {t: [] for t in filters.TYPES}
+        found: dict[FilterType, list[Any]] = {t: [] for t in self.types}
         for row in rows:
             kind = row[0]
-            ftype = filters.TYPES[kind]
+            ftype = self.types[kind]
             found[ftype].append(ftype.listed(tuple(row[i] for i in self.positions[kind])))
         return found
 
@@ -388,11 +389,13 @@ def _slots(table: Any, columns: list[Any], width: int, slot_type: Any, prefix: s
 
 
 @cache
-def _listing() -> _Listing:
-    numbers = max(sum(map(_is_number, t.columns)) for t in filters.TYPES)
-    texts = max(sum(not _is_number(c) for c in t.columns) for t in filters.TYPES)
+def _listing(types: tuple[FilterType, ...]) -> _Listing:
+    """The listing of ``types`` (``filters.TYPES``: a type registered later gets a
+    statement of its own)."""
+    numbers = max(sum(map(_is_number, t.columns)) for t in types)
+    texts = max(sum(not _is_number(c) for c in t.columns) for t in types)
     selects, positions = [], []
-    for kind, ftype in enumerate(filters.TYPES):
+    for kind, ftype in enumerate(types):
         table = ftype.model.__table__
         number_columns = [c for c in ftype.columns if _is_number(c)]
         text_columns = [c for c in ftype.columns if not _is_number(c)]
@@ -407,7 +410,7 @@ def _listing() -> _Listing:
         ).where(table.c.subscriber_id == bindparam("p_subscriber", type_=Integer),
                 in_force(table.c, bindparam("p_at", type_=DateTime))))
     everything = union_all(*selects).subquery()
-    return _Listing(select(everything).order_by(*everything.c), tuple(positions))
+    return _Listing(types, select(everything).order_by(*everything.c), tuple(positions))
 
 
 def _filter_parameters(sub: Any, values: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -425,10 +428,6 @@ def database_now(session: Session) -> dt.datetime:
 def _as_datetime(value: str | dt.datetime) -> dt.datetime:
     """A time the database returned: SQLite's clock comes back as text."""
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def as_naive_utc(t: dt.datetime) -> dt.datetime:
-    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 def lock_filters(session: Session, clock: Callable[[], dt.datetime] | None = None,
@@ -700,7 +699,7 @@ class SubscriptionService:
     def get_all_filters(self, system: str, as_of: dt.datetime | None = None) -> FilterSet:
         def apply(s: Session, sub: Any, at: dt.datetime, now: dt.datetime) -> FilterSet:
             at = at or now
-            listing = _listing()
+            listing = _listing(filters.TYPES)
             rows = s.connection().execute(listing.statement,
                                           {"p_subscriber": sub.id, "p_at": at})
             return FilterSet(sub.uuid, at, {t.listing: items
