@@ -73,26 +73,25 @@ def test_no_pnrs_in_the_extract_find_nothing(history):
 
 @pytest.fixture
 def statements(history):
-    """Every SQL statement the engine runs from now on, with its parameters."""
-    seen: list[tuple[str, object]] = []
+    """Every SQL statement SQLite runs from now on, parameters filled in (the join runs
+    on the driver's cursor, past SQLAlchemy's events)."""
+    seen: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append((statement, parameters))
+    def trace(dbapi_connection, record, proxy=None):
+        dbapi_connection.set_trace_callback(seen.append)
 
-    event.listen(history, "before_cursor_execute", record)
+    event.listen(history, "checkout", trace)
     yield seen
-    event.remove(history, "before_cursor_execute", record)
+    event.remove(history, "checkout", trace)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sqlite_join_reads_the_index_alone_and_builds_no_table(history, statements):
     _in_force(history, _at(3), [101901234, 202801234])
-    joins = [(s, p) for s, p in statements if "filter_pnr" in s and s.lstrip().startswith(
-        "SELECT") and "subscriber" not in s.replace("subscriber_id", "")]
+    joins = [s for s in statements if "FROM" in s and "filter_pnr f" in s]
     assert len(joins) == 1, statements
-    assert not [s for s, _ in statements if "CREATE" in s.upper()], statements
-    statement, parameters = joins[0]
+    assert not [s for s in statements if "CREATE" in s.upper()], statements
     with history.connect() as conn:
         plan = " / ".join(row[3] for row in conn.exec_driver_sql(
-            f"EXPLAIN QUERY PLAN {statement}", parameters).all())
+            f"EXPLAIN QUERY PLAN {joins[0]}").all())
     assert "COVERING INDEX ix_filter_pnr_pnr" in plan, plan

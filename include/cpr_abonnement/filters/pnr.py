@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Connection, DateTime, bindparam, select, text
+from sqlalchemy import BigInteger, Connection, DateTime, Dialect, bindparam, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cpr_abonnement import pnr as pnr_rules
@@ -80,12 +80,15 @@ class Pnr(FilterType):
             return _in_force_postgresql(conn, as_of, day)
         # The day's PNRs straight from one JSON array, which SQLite parses in C (building
         # a temporary table of them cost as much as the join); CROSS JOIN fixes the loop
-        # order: the day's PNRs outside, probes of the covering index inside.
-        query = text(
-            "SELECT f.subscriber_id, f.pnr FROM json_each(:day) d "
-            f"CROSS JOIN filter_pnr f ON f.pnr = d.value WHERE {_IN_FORCE}"
-        ).bindparams(bindparam("t", type_=DateTime))
-        return conn.execute(query, {"day": json.dumps(day), "t": as_of}).all()
+        # order: the day's PNRs outside, probes of the covering index inside. Run on the
+        # driver's cursor: its plain tuples cost a fraction of SQLAlchemy's rows at
+        # 200,000 hits.
+        stamp = _stored(conn.dialect, as_of)
+        return conn.connection.driver_connection.execute(
+            "SELECT f.subscriber_id, f.pnr FROM json_each(?) d "
+            "CROSS JOIN filter_pnr f ON f.pnr = d.value "
+            "WHERE f.added_at <= ? AND (f.removed_at IS NULL OR f.removed_at > ?)",
+            (json.dumps(day), stamp, stamp)).fetchall()
 
     def apply_many(self, session: Session, subscriber_id: int, raw: Sequence[Any],
                    now: dt.datetime, *, adding: bool, missing: str) -> list[str]:
@@ -141,10 +144,6 @@ def parse_pnrs(pnrs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return values, ok
 
 
-#: The validity period test of the daily join, on ``filter_pnr f`` at ``:t``.
-_IN_FORCE = "f.added_at <= :t AND (f.removed_at IS NULL OR f.removed_at > :t)"
-
-
 def _in_force_postgresql(conn: Connection, as_of: dt.datetime, day: list[int]) -> list:
     """The day's PNRs COPYed into an analysed temporary table, joined by the planner."""
     conn.exec_driver_sql("DROP TABLE IF EXISTS day_pnr")
@@ -155,17 +154,20 @@ def _in_force_postgresql(conn: Connection, as_of: dt.datetime, day: list[int]) -
             copy.write_row((p,))
     conn.exec_driver_sql("ANALYZE day_pnr")
     query = text(
-        f"SELECT f.subscriber_id, f.pnr FROM day_pnr d JOIN filter_pnr f ON f.pnr = d.pnr "
-        f"WHERE {_IN_FORCE}"
+        "SELECT f.subscriber_id, f.pnr FROM day_pnr d JOIN filter_pnr f ON f.pnr = d.pnr "
+        "WHERE f.added_at <= :t AND (f.removed_at IS NULL OR f.removed_at > :t)"
     ).bindparams(bindparam("t", type_=DateTime))
     rows = conn.execute(query, {"t": as_of}).all()
     conn.exec_driver_sql("DROP TABLE day_pnr")
     return rows
 
 
-def _stored(session: Session, when: dt.datetime) -> Any:
-    """``when`` as the driver stores it (SQLite keeps DateTime as a fixed-format string)."""
-    process = PnrFilter.__table__.c.added_at.type.bind_processor(session.get_bind().dialect)
+def _stored(dialect: Dialect, when: dt.datetime) -> Any:
+    """``when`` as SQLAlchemy stores it (SQLite: DateTime as a fixed-format string with
+    microseconds, which the period tests compare as text; the driver's own adapter would
+    drop ``.000000``)."""
+    column_type = PnrFilter.__table__.c.added_at.type
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
     return process(when) if process else when
 
 
@@ -173,7 +175,7 @@ def _insert_pnrs(s: Session, subscriber_id: int, pnrs: np.ndarray, now: dt.datet
     if not len(pnrs):
         return
     conn = s.connection()
-    stamp = _stored(s, now)
+    stamp = _stored(s.get_bind().dialect, now)
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(
@@ -196,5 +198,5 @@ def _close_pnrs(s: Session, subscriber_id: int, pnrs: np.ndarray, now: dt.dateti
     conn.exec_driver_sql(
         f"UPDATE filter_pnr SET removed_at = {marker} WHERE subscriber_id = {marker} "
         f"AND pnr = {marker} AND removed_at IS NULL",
-        [(_stored(s, now), subscriber_id, p) for p in pnrs.tolist()],
+        [(_stored(s.get_bind().dialect, now), subscriber_id, p) for p in pnrs.tolist()],
     )
