@@ -208,10 +208,7 @@ def scan(
     """Read ``path`` once and build its :class:`ExtractIndex`.
 
     ``progress(bytes_done, bytes_total)`` is called after each block. With ``digest``
-    the SHA-256 of the file is computed on the way (``ExtractIndex.sha256``), from the
-    very buffers the blocks are read into, on a thread of its own (hashlib releases the
-    GIL for large buffers): hashing 1.3 GB costs ~0.9 CPU-s, which then overlaps the
-    reading and indexing instead of following each read. The only error
+    the SHA-256 of the file is computed on the way (``ExtractIndex.sha256``). The only error
     raised is for a file that is not line-based at all; every other problem is
     recorded in ``violations`` for validation to report.
 
@@ -234,16 +231,11 @@ def scan(
     for _ in range(workers + 1):
         raw = bytearray(chunk_size + MAX_LINE + PAD)
         free.append((raw, np.frombuffer(raw, dtype=np.uint8)))
-    # Per block: its indexing, offset, buffer, and the last hashing of its buffer (a
-    # buffer is reused only when both are done).
-    pending: deque[tuple[Future, int, tuple[bytearray, np.ndarray], Future | None]] = deque()
-    hashed: Future | None = None
+    pending: deque[tuple[Future, int, tuple[bytearray, np.ndarray]]] = deque()
 
     def settle_oldest() -> None:
-        future, offset, buffer, hashing_done = pending.popleft()
+        future, offset, buffer = pending.popleft()
         merger.add(future.result(), offset)
-        if hashing_done is not None:
-            hashing_done.result()
         free.append(buffer)
 
     def take() -> tuple[bytearray, np.ndarray]:
@@ -251,26 +243,23 @@ def scan(
             settle_oldest()
         return free.pop()
 
-    # One hashing thread: its queue keeps the file's byte order.
-    with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=workers) as pool, \
-            ThreadPoolExecutor(max_workers=1) as hashing:
+    with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=workers) as pool:
         raw, arr = take()
         carry, base, done = 0, 0, 0
         while True:
             got = fh.readinto(memoryview(raw)[carry : carry + chunk_size])
-            if hasher is not None and got:
-                hashed = hashing.submit(hasher.update, memoryview(raw)[carry : carry + got])
+            if hasher is not None:
+                hasher.update(memoryview(raw)[carry : carry + got])
             done += got
             total = carry + got
             if got == 0:
                 if total:  # a last line without terminator
                     pending.append((pool.submit(index_block, arr, total, True), base,
-                                    (raw, arr), hashed))
+                                    (raw, arr)))
                 break
             cut = raw.rfind(b"\n", 0, total) + 1
             if cut:
-                pending.append((pool.submit(index_block, arr, cut, False), base, (raw, arr),
-                                hashed))
+                pending.append((pool.submit(index_block, arr, cut, False), base, (raw, arr)))
                 base += cut
             if total - cut > MAX_LINE:  # the unfinished last line is already too long
                 while pending:
