@@ -180,8 +180,8 @@ def test_block_size_must_be_positive(tmp_path):
 
 @pytest.mark.parametrize("workers, chunk", [(1, 1 << 20), (3, 997), (2, 61), (4, 4096)])
 def test_the_digest_is_the_files_sha256_however_it_is_read(tmp_path, workers, chunk):
-    """Hashed on a thread of its own while blocks are read into reused buffers: every
-    byte once, in file order, also when a block holds no line end (chunk 61 < a line)."""
+    """Hashed as blocks are read into reused buffers: every byte once, in file order,
+    also when a block holds no line end (chunk 61 < a line) and its bytes are carried."""
     import hashlib
 
     path = _broken_extract(tmp_path, 5, False)
