@@ -56,6 +56,7 @@ def _filter_db(extract: Path, subscribers: int, pnrs_per_subscriber: int) -> Pat
     the same proportions (10%, 2%, 3%); built once (a few minutes at full size), cached."""
     db = OUT / f"filters-{extract.stem}-{subscribers}x{pnrs_per_subscriber}.db"
     if db.exists():
+        _upgrade(db)  # once here, not on every run's copy (0010 rebuilds a 20M-row index)
         return db
     from cpr_abonnement.extract.index import scan
     from cpr_abonnement.filters.pnr import PnrFilter
@@ -108,6 +109,15 @@ def _filter_db(extract: Path, subscribers: int, pnrs_per_subscriber: int) -> Pat
     engine.dispose()
     tmp.rename(db)
     return db
+
+
+def _upgrade(db: Path) -> None:
+    """Bring a cached filter database built by an older revision to the current schema."""
+    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    engine.dispose()
 
 
 def _child(extract: str, db: str, subscribers: int) -> None:

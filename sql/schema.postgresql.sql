@@ -220,7 +220,7 @@ CREATE TABLE filter_pnr (
 	CONSTRAINT fk_filter_pnr_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id)
 );
 
-CREATE INDEX ix_filter_pnr_pnr ON filter_pnr (pnr, subscriber_id);
+CREATE INDEX ix_filter_pnr_pnr ON filter_pnr (pnr, subscriber_id, added_at, removed_at);
 
 CREATE UNIQUE INDEX uq_filter_pnr_current ON filter_pnr (subscriber_id, pnr) WHERE removed_at IS NULL;
 

@@ -176,3 +176,14 @@ def test_superscript_digits_are_not_digits(tmp_path):
 def test_block_size_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="chunk_size"):
         scan(write(tmp_path, b"\n".join([start(), end(0)]) + b"\n"), chunk_size=0)
+
+
+@pytest.mark.parametrize("workers, chunk", [(1, 1 << 20), (3, 997), (2, 61), (4, 4096)])
+def test_the_digest_is_the_files_sha256_however_it_is_read(tmp_path, workers, chunk):
+    """Hashed as blocks are read into reused buffers: every byte once, in file order,
+    also when a block holds no line end (chunk 61 < a line) and its bytes are carried."""
+    import hashlib
+
+    path = _broken_extract(tmp_path, 5, False)
+    ix = scan(path, workers=workers, chunk_size=chunk, digest=True)
+    assert ix.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -23,15 +23,16 @@ def _diff(engine) -> list:
 
 
 def test_upgrade_is_idempotent_and_matches_the_models(engine):
-    assert current_revision(engine) == "0009"
-    assert upgrade(engine) == "0009"
+    assert current_revision(engine) == "0010"
+    assert upgrade(engine) == "0010"
     assert _diff(engine) == []
 
 
 def test_partial_unique_index_allows_history(engine):
     indexes = {i["name"]: i for i in inspect(engine).get_indexes("filter_pnr")}
     assert indexes["uq_filter_pnr_current"]["unique"]
-    assert indexes["ix_filter_pnr_pnr"]["column_names"] == ["pnr", "subscriber_id"]
+    assert indexes["ix_filter_pnr_pnr"]["column_names"] == ["pnr", "subscriber_id", "added_at",
+                                                         "removed_at"]
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
@@ -66,7 +67,7 @@ def test_0005_upgrades_a_0004_database_in_place_keeping_its_audit(db_url):
         conn.exec_driver_sql(
             "INSERT INTO audit (at, caller, subscriber_uuid, operation, arguments, result) "
             "VALUES ('2026-11-25 12:00:00', 'cli:ops', NULL, 'AddSubscriber', '{}', 'ADDED')")
-    assert upgrade(engine) == "0009"
+    assert upgrade(engine) == "0010"
     with engine.connect() as conn:
         row = conn.exec_driver_sql(
             "SELECT operation, transport, certificate_sha256, call_id FROM audit").one()

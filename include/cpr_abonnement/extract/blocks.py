@@ -176,18 +176,24 @@ def index_block(buf: np.ndarray, length: int, final_unterminated: bool) -> Block
     runs per person or per selected record.
     """
     ends, suspects = _line_ends(buf[:length])
+    # The screen counts CRs too: as many suspects as LFs means no CR in the block (an LF
+    # file's every block), so no line's byte before its LF needs to be looked at.
+    any_cr = suspects != len(ends)
     if final_unterminated:
         ends = np.append(ends, length)
     n = len(ends)
     starts = np.empty(n, dtype=np.int64)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
-    # An empty line's "byte before the LF" is the previous LF, never a CR; only the
-    # block's first line (nothing before it) and an unterminated last line need care.
-    has_cr = buf[ends - 1] == 13
-    has_cr[0] &= bool(ends[0] > 0)
-    if final_unterminated:
-        has_cr[-1] = False
+    if any_cr:
+        # An empty line's "byte before the LF" is the previous LF, never a CR; only the
+        # block's first line (nothing before it) and an unterminated last line need care.
+        has_cr = buf[ends - 1] == 13
+        has_cr[0] &= bool(ends[0] > 0)
+        if final_unterminated:
+            has_cr[-1] = False
+    else:
+        has_cr = np.zeros(n, dtype=bool)
     lengths = ends - starts - has_cr
     too_long = None
     if lengths.max() >= MAX_LINE:  # rare; exactly: the bytes before the LF, a CR included

@@ -113,13 +113,23 @@ class FilterRow:
     removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
-def filter_indexes(table: str, *keys: str, lookup: bool = True) -> tuple[Index, ...]:
+#: The validity period's columns, carried by a covering lookup index.
+PERIOD = ("added_at", "removed_at")
+
+
+def filter_indexes(table: str, *keys: str, lookup: bool = True,
+                   covering: bool = False) -> tuple[Index, ...]:
     """At most one current row per subscriber and value; optionally a lookup by value
-    (the daily join finds filters by value, then checks subscriber and period)."""
+    (the daily join finds filters by value, then checks subscriber and period).
+
+    ``covering``: the lookup also holds the validity period, so the join answers from
+    the index without reading a table row per hit (the PNR table: 20M rows, 200,000 hits
+    a day at national scale; migration 0010)."""
     current = text("removed_at IS NULL")
     unique = Index(f"uq_{table}_current", "subscriber_id", *keys, unique=True,
                    sqlite_where=current, postgresql_where=current)
-    by_value = (Index(f"ix_{table}_{keys[0]}", *keys, "subscriber_id"),) if lookup else ()
+    columns = (*keys, "subscriber_id", *(PERIOD if covering else ()))
+    by_value = (Index(f"ix_{table}_{keys[0]}", *columns),) if lookup else ()
     return (*by_value, unique)
 
 
