@@ -218,9 +218,17 @@ def _wait_until(what: str, ready, procs: dict[str, subprocess.Popen], timeout: f
         time.sleep(0.5)
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+def _execution_api_answers(port: int) -> bool:
+    """The API server answers the execution API's health check (an open port is not
+    enough: a loaded machine timed the first task's requests out before it answered)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/execution/health",
+                                    timeout=30) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
 
 
 def _cpu(pid: int) -> tuple[float, float]:
@@ -420,7 +428,7 @@ def _scheduled(modes: list[str], subscribers: int, persons: int, *, timeout: flo
             _wait_until("the DAG to be parsed", lambda: _metadata_query(
                 env, "select 1 from serialized_dag where dag_id = ?", work.dag_id),
                 procs, 300)
-            _wait_until("the API server", lambda: _port_open(port), procs, 300)
+            _wait_until("the API server", lambda: _execution_api_answers(port), procs, 300)
             # The trigger: unpaused, the scheduler creates the latest due day's run.
             before, self_before = _cpu_by_role(procs), time.process_time()
             subprocess.run([AIRFLOW, "dags", "unpause", work.dag_id], check=True,
