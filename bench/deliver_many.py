@@ -340,9 +340,10 @@ def _run_until_done(env, procs, total: int, timeout: float,
         time.sleep(0.5)
 
 
-def _cpu_table(spans: dict[str, dict[str, float]], total: int) -> None:
+def _cpu_table(spans: dict[str, dict[str, float]], total: int, unit: str = "delivery"
+               ) -> None:
     """CPU-seconds per delivery by role, one column per span of the run."""
-    print(f"{'CPU-s per delivery':<22}" + "".join(f"{name:>22}" for name in spans))
+    print(f"{'CPU-s per ' + unit:<22}" + "".join(f"{name:>22}" for name in spans))
     roles = next(iter(spans.values()))
     for role in [*roles, "all components"]:
         cells = [sum(v.values()) if role == "all components" else v[role]
@@ -457,10 +458,10 @@ def _scheduled(modes: list[str], subscribers: int, persons: int, *, timeout: flo
     spans = {"whole run": {r: after[r] - before[r] for r in after}}
     if len(seen.marks) == 2:
         (t0, begin), (t1, end_) = seen.marks["deliveries begin"], seen.marks["deliveries end"]
-        spans["delivery phase"] = {r: end_[r] - begin[r] for r in end_}
-        print(f"delivery phase (filter done to last delivery, polled every 0.5 s): "
-              f"{t1 - t0:.1f} s, {total / (t1 - t0):.2f} deliveries/s")
-    _cpu_table(spans, total)
+        spans["mapped phase"] = {r: end_[r] - begin[r] for r in end_}
+        print(f"mapped phase ({work.upstream} done to the last {work.mapped}, polled every "
+              f"0.5 s): {t1 - t0:.1f} s, {total / (t1 - t0):.2f} {work.mapped} tasks/s")
+    _cpu_table(spans, total, "no-op task" if noop else "delivery")
     print(f"this process (embedded SFTP server, polling): {self_cpu:.1f} CPU-s")
     print(f"peak memory: components' summed PSS {seen.peak_pss:,.0f} MB, largest process "
           f"RSS {seen.peak_rss:,.0f} MB (logs: {out / 'logs'})")
