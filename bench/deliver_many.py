@@ -4,7 +4,7 @@ real DAG.
     .venv/bin/python bench/deliver_many.py [--mode push|pickup|both] [--subscribers 1000]
                                            [--persons 20000]
     .venv/bin/python bench/deliver_many.py --scheduler [--subscribers 300] [--mode push]
-                                           [--executor preloaded|local]
+                                           [--executor preloaded|local] [--noop]
 
 Sets up a fresh installation under bench/out/deliver-many/ (Airflow on SQLite, the
 filter database, the embedded SFTP server for push, the pick-up root), registers
@@ -26,16 +26,23 @@ each process tree (the executor's workers and their task processes apart from th
 scheduler loop) and the peak memory. Defaults there: 300 push subscribers, and our
 ``PreloadedLocalExecutor`` (the task side imported before the workers are forked;
 ``--executor local``: Airflow's LocalExecutor as it comes).
+
+``--scheduler --noop`` measures the floor the same way: instead of the daily DAG, a
+no-op task mapped over as many items (``bench/noop_dag.py``: items as large as the
+delivery items, a map index template, 8 at a time; no plugins), so the CPU per mapped
+task that is Airflow's own stands beside the delivery's.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -211,9 +218,17 @@ def _wait_until(what: str, ready, procs: dict[str, subprocess.Popen], timeout: f
         time.sleep(0.5)
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+def _execution_api_answers(port: int) -> bool:
+    """The API server answers the execution API's health check (an open port is not
+    enough: a loaded machine timed the first task's requests out before it answered)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/execution/health",
+                                    timeout=30) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
 
 
 def _cpu(pid: int) -> tuple[float, float]:
@@ -272,19 +287,44 @@ class Watch:
     peak_rss: float = 0.0
 
 
-#: Counts the delivery phase's marks from the task instances.
-PHASE_SQL = """select sum(task_id = 'filter_for_subscribers' and state = 'success'),
-                      sum(task_id = 'deliver' and state in ('success', 'failed',
-                                                             'upstream_failed', 'skipped'))
-               from task_instance"""
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """The DAG a ``--scheduler`` run unpauses: the task whose success begins the mapped
+    phase, the mapped task, and the DAGs and plugins folders (None: the repository's)."""
+
+    dag_id: str
+    upstream: str
+    mapped: str
+    dags: Path | None = None
+    plugins: Path | None = None
+
+    def phase_sql(self) -> str:
+        """Counts the mapped phase's marks from the task instances."""
+        return (f"select sum(task_id = '{self.upstream}' and state = 'success'), "
+                f"sum(task_id = '{self.mapped}' and state in ('success', 'failed', "
+                f"'upstream_failed', 'skipped')) from task_instance")
 
 
-def _run_until_done(env, procs, total: int, timeout: float) -> Watch:
+DELIVERIES = Workload("cpr_abonnement_daily", "filter_for_subscribers", "deliver")
+NOOP_DAG = Path(__file__).with_name("noop_dag.py")
+
+
+def _noop_workload(out: Path) -> Workload:
+    """The floor: ``bench/noop_dag.py`` alone in a DAGs folder, and no plugins."""
+    dags, plugins = out / "noop-dags", out / "noop-plugins"
+    dags.mkdir()
+    plugins.mkdir()
+    shutil.copy(NOOP_DAG, dags / NOOP_DAG.name)
+    return Workload("bench_noop", "items", "noop", dags, plugins)
+
+
+def _run_until_done(env, procs, total: int, timeout: float,
+                    work: Workload = DELIVERIES) -> Watch:
     """Poll the DAG's one run to its end (the scheduler creates it at the unpause)."""
     deadline, seen = time.monotonic() + timeout, Watch()
     while True:
         state = _metadata_query(env, "select state from dag_run")
-        filtered, delivered = _metadata_query(env, PHASE_SQL)[0]
+        filtered, delivered = _metadata_query(env, work.phase_sql())[0]
         for mark, reached in (("deliveries begin", filtered), ("deliveries end",
                                                                 (delivered or 0) >= total)):
             if reached and mark not in seen.marks:
@@ -300,14 +340,37 @@ def _run_until_done(env, procs, total: int, timeout: float) -> Watch:
         time.sleep(0.5)
 
 
-def _cpu_table(spans: dict[str, dict[str, float]], total: int) -> None:
+def _cpu_table(spans: dict[str, dict[str, float]], total: int, unit: str = "delivery"
+               ) -> None:
     """CPU-seconds per delivery by role, one column per span of the run."""
-    print(f"{'CPU-s per delivery':<22}" + "".join(f"{name:>22}" for name in spans))
+    print(f"{'CPU-s per ' + unit:<22}" + "".join(f"{name:>22}" for name in spans))
     roles = next(iter(spans.values()))
     for role in [*roles, "all components"]:
         cells = [sum(v.values()) if role == "all components" else v[role]
                  for v in spans.values()]
         print(f"{role:<22}" + "".join(f"{c / total:>22.3f}" for c in cells))
+
+
+#: An execution-API request in the API server's access log: method and path, the task
+#: instance's id (a UUID) and the run id put aside.
+ACCESS_LINE = re.compile(r"method=(\w+) path=/execution/(\S+)")
+_IDS = re.compile(r"/[0-9a-f]{8}-[0-9a-f-]{27}|/(scheduled|manual)__[^/]+")
+
+
+def _api_calls(log: Path, mapped: str, total: int) -> None:
+    """Print the execution-API requests per mapped task, by kind, from the API server's
+    access log: each is a round trip the task's supervisor makes and the API server
+    serves. All requests are divided by the mapped tasks: the upstream tasks' own few
+    are in, so the figure is a little high (kinds rarer than one per ten: "other")."""
+    calls = collections.Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        if m := ACCESS_LINE.search(line):
+            calls[f"{m[1]} {_IDS.sub('/…', m[2])}"] += 1
+    frequent = {k: n for k, n in calls.items() if n >= total / 10}
+    frequent["other"] = calls.total() - sum(frequent.values())
+    print(f"execution-API calls per {mapped} task: {calls.total() / total:.2f} ("
+          + ", ".join(f"{k} {n / total:.2f}" for k, n in sorted(frequent.items()))
+          + ")")
 
 
 def _stop(procs: dict[str, subprocess.Popen]) -> None:
@@ -339,50 +402,66 @@ def _due_day() -> dt.date:
 
 
 def _scheduled(modes: list[str], subscribers: int, persons: int, *, timeout: float,
-               out: Path = SCHEDULED_OUT, executor: str = "preloaded") -> int:
-    """``--scheduler``: one triggered run of the day under the real components."""
+               out: Path = SCHEDULED_OUT, executor: str = "preloaded",
+               noop: bool = False) -> int:
+    """``--scheduler``: one triggered run of the day under the real components (with
+    ``noop``: of the no-op floor instead, :func:`_noop_workload`)."""
     from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 
     total, port = subscribers * len(modes), _free_port()
     _fresh(out)
+    work = _noop_workload(out) if noop else DELIVERIES
     env = _scheduled_environment(out, total, port, executor)
+    if noop:
+        env.update(AIRFLOW__CORE__DAGS_FOLDER=str(work.dags),
+                   AIRFLOW__CORE__PLUGINS_FOLDER=str(work.plugins),
+                   BENCH_NOOP_ITEMS=str(total))
     os.environ.update(env)
     subprocess.run([AIRFLOW, "db", "migrate"], check=True, capture_output=True, env=env)
     day = _due_day()
-    _setup(out, modes, subscribers, persons, day)
+    if not noop:
+        _setup(out, modes, subscribers, persons, day)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     with EmbeddedSftpServer(out / "sftp", {LOGIN: PASSWORD}) as sftp:
         env["AIRFLOW_CONN_SFTP_BENCH"] = sftp.airflow_connection(LOGIN)
         procs = _start(env, port, out / "logs")
         try:
             _wait_until("the DAG to be parsed", lambda: _metadata_query(
-                env, "select 1 from serialized_dag where dag_id = 'cpr_abonnement_daily'"),
+                env, "select 1 from serialized_dag where dag_id = ?", work.dag_id),
                 procs, 300)
-            _wait_until("the API server", lambda: _port_open(port), procs, 300)
+            _wait_until("the API server", lambda: _execution_api_answers(port), procs, 300)
             # The trigger: unpaused, the scheduler creates the latest due day's run.
             before, self_before = _cpu_by_role(procs), time.process_time()
-            subprocess.run([AIRFLOW, "dags", "unpause", "cpr_abonnement_daily"], check=True,
+            subprocess.run([AIRFLOW, "dags", "unpause", work.dag_id], check=True,
                            capture_output=True, env=env)
-            seen = _run_until_done(env, procs, total, timeout)
+            seen = _run_until_done(env, procs, total, timeout, work)
             after, self_cpu = _cpu_by_role(procs), time.process_time() - self_before
         finally:
             _stop(procs)
     (start, end), = _metadata_query(
         env, "select julianday(start_date), julianday(end_date) from dag_run")
     wall = max(((end or start) - start) * 86400, 1e-9)  # no end: timed out
-    delivered, complete = _check_deliveries(out, modes, day)
     print(f"executor {EXECUTORS[executor]}")
-    print(f"run {seen.state} for {day}, scheduler start to success {wall:.1f} s: {total:,} "
-          f"deliveries ({'/'.join(modes)}, {persons:,} persons), {total / wall:.2f} "
-          f"deliveries/s; ledger {delivered:,} delivered; folders with file + .metadata: "
-          + ", ".join(f"{mode} {n:,}" for mode, n in complete.items()))
+    if noop:
+        print(f"run {seen.state}, no-op floor ({NOOP_DAG.name}, no plugins), scheduler "
+              f"start to success {wall:.1f} s: {total:,} mapped tasks, "
+              f"{total / wall:.2f} per s")
+        delivered, complete = total, {}
+    else:
+        delivered, complete = _check_deliveries(out, modes, day)
+        print(f"run {seen.state} for {day}, scheduler start to success {wall:.1f} s: "
+              f"{total:,} deliveries ({'/'.join(modes)}, {persons:,} persons), "
+              f"{total / wall:.2f} deliveries/s; ledger {delivered:,} delivered; folders "
+              f"with file + .metadata: "
+              + ", ".join(f"{mode} {n:,}" for mode, n in complete.items()))
+    _api_calls(out / "logs" / "api-server.log", work.mapped, total)
     spans = {"whole run": {r: after[r] - before[r] for r in after}}
     if len(seen.marks) == 2:
         (t0, begin), (t1, end_) = seen.marks["deliveries begin"], seen.marks["deliveries end"]
-        spans["delivery phase"] = {r: end_[r] - begin[r] for r in end_}
-        print(f"delivery phase (filter done to last delivery, polled every 0.5 s): "
-              f"{t1 - t0:.1f} s, {total / (t1 - t0):.2f} deliveries/s")
-    _cpu_table(spans, total)
+        spans["mapped phase"] = {r: end_[r] - begin[r] for r in end_}
+        print(f"mapped phase ({work.upstream} done to the last {work.mapped}, polled every "
+              f"0.5 s): {t1 - t0:.1f} s, {total / (t1 - t0):.2f} {work.mapped} tasks/s")
+    _cpu_table(spans, total, "no-op task" if noop else "delivery")
     print(f"this process (embedded SFTP server, polling): {self_cpu:.1f} CPU-s")
     print(f"peak memory: components' summed PSS {seen.peak_pss:,.0f} MB, largest process "
           f"RSS {seen.peak_rss:,.0f} MB (logs: {out / 'logs'})")
@@ -407,6 +486,9 @@ def main() -> int:
     ap.add_argument("--executor", choices=sorted(EXECUTORS), default="preloaded",
                     help="with --scheduler: Airflow's LocalExecutor, or ours that imports "
                          "the task side before forking its workers (default)")
+    ap.add_argument("--noop", action="store_true",
+                    help="with --scheduler: the floor, a no-op task mapped over as many "
+                         "items instead of the deliveries (bench/noop_dag.py)")
     ap.add_argument("--out", type=Path, default=SCHEDULED_OUT,
                     help="with --scheduler: the installation's folder (emptied first)")
     args = ap.parse_args()
@@ -414,7 +496,7 @@ def main() -> int:
     args.subscribers = args.subscribers or (300 if args.scheduler else 1000)
     if args.scheduler:
         return _scheduled(modes, args.subscribers, args.persons, timeout=args.timeout,
-                          out=args.out, executor=args.executor)
+                          out=args.out, executor=args.executor, noop=args.noop)
     total = args.subscribers * len(modes)
 
     from cpr_abonnement.dev.demo import environment, run_dag

@@ -170,7 +170,7 @@ def cpr_abonnement_daily():
     @task(map_index_template="{{ subscriber_name }}", retries=SETTINGS.delivery_retries,
           retry_policy=NO_RETRY, max_active_tis_per_dagrun=8,
           execution_timeout=dt.timedelta(hours=1))
-    def deliver(item: dict) -> dict:
+    def deliver(item: dict) -> None:
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowRescheduleException
 
@@ -184,9 +184,11 @@ def cpr_abonnement_daily():
         ctx["subscriber_uuid"] = delivery.subscriber  # the failure alert's contact notice
         replace = delivery.subscriber in (ctx["params"].get(REPLACE_PARAM) or [])
         try:
-            return deliver_one(delivery, task_engine(),
-                               now=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                               replace=replace).to_xcom()
+            # The outcome is the ledger's (report reads it there); nothing is returned, so
+            # nothing is pushed to XCom: each push is an execution-API round trip per
+            # subscriber, and a dict return was pushed three times (as multiple outputs).
+            deliver_one(delivery, task_engine(),
+                        now=dt.datetime.now(dt.UTC).replace(tzinfo=None), replace=replace)
         except ServiceWindowWait as wait:
             # Up for reschedule, not a failure or a retry: no worker slot is held and
             # the try number stays; the task runs again when the window has ended.

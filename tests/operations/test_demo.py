@@ -191,3 +191,16 @@ def test_env_file_mail_sink_writes_alert_mails_as_eml_files(demo):
         sink.wait(10)
     (mail,) = (work / "mail").glob("*.eml")
     assert b"[CPR Abonnement] test" in mail.read_bytes()
+
+
+def test_env_file_runs_standalone_on_the_preloaded_executor(demo):
+    """Issue 16, item 3: `airflow standalone` from airflow.env forks each delivery from
+    workers that hold the task side (PreloadedLocalExecutor); standalone keeps it, as it
+    keeps any executor that says it is local, instead of forcing Airflow's own."""
+    work, _ = demo
+    done = _sourced(work, "python -c 'from airflow.executors.executor_loader import "
+                          "ExecutorLoader as L; c, _ = L.import_default_executor_cls(); "
+                          "print(c.__module__ + \".\" + c.__name__, c.is_local)'")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == [
+        "cpr_abonnement.tasks.executor.PreloadedLocalExecutor", "True"]

@@ -257,3 +257,21 @@ def test_contact_person_gets_one_plain_notice_after_two_failed_delivery_days(dep
                                    strict=True) if m["To"] != "ida@odense.example"]
     assert "Contact person: ida@odense.example notified (2 failed delivery day(s))" \
         in engineers[-1]
+
+
+def test_a_delivery_pushes_no_xcom(deployment):
+    """Nothing reads a delivery's outcome from XCom (the ledger holds it, ``report`` reads
+    the ledger), and each push is a round trip to the execution API per subscriber: a
+    ``dict`` return once pushed three (issue 16, item 3)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    deployment.extract(DAY)
+    run = deployment.run(DAY)
+    assert run.state == "success", task_states(run)
+    with create_session() as s:
+        keys = {(x.task_id, x.key) for x in s.query(XComModel).filter(
+            XComModel.run_id == run.run_id)}
+    assert keys and not {k for k in keys if k[0] == "deliver"}, sorted(keys)
+    assert {e.outcome for e in ledger.entries(deployment.engine, "431101", DAY)} == {
+        "DELIVERED"}

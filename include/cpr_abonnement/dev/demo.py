@@ -76,6 +76,9 @@ def environment(work: Path = WORK) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__MAX_MAP_LENGTH": "2048",
+        # `airflow standalone`: each delivery forks from workers holding the task side
+        # (issue 16); the demo's own run (dag.test) uses no executor.
+        "AIRFLOW__CORE__EXECUTOR": "cpr_abonnement.tasks.executor.PreloadedLocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "CPRSUB_DB_URL": f"sqlite:///{work / 'filters.db'}",
         "CPRSUB_INBOUND": f"file://{work / 'inbound'}",

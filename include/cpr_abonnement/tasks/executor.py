@@ -62,6 +62,16 @@ def preload_task_side(modules: tuple[str, ...] = TASK_SIDE_MODULES) -> list[str]
     return failed
 
 
+def configure_orm() -> None:
+    """Configure the ORM mappers of every imported model (ours: the ledger's, the
+    subscribers'). SQLAlchemy does this at a process's first ORM query, so a task
+    process forked before it does it again for every delivery (a fifth of a delivery's
+    own CPU, profiled under the scheduler); done here, each task process inherits it."""
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
+
+
 def warm_api_client(server: str) -> None:
     """Build and close one Task SDK API client: it makes its SSL context once per
     process and caches it, which otherwise each worker does for its first task (loading
@@ -73,14 +83,18 @@ def warm_api_client(server: str) -> None:
 
 class PreloadedLocalExecutor(LocalExecutor):
     """Airflow's LocalExecutor whose workers are forked after :data:`TASK_SIDE_MODULES`
-    were imported and the API client warmed (with ``multiprocessing``'s default
-    ``fork`` start method on Linux, which the LocalExecutor needs for this: other
-    methods start workers afresh)."""
+    were imported, the ORM mappers configured and the API client warmed (with
+    ``multiprocessing``'s default ``fork`` start method on Linux, which the LocalExecutor
+    needs for this: other methods start workers afresh)."""
 
     def start(self) -> None:
         from airflow.executors.base_executor import get_execution_api_server_url
 
         preload_task_side()
+        try:
+            configure_orm()
+        except Exception:  # a broken mapping fails the task's first query, with its log
+            log.warning("could not configure the ORM mappers", exc_info=True)
         try:
             warm_api_client(get_execution_api_server_url(self.conf))
         except Exception:  # an unusable URL fails each task's supervisor, with its log
