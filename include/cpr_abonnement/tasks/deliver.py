@@ -124,8 +124,7 @@ def _wait_for_service_window(item: DeliveryItem, engine: Engine, row: dict,
     if until is None:
         return
     detail = f"waiting for service window until {until:%Y-%m-%d %H:%M} (Danish time)"
-    ledger.record_wait(engine, **row, until=until.astimezone(dt.UTC).replace(tzinfo=None),
-                       detail=detail)  # the ledger's instants are naive UTC
+    ledger.record_wait(engine, **row, until=until, detail=detail)
     log.info("delivery subscriber=%s file=%s %s", item.subscriber, item.file_name, detail)
     raise ServiceWindowWait(f"{item.name}: {detail}", subscriber=item.subscriber,
                             until=until)
