@@ -521,8 +521,10 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
                                      or soap.ClientCertificates.from_settings(settings),
                                      min(cap, soap.MAX_BODY_BYTES))
     app.add_middleware(BodyGuard, max_body_bytes=cap, certificate_paths=(soap.PATH,))
-    app.include_router(ops)  # first: routes are matched in order, these are called most
+    # Routes are matched in order: the operations IT systems call (SF6002's three
+    # routes, then REST's) before the administration.
     app.include_router(soap.router)
+    app.include_router(ops)
     app.include_router(adm)
     app.add_exception_handler(FilterInputError, _bad_input)
     app.add_exception_handler(RequestValidationError, _schema)
