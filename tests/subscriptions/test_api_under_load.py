@@ -74,35 +74,6 @@ def test_concurrent_sqlite_writers_queue_in_process(sqlite_url):
     engine.dispose()
 
 
-def test_get_all_filters_does_not_wait_for_the_filter_lock(fresh_postgres_url):
-    """A transaction holding the filter lock (a long bulk load, a snapshot) must not
-    hold up GetAllFilters of any IT system."""
-    engine = make_engine(fresh_postgres_url)
-    upgrade(engine)
-    svc = SubscriptionService(engine, caller="test")
-    svc.add_subscriber(A, "Aalborg ESDH")
-    svc.add_pnr(A, "0101701000")
-    held, release = threading.Event(), threading.Event()
-
-    def hold_lock() -> None:
-        with Session(engine) as s, s.begin():
-            lock_filters(s)
-            held.set()
-            release.wait(30)
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        assert held.wait(10)
-        with ThreadPoolExecutor(1) as pool:
-            found = pool.submit(svc.get_all_filters, A)
-            pnrs = found.result(timeout=10).pnrs
-        assert [p.pnr if hasattr(p, "pnr") else p for p in pnrs] == ["0101701000"]
-    finally:
-        release.set()
-        holder.join()
-        engine.dispose()
-
-
 @pytest.fixture
 def pg_service(fresh_postgres_url):
     engine = make_engine(fresh_postgres_url)
@@ -114,16 +85,16 @@ def pg_service(fresh_postgres_url):
 
 
 @contextmanager
-def change_in_flight(engine, work: Callable[[Session, dt.datetime], None] = lambda s, t: None
-                     ) -> Iterator[dt.datetime]:
-    """A single-filter change holding the shared filter lock, stamped and not yet
-    committed (``work`` runs in it): yields its stamp; commits on leaving."""
+def change_in_flight(engine, work: Callable[[Session, dt.datetime], None] = lambda s, t: None,
+                     *, shared: bool = True) -> Iterator[dt.datetime]:
+    """A change holding the filter lock (``shared``: as single-filter changes do), stamped
+    and not yet committed (``work`` runs in it): yields its stamp; commits on leaving."""
     stamped, release = threading.Event(), threading.Event()
     stamp: list[dt.datetime] = []
 
     def change() -> None:
         with Session(engine) as s, s.begin():
-            stamp.append(lock_filters(s, shared=True))
+            stamp.append(lock_filters(s, shared=shared))
             work(s, stamp[0])
             s.flush()
             stamped.set()
@@ -136,6 +107,15 @@ def change_in_flight(engine, work: Callable[[Session, dt.datetime], None] = lamb
     finally:
         release.set()
         holder.join()
+
+
+def test_get_all_filters_does_not_wait_for_the_filter_lock(pg_service):
+    """A transaction holding the filter lock exclusively (a long bulk load, a snapshot)
+    must not hold up GetAllFilters of any IT system."""
+    pg_service.add_pnr(A, "0101701000")
+    with change_in_flight(pg_service.engine, shared=False), ThreadPoolExecutor(1) as pool:
+        found = pool.submit(pg_service.get_all_filters, A)
+        assert found.result(timeout=10).pnrs == ["0101701000"]
 
 
 def test_single_filter_changes_do_not_wait_for_each_other(pg_service):

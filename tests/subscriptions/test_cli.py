@@ -18,7 +18,7 @@ def cli(db_url, capsys):
                     [args[0], args[1], "--db", db_url, "--system", SYS, *args[2:]])
         out = capsys.readouterr()
         return code, out.out, out.err
-    assert run("db", "upgrade")[1].strip() == "filter database at revision 0009"
+    assert run("db", "upgrade")[1].strip() == "filter database at revision 0010"
     assert run("db", "upgrade")[0] == 0
     return run
 
