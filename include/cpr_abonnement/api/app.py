@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
@@ -245,8 +245,22 @@ def _service(request: Request, who: Principal, call: _Call) -> tuple[Subscriptio
     return svc, system
 
 
+T = TypeVar("T")
+
+
+async def _acting(request: Request, who: Principal, call: _Call,
+                  act: Callable[[SubscriptionService, str], T]) -> T:
+    """``act(service, system)`` for the call's subscriber, after :func:`_service`'s
+    check, both in one thread-pool hand-off (see :data:`ops`)."""
+    return await run_in_threadpool(lambda: act(*_service(request, who, call)))
+
+
 def _outcome(o: Any) -> ResultOut:
     return ResultOut(result=o.result.value, warning=o.warning)
+
+
+def _bulk_out(b: Any) -> BulkOut:
+    return BulkOut(counts=b.counts, results=b.results)
 
 
 #: The operations IT systems call by the ten thousand are ``async`` and hand their
@@ -313,11 +327,8 @@ def _single_route(ftype: FilterType, operation: str, method: Callable[..., Any])
     body = _call_model(ftype)
 
     async def handler(call: body, who: Caller, request: Request) -> ResultOut:
-        def work() -> ResultOut:
-            svc, system = _service(request, who, call)
-            return _outcome(method(svc, system, ftype,
-                                   *(getattr(call, a.api) for a in ftype.arguments)))
-        return await run_in_threadpool(work)
+        return await _acting(request, who, call, lambda svc, system: _outcome(
+            method(svc, system, ftype, *(getattr(call, a.api) for a in ftype.arguments))))
     ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
                       summary=_summary(ftype, operation),
                       description=_describe(ftype, operation))
@@ -328,11 +339,8 @@ def _bulk_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -
     field = ftype.arguments[0].api + "s"
 
     async def handler(call: body, who: Caller, request: Request) -> BulkOut:
-        def work() -> BulkOut:
-            svc, system = _service(request, who, call)
-            bulk = method(svc, system, ftype, getattr(call, field))
-            return BulkOut(counts=bulk.counts, results=bulk.results)
-        return await run_in_threadpool(work)
+        return await _acting(request, who, call, lambda svc, system: _bulk_out(
+            method(svc, system, ftype, getattr(call, field))))
     ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
                       summary=_summary(ftype, operation),
                       description=_describe(ftype, operation))
@@ -356,10 +364,8 @@ for _type in filters.TYPES:
 async def remove_all(call: RemoveAllCall, who: Caller, request: Request) -> RemovedOut:
     """Remove every filter of one group (`filterGroup`) from your IT system at once;
     answers how many were removed (0 is not an error)."""
-    def work() -> RemovedOut:
-        svc, system = _service(request, who, call)
-        return RemovedOut(removed=svc.remove_all(system, call.filterGroup))
-    return await run_in_threadpool(work)
+    return await _acting(request, who, call, lambda svc, system: RemovedOut(
+        removed=svc.remove_all(system, call.filterGroup)))
 
 
 @ops.post("/GetAllFilters", name="GetAllFilters", summary="Get all filters")
@@ -367,10 +373,8 @@ async def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request
                           ) -> dict[str, Any]:
     """Every filter of your IT system in force now, or at `asOf` (history is kept): age
     ranges, municipality codes, event codes, PNRs, and whether *no filter* is on."""
-    def work() -> dict[str, Any]:
-        svc, system = _service(request, who, call)
-        return svc.get_all_filters(system, call.asOf).to_dict()
-    return await run_in_threadpool(work)
+    return await _acting(request, who, call,
+                         lambda svc, system: svc.get_all_filters(system, call.asOf).to_dict())
 
 
 @adm.post("/subscribers", status_code=201, name="AddSubscriber")

@@ -175,7 +175,7 @@ def _insert_pnrs(s: Session, subscriber_id: int, pnrs: np.ndarray, now: dt.datet
     if not len(pnrs):
         return
     conn = s.connection()
-    stamp = _stored(s.get_bind().dialect, now)
+    stamp = _stored(conn.dialect, now)
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(
@@ -195,8 +195,9 @@ def _close_pnrs(s: Session, subscriber_id: int, pnrs: np.ndarray, now: dt.dateti
         return
     conn = s.connection()
     marker = "%s" if conn.dialect.name == "postgresql" else "?"
+    stamp = _stored(conn.dialect, now)
     conn.exec_driver_sql(
         f"UPDATE filter_pnr SET removed_at = {marker} WHERE subscriber_id = {marker} "
         f"AND pnr = {marker} AND removed_at IS NULL",
-        [(_stored(s.get_bind().dialect, now), subscriber_id, p) for p in pnrs.tolist()],
+        [(stamp, subscriber_id, p) for p in pnrs.tolist()],
     )

@@ -71,10 +71,10 @@ def make_engine(url: str | None = None, *, connections: int | None = None) -> En
     """An engine for the filter database.
 
     :param connections: PostgreSQL: keep exactly this many connections (the API server
-        passes its number of request threads). Left out, SQLAlchemy's default pool
-        (5, plus 10 opened and closed again on demand) suits a task or the CLI; under
-        twenty concurrent API calls that pool opened and closed a connection (a new
-        server process) for many calls.
+        passes its setting ``api_db_connections``, the calls it serves at once). Left
+        out, SQLAlchemy's default pool (5, plus 10 opened and closed again on demand)
+        suits a task or the CLI; under twenty concurrent API calls that pool opened and
+        closed a connection (a new server process) for many calls.
     """
     url = normalise_url(resolve_url(url))
     if url.startswith("sqlite"):
