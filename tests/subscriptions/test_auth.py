@@ -22,6 +22,7 @@ from cpr_abonnement.api.auth import (
 )
 from cpr_abonnement.errors import NotAuthorised
 from cpr_abonnement.filters.pnr import PnrFilter
+from cpr_abonnement.pnr import scrub
 from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Role
 from cpr_abonnement.subscriptions.models import AuditEntry
@@ -86,7 +87,9 @@ def test_soap_caller_with_everything_registered_acts_and_is_audited(world):
     row = last_audit(world.engine)
     assert (row.operation, row.result, row.transport, row.certificate_sha256, row.call_id) == (
         "AddPNRSubscription", "ADDED", "soap", world.certs["a"], CALL_ID)
-    assert row.caller == f"soap:{A}:{world.certs['a'][:16]}"
+    # Every audit text column is scrubbed of PNR-shaped runs, and a random fingerprint's
+    # digits can form one: the caller is the scrubbed form, whatever the certificate.
+    assert row.caller == scrub(f"soap:{A}:{world.certs['a'][:16]}")
 
 
 def test_context_uuids_in_upper_case_are_the_same_uuids(world):
