@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 import requests
 import zeep
+from requests.adapters import HTTPAdapter
 from zeep.transports import Transport
 
 from cpr_abonnement.api import soap
-from cpr_abonnement.api.app import create_app
+from cpr_abonnement.api.tls import TLS12_CIPHERS
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401 - the fixture
-from support.servers import free_port, uvicorn_server
+from support.servers import api_serve, free_port
 from support.soapclient import CTX, PNR_1, A, register
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,14 +81,31 @@ def nginx(proxy_pki):
         process.wait(timeout=10)
 
 
+class FromAddress(HTTPAdapter):
+    """Connections from another loopback address than the proxy's own."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_zeep_through_nginx_mutual_tls_to_the_app(engine, test_ca, tmp_path, nginx):  # noqa: F811
+def test_zeep_through_nginx_mutual_tls_to_the_app(engine, db_url, test_ca, tmp_path,  # noqa: F811
+                                                  nginx):
+    """The compose shape on one host: nginx terminates mutual TLS and sends the
+    certificate header and ``X-Forwarded-For: <client>`` to ``cprsub api serve``, which
+    trusts 127.0.0.1 (issue 21 item 4: the forwarded address used to be taken for the
+    peer, and every call was refused)."""
     issued, files = register(engine, test_ca, tmp_path)
-    trust = soap.ClientCertificates.parse("X-SSL-Client-Cert", ["127.0.0.1/32"])
-    with uvicorn_server(create_app(lambda: engine, client_certificates=trust)) as app_url:
+    with api_serve(["--db", db_url, "--client-cert-header", "X-SSL-Client-Cert",
+                    "--trusted-proxy", "127.0.0.1/32"], tmp_path / "api.log") as (app_url, _):
         base = nginx(app_url.removeprefix("http://"))
         session = requests.Session()
         session.trust_env = False
+        session.mount("https://", FromAddress("127.0.0.2"))  # the client is not the proxy
         session.verify = str(tmp_path / "client-ca.pem")
         session.cert = tuple(map(str, files["a"]))
         client = zeep.Client(base + soap.PATH + "?wsdl", transport=Transport(session=session))
@@ -103,3 +121,8 @@ def test_zeep_through_nginx_mutual_tls_to_the_app(engine, test_ca, tmp_path, ngi
         assert refused.status_code == 400 and "SSL certificate" in refused.text
     rows = SubscriptionService(engine, caller="t").audit_trail(A)
     assert rows[-1].certificate_sha256 == issued["a"].sha256
+
+
+def test_nginx_and_api_serve_share_one_tls_policy():
+    """Issue 21 item 5: a client meets the same suites at the proxy and at our server."""
+    assert re.search(rf"\n\s*ssl_ciphers\s+{re.escape(TLS12_CIPHERS)};", TEMPLATE.read_text())

@@ -4,6 +4,8 @@ believed only from a trusted address."""
 
 from __future__ import annotations
 
+import socket
+import ssl
 from urllib.parse import quote
 
 import httpx
@@ -15,7 +17,7 @@ from cpr_abonnement.api.app import create_app
 from cpr_abonnement.api.tls import ServerTls
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import TestCA
-from support.servers import uvicorn_server
+from support.servers import api_serve, uvicorn_server
 from support.soapclient import AGREEMENT_B, PNR_1, A, B, envelope, post, register, result_of
 
 HEADER = "X-SSL-Client-Cert"
@@ -120,3 +122,51 @@ def test_a_removed_certificate_is_refused(endpoint):
     SubscriptionService(endpoint.engine, caller="t").remove_certificate(
         A, endpoint.issued["a"].sha256)
     assert "not authorised: certificate not registered" in fault_string(post(endpoint, body))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_x_forwarded_for_never_makes_a_caller_a_trusted_proxy(engine, db_url, test_ca,
+                                                               tmp_path):
+    """Issue 21 item 3: under ``cprsub api serve`` a local process that names the trusted
+    proxy in ``X-Forwarded-For`` is still 127.0.0.1, and its certificate header is
+    refused. The TCP peer decides, nothing the request says about itself."""
+    issued, _ = register(engine, test_ca, tmp_path)
+    forged = {HEADER: quote(issued["a"].pem.decode()), "X-Forwarded-For": "10.0.0.5"}
+    with api_serve(["--db", db_url, "--client-cert-header", HEADER,
+                    "--trusted-proxy", "10.0.0.5/32"], tmp_path / "server.log") as (base, _), \
+            httpx.Client(timeout=30) as http:
+        r = call(http, base, **forged)
+    fault = xmltodict.parse(r.content)["soap:Envelope"]["soap:Body"]["soap:Fault"]
+    assert r.status_code == 500 and "only from a trusted proxy" in fault["faultstring"]
+    assert soap_audit(engine) == []
+
+
+def handshake(endpoint, *, tls_max: ssl.TLSVersion, ciphers: str) -> str:
+    """A raw TLS handshake with the endpoint (client certificate A): the version agreed,
+    or the error. ``@SECLEVEL=0`` lets our client offer what OpenSSL would not."""
+    context = endpoint.tls("a")
+    context.minimum_version = ssl.TLSVersion.TLSv1
+    context.maximum_version = tls_max
+    context.set_ciphers(ciphers + ":@SECLEVEL=0")
+    host, port = endpoint.base.removeprefix("https://").rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost") as tls:
+            return f"{tls.version()} {tls.cipher()[0]}"
+    except (ssl.SSLError, ConnectionError) as e:
+        return f"refused: {e}"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_tls_1_2_is_the_floor_with_the_intermediate_suites(endpoint):
+    """Issue 21 item 5: TLS 1.0/1.1 and CBC or non-forward-secret suites are refused;
+    TLS 1.3 and 1.2 with an ECDHE AEAD suite are served."""
+    assert handshake(endpoint, tls_max=ssl.TLSVersion.TLSv1_1,
+                     ciphers="ALL").startswith("refused")
+    assert handshake(endpoint, tls_max=ssl.TLSVersion.TLSv1_2,
+                     ciphers="ECDHE-ECDSA-AES128-SHA256").startswith("refused")  # CBC
+    assert handshake(endpoint, tls_max=ssl.TLSVersion.TLSv1_2,
+                     ciphers="ECDHE-ECDSA-AES128-GCM-SHA256") \
+        == "TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256"
+    assert handshake(endpoint, tls_max=ssl.TLSVersion.TLSv1_3,
+                     ciphers="DEFAULT").startswith("TLSv1.3")

@@ -3,6 +3,9 @@ replies read back by prefix as the real clients do, over real mutual TLS."""
 
 from __future__ import annotations
 
+import requests
+import xmltodict
+
 from cpr_abonnement.api import soap
 from support.soapclient import (
     CTX,
@@ -116,3 +119,24 @@ def test_sloppy_real_clients_are_understood(endpoint):
     assert result_of(r, "AddMunicipalityCodeSubscription") == "ADDED"
     r = post(endpoint, envelope("RemoveAll", "<ns:FilterGroup>ChangeCode</ns:FilterGroup>"))
     assert result_of(r, "RemoveAll") == "REMOVED 1"
+
+
+def test_an_envelope_posted_as_a_plain_string_is_answered(endpoint):
+    """Issue 21 item 2: integrations post the envelope with ``requests.post(url,
+    data=envelope, cert=...)``: no Content-Type, no SOAPAction. Serviceplatformen
+    answered them, so do we; the reply is read by prefix as those clients read it."""
+    session = requests.Session()
+    session.trust_env = False
+    r = session.post(endpoint.url, data=envelope("AddPNRSubscription",
+                                                 f"<cpr:PNR>{PNR_1}</cpr:PNR>"),
+                     cert=tuple(map(str, endpoint.clients["a"])), verify=str(endpoint.ca))
+    assert "Content-Type" not in r.request.headers and "SOAPAction" not in r.request.headers
+    assert r.status_code == 200, r.text
+    body = xmltodict.parse(r.content)["soap:Envelope"]["soap:Body"]
+    assert body["ns3:AddPNRSubscriptionResponse"]["ns3:Result"] == "ADDED"
+
+
+def test_an_explicit_non_xml_content_type_is_still_refused(endpoint):
+    r = post(endpoint, envelope("AddPNRSubscription", f"<cpr:PNR>{PNR_1}</cpr:PNR>"),
+             content_type="text/plain")
+    assert r.status_code == 500 and "'text/plain' is not text/xml" in r.text

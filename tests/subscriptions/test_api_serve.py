@@ -3,11 +3,7 @@ the mutual TLS, the caller's certificate and the database the command line named
 
 from __future__ import annotations
 
-import os
 import ssl
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +16,7 @@ from cpr_abonnement.subscriptions.credentials import Role
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import TestCA
-from support.servers import free_port
+from support.servers import api_serve
 from support.soapclient import AGREEMENT_A, A, B, envelope
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,30 +55,13 @@ def served(tmp_path, sqlite_url):
     token = credentials.issue(engine, role=Role.SUBSCRIBER, label="esdh", subscriber_uuid=B)
     engine.dispose()
     cert, key = ca.server().write(tmp_path, "server")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from cpr_abonnement.cli import main; sys.exit(main())",
-         "api", "serve", "--db", sqlite_url, "--port", str(port), "--workers", "2",
-         "--tls-cert", str(cert), "--tls-key", str(key), "--client-ca", str(ca.write(tmp_path))],
-        stdout=(tmp_path / "server.log").open("w"), stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "include")})
-    context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    ca_file = ca.write(tmp_path)
+    context = ssl.create_default_context(cafile=str(ca_file))
     context.load_cert_chain(*map(str, client.write(tmp_path, "client")))
-    base = f"https://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(base + "/v1/health", verify=context, timeout=5)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()
-                assert time.monotonic() < deadline, "the API server did not start"
-                time.sleep(0.2)
-        yield Served(base, context, token, server.pid, tmp_path / "ca.pem")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with api_serve(["--db", sqlite_url, "--workers", "2", "--tls-cert", str(cert),
+                    "--tls-key", str(key), "--client-ca", str(ca_file)],
+                   tmp_path / "server.log", verify=context) as (base, pid):
+        yield Served(base, context, token, pid, ca_file)
 
 
 def test_two_worker_processes_serve_rest_and_soap_with_mutual_tls(served):

@@ -1,4 +1,4 @@
-"""Real servers for tests, on 127.0.0.1 only: PostgreSQL, uvicorn."""
+"""Real servers for tests, on 127.0.0.1 only: PostgreSQL, uvicorn, ``cprsub api serve``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -77,3 +78,35 @@ def uvicorn_server(app, **options) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def api_serve(args: list[str], log: Path, *, verify: object = True
+              ) -> Iterator[tuple[str, int]]:
+    """``cprsub api serve ARGS`` as a process of its own on a free port (uvicorn as the
+    command runs it, its own options and logging); yields its base URL and process id
+    once ``/v1/health`` answers. Its output (the access log) goes to ``log``."""
+    import httpx
+
+    port = free_port()
+    tls = "--tls-cert" in args
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from cpr_abonnement.cli import main; sys.exit(main())",
+         "api", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "include")})
+    base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(base + "/v1/health", verify=verify, timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "the API server did not start"
+                time.sleep(0.2)
+        yield base, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

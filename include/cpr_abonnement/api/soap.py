@@ -241,8 +241,15 @@ def encoding_of(body: bytes, charset: str | None) -> str:
     return "utf-8"
 
 
-def content_charset(content_type: str) -> str | None:
-    """Refuse what is not SOAP 1.1's content type; the charset parameter if any."""
+def content_charset(content_type: str | None) -> str | None:
+    """Refuse what is not SOAP 1.1's content type; the charset parameter if any.
+
+    No ``Content-Type`` at all is taken as SOAP 1.1 XML: integrations that post the
+    envelope as a plain string (``requests.post(url, data=envelope)``) send none, and
+    Serviceplatformen answered them. An explicit non-XML type is still refused.
+    """
+    if not content_type or not content_type.strip():
+        return None
     media, *params = (p.strip() for p in content_type.split(";"))
     if media.lower() == "application/soap+xml":
         raise SoapFault("SOAP 1.2 (application/soap+xml) is not supported: SF6002 is SOAP 1.1",
@@ -517,7 +524,7 @@ async def soap_call(request: Request) -> Response:
     config = _config(request)
     try:
         fingerprint = config.certificates.fingerprint(request.scope)
-        charset = content_charset(request.headers.get("content-type", ""))
+        charset = content_charset(request.headers.get("content-type"))
         body = await read_body(request, config.max_body_bytes)
         op = operation_element(parse_envelope(body, charset))
         normalise(op)

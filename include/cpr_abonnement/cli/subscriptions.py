@@ -558,7 +558,7 @@ def api_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cpr_abonnement.api.soap import ClientCertificates
-    from cpr_abonnement.api.tls import ServerTls
+    from cpr_abonnement.api.tls import ServerTls, server_options
     from cpr_abonnement.settings import export_api_settings
 
     tls_args = (args.tls_cert, args.tls_key, args.client_ca)
@@ -572,7 +572,7 @@ def api_serve(args: argparse.Namespace) -> int:
         print("cprsub: --workers must be at least 1", file=sys.stderr)
         return 2
     ClientCertificates.parse(args.client_cert_header, args.trusted_proxy)  # refuse bad ones
-    options = ServerTls(*tls_args).uvicorn_options() if all(tls_args) else {}
+    options = server_options(ServerTls(*tls_args) if all(tls_args) else None)
     export_api_settings(db=args.db, client_cert_header=args.client_cert_header,
                         trusted_proxies=args.trusted_proxy)
     uvicorn.run("cpr_abonnement.api.app:create_app", factory=True, workers=args.workers,
