@@ -85,12 +85,16 @@ def db_url() -> str | None:
 
 
 def export_api_settings(*, db: str | None, client_cert_header: str | None,
-                        trusted_proxies: list[str] | tuple[str, ...]) -> None:
+                        trusted_proxies: list[str] | tuple[str, ...],
+                        client_ca: str | None = None) -> None:
     """Hand ``cprsub api serve``'s options to the server processes it starts
     (``--workers``): each builds its app from these variables, as the Airflow API
-    server's mount does."""
+    server's mount does. ``--client-ca`` is also the CA a certificate registered
+    through that server must come from, unless ``CPRSUB_CLIENT_CA`` says otherwise."""
     if db:
         os.environ[DB_URL_VARIABLE] = db
+    if client_ca:
+        os.environ.setdefault("CPRSUB_CLIENT_CA", client_ca)
     if client_cert_header:
         os.environ["CPRSUB_API_CLIENT_CERT_HEADER"] = client_cert_header
         os.environ["CPRSUB_API_TRUSTED_PROXIES"] = ",".join(trusted_proxies)
@@ -122,6 +126,8 @@ class Settings:
     delivery_retries: int = 4
     api_client_cert_header: str | None = None
     api_trusted_proxies: tuple[str, ...] = ()
+    #: PEM bundle of the CA(s) IT systems' client certificates are issued by.
+    client_ca: str | None = None
     pickup_root: str = ""
     platform_sender: str = "CPR Abonnement on Airflow"
     pickup_alert_days: int = 3
@@ -154,6 +160,7 @@ class Settings:
                                                 cls.delivery_retries)),
             api_client_cert_header=os.environ.get("CPRSUB_API_CLIENT_CERT_HEADER") or None,
             api_trusted_proxies=_split(os.environ.get("CPRSUB_API_TRUSTED_PROXIES", "")),
+            client_ca=os.environ.get("CPRSUB_CLIENT_CA") or None,
             pickup_root=os.environ.get("CPRSUB_PICKUP_ROOT") or str(base / "pickup"),
             platform_sender=os.environ.get("CPRSUB_SENDER_NAME") or cls.platform_sender,
             pickup_alert_days=int(os.environ.get("CPRSUB_PICKUP_ALERT_DAYS",

@@ -406,7 +406,8 @@ def issue_credential(uuid: UUID, body: CredentialIn, svc: Admin, request: Reques
 
 def _registered(svc: SubscriptionService, uuid: UUID, done: Registration) -> dict[str, Any]:
     """A registration's result and the subscriber as it now is."""
-    return {"result": done.result.value, "subscriber": _subscriber_json(svc.subscriber(str(uuid)))}
+    return {"result": done.result.value, "subscriber": _subscriber_json(svc.subscriber(str(uuid))),
+            **({"warning": done.warning} if done.warning else {})}
 
 
 @adm.post("/subscribers/{uuid}/certificates", name="AddCertificate")

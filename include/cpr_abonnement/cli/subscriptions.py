@@ -371,6 +371,8 @@ def subscriber_list(args: argparse.Namespace) -> int:
 def subscriber_add_certificate(args: argparse.Namespace) -> int:
     done = _service(args).add_certificate(args.uuid, args.cert.read_bytes())
     print(done.result.value)
+    if done.warning:
+        print(f"cprsub: warning: {done.warning}", file=sys.stderr)
     return 0
 
 
@@ -574,7 +576,8 @@ def api_serve(args: argparse.Namespace) -> int:
     ClientCertificates.parse(args.client_cert_header, args.trusted_proxy)  # refuse bad ones
     options = server_options(ServerTls(*tls_args) if all(tls_args) else None)
     export_api_settings(db=args.db, client_cert_header=args.client_cert_header,
-                        trusted_proxies=args.trusted_proxy)
+                        trusted_proxies=args.trusted_proxy,
+                        client_ca=str(args.client_ca) if args.client_ca else None)
     uvicorn.run("cpr_abonnement.api.app:create_app", factory=True, workers=args.workers,
                 host=args.host, port=args.port, **options)
     return 0

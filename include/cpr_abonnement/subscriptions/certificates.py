@@ -25,12 +25,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cpr_abonnement.errors import InvalidCertificate
+from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions.memory import TimedMemory
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
@@ -87,25 +92,68 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def parse_certificate(data: bytes | str, *, now: dt.datetime | None = None
-                      ) -> CertificateInfo:
+def parse_certificate(data: bytes | str, *, now: dt.datetime | None = None,
+                      issuers: Sequence[x509.Certificate] | None = None) -> CertificateInfo:
     """The fingerprint, subject and expiry of a client certificate (PEM or DER).
 
     Refused with :class:`InvalidCertificate`: no certificate, several, a CA certificate
-    (it cannot identify one IT system), or one expired at ``now`` (naive UTC; default
-    the process clock).
+    (it cannot identify one IT system), one expired at ``now`` (naive UTC; default
+    the process clock), or, when ``issuers`` (the client CA the TLS end trusts) is
+    given, one that none of them signed: the handshake would refuse it, so the
+    registration could never be used.
     """
     raw = data.encode("ascii", "replace") if isinstance(data, str) else bytes(data)
     cert = _load(raw)
     if _is_ca(cert):
         raise InvalidCertificate("a CA certificate cannot identify an IT system; give "
                                  "the client certificate")
+    if issuers is not None and not any(_issued_by(cert, ca) for ca in issuers):
+        raise InvalidCertificate(
+            f"the certificate's issuer ({cert.issuer.rfc4514_string()[:200]}) is not the "
+            "configured client CA (CPRSUB_CLIENT_CA): the TLS handshake would refuse it")
     not_after = cert.not_valid_after_utc.replace(tzinfo=None)
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if not_after <= now:
         raise InvalidCertificate(f"the certificate expired at {not_after.isoformat()} UTC")
     return CertificateInfo(fingerprint(cert.public_bytes(Encoding.DER)),
                            cert.subject.rfc4514_string()[:MAX_SUBJECT], not_after)
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def client_ca(path: str | None) -> tuple[x509.Certificate, ...] | None:
+    """The CA certificates in the PEM bundle at ``path`` (the one nginx's
+    ``ssl_client_certificate`` and ``cprsub api serve --client-ca`` trust); None when
+    no bundle is configured, so the caller can say the issuer went unchecked."""
+    if not path:
+        return None
+    file = Path(path)
+    try:
+        return _bundle(str(file), file.stat().st_mtime_ns)
+    except (OSError, ValueError) as exc:
+        raise InvalidCertificate(f"the client CA bundle {path} (CPRSUB_CLIENT_CA) cannot "
+                                 f"be read: {type(exc).__name__}") from exc
+
+
+def configured_client_ca() -> tuple[x509.Certificate, ...] | None:
+    """The deployment's client CA (``CPRSUB_CLIENT_CA``), None when not configured."""
+    return client_ca(Settings.from_env().client_ca)
+
+
+#: Said when a certificate is registered with no client CA to check its issuer against.
+UNCHECKED_ISSUER = ("no client CA configured (CPRSUB_CLIENT_CA): the certificate's issuer "
+                    "was not checked against the CA the TLS end trusts")
+
+
+@lru_cache(maxsize=4)
+def _bundle(path: str, _mtime_ns: int) -> tuple[x509.Certificate, ...]:
+    return tuple(x509.load_pem_x509_certificates(Path(path).read_bytes()))
 
 
 #: How long a certificate's registration read from the database is trusted in memory.

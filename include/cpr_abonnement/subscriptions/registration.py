@@ -44,6 +44,7 @@ from cpr_abonnement.pickup.accounts import PICKUP, PUSH
 from cpr_abonnement.subscriptions import rules, windows
 from cpr_abonnement.subscriptions.certificates import (
     CertificateInfo,
+    configured_client_ca,
     normalise_fingerprint,
     parse_certificate,
 )
@@ -251,6 +252,7 @@ def _push(doc: Mapping[str, Any]) -> PushTarget:
 def _certificates(items: list[Any], now) -> tuple[tuple[CertificateInfo, ...],
                                                     tuple[str, ...]]:
     new, refs = {}, {}
+    issuers = configured_client_ca()
     for i, item in enumerate(items):
         where = f"certificates[{i}]"
         if isinstance(item, Mapping):
@@ -259,7 +261,8 @@ def _certificates(items: list[Any], now) -> tuple[tuple[CertificateInfo, ...],
             refs[value] = value
         else:
             cert = _check(where, "certificate",
-                          lambda c=item: parse_certificate(str(c), now=now))
+                          lambda c=item: parse_certificate(str(c), now=now,
+                                                              issuers=issuers))
             new[cert.sha256] = cert
     return tuple(new.values()), tuple(r for r in refs if r not in new)
 

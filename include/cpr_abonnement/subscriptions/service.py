@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -67,7 +68,9 @@ from cpr_abonnement.filters.base import FilterType, in_force
 from cpr_abonnement.pickup.accounts import PICKUP, PUSH, validate_account_name, validate_mode
 from cpr_abonnement.subscriptions import certificates, credentials, rules
 from cpr_abonnement.subscriptions.certificates import (
+    UNCHECKED_ISSUER,
     CertificateInfo,
+    configured_client_ca,
     normalise_fingerprint,
     parse_certificate,
 )
@@ -97,6 +100,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 #: How many masked PNRs a bulk call's audit row keeps as a sample.
 AUDIT_SAMPLE = 5
+
+log = logging.getLogger(__name__)
 
 
 class Result(StrEnum):
@@ -251,6 +256,8 @@ class Registration:
     result: Result
     #: The other IT system that already holds it (result not applied), if any.
     owner: str | None = None
+    #: Something the operator should know although it was done.
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -943,17 +950,25 @@ class SubscriptionService:
         return self._registration(what, system, operation, arguments, normalise, apply)
 
     def add_certificate(self, system: str, pem: bytes | str) -> Registration:
-        """Register a client certificate for ``system`` (several may be current)."""
+        """Register a client certificate for ``system`` (several may be current); one
+        the configured client CA did not issue is refused, and without a configured CA
+        the result says its issuer went unchecked."""
         def store(s: Session, sub: Subscriber, cert: CertificateInfo, now: dt.datetime
                   ) -> None:
             s.add(Certificate(subscriber_id=sub.id, sha256=cert.sha256, subject=cert.subject,
                               not_after=cert.not_after, added_at=now))
-        return self._add_parsed(
+        issuers = configured_client_ca()
+        done = self._add_parsed(
             "certificate", system, "AddCertificate",
-            lambda: parse_certificate(pem, now=self.clock() if self.clock else None),
+            lambda: parse_certificate(pem, now=self.clock() if self.clock else None,
+                                      issuers=issuers),
             lambda cert: {"sha256": cert.sha256, "subject": cert.subject,
                           "not_after": cert.not_after.isoformat()},
             Certificate.sha256, store)
+        if issuers is None and done.result is Result.ADDED:
+            log.warning("certificate registered for %s: %s", system, UNCHECKED_ISSUER)
+            return replace(done, warning=UNCHECKED_ISSUER)
+        return done
 
     def remove_certificate(self, system: str, sha256: str) -> Registration:
         """Close a certificate's registration; ``NON_EXISTING`` if it is not current."""
