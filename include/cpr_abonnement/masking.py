@@ -29,8 +29,10 @@ def mask(number: str) -> str:
     return "****"
 
 
-# 10 digits (or DDMMYY-SSSS), and 9: a PNR stored as an integer loses its leading zero.
-_PNR_LIKE = re.compile(r"(?<!\d)(\d{6}(?=-?\d{4}(?!\d))|\d{5}(?=\d{4}(?!\d)))-?\d{4}")
+# 10 digits, also written DDMMYY-SSSS or DDMMYY SSSS (spaces as people type them), and 9:
+# a PNR stored as an integer loses its leading zero.
+_PNR_LIKE = re.compile(
+    r"(?<!\d)(\d{6}(?=(?:-|\s+)?\d{4}(?!\d))|\d{5}(?=\d{4}(?!\d)))(?:-|\s+)?\d{4}")
 
 
 def scrub(text: str) -> str:
@@ -38,8 +40,8 @@ def scrub(text: str) -> str:
 
     A 5-digit group followed by a hyphen is not taken for a PNR, so UUIDs survive.
 
-    >>> scrub("PNR 0101901234, 010190-1234, 101901234 but not 12345678901")
-    'PNR 010190-****, 010190-****, 10190-**** but not 12345678901'
+    >>> scrub("PNR 0101901234, 010190-1234, 010190 1234, 101901234 but not 12345678901")
+    'PNR 010190-****, 010190-****, 010190-****, 10190-**** but not 12345678901'
     >>> scrub("6f1f0b8e-6a55-4f55-9d7b-1c5c12345-1234")
     '6f1f0b8e-6a55-4f55-9d7b-1c5c12345-1234'
     """

@@ -20,6 +20,12 @@ XINCLUDE = envelope("AddPNRSubscription", '<xi:include xmlns:xi="http://www.w3.o
                     'XInclude" href="file:///etc/passwd" parse="text"/>')
 DEEP = envelope("AddPNRSubscription", "<a>" * 100_000 + "</a>" * 100_000)
 NOT_A_DATE = "3213901234"  # 32nd of the 13th month: breaks the PNR rule
+SPACED, DASHED = f"{PNR_1[:6]} {PNR_1[6:]}", f"{PNR_1[:6]}-{PNR_1[6:]}"
+
+
+def age_range(start: str) -> str:
+    return envelope("AddAgeRangeSubscription", f"<ns:AgeRange><ns:StartAge>{start}</ns:StartAge>"
+                                               "<ns:EndAge>5</ns:EndAge></ns:AgeRange>")
 
 CASES = {
     "xxe": (XXE, "text/xml", "DTDs and entity declarations are not allowed"),
@@ -39,6 +45,9 @@ CASES = {
     "UTF-16": (envelope("GetAllFilters").encode("utf-16"), "text/xml", "not supported"),
     "PNR rule": (envelope("AddPNRSubscription", f"<cpr:PNR>{NOT_A_DATE}</cpr:PNR>"),
                  "text/xml", "PNR"),
+    # Issue 21 item 12: a PNR typed with a space or a dash into another field.
+    "spaced PNR as an age": (age_range(SPACED), "text/xml", "is not a valid value"),
+    "dashed PNR as an age": (age_range(DASHED), "text/xml", "is not a valid value"),
 }
 
 
@@ -58,7 +67,7 @@ def test_hostile_request_is_a_client_fault(endpoint, case, caplog):
     assert fault["faultcode"] == ("soap:VersionMismatch" if case == "SOAP 1.2"
                                   else "soap:Client")
     assert named in fault["faultstring"]
-    for pnr in (PNR_1, NOT_A_DATE, "root:"):
+    for pnr in (PNR_1, NOT_A_DATE, SPACED, DASHED, "root:"):
         assert pnr not in r.text and pnr not in caplog.text
     assert SubscriptionService(endpoint.engine, caller="t").get_all_filters(A).empty
 

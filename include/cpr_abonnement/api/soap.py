@@ -213,6 +213,8 @@ def _pem_sha256(pem: str) -> str:
 # -- reading a request -----------------------------------------------------------------
 _DECLARED = re.compile(rb"\A\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})[\"']")
 _QUOTED_VALUE = re.compile(r"(value|[Cc]ontent) '[^']*'")
+#: "Element '{ns}StartAge': '010744 1234' is not a valid value of …": the value as typed.
+_ECHOED_VALUE = re.compile(r"(': )'[^']*'( is not a valid value)")
 
 
 def _codec(name: str, where: str) -> str:
@@ -265,7 +267,7 @@ def content_charset(content_type: str | None) -> str | None:
 
 def _safe(message: str) -> str:
     """An lxml message without the offending value (it may be personal data)."""
-    return _QUOTED_VALUE.sub(r"\1", message)
+    return _ECHOED_VALUE.sub(r"\1the value\2", _QUOTED_VALUE.sub(r"\1", message))
 
 
 _PARSERS = threading.local()
