@@ -47,6 +47,7 @@ from cpr_abonnement.api import soap
 from cpr_abonnement.api.auth import REST, CallContext, CallerIdentity, authorise, authorise_admin
 from cpr_abonnement.api.docs import mount_offline_docs
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard, authenticate
+from cpr_abonnement.api.scrubbing import ScrubbedPaths
 from cpr_abonnement.errors import (
     FilterInputError,
     NotAuthorised,
@@ -526,6 +527,7 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
                                      or soap.ClientCertificates.from_settings(settings),
                                      min(cap, soap.MAX_BODY_BYTES))
     app.add_middleware(BodyGuard, max_body_bytes=cap, certificate_paths=(soap.PATH,))
+    app.add_middleware(ScrubbedPaths)  # outermost: also the guard's own answers
     # Routes are matched in order: the operations IT systems call (SF6002's three
     # routes, then REST's) before the administration.
     app.include_router(soap.router)

@@ -571,7 +571,9 @@ class SubscriptionService:
         """One audit row; PNR-shaped text is masked in every free-text column."""
         trail = self.trail
         session.connection().execute(_AUDIT_INSERT, {
-            "at": at, "caller": pnr_rules.scrub(self.caller)[:200], "subscriber_uuid": system,
+            "at": at, "caller": pnr_rules.scrub(self.caller)[:200],
+            # A refused call's system is whatever the caller typed (a PNR, say).
+            "subscriber_uuid": pnr_rules.scrub(system)[:36] if system else None,
             "operation": operation,
             "arguments": pnr_rules.scrub(json.dumps(arguments, ensure_ascii=False,
                                                     default=str)),
