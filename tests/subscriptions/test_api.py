@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from cpr_abonnement.api.app import create_app
+from cpr_abonnement.filters import TYPES
 from cpr_abonnement.subscriptions import credentials
 from cpr_abonnement.subscriptions.credentials import Role
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
@@ -33,6 +34,16 @@ def api(tmp_path_factory):
     }
     with uvicorn_server(create_app(lambda: engine)) as url:
         yield url, tokens, engine
+
+
+@pytest.fixture(autouse=True)
+def no_filters(api):
+    """The tests share one server (it costs a start each); each starts with no current
+    filter, whatever ran before it (the order is random)."""
+    svc = SubscriptionService(api[2], caller="setup")
+    for system in (A, B):
+        for ftype in TYPES:
+            svc.remove_all(system, ftype.group)
 
 
 def call(api, who: str | None, op: str, system: str, **body) -> httpx.Response:
