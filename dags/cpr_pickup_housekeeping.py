@@ -13,6 +13,9 @@ Every day at 06:00 Danish time (weekends too: retention counts calendar days).
 3. **check_late_pickups**: fails, and so alerts the data engineers
    (`CPRSUB_ALERT_EMAIL`, Slack), when a pick-up subscriber has not downloaded a file
    for `CPRSUB_PICKUP_ALERT_DAYS` (3) delivery days. `cprsub health` lists the same.
+4. **check_certificate_expiry**: fails, and so alerts, when an IT system's client
+   certificate comes within 90, 30 or 7 days of its expiry (once per threshold) or has
+   expired. `cprsub health` and the console's Subscribers page show the same.
 
 Runbook: README.md, "Pick-up".
 """
@@ -29,8 +32,8 @@ from cpr_abonnement.tasks.alerts import failure_alert
 
 @dag(
     dag_id="cpr_pickup_housekeeping",
-    description="Daily: remove pick-up files past retention and alert about subscribers "
-                "who have not fetched their files",
+    description="Daily: remove pick-up files past retention, alert about subscribers "
+                "who have not fetched their files and client certificates near expiry",
     schedule="0 6 * * *",
     start_date=pendulum.datetime(2025, 1, 1, tz="Europe/Copenhagen"),
     catchup=False,
@@ -72,7 +75,17 @@ def cpr_pickup_housekeeping():
 
         return check_pickups(Settings.from_env(), task_engine(), now=dt.datetime.now(dt.UTC))
 
+    @task(retry_policy=ExceptionRetryPolicy(rules=[RetryRule(
+        exception="cpr_abonnement.errors.CertificatesExpiring", action=RetryAction.FAIL,
+        reason="certificates close to expiry: alert now, a retry changes nothing")]))
+    def check_certificate_expiry() -> list[str]:
+        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.tasks.housekeeping import check_certificates
+
+        return check_certificates(task_engine(), now=dt.datetime.now(dt.UTC))
+
     remove_expired_pickup_files() >> check_late_pickups()
+    check_certificate_expiry()
     sweep_account_created_files()  # on its own: its alert never holds up the others
 
 

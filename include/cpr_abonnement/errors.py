@@ -330,6 +330,11 @@ class PickupLate(CprAbonnementError):
     delivery days (raised by the housekeeping DAG to alert the data engineers)."""
 
 
+class CertificatesExpiring(CprAbonnementError):
+    """Client certificates reached an expiry threshold (90, 30, 7 days) or expired;
+    raised by the housekeeping DAG to alert the data engineers, once per threshold."""
+
+
 class PickupStrayFiles(CprAbonnementError):
     """Files a pick-up account created in its own ``IN/`` (empty: unconfined, OpenSSH's
     internal-sftp lets an open for writing create the name before the write is refused)

@@ -29,6 +29,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.settings import Settings
+from cpr_abonnement.subscriptions import expiry
+from cpr_abonnement.subscriptions.db import as_naive_utc
 from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES
 from cpr_abonnement.subscriptions.models import Delivery, ExtractRun, Subscriber
 from cpr_abonnement.subscriptions.snapshot import subscribed_at
@@ -47,6 +49,9 @@ class Health:
     problems: list[str] = field(default_factory=list)
     #: Pick-up subscribers late in fetching their files (not a health problem).
     late_pickups: list[str] = field(default_factory=list)
+    #: Client certificates within 90 days of expiry or expired (not a health problem
+    #: until they are used: :mod:`cpr_abonnement.subscriptions.expiry`).
+    expiring_certificates: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,8 +91,9 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
                         + ", ".join(missing[:10]))
     delivered = len(active) - len(missing)
     late = [x.line() for x in late_pickups(engine, day, settings or Settings.from_env())]
+    certificates = [e.line() for e in expiry.expiring(engine, as_naive_utc(now))]
     return Health(not problems, str(day), run is not None and run.delivered_at is not None,
-                  len(active), delivered, problems, late)
+                  len(active), delivered, problems, late, certificates)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The housekeeping DAG through dag.test(): retention of IN/ and the late pick-up alert."""
+"""The housekeeping DAG through dag.test(): retention of IN/, the late pick-up alert and
+the alert about a client certificate near its expiry."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ import pendulum
 import pytest
 
 from cpr_abonnement.calendar import DeliveryCalendar
-from cpr_abonnement.subscriptions import ledger
+from cpr_abonnement.subscriptions import expiry, ledger
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
+from support.certs import TestCA
 from support.deployment import ROOT, task_states
 from support.pickup import record_delivered
 from support.smtp import smtp_server
 
 UUID = "44444444-0000-4000-8000-000000000004"
+ESDH = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 DAY = 86400
+
+
+def NOW_UTC() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _age(path, days: float) -> None:
@@ -32,9 +39,12 @@ def test_housekeeping_removes_only_expired_files_records_them_and_alerts_late(
         airflow_db, tmp_path, monkeypatch):
     engine = make_engine(f"sqlite:///{tmp_path / 'filters.db'}")
     upgrade(engine)
-    SubscriptionService(engine, caller="t", clock=lambda: dt.datetime(2025, 1, 1)) \
-        .add_subscriber(UUID, "Glemsom Kommune", delivery_mode="pickup",
-                        pickup_account="glemsom")
+    svc = SubscriptionService(engine, caller="t", clock=lambda: dt.datetime(2025, 1, 1))
+    svc.add_subscriber(UUID, "Glemsom Kommune", delivery_mode="pickup",
+                       pickup_account="glemsom")
+    # An IT system whose client certificate expires in 20 days (issue 21 item 13).
+    svc.add_subscriber(ESDH, "Aalborg ESDH")
+    svc.add_certificate(ESDH, TestCA().client("Aalborg ESDH", days=20).pem)
     cal = DeliveryCalendar.default()
     old_day = cal.previous_delivery_day(dt.date.today() - dt.timedelta(days=31))
     recent_day = cal.previous_delivery_day(cal.previous_delivery_day(
@@ -78,7 +88,14 @@ def test_housekeeping_removes_only_expired_files_records_them_and_alerts_late(
     assert rows[old].removed_by == "retention" and rows[old].removed_at is not None
     # the recent file has waited 4 delivery days: late, the engineers are told
     assert states["check_late_pickups"] == "failed"
-    assert len(alerts) == 1 and "Glemsom Kommune" in alerts[0] and recent in alerts[0]
+    assert states["check_certificate_expiry"] == "failed"
+    late, = [a for a in alerts if "Glemsom Kommune" in a]
+    assert recent in late
+    expiring, = [a for a in alerts if "Aalborg ESDH" in a]
+    assert "expire within 90/30/7 days" in expiring and "register its successor" in expiring
+    assert len(alerts) == 2
+    assert [e.threshold for e in expiry.expiring(engine, NOW_UTC())] == [30]
+    assert expiry.due(engine, NOW_UTC()) == []  # alerted once at 30 days
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="files owned by another user need root")

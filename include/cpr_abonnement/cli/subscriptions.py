@@ -549,7 +549,8 @@ def health_cmd(args: argparse.Namespace) -> int:
         print(f"{'HEALTHY' if state.healthy else 'UNHEALTHY'}: delivery day "
               f"{state.delivery_day}, {state.delivered}/{state.subscribers} subscriber(s) "
               f"delivered" + "".join(f"\n  - {p}" for p in state.problems)
-              + "".join(f"\n  late pick-up: {p}" for p in state.late_pickups))
+              + "".join(f"\n  late pick-up: {p}" for p in state.late_pickups)
+              + "".join(f"\n  certificate: {c}" for c in state.expiring_certificates))
     return 0 if state.healthy else 1
 
 

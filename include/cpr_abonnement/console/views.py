@@ -21,7 +21,8 @@ from cpr_abonnement import filters
 from cpr_abonnement.health import pickup_cutoff
 from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import extract_checks
+from cpr_abonnement.subscriptions import expiry, extract_checks
+from cpr_abonnement.subscriptions.db import as_naive_utc
 from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES, STARTED
 from cpr_abonnement.subscriptions.models import (
     AuditEntry,
@@ -315,9 +316,23 @@ class SubscriberRow:
     history: list[HistoryLine]
 
 
-def subscribers(engine: Engine, *, history: int = 20) -> list[SubscriberRow]:
+def certificate_line(cert: Certificate, now: dt.datetime) -> str:
+    """A current certificate with its expiry; inside a warning threshold, how soon
+    (the same thresholds the housekeeping alert uses)."""
+    days_left = (cert.not_after - now).days if cert.not_after >= now else -1
+    reached = expiry.threshold_reached(days_left)
+    warning = ("" if reached is None else " — EXPIRED" if reached == 0
+               else f" — expires in {days_left} day(s)")
+    return (f"SHA256:{cert.sha256} ({cert.subject}) valid until "
+            f"{cert.not_after:%Y-%m-%d}{warning}")
+
+
+def subscribers(engine: Engine, *, history: int = 20, now: dt.datetime | None = None
+                ) -> list[SubscriberRow]:
     """Each IT system with its mode, current filter counts, key and certificate
-    fingerprints, last delivery and its latest ``history`` audited operations."""
+    fingerprints (with their expiry at ``now``, naive UTC), last delivery and its
+    latest ``history`` audited operations."""
+    now = now or as_naive_utc(dt.datetime.now(dt.UTC))
     with Session(engine) as s:
         subs = list(s.scalars(select(Subscriber).order_by(Subscriber.name)))
         counts = {t.label: dict(s.execute(
@@ -325,7 +340,7 @@ def subscribers(engine: Engine, *, history: int = 20) -> list[SubscriberRow]:
             .where(t.model.removed_at.is_(None)).group_by(t.model.subscriber_id)).all())
             for t in filters.TYPES}
         keys = _current(s, SshKey, lambda k: f"{k.key_type} {k.fingerprint}")
-        certs = _current(s, Certificate, lambda c: f"SHA256:{c.sha256} ({c.subject})")
+        certs = _current(s, Certificate, lambda c: certificate_line(c, now))
         last = {uuid: (day, outcome) for uuid, day, outcome in s.execute(
             select(Delivery.subscriber_uuid, ExtractRun.production_date, Delivery.outcome)
             .join(ExtractRun).order_by(ExtractRun.production_date))}

@@ -1,6 +1,6 @@
 """What the ``cpr_pickup_housekeeping`` DAG's tasks do: retention of the pick-up storage,
-the sweep of files the accounts created themselves, and the daily alert about late
-pick-ups."""
+the sweep of files the accounts created themselves, the daily alert about late
+pick-ups, and the alert about client certificates close to expiry."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from cpr_abonnement.errors import PickupLate
+from cpr_abonnement.errors import CertificatesExpiring, PickupLate
 from cpr_abonnement.health import due_day, late_pickups
 from cpr_abonnement.pickup.retention import apply_retention
 from cpr_abonnement.pickup.strays import sweep_strays
 from cpr_abonnement.settings import Settings
+from cpr_abonnement.subscriptions import expiry
+from cpr_abonnement.subscriptions.db import as_naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +46,19 @@ def check_pickups(settings: Settings, engine: Engine, *, now: dt.datetime) -> li
                          + "\n  - ".join(late))
     log.info("no late pick-ups as of delivery day %s", day)
     return late
+
+
+def check_certificates(engine: Engine, *, now: dt.datetime) -> list[str]:
+    """Raise :class:`CertificatesExpiring` (the task fails and alerts) for client
+    certificates that reached an expiry threshold since the last alert; each threshold
+    alerts once (recorded before raising, so a retry does not alert again)."""
+    at = as_naive_utc(now)
+    due = expiry.due(engine, at)
+    if due:
+        expiry.record(engine, due, at, caller="cpr_pickup_housekeeping")
+        raise CertificatesExpiring(
+            f"{len(due)} client certificate(s) expire within "
+            f"{'/'.join(map(str, expiry.THRESHOLDS))} days or have expired:\n  - "
+            + "\n  - ".join(e.line() for e in due))
+    log.info("no client certificate reached an expiry threshold")
+    return []
