@@ -165,10 +165,10 @@ def test_connection_created_from_environment_password_never_printed(
         cli, tmp_path, airflow_db, monkeypatch):
     from airflow.models.connection import Connection
 
-    monkeypatch.setenv("AALBORG_SFTP_PASSWORD", "s3cret-pw")
+    monkeypatch.setenv("CPRSUB_SFTP_PASSWORD_AALBORG", "s3cret-pw")
     conn_id = f"sftp_reg_{uuid.uuid4().hex[:8]}"  # Airflow's database is per session
     delivery = {**document()["delivery"], "connection": conn_id, "login": "cpr",
-                "password_env": "AALBORG_SFTP_PASSWORD"}
+                "password_env": "CPRSUB_SFTP_PASSWORD_AALBORG"}
     path = _write(tmp_path, document(delivery=delivery))
     code, out, _ = cli("subscriber", "register", path)
     assert code == 0 and f"created Airflow connection {conn_id}" in out
@@ -177,7 +177,7 @@ def test_connection_created_from_environment_password_never_printed(
                                                                  "s3cret-pw")
     assert conn.extra_dejson["host_key"] == HOST_KEY.rsplit(" ", 1)[0]
     assert cli("subscriber", "register", path)[1] == f"UNCHANGED {SYS}\n"
-    monkeypatch.setenv("AALBORG_SFTP_PASSWORD", "rotated-pw")
+    monkeypatch.setenv("CPRSUB_SFTP_PASSWORD_AALBORG", "rotated-pw")
     assert "updated Airflow connection" in cli("subscriber", "register", path)[1]
     shown = cli("subscriber", "show", SYS, "--format", "json")[1]
     assert "pw" not in shown and "password" not in shown
@@ -202,3 +202,70 @@ def test_admin_api_takes_the_same_document(engine):
                       json=document(supplier={"name": "X", "cvr": "10150818"}), headers=auth)
     assert bad.status_code == 422
     assert (bad.json()["field"], bad.json()["rule"]) == ("supplier.cvr", "cvr")
+
+
+# -- issue 21: documents that must be refused, through the CLI and the admin API -------
+#: These run on SQLite only: what they check is decided before or apart from the database.
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+PASSWORD_VAR = "CPRSUB_SFTP_PASSWORD_AALBORG"
+
+
+@pytest.fixture
+def api(engine):
+    """``post(document)`` (or raw ``content``) to ``/v1/admin/registrations`` of the real
+    app as an administrator; the response."""
+    from fastapi.testclient import TestClient
+
+    from cpr_abonnement.api.app import create_app
+    from cpr_abonnement.subscriptions.credentials import Role, issue
+
+    auth = {"Authorization": f"Bearer {issue(engine, role=Role.ADMIN, label='t')}"}
+    client = TestClient(create_app(lambda: engine))
+
+    def post(doc: dict | None = None, *, content: bytes | None = None):
+        if content is not None:
+            return client.post("/v1/admin/registrations", content=content,
+                               headers={**auth, "Content-Type": "application/json"})
+        return client.post("/v1/admin/registrations", json=doc, headers=auth)
+    return post
+
+
+def _push(connection: str = "sftp_aalborg", **changes) -> dict:
+    return {**document()["delivery"], "connection": connection, **changes}
+
+
+@pytest.mark.parametrize("name", ["AIRFLOW__CORE__FERNET_KEY", "CPRSUB_FILTER_DB_PASSWORD",
+                                  "CPRSUB_SFTP_PASSWORD_", "cprsub_sftp_password_x"])
+def test_password_env_outside_the_fixed_prefix_is_refused(name):
+    doc = document(delivery=_push(login="cpr", password_env=name))
+    with pytest.raises(InvalidRegistration, match="CPRSUB_SFTP_PASSWORD_") as caught:
+        parse_document(doc)
+    assert (caught.value.field, caught.value.rule) == ("delivery.password_env", "credentials")
+    parse_document(document(delivery=_push(login="cpr", password_env=PASSWORD_VAR)))
+
+
+@SQLITE
+def test_cli_never_sends_another_variable_as_the_sftp_password(cli, tmp_path, airflow_db,
+                                                               monkeypatch):
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    monkeypatch.setenv("CPRSUB_FILTER_DB_PASSWORD", "db-secret-pw")
+    conn_id = f"sftp_reg_{uuid.uuid4().hex[:8]}"
+    doc = document(delivery=_push(conn_id, login="cpr",
+                                  password_env="CPRSUB_FILTER_DB_PASSWORD"))
+    code, out, err = cli("subscriber", "register", _write(tmp_path, doc))
+    assert code == 1 and out == "" and "delivery.password_env" in err
+    assert "CPRSUB_SFTP_PASSWORD_" in err and "db-secret-pw" not in err
+    with create_session() as session:
+        assert session.scalar(select(Connection).where(Connection.conn_id == conn_id)) is None
+    assert cli("subscriber", "show", SYS)[0] == 1
+
+
+@SQLITE
+def test_api_names_the_password_env_rule(api):
+    bad = api(document(delivery=_push(login="cpr", password_env="AIRFLOW__CORE__FERNET_KEY")))
+    assert bad.status_code == 422
+    assert (bad.json()["field"], bad.json()["rule"]) == ("delivery.password_env", "credentials")
+    assert "CPRSUB_SFTP_PASSWORD_" in bad.json()["detail"]

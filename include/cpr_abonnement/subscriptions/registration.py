@@ -17,7 +17,7 @@ take the same document (YAML or JSON)::
       folder: /cpr/in
       host_key: ssh-ed25519 AAAA...     # pinned
       login: cpr                        # optional: create/update the connection with
-      password_env: AALBORG_SFTP_PASSWORD   # the password read from this variable
+      password_env: CPRSUB_SFTP_PASSWORD_AALBORG   # the password read from this variable
     # delivery: {mode: pickup, account: aalborg-esdh, ssh_keys: ["ssh-ed25519 AAAA... it@x"]}
     certificates: [ "-----BEGIN CERTIFICATE-----..." ]   # or {sha256: <hex>} of one registered
     service_windows: ["Saturdays 22:00-06:00", "first Tuesday of the month 18:00-23:00"]
@@ -28,7 +28,10 @@ SSH key it no longer lists is unregistered. This module only parses and validate
 is :meth:`~cpr_abonnement.subscriptions.service.SubscriptionService.register`. Every
 problem is an :class:`~cpr_abonnement.errors.InvalidRegistration` naming the field and
 the rule. Secrets are never part of a document: a password is named by the environment
-variable holding it, never given or printed.
+variable holding it, never given or printed. That variable's name must start with
+:data:`PASSWORD_ENV_PREFIX`: the process loading a document holds other secrets in its
+environment (Airflow's Fernet key, database passwords), and a document naming one of
+those would have it stored as the SFTP password and sent to the host the document names.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ CVR_WEIGHTS = (2, 7, 6, 5, 4, 3, 2, 1)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _PHONE = re.compile(r"\+?[0-9 ()-]{8,20}")
 _CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The only environment variables a document may name as holding an SFTP password.
+PASSWORD_ENV_PREFIX = "CPRSUB_SFTP_PASSWORD_"
+_PASSWORD_ENV = re.compile(re.escape(PASSWORD_ENV_PREFIX) + r"[A-Za-z0-9_]+")
 _HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 _TOP = ("uuid", "name", "municipality", "supplier", "service_agreements", "contact",
         "delivery", "certificates", "service_windows")
@@ -240,9 +245,11 @@ def _push(doc: Mapping[str, Any]) -> PushTarget:
                                   "then created or updated; leave both out to name an "
                                   "existing one)", field="delivery.password_env",
                                   rule="credentials")
-    if password_env and not _ENV_NAME.fullmatch(password_env):
-        raise InvalidRegistration("names the environment variable holding the password",
-                                  field="delivery.password_env", rule="credentials")
+    if password_env and not _PASSWORD_ENV.fullmatch(password_env):
+        raise InvalidRegistration(
+            f"names the environment variable holding the password, which must start with "
+            f"{PASSWORD_ENV_PREFIX} (e.g. {PASSWORD_ENV_PREFIX}AALBORG); no other variable "
+            "of this process may be read", field="delivery.password_env", rule="credentials")
     return PushTarget(conn, host, _port(doc.get("port")), folder,
                       _host_key(_text(doc, "host_key", "delivery.host_key", limit=8192)),
                       login, password_env)
