@@ -269,3 +269,37 @@ def test_api_names_the_password_env_rule(api):
     assert bad.status_code == 422
     assert (bad.json()["field"], bad.json()["rule"]) == ("delivery.password_env", "credentials")
     assert "CPRSUB_SFTP_PASSWORD_" in bad.json()["detail"]
+
+
+@SQLITE
+def test_cli_refuses_the_connection_of_another_system(cli, tmp_path, airflow_db, engine,
+                                                      monkeypatch):
+    from airflow.models.connection import Connection
+
+    monkeypatch.setenv(PASSWORD_VAR, "aalborg-pw")
+    conn_id = f"sftp_reg_{uuid.uuid4().hex[:8]}"
+    theirs = _write(tmp_path, document(uuid=OTHER, service_agreements=[], delivery=_push(
+        conn_id, login="cpr", password_env=PASSWORD_VAR)), "other.yaml")
+    assert cli("subscriber", "register", theirs)[0] == 0
+    monkeypatch.setenv(PASSWORD_VAR, "taker-pw")
+    taker = document(delivery=_push(conn_id, host="sftp.taker.example", login="cpr",
+                                    password_env=PASSWORD_VAR))
+    code, out, err = cli("subscriber", "register", _write(tmp_path, taker))
+    assert code == 1 and out == "" and "delivery.connection" in err and OTHER in err
+    conn = Connection.get_connection_from_secrets(conn_id)  # the other system's, untouched
+    assert (conn.host, conn.password) == ("sftp.example", "aalborg-pw")
+    assert cli("subscriber", "show", SYS)[0] == 1
+    assert [r.result[:8] for r in _audit_rows(engine)] == ["REFUSED:"]
+    # Its own connection, registered again, is the system's to keep.
+    monkeypatch.setenv(PASSWORD_VAR, "aalborg-pw")
+    assert cli("subscriber", "register", theirs)[1] == f"UNCHANGED {OTHER}\n"
+
+
+@SQLITE
+def test_api_refuses_the_connection_of_another_system(api):
+    theirs = document(uuid=OTHER, service_agreements=[], delivery=_push("sftp_shared"))
+    assert api(theirs).json()["result"] == "CREATED"
+    taken = api(document(delivery=_push("sftp_shared")))
+    assert taken.status_code == 409 and OTHER in taken.json()["detail"]
+    assert taken.json()["field"] == "delivery.connection"
+    assert api(theirs).json()["result"] == "UNCHANGED"

@@ -458,8 +458,9 @@ def register(document: Annotated[dict[str, Any], Body()], svc: Admin) -> dict[st
     """Create or update an IT system from its registration document (the JSON form of
     ``cprsub subscriber register``'s YAML); the same document twice changes nothing.
     422 names the field and rule broken; 409 if another system holds an agreement,
-    certificate, key or account. A connection is only named here: creating one with
-    credentials is the command line's (run where Airflow's database is)."""
+    certificate, key, account or the Airflow connection named. A connection is only
+    named here: creating one with credentials is the command line's (run where
+    Airflow's database is)."""
     from cpr_abonnement.errors import InvalidRegistration
     from cpr_abonnement.subscriptions.registration import parse_document
 
@@ -492,6 +493,13 @@ async def _schema(_: Request, exc: Exception) -> JSONResponse:
                "rule": scrub(str(e.get("msg", "invalid")))} for e in problems]
     return JSONResponse({"detail": "request does not match the schema", "errors": errors},
                         status_code=422)
+
+
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    """409: another IT system holds it; a registration document's field is named."""
+    where = {"field": exc.field} if getattr(exc, "field", None) else {}
+    return JSONResponse({"detail": scrub(str(exc)), "rule": getattr(exc, "rule", "conflict"),
+                         **where}, status_code=409)
 
 
 def _status(code: int) -> Callable[[Request, Exception], Any]:
@@ -534,7 +542,7 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     app.add_exception_handler(RequestValidationError, _schema)
     app.add_exception_handler(UnknownSubscriber, _status(404))
     app.add_exception_handler(SubscriberExists, _status(409))
-    app.add_exception_handler(RegisteredToAnotherSystem, _status(409))
+    app.add_exception_handler(RegisteredToAnotherSystem, _conflict)
     app.add_exception_handler(NotAuthorised, _status(403))
     app.add_exception_handler(Exception, _internal)
 

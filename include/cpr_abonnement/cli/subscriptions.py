@@ -311,8 +311,10 @@ def subscriber_register(args: argparse.Namespace) -> int:
                                   field=f"line {where.line + 1}" if where else "document",
                                   rule="syntax") from exc
     doc = parse_document(raw)
+    service = _service(args)
+    service.check_register(doc)  # before the connection is written: no rollback undoes it
     outside = [ensure_push_connection(doc.push)] if doc.push and doc.push.login else []
-    done = _service(args).register(doc, also_changed=[c for c in outside if c])
+    done = service.register(doc, also_changed=[c for c in outside if c])
     print(f"{done.result} {done.uuid}")
     for change in done.changes:
         print(f"  {change}")

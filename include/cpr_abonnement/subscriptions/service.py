@@ -533,6 +533,23 @@ def _refuse_taken_account(s: Session, account: str, own_id: int | None) -> None:
             what="pick-up account", owner=owner)
 
 
+def _refuse_held(s: Session, doc: Document, own_id: int | None) -> None:
+    """Refuse a registration naming what another IT system uses, checked before the
+    document's system is touched (a change pending in ``s`` would be flushed by these
+    queries). The push connection holds the other system's host and password: taking
+    it over would send this system's files there, or, with credentials, re-point the
+    other system's deliveries to this document's host."""
+    push = doc.push
+    if push is not None:
+        owner = s.scalar(select(Subscriber.uuid).where(
+            Subscriber.sftp_conn_id == push.connection, Subscriber.id != (own_id or -1)))
+        if owner is not None:
+            raise RegisteredToAnotherSystem(
+                f"Airflow connection {push.connection} is used by IT system {owner}; name "
+                "a connection of this system's own", what="Airflow connection", owner=owner,
+                field="delivery.connection")
+
+
 def _store_key(s: Session, sub: Subscriber, key: SshKeyInfo, now: dt.datetime) -> None:
     s.add(SshKey(subscriber_id=sub.id, key_type=key.key_type, key_data=key.key_data,
                  fingerprint=key.fingerprint, bits=key.bits, comment=key.comment,
@@ -1081,6 +1098,26 @@ class SubscriptionService:
         finally:
             certificates.forget_registrations()
 
+    def check_register(self, doc: Document) -> None:
+        """Refuse now what :meth:`register` would refuse as held by another IT system
+        (audited ``REFUSED`` the same way), for a caller that first changes something
+        outside this database (the command line writes the Airflow connection), which
+        no transaction here could undo. :meth:`register` checks again under the lock."""
+        with Session(self.engine) as s:
+            own = s.scalar(select(Subscriber.id).where(Subscriber.uuid == doc.uuid))
+            try:
+                _refuse_held(s, doc, own)
+            except RegisteredToAnotherSystem as exc:
+                refused = exc
+            else:
+                return
+        self._refused(doc.uuid, refused)
+        raise refused
+
+    def _refused(self, uuid: str, exc: Exception) -> None:
+        with writing(self.engine) as s:
+            self._audit(s, uuid, "Register", {}, f"REFUSED: {exc}", self._now(s))
+
     def _register(self, doc: Document, also_changed: Sequence[str]) -> RegisterOutcome:
         try:
             with writing(self.engine) as s:
@@ -1094,8 +1131,7 @@ class SubscriptionService:
                 self._audit(s, doc.uuid, "Register", {"changes": changes}, result, now)
                 return RegisterOutcome(doc.uuid, result, tuple(changes))
         except (RegisteredToAnotherSystem, InvalidSubscriber) as exc:
-            with writing(self.engine) as s:
-                self._audit(s, doc.uuid, "Register", {}, f"REFUSED: {exc}", self._now(s))
+            self._refused(doc.uuid, exc)
             raise
 
 
@@ -1229,6 +1265,7 @@ def _register_apply(svc: SubscriptionService, s: Session, doc, now: dt.datetime
                     ) -> tuple[Subscriber, list[str]]:
     """Everything :meth:`SubscriptionService.register` writes, in the caller's transaction."""
     sub = s.scalar(select(Subscriber).where(Subscriber.uuid == doc.uuid))
+    _refuse_held(s, doc, sub.id if sub else None)
     changes: list[str] = []
     if sub is None:
         sub = Subscriber(uuid=doc.uuid, name=doc.name, active=True, created_at=now,
