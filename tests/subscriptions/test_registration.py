@@ -303,3 +303,25 @@ def test_api_refuses_the_connection_of_another_system(api):
     assert taken.status_code == 409 and OTHER in taken.json()["detail"]
     assert taken.json()["field"] == "delivery.connection"
     assert api(theirs).json()["result"] == "UNCHANGED"
+
+
+@SQLITE
+@pytest.mark.parametrize(("data", "offset"), [
+    (f"uuid: {SYS}\nname: Ålborg ESDH\n".encode("latin-1"), 49),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", 0),
+    ("name: Århus\n\x00\x01\x02".encode(), 13),  # UTF-8, but not text
+], ids=["latin-1", "binary", "control characters"])
+def test_cli_refuses_a_document_that_is_not_utf8(cli, tmp_path, data, offset):
+    path = tmp_path / "reg.yaml"
+    path.write_bytes(data)
+    code, out, err = cli("subscriber", "register", str(path))
+    assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith("cprsub: ")
+    assert "UTF-8" in err and f"byte {offset} " in err
+
+
+@SQLITE
+def test_api_refuses_a_body_that_is_not_utf8(api):
+    body = json.dumps(document(name="Ålborg ESDH", service_windows=[]), ensure_ascii=False)
+    bad = api(content=body.encode("latin-1"))
+    assert bad.status_code == 422 and bad.json()["field"] == "document"
+    assert "UTF-8" in bad.json()["detail"] and f"byte {body.index('Å')}" in bad.json()["detail"]

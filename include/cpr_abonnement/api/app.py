@@ -34,7 +34,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -453,18 +453,31 @@ def remove_ssh_key(uuid: UUID, fingerprint: str, svc: Admin) -> dict[str, Any]:
     return _registered(svc, uuid, svc.remove_ssh_key(str(uuid), fingerprint))
 
 
-@adm.post("/registrations", name="Register")
-def register(document: Annotated[dict[str, Any], Body()], svc: Admin) -> dict[str, Any]:
+async def _body(request: Request) -> bytes:
+    """A request's body as sent: a registration is read from its bytes by the same
+    function as the command line's file (:func:`~cpr_abonnement.subscriptions.
+    registration.read_document`), so both refuse the same things the same way."""
+    return await request.body()
+
+
+#: ``Register``'s body in the API description (read as bytes, so not declared).
+_DOCUMENT_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "title": "Registration document",
+               "description": "the JSON form of `cprsub subscriber register`'s YAML"}}}}}
+
+
+@adm.post("/registrations", name="Register", openapi_extra=_DOCUMENT_BODY)
+def register(svc: Admin, data: Annotated[bytes, Depends(_body)]) -> dict[str, Any]:
     """Create or update an IT system from its registration document (the JSON form of
-    ``cprsub subscriber register``'s YAML); the same document twice changes nothing.
-    422 names the field and rule broken; 409 if another system holds an agreement,
-    certificate, key, account or the Airflow connection named. A connection is only
-    named here: creating one with credentials is the command line's (run where
+    ``cprsub subscriber register``'s YAML, UTF-8); the same document twice changes
+    nothing. 422 names the field and rule broken; 409 if another system holds an
+    agreement, certificate, key, account or the Airflow connection named. A connection
+    is only named here: creating one with credentials is the command line's (run where
     Airflow's database is)."""
     from cpr_abonnement.errors import InvalidRegistration
-    from cpr_abonnement.subscriptions.registration import parse_document
+    from cpr_abonnement.subscriptions.registration import read_document
 
-    doc = parse_document(document)
+    doc = read_document(data, syntax="json")
     if doc.push and doc.push.login:
         raise InvalidRegistration("the API does not take credentials; create the "
                                   "connection with `cprsub subscriber register` or name an "

@@ -23,8 +23,10 @@ take the same document (YAML or JSON)::
     service_windows: ["Saturdays 22:00-06:00", "first Tuesday of the month 18:00-23:00"]
 
 The document is the whole truth about the system: a service agreement, certificate or
-SSH key it no longer lists is unregistered. This module only parses and validates
-(:func:`parse_document`) and renders a stored system back (:func:`render`); applying it
+SSH key it no longer lists is unregistered. This module only reads (:func:`load`: UTF-8
+text, YAML, or JSON for the API), parses and validates (:func:`parse_document`; both in
+:func:`read_document`, the one way the command line and the API read a document) and
+renders a stored system back (:func:`render`); applying it
 is :meth:`~cpr_abonnement.subscriptions.service.SubscriptionService.register`. Every
 problem is an :class:`~cpr_abonnement.errors.InvalidRegistration` naming the field and
 the rule. Secrets are never part of a document: a password is named by the environment
@@ -36,10 +38,13 @@ those would have it stored as the SFTP password and sent to the host the documen
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+import yaml
 
 from cpr_abonnement import reference
 from cpr_abonnement.errors import FilterInputError, InvalidRegistration
@@ -317,6 +322,51 @@ def parse_document(doc: Any, *, now=None) -> Document:
     return Document(uuid, name, _municipality(top.get("municipality")), supplier_name, cvr,
                     *contact, mode, push, account, agreements, keys, certs, refs,
                     tuple(found))
+
+
+def _text_of(data: bytes) -> str:
+    """The document as text. A document is UTF-8 by contract (YAML's own default); a
+    Latin-1 file or a binary one given by mistake is named as such, at the first byte
+    that is not UTF-8, instead of failing deep inside the decoder."""
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise InvalidRegistration(
+            f"must be UTF-8 text (YAML or JSON); byte {exc.start} (0x{data[exc.start]:02x}) "
+            "is not UTF-8", field="document", rule="encoding") from exc
+
+
+def load(data: bytes, *, syntax: Literal["yaml", "json"] = "yaml") -> Any:
+    """The document's data, before validation: a file is YAML (a JSON file is YAML
+    too), an API request body JSON (read as JSON, not YAML 1.1, so every valid JSON
+    body is read as its sender meant it). Every problem is an
+    :class:`~cpr_abonnement.errors.InvalidRegistration` naming the line where known."""
+    text = _text_of(data)
+    if syntax == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRegistration(f"not JSON ({exc.msg})", field=f"line {exc.lineno}",
+                                      rule="syntax") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:  # a control character: binary, not text
+        offset = len(text[:exc.position].encode("utf-8"))
+        raise InvalidRegistration(f"must be UTF-8 text (YAML or JSON); byte {offset} "
+                                  f"(character #x{exc.character:02x}) is not text",
+                                  field="document", rule="encoding") from exc
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        raise InvalidRegistration(f"not YAML or JSON ({getattr(exc, 'problem', exc)})",
+                                  field=f"line {where.line + 1}" if where else "document",
+                                  rule="syntax") from exc
+
+
+def read_document(data: bytes, *, syntax: Literal["yaml", "json"] = "yaml",
+                  now=None) -> Document:
+    """A validated registration from a file's or a request body's bytes: :func:`load`,
+    then :func:`parse_document`."""
+    return parse_document(load(data, syntax=syntax), now=now)
 
 
 def render(info, profile: Mapping[str, Any] | None, ssh_key_lines: list[str]
