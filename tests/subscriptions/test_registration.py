@@ -325,3 +325,43 @@ def test_api_refuses_a_body_that_is_not_utf8(api):
     bad = api(content=body.encode("latin-1"))
     assert bad.status_code == 422 and bad.json()["field"] == "document"
     assert "UTF-8" in bad.json()["detail"] and f"byte {body.index('Å')}" in bad.json()["detail"]
+
+
+def _pickup(account: str = "aalborg-esdh") -> dict:
+    return {"mode": "pickup", "account": account, "ssh_keys": []}
+
+
+@SQLITE
+def test_cli_refuses_an_account_another_system_has(cli, tmp_path, engine):
+    theirs = document(uuid=OTHER, service_agreements=[], delivery=_pickup())
+    assert cli("subscriber", "register", _write(tmp_path, theirs, "other.yaml"))[0] == 0
+    code, out, err = cli("subscriber", "register",
+                         _write(tmp_path, document(delivery=_pickup())))
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "delivery.account" in err and OTHER in err and "aalborg-esdh" in err
+    assert "UNIQUE" not in err and "SQL" not in err
+    assert cli("subscriber", "show", SYS)[0] == 1
+    assert [r.result[:8] for r in _audit_rows(engine)] == ["REFUSED:"]
+
+
+@SQLITE
+@pytest.mark.parametrize("race", [False, True], ids=["checked", "race"])
+def test_api_refuses_an_account_another_system_has(api, engine, monkeypatch, race):
+    """``race``: the other system takes the account between the check and the write
+    (the check misses it once); the unique index refuses the write, and the answer is
+    the same."""
+    from cpr_abonnement.subscriptions import service
+
+    assert api(document(uuid=OTHER, service_agreements=[], delivery=_pickup())).status_code \
+        == 200
+    if race:
+        real, missed = service._account_owner, []
+        monkeypatch.setattr(service, "_account_owner", lambda *a: (
+            real(*a) if missed else missed.append(a)))
+    taken = api(document(delivery=_pickup()))
+    assert taken.status_code == 409 and OTHER in taken.json()["detail"]
+    assert (taken.json()["field"], taken.json()["rule"]) \
+        == ("delivery.account", "registered to another system")
+    assert "UNIQUE" not in taken.text and "SQL" not in taken.text
+    assert [r.result[:8] for r in _audit_rows(engine)] == ["REFUSED:"]
+    assert not race or missed
