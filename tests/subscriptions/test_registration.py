@@ -365,3 +365,28 @@ def test_api_refuses_an_account_another_system_has(api, engine, monkeypatch, rac
     assert "UNIQUE" not in taken.text and "SQL" not in taken.text
     assert [r.result[:8] for r in _audit_rows(engine)] == ["REFUSED:"]
     assert not race or missed
+
+
+def _windows(count: int) -> list[str]:
+    """``count`` different valid windows."""
+    return [f"daily 00:{i:02d}-23:59" if i < 60 else f"daily 01:{i - 60:02d}-23:59"
+            for i in range(count)]
+
+
+def test_service_windows_are_capped_at_50():
+    assert len(parse_document(document(service_windows=_windows(50))).service_windows) == 50
+    for windows in (_windows(51), ["not a window"] * 200_000):  # counted before parsed
+        with pytest.raises(InvalidRegistration, match="at most 50") as caught:
+            parse_document(document(service_windows=windows))
+        assert (caught.value.field, caught.value.rule) == ("service_windows", "limit")
+
+
+@SQLITE
+def test_cli_and_api_refuse_more_than_50_service_windows(cli, api, tmp_path):
+    doc = document(service_windows=_windows(51))
+    code, out, err = cli("subscriber", "register", _write(tmp_path, doc))
+    assert code == 1 and out == "" and "service_windows" in err and "at most 50" in err
+    bad = api(doc)
+    assert bad.status_code == 422
+    assert (bad.json()["field"], bad.json()["rule"]) == ("service_windows", "limit")
+    assert cli("subscriber", "show", SYS)[0] == 1

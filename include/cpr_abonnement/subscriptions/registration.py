@@ -71,6 +71,10 @@ _TOP = ("uuid", "name", "municipality", "supplier", "service_agreements", "conta
         "delivery", "certificates", "service_windows")
 _PUSH = ("mode", "connection", "host", "port", "folder", "host_key", "login", "password_env")
 _PICKUP = ("mode", "account", "ssh_keys")
+#: Service windows one system may register. Every push delivery checks them and follows
+#: chains of them; a real SFTP server has a handful, and the count is checked before
+#: any is parsed, so a document of 200,000 costs nothing.
+MAX_SERVICE_WINDOWS = 50
 
 
 @dataclass(frozen=True)
@@ -317,8 +321,12 @@ def parse_document(doc: Any, *, now=None) -> Document:
         raise InvalidRegistration(f"mode {str(mode)[:20]!r}: expected push or pickup",
                                   field="delivery.mode", rule="delivery mode")
     certs, refs = _certificates(_list(top, "certificates", "certificates"), now)
-    found = [str(w) for w in _check("service_windows", "service window", lambda: windows.parse_all(
-        str(w) for w in _list(top, "service_windows", "service_windows")))]
+    given = _list(top, "service_windows", "service_windows")
+    if len(given) > MAX_SERVICE_WINDOWS:
+        raise InvalidRegistration(f"{len(given)} windows; at most {MAX_SERVICE_WINDOWS} "
+                                  "may be registered", field="service_windows", rule="limit")
+    found = [str(w) for w in _check("service_windows", "service window",
+                                    lambda: windows.parse_all(str(w) for w in given))]
     return Document(uuid, name, _municipality(top.get("municipality")), supplier_name, cvr,
                     *contact, mode, push, account, agreements, keys, certs, refs,
                     tuple(found))
