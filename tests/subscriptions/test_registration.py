@@ -390,3 +390,41 @@ def test_cli_and_api_refuse_more_than_50_service_windows(cli, api, tmp_path):
     assert bad.status_code == 422
     assert (bad.json()["field"], bad.json()["rule"]) == ("service_windows", "limit")
     assert cli("subscriber", "show", SYS)[0] == 1
+
+
+#: Each case: the field left out of a document, the text appended instead, the key given
+#: twice, and the line of its second use counted from the end of the document.
+DUPLICATES = {
+    "top level": (None, f"uuid: {OTHER}\n", "uuid", 1),
+    "nested": ("contact", "contact:\n  name: J\n  email: a@x.example\n  phone: '12345678'\n"
+               "  email: b@x.example\n", "email", 5),
+    "in a list": ("certificates", "certificates:\n- sha256: " + "a" * 64 + "\n  sha256: "
+                  + "b" * 64 + "\n", "sha256", 3),
+}
+
+
+@SQLITE
+@pytest.mark.parametrize("case", DUPLICATES, ids=list(DUPLICATES))
+def test_cli_refuses_duplicate_keys_naming_key_and_line(cli, tmp_path, case):
+    left_out, tail, key, offset = DUPLICATES[case]
+    base = document()
+    base.pop(left_out, None)
+    head = yaml.safe_dump(base, allow_unicode=True, sort_keys=False)
+    path = tmp_path / "reg.yaml"
+    path.write_text(head + tail, encoding="utf-8")
+    code, out, err = cli("subscriber", "register", str(path))
+    line = head.count("\n") + offset
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert f"'{key}'" in err and f"line {line}" in err and "duplicate" in err
+    assert cli("subscriber", "show", SYS)[0] == 1 and cli("subscriber", "show", OTHER)[0] == 1
+
+
+@SQLITE
+def test_api_refuses_duplicate_keys(api):
+    body = json.dumps(document())
+    for duplicated in (body.replace('"name"', f'"uuid": "{OTHER}", "name"', 1),
+                       body.replace('"phone"', '"email": "b@x.example", "phone"', 1)):
+        bad = api(content=duplicated.encode())
+        assert bad.status_code == 422 and bad.json()["rule"] == "duplicate key"
+        assert "duplicate key" in bad.json()["detail"]
+    assert api(content=body.encode()).json()["result"] == "CREATED"

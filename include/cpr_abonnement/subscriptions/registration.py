@@ -48,6 +48,7 @@ import yaml
 
 from cpr_abonnement import reference
 from cpr_abonnement.errors import FilterInputError, InvalidRegistration
+from cpr_abonnement.masking import scrub
 from cpr_abonnement.pickup.accounts import PICKUP, PUSH
 from cpr_abonnement.subscriptions import rules, windows
 from cpr_abonnement.subscriptions.certificates import (
@@ -344,20 +345,61 @@ def _text_of(data: bytes) -> str:
             "is not UTF-8", field="document", rule="encoding") from exc
 
 
+def _duplicate(key: Any, *, field: str, first: int | None = None) -> InvalidRegistration:
+    where = f" (first on line {first})" if first is not None else ""
+    return InvalidRegistration(f"duplicate key '{scrub(str(key))[:60]}'{where}: each key may "
+                               "be given once", field=field, rule="duplicate key")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (any depth). PyYAML
+    keeps the last one silently: a document reading ``uuid: A`` at the top and
+    ``uuid: C`` further down would register C while its reader sees A."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
+                          ) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *defaults`` is there to be overridden
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable: the loader's own check refuses it below
+                continue
+            if first is not None:
+                raise _duplicate(key, field=f"line {line}", first=first)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (as :class:`_UniqueKeyLoader`); the
+    JSON reader does not say where, so the key alone is named."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _duplicate(key, field="document")
+        found[key] = value
+    return found
+
+
 def load(data: bytes, *, syntax: Literal["yaml", "json"] = "yaml") -> Any:
     """The document's data, before validation: a file is YAML (a JSON file is YAML
     too), an API request body JSON (read as JSON, not YAML 1.1, so every valid JSON
-    body is read as its sender meant it). Every problem is an
-    :class:`~cpr_abonnement.errors.InvalidRegistration` naming the line where known."""
+    body is read as its sender meant it). A key given twice in one mapping is refused.
+    Every problem is an :class:`~cpr_abonnement.errors.InvalidRegistration` naming the
+    line where known."""
     text = _text_of(data)
     if syntax == "json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_json_object)
         except json.JSONDecodeError as exc:
             raise InvalidRegistration(f"not JSON ({exc.msg})", field=f"line {exc.lineno}",
                                       rule="syntax") from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: data types only
     except yaml.reader.ReaderError as exc:  # a control character: binary, not text
         offset = len(text[:exc.position].encode("utf-8"))
         raise InvalidRegistration(f"must be UTF-8 text (YAML or JSON); byte {offset} "
