@@ -26,8 +26,8 @@ The document is the whole truth about the system: a service agreement, certifica
 SSH key it no longer lists is unregistered. This module only reads (:func:`load`: UTF-8
 text, YAML, or JSON for the API), parses and validates (:func:`parse_document`; both in
 :func:`read_document`, the one way the command line and the API read a document) and
-renders a stored system back (:func:`render`); applying it
-is :meth:`~cpr_abonnement.subscriptions.service.SubscriptionService.register`. Every
+renders a stored system back (:func:`render`); applying it is
+:meth:`~cpr_abonnement.subscriptions.service.SubscriptionService.register`. Every
 problem is an :class:`~cpr_abonnement.errors.InvalidRegistration` naming the field and
 the rule. Secrets are never part of a document: a password is named by the environment
 variable holding it, never given or printed. That variable's name must start with

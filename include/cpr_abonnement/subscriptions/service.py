@@ -1125,6 +1125,8 @@ class SubscriptionService:
         return None
 
     def _refused(self, uuid: str, exc: Exception) -> None:
+        """Audit a refused registration in a transaction of its own: the one that
+        refused it was rolled back, and a refusal must leave a trace."""
         with writing(self.engine) as s:
             self._audit(s, uuid, "Register", {}, f"REFUSED: {exc}", self._now(s))
 
