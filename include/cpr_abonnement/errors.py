@@ -290,12 +290,19 @@ class InvalidRegistration(FilterInputError):
 
 class RegisteredToAnotherSystem(CprAbonnementError):
     """A certificate, service agreement, SSH key or pick-up account is already registered
-    for another IT system: each names exactly one caller, so it cannot be registered twice."""
+    for another IT system: each names exactly one caller, so it cannot be registered twice.
+    A registration document's push connection is refused the same way: the connection
+    holds the other system's host and password. ``field`` names where in a registration
+    document the item is (``delivery.account``), when one was registered."""
 
-    def __init__(self, message: str, *, what: str, owner: str) -> None:
+    rule = "registered to another system"
+
+    def __init__(self, message: str, *, what: str, owner: str,
+                 field: str | None = None) -> None:
         self.what = what
         self.owner = owner
-        super().__init__(message)
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
 
 
 class NotAuthorised(CprAbonnementError, PermissionError):

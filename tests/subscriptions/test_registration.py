@@ -165,10 +165,10 @@ def test_connection_created_from_environment_password_never_printed(
         cli, tmp_path, airflow_db, monkeypatch):
     from airflow.models.connection import Connection
 
-    monkeypatch.setenv("AALBORG_SFTP_PASSWORD", "s3cret-pw")
+    monkeypatch.setenv("CPRSUB_SFTP_PASSWORD_AALBORG", "s3cret-pw")
     conn_id = f"sftp_reg_{uuid.uuid4().hex[:8]}"  # Airflow's database is per session
     delivery = {**document()["delivery"], "connection": conn_id, "login": "cpr",
-                "password_env": "AALBORG_SFTP_PASSWORD"}
+                "password_env": "CPRSUB_SFTP_PASSWORD_AALBORG"}
     path = _write(tmp_path, document(delivery=delivery))
     code, out, _ = cli("subscriber", "register", path)
     assert code == 0 and f"created Airflow connection {conn_id}" in out
@@ -177,7 +177,7 @@ def test_connection_created_from_environment_password_never_printed(
                                                                  "s3cret-pw")
     assert conn.extra_dejson["host_key"] == HOST_KEY.rsplit(" ", 1)[0]
     assert cli("subscriber", "register", path)[1] == f"UNCHANGED {SYS}\n"
-    monkeypatch.setenv("AALBORG_SFTP_PASSWORD", "rotated-pw")
+    monkeypatch.setenv("CPRSUB_SFTP_PASSWORD_AALBORG", "rotated-pw")
     assert "updated Airflow connection" in cli("subscriber", "register", path)[1]
     shown = cli("subscriber", "show", SYS, "--format", "json")[1]
     assert "pw" not in shown and "password" not in shown
@@ -202,3 +202,229 @@ def test_admin_api_takes_the_same_document(engine):
                       json=document(supplier={"name": "X", "cvr": "10150818"}), headers=auth)
     assert bad.status_code == 422
     assert (bad.json()["field"], bad.json()["rule"]) == ("supplier.cvr", "cvr")
+
+
+# -- issue 21: documents that must be refused, through the CLI and the admin API -------
+#: These run on SQLite only: what they check is decided before or apart from the database.
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+PASSWORD_VAR = "CPRSUB_SFTP_PASSWORD_AALBORG"
+
+
+@pytest.fixture
+def api(engine):
+    """``post(document)`` (or raw ``content``) to ``/v1/admin/registrations`` of the real
+    app as an administrator; the response."""
+    from fastapi.testclient import TestClient
+
+    from cpr_abonnement.api.app import create_app
+    from cpr_abonnement.subscriptions.credentials import Role, issue
+
+    auth = {"Authorization": f"Bearer {issue(engine, role=Role.ADMIN, label='t')}"}
+    client = TestClient(create_app(lambda: engine))
+
+    def post(doc: dict | None = None, *, content: bytes | None = None):
+        if content is not None:
+            return client.post("/v1/admin/registrations", content=content,
+                               headers={**auth, "Content-Type": "application/json"})
+        return client.post("/v1/admin/registrations", json=doc, headers=auth)
+    return post
+
+
+def _push(connection: str = "sftp_aalborg", **changes) -> dict:
+    return {**document()["delivery"], "connection": connection, **changes}
+
+
+@pytest.mark.parametrize("name", ["AIRFLOW__CORE__FERNET_KEY", "CPRSUB_FILTER_DB_PASSWORD",
+                                  "CPRSUB_SFTP_PASSWORD_", "cprsub_sftp_password_x"])
+def test_password_env_outside_the_fixed_prefix_is_refused(name):
+    doc = document(delivery=_push(login="cpr", password_env=name))
+    with pytest.raises(InvalidRegistration, match="CPRSUB_SFTP_PASSWORD_") as caught:
+        parse_document(doc)
+    assert (caught.value.field, caught.value.rule) == ("delivery.password_env", "credentials")
+    parse_document(document(delivery=_push(login="cpr", password_env=PASSWORD_VAR)))
+
+
+@SQLITE
+def test_cli_never_sends_another_variable_as_the_sftp_password(cli, tmp_path, airflow_db,
+                                                               monkeypatch):
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    monkeypatch.setenv("CPRSUB_FILTER_DB_PASSWORD", "db-secret-pw")
+    conn_id = f"sftp_reg_{uuid.uuid4().hex[:8]}"
+    doc = document(delivery=_push(conn_id, login="cpr",
+                                  password_env="CPRSUB_FILTER_DB_PASSWORD"))
+    code, out, err = cli("subscriber", "register", _write(tmp_path, doc))
+    assert code == 1 and out == "" and "delivery.password_env" in err
+    assert "CPRSUB_SFTP_PASSWORD_" in err and "db-secret-pw" not in err
+    with create_session() as session:
+        assert session.scalar(select(Connection).where(Connection.conn_id == conn_id)) is None
+    assert cli("subscriber", "show", SYS)[0] == 1
+
+
+@SQLITE
+def test_api_names_the_password_env_rule(api):
+    bad = api(document(delivery=_push(login="cpr", password_env="AIRFLOW__CORE__FERNET_KEY")))
+    assert bad.status_code == 422
+    assert (bad.json()["field"], bad.json()["rule"]) == ("delivery.password_env", "credentials")
+    assert "CPRSUB_SFTP_PASSWORD_" in bad.json()["detail"]
+
+
+@SQLITE
+def test_cli_refuses_the_connection_of_another_system(cli, tmp_path, airflow_db, engine,
+                                                      monkeypatch):
+    from airflow.models.connection import Connection
+
+    monkeypatch.setenv(PASSWORD_VAR, "aalborg-pw")
+    conn_id = f"sftp_reg_{uuid.uuid4().hex[:8]}"
+    theirs = _write(tmp_path, document(uuid=OTHER, service_agreements=[], delivery=_push(
+        conn_id, login="cpr", password_env=PASSWORD_VAR)), "other.yaml")
+    assert cli("subscriber", "register", theirs)[0] == 0
+    monkeypatch.setenv(PASSWORD_VAR, "taker-pw")
+    taker = document(delivery=_push(conn_id, host="sftp.taker.example", login="cpr",
+                                    password_env=PASSWORD_VAR))
+    code, out, err = cli("subscriber", "register", _write(tmp_path, taker))
+    assert code == 1 and out == "" and "delivery.connection" in err and OTHER in err
+    conn = Connection.get_connection_from_secrets(conn_id)  # the other system's, untouched
+    assert (conn.host, conn.password) == ("sftp.example", "aalborg-pw")
+    assert cli("subscriber", "show", SYS)[0] == 1
+    assert [r.result[:8] for r in _audit_rows(engine)] == ["REFUSED:"]
+    # Its own connection, registered again, is the system's to keep.
+    monkeypatch.setenv(PASSWORD_VAR, "aalborg-pw")
+    assert cli("subscriber", "register", theirs)[1] == f"UNCHANGED {OTHER}\n"
+
+
+@SQLITE
+def test_api_refuses_the_connection_of_another_system(api):
+    theirs = document(uuid=OTHER, service_agreements=[], delivery=_push("sftp_shared"))
+    assert api(theirs).json()["result"] == "CREATED"
+    taken = api(document(delivery=_push("sftp_shared")))
+    assert taken.status_code == 409 and OTHER in taken.json()["detail"]
+    assert taken.json()["field"] == "delivery.connection"
+    assert api(theirs).json()["result"] == "UNCHANGED"
+
+
+@SQLITE
+@pytest.mark.parametrize(("data", "offset"), [
+    (f"uuid: {SYS}\nname: Ålborg ESDH\n".encode("latin-1"), 49),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", 0),
+    ("name: Århus\n\x00\x01\x02".encode(), 13),  # UTF-8, but not text
+], ids=["latin-1", "binary", "control characters"])
+def test_cli_refuses_a_document_that_is_not_utf8(cli, tmp_path, data, offset):
+    path = tmp_path / "reg.yaml"
+    path.write_bytes(data)
+    code, out, err = cli("subscriber", "register", str(path))
+    assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith("cprsub: ")
+    assert "UTF-8" in err and f"byte {offset} " in err
+
+
+@SQLITE
+def test_api_refuses_a_body_that_is_not_utf8(api):
+    body = json.dumps(document(name="Ålborg ESDH", service_windows=[]), ensure_ascii=False)
+    bad = api(content=body.encode("latin-1"))
+    assert bad.status_code == 422 and bad.json()["field"] == "document"
+    assert "UTF-8" in bad.json()["detail"] and f"byte {body.index('Å')}" in bad.json()["detail"]
+
+
+def _pickup(account: str = "aalborg-esdh") -> dict:
+    return {"mode": "pickup", "account": account, "ssh_keys": []}
+
+
+@SQLITE
+def test_cli_refuses_an_account_another_system_has(cli, tmp_path, engine):
+    theirs = document(uuid=OTHER, service_agreements=[], delivery=_pickup())
+    assert cli("subscriber", "register", _write(tmp_path, theirs, "other.yaml"))[0] == 0
+    code, out, err = cli("subscriber", "register",
+                         _write(tmp_path, document(delivery=_pickup())))
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "delivery.account" in err and OTHER in err and "aalborg-esdh" in err
+    assert "UNIQUE" not in err and "SQL" not in err
+    assert cli("subscriber", "show", SYS)[0] == 1
+    assert [r.result[:8] for r in _audit_rows(engine)] == ["REFUSED:"]
+
+
+@SQLITE
+@pytest.mark.parametrize("race", [False, True], ids=["checked", "race"])
+def test_api_refuses_an_account_another_system_has(api, engine, monkeypatch, race):
+    """``race``: the other system takes the account between the check and the write
+    (the check misses it once); the unique index refuses the write, and the answer is
+    the same."""
+    from cpr_abonnement.subscriptions import service
+
+    assert api(document(uuid=OTHER, service_agreements=[], delivery=_pickup())).status_code \
+        == 200
+    if race:
+        real, missed = service._account_owner, []
+        monkeypatch.setattr(service, "_account_owner", lambda *a: (
+            real(*a) if missed else missed.append(a)))
+    taken = api(document(delivery=_pickup()))
+    assert taken.status_code == 409 and OTHER in taken.json()["detail"]
+    assert (taken.json()["field"], taken.json()["rule"]) \
+        == ("delivery.account", "registered to another system")
+    assert "UNIQUE" not in taken.text and "SQL" not in taken.text
+    assert [r.result[:8] for r in _audit_rows(engine)] == ["REFUSED:"]
+    assert not race or missed
+
+
+def _windows(count: int) -> list[str]:
+    """``count`` different valid windows."""
+    return [f"daily 00:{i:02d}-23:59" if i < 60 else f"daily 01:{i - 60:02d}-23:59"
+            for i in range(count)]
+
+
+def test_service_windows_are_capped_at_50():
+    assert len(parse_document(document(service_windows=_windows(50))).service_windows) == 50
+    for windows in (_windows(51), ["not a window"] * 200_000):  # counted before parsed
+        with pytest.raises(InvalidRegistration, match="at most 50") as caught:
+            parse_document(document(service_windows=windows))
+        assert (caught.value.field, caught.value.rule) == ("service_windows", "limit")
+
+
+@SQLITE
+def test_cli_and_api_refuse_more_than_50_service_windows(cli, api, tmp_path):
+    doc = document(service_windows=_windows(51))
+    code, out, err = cli("subscriber", "register", _write(tmp_path, doc))
+    assert code == 1 and out == "" and "service_windows" in err and "at most 50" in err
+    bad = api(doc)
+    assert bad.status_code == 422
+    assert (bad.json()["field"], bad.json()["rule"]) == ("service_windows", "limit")
+    assert cli("subscriber", "show", SYS)[0] == 1
+
+
+#: Each case: the field left out of a document, the text appended instead, the key given
+#: twice, and the line of its second use counted from the end of the document.
+DUPLICATES = {
+    "top level": (None, f"uuid: {OTHER}\n", "uuid", 1),
+    "nested": ("contact", "contact:\n  name: J\n  email: a@x.example\n  phone: '12345678'\n"
+               "  email: b@x.example\n", "email", 5),
+    "in a list": ("certificates", "certificates:\n- sha256: " + "a" * 64 + "\n  sha256: "
+                  + "b" * 64 + "\n", "sha256", 3),
+}
+
+
+@SQLITE
+@pytest.mark.parametrize("case", DUPLICATES, ids=list(DUPLICATES))
+def test_cli_refuses_duplicate_keys_naming_key_and_line(cli, tmp_path, case):
+    left_out, tail, key, offset = DUPLICATES[case]
+    base = document()
+    base.pop(left_out, None)
+    head = yaml.safe_dump(base, allow_unicode=True, sort_keys=False)
+    path = tmp_path / "reg.yaml"
+    path.write_text(head + tail, encoding="utf-8")
+    code, out, err = cli("subscriber", "register", str(path))
+    line = head.count("\n") + offset
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert f"'{key}'" in err and f"line {line}" in err and "duplicate" in err
+    assert cli("subscriber", "show", SYS)[0] == 1 and cli("subscriber", "show", OTHER)[0] == 1
+
+
+@SQLITE
+def test_api_refuses_duplicate_keys(api):
+    body = json.dumps(document())
+    for duplicated in (body.replace('"name"', f'"uuid": "{OTHER}", "name"', 1),
+                       body.replace('"phone"', '"email": "b@x.example", "phone"', 1)):
+        bad = api(content=duplicated.encode())
+        assert bad.status_code == 422 and bad.json()["rule"] == "duplicate key"
+        assert "duplicate key" in bad.json()["detail"]
+    assert api(content=body.encode()).json()["result"] == "CREATED"

@@ -34,7 +34,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -455,17 +455,31 @@ def remove_ssh_key(uuid: UUID, fingerprint: str, svc: Admin) -> dict[str, Any]:
     return _registered(svc, uuid, svc.remove_ssh_key(str(uuid), fingerprint))
 
 
-@adm.post("/registrations", name="Register")
-def register(document: Annotated[dict[str, Any], Body()], svc: Admin) -> dict[str, Any]:
-    """Create or update an IT system from its registration document (the JSON form of
-    ``cprsub subscriber register``'s YAML); the same document twice changes nothing.
-    422 names the field and rule broken; 409 if another system holds an agreement,
-    certificate, key or account. A connection is only named here: creating one with
-    credentials is the command line's (run where Airflow's database is)."""
-    from cpr_abonnement.errors import InvalidRegistration
-    from cpr_abonnement.subscriptions.registration import parse_document
+async def _body(request: Request) -> bytes:
+    """A request's body as sent: a registration is read from its bytes by the same
+    function as the command line's file (:func:`~cpr_abonnement.subscriptions.
+    registration.read_document`), so both refuse the same things the same way."""
+    return await request.body()
 
-    doc = parse_document(document)
+
+#: ``Register``'s body in the API description (read as bytes, so not declared).
+_DOCUMENT_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "title": "Registration document",
+               "description": "the JSON form of `cprsub subscriber register`'s YAML"}}}}}
+
+
+@adm.post("/registrations", name="Register", openapi_extra=_DOCUMENT_BODY)
+def register(svc: Admin, data: Annotated[bytes, Depends(_body)]) -> dict[str, Any]:
+    """Create or update an IT system from its registration document (the JSON form of
+    ``cprsub subscriber register``'s YAML, UTF-8); the same document twice changes
+    nothing. 422 names the field and rule broken; 409 if another system holds an
+    agreement, certificate, key, account or the Airflow connection named. A connection
+    is only named here: creating one with credentials is the command line's (run where
+    Airflow's database is)."""
+    from cpr_abonnement.errors import InvalidRegistration
+    from cpr_abonnement.subscriptions.registration import read_document
+
+    doc = read_document(data, syntax="json")
     if doc.push and doc.push.login:
         raise InvalidRegistration("the API does not take credentials; create the "
                                   "connection with `cprsub subscriber register` or name an "
@@ -494,6 +508,13 @@ async def _schema(_: Request, exc: Exception) -> JSONResponse:
                "rule": scrub(str(e.get("msg", "invalid")))} for e in problems]
     return JSONResponse({"detail": "request does not match the schema", "errors": errors},
                         status_code=422)
+
+
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    """409: another IT system holds it; a registration document's field is named."""
+    where = {"field": exc.field} if getattr(exc, "field", None) else {}
+    return JSONResponse({"detail": scrub(str(exc)), "rule": getattr(exc, "rule", "conflict"),
+                         **where}, status_code=409)
 
 
 def _status(code: int) -> Callable[[Request, Exception], Any]:
@@ -537,7 +558,7 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     app.add_exception_handler(RequestValidationError, _schema)
     app.add_exception_handler(UnknownSubscriber, _status(404))
     app.add_exception_handler(SubscriberExists, _status(409))
-    app.add_exception_handler(RegisteredToAnotherSystem, _status(409))
+    app.add_exception_handler(RegisteredToAnotherSystem, _conflict)
     app.add_exception_handler(NotAuthorised, _status(403))
     app.add_exception_handler(Exception, _internal)
 

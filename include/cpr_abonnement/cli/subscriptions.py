@@ -297,22 +297,14 @@ def subscriber_update(args: argparse.Namespace) -> int:
 
 
 def subscriber_register(args: argparse.Namespace) -> int:
-    import yaml
-
-    from cpr_abonnement.errors import InvalidRegistration
     from cpr_abonnement.subscriptions.connections import ensure_push_connection
-    from cpr_abonnement.subscriptions.registration import parse_document
+    from cpr_abonnement.subscriptions.registration import read_document
 
-    try:
-        raw = yaml.safe_load(args.file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        raise InvalidRegistration(f"not YAML or JSON ({getattr(exc, 'problem', exc)})",
-                                  field=f"line {where.line + 1}" if where else "document",
-                                  rule="syntax") from exc
-    doc = parse_document(raw)
+    doc = read_document(args.file.read_bytes())
+    service = _service(args)
+    service.check_register(doc)  # before the connection is written: no rollback undoes it
     outside = [ensure_push_connection(doc.push)] if doc.push and doc.push.login else []
-    done = _service(args).register(doc, also_changed=[c for c in outside if c])
+    done = service.register(doc, also_changed=[c for c in outside if c])
     print(f"{done.result} {done.uuid}")
     for change in done.changes:
         print(f"  {change}")

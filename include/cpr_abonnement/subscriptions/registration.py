@@ -17,29 +17,38 @@ take the same document (YAML or JSON)::
       folder: /cpr/in
       host_key: ssh-ed25519 AAAA...     # pinned
       login: cpr                        # optional: create/update the connection with
-      password_env: AALBORG_SFTP_PASSWORD   # the password read from this variable
+      password_env: CPRSUB_SFTP_PASSWORD_AALBORG   # the password read from this variable
     # delivery: {mode: pickup, account: aalborg-esdh, ssh_keys: ["ssh-ed25519 AAAA... it@x"]}
     certificates: [ "-----BEGIN CERTIFICATE-----..." ]   # or {sha256: <hex>} of one registered
     service_windows: ["Saturdays 22:00-06:00", "first Tuesday of the month 18:00-23:00"]
 
 The document is the whole truth about the system: a service agreement, certificate or
-SSH key it no longer lists is unregistered. This module only parses and validates
-(:func:`parse_document`) and renders a stored system back (:func:`render`); applying it
-is :meth:`~cpr_abonnement.subscriptions.service.SubscriptionService.register`. Every
+SSH key it no longer lists is unregistered. This module only reads (:func:`load`: UTF-8
+text, YAML, or JSON for the API), parses and validates (:func:`parse_document`; both in
+:func:`read_document`, the one way the command line and the API read a document) and
+renders a stored system back (:func:`render`); applying it is
+:meth:`~cpr_abonnement.subscriptions.service.SubscriptionService.register`. Every
 problem is an :class:`~cpr_abonnement.errors.InvalidRegistration` naming the field and
 the rule. Secrets are never part of a document: a password is named by the environment
-variable holding it, never given or printed.
+variable holding it, never given or printed. That variable's name must start with
+:data:`PASSWORD_ENV_PREFIX`: the process loading a document holds other secrets in its
+environment (Airflow's Fernet key, database passwords), and a document naming one of
+those would have it stored as the SFTP password and sent to the host the document names.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+import yaml
 
 from cpr_abonnement import reference
 from cpr_abonnement.errors import FilterInputError, InvalidRegistration
+from cpr_abonnement.masking import scrub
 from cpr_abonnement.pickup.accounts import PICKUP, PUSH
 from cpr_abonnement.subscriptions import rules, windows
 from cpr_abonnement.subscriptions.certificates import (
@@ -56,12 +65,18 @@ CVR_WEIGHTS = (2, 7, 6, 5, 4, 3, 2, 1)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _PHONE = re.compile(r"\+?[0-9 ()-]{8,20}")
 _CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The only environment variables a document may name as holding an SFTP password.
+PASSWORD_ENV_PREFIX = "CPRSUB_SFTP_PASSWORD_"
+_PASSWORD_ENV = re.compile(re.escape(PASSWORD_ENV_PREFIX) + r"[A-Za-z0-9_]+")
 _HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 _TOP = ("uuid", "name", "municipality", "supplier", "service_agreements", "contact",
         "delivery", "certificates", "service_windows")
 _PUSH = ("mode", "connection", "host", "port", "folder", "host_key", "login", "password_env")
 _PICKUP = ("mode", "account", "ssh_keys")
+#: Service windows one system may register. Every push delivery checks them and follows
+#: chains of them; a real SFTP server has a handful, and the count is checked before
+#: any is parsed, so a document of 200,000 costs nothing.
+MAX_SERVICE_WINDOWS = 50
 
 
 @dataclass(frozen=True)
@@ -241,9 +256,11 @@ def _push(doc: Mapping[str, Any]) -> PushTarget:
                                   "then created or updated; leave both out to name an "
                                   "existing one)", field="delivery.password_env",
                                   rule="credentials")
-    if password_env and not _ENV_NAME.fullmatch(password_env):
-        raise InvalidRegistration("names the environment variable holding the password",
-                                  field="delivery.password_env", rule="credentials")
+    if password_env and not _PASSWORD_ENV.fullmatch(password_env):
+        raise InvalidRegistration(
+            f"names the environment variable holding the password, which must start with "
+            f"{PASSWORD_ENV_PREFIX} (e.g. {PASSWORD_ENV_PREFIX}AALBORG); no other variable "
+            "of this process may be read", field="delivery.password_env", rule="credentials")
     return PushTarget(conn, host, _port(doc.get("port")), folder,
                       _host_key(_text(doc, "host_key", "delivery.host_key", limit=8192)),
                       login, password_env)
@@ -308,11 +325,101 @@ def parse_document(doc: Any, *, now=None) -> Document:
         raise InvalidRegistration(f"mode {str(mode)[:20]!r}: expected push or pickup",
                                   field="delivery.mode", rule="delivery mode")
     certs, refs = _certificates(_list(top, "certificates", "certificates"), now)
-    found = [str(w) for w in _check("service_windows", "service window", lambda: windows.parse_all(
-        str(w) for w in _list(top, "service_windows", "service_windows")))]
+    given = _list(top, "service_windows", "service_windows")
+    if len(given) > MAX_SERVICE_WINDOWS:
+        raise InvalidRegistration(f"{len(given)} windows; at most {MAX_SERVICE_WINDOWS} "
+                                  "may be registered", field="service_windows", rule="limit")
+    found = [str(w) for w in _check("service_windows", "service window",
+                                    lambda: windows.parse_all(str(w) for w in given))]
     return Document(uuid, name, _municipality(top.get("municipality")), supplier_name, cvr,
                     *contact, mode, push, account, agreements, keys, certs, refs,
                     tuple(found))
+
+
+def _text_of(data: bytes) -> str:
+    """The document as text. A document is UTF-8 by contract (YAML's own default); a
+    Latin-1 file or a binary one given by mistake is named as such, at the first byte
+    that is not UTF-8, instead of failing deep inside the decoder."""
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise InvalidRegistration(
+            f"must be UTF-8 text (YAML or JSON); byte {exc.start} (0x{data[exc.start]:02x}) "
+            "is not UTF-8", field="document", rule="encoding") from exc
+
+
+def _duplicate(key: Any, *, field: str, first: int | None = None) -> InvalidRegistration:
+    where = f" (first on line {first})" if first is not None else ""
+    return InvalidRegistration(f"duplicate key '{scrub(str(key))[:60]}'{where}: each key may "
+                               "be given once", field=field, rule="duplicate key")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (any depth). PyYAML
+    keeps the last one silently: a document reading ``uuid: A`` at the top and
+    ``uuid: C`` further down would register C while its reader sees A."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
+                          ) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *defaults`` is there to be overridden
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable: the loader's own check refuses it below
+                continue
+            if first is not None:
+                raise _duplicate(key, field=f"line {line}", first=first)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (as :class:`_UniqueKeyLoader`); the
+    JSON reader does not say where, so the key alone is named."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _duplicate(key, field="document")
+        found[key] = value
+    return found
+
+
+def load(data: bytes, *, syntax: Literal["yaml", "json"] = "yaml") -> Any:
+    """The document's data, before validation: a file is YAML (a JSON file is YAML
+    too), an API request body JSON (read as JSON, not YAML 1.1, so every valid JSON
+    body is read as its sender meant it). A key given twice in one mapping is refused.
+    Every problem is an :class:`~cpr_abonnement.errors.InvalidRegistration` naming the
+    line where known."""
+    text = _text_of(data)
+    if syntax == "json":
+        try:
+            return json.loads(text, object_pairs_hook=_json_object)
+        except json.JSONDecodeError as exc:
+            raise InvalidRegistration(f"not JSON ({exc.msg})", field=f"line {exc.lineno}",
+                                      rule="syntax") from exc
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: data types only
+    except yaml.reader.ReaderError as exc:  # a control character: binary, not text
+        offset = len(text[:exc.position].encode("utf-8"))
+        raise InvalidRegistration(f"must be UTF-8 text (YAML or JSON); byte {offset} "
+                                  f"(character #x{exc.character:02x}) is not text",
+                                  field="document", rule="encoding") from exc
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        raise InvalidRegistration(f"not YAML or JSON ({getattr(exc, 'problem', exc)})",
+                                  field=f"line {where.line + 1}" if where else "document",
+                                  rule="syntax") from exc
+
+
+def read_document(data: bytes, *, syntax: Literal["yaml", "json"] = "yaml",
+                  now=None) -> Document:
+    """A validated registration from a file's or a request body's bytes: :func:`load`,
+    then :func:`parse_document`."""
+    return parse_document(load(data, syntax=syntax), now=now)
 
 
 def render(info, profile: Mapping[str, Any] | None, ssh_key_lines: list[str]

@@ -50,6 +50,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import filters
@@ -532,12 +533,34 @@ def _account_owner(s: Session, account: str, own_id: int | None) -> str | None:
                                                   Subscriber.id != (own_id or -1)))
 
 
-def _refuse_taken_account(s: Session, account: str, own_id: int | None) -> None:
+def _refuse_taken_account(s: Session, account: str, own_id: int | None,
+                          field: str | None = None) -> None:
     owner = _account_owner(s, account, own_id)
     if owner is not None:
         raise RegisteredToAnotherSystem(
             f"pick-up account {account} is already registered for IT system {owner}",
-            what="pick-up account", owner=owner)
+            what="pick-up account", owner=owner, field=field)
+
+
+def _refuse_held(s: Session, doc: Document, own_id: int | None) -> None:
+    """Refuse a registration naming what another IT system uses, checked before the
+    document's system is touched (a change pending in ``s`` would be flushed by these
+    queries). The push connection holds the other system's host and password: taking
+    it over would send this system's files there, or, with credentials, re-point the
+    other system's deliveries to this document's host. The pick-up account is checked
+    here too, before the row is written: the unique index would refuse it only with
+    the database's own message."""
+    if doc.pickup_account is not None:
+        _refuse_taken_account(s, doc.pickup_account, own_id, field="delivery.account")
+    push = doc.push
+    if push is not None:
+        owner = s.scalar(select(Subscriber.uuid).where(
+            Subscriber.sftp_conn_id == push.connection, Subscriber.id != (own_id or -1)))
+        if owner is not None:
+            raise RegisteredToAnotherSystem(
+                f"Airflow connection {push.connection} is used by IT system {owner}; name "
+                "a connection of this system's own", what="Airflow connection", owner=owner,
+                field="delivery.connection")
 
 
 def _store_key(s: Session, sub: Subscriber, key: SshKeyInfo, now: dt.datetime) -> None:
@@ -1098,22 +1121,58 @@ class SubscriptionService:
         finally:
             certificates.forget_registrations()
 
+    def check_register(self, doc: Document) -> None:
+        """Refuse now what :meth:`register` would refuse as held by another IT system
+        (audited ``REFUSED`` the same way), for a caller that first changes something
+        outside this database (the command line writes the Airflow connection), which
+        no transaction here could undo. :meth:`register` checks again under the lock."""
+        refused = self._held_by_another(doc)
+        if refused is not None:
+            self._refused(doc.uuid, refused)
+            raise refused
+
+    def _held_by_another(self, doc: Document) -> RegisteredToAnotherSystem | None:
+        """What :func:`_refuse_held` refuses in ``doc`` as the database is now."""
+        with Session(self.engine) as s:
+            own = s.scalar(select(Subscriber.id).where(Subscriber.uuid == doc.uuid))
+            try:
+                _refuse_held(s, doc, own)
+            except RegisteredToAnotherSystem as exc:
+                return exc
+        return None
+
+    def _refused(self, uuid: str, exc: Exception) -> None:
+        """Audit a refused registration in a transaction of its own: the one that
+        refused it was rolled back, and a refusal must leave a trace."""
+        with writing(self.engine) as s:
+            self._audit(s, uuid, "Register", {}, f"REFUSED: {exc}", self._now(s))
+
     def _register(self, doc: Document, also_changed: Sequence[str]) -> RegisterOutcome:
         try:
-            with writing(self.engine) as s:
-                now = lock_filters(s, self.clock)
-                existed = s.scalar(select(Subscriber.id).where(Subscriber.uuid == doc.uuid))
-                _, changes = _register_apply(self, s, doc, now)
-                changes += also_changed
-                if not changes:
-                    return RegisterOutcome(doc.uuid, "UNCHANGED")
-                result = "UPDATED" if existed else "CREATED"
-                self._audit(s, doc.uuid, "Register", {"changes": changes}, result, now)
-                return RegisterOutcome(doc.uuid, result, tuple(changes))
+            try:
+                return self._register_once(doc, also_changed)
+            except IntegrityError as exc:
+                # Taken by a writer that committed after the check (a unique index
+                # refused it): answered as the check would have, if that is what it was.
+                refused = self._held_by_another(doc)
+                if refused is None:
+                    raise
+                raise refused from exc
         except (RegisteredToAnotherSystem, InvalidSubscriber) as exc:
-            with writing(self.engine) as s:
-                self._audit(s, doc.uuid, "Register", {}, f"REFUSED: {exc}", self._now(s))
+            self._refused(doc.uuid, exc)
             raise
+
+    def _register_once(self, doc: Document, also_changed: Sequence[str]) -> RegisterOutcome:
+        with writing(self.engine) as s:
+            now = lock_filters(s, self.clock)
+            existed = s.scalar(select(Subscriber.id).where(Subscriber.uuid == doc.uuid))
+            _, changes = _register_apply(self, s, doc, now)
+            changes += also_changed
+            if not changes:
+                return RegisterOutcome(doc.uuid, "UNCHANGED")
+            result = "UPDATED" if existed else "CREATED"
+            self._audit(s, doc.uuid, "Register", {"changes": changes}, result, now)
+            return RegisterOutcome(doc.uuid, result, tuple(changes))
 
 
     def registration_document(self, uuid: str) -> dict[str, Any]:
@@ -1246,6 +1305,7 @@ def _register_apply(svc: SubscriptionService, s: Session, doc, now: dt.datetime
                     ) -> tuple[Subscriber, list[str]]:
     """Everything :meth:`SubscriptionService.register` writes, in the caller's transaction."""
     sub = s.scalar(select(Subscriber).where(Subscriber.uuid == doc.uuid))
+    _refuse_held(s, doc, sub.id if sub else None)
     changes: list[str] = []
     if sub is None:
         sub = Subscriber(uuid=doc.uuid, name=doc.name, active=True, created_at=now,
@@ -1255,9 +1315,7 @@ def _register_apply(svc: SubscriptionService, s: Session, doc, now: dt.datetime
     fields = _register_fields(sub, doc, now)
     if sub.id is not None:  # a new system's fields are all in its "created"
         changes += fields
-    s.flush()  # gives a new system its id, so the account check does not find itself
-    if doc.pickup_account is not None:
-        _refuse_taken_account(s, doc.pickup_account, sub.id)
+    s.flush()  # gives a new system its id (its agreements, certificates, keys need it)
 
     def refuse_owned(model, key, value: str, what: str) -> None:
         owner = svc._owner(s, model, key, value)
