@@ -320,6 +320,16 @@ def test_cli_refuses_a_document_that_is_not_utf8(cli, tmp_path, data, offset):
 
 
 @SQLITE
+def test_a_document_nested_thousands_deep_is_refused_not_a_traceback(cli, tmp_path, api):
+    path = tmp_path / "deep.yaml"
+    path.write_text("[" * 5000 + "]" * 5000)
+    code, out, err = cli("subscriber", "register", str(path))
+    assert code == 1 and out == "" and err.count("\n") == 1 and "nested too deeply" in err
+    deep = api(content=("[" * 100_000 + "]" * 100_000).encode())
+    assert deep.status_code == 422 and "nested too deeply" in deep.json()["detail"]
+
+
+@SQLITE
 def test_api_refuses_a_body_that_is_not_utf8(api):
     body = json.dumps(document(name="Ålborg ESDH", service_windows=[]), ensure_ascii=False)
     bad = api(content=body.encode("latin-1"))

@@ -395,6 +395,14 @@ def load(data: bytes, *, syntax: Literal["yaml", "json"] = "yaml") -> Any:
     Every problem is an :class:`~cpr_abonnement.errors.InvalidRegistration` naming the
     line where known."""
     text = _text_of(data)
+    try:
+        return _parsed(text, syntax)
+    except RecursionError as exc:  # ``[[[[…`` thousands deep: no document is
+        raise InvalidRegistration("nested too deeply to be a registration document",
+                                  field="document", rule="syntax") from exc
+
+
+def _parsed(text: str, syntax: Literal["yaml", "json"]) -> Any:
     if syntax == "json":
         try:
             return json.loads(text, object_pairs_hook=_json_object)
