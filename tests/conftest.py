@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import shutil
@@ -21,6 +22,9 @@ os.environ.update({
     "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
     "GX_ANALYTICS_ENABLED": "False",
+    # One key for this process and the `airflow` commands tests run, as a deployment has
+    # one: connections stored by `airflow connections add` are read back here.
+    "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
 })
 
 import pytest

@@ -4,6 +4,8 @@ key, refused credentials) and a real SMTP sink for the contact person's notice."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -93,3 +95,24 @@ def test_certificate_must_last_thirty_days():
     assert certificate_check([now + dt.timedelta(days=29), now + dt.timedelta(days=31)],
                              now).ok
     assert "no client certificate" in certificate_check([], now).detail
+
+
+def test_a_connection_stored_by_airflow_connections_add_is_found(airflow_db, world, sqlite_url,
+                                                                  capsys, monkeypatch):
+    """Issue 22 item 9: the README tells compose users to store push connections in
+    Airflow's metadata database; outside a task the check finds them as Airflow's own CLI
+    does (it reported "not usable (AirflowNotFoundException)")."""
+    conn = json.loads(world[0].airflow_connection("cpr"))
+    monkeypatch.delenv("AIRFLOW_CONN_SFTP_READY")
+    monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)  # restored afterwards
+    airflow = [sys.executable, "-m", "airflow", "connections"]
+    subprocess.run([*airflow, "add", "sftp_ready", "--conn-json", json.dumps(conn)],
+                   check=True, capture_output=True)
+    try:
+        assert main(["filters", "add-municipality", "--db", sqlite_url, "--system", SYS,
+                     "851"]) == 0
+        code, out = check(sqlite_url, capsys)
+    finally:
+        subprocess.run([*airflow, "delete", "sftp_ready"], capture_output=True)
+    assert code == 0, out
+    assert "OK   delivery: connection sftp_ready: probe file written and removed" in out

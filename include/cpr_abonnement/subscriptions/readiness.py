@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 import posixpath
 import secrets
 from dataclasses import dataclass
@@ -75,12 +76,24 @@ def pickup_check(keys: int, account: str | None) -> Check:
                  "(login not tried: it needs the system's private key)")
 
 
+def read_connections_as_airflows_cli() -> None:
+    """Outside a task, find Airflow connections where Airflow's own CLI finds them: the
+    environment, a secrets backend, then the metadata database. The Task SDK's hooks,
+    run outside a task and outside Airflow's servers, look in the environment only
+    (``ensure_secrets_backend_loaded``'s fallback chain), so a connection stored with
+    ``airflow connections add`` (as compose deployments store them) was "not found".
+    Airflow's servers mark themselves the same way; inside a task the execution API's
+    backend still comes first, so this changes nothing there."""
+    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
+
+
 def probe_push(conn_id: str, folder: str) -> Check:
     """A real SFTP session over ``conn_id``: write and remove a probe file in ``folder``."""
     from airflow.providers.sftp.hooks.sftp import SFTPHook
     from paramiko import AuthenticationException, BadHostKeyException, SSHException
 
     probe = posixpath.join(folder, PROBE_PREFIX + secrets.token_hex(8))
+    read_connections_as_airflows_cli()
     try:
         hook = SFTPHook(ssh_conn_id=conn_id, conn_retry_attempts=1)
         with hook.get_managed_conn() as sftp:
