@@ -85,6 +85,20 @@ def fresh_postgres_url(postgres_url):
     return postgres_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+@pytest.fixture
+def foreign_account():
+    """The name of a real Unix account of this machine that the pick-up sync did not
+    make (unique, removed afterwards): a pick-up account must never be one."""
+    import secrets
+
+    from support.pickup import unix_account
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (useradd)")
+    with unix_account(f"fx{secrets.token_hex(3)}") as name:
+        yield name
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request):
     """Run the test once on SQLite and once on PostgreSQL."""

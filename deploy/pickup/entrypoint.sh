@@ -6,7 +6,10 @@
 # beneath the pick-up root, files can only be read, listed and removed (an account can
 # create nothing, not even an empty file). On a kernel without Landlock it does not
 # start unless CPRSUB_PICKUP_ALLOW_UNCONFINED=1.
-# The paths are the image's; the CPRSUB_PICKUP_* overrides exist for
+# sshd's privilege separation directory /run/sshd is made here, not in the image: /run
+# is a fresh tmpfs in a container (and on a booted machine), and sshd refuses to start
+# without it. Its path is compiled into sshd, so it has no override.
+# The other paths are the image's; the CPRSUB_PICKUP_* overrides exist for
 # tests/pickup/test_pickup_entrypoint.py, which runs this script as is.
 set -eu
 keys=${CPRSUB_PICKUP_HOST_KEYS:-/etc/ssh/pickup_host_keys}
@@ -15,6 +18,8 @@ srv=${CPRSUB_PICKUP_SRV:-/srv/pickup}
 log=${CPRSUB_PICKUP_LOG:-/var/log/pickup/sftp.log}
 config=${CPRSUB_PICKUP_SSHD_CONFIG:-/etc/ssh/sshd_config}
 keys_group=${CPRSUB_PICKUP_KEYS_GROUP:-cprsub-keys}
+mkdir -p /run/sshd
+chown root:root /run/sshd && chmod 0755 /run/sshd
 [ -f $keys/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N "" -f $keys/ssh_host_ed25519_key
 [ -f $keys/ssh_host_rsa_key ] || ssh-keygen -q -t rsa -b 4096 -N "" -f $keys/ssh_host_rsa_key
 mkdir -p $etc

@@ -265,9 +265,22 @@ class InvalidDeliveryMode(FilterInputError):
 
 class InvalidPickupAccount(FilterInputError):
     """A pick-up account (login and folder name) must be 1-64 characters of lowercase
-    letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit."""
+    letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit, and not a
+    reserved name (:class:`ReservedPickupAccount`)."""
 
     rule = "pickup account"
+
+
+class ReservedPickupAccount(InvalidPickupAccount):
+    """A pick-up account named like a system or service account (``root``, ``sshd``,
+    ``postgres`` ...) or like an existing Unix account that the pick-up sync did not
+    make: the OpenSSH pick-up server logs each account in as the Unix account of that
+    name, so such a name would hand that account's identity to an IT system's key.
+    ``account`` is the name refused."""
+
+    def __init__(self, message: str, *, account: str) -> None:
+        self.account = account
+        super().__init__(message)
 
 
 class InvalidServiceWindow(FilterInputError):

@@ -4,10 +4,16 @@ app through it (mutual TLS at nginx, the certificate passed on in the header).""
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
+import ssl
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,20 +31,28 @@ from support.soapclient import CTX, PNR_1, A, register
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy/nginx/templates/cpr-abonnement.conf.template"
+UI_TEMPLATE = ROOT / "deploy/nginx/templates/airflow-ui.conf.template"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
                                 reason="nginx not installed (scripts/test.sh installs it)")
 
 
-def render(variables: dict[str, str]) -> str:
+def render(variables: dict[str, str], template: Path = TEMPLATE) -> str:
     """What the nginx image's envsubst step does: ``${NAME}`` of the given names only."""
-    return re.sub(r"\$\{([A-Z_]+)\}", lambda m: variables[m.group(1)], TEMPLATE.read_text())
+    return re.sub(r"\$\{([A-Z_]+)\}", lambda m: variables[m.group(1)], template.read_text())
 
 
-def nginx_conf(tmp: Path, upstream: str, port: int) -> Path:
+def nginx_conf(tmp: Path, upstream: str, port: int, *, prefix: str = "",
+               ui_port: int | None = None) -> Path:
+    """nginx.conf with the IT systems' server (the API mounted at ``prefix`` upstream)
+    and, given ``ui_port``, the UI's server in front of the same upstream."""
     server = tmp / "server.conf"
-    server.write_text(render({"CPRSUB_API_UPSTREAM": upstream, "CPRSUB_PROXY_PORT":
-                              f"127.0.0.1:{port}", "CPRSUB_PROXY_TLS_DIR": str(tmp)}))
+    text = render({"CPRSUB_API_UPSTREAM": upstream, "CPRSUB_PROXY_PORT": f"127.0.0.1:{port}",
+                   "CPRSUB_PROXY_TLS_DIR": str(tmp), "CPRSUB_API_PREFIX": prefix})
+    if ui_port:
+        text += render({"CPRSUB_UI_UPSTREAM": upstream, "CPRSUB_UI_PORT":
+                        f"127.0.0.1:{ui_port}", "CPRSUB_UI_TLS_DIR": str(tmp)}, UI_TEMPLATE)
+    server.write_text(text)
     conf = tmp / "nginx.conf"
     temp = "".join(f"{k}_temp_path {tmp}/{k};\n" for k in
                    ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
@@ -51,6 +65,7 @@ def nginx_conf(tmp: Path, upstream: str, port: int) -> Path:
 def proxy_pki(test_ca, tmp_path):  # noqa: F811
     cert, key = test_ca.server().write(tmp_path, "server")
     assert (cert, key) == (tmp_path / "server.pem", tmp_path / "server.key")
+    test_ca.server().write(tmp_path, "ui")  # the UI's server (airflow-ui.conf.template)
     test_ca.write(tmp_path, "client-ca")
     return tmp_path
 
@@ -63,10 +78,10 @@ def test_nginx_accepts_the_configuration(proxy_pki):
 
 @pytest.fixture
 def nginx(proxy_pki):
-    def start(upstream: str) -> str:
+    def start(upstream: str, **options) -> str:
         port = free_port()
-        process = subprocess.Popen([NGINX, "-c", str(nginx_conf(proxy_pki, upstream, port))],
-                                   stderr=subprocess.PIPE)
+        conf = nginx_conf(proxy_pki, upstream, port, **options)
+        process = subprocess.Popen([NGINX, "-c", str(conf)], stderr=subprocess.PIPE)
         started.append(process)
         deadline = time.monotonic() + 10
         while not (proxy_pki / "nginx.pid").exists():
@@ -126,3 +141,78 @@ def test_zeep_through_nginx_mutual_tls_to_the_app(engine, db_url, test_ca, tmp_p
 def test_nginx_and_api_serve_share_one_tls_policy():
     """Issue 21 item 5: a client meets the same suites at the proxy and at our server."""
     assert re.search(rf"\n\s*ssl_ciphers\s+{re.escape(TLS12_CIPHERS)};", TEMPLATE.read_text())
+
+
+@contextmanager
+def catch_all() -> Iterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """An upstream that answers 200 to everything and records (path, headers) of each
+    request it got: what passes the proxy is what reaches it."""
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+            body = f"upstream {self.path}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+
+
+def raw_get(base: str, path: str, context: ssl.SSLContext, **headers: str) -> int:
+    """GET ``path`` exactly as written (no dot-segment clean-up a client library does)."""
+    host, port = base.removeprefix("https://").rsplit(":", 1)
+    conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_only_the_it_systems_endpoints_pass_and_the_ui_is_behind_tls(proxy_pki, nginx,
+                                                                     test_ca):  # noqa: F811
+    """Issue 22 item 3: the mutual-TLS server passes SF6002 (and ?wsdl) and the REST
+    operations under the Airflow mount, nothing else: not the administration, Airflow's
+    UI, /api/v2 or the task execution API. The UI's own TLS server passes the UI and
+    /api/v2 but not /execution/, and never a client-certificate header."""
+    client, _ = test_ca.client("Aalborg ESDH").write(proxy_pki, "client")
+    it_system = ssl.create_default_context(cafile=str(proxy_pki / "client-ca.pem"))
+    it_system.load_cert_chain(str(client), str(proxy_pki / "client.key"))
+    browser = ssl.create_default_context(cafile=str(proxy_pki / "client-ca.pem"))
+    ui_port = free_port()
+    with catch_all() as (upstream, seen):
+        base = nginx(upstream, prefix="/cpr-abonnement", ui_port=ui_port)
+        ui = f"https://127.0.0.1:{ui_port}"
+        soap_path = "/cpr-abonnement" + soap.PATH
+        passed = {path: raw_get(base, path, it_system) for path in (
+            soap_path, soap_path + "?wsdl", "/cpr-abonnement/v1/GetAllFilters")}
+        refused = {path: raw_get(base, path, it_system) for path in (
+            "/", "/api/v2/dags", "/execution/task-instances/x/run", "/auth/login",
+            "/cpr-abonnement/v1/admin/subscribers", "/cpr-abonnement/console/health",
+            "/cpr-abonnement/v1/../../api/v2/dags", "/cpr-abonnement/v1/%2e%2e/admin/x",
+            "/cpr-abonnement/docs")}
+        reached = len(seen)
+        ui_passed = {path: raw_get(ui, path, browser, **{"X-SSL-Client-Cert": "forged"})
+                     for path in ("/", "/api/v2/dags", "/cpr-abonnement/v1/admin/subscribers")}
+        ui_refused = {path: raw_get(ui, path, browser) for path in (
+            "/execution/task-instances/x/run", soap_path)}
+    assert set(passed.values()) == {200}, passed
+    assert set(refused.values()) == {404}, refused
+    assert [p for p, _ in seen[:reached]] == list(passed)  # nothing refused reached it
+    assert set(ui_passed.values()) == {200} and set(ui_refused.values()) == {404}
+    assert [p for p, _ in seen[reached:]] == list(ui_passed)
+    assert all("x-ssl-client-cert" not in headers for _, headers in seen[reached:])

@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import smtplib
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -204,3 +205,20 @@ def test_env_file_runs_standalone_on_the_preloaded_executor(demo):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == [
         "cpr_abonnement.tasks.executor.PreloadedLocalExecutor", "True"]
+
+
+def test_admin_password_file_is_readable_by_its_owner_only(demo):
+    """Issue 21, item 14: `airflow standalone` (README terminal 2) writes the admin
+    password in clear to airflow/simple_auth_manager_passwords.json.generated; it must be
+    0600 like the keys, and the password still printed. Airflow's own code writes it
+    here, as standalone and then its api-server do, in a shell that sourced airflow.env."""
+    work, _ = demo
+    done = _sourced(work, "python -c 'from airflow.cli.commands.standalone_command import "
+                          "StandaloneCommand; from airflow.api_fastapi.app import "
+                          "create_auth_manager; StandaloneCommand().find_user_info(); "
+                          "create_auth_manager().init()'")
+    assert done.returncode == 0, done.stderr[-2000:]
+    path = work / "airflow" / "simple_auth_manager_passwords.json.generated"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    password = json.loads(path.read_text())["admin"]
+    assert f"Password for user 'admin': {password}" in done.stdout

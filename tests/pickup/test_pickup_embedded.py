@@ -197,3 +197,21 @@ def test_one_hundred_failed_logins_are_bounded_and_others_still_served(tmp_path,
         # ... and even the right key from the blocked address is refused until it expires
         assert _refused(server, "kommune-a", accounts["kommune-a"].pkey, source="127.0.0.2")
     assert elapsed < 60
+
+
+def test_each_failed_connection_counts_once_so_the_tenth_is_served(tmp_path, accounts,
+                                                                  keys_dir):
+    """Issue 21, item 8: the README promises a block after 10 failed logins in a row, so
+    connections 1-10 with a wrong key each reach the key lookup (a failure counted twice
+    blocked after 5) and the 11th, even with the right key, is refused at connect."""
+    assert MAX_FAILURES == 10  # the number the README documents
+    registry = Registry(accounts)
+    keygen(keys_dir / "guess", "ed25519")
+    guess = paramiko.PKey.from_path(keys_dir / "guess")
+    with PickupServer(tmp_path / "pickup", keys=registry.lookup) as server:
+        for attempt in range(1, MAX_FAILURES + 1):
+            assert _refused(server, "kommune-a", guess, source="127.0.0.3")
+            assert registry.lookups == attempt, f"failed login {attempt} was not served"
+        assert _refused(server, "kommune-a", accounts["kommune-a"].pkey, source="127.0.0.3")
+        assert registry.lookups == MAX_FAILURES, "the login after the 10th failure was served"
+        assert not _refused(server, "kommune-b", accounts["kommune-b"].pkey)

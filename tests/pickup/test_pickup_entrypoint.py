@@ -3,7 +3,8 @@ makes the host keys, the database URL file for the AuthorizedKeysCommand, the Un
 account and folders of each pick-up account, starts ``cprsub pickup track`` and then
 OpenSSH's sshd with deploy/pickup/sshd_config inside ``cprsub pickup confine``. A real
 client then downloads a file, is refused an upload, and removes the file, and the
-tracker's log file and the ledger show it."""
+tracker's log file and the ledger show it. The script runs with an empty tmpfs on /run,
+as a container starts, so it must make sshd's /run/sshd itself."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ from support.sshd import PICKUP_CONFIG, adapt_config
 ENTRYPOINT = PICKUP_CONFIG.parent / "entrypoint.sh"
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 
-pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists() or os.geteuid() != 0,
-                                reason="needs OpenSSH's sshd and root (Unix accounts)")
+pytestmark = pytest.mark.skipif(
+    not Path("/usr/sbin/sshd").exists() or os.geteuid() != 0 or not shutil.which("unshare"),
+    reason="needs OpenSSH's sshd, root (Unix accounts) and unshare (a fresh /run)")
 
 
 @pytest.fixture
@@ -76,6 +78,15 @@ def _config(base: Path, srv: Path, keys: Path, port: int, db_url: str) -> Path:
     return config
 
 
+def _with_fresh_run(argv: list[str]) -> list[str]:
+    """``argv`` in a mount namespace of its own with an empty tmpfs on /run, as in a new
+    container: sshd's privilege separation directory /run/sshd (a path compiled into
+    sshd) is then missing unless the entrypoint makes it, whatever another test or the
+    machine left in the real /run, which stays untouched."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs -o mode=0755 tmpfs /run && exec "$@"', "fresh-run", *argv]
+
+
 def _until(check, seconds: float = 30.0):
     deadline = time.monotonic() + seconds
     while not (found := check()):
@@ -101,13 +112,15 @@ def test_entrypoint_starts_tracked_sshd_with_accounts_and_keys(base, accounts, t
            "CPRSUB_PICKUP_LOG": str(log), "CPRSUB_PICKUP_KEYS_GROUP": "root",
            "CPRSUB_PICKUP_SSHD_CONFIG": str(_config(base, srv, keys, port, str(engine.url)))}
     stderr = (base / "entrypoint.err").open("wb")
-    proc = subprocess.Popen(["sh", str(ENTRYPOINT)], env=env, start_new_session=True,
-                            stderr=stderr)
+    proc = subprocess.Popen(_with_fresh_run(["sh", str(ENTRYPOINT)]), env=env,
+                            start_new_session=True, stderr=stderr)
     try:
         # an RSA 4096 host key and two CLI calls come first: allow a slow machine
         assert _until(lambda: _listening(port) or proc.poll() is not None, 300) and \
             proc.poll() is None, (base / "entrypoint.err").read_text()
-        # what the entrypoint set up
+        # what the entrypoint set up (its /run seen through its own mount namespace)
+        privsep = Path(f"/proc/{proc.pid}/root/run/sshd").stat()
+        assert (stat.S_IMODE(privsep.st_mode), privsep.st_uid) == (0o755, 0)
         for key in ("ssh_host_ed25519_key", "ssh_host_rsa_key"):
             assert stat.S_IMODE((keys / key).stat().st_mode) == 0o600
         assert (etc / "pickup.env").read_text() == f"CPRSUB_DB_URL={engine.url}\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import socket
 import time
 
 import paramiko
@@ -27,7 +28,7 @@ from support.pickup import (
     sftp_batch,
     tree,
 )
-from support.sshd import pickup_sshd
+from support.sshd import PICKUP_CONFIG, pickup_sshd
 
 pytestmark = pytest.mark.skipif(shutil.which("sshd") is None and shutil.which(
     "/usr/sbin/sshd") is None, reason="OpenSSH's sshd is not installed")
@@ -158,9 +159,9 @@ def test_paramiko_open_for_writing_is_refused_and_the_tracker_warns(sshd, accoun
     assert sweep_strays(sshd["root"]) == []
 
 
-def _refused(port, user, pkey=None, password=None) -> bool:
+def _refused(port, user, pkey=None, password=None, source="127.0.0.1") -> bool:
     try:
-        transport, _ = paramiko_sftp(port, user, pkey, password=password)
+        transport, _ = paramiko_sftp(port, user, pkey, password=password, source=source)
     except (paramiko.SSHException, EOFError, ConnectionError):
         return True
     transport.close()
@@ -189,10 +190,51 @@ def test_logins_refused_password_unregistered_removed_dsa_switched(sshd, account
     assert _refused(sshd["port"], a.name, a.pkey)
 
 
+def _idle_preauth(port: int, source: str) -> socket.socket | None:
+    """A connection from ``source`` that sends only its SSH banner and then waits, as a
+    slow or hostile client does: the open socket if sshd took it (it answers with its
+    own banner), None if sshd dropped it."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                    source_address=(source, 0))
+    try:
+        sock.sendall(b"SSH-2.0-x\r\n")
+        if sock.recv(64).startswith(b"SSH-2.0-"):
+            return sock
+    except OSError:
+        pass
+    sock.close()
+    return None
+
+
+def test_idle_connections_from_one_address_do_not_starve_logins_from_others(sshd,
+                                                                           accounts):
+    """Issue 21, item 6: 300 unauthenticated connections from 127.0.0.2 that send a
+    banner and wait (sshd keeps what it takes for LoginGraceTime) must not fill sshd's
+    MaxStartups: PerSourceMaxStartups bounds one address, so every key login from
+    127.0.0.1 is served meanwhile."""
+    a = next(iter(accounts.values()))
+    held: list[socket.socket] = []
+    try:
+        for _ in range(300):
+            if (sock := _idle_preauth(sshd["port"], "127.0.0.2")) is not None:
+                held.append(sock)
+        assert held, "sshd took none of the idle connections: the test proves nothing"
+        refused = sum(_refused(sshd["port"], a.name, a.pkey) for _ in range(5))
+        assert refused == 0, (f"{refused} of 5 key logins refused while 127.0.0.2 "
+                              f"held {len(held)} idle connections")
+        per_source = next(int(line.split()[1]) for line in PICKUP_CONFIG.read_text()
+                          .splitlines() if line.startswith("PerSourceMaxStartups "))
+        assert len(held) <= per_source
+    finally:
+        for sock in held:
+            sock.close()
+
+
 @pytest.mark.slow
 def test_one_hundred_failed_logins_bounded_and_others_served(sshd, accounts, keys_dir):
-    """100 guesses, 10 at a time: each refused; sshd's MaxStartups sheds what is beyond
-    its limit before any key lookup, and the right key is served afterwards."""
+    """100 guesses from one address, 10 at a time: each refused; sshd's
+    PerSourceMaxStartups sheds what that address has beyond its limit before any key
+    lookup, and the right key from another address is served afterwards."""
     from concurrent.futures import ThreadPoolExecutor
 
     a, b = accounts.values()
@@ -200,7 +242,8 @@ def test_one_hundred_failed_logins_bounded_and_others_served(sshd, accounts, key
     guess = paramiko.PKey.from_path(keys_dir / "guess")
     started = time.monotonic()
     with ThreadPoolExecutor(10) as pool:
-        refused = list(pool.map(lambda _: _refused(sshd["port"], a.name, guess), range(100)))
+        refused = list(pool.map(
+            lambda _: _refused(sshd["port"], a.name, guess, source="127.0.0.2"), range(100)))
     elapsed = time.monotonic() - started
     assert all(refused)
     log = sshd["sshd_log"].read_text()

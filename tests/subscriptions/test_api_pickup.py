@@ -67,3 +67,18 @@ def test_refusals(api):
     r = client.post(f"/subscribers/{OTHER}/ssh-keys", json={"key": ed25519_line()},
                     headers={"Authorization": f"Bearer {other_token}"})
     assert r.status_code == 403  # an IT system cannot register keys, not even its own
+
+
+def test_system_and_foreign_unix_account_names_are_refused(api, foreign_account):
+    """Issue 21, item 7, over REST: adding a subscriber and switching one to pick-up."""
+    client, _, _ = api
+    for name in ("root", "nobody", "airflow", foreign_account):
+        r = client.post("/subscribers", json={"uuid": SYS, "name": "Herning Sag",
+                                              "deliveryMode": "pickup", "pickupAccount": name})
+        assert r.status_code == 422 and r.json()["rule"] == "pickup account", (name, r.text)
+        r = client.post(f"/subscribers/{OTHER}/delivery",
+                        json={"deliveryMode": "pickup", "pickupAccount": name})
+        assert r.status_code == 422 and r.json()["rule"] == "pickup account", (name, r.text)
+        assert f"pick-up account '{name}' is" in r.json()["detail"]
+    listed = {s["uuid"]: s for s in client.get("/subscribers").json()}
+    assert SYS not in listed and listed[OTHER]["deliveryMode"] == "push"

@@ -56,3 +56,20 @@ def test_a_push_subscriber_cannot_have_a_pickup_user(cli):
     code, _, err = cli("subscriber", "add", "--uuid", SYS, "--name", "A",
                        "--pickup-user", "a")
     assert code == 1 and "pick-up account is for delivery mode pickup" in err
+
+
+def test_system_and_foreign_unix_account_names_are_refused(cli, foreign_account):
+    """Issue 21, item 7: sshd logs a pick-up account in as the Unix account of that
+    name, so `root`, `sshd` ... and any account of the machine the sync did not make
+    are refused (rule pickup account), when adding and when switching to pick-up."""
+    for name in ("root", "daemon", "sshd", "postgres", "cprsub-keys", foreign_account):
+        code, _, err = cli("subscriber", "add", "--uuid", SYS, "--name", "A",
+                           "--delivery", "pickup", "--pickup-user", name)
+        assert code == 1 and f"pick-up account '{name}' is" in err, (name, err)
+    assert cli("subscriber", "add", "--uuid", SYS, "--name", "A")[0] == 0
+    code, _, err = cli("subscriber", "set-delivery", "--uuid", SYS, "--delivery", "pickup",
+                       "--pickup-user", "www-data")
+    assert code == 1 and "pick-up account 'www-data' is reserved" in err, err
+    code, _, err = cli("subscriber", "set-delivery", "--uuid", SYS, "--delivery", "pickup",
+                       "--pickup-user", foreign_account)
+    assert code == 1 and "existing Unix account" in err, err

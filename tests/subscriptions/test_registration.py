@@ -438,3 +438,24 @@ def test_api_refuses_duplicate_keys(api):
         assert bad.status_code == 422 and bad.json()["rule"] == "duplicate key"
         assert "duplicate key" in bad.json()["detail"]
     assert api(content=body.encode()).json()["result"] == "CREATED"
+
+
+def test_pickup_account_may_not_be_a_system_or_foreign_unix_account(foreign_account, engine):
+    """Issue 21, item 7, in the registration document (file and REST alike)."""
+    from fastapi.testclient import TestClient
+
+    from cpr_abonnement.api.app import create_app
+    from cpr_abonnement.subscriptions.credentials import Role, issue
+
+    for name in ("root", "sys", "sshd", foreign_account):
+        with pytest.raises(InvalidRegistration) as caught:
+            parse_document(document(delivery={"mode": "pickup", "account": name}))
+        assert (caught.value.field, caught.value.rule) == ("delivery.account",
+                                                           "pickup account")
+        assert f"pick-up account '{name}' is" in str(caught.value)
+    token = issue(engine, role=Role.ADMIN, label="t")
+    bad = TestClient(create_app(lambda: engine)).post(
+        "/v1/admin/registrations", headers={"Authorization": f"Bearer {token}"},
+        json=document(delivery={"mode": "pickup", "account": "daemon"}))
+    assert bad.status_code == 422
+    assert (bad.json()["field"], bad.json()["rule"]) == ("delivery.account", "pickup account")

@@ -8,6 +8,8 @@ import hashlib
 import re
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +69,19 @@ def keygen(path: Path, kind: str, bits: int | None = None) -> str:
         args += ["-b", str(bits)]
     subprocess.run(args, check=True)
     return path.with_suffix(".pub").read_text().strip()
+
+
+@contextmanager
+def unix_account(name: str) -> Iterator[str]:
+    """A real Unix account ``name`` (system, no home, no login) that the pick-up sync did
+    not make, as an operator's or a package's account is; removed afterwards. Needs
+    root (``useradd``)."""
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                    "/usr/sbin/nologin", name], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
 
 
 def place(root: Path, account: str, data: bytes) -> None:

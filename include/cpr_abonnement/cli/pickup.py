@@ -102,11 +102,19 @@ def ingest_log_cmd(args: argparse.Namespace) -> int:
 
 
 def sync_accounts_cmd(args: argparse.Namespace) -> int:
+    """Make each active pick-up account's Unix account and folder. A reserved or foreign
+    name (registered before the rule existed) is refused on stderr and skipped: the
+    other accounts are still served, and no key logs in as it (authorized-keys gives
+    none)."""
+    from cpr_abonnement.errors import ReservedPickupAccount
     from cpr_abonnement.pickup.unix import active_accounts, ensure_account
 
     for name in active_accounts(_engine(args)):
-        if ensure_account(args.root, name):
-            print(f"created pick-up account {name}")
+        try:
+            if ensure_account(args.root, name):
+                print(f"created pick-up account {name}")
+        except ReservedPickupAccount as exc:
+            print(f"cprsub: refused: {exc}", file=sys.stderr)
     return 0
 
 

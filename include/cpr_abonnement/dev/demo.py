@@ -117,6 +117,26 @@ def pickup_key(path: Path = PICKUP_KEY) -> str:
     return public.read_text().strip()
 
 
+def protect_airflow_passwords(home: Path) -> Path:
+    """Make the simple auth manager's password file in Airflow home ``home`` readable by
+    its owner only (0600, like the keys), before ``airflow standalone`` writes the admin
+    password into it in clear.
+
+    Airflow creates that file with the process's umask (0644 under the usual 022), but it
+    opens an existing one for appending and rewrites it in place, so the file made here
+    keeps its mode, and an empty file still gets its password generated (and printed by
+    the api-server). Passwords generated earlier are kept; an older run's 0644 is
+    repaired."""
+    path = home / "simple_auth_manager_passwords.json.generated"
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # no O_TRUNC: keep passwords
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path
+
+
 def _add_filters(svc, uuid: str, filters: list[tuple[str, str]], pnrs: list[str]) -> None:
     for kind, value in filters:
         if kind == "municipality":
@@ -181,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"== CPR Abonnement demo for delivery day {day} (work folder {WORK})")
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True)
+    protect_airflow_passwords(Path(env["AIRFLOW_HOME"]))
 
     from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
     from cpr_abonnement.extract.generator import generate

@@ -9,13 +9,18 @@ takes effect at the next login without syncing key files.
 
 from __future__ import annotations
 
+import pwd
 import re
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.errors import InvalidDeliveryMode, InvalidPickupAccount
+from cpr_abonnement.errors import (
+    InvalidDeliveryMode,
+    InvalidPickupAccount,
+    ReservedPickupAccount,
+)
 from cpr_abonnement.subscriptions import rules
 from cpr_abonnement.subscriptions.models import SshKey, Subscriber
 from cpr_abonnement.subscriptions.ssh_keys import SshKeyInfo
@@ -37,11 +42,44 @@ def validate_mode(value: str) -> str:
     return value
 
 
+#: The GECOS comment of the Unix accounts the pick-up sync makes
+#: (:func:`cpr_abonnement.pickup.unix.ensure_account`): what tells an account of ours
+#: from the machine's own, which is never reused.
+UNIX_ACCOUNT_MARK = "cprsub pick-up account"
+#: Names refused whether or not this machine has such an account: the system accounts
+#: of Debian (the images' base) and the services of this deployment. The pick-up server
+#: runs in its own container, whose accounts the machine registering an account (API,
+#: CLI) may lack.
+RESERVED_ACCOUNTS = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
+    "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "systemd-network",
+    "systemd-resolve", "systemd-timesync", "messagebus", "sshd", "postgres", "redis",
+    "nginx", "airflow", "cprsub-keys",
+})
+
+
 def validate_account_name(value: str) -> str:
-    """A pick-up login name, which is also the account's folder name on the storage."""
-    return rules.matching(_ACCOUNT, str(value), InvalidPickupAccount, "pick-up account",
+    """A pick-up login name, which is also the account's folder name on the storage and,
+    on the OpenSSH pick-up server, the Unix account sshd logs the IT system in as: so
+    never a reserved name, nor a Unix account of this machine that is not ours
+    (:data:`UNIX_ACCOUNT_MARK`). The one rule for every way a name comes in (CLI, REST,
+    registration document) and for the sync that makes the Unix accounts."""
+    name = rules.matching(_ACCOUNT, str(value), InvalidPickupAccount, "pick-up account",
                           "must be 1-64 of a-z, 0-9, '.', '_', '-', starting with a "
                           "letter or digit")
+    if name in RESERVED_ACCOUNTS:
+        raise ReservedPickupAccount(f"pick-up account {rules.shown(name)} is reserved "
+                                    "(a system or service account); choose another",
+                                    account=name)
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return name
+    if entry.pw_gecos != UNIX_ACCOUNT_MARK:
+        raise ReservedPickupAccount(f"pick-up account {rules.shown(name)} is an existing "
+                                    "Unix account of this machine, not one made for "
+                                    "pick-up; choose another", account=name)
+    return name
 
 
 @dataclass(frozen=True)
@@ -71,6 +109,12 @@ def account(engine: Engine, name: str) -> PickupAccount | None:
 
 
 def authorized_keys(engine: Engine, name: str) -> list[str]:
-    """Public key lines allowed for that login (empty for unknown / push / disabled)."""
+    """Public key lines allowed for that login (empty for unknown / push / disabled, and
+    for a name :func:`validate_account_name` refuses: a registration older than that
+    rule must not let a key log in as ``daemon`` or an operator's account)."""
+    try:
+        validate_account_name(name)
+    except InvalidPickupAccount:
+        return []
     found = account(engine, name)
     return list(found.keys) if found else []

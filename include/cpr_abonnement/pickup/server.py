@@ -155,6 +155,7 @@ class _PickupAuth(asyncssh.SSHServer):
         self._address = "?"
         self._offered = 0
         self._authenticated = False
+        self._failure_counted = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
@@ -165,6 +166,15 @@ class _PickupAuth(asyncssh.SSHServer):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._authenticated and self._offered:
+            self._failed()  # e.g. left after offering a key it could not sign with
+
+    def _failed(self) -> None:
+        """Count this connection as one failed login, however many keys it offered or
+        refusals it met: MAX_FAILURES is documented as failed logins (connections).
+        Counted at the first refusal, before the client hears it, so its next connection
+        already finds the address blocked."""
+        if not self._failure_counted:
+            self._failure_counted = True
             self._limiter.failed(self._address)
 
     def begin_auth(self, username: str) -> bool:
@@ -187,21 +197,21 @@ class _PickupAuth(asyncssh.SSHServer):
         if self._offered > MAX_KEYS or self._limiter.blocked(self._address):
             log.info("pickup: login %s from %s refused: too many attempts",
                      _shown(username), self._address)
-            self._limiter.failed(self._address)
+            self._failed()
             if self._conn is not None:
                 self._conn.close()
             return False
         if not _acceptable_key(key):
             log.info("pickup: login %s from %s refused: %s key not accepted",
                      _shown(username), self._address, key.get_algorithm())
-            self._limiter.failed(self._address)
+            self._failed()
             return False
         allowed = ACCOUNT_NAME.fullmatch(username) is not None and key.public_data in {
             _key_blob(line) for line in await asyncio.to_thread(self._keys, username)}
         if not allowed:
             log.info("pickup: login %s from %s refused: key %s not registered",
                      _shown(username), self._address, key.get_fingerprint())
-            self._limiter.failed(self._address)
+            self._failed()
         return allowed
 
     def auth_completed(self) -> None:

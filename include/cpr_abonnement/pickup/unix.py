@@ -3,7 +3,9 @@ chroot to, so each pick-up account gets one (no password, no shell) and its fold
 ``<root>/<account>`` owned by root and not writable by the account (sshd's chroot rule),
 ``IN/`` owned by the account (so it may remove files; the delivered files are not its
 own, so it cannot overwrite them), ``dev/`` for the ``dev/log`` socket of the log
-collector."""
+collector. The accounts made here carry :data:`~cpr_abonnement.pickup.accounts.UNIX_ACCOUNT_MARK`
+as their GECOS comment; any other existing account of that name is refused, never
+reused (sshd would log an IT system in as it)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.pickup.server import ACCOUNT_NAME, INBOX
+from cpr_abonnement.pickup import INBOX
+from cpr_abonnement.pickup.accounts import UNIX_ACCOUNT_MARK, validate_account_name
 
 #: Group of the processes that deliver into ``IN/`` (Airflow's image runs with group 0).
 DELIVERY_GID = 0
@@ -33,16 +36,20 @@ def active_accounts(engine: Engine) -> list[str]:
 
 
 def ensure_account(root: Path, name: str) -> bool:
-    """Create the system account and folders of ``name`` if missing; True if created."""
-    if not ACCOUNT_NAME.fullmatch(name):
-        raise ValueError(f"not a usable login name: {name!r}")
+    """Create the system account and folders of ``name`` if missing; True if created.
+
+    Raises :class:`~cpr_abonnement.errors.ReservedPickupAccount`, making nothing, for a
+    reserved name or an existing account that is not ours (no GECOS mark): reusing
+    ``daemon`` or an operator's account would let a subscriber's key log in as it."""
+    name = validate_account_name(name)
     home = Path(root) / name
     created = False
     try:
-        pwd.getpwnam(name)
+        pwd.getpwnam(name)  # ours: validate_account_name refused anything else
     except KeyError:
         subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell",
-                        "/usr/sbin/nologin", "--user-group", "--password", "*", name],
+                        "/usr/sbin/nologin", "--user-group", "--password", "*",
+                        "--comment", UNIX_ACCOUNT_MARK, name],
                        check=True, capture_output=True)  # "!" would read as locked
         created = True
     home.mkdir(mode=0o755, parents=True, exist_ok=True)
