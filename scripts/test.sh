@@ -29,6 +29,16 @@ with zipfile.ZipFile(wheel) as z, open(sys.argv[1], "wb") as out:
     out.write(z.read("compose/config/compose_spec.json"))
 PY
 fi
+# Some tests run Airflow and the delivery as uid 50000, group 0 (the compose services'
+# user, tests/support/unprivileged.py): let that uid reach this Python when it lives
+# below a private home (pyenv under /root): search (x) permission only, no listing.
+if [[ $(id -u) == 0 ]]; then
+    dir=$(dirname "$(readlink -f .venv/bin/python)")
+    while [[ $dir != / ]]; do
+        [[ $(stat -c %A "$dir") == d????????x* ]] || chmod o+x "$dir"
+        dir=$(dirname "$dir")
+    done
+fi
 .venv/bin/ruff check .
 # One worker per core, slow tests stolen by whichever worker is free; every test's servers,
 # Airflow home and databases are its own, so workers do not share state.

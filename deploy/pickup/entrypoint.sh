@@ -27,7 +27,12 @@ printf 'CPRSUB_DB_URL=%s\n' "$CPRSUB_DB_URL" > $etc/pickup.env
 chown root:$keys_group $etc/pickup.env
 chmod 0640 $etc/pickup.env
 chown root:root $srv && chmod 0755 $srv
+# The delivery (Airflow's workers, uid AIRFLOW_UID, group 0) writes its temporary files
+# here, outside every chroot, and links them into the accounts' IN/ (group 0, 0770).
+install -d -o "${AIRFLOW_UID:-50000}" -g 0 -m 0770 $srv/.partial
 cprsub pickup sync-accounts --root $srv
-cprsub pickup track --root $srv --log $log &
+# Accounts registered or switched to pick-up later are made, and their log tracked,
+# within CPRSUB_PICKUP_SYNC_SECONDS: no restart.
+cprsub pickup track --root $srv --log $log --sync-every "${CPRSUB_PICKUP_SYNC_SECONDS:-30}" &
 exec cprsub pickup confine --root $srv ${CPRSUB_PICKUP_ALLOW_UNCONFINED:+--allow-unconfined} \
   -- /usr/sbin/sshd -D -e -f $config

@@ -26,16 +26,24 @@ import pytest
 
 from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.subscriptions.db import make_engine, upgrade
-from support.pickup import DATA_NAME, assert_no_pnr, paramiko_sftp, place, register
+from support.pickup import (
+    DATA_NAME,
+    Account,
+    assert_no_pnr,
+    keygen,
+    paramiko_sftp,
+    register,
+)
 from support.servers import free_port
 from support.sshd import PICKUP_CONFIG, adapt_config
+from support.unprivileged import AIRFLOW_UID, as_airflow_user, can_switch
 
 ENTRYPOINT = PICKUP_CONFIG.parent / "entrypoint.sh"
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 
 pytestmark = pytest.mark.skipif(
-    not Path("/usr/sbin/sshd").exists() or os.geteuid() != 0 or not shutil.which("unshare"),
-    reason="needs OpenSSH's sshd, root (Unix accounts) and unshare (a fresh /run)")
+    not Path("/usr/sbin/sshd").exists() or not can_switch() or not shutil.which("unshare"),
+    reason="needs OpenSSH's sshd, root (Unix accounts, setpriv) and unshare (a fresh /run)")
 
 
 @pytest.fixture
@@ -96,11 +104,36 @@ def _until(check, seconds: float = 30.0):
     return found
 
 
-def test_entrypoint_starts_tracked_sshd_with_accounts_and_keys(base, accounts, tmp_path):
+def deliver_as_worker(srv: Path, account: str, data: bytes, subscriber: str, base: Path
+                      ) -> None:
+    """The real pick-up delivery of a data file and its ``.metadata``, run as Airflow's
+    workers run in compose (uid 50000, group 0): it writes through the group of ``IN/``
+    and its temporary files in ``.partial``, never as root."""
+    files = base / f"outbox-{account}"
+    files.mkdir(mode=0o755)
+    (files / DATA_NAME).write_bytes(data)
+    (files / f"{DATA_NAME}.metadata").write_text(f"<Trigger>{account}</Trigger>")
+    code = ("import sys; from pathlib import Path; "
+            "from cpr_abonnement.delivery.base import DeliveryTarget; "
+            "from cpr_abonnement.delivery.pickup import PickupDelivery; "
+            "d = Path(sys.argv[1]); PickupDelivery().deliver("
+            "[d / sys.argv[2], d / (sys.argv[2] + '.metadata')], "
+            "DeliveryTarget('pickup', '', sys.argv[3]), subscriber=sys.argv[4])")
+    subprocess.run(as_airflow_user([sys.executable, "-c", code, str(files), DATA_NAME,
+                                    account, subscriber]),
+                   check=True, capture_output=True, timeout=60,
+                   env={**os.environ, "CPRSUB_PICKUP_ROOT": str(srv),
+                        "PYTHONPATH": str(INCLUDE)})
+
+
+def test_entrypoint_starts_tracked_sshd_with_accounts_and_keys(base, accounts, tmp_path,
+                                                                account_names):
     engine = make_engine(f"sqlite:///{tmp_path / 'filters.db'}")
     upgrade(engine)
     uuids = register(engine, accounts)
     a = next(iter(accounts.values()))
+    account_suffix = account_names[0][3:]
+    created: list[str] = []
     srv, keys, etc, log = base / "pickup", base / "keys", base / "etc", base / "log" / "sftp.log"
     srv.mkdir(mode=0o700)
     keys.mkdir()
@@ -110,6 +143,7 @@ def test_entrypoint_starts_tracked_sshd_with_accounts_and_keys(base, accounts, t
            "CPRSUB_DB_URL": str(engine.url), "CPRSUB_PICKUP_HOST_KEYS": str(keys),
            "CPRSUB_PICKUP_ETC": str(etc), "CPRSUB_PICKUP_SRV": str(srv),
            "CPRSUB_PICKUP_LOG": str(log), "CPRSUB_PICKUP_KEYS_GROUP": "root",
+           "AIRFLOW_UID": str(AIRFLOW_UID), "CPRSUB_PICKUP_SYNC_SECONDS": "0.5",
            "CPRSUB_PICKUP_SSHD_CONFIG": str(_config(base, srv, keys, port, str(engine.url)))}
     stderr = (base / "entrypoint.err").open("wb")
     proc = subprocess.Popen(_with_fresh_run(["sh", str(ENTRYPOINT)]), env=env,
@@ -126,15 +160,16 @@ def test_entrypoint_starts_tracked_sshd_with_accounts_and_keys(base, accounts, t
         assert (etc / "pickup.env").read_text() == f"CPRSUB_DB_URL={engine.url}\n"
         assert stat.S_IMODE((etc / "pickup.env").stat().st_mode) == 0o640
         assert stat.S_IMODE(srv.stat().st_mode) == 0o755 and srv.stat().st_uid == 0
+        partial = (srv / ".partial").stat()  # the delivery's, outside every chroot
+        assert (stat.S_IMODE(partial.st_mode), partial.st_uid, partial.st_gid) == \
+            (0o770, AIRFLOW_UID, 0)
         for name in accounts:
             inbox = srv / name / "IN"
             assert inbox.stat().st_uid == pwd.getpwnam(name).pw_uid
             assert (srv / name).stat().st_uid == 0
         assert _until(lambda: all((srv / n / "dev" / "log").is_socket() for n in accounts))
 
-        place(srv, a.name, a.data)  # what the delivery leaves: not the account's files
-        for f in (srv / a.name / "IN").iterdir():
-            f.chmod(0o644)
+        deliver_as_worker(srv, a.name, a.data, uuids[a.name], base)
         transport, sftp = paramiko_sftp(port, a.name, a.pkey)
         try:
             assert sorted(sftp.listdir("IN")) == [DATA_NAME, f"{DATA_NAME}.metadata"]
@@ -155,11 +190,27 @@ def test_entrypoint_starts_tracked_sshd_with_accounts_and_keys(base, accounts, t
         assert f'remove name "IN/{DATA_NAME}"' in text
         assert_no_pnr(text)
         assert "confined (Landlock ABI" in (base / "entrypoint.err").read_text()
+
+        # Issue 22 item 2: an IT system onboarded for pick-up while the server runs can
+        # log in and gets its files, with no restart.
+        late = Account(f"pec{account_suffix}", tmp_path / "late",
+                       keygen(tmp_path / "late", "ed25519"), b"persons of a late one\n" * 50)
+        created.append(late.name)
+        late_uuid = register(engine, {late.name: late})[late.name]
+        assert _until(lambda: (srv / late.name / "dev" / "log").is_socket(), 30)
+        deliver_as_worker(srv, late.name, late.data, late_uuid, base)
+        transport, sftp = paramiko_sftp(port, late.name, late.pkey)
+        try:
+            with sftp.open(f"IN/{DATA_NAME}") as fh:
+                assert fh.read() == late.data
+        finally:
+            transport.close()
+        assert _until(lambda: _entry(engine, late_uuid).picked_up_at is not None)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # sshd and the tracker it was started with
         proc.wait(10)
         stderr.close()
-        for name in accounts:
+        for name in [*accounts, *created]:
             subprocess.run(["userdel", name], check=False, capture_output=True)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from cpr_abonnement.cli.subscriptions import _db, _engine
@@ -53,6 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _db(track)
     track.add_argument("--root", type=Path, required=True)
     track.add_argument("--log", type=Path, required=True)
+    track.add_argument("--sync-every", type=float, default=0, metavar="SECONDS",
+                       help="also make the Unix account of each pick-up account registered "
+                            "or switched since, and track its log, this often (0: never; "
+                            "an IT system onboarded for pick-up then needs a restart)")
     track.set_defaults(handler=track_cmd)
 
     confine = cmds.add_parser(
@@ -101,26 +106,23 @@ def ingest_log_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def sync_accounts_cmd(args: argparse.Namespace) -> int:
-    """Make each active pick-up account's Unix account and folder. A reserved or foreign
-    name (registered before the rule existed) is refused on stderr and skipped: the
-    other accounts are still served, and no key logs in as it (authorized-keys gives
-    none)."""
-    from cpr_abonnement.errors import ReservedPickupAccount
-    from cpr_abonnement.pickup.unix import active_accounts, ensure_account
+def _refused(message: str) -> None:
+    print(f"cprsub: refused: {message}", file=sys.stderr, flush=True)
 
-    for name in active_accounts(_engine(args)):
-        try:
-            if ensure_account(args.root, name):
-                print(f"created pick-up account {name}")
-        except ReservedPickupAccount as exc:
-            print(f"cprsub: refused: {exc}", file=sys.stderr)
+
+def sync_accounts_cmd(args: argparse.Namespace) -> int:
+    """Make each active pick-up account's Unix account and folder (a refused name is
+    reported on stderr and skipped, :func:`~cpr_abonnement.pickup.unix.sync_accounts`)."""
+    from cpr_abonnement.pickup.unix import sync_accounts
+
+    for name in sync_accounts(args.root, _engine(args), _refused):
+        print(f"created pick-up account {name}")
     return 0
 
 
 def track_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.pickup.log import SftpLogCollector, SftpLogIngester, ledger_recorder
-    from cpr_abonnement.pickup.unix import active_accounts
+    from cpr_abonnement.pickup.unix import active_accounts, sync_accounts
     from cpr_abonnement.sshserver import run_until_interrupted
 
     engine = _engine(args)
@@ -132,8 +134,15 @@ def track_cmd(args: argparse.Namespace) -> int:
             out.flush()
             ingester.feed(line)
 
-        with SftpLogCollector(args.root, active_accounts(engine), sink):
-            return run_until_interrupted()
+        with SftpLogCollector(args.root, active_accounts(engine), sink) as collector:
+            if args.sync_every <= 0:
+                return run_until_interrupted()
+            while True:  # until the container stops it (SIGTERM)
+                time.sleep(args.sync_every)
+                for name in sync_accounts(args.root, engine, _refused):
+                    print(f"created pick-up account {name}", flush=True)
+                for name in set(active_accounts(engine)) - collector.accounts:
+                    collector.listen(name)
 
 
 def confine_cmd(args: argparse.Namespace) -> int:

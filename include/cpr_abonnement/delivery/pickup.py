@@ -60,13 +60,25 @@ FOLDER_MODE = 0o755
 FILE_MODE = 0o644
 
 
-def account_folder(root: Path, account: str) -> Path:
+def account_folder(root: Path, account: str, *, subscriber: str = "-") -> Path:
     """``<root>/<account>/IN``, created where missing (the account folder and ``IN``
-    0755; existing folders keep the owner and mode the server's set-up gave them)."""
+    0755; existing folders keep the owner and mode the server's set-up gave them).
+
+    Under OpenSSH the root is root's (sshd's chroot rule) and the pick-up server makes
+    each account's folder itself; an account registered moments ago may not have one
+    yet, which is a :class:`DeliveryError` the retry outlives, not a bare
+    ``PermissionError``."""
     inbox = root / account / INBOX
     for folder in (root, root / account, inbox):
         if not folder.is_dir():
-            folder.mkdir(mode=FOLDER_MODE, exist_ok=True)
+            try:
+                folder.mkdir(mode=FOLDER_MODE, exist_ok=True)
+            except PermissionError as exc:
+                raise DeliveryError(
+                    f"{folder} does not exist yet and cannot be made by the delivery: the "
+                    "pick-up server makes an account's folder within "
+                    "CPRSUB_PICKUP_SYNC_SECONDS of its registration (the retry waits for "
+                    "it)", subscriber=subscriber, file_name="-") from exc
     return inbox
 
 
@@ -180,7 +192,7 @@ class PickupDelivery(DeliveryMode):
         except InvalidPickupAccount as exc:  # never a path outside the storage
             raise DeliveryError(str(exc), subscriber=subscriber,
                                 file_name=files[0].name if files else "-") from exc
-        inbox = account_folder(root, account)
+        inbox = account_folder(root, account, subscriber=subscriber)
         partial = _partial_folder(root, account)
         return [place_file(f, inbox, partial, subscriber=subscriber) for f in files]
 

@@ -175,13 +175,23 @@ class SftpLogCollector:
                  ) -> None:
         self.root = Path(root)
         self.sink = sink
-        self._sockets: list[socket.socket] = []
+        self._sockets: dict[str, socket.socket] = {}
+        self._added: list[socket.socket] = []  # not yet watched by the thread
+        self._lock = threading.Lock()
         for account in accounts:
             self.listen(account)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="sftp-log")
 
+    @property
+    def accounts(self) -> set[str]:
+        """The accounts listened to."""
+        with self._lock:
+            return set(self._sockets)
+
     def listen(self, account: str) -> None:
+        """Listen on the account's ``dev/log`` from now on; also while running (an
+        account registered since the server started)."""
         dev = self.root / account / "dev"
         dev.mkdir(parents=True, exist_ok=True)
         path = dev / "log"
@@ -190,15 +200,19 @@ class SftpLogCollector:
         sock.bind(str(path))
         os.chmod(path, 0o666)  # the account's process writes to it
         sock.settimeout(0.2)
-        self._sockets.append(sock)
+        with self._lock:
+            self._sockets[account] = sock
+            self._added.append(sock)
 
     def _run(self) -> None:
         import selectors
 
         sel = selectors.DefaultSelector()
-        for sock in self._sockets:
-            sel.register(sock, selectors.EVENT_READ)
         while not self._stop.is_set():
+            with self._lock:
+                added, self._added = self._added, []
+            for sock in added:
+                sel.register(sock, selectors.EVENT_READ)
             for key, _ in sel.select(0.2):
                 data = key.fileobj.recv(65536)
                 stamp = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
@@ -211,5 +225,5 @@ class SftpLogCollector:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(5)
-        for sock in self._sockets:
+        for sock in self._sockets.values():
             sock.close()

@@ -13,11 +13,13 @@ import os
 import pwd
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from cpr_abonnement.errors import ReservedPickupAccount
 from cpr_abonnement.pickup import INBOX
 from cpr_abonnement.pickup.accounts import UNIX_ACCOUNT_MARK, validate_account_name
 
@@ -62,4 +64,20 @@ def ensure_account(root: Path, name: str) -> bool:
     shutil.chown(inbox, name, DELIVERY_GID)
     inbox.chmod(0o770)
     (home / "dev").mkdir(mode=0o755, exist_ok=True)
+    return created
+
+
+def sync_accounts(root: Path, engine: Engine, refused: Callable[[str], None]) -> list[str]:
+    """The Unix account and folder of every active pick-up account; the names made now.
+
+    A reserved or foreign name (registered before the rule existed) is passed to
+    ``refused`` and skipped: the other accounts are still served, and no key logs in as
+    it (authorized-keys gives none)."""
+    created = []
+    for name in active_accounts(engine):
+        try:
+            if ensure_account(root, name):
+                created.append(name)
+        except ReservedPickupAccount as exc:
+            refused(str(exc))
     return created
