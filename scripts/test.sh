@@ -31,11 +31,12 @@ PY
 fi
 # Some tests run Airflow and the delivery as uid 50000, group 0 (the compose services'
 # user, tests/support/unprivileged.py): let that uid reach this Python when it lives
-# below a private home (pyenv under /root): search (x) permission only, no listing.
+# below a private home (pyenv under /root): search (x) permission only, no listing, for
+# the group (that user's group is root's) and others.
 if [[ $(id -u) == 0 ]]; then
     dir=$(dirname "$(readlink -f .venv/bin/python)")
     while [[ $dir != / ]]; do
-        [[ $(stat -c %A "$dir") == d????????x* ]] || chmod o+x "$dir"
+        [[ $(stat -c %A "$dir") == d?????x??x* ]] || chmod go+x "$dir"
         dir=$(dirname "$dir")
     done
 fi

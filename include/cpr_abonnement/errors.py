@@ -205,6 +205,10 @@ class FilterDatabaseUnavailable(CprAbonnementError):
     """
 
 
+class SshProbeFailed(CprAbonnementError):
+    """An SSH server did not answer a health probe with its banner and a key exchange."""
+
+
 class DeliveryError(CprAbonnementError):
     """A delivery to one subscriber failed; carries the subscriber and the file."""
 

@@ -7,6 +7,7 @@ what they serve; how they start, report their port and stop is this one class.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import asyncssh
+
+from cpr_abonnement.errors import SshProbeFailed
 
 
 def host_key(path: Path | None) -> asyncssh.SSHKey:
@@ -84,3 +87,27 @@ def run_until_interrupted() -> int:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
+
+
+def probe(host: str, port: int, *, timeout: float = 10.0) -> str:
+    """A health check of any SSH server (the pick-up server, the development SFTP
+    server): read its banner and complete a key exchange, then hang up without logging
+    in. The host key's SHA-256 fingerprint on success; :class:`SshProbeFailed` naming
+    the step otherwise. A TCP connect alone also succeeds for a server whose every slot
+    is held by unauthenticated connections, or which accepts and never speaks."""
+    import paramiko
+
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise SshProbeFailed(f"{host}:{port}: no TCP connection ({exc})") from exc
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = transport.handshake_timeout = timeout
+    try:
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key().fingerprint
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise SshProbeFailed(f"{host}:{port}: no SSH banner and key exchange "
+                             f"({type(exc).__name__}: {exc})") from exc
+    finally:
+        transport.close()

@@ -1,7 +1,9 @@
 """The production shape without Docker: PostgreSQL, Redis and Airflow with CeleryExecutor,
 every component its own process (api-server, scheduler, dag-processor, triggerer and two
-Celery workers), the daily DAG triggered through the REST API, deliveries checked on the
-SFTP server, and tasks seen on both workers. Every process started is stopped."""
+Celery workers) run as the compose services run (uid 50000, group 0) after the same
+deploy/init.sh airflow-init runs, the daily DAG triggered through the REST API,
+deliveries checked on the SFTP server, and tasks seen on both workers. Every process
+started is stopped."""
 
 from __future__ import annotations
 
@@ -9,10 +11,14 @@ import datetime as dt
 import os
 import re
 import secrets
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,24 +33,32 @@ from cpr_abonnement.subscriptions.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from cpr_timetable import CprDeliveryTimetable
 from support.servers import free_port
+from support.unprivileged import AIRFLOW_UID, as_airflow_user, can_switch
 
 ROOT = Path(__file__).resolve().parents[2]
+INIT = ROOT / "deploy" / "init.sh"
 BIN = Path(sys.executable).parent
 DAG_ID = "cpr_abonnement_daily"
+pytestmark = pytest.mark.skipif(not can_switch(), reason="runs Airflow as the compose "
+                                "services' uid 50000: needs root and setpriv")
 SUBSCRIBERS = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(1, 7)]
 
 
 class Cluster:
     """Processes in their own process groups, logs in files, stopped in reverse order."""
 
-    def __init__(self, logs: Path, env: dict[str, str]) -> None:
-        self.logs, self.env = logs, env
+    def __init__(self, logs: Path, env: dict[str, str],
+                 as_service: Callable[[list[str]], list[str]]) -> None:
+        self.logs, self.env, self.as_service = logs, env, as_service
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def spawn(self, name: str, cmd: list[str], **extra_env: str) -> None:
+    def spawn(self, name: str, cmd: list[str], *, service: bool = True, **extra_env: str
+              ) -> None:
+        """``cmd`` as the compose services run (``as_service``), or as root (Redis)."""
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         self.procs[name] = subprocess.Popen(
-            cmd, env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
+            self.as_service(cmd) if service else cmd, env={**self.env, **extra_env},
+            stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.logs)
 
     def log(self, name: str) -> str:
@@ -89,13 +103,28 @@ def databases(postgres_url):
     return f"{base}/cluster_airflow", f"{base}/cluster_filters"
 
 
-def test_celery_cluster_runs_the_daily_dag_on_two_workers(tmp_path, databases):
+@pytest.fixture
+def layout():
+    """The folders compose mounts, below a folder the services' uid can traverse (not
+    pytest's 0700 tmp_path): the image's AIRFLOW_HOME belongs to that uid; the rest is
+    left to deploy/init.sh as in compose."""
+    base = Path(tempfile.mkdtemp(prefix="cprsub-cluster-"))
+    base.chmod(0o755)
+    home = base / "airflow"
+    home.mkdir()
+    os.chown(home, AIRFLOW_UID, 0)
+    for d in ("sftp", "logs"):  # the subscribers' SFTP server's and the processes' output
+        (base / d).mkdir()
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_celery_cluster_runs_the_daily_dag_on_two_workers(layout, databases):
+    """Issue 22 item 1, natively: deploy/init.sh as airflow-init runs it (as root), then
+    every Airflow process as the compose services run, uid 50000 and group 0."""
     airflow_db, filters_db = databases
     day = CprDeliveryTimetable().latest_due(pendulum.now("UTC"))
-    for d in ("inbound", "staging", "quarantine", "sftp", "logs", "home"):
-        (tmp_path / d).mkdir()
-    with open(tmp_path / "inbound" / f"D{day:%y%m%d}.L431101", "wb") as fh:
-        generate(fh, production_date=day, persons=600, seed=21)
+    data = layout / "cpr"
     engine = make_engine(filters_db)
     upgrade(engine)
     svc = SubscriptionService(engine, caller="test", clock=lambda: dt.datetime(2026, 1, 1))
@@ -106,7 +135,7 @@ def test_celery_cluster_runs_the_daily_dag_on_two_workers(tmp_path, databases):
     engine.dispose()
 
     redis_port, api_port = free_port(), free_port()
-    with EmbeddedSftpServer(tmp_path / "sftp", {"cpr": "pw"}) as sftp:
+    with EmbeddedSftpServer(layout / "sftp", {"cpr": "pw"}) as sftp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CPRSUB"))}
         db = airflow_db.replace("postgresql+psycopg://", "")
         env.update({
@@ -114,7 +143,7 @@ def test_celery_cluster_runs_the_daily_dag_on_two_workers(tmp_path, databases):
             # This checkout's package, not whichever one the venv installed editable.
             "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "support"),
                                            str(ROOT / "include")]),
-            "AIRFLOW_HOME": str(tmp_path / "home"),
+            "AIRFLOW_HOME": str(layout / "airflow"),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -137,21 +166,28 @@ def test_celery_cluster_runs_the_daily_dag_on_two_workers(tmp_path, databases):
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW_CONN_SFTP_CLUSTER": sftp.airflow_connection("cpr"),
             "CPRSUB_DB_URL": filters_db,
-            "CPRSUB_INBOUND": f"file://{tmp_path / 'inbound'}",
-            "CPRSUB_STAGING": f"file://{tmp_path / 'staging'}",
-            "CPRSUB_QUARANTINE": f"file://{tmp_path / 'quarantine'}",
+            "CPRSUB_INBOUND": f"file://{data / 'inbound'}",
+            "CPRSUB_STAGING": f"file://{data / 'staging'}",
+            "CPRSUB_QUARANTINE": f"file://{data / 'quarantine'}",
             # The extract is complete before the run is triggered; the settle time is
             # tested in tests/pipeline/test_sensing*.py.
             "CPRSUB_SETTLE_SECONDS": "0",
             "GX_ANALYTICS_ENABLED": "False",
         })
-        migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env,
-                                 capture_output=True, text=True)
-        assert migrate.returncode == 0, migrate.stderr[-3000:]
-        cluster = Cluster(tmp_path / "logs", env)
+        init = subprocess.run(["bash", str(INIT)], capture_output=True, text=True, env={
+            **env, "AIRFLOW_UID": str(AIRFLOW_UID), "CPRSUB_DATA_DIR": str(data),
+            "CPRSUB_AIRFLOW_LOGS": str(layout / "airflow" / "logs"),
+            "CPRSUB_UI_TLS_DIR": str(layout / "ui-tls"), "AIRFLOW_CONN_CPR_FILTER_DB":
+            filters_db})
+        assert init.returncode == 0, init.stderr[-3000:]
+        assert stat.S_IMODE((layout / "ui-tls" / "ui.key").stat().st_mode) == 0o600
+        with open(data / "inbound" / f"D{day:%y%m%d}.L431101", "wb") as fh:  # CPR's drop
+            generate(fh, production_date=day, persons=600, seed=21)
+        cluster = Cluster(layout / "logs", env, as_airflow_user)
         try:
             cluster.spawn("redis", ["redis-server", "--port", str(redis_port), "--bind",
-                                    "127.0.0.1", "--save", "", "--appendonly", "no"])
+                                    "127.0.0.1", "--save", "", "--appendonly", "no"],
+                          service=False)
             airflow = str(BIN / "airflow")
             cluster.spawn("api-server", [airflow, "api-server", "--host", "127.0.0.1",
                                          "--port", str(api_port), "--workers", "1"])
@@ -191,8 +227,12 @@ def test_celery_cluster_runs_the_daily_dag_on_two_workers(tmp_path, databases):
             assert sum(1 for t in tis if t["task_id"] == "deliver") == len(SUBSCRIBERS)
             assert "6 of 6 subscriber(s) delivered" in (run["note"] or "")  # the run note
             for uuid in SUBSCRIBERS:
-                got = sorted(p.name for p in (tmp_path / "sftp" / uuid).iterdir())
+                got = sorted(p.name for p in (layout / "sftp" / uuid).iterdir())
                 assert got == [f"D{day:%y%m%d}.L431101", f"D{day:%y%m%d}.L431101.metadata"]
+            # Written by the services' uid, in the folders init.sh handed it.
+            written = [*(data / "staging").rglob("*"),
+                       *(layout / "airflow" / "logs").rglob("*.log")]
+            assert written and {p.stat().st_uid for p in written} == {AIRFLOW_UID}
         finally:
             cluster.stop()
     assert all(p.poll() is not None for p in cluster.procs.values())

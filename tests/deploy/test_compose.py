@@ -12,6 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / ".venv" / "share" / "compose-spec" / "compose_spec.json"
+INIT = ROOT / "deploy" / "init.sh"
 SERVICES = {"postgres", "redis", "airflow-apiserver", "airflow-scheduler",
             "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "airflow-init",
             "sftp", "pickup", "cpr-proxy"}
@@ -105,11 +106,62 @@ def test_production_runs_the_fab_auth_manager_and_makes_the_roles(compose):
         "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager")
     assert not [k for k in env if "SIMPLE_AUTH" in k]
     init = compose["services"]["airflow-init"]
-    script = init["command"][1]
-    assert "python /opt/airflow/deploy/airflow_roles.py" in script
+    assert init["command"] == ["/opt/airflow/deploy/init.sh"]
+    assert "./deploy:/opt/airflow/deploy:ro" in init["volumes"]
+    script = INIT.read_text()
+    assert 'python "$here/airflow_roles.py"' in script
     assert "airflow users create --role Admin" in script
     # A generated password may begin with "-": only the joined form keeps it a value.
-    assert '--password="$${AIRFLOW_ADMIN_PASSWORD}"' in script
-    assert "./deploy/airflow_roles.py:/opt/airflow/deploy/airflow_roles.py:ro" in init["volumes"]
+    assert '--password="$AIRFLOW_ADMIN_PASSWORD"' in script
     pins = (ROOT / "constraints.txt").read_text().splitlines()
     assert "apache-airflow-providers-fab==3.10.2" in pins
+
+
+def test_people_and_it_systems_reach_airflow_only_through_the_tls_proxy(compose):
+    """Issue 22 items 3 and 5: the API server publishes no port; cpr-proxy serves the IT
+    systems' endpoints with mutual TLS on 8443 and the UI with TLS on 8080, and alert
+    links point there; the default time zone is the schedule's."""
+    services = compose["services"]
+    assert "ports" not in services["airflow-apiserver"]
+    published = [p for svc in services.values() for p in svc.get("ports", [])]
+    assert not [p for p in published if p.startswith("8080") and p != "8080:8080"]
+    assert services["cpr-proxy"]["ports"] == ["8443:8443", "8080:8080"]
+    env = services["cpr-proxy"]["environment"]
+    assert env["CPRSUB_API_PREFIX"] == "/cpr-abonnement" and env["CPRSUB_UI_PORT"] == "8080"
+    templates = {p.name for p in (ROOT / "deploy/nginx/templates").iterdir()}
+    assert templates == {"cpr-abonnement.conf.template", "airflow-ui.conf.template"}
+    common = compose["x-airflow-common"]["environment"]
+    assert common["AIRFLOW__API__BASE_URL"].startswith("${AIRFLOW_BASE_URL:-https://")
+    assert common["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "Europe/Copenhagen"
+
+
+def test_health_checks_exercise_what_each_service_serves(compose):
+    """Issue 22 item 6: SSH services answer a banner and key exchange, the proxy a TLS
+    handshake on both servers and the API behind it (not a TCP connect, not nginx -t)."""
+    services = compose["services"]
+    for name, port in (("pickup", "2223"), ("sftp", "2222")):
+        assert services[name]["healthcheck"]["test"] == [
+            "CMD", "cprsub", "pickup", "probe", "--port", port]
+    proxy = services["cpr-proxy"]["healthcheck"]["test"][1]
+    assert "https://localhost:8443/" in proxy and "https://localhost:8080/" in proxy
+    assert "nginx -t" not in proxy
+
+
+def test_every_folder_the_workers_write_is_prepared_for_their_uid(compose):
+    """Issue 22 item 1: the Airflow services run as AIRFLOW_UID:0; each folder of theirs
+    that compose mounts or configures is made and handed to that uid by deploy/init.sh
+    (the pick-up storage's .partial by the pick-up entrypoint)."""
+    common = compose["x-airflow-common"]
+    assert common["user"] == "${AIRFLOW_UID:-50000}:0"
+    folders = [v.removeprefix("file://") for k, v in common["environment"].items()
+               if k in ("CPRSUB_INBOUND", "CPRSUB_STAGING", "CPRSUB_QUARANTINE")]
+    folders = [re.sub(r"\$\{[A-Z_]+:-file://([^}]+)\}", r"\1", f) for f in folders]
+    assert sorted(folders) == ["/opt/cpr/inbound", "/opt/cpr/quarantine", "/opt/cpr/staging"]
+    script = INIT.read_text()
+    loop = re.search(r'for dir in (.*); do\n\s+install -d -o "\$uid" -g 0', script)
+    assert loop, "init.sh hands its folders to AIRFLOW_UID:0"
+    prepared = {d.strip('"').replace("$data", "/opt/cpr").replace("$logs", "/opt/airflow/logs")
+                for d in loop.group(1).split()}
+    assert set(folders) | {"/opt/airflow/logs"} <= prepared
+    entrypoint = (ROOT / "deploy/pickup/entrypoint.sh").read_text()
+    assert 'install -d -o "${AIRFLOW_UID:-50000}" -g 0 -m 0770 $srv/.partial' in entrypoint

@@ -60,6 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "an IT system onboarded for pick-up then needs a restart)")
     track.set_defaults(handler=track_cmd)
 
+    probe = cmds.add_parser("probe", help="health check of an SSH server: banner and key "
+                                          "exchange, no login (exit 0 answered, 1 not)")
+    probe.add_argument("--host", default="127.0.0.1")
+    probe.add_argument("--port", type=int, default=2223)
+    probe.add_argument("--timeout", type=float, default=10.0)
+    probe.set_defaults(handler=probe_cmd)
+
     confine = cmds.add_parser(
         "confine", help="run COMMAND (sshd) where, beneath --root, files can only be read, "
                         "listed and removed (Linux Landlock)")
@@ -170,3 +177,16 @@ def confine_cmd(args: argparse.Namespace) -> int:
         print(f"WARNING: {e}; starting unconfined as asked (--allow-unconfined)",
               file=sys.stderr, flush=True)
     os.execvp(command[0], command)
+
+
+def probe_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.errors import SshProbeFailed
+    from cpr_abonnement.sshserver import probe
+
+    try:
+        key = probe(args.host, args.port, timeout=args.timeout)
+        print(f"{args.host}:{args.port} answers, host key {key}")
+    except SshProbeFailed as exc:
+        print(f"cprsub pickup probe: {exc}", file=sys.stderr)
+        return 1
+    return 0
