@@ -136,3 +136,35 @@ def test_cli_health_reads_the_deployment_settings(sqlite_url, monkeypatch, capsy
     expected = CAL.previous_delivery_day(due)
     assert main(["health", "--db", sqlite_url, "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["delivery_day"] == expected.isoformat()
+
+
+def test_exit_codes_for_a_monitor(sqlite_url, tmp_path, capsys):
+    """Issue 22 item 6: ``--exit-code`` speaks the monitoring plugins' language: 2 when
+    not healthy, 1 for a warning alone (a certificate near expiry), 0 when all is well,
+    3 when the database cannot be read; without it, 0 or 1 as before."""
+    from cpr_abonnement.cli import main
+    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from support.certs import TestCA
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+
+    def health(*flags: str) -> int:
+        code = main(["health", "--db", sqlite_url, *flags])
+        capsys.readouterr()
+        return code
+
+    assert (health("--exit-code"), health()) == (2, 1)  # nothing processed yet
+    due = due_day(dt.datetime.now(dt.UTC), Settings.from_env())
+    t = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=400)
+    svc = SubscriptionService(engine, caller="t", clock=lambda: t)
+    svc.add_subscriber(A, "Aalborg ESDH")
+    _processed_and_delivered(engine, due, CAL.previous_delivery_day(due), t, (A,))
+    assert (health("--exit-code"), health()) == (0, 0)
+    SubscriptionService(engine, caller="t").add_certificate(
+        A, TestCA().client("Aalborg ESDH", days=40).pem)
+    assert (health("--exit-code"), health()) == (1, 0)
+    unreadable = tmp_path / "not-a-database.db"
+    unreadable.write_bytes(b"\0" * 4096)
+    assert main(["health", "--db", f"sqlite:///{unreadable}", "--exit-code"]) == 3
+    assert "UNKNOWN: the filter database cannot be read" in capsys.readouterr().out

@@ -160,9 +160,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     pre.set_defaults(handler=filter_preview)
 
     health = sub.add_parser("health", help="was the last due delivery day delivered to all? "
-                                           "(exit 0 healthy, 1 not)")
+                                           "(exit 0 healthy, 1 not; see --exit-code)")
     _db(health)
     health.add_argument("--json", action="store_true")
+    health.add_argument("--exit-code", action="store_true",
+                        help="monitoring plugin exit codes: 0 OK, 1 WARNING (late pick-ups, "
+                             "certificates near expiry), 2 CRITICAL (not healthy), 3 UNKNOWN "
+                             "(the filter database cannot be read)")
     health.add_argument("--grace-hours", type=float,
                         help="hours after the run time (CPRSUB_DELIVERY_TIME) before a day "
                              "counts as due (default 8)")
@@ -531,10 +535,17 @@ def filter_preview(args: argparse.Namespace) -> int:
 
 
 def health_cmd(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from cpr_abonnement.health import check
 
     # Delivery time and closures: CPRSUB_DELIVERY_TIME, CPRSUB_EXTRA_CLOSURES, as the DAG.
-    state = check(_engine(args), now=dt.datetime.now(dt.UTC), grace_hours=args.grace_hours)
+    try:
+        state = check(_engine(args), now=dt.datetime.now(dt.UTC),
+                      grace_hours=args.grace_hours)
+    except SQLAlchemyError as exc:  # a monitor must tell "down" from "cannot tell"
+        print(f"UNKNOWN: the filter database cannot be read ({type(exc).__name__})")
+        return 3 if args.exit_code else 2
     if args.json:
         print(json.dumps(state.to_dict(), indent=2))
     else:
@@ -543,7 +554,11 @@ def health_cmd(args: argparse.Namespace) -> int:
               f"delivered" + "".join(f"\n  - {p}" for p in state.problems)
               + "".join(f"\n  late pick-up: {p}" for p in state.late_pickups)
               + "".join(f"\n  certificate: {c}" for c in state.expiring_certificates))
-    return 0 if state.healthy else 1
+    if not args.exit_code:
+        return 0 if state.healthy else 1
+    if not state.healthy:
+        return 2
+    return 1 if state.late_pickups or state.expiring_certificates else 0
 
 
 def api_serve(args: argparse.Namespace) -> int:
