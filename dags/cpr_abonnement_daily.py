@@ -12,10 +12,17 @@ from the logical date (the param is for runs triggered without a logical date).
 
 1. **wait_for_extract**: waits (reschedule mode) for `D<YYMMDD>.L<task>` in the inbound
    location; past the deadline it fails with "extract for <day> not received".
+   A re-run takes the extract from staging, where it was archived when it left the
+   inbound folder; once retention removed it there, the re-run fails at once saying how
+   to bring it back.
 2. **parse_and_validate**: structural rules, great-expectations suite, production-date
    chain. A bad extract is quarantined intact; a chain gap stops the run (param
-   `allow_gap` accepts it once a data engineer has decided to).
-3. **filter_for_subscribers**: thins the extract per active subscriber with the filter
+   `allow_gap` accepts it once a data engineer has decided to). An accepted extract
+   leaves the inbound folder (its staged copy is the archive); the same file arriving
+   again is recognised and removed, a different one quarantined.
+3. **filter_for_subscribers**: first the disk guard (the staging volume must hold the
+   day's deltas, estimated from the last runs, plus `CPRSUB_DISK_RESERVE_PERCENT`), then
+   thins the extract per active subscriber with the filter
    snapshot of the extract's first processing (a re-run reproduces the same bytes), which
    also decides each subscriber's delivery mode and target.
 4. **deliver** (one mapped task per subscriber, named after it): atomic, verified,
@@ -58,6 +65,8 @@ NO_RETRY = ExceptionRetryPolicy(rules=[
               action=RetryAction.FAIL, reason="subscriber has no delivery target"),
     RetryRule(exception="cpr_abonnement.errors.DeliveryRefused", action=RetryAction.FAIL,
               reason="the target refused us (host key changed or credentials refused)"),
+    RetryRule(exception="cpr_abonnement.errors.DeltaRetired", action=RetryAction.FAIL,
+              reason="the delta was removed by retention: the filter step makes it again"),
 ])
 
 
@@ -100,7 +109,7 @@ def cpr_abonnement_daily():
         from airflow.sdk import PokeReturnValue, get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
-        from cpr_abonnement.errors import ExtractRejected, RunDateRefused
+        from cpr_abonnement.errors import ExtractRejected, ExtractRetired, RunDateRefused
         from cpr_abonnement.extract.naming import wildcard
         from cpr_abonnement.inbound.sensing import sense
         from cpr_abonnement.settings import Settings
@@ -122,6 +131,8 @@ def cpr_abonnement_daily():
 
             record_rejected_arrival(day, exc)
             raise
+        except ExtractRetired as exc:  # a re-run after retention: waiting cannot help
+            raise AirflowFailException(str(exc)) from exc
         if found.complete:
             return PokeReturnValue(is_done=True, xcom_value=found.name)
         deadline = settings.extract_deadline(day)
@@ -146,9 +157,11 @@ def cpr_abonnement_daily():
         return receive(Settings.from_env(), delivery_day(ctx), name, task_engine(),
                        allow_gap=bool(ctx["params"]["allow_gap"])).to_xcom()
 
-    @task(retries=1, retry_policy=ExceptionRetryPolicy(rules=[RetryRule(
-        exception="cpr_abonnement.errors.ExtractConflict",
-        action=RetryAction.FAIL, reason="another file for this day was processed before")]))
+    @task(retries=1, retry_policy=ExceptionRetryPolicy(rules=[
+        RetryRule(exception="cpr_abonnement.errors.ExtractConflict", action=RetryAction.FAIL,
+                  reason="another file for this day was processed before"),
+        RetryRule(exception="cpr_abonnement.errors.DiskSpaceLow", action=RetryAction.FAIL,
+                  reason="the staging volume would fill up: alert now")]))
     def filter_for_subscribers(received: dict) -> list[dict]:
         from airflow.sdk import get_current_context
 

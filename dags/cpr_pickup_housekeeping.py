@@ -1,8 +1,13 @@
 """
-### CPR Abonnement: daily housekeeping of the pick-up storage
+### CPR Abonnement: daily housekeeping (retention of CPR data, pick-up, certificates)
 
 Every day at 06:00 Danish time (weekends too: retention counts calendar days).
 
+0. **remove_expired_cpr_data**: every other copy of CPR data after its rule
+   (`include/cpr_abonnement/retention.py`, docs/data-lifecycle.md): staged extracts
+   after `CPRSUB_STAGING_RETENTION_DAYS` (30), deltas `CPRSUB_DELTA_GRACE_DAYS` (3) after
+   their delivery, quarantined files after `CPRSUB_QUARANTINE_RETENTION_DAYS` (90); each
+   removal audited (`RetentionRemoval`). Ages are judged at the run's logical date.
 1. **remove_expired_pickup_files**: removes files older than
    `CPRSUB_PICKUP_RETENTION_DAYS` (30) from each pick-up account's `IN/`, judged by each
    file's own age (never a younger file), and records the removals in the ledger as
@@ -49,12 +54,21 @@ from cpr_abonnement.tasks.alerts import failure_alert
 )
 def cpr_pickup_housekeeping():
     @task
-    def remove_expired_pickup_files() -> dict:
+    def remove_expired_pickup_files(logical_date=None) -> dict:
         from cpr_abonnement.settings import Settings
         from cpr_abonnement.tasks.connections import task_engine
-        from cpr_abonnement.tasks.housekeeping import remove_expired
+        from cpr_abonnement.tasks.housekeeping import clock, remove_expired
 
-        return remove_expired(Settings.from_env(), task_engine(), now=dt.datetime.now(dt.UTC))
+        return remove_expired(Settings.from_env(), task_engine(), now=clock(logical_date))
+
+    @task
+    def remove_expired_cpr_data(logical_date=None) -> dict:
+        from cpr_abonnement.settings import Settings
+        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.tasks.housekeeping import apply_data_retention, clock
+
+        return apply_data_retention(Settings.from_env(), task_engine(),
+                                    now=clock(logical_date))
 
     @task(retry_policy=ExceptionRetryPolicy(rules=[RetryRule(
         exception="cpr_abonnement.errors.PickupStrayFiles", action=RetryAction.FAIL,
@@ -85,6 +99,7 @@ def cpr_pickup_housekeeping():
         return check_certificates(task_engine(), now=dt.datetime.now(dt.UTC))
 
     remove_expired_pickup_files() >> check_late_pickups()
+    remove_expired_cpr_data()
     check_certificate_expiry()
     sweep_account_created_files()  # on its own: its alert never holds up the others
 

@@ -120,6 +120,20 @@ class ExtractRejected(CprAbonnementError):
         super().__init__(message)
 
 
+class ExtractRetired(CprAbonnementError):
+    """A re-run of a day whose staged extract retention removed: the file is gone from
+    this service and must be put back before the day can run again."""
+
+    def __init__(self, message: str, *, file_name: str, removed_at: str) -> None:
+        self.file_name = file_name
+        self.removed_at = removed_at
+        super().__init__(message)
+
+
+class DiskSpaceLow(CprAbonnementError):
+    """The staging volume would fill up if the day were filtered now."""
+
+
 class ChainBroken(CprAbonnementError):
     """The extract does not chain onto the last processed one: a day is missing."""
 
@@ -216,6 +230,11 @@ class DeliveryError(CprAbonnementError):
         self.subscriber = subscriber
         self.file_name = file_name
         super().__init__(f"delivery of {file_name} to {subscriber}: {message}")
+
+
+class DeltaRetired(DeliveryError):
+    """The delta was removed from staging by retention after it was delivered; a
+    re-delivery makes it again first (same bytes, from the staged extract)."""
 
 
 class DeliveryConflict(DeliveryError):

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from cpr_abonnement import storage
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions import expiry
 from cpr_abonnement.subscriptions.db import as_naive_utc
@@ -52,6 +53,8 @@ class Health:
     #: Client certificates within 90 days of expiry or expired (not a health problem
     #: until they are used: :mod:`cpr_abonnement.subscriptions.expiry`).
     expiring_certificates: list[str] = field(default_factory=list)
+    #: Each place CPR data lives: free space and oldest file (:mod:`..storage`).
+    storage: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,8 +95,9 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
     delivered = len(active) - len(missing)
     late = [x.line() for x in late_pickups(engine, day, settings or Settings.from_env())]
     certificates = [e.line() for e in expiry.expiring(engine, as_naive_utc(now))]
+    places = [v.line(as_naive_utc(now)) for v in storage.volumes(settings or Settings.from_env())]
     return Health(not problems, str(day), run is not None and run.delivered_at is not None,
-                  len(active), delivered, problems, late, certificates)
+                  len(active), delivered, problems, late, certificates, places)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,12 @@ class Settings:
     pickup_alert_days: int = 3
     pickup_retention_days: int = 30
     subscriber_notice_days: int = 2
+    #: How long each copy of CPR data lives (docs/data-lifecycle.md says why).
+    staging_retention_days: float = 30.0
+    delta_grace_days: float = 3.0
+    quarantine_retention_days: float = 90.0
+    #: Free space kept on the staging volume beyond what a day needs, in percent.
+    disk_reserve_percent: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -169,6 +175,14 @@ class Settings:
                                                      cls.pickup_retention_days)),
             subscriber_notice_days=int(os.environ.get("CPRSUB_SUBSCRIBER_NOTICE_DAYS",
                                                       cls.subscriber_notice_days)),
+            staging_retention_days=float(os.environ.get("CPRSUB_STAGING_RETENTION_DAYS",
+                                                        cls.staging_retention_days)),
+            delta_grace_days=float(os.environ.get("CPRSUB_DELTA_GRACE_DAYS",
+                                                  cls.delta_grace_days)),
+            quarantine_retention_days=float(os.environ.get(
+                "CPRSUB_QUARANTINE_RETENTION_DAYS", cls.quarantine_retention_days)),
+            disk_reserve_percent=float(os.environ.get("CPRSUB_DISK_RESERVE_PERCENT",
+                                                      cls.disk_reserve_percent)),
         )
 
     def calendar(self) -> DeliveryCalendar:

@@ -19,6 +19,7 @@ AALBORG, ODENSE, VEJLE = SUBSCRIBERS
 
 def test_delivers_each_subscriber_its_file_and_a_rerun_changes_nothing(deployment):
     src = deployment.extract(DAY)
+    original = src.read_bytes()
     run = deployment.run(DAY)
     assert run.state == "success", task_states(run)
     states = task_states(run)
@@ -32,7 +33,11 @@ def test_delivers_each_subscriber_its_file_and_a_rerun_changes_nothing(deploymen
         trigger = xmltodict.parse(got[f"{src.name}.metadata"])["ns2:Trigger"]
         assert trigger["FileDescriptor"]["Recipients"] == uuid
         assert trigger["FileContentDescriptor"]["cpr:ProductionDate"] == "2026-11-19"
-    assert got[src.name].startswith(src.read_bytes()[:36])  # 000 copied unchanged
+    assert got[src.name].startswith(original[:36])  # 000 copied unchanged
+    # Processed: the extract left the inbound folder; its staged copy is the archive, and
+    # the re-run below reads that (issue 27).
+    assert not src.exists()
+    assert (deployment.staging / "2026-11-19" / "extract" / src.name).read_bytes() == original
     assert deployment.delivered(VEJLE)[src.name].count(b"\n") == 2  # no filters: 000 + 999
     rows = ledger.entries(deployment.engine, "431101", DAY)
     assert {e.outcome for e in rows} == {"DELIVERED"}
@@ -168,10 +173,11 @@ def test_staging_in_object_storage(deployment, monkeypatch):
     attach("memory", fs=fsspec.filesystem("memory"))  # stands in for an s3/gs provider
     monkeypatch.setenv("CPRSUB_STAGING", "memory://cpr-staging")
     src = deployment.extract(DAY)
+    original = src.read_bytes()
     run = deployment.run(DAY)
     assert run.state == "success", task_states(run)
     staged = ObjectStoragePath("memory://cpr-staging/2026-11-19")
-    assert (staged / "extract" / src.name).read_bytes() == src.read_bytes()
+    assert (staged / "extract" / src.name).read_bytes() == original
     for uuid in SUBSCRIBERS:
         delta = staged / "deltas" / uuid / src.name
         assert deployment.delivered(uuid)[src.name] == delta.read_bytes()

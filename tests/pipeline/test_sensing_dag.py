@@ -84,5 +84,6 @@ def test_an_extract_written_during_the_run_is_waited_for_then_delivered(deployme
         thread.join()
     assert run.state == "success", task_states(run)
     assert not any(deployment.quarantine.iterdir())
-    assert src.read_bytes() == data
+    assert not src.exists()  # processed: it left the inbound folder for its archive
+    assert (deployment.staging / f"{DAY:%Y-%m-%d}" / "extract" / src.name).read_bytes() == data
     assert all(src.name in deployment.delivered(uuid) for uuid in SUBSCRIBERS)

@@ -553,7 +553,8 @@ def health_cmd(args: argparse.Namespace) -> int:
               f"{state.delivery_day}, {state.delivered}/{state.subscribers} subscriber(s) "
               f"delivered" + "".join(f"\n  - {p}" for p in state.problems)
               + "".join(f"\n  late pick-up: {p}" for p in state.late_pickups)
-              + "".join(f"\n  certificate: {c}" for c in state.expiring_certificates))
+              + "".join(f"\n  certificate: {c}" for c in state.expiring_certificates)
+              + "".join(f"\n  storage: {v}" for v in state.storage))
     if not args.exit_code:
         return 0 if state.healthy else 1
     if not state.healthy:

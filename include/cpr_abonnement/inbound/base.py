@@ -18,7 +18,8 @@ class Observation:
 
 
 class InboundLocation(ABC):
-    """Where CPR's extracts arrive. Read-only except for :meth:`quarantine`."""
+    """Where CPR's extracts arrive. Read-only except for :meth:`remove` and
+    :meth:`quarantine`: a file leaves the location once it is kept elsewhere."""
 
     @abstractmethod
     def list_files(self) -> list[str]:
@@ -32,6 +33,11 @@ class InboundLocation(ABC):
     @abstractmethod
     def fetch(self, name: str, local: Path) -> None:
         """Copy ``name`` to the local file ``local``, leaving the original in place."""
+
+    @abstractmethod
+    def remove(self, name: str) -> None:
+        """Take ``name`` out of the inbound location once its copy in staging is the
+        archive (processed, or a second arrival of a processed file)."""
 
     @abstractmethod
     def quarantine(self, name: str, local: Path) -> None:

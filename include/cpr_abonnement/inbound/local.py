@@ -27,5 +27,8 @@ class LocalFolder(InboundLocation):
     def fetch(self, name: str, local: Path) -> None:
         shutil.copyfile(self.folder / name, local)
 
+    def remove(self, name: str) -> None:
+        (self.folder / name).unlink(missing_ok=True)
+
     def quarantine(self, name: str, local: Path) -> None:
         shutil.move(str(self.folder / name), local)

@@ -20,7 +20,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpr_abonnement.errors import ExtractError, ExtractRejected
+from cpr_abonnement import retention
+from cpr_abonnement.errors import ExtractError, ExtractRejected, ExtractRetired
 from cpr_abonnement.extract.naming import name_pattern
 from cpr_abonnement.extract.validation import TAIL_BYTES, end_problem
 from cpr_abonnement.inbound import open_location
@@ -64,7 +65,7 @@ def sense(settings: Settings, day: dt.date, *, now: dt.datetime | None = None) -
         raise ExtractRejected(f"several extracts for {day} in {settings.inbound}: "
                               f"{', '.join(found)}; set CPRSUB_TASK_NUMBER")
     if not found:
-        return Sensing(None)
+        return _archived(settings, day, pattern)
     name = found[0]
     seen = location.observe(name, TAIL_BYTES)
     if not _stable(settings, day, name, seen, now):
@@ -81,6 +82,30 @@ def sense(settings: Settings, day: dt.date, *, now: dt.datetime | None = None) -
             f"moved to {where}", file_name=name, rule=problem.rule,
             error=_located(error, Path(where)), quarantined_to=where, size_bytes=seen.size)
     return Sensing(name, complete=True)
+
+
+def _archived(settings: Settings, day: dt.date, pattern) -> Sensing:
+    """No file in the inbound folder: a re-run of a day already received finds its
+    extract in staging, where it was archived when it left the inbound folder. Once
+    retention has removed that too, the re-run fails at once saying so and how to bring
+    the file back, instead of waiting for a file that will not come."""
+    folder = stage_dir(settings, day) / "extract"
+    staged = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    for name in staged:
+        if pattern.fullmatch(name):
+            log.info("%s was received before: taking its archived copy in staging", name)
+            return Sensing(name, complete=True)
+    removed = retention.removed_extract(settings, day)
+    if removed is not None:
+        files = ", ".join(removed["files"])
+        raise ExtractRetired(
+            f"the extract for {day} ({files}) was removed from staging at "
+            f"{removed['removed_at']} UTC by retention ({removed['rule']}); to run the day "
+            f"again, put the original file back into {settings.inbound} (from CPR or the "
+            "backup of the inbound volume) and clear wait_for_extract (runbook: re-running "
+            "a day whose extract retention removed)", file_name=files,
+            removed_at=removed["removed_at"])
+    return Sensing(None)
 
 
 def _located(error: ExtractError, kept: Path) -> ExtractError:

@@ -12,6 +12,8 @@ from cpr_abonnement.inbound.base import InboundLocation, Observation
 
 #: The directory inside the inbound directory that quarantined files are moved to.
 QUARANTINE_DIR = "quarantine"
+#: Where a processed extract goes when the account may not delete it.
+PROCESSED_DIR = "processed"
 
 
 class SftpFolder(InboundLocation):
@@ -38,6 +40,24 @@ class SftpFolder(InboundLocation):
 
     def fetch(self, name: str, local: Path) -> None:
         self._hook().retrieve_file(self._path(name), str(local), prefetch=False)
+
+    def remove(self, name: str) -> None:
+        """Delete it; where the account may not delete (as CPR's upload accounts often
+        may not), move it into ``<dir>/processed/``, out of the listing, and say so."""
+        import logging
+
+        from cpr_abonnement.delivery.sftp_push import ensure_dir
+
+        with self._hook().get_managed_conn() as sftp:
+            try:
+                sftp.remove(self._path(name))
+            except OSError:
+                processed = self._path(PROCESSED_DIR)
+                ensure_dir(sftp, processed)
+                sftp.rename(self._path(name), f"{processed}/{name}")
+                logging.getLogger(__name__).warning(
+                    "%s may not be deleted on %s: moved into %s; its retention is the "
+                    "SFTP server's", name, self.conn_id, processed)
 
     def quarantine(self, name: str, local: Path) -> None:
         """Copy it to ``local``, then move it into ``<dir>/quarantine/`` on the server

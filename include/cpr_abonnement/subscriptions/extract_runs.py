@@ -90,3 +90,12 @@ def last_processed(engine: Engine, task_number: str, before: dt.date) -> Extract
                               ExtractRun.production_date < before)
                        .order_by(ExtractRun.production_date.desc()).limit(1))
         return ExtractRecord.of(row) if row else None
+
+
+def processed(engine: Engine, production_date: dt.date, file_name: str
+              ) -> ExtractRecord | None:
+    """The registered processing of ``file_name`` for ``production_date``, if any."""
+    with Session(engine) as s:
+        row = s.scalar(select(ExtractRun).where(ExtractRun.production_date == production_date,
+                                                ExtractRun.file_name == file_name).limit(1))
+        return ExtractRecord.of(row) if row else None

@@ -15,9 +15,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from cpr_abonnement import delivery
+from cpr_abonnement import delivery, storage
+from cpr_abonnement.delivery.sftp_push import sha256_file
 from cpr_abonnement.errors import (
     ChainBroken,
+    ExtractConflict,
     ExtractError,
     ExtractRejected,
 )
@@ -28,6 +30,7 @@ from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.extract.validation import chain_gap, summarise, violations
 from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.inbound import open_location
+from cpr_abonnement.inbound.base import InboundLocation
 from cpr_abonnement.inbound.quarantine import quarantine
 from cpr_abonnement.pnr import mask
 from cpr_abonnement.settings import Settings
@@ -57,9 +60,18 @@ def receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
 def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
              allow_gap: bool, scratch: Path) -> ReceivedExtract:
     target = stage_dir(settings, day) / "extract" / name
-    local = local_path(target, scratch)
-    local.parent.mkdir(parents=True, exist_ok=True)
-    open_location(settings.inbound).fetch(name, local)
+    inbound = open_location(settings.inbound)
+    arrived = name in inbound.list_files()
+    if arrived:
+        arrived = _new_arrival(settings, day, name, engine, inbound, scratch)
+    if arrived or not target.exists():
+        local = local_path(target, scratch)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        part = local.with_name(f".{local.name}.part")  # a crash leaves no half "archive"
+        inbound.fetch(name, part)
+        part.replace(local)
+    else:  # a re-run: the processed extract's archive is its staged copy
+        local = local_copy(target, scratch)
 
     size = local.stat().st_size
     try:
@@ -108,11 +120,44 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
     if not is_local(target):
         upload(local, target)
         upload(saved, target.parent / saved.name)
+    if arrived:  # staged and accepted: the staged copy is the archive (retention.py)
+        inbound.remove(name)
+        log.info("%s left the inbound folder: archived in staging until retention", name)
     return ReceivedExtract(
         day=day, file_name=name, extract=str(target), sha256=index.sha256,
         task_number=start.task_number, previous_date=start.previous_date,
         persons=len(index.persons), records=index.person_records,
         platform_records=dict(index.platform_records))
+
+
+def _new_arrival(settings: Settings, day: dt.date, name: str, engine: Engine,
+                 inbound: InboundLocation, scratch: Path) -> bool:
+    """Whether the inbound ``name`` is to be received. A second arrival of an extract
+    already processed for ``day`` is recognised by its SHA-256: identical, it leaves
+    the inbound folder (the staged copy is the archive) and the run goes on from that;
+    different, it is quarantined with the reason, never replacing what subscribers were
+    delivered."""
+    done = extract_runs.processed(engine, day, name)
+    if done is None:
+        return True
+    again = scratch / f"arrival-{name}"
+    inbound.fetch(name, again)
+    sha256, size = sha256_file(again)
+    again.unlink()
+    if sha256 == done.extract_sha256:
+        inbound.remove(name)
+        log.info("%s arrived again, identical to the extract processed at %s UTC: "
+                 "recognised, removed from the inbound folder", name,
+                 f"{done.first_processed_at:%Y-%m-%d %H:%M}")
+        return False
+    reason = (f"a second {name} for {day}, different from the one processed at "
+              f"{done.first_processed_at:%Y-%m-%d %H:%M} UTC (SHA-256 "
+              f"{done.extract_sha256[:12]}…, this one {sha256[:12]}…): not processed")
+    where = quarantine(settings, name, [reason])
+    _record_check(engine, name, extract_checks.REJECTED, size=size, index=None,
+                  problems=[Problem.of("second arrival", ExtractConflict(reason))],
+                  quarantined_to=where)
+    raise ExtractRejected(f"{reason}; moved to {where}")
 
 
 def _record_check(engine: Engine, name: str, verdict: str, *, size: int,
@@ -190,6 +235,8 @@ def filter_day(settings: Settings, received: ReceivedExtract, engine: Engine, *,
     with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
         extract = local_copy(staged(received.extract), Path(scratch))
         local_copy(staged(received.extract + index_store.SUFFIX), Path(scratch))
+        need = storage.check_room(settings, engine, extract.stat().st_size)
+        log.info("disk guard: the day needs about %.1f MB of staging", need / storage.MB)
         out = local_path(folder, Path(scratch))
         result = filter_extract(extract, engine, out, as_of=as_of,
                                 validated_sha256=received.sha256)

@@ -19,7 +19,12 @@ from sqlalchemy import Engine, select
 
 from cpr_abonnement import delivery
 from cpr_abonnement.delivery.sftp_push import SftpPush
-from cpr_abonnement.errors import DeliveryConflict, MissingDeliveryTarget, ServiceWindowWait
+from cpr_abonnement.errors import (
+    DeliveryConflict,
+    DeltaRetired,
+    MissingDeliveryTarget,
+    ServiceWindowWait,
+)
 from cpr_abonnement.pnr import scrub
 from cpr_abonnement.staging import local_copy, staged
 from cpr_abonnement.subscriptions import ledger
@@ -65,6 +70,13 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
         collected = mode.tracks_removal and ledger.collected(previous, item.sha256)
         if collected and not replace:
             return _already_collected(item, previous, record)
+        if not staged(item.data).exists():
+            raise DeltaRetired(
+                "its delta is no longer in staging: retention removes a delta "
+                "CPRSUB_DELTA_GRACE_DAYS after it was delivered. Clear "
+                "filter_for_subscribers with its downstream tasks: it makes the same "
+                "bytes again from the staged extract", subscriber=item.name,
+                file_name=item.file_name)
         with tempfile.TemporaryDirectory(prefix="cprsub-") as scratch:
             files = [local_copy(staged(url), Path(scratch))
                      for url in (item.data, item.metadata)]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from cpr_abonnement import retention
 from cpr_abonnement.errors import CertificatesExpiring, PickupLate
 from cpr_abonnement.health import due_day, late_pickups
 from cpr_abonnement.pickup.retention import apply_retention
@@ -62,3 +63,23 @@ def check_certificates(engine: Engine, *, now: dt.datetime) -> list[str]:
             + "\n  - ".join(e.line() for e in due))
     log.info("no client certificate reached an expiry threshold")
     return []
+
+
+def apply_data_retention(settings: Settings, engine: Engine, *, now: dt.datetime) -> dict:
+    """Remove the staged extracts, delivered deltas and quarantined files past their
+    rules (:mod:`cpr_abonnement.retention`); what was removed, by copy."""
+    removed = retention.apply(settings, engine, as_naive_utc(now),
+                              caller="cpr_pickup_housekeeping")
+    counts: dict[str, int] = {}
+    for r in removed:
+        counts[r.copy] = counts.get(r.copy, 0) + 1
+    log.info("retention at %s UTC: %s", f"{as_naive_utc(now):%Y-%m-%d %H:%M:%S}",
+             ", ".join(f"{n} {copy}(s)" for copy, n in counts.items()) or "nothing due")
+    return counts
+
+
+def clock(logical_date: dt.datetime | None) -> dt.datetime:
+    """The instant housekeeping judges ages against: its run's logical date (so a run,
+    a re-run and a test all judge the same instant), never a time still to come."""
+    now = dt.datetime.now(dt.UTC)
+    return min(logical_date, now) if logical_date is not None else now
