@@ -32,6 +32,12 @@ if [[ ! -s $ui_tls/ui.pem || ! -s $ui_tls/ui.key ]]; then
 fi
 chmod 0600 "$ui_tls/ui.key"
 
+# 2b. The backup service's volume (it runs as AIRFLOW_UID too): its dumps hold CPR
+#     numbers, so the folder is the owner's alone.
+if [[ -n ${CPRSUB_BACKUP_DIR:-} ]]; then
+    install -d -o "$uid" -g 0 -m 0700 "$CPRSUB_BACKUP_DIR"
+fi
+
 # 3. The databases: Airflow's metadata and the filter database, migrated.
 airflow db migrate
 cprsub db upgrade --db "$AIRFLOW_CONN_CPR_FILTER_DB"

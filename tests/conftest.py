@@ -75,14 +75,22 @@ def sqlite_url(tmp_path):
 
 
 @pytest.fixture
-def fresh_postgres_url(postgres_url):
+def new_postgres_database(postgres_url):
+    """Makes new, empty databases on the session's PostgreSQL server; returns its URL."""
+    def make() -> str:
+        name = f"t{next(_db_names)}"
+        admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    return make
+
+
+@pytest.fixture
+def fresh_postgres_url(new_postgres_database):
     """A new, empty database on the session's PostgreSQL server."""
-    name = f"t{next(_db_names)}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    return new_postgres_database()
 
 
 @pytest.fixture

@@ -223,6 +223,53 @@ class SshProbeFailed(CprAbonnementError):
     """An SSH server did not answer a health probe with its banner and a key exchange."""
 
 
+class BackupError(CprAbonnementError):
+    """A backup or restore of the filter database failed or was refused; ``path`` names
+    the backup file and ``database`` the database (its URL without the password), so
+    the operator knows which of the two to look at."""
+
+    def __init__(self, message: str, *, path: str | None = None,
+                 database: str | None = None) -> None:
+        self.path = path
+        self.database = database
+        super().__init__(message)
+
+
+class DatabaseNotEmpty(BackupError):
+    """A restore goes into an empty database only: restoring over tables that exist
+    would mix two histories (or fail half-way), and ``objects`` names what is there."""
+
+    def __init__(self, message: str, *, database: str, objects: list[str]) -> None:
+        self.objects = objects
+        super().__init__(message, database=database)
+
+
+class BackupCorrupt(BackupError):
+    """A backup file is not what its manifest says (size, SHA-256), or is no backup."""
+
+
+class BackupRevisionUnknown(BackupError):
+    """A backup's schema revision is unknown to this release (made by a newer one):
+    restoring it would leave a database this release cannot migrate or read."""
+
+
+class BackupToolFailed(BackupError):
+    """``pg_dump`` or ``pg_restore`` is missing or ended with an error; ``stderr`` holds
+    what it said, scrubbed of anything shaped like a PNR (a failing COPY quotes rows)."""
+
+    def __init__(self, message: str, *, tool: str, stderr: str = "",
+                 path: str | None = None, database: str | None = None) -> None:
+        self.tool = tool
+        self.stderr = scrub(stderr)
+        detail = f": {self.stderr.strip()}" if self.stderr.strip() else ""
+        super().__init__(f"{message}{detail}", path=path, database=database)
+
+
+class RestoreMismatch(BackupError):
+    """The restored database differs from the backup's manifest (schema revision or
+    row counts): the restore is not to be trusted."""
+
+
 class DeliveryError(CprAbonnementError):
     """A delivery to one subscriber failed; carries the subscriber and the file."""
 

@@ -15,7 +15,7 @@ SCHEMA = ROOT / ".venv" / "share" / "compose-spec" / "compose_spec.json"
 INIT = ROOT / "deploy" / "init.sh"
 SERVICES = {"postgres", "redis", "airflow-apiserver", "airflow-scheduler",
             "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "airflow-init",
-            "sftp", "pickup", "cpr-proxy"}
+            "sftp", "pickup", "cpr-proxy", "backup"}
 
 
 @pytest.fixture(scope="module")

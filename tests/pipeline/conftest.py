@@ -15,12 +15,19 @@ from support.smtp import smtp_server
 
 
 @pytest.fixture
-def deployment(airflow_db, tmp_path, monkeypatch):
+def filter_db_url(tmp_path) -> str:
+    """The deployment's filter database: the embedded SQLite file. A test module that
+    runs the DAG on PostgreSQL overrides this fixture."""
+    return f"sqlite:///{tmp_path / 'filters.db'}"
+
+
+@pytest.fixture
+def deployment(airflow_db, tmp_path, monkeypatch, filter_db_url):
     root = tmp_path
     dirs = {n: root / n for n in ("inbound", "staging", "quarantine", "sftp")}
     for d in dirs.values():
         d.mkdir()
-    db_url = f"sqlite:///{root / 'filters.db'}"
+    db_url = filter_db_url
     engine = make_engine(db_url)
     upgrade(engine)
     svc = SubscriptionService(engine, caller="test",

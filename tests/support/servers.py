@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -23,11 +22,9 @@ def free_port() -> int:
 
 
 def _pg_bin(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                                                   reverse=True)), None)
-    if not found:
-        raise RuntimeError(f"PostgreSQL's {name} is not installed (scripts/test.sh installs it)")
-    return found
+    from cpr_abonnement.subscriptions.backup import pg_tool
+
+    return pg_tool(name)  # scripts/test.sh installs PostgreSQL
 
 
 @contextmanager

@@ -39,6 +39,16 @@ def _system(parser: argparse.ArgumentParser) -> None:
                         help="the subscriber's UserSystemUUID")
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
 def _when(text: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(text)
@@ -72,6 +82,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     ddl = db.add_parser("schema", help="print the schema DDL (what sql/ holds)")
     ddl.add_argument("--dialect", choices=["postgresql", "sqlite"], default="postgresql")
     ddl.set_defaults(handler=db_schema)
+    bak = db.add_parser("backup", help="back up the filter database into a dated file "
+                                       "and its manifest (PostgreSQL: pg_dump -Fc)")
+    _db(bak)
+    bak.add_argument("--out", required=True, type=Path, metavar="DIR",
+                     help="directory the backup and its manifest are written to")
+    bak.add_argument("--keep", type=_at_least_one, metavar="N",
+                     help="then remove all but the newest N backups of this database in DIR")
+    bak.set_defaults(handler=db_backup)
+    res = db.add_parser("restore", help="restore a backup into a new, EMPTY database and "
+                                        "check it against the backup's manifest")
+    res.add_argument("file", type=Path, metavar="FILE")
+    res.add_argument("--db", required=True, metavar="URL",
+                     help="the empty database to restore into (never a default: a restore "
+                          "is aimed on purpose)")
+    res.set_defaults(handler=db_restore)
 
     subs = sub.add_parser("subscriber", help="subscribers (IT systems)").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
@@ -274,6 +299,37 @@ def db_schema(args: argparse.Namespace) -> int:
     from cpr_abonnement.subscriptions.db import schema_sql
 
     print(schema_sql(args.dialect), end="")
+    return 0
+
+
+def db_backup(args: argparse.Namespace) -> int:
+    from cpr_abonnement.subscriptions.backup import backup
+    from cpr_abonnement.subscriptions.db import resolve_url
+
+    done = backup(resolve_url(args.db), args.out, keep=args.keep)
+    m = done.manifest
+    print(f"BACKED UP {m.database} at revision {m.alembic_revision} to {done.path} "
+          f"({m.size_bytes:,} bytes, {sum(m.rows.values()):,} rows, {m.seconds:.1f} s; "
+          f"sha256 {m.sha256})")
+    for path in done.pruned:
+        print(f"  pruned {path}")
+    return 0
+
+
+def db_restore(args: argparse.Namespace) -> int:
+    from cpr_abonnement.subscriptions.backup import restore
+
+    done = restore(args.file, args.db)
+    checked = ("size, SHA-256, revision and row counts match its manifest"
+               if done.checked_against_manifest else
+               "no manifest beside it: size, SHA-256 and row counts NOT checked")
+    print(f"RESTORED {done.file} into {done.database} at revision {done.revision}: "
+          f"{sum(done.rows.values()):,} rows in {len(done.rows)} tables, "
+          f"{done.seconds:.1f} s; {checked}")
+    if done.upgrade_needed:
+        print(f"cprsub: note: this release is at schema revision {done.head}: run "
+              f"`cprsub db upgrade --db URL` before the pipeline uses the database",
+              file=sys.stderr)
     return 0
 
 

@@ -145,7 +145,7 @@ def writing(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def _alembic_config(engine: Engine):
+def _alembic_config(engine: Engine | None = None):
     from alembic.config import Config
 
     cfg = Config()
@@ -153,6 +153,30 @@ def _alembic_config(engine: Engine):
     cfg.set_main_option("script_location", str(script_dir))
     cfg.attributes["engine"] = engine
     return cfg
+
+
+def _scripts():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def head_revision() -> str:
+    """The newest schema revision this release ships (what ``upgrade`` brings a
+    database to)."""
+    return _scripts().get_current_head() or ""
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether this release ships ``revision``: a database (or a backup) at a revision
+    it does not know was made by a newer release, which this one can neither read
+    safely nor migrate."""
+    from alembic.util import CommandError
+
+    try:
+        return _scripts().get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str:
