@@ -61,8 +61,10 @@ def uvicorn_server(app, **options) -> Iterator[str]:
     import uvicorn
 
     port = free_port()
+    # A client's idle keep-alive connection (zeep's session) would hold the shutdown for
+    # its full grace; a test server needs none.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           **options))
+                                           **{"timeout_graceful_shutdown": 1, **options}))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
