@@ -26,6 +26,9 @@ from typing import Any
 from cpr_abonnement.errors import (
     ChainBroken,
     CprAbonnementError,
+    DeltaRetired,
+    DiskSpaceLow,
+    ExtractRetired,
     ProductionDateGap,
     RunDateRefused,
 )
@@ -61,6 +64,12 @@ def runbook_step(task_id: str, exc: BaseException | None) -> str | None:
         return "Run refused at once"
     if _caused_by(exc, ChainBroken) or _caused_by(exc, ProductionDateGap):
         return "Gap in the chain"
+    if _caused_by(exc, ExtractRetired):
+        return "Extract removed by retention"
+    if _caused_by(exc, DiskSpaceLow):
+        return "Disk space"
+    if _caused_by(exc, DeltaRetired):
+        return "Delta removed by retention"
     return RUNBOOK_STEPS.get(task_id)
 
 
