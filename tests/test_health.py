@@ -168,3 +168,25 @@ def test_exit_codes_for_a_monitor(sqlite_url, tmp_path, capsys):
     unreadable.write_bytes(b"\0" * 4096)
     assert main(["health", "--db", f"sqlite:///{unreadable}", "--exit-code"]) == 3
     assert "UNKNOWN: the filter database cannot be read" in capsys.readouterr().out
+
+
+def test_health_shows_each_volumes_free_space_and_oldest_file(engine, tmp_path, monkeypatch):
+    """Issue 27 item 2: where CPR data lives, how full, and what retention left."""
+    import os
+
+    for name in ("inbound", "staging", "quarantine", "pickup"):
+        (tmp_path / name).mkdir()
+    old = tmp_path / "staging" / "2026-10-01" / "extract" / "D261001.L431101"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x")
+    os.utime(old, (dt.datetime(2026, 10, 1, tzinfo=dt.UTC).timestamp(),) * 2)
+    (tmp_path / "staging" / "newer").write_bytes(b"y")
+    for name in ("INBOUND", "STAGING", "QUARANTINE"):
+        monkeypatch.setenv(f"CPRSUB_{name}", f"file://{tmp_path / name.lower()}")
+    monkeypatch.setenv("CPRSUB_PICKUP_ROOT", str(tmp_path / "pickup"))
+    state = check(engine, now=dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC))
+    lines = {line.split()[0]: line for line in state.storage}
+    assert set(lines) == {"inbound", "staging", "quarantine", "pickup"}
+    assert "MB free of" in lines["staging"]
+    assert "oldest file 2026-10-01 (31 day(s))" in lines["staging"]
+    assert lines["inbound"].endswith("empty")
