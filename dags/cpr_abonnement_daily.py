@@ -188,20 +188,20 @@ def cpr_abonnement_daily():
         from airflow.sdk.exceptions import AirflowRescheduleException
 
         from cpr_abonnement.errors import ServiceWindowWait
+        from cpr_abonnement.tasks import deliver as delivering
         from cpr_abonnement.tasks.connections import task_engine
-        from cpr_abonnement.tasks.deliver import REPLACE_PARAM, deliver_one
         from cpr_abonnement.tasks.payloads import DeliveryItem
 
         delivery, ctx = DeliveryItem.from_xcom(item), get_current_context()
         ctx["subscriber_name"] = delivery.name  # the map index's name
         ctx["subscriber_uuid"] = delivery.subscriber  # the failure alert's contact notice
-        replace = delivery.subscriber in (ctx["params"].get(REPLACE_PARAM) or [])
+        replace = delivery.subscriber in (ctx["params"].get(delivering.REPLACE_PARAM) or [])
         try:
             # The outcome is the ledger's (report reads it there); nothing is returned, so
             # nothing is pushed to XCom: each push is an execution-API round trip per
             # subscriber, and a dict return was pushed three times (as multiple outputs).
-            deliver_one(delivery, task_engine(),
-                        now=dt.datetime.now(dt.UTC).replace(tzinfo=None), replace=replace)
+            delivering.deliver_one(delivery, task_engine(), now=delivering.clock(),
+                                   replace=replace)
         except ServiceWindowWait as wait:
             # Up for reschedule, not a failure or a retry: no worker slot is held and
             # the try number stays; the task runs again when the window has ended.

@@ -200,25 +200,29 @@ def register_odense(deployment, windows: list[str]) -> None:
         "service_windows": windows}))
 
 
-def test_a_push_inside_the_service_window_waits_until_it_ends_without_a_retry(deployment):
-    """The window covers the run time and ends at a whole minute at least 150 s ahead
-    (dag.test reaches the deliver tasks after about 70 s): the delivery is rescheduled,
-    not failed or retried, and is made after the window; the ledger and the run note
-    say it waited."""
+def test_a_push_inside_the_service_window_waits_until_it_ends_without_a_retry(deployment,
+                                                                             monkeypatch):
+    """The delivery's clock is the test's (dag.test() runs the tasks in this process):
+    inside Odense's window the push is rescheduled to the window's end, not failed or
+    retried; once the clock has passed it, the file is delivered. The ledger and the run
+    note say it waited; no real window is waited for."""
     from cpr_abonnement.subscriptions.windows import TZ
+    from cpr_abonnement.tasks import deliver as delivering
 
-    now = dt.datetime.now(TZ)
-    end = (now + dt.timedelta(seconds=150)).replace(second=0, microsecond=0) \
-        + dt.timedelta(minutes=1)
-    start = end - dt.timedelta(hours=2)
-    window = f"daily {start:%H:%M}-{end:%H:%M}"
-    register_odense(deployment, [window])
+    register_odense(deployment, ["daily 20:00-22:00"])
+    inside = dt.datetime(2026, 11, 19, 21, 0, tzinfo=TZ)
+    end = dt.datetime(2026, 11, 19, 22, 0, tzinfo=TZ)
+
+    def clock() -> dt.datetime:  # inside the window until Odense's wait is recorded
+        odense = ledger.entry(deployment.engine, "431101", DAY, ODENSE)
+        at = end + dt.timedelta(seconds=1) if odense and odense.window_wait_until else inside
+        return at.astimezone(dt.UTC).replace(tzinfo=None)
+
+    monkeypatch.setattr(delivering, "clock", clock)
     name = SUBSCRIBERS[ODENSE][0]
     src = deployment.extract(DAY)
     run = deployment.run(DAY)
-    finished = dt.datetime.now(TZ)
     assert run.state == "success", task_states(run)
-    assert finished >= end
     assert src.name in deployment.delivered(ODENSE)
     rows = {e.subscriber_uuid: e for e in ledger.entries(deployment.engine, "431101", DAY)}
     waited = rows[ODENSE]

@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 REPLACE_PARAM = "replace_pickup"
 
 
+def clock() -> dt.datetime:
+    """Now, naive UTC: the instant a delivery judges service windows by. One name the
+    DAG calls, so a test running the DAG in its own process (``dag.test()``) can set the
+    time instead of waiting for a real window to end."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
                 replace: bool = False) -> DeliveryResult:
     """Deliver one subscriber's files by its mode and record the attempt in the ledger.
