@@ -37,7 +37,7 @@ from the logical date (the param is for runs triggered without a logical date).
 5. **report**: summary of the day; marks the extract processed when all were delivered.
 
 Failures alert data engineers by mail (`CPRSUB_ALERT_EMAIL`) and, when its connection
-exists, Slack (`cpr_abonnement_slack`). Runbook: README.md.
+exists, Slack (`cpr_abonnement_slack`). Runbook: docs/operating.md.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Every day at 06:00 Danish time (weekends too: retention counts calendar days).
    certificate comes within 90, 30 or 7 days of its expiry (once per threshold) or has
    expired. `cprsub health` and the console's Subscribers page show the same.
 
-Runbook: README.md, "Pick-up".
+Runbook: docs/operating.md; pick-up: docs/it-systems.md.
 """
 
 from __future__ import annotations

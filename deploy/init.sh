@@ -28,7 +28,7 @@ if [[ ! -s $ui_tls/ui.pem || ! -s $ui_tls/ui.key ]]; then
         -subj "/CN=$host" -addext "subjectAltName=DNS:$host,DNS:localhost" \
         -keyout "$ui_tls/ui.key" -out "$ui_tls/ui.pem" 2>/dev/null
     echo "A self-signed certificate for the Airflow UI ($host) is in $ui_tls:" \
-         "replace ui.pem and ui.key with your own (README, Production shape)."
+         "replace ui.pem and ui.key with your own (docs/deployment.md)."
 fi
 chmod 0600 "$ui_tls/ui.key"
 

@@ -1,7 +1,7 @@
 """Issue 14, item 3: a failed delivery produces a mail a newcomer can open. The demo's
 mail sink (a real aiosmtpd in its own process, as the README's terminal runs it) gets
 the alert of a real failed delivery through ``dag.test()``; the mail links to the
-failed try's log in Airflow's UI and names the runbook step of README.md."""
+failed try's log in Airflow's UI and names the runbook step of docs/operating.md."""
 
 from __future__ import annotations
 
@@ -91,7 +91,8 @@ def test_a_failed_delivery_leaves_an_eml_linking_the_log_and_the_runbook(deploym
     assert f"Log:          {log}" in html
     assert f'<a href="{log}">Open the task log</a>' in html.replace("&amp;", "&")
     assert f'Runbook:      {RUNBOOK}, step "Delivery failed"' in html.replace("&quot;", '"')
-    # ... and that step and section exist in the README the link names.
-    readme = (ROOT / "README.md").read_text()
-    assert "## Operating the daily DAG" in readme and "* **Delivery failed**" in readme
-    assert RUNBOOK == "README.md#operating-the-daily-dag"
+    # ... and that step and section exist in the runbook the link names.
+    path, _, anchor = RUNBOOK.partition("#")
+    runbook = (ROOT / path).read_text()
+    assert "## Operating the daily DAG" in runbook and "* **Delivery failed**" in runbook
+    assert anchor == "operating-the-daily-dag"

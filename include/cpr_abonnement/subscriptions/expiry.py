@@ -51,8 +51,8 @@ class Expiring:
         when = (f"expired {self.not_after:%Y-%m-%d}" if self.days_left < 0 else
                 f"expires {self.not_after:%Y-%m-%d} (in {self.days_left} day(s))")
         then = ("a newer certificate is registered: remove this one after the switch"
-                if self.successor else "register its successor (README: certificate "
-                                       "rotation)")
+                if self.successor else "register its successor (docs/it-systems.md: "
+                                       "certificate rotation)")
         return (f"{self.subscriber_name} ({self.subscriber_uuid}): client certificate "
                 f"SHA256:{self.sha256[:16]}… {self.subject} {when}; {then}")
 

@@ -8,7 +8,7 @@ the same text to Slack when the Slack Incoming Webhook connection exists (Slack 
 optional: most government deployments have mail only). PNR-shaped numbers are masked
 before anything leaves the process. Each channel is tried on its own, so a Slack
 outage never swallows the mail and vice versa. Each alert links to the failed try's log
-in Airflow's UI (``[api] base_url``) and names the README runbook step to follow, so
+in Airflow's UI (``[api] base_url``) and names the runbook step to follow (docs/operating.md), so
 the person on duty goes from the mail to the log and the fix.
 
 A new notifier is built per call: notifiers render their templates in place, so one
@@ -43,9 +43,9 @@ def _raw(text: str) -> str:
     return "{% raw %}" + text.replace("{% endraw %}", "") + "{% endraw %}"
 
 
-#: The runbook a newcomer opens from an alert: README.md, "Operating the daily DAG".
-RUNBOOK = "README.md#operating-the-daily-dag"
-#: Runbook step (its bold title in the README) per failing task.
+#: The runbook a newcomer opens from an alert: docs/operating.md, "Operating the daily DAG".
+RUNBOOK = "docs/operating.md#operating-the-daily-dag"
+#: Runbook step (its bold title in the runbook) per failing task.
 RUNBOOK_STEPS = {
     "wait_for_extract": "Extract missing",
     "parse_and_validate": "Extract rejected",
