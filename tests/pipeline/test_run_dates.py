@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cpr_abonnement.calendar import DeliveryCalendar
-from support.deployment import SUBSCRIBERS, task_states
+from cpr_abonnement.errors import RunDateRefused
+from cpr_abonnement.tasks.run_dates import delivery_day
+from support.deployment import task_states
 
 DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
-AALBORG = next(iter(SUBSCRIBERS))
 
 
 def _future_delivery_day() -> dt.date:
@@ -38,36 +39,30 @@ def test_a_run_for_a_future_day_fails_at_once_and_frees_the_slot(deployment):
     assert deployment.run(DAY).state == "success"
 
 
-def test_a_delivery_day_param_equal_to_the_logical_date_is_accepted(deployment):
-    src = deployment.extract(DAY)
-    run = deployment.run(DAY, delivery_day=DAY.isoformat())
-    assert run.state == "success", task_states(run)
-    assert src.name in deployment.delivered(AALBORG)
+def context(day: dt.date, delivery_day: str | None = None) -> dict:
+    """What a run for logical date ``day`` hands its tasks (the timetable's interval)."""
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    return {"data_interval_start": start, "logical_date": start,
+            "params": {"delivery_day": delivery_day}}
 
 
-def test_a_delivery_day_param_that_differs_from_the_logical_date_fails_at_once(deployment):
-    other = dt.date(2026, 11, 20)
-    deployment.extract(DAY)
-    deployment.extract(other, seed=5)
-    run = deployment.run(DAY, delivery_day=other.isoformat())
-    assert run.state == "failed"
-    assert task_states(run)["wait_for_extract"] == "failed"
-    assert task_states(run)["parse_and_validate"] == "upstream_failed"
-    assert not deployment.delivered(AALBORG)  # neither day was processed
-    alerts = [html.unescape(t) for t in deployment.inbox.texts()]
-    assert len(alerts) == 1, alerts
-    assert (f"param delivery_day {other} differs from this run's delivery day {DAY}"
-            in alerts[0])
-
-
-def test_a_malformed_delivery_day_param_fails_at_once(deployment):
-    deployment.extract(DAY)
-    run = deployment.run(DAY, delivery_day="19-11-2026")
-    assert run.state == "failed"
-    assert task_states(run)["wait_for_extract"] == "failed"
-    alert = html.unescape(deployment.inbox.texts()[0])
-    assert "delivery_day '19-11-2026' is not a date (YYYY-MM-DD)" in alert
-    assert "not received" not in alert  # a refusal, not a reception problem
+def test_the_delivery_day_param_may_only_repeat_the_logical_date():
+    """The ``delivery_day`` param (for runs without a logical date) must name the run's
+    own day; another day or a malformed one refuses the run, saying what to do. The
+    first task turns the refusal into a failure at once (the future-day test above runs
+    that through the DAG)."""
+    calendar = DeliveryCalendar.default()
+    assert delivery_day(context(DAY, DAY.isoformat()), calendar) == DAY
+    assert delivery_day(context(DAY), calendar) == DAY
+    assert delivery_day({"params": {"delivery_day": "2026-11-20"}}) == dt.date(2026, 11, 20)
+    with pytest.raises(RunDateRefused, match="param delivery_day 2026-11-20 differs from "
+                                             "this run's delivery day 2026-11-19"):
+        delivery_day(context(DAY, "2026-11-20"), calendar)
+    with pytest.raises(RunDateRefused, match=r"delivery_day '19-11-2026' is not a date "
+                                             r"\(YYYY-MM-DD\)"):
+        delivery_day(context(DAY, "19-11-2026"), calendar)
+    with pytest.raises(RunDateRefused, match="has no logical date"):
+        delivery_day({"params": {}})
 
 
 def test_a_cli_trigger_whose_interval_is_another_day_is_refused(airflow_db):
