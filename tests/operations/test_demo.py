@@ -35,7 +35,11 @@ def demo(tmp_path_factory):
 
 
 def _extract_pnrs(work: Path) -> list[str]:
-    (extract,) = (work / "inbound").glob("D*.L*")
+    """The demo extract's PNRs, read from its archive in staging (processed, it left the
+    inbound folder)."""
+    (extract,) = [p for p in (work / "staging").glob("*/extract/D*.L*")
+                  if re.fullmatch(r"D\d{6}\.L\d{6}", p.name)]
+    assert not list((work / "inbound").glob("D*.L*"))
     return scan(extract).pnr_text().tolist()
 
 

@@ -71,6 +71,7 @@ def history(engine) -> dict[str, object]:
 def test_a_day_redelivered_from_a_restored_backup_is_byte_identical(
         deployment, postgres_url, filter_db_url, new_postgres_database, tmp_path, monkeypatch):
     src = deployment.extract(DAY)
+    original = src.read_bytes()  # the processed extract leaves the inbound folder
     first = deployment.run(DAY)
     assert first.state == "success", task_states(first)
     sent = {uuid: digests(deployment.delivered(uuid)) for uuid in SUBSCRIBERS}
@@ -90,12 +91,14 @@ def test_a_day_redelivered_from_a_restored_backup_is_byte_identical(
     (dump,) = backups.glob("*.dump")
     assert "BACKED UP" in made.stdout and str(dump) in made.stdout
 
-    # The filter database is lost, and the staged files and deliveries with it.
+    # The filter database is lost, and the staged files and deliveries with it; the
+    # extract comes back from CPR (or the inbound volume's backup) into the inbound folder.
     deployment.engine.dispose()
     drop_database(postgres_url, filter_db_url)
     for folder in (deployment.staging, deployment.sftp_root):
         shutil.rmtree(folder)
         folder.mkdir()
+    src.write_bytes(original)
 
     restored_url = new_postgres_database()
     back = cprsub("db", "restore", str(dump), "--db", restored_url)

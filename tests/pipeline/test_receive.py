@@ -145,3 +145,31 @@ def test_a_file_named_for_another_task_is_quarantined(settings, tmp_path, engine
         daily.receive(settings, DAY, renamed, engine, allow_gap=False)
     assert not (tmp_path / "inbound" / renamed).exists()
     assert len(list((tmp_path / "quarantine").glob("D261119.L999999.*.reason.txt"))) == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_second_arrival_is_recognised_and_a_different_one_quarantined(settings, tmp_path,
+                                                                         engine):
+    """Issue 27: a processed extract leaves the inbound folder; its staged copy is the
+    archive. The same file arriving again is recognised by its SHA-256 and removed; a
+    different file with that name is quarantined and never replaces the archive."""
+    inbound, staged = tmp_path / "inbound" / NAME, tmp_path / "staging" / "2026-11-19" / "extract"
+    data = extract(person("0101901234"), day=DAY, previous=DAY - dt.timedelta(1))
+    inbound.write_bytes(data)
+    received = daily.receive(settings, DAY, NAME, engine, allow_gap=True)
+    daily.filter_day(settings, received, engine, as_of=None)  # the registry's first record
+    assert not inbound.exists() and (staged / NAME).read_bytes() == data
+
+    inbound.write_bytes(data)  # CPR sends it again
+    again = daily.receive(settings, DAY, NAME, engine, allow_gap=True)
+    assert again.sha256 == received.sha256 and not inbound.exists()
+    assert not any((tmp_path / "quarantine").iterdir())
+
+    other = extract(person("0101901234") + person("0202801234"), day=DAY,
+                    previous=DAY - dt.timedelta(1))
+    inbound.write_bytes(other)
+    with pytest.raises(ExtractRejected, match="different from the one processed"):
+        daily.receive(settings, DAY, NAME, engine, allow_gap=True)
+    assert (staged / NAME).read_bytes() == data  # the archive is what was delivered
+    kept = [p for p in (tmp_path / "quarantine").iterdir() if not p.name.endswith(".txt")]
+    assert [p.read_bytes() for p in kept] == [other]

@@ -62,7 +62,7 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
     target = stage_dir(settings, day) / "extract" / name
     inbound = open_location(settings.inbound)
     arrived = name in inbound.list_files()
-    if arrived:
+    if arrived and target.exists():
         arrived = _new_arrival(settings, day, name, engine, inbound, scratch)
     if arrived or not target.exists():
         local = local_path(target, scratch)
@@ -132,11 +132,12 @@ def _receive(settings: Settings, day: dt.date, name: str, engine: Engine, *,
 
 def _new_arrival(settings: Settings, day: dt.date, name: str, engine: Engine,
                  inbound: InboundLocation, scratch: Path) -> bool:
-    """Whether the inbound ``name`` is to be received. A second arrival of an extract
-    already processed for ``day`` is recognised by its SHA-256: identical, it leaves
-    the inbound folder (the staged copy is the archive) and the run goes on from that;
-    different, it is quarantined with the reason, never replacing what subscribers were
-    delivered."""
+    """Whether the inbound ``name``, arriving while its day's archive is in staging, is to
+    be received. A second arrival of an extract already processed for ``day`` is
+    recognised by its SHA-256: identical, it leaves the inbound folder (the staged copy is
+    the archive) and the run goes on from that; different, it is quarantined with the
+    reason, never replacing what subscribers were delivered. (Without a staged copy, as
+    after retention or a lost volume, the arrival is received and becomes the archive.)"""
     done = extract_runs.processed(engine, day, name)
     if done is None:
         return True
