@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine, make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cpr_abonnement.subscriptions.db import make_engine, upgrade  # noqa: E402
+from cpr_abonnement.store.db import make_engine, upgrade  # noqa: E402
 from support.servers import postgres_server  # noqa: E402
 
 CPRSUB = str(Path(sys.executable).parent / "cprsub")

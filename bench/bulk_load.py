@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"

@@ -68,7 +68,7 @@ def _setup(out: Path, modes: list[str], subscribers: int, persons: int,
            day: dt.date = DAY) -> None:
     from cpr_abonnement.extract.generator import generate
     from cpr_abonnement.reference import municipalities
-    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.store.db import make_engine, upgrade
     from cpr_abonnement.subscriptions.service import SubscriptionService
 
     with open(out / "inbound" / f"D{day:%y%m%d}.L431101", "wb") as fh:
@@ -140,8 +140,8 @@ def _check_deliveries(out: Path, modes: list[str], day: dt.date = DAY
                       ) -> tuple[int, dict[str, int]]:
     """Ledger rows delivered for the day, and per mode the subscriber folders holding
     exactly the delivered file and its ``.metadata``."""
-    from cpr_abonnement.subscriptions import ledger
-    from cpr_abonnement.subscriptions.db import make_engine
+    from cpr_abonnement.records import ledger
+    from cpr_abonnement.store.db import make_engine
 
     rows = ledger.entries(make_engine(os.environ["CPRSUB_DB_URL"]), "431101", day)
     delivered = sum(1 for e in rows if e.outcome in ledger.DELIVERED_OUTCOMES)

@@ -61,7 +61,7 @@ def _filter_db(extract: Path, subscribers: int, pnrs_per_subscriber: int) -> Pat
     from cpr_abonnement.extract.index import scan
     from cpr_abonnement.filters.pnr import PnrFilter
     from cpr_abonnement.reference import municipalities
-    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.store.db import make_engine, upgrade
     from cpr_abonnement.subscriptions.service import SubscriptionService
 
     tmp = db.with_suffix(".part")
@@ -113,7 +113,7 @@ def _filter_db(extract: Path, subscribers: int, pnrs_per_subscriber: int) -> Pat
 
 def _upgrade(db: Path) -> None:
     """Bring a cached filter database built by an older revision to the current schema."""
-    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.store.db import make_engine, upgrade
 
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
@@ -124,7 +124,7 @@ def _child(extract: str, db: str, subscribers: int) -> None:
     import resource
 
     from cpr_abonnement.filter_step import filter_extract
-    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.store.db import make_engine, upgrade
 
     work = Path(db).with_name(f"run-{subscribers}.db")
     _remove_db(work)  # including a stale -wal a previous run left behind

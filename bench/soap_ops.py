@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test PKI and the client-side envelope helpers
 
 from cpr_abonnement.api import soap  # noqa: E402
-from cpr_abonnement.subscriptions import credentials  # noqa: E402
-from cpr_abonnement.subscriptions.credentials import Role  # noqa: E402
-from cpr_abonnement.subscriptions.db import make_engine, upgrade  # noqa: E402
+from cpr_abonnement.identities import credentials  # noqa: E402
+from cpr_abonnement.identities.credentials import Role  # noqa: E402
+from cpr_abonnement.store.db import make_engine, upgrade  # noqa: E402
 from cpr_abonnement.subscriptions.service import SubscriptionService  # noqa: E402
 from support.certs import TestCA  # noqa: E402
 from support.servers import free_port  # noqa: E402

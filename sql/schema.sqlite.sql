@@ -1,5 +1,5 @@
 -- Filter database of CPR Abonnement (sqlite). GENERATED from the SQLAlchemy models
--- (include/cpr_abonnement/subscriptions/models.py) by `cprsub db schema --dialect sqlite`,
+-- (include/cpr_abonnement/store/models.py) by `cprsub db schema --dialect sqlite`,
 -- and a test keeps it current. Deploy with `cprsub db upgrade` (Alembic), which creates the
 -- same schema and upgrades existing databases in place.
 --

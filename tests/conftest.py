@@ -30,7 +30,7 @@ os.environ.update({
 import pytest
 from sqlalchemy import create_engine, text
 
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.store.db import make_engine, upgrade
 from support.servers import postgres_server
 
 _db_names = itertools.count()

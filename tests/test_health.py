@@ -10,8 +10,8 @@ import pytest
 
 from cpr_abonnement.calendar import DeliveryCalendar
 from cpr_abonnement.health import check, due_day
+from cpr_abonnement.records import extract_runs, ledger
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import extract_runs, ledger
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 CAL = DeliveryCalendar.default()
@@ -124,7 +124,7 @@ def test_health_uses_the_deployments_closures_and_run_time(engine, monkeypatch):
 
 def test_cli_health_reads_the_deployment_settings(sqlite_url, monkeypatch, capsys):
     from cpr_abonnement.cli import main
-    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.store.db import make_engine, upgrade
 
     engine = make_engine(sqlite_url)
     upgrade(engine)
@@ -143,7 +143,7 @@ def test_exit_codes_for_a_monitor(sqlite_url, tmp_path, capsys):
     not healthy, 1 for a warning alone (a certificate near expiry), 0 when all is well,
     3 when the database cannot be read; without it, 0 or 1 as before."""
     from cpr_abonnement.cli import main
-    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.store.db import make_engine, upgrade
     from support.certs import TestCA
 
     engine = make_engine(sqlite_url)

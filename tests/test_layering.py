@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "include" / "cpr_abonnement"
 #: Modules allowed to need Airflow at import: the tasks package (and the Alembic
 #: environment, which only runs inside a migration).
-AIRFLOW_ROOMS = ("cpr_abonnement.tasks", "cpr_abonnement.subscriptions.migrations")
+AIRFLOW_ROOMS = ("cpr_abonnement.tasks", "cpr_abonnement.store.migrations")
 
 
 def business_modules() -> list[str]:

@@ -355,7 +355,7 @@ class ReservedPickupAccount(InvalidPickupAccount):
 
 class InvalidServiceWindow(FilterInputError):
     """A service window is not '<day(s)> HH:MM-HH:MM' (see
-    :mod:`cpr_abonnement.subscriptions.windows`)."""
+    :mod:`cpr_abonnement.onboarding.windows`)."""
 
     rule = "service window"
 

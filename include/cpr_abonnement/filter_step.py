@@ -32,9 +32,9 @@ from cpr_abonnement.filters import selection as filtering
 from cpr_abonnement.filters.base import Context
 from cpr_abonnement.filters.snapshot import FilterSnapshot, load_snapshot
 from cpr_abonnement.pnr import mask
-from cpr_abonnement.subscriptions import extract_runs
-from cpr_abonnement.subscriptions.db import as_naive_utc
-from cpr_abonnement.subscriptions.extract_runs import ExtractRecord
+from cpr_abonnement.records import extract_runs
+from cpr_abonnement.records.extract_runs import ExtractRecord
+from cpr_abonnement.store.db import as_naive_utc
 
 
 @dataclass

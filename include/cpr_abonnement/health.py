@@ -29,11 +29,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import storage
+from cpr_abonnement.identities import expiry
+from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import expiry
-from cpr_abonnement.subscriptions.db import as_naive_utc
-from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES
-from cpr_abonnement.subscriptions.models import Delivery, ExtractRun, Subscriber
+from cpr_abonnement.store.db import as_naive_utc
+from cpr_abonnement.store.models import Delivery, ExtractRun, Subscriber
 from cpr_abonnement.subscriptions.snapshot import subscribed_at
 
 #: Hours after a day's run time before its absence counts as unhealthy.
@@ -51,7 +51,7 @@ class Health:
     #: Pick-up subscribers late in fetching their files (not a health problem).
     late_pickups: list[str] = field(default_factory=list)
     #: Client certificates within 90 days of expiry or expired (not a health problem
-    #: until they are used: :mod:`cpr_abonnement.subscriptions.expiry`).
+    #: until they are used: :mod:`cpr_abonnement.identities.expiry`).
     expiring_certificates: list[str] = field(default_factory=list)
     #: Each place CPR data lives: free space and oldest file (:mod:`..storage`).
     storage: list[str] = field(default_factory=list)

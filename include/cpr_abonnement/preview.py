@@ -26,7 +26,7 @@ from cpr_abonnement.extract.writer import copy_runs, spans_of
 from cpr_abonnement.filters import selection as filtering
 from cpr_abonnement.filters.snapshot import load_snapshot
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions.models import ExtractRun
+from cpr_abonnement.store.models import ExtractRun
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ from sqlalchemy.orm import Session
 
 from cpr_abonnement.inbound import local_dir
 from cpr_abonnement.masking import scrub
+from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES
-from cpr_abonnement.subscriptions.models import AuditEntry, Delivery, ExtractRun
+from cpr_abonnement.store.models import AuditEntry, Delivery, ExtractRun
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from cpr_abonnement.errors import DiskSpaceLow
 from cpr_abonnement.inbound import local_dir
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions.models import Delivery, ExtractRun
+from cpr_abonnement.store.models import Delivery, ExtractRun
 
 #: The runs whose delivered share the estimate takes (the largest of them).
 HISTORY_RUNS = 10

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from builders import extract, person
 from cpr_abonnement.errors import ExtractRejected
-from cpr_abonnement.subscriptions import extract_checks
-from cpr_abonnement.subscriptions.models import ExtractCheck
+from cpr_abonnement.records import extract_checks
+from cpr_abonnement.store.models import ExtractCheck
 from cpr_abonnement.tasks import daily
 
 DAY = dt.date(2026, 11, 19)
@@ -23,7 +23,7 @@ PNRS = ("0101901234", "0202851234")
 
 @pytest.fixture
 def sqlite_engine(sqlite_url):
-    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.store.db import make_engine, upgrade
 
     engine = make_engine(sqlite_url)
     upgrade(engine)
@@ -70,7 +70,7 @@ def test_a_chain_gap_is_recorded_as_held(settings, tmp_path, sqlite_engine):
     first = extract(person(PNRS[0]), day=DAY, previous=DAY - dt.timedelta(1))
     (tmp_path / "inbound" / NAME).write_bytes(first)
     received = daily.receive(settings, DAY, NAME, sqlite_engine, allow_gap=False)
-    from cpr_abonnement.subscriptions import extract_runs
+    from cpr_abonnement.records import extract_runs
 
     extract_runs.register(sqlite_engine, task_number=received.task_number, production_date=DAY,
                           previous_date=received.previous_date, file_name=NAME,

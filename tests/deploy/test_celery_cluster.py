@@ -29,7 +29,7 @@ from sqlalchemy import create_engine, text
 
 from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from cpr_abonnement.extract.generator import generate
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from cpr_timetable import CprDeliveryTimetable
 from support.servers import free_port

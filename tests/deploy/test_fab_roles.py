@@ -16,8 +16,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
-from cpr_abonnement.subscriptions.models import AuditEntry
+from cpr_abonnement.store.db import make_engine, upgrade
+from cpr_abonnement.store.models import AuditEntry
 from support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

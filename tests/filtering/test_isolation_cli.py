@@ -25,7 +25,7 @@ def test_isolation_and_cli(tmp_path, sqlite_url, capsys):
     with open(src, "wb") as fh:
         generate(fh, production_date=dt.date(2026, 11, 26), persons=3000, seed=11)
     assert main(["db", "upgrade", "--db", sqlite_url]) == 0
-    from cpr_abonnement.subscriptions.db import make_engine
+    from cpr_abonnement.store.db import make_engine
 
     svc = SubscriptionService(make_engine(sqlite_url), caller="test")
     for uuid, (kind, value) in SUBS.items():

@@ -16,8 +16,8 @@ from cpr_abonnement.cli import main
 from cpr_abonnement.errors import InvalidFilterGroup
 from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.filters import NO_FILTER
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Role
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.servers import uvicorn_server
 

@@ -9,7 +9,7 @@ import re
 from cpr_abonnement.cli import main
 from cpr_abonnement.extract.generator import generate
 from cpr_abonnement.filter_step import filter_extract
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 SYS = "aaaaaaaa-0000-4000-8000-000000000001"

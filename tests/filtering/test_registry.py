@@ -18,7 +18,7 @@ from cpr_abonnement.extract.index import scan
 from cpr_abonnement.filters import selection
 from cpr_abonnement.filters.base import Context, FilterType, Pairs
 from cpr_abonnement.filters.snapshot import load_snapshot
-from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
+from cpr_abonnement.store.models import Base, FilterRow, filter_indexes
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 A = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from cpr_abonnement.subscriptions import ledger
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.records import ledger
+from cpr_abonnement.store.db import make_engine, upgrade
 from support.pickup import (
     DATA_NAME,
     Account,

@@ -12,8 +12,9 @@ import pendulum
 import pytest
 
 from cpr_abonnement.calendar import DeliveryCalendar
-from cpr_abonnement.subscriptions import expiry, ledger
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.identities import expiry
+from cpr_abonnement.records import ledger
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import TestCA
 from support.deployment import ROOT, task_states

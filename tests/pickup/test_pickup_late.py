@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 
 from cpr_abonnement.health import check, late_pickups
+from cpr_abonnement.records import ledger
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.pickup import record_delivered
 

@@ -14,8 +14,8 @@ import pytest
 import xmltodict
 
 from cpr_abonnement.pickup.log import SftpLogIngester, ledger_recorder
-from cpr_abonnement.subscriptions import ledger
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.records import ledger
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.pickup import (
     ATTACKS,

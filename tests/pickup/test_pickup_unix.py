@@ -20,8 +20,8 @@ from cpr_abonnement.pickup.accounts import (
     validate_account_name,
 )
 from cpr_abonnement.pickup.unix import ensure_account
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
-from cpr_abonnement.subscriptions.models import Subscriber
+from cpr_abonnement.store.db import make_engine, upgrade
+from cpr_abonnement.store.models import Subscriber
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.sshkeys import ed25519_line
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.deployment import SUBSCRIBERS, Deployment
 from support.smtp import smtp_server

@@ -16,7 +16,7 @@ def main(argv: list[str]) -> int:
     from airflow.providers.sftp.hooks.sftp import SFTPHook  # noqa: F401  (warm the import)
     from airflow.sdk import ObjectStoragePath  # noqa: F401
 
-    from cpr_abonnement.subscriptions.db import make_engine
+    from cpr_abonnement.store.db import make_engine
     from cpr_abonnement.tasks.deliver import deliver_one
     from cpr_abonnement.tasks.payloads import DeliveryItem
 

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from cpr_abonnement.subscriptions import extract_runs, ledger
-from cpr_abonnement.subscriptions.db import make_engine
-from cpr_abonnement.subscriptions.models import Base
+from cpr_abonnement.records import extract_runs, ledger
+from cpr_abonnement.store.db import make_engine
+from cpr_abonnement.store.models import Base
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.deployment import SUBSCRIBERS, task_states
 

@@ -9,7 +9,7 @@ import socket
 
 import xmltodict
 
-from cpr_abonnement.subscriptions import extract_runs, ledger
+from cpr_abonnement.records import extract_runs, ledger
 from support.deployment import SUBSCRIBERS, run_note, task_states
 from support.webhook import slack_webhook
 
@@ -186,7 +186,7 @@ def test_staging_in_object_storage(deployment, monkeypatch):
 
 def register_odense(deployment, windows: list[str]) -> None:
     """Odense's registration document: its contact person and service windows."""
-    from cpr_abonnement.subscriptions.registration import parse_document
+    from cpr_abonnement.onboarding.registration import parse_document
     from cpr_abonnement.subscriptions.service import SubscriptionService
 
     name, conn, _ = SUBSCRIBERS[ODENSE]
@@ -206,7 +206,7 @@ def test_a_push_inside_the_service_window_waits_until_it_ends_without_a_retry(de
     inside Odense's window the push is rescheduled to the window's end, not failed or
     retried; once the clock has passed it, the file is delivered. The ledger and the run
     note say it waited; no real window is waited for."""
-    from cpr_abonnement.subscriptions.windows import TZ
+    from cpr_abonnement.onboarding.windows import TZ
     from cpr_abonnement.tasks import deliver as delivering
 
     register_odense(deployment, ["daily 20:00-22:00"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.test_delivery_ledger import DAY, NAME, SUBSCRIBER, TASK, register_day
 
-from cpr_abonnement.subscriptions import ledger
+from cpr_abonnement.records import ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The data stack, and asyncssh: the library of our own pick-up SFTP *server*, which a
@@ -35,7 +35,7 @@ HEAVY = ("numpy", "pandas", "great_expectations", "asyncssh", "fastapi",
 #: one call into SQLAlchemy.
 TASK_BODY = """
 import datetime as dt, importlib.util, json, sys
-from cpr_abonnement.subscriptions import db
+from cpr_abonnement.store import db
 built = []
 real = db.create_engine
 db.create_engine = lambda *a, **k: built.append(1) or real(*a, **k)

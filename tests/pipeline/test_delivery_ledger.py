@@ -22,8 +22,8 @@ import pytest
 from cpr_abonnement.delivery import sftp_push
 from cpr_abonnement.delivery.base import DeliveryTarget
 from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
-from cpr_abonnement.subscriptions import extract_runs, ledger
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.records import extract_runs, ledger
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.tasks import daily, deliver
 from cpr_abonnement.tasks.payloads import DeliveryItem, DeliveryResult, ReceivedExtract
 

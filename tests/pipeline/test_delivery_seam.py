@@ -14,7 +14,7 @@ from pipeline.test_delivery_ledger import DAY, NAME, SUBSCRIBER, TASK, T, regist
 from cpr_abonnement import delivery
 from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome
 from cpr_abonnement.errors import MissingDeliveryTarget
-from cpr_abonnement.subscriptions import ledger
+from cpr_abonnement.records import ledger
 from cpr_abonnement.subscriptions.recipient import Recipient
 from cpr_abonnement.tasks import deliver
 from cpr_abonnement.tasks.payloads import (

@@ -7,7 +7,7 @@ import datetime as dt
 
 import xmltodict
 
-from cpr_abonnement.subscriptions import ledger
+from cpr_abonnement.records import ledger
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.deployment import PICKUP_ACCOUNT as ACCOUNT
 from support.deployment import (

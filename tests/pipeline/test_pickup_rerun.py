@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from cpr_abonnement.subscriptions import ledger
+from cpr_abonnement.records import ledger
 from support.deployment import PICKUP_ACCOUNT as ACCOUNT
 from support.deployment import PICKUP_UUID, add_pickup_subscriber, task_states
 

@@ -26,7 +26,7 @@ at_fork, unconfigured = [], []
 
 def seen_at_fork():
     at_fork.append([m for m in TASK_SIDE_MODULES if m in sys.modules])
-    models = sys.modules.get("cpr_abonnement.subscriptions.models")
+    models = sys.modules.get("cpr_abonnement.store.models")
     unconfigured.append(None if models is None else sorted(
         m.class_.__name__ for m in models.Base.registry.mappers if not m.configured))
 

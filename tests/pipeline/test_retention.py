@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from cpr_abonnement import retention, storage
 from cpr_abonnement.errors import DiskSpaceLow
+from cpr_abonnement.records import extract_runs, ledger
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import extract_runs, ledger
-from cpr_abonnement.subscriptions.models import AuditEntry
+from cpr_abonnement.store.models import AuditEntry
 from support.deployment import ROOT, SUBSCRIBERS, task_states
 
 A, B, C = SUBSCRIBERS

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Role
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"

@@ -9,9 +9,9 @@ import pytest
 import structlog.testing
 from fastapi.testclient import TestClient
 
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Role
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.servers import api_serve
 

@@ -6,13 +6,13 @@ thread; revoking it in this process refuses the very next request.
 
 SOAP: every call asked the database which IT system its certificate belongs to, whether
 that system is active and which service agreements it has (a session and two queries
-per call). :data:`cpr_abonnement.subscriptions.certificates.registrations` now keeps
+per call). :data:`cpr_abonnement.identities.certificates.registrations` now keeps
 the answer for a short lifetime. What must hold:
 
 * a change made through the service in this process (certificate or agreement
   removed, system disabled, agreement added) counts at the very next call;
 * a change made by another process (``cprsub`` in a subprocess) counts within
-  :data:`~cpr_abonnement.subscriptions.certificates.REGISTRATION_SECONDS`.
+  :data:`~cpr_abonnement.identities.certificates.REGISTRATION_SECONDS`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from sqlalchemy import event
 from cpr_abonnement.api.app import create_app
 from cpr_abonnement.api.auth import SF6002_SERVICE_UUID, CallContext, CallerIdentity, authorise
 from cpr_abonnement.errors import NotAuthorised
-from cpr_abonnement.subscriptions import certificates, credentials
-from cpr_abonnement.subscriptions.credentials import Role
+from cpr_abonnement.identities import certificates, credentials
+from cpr_abonnement.identities.credentials import Role
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401  (fixture)
 from support.servers import uvicorn_server

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.api.app import create_app
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Role
-from cpr_abonnement.subscriptions.models import AuditEntry
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
+from cpr_abonnement.store.models import AuditEntry
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.servers import uvicorn_server
 

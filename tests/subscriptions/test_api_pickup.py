@@ -6,12 +6,12 @@ import httpx
 import pytest
 
 from cpr_abonnement.api.app import create_app
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
+from cpr_abonnement.identities.ssh_keys import parse_public_key
 from cpr_abonnement.pickup import accounts
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Role
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
-from cpr_abonnement.subscriptions.ssh_keys import parse_public_key
 from support.servers import uvicorn_server
 from support.sshkeys import ed25519_line, rsa_line
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from cpr_abonnement.api import soap
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Role
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import TestCA
 from support.servers import api_serve

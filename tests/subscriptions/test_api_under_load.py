@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session
 
 from cpr_abonnement.filters import PNR
 from cpr_abonnement.filters.pnr import PnrFilter
-from cpr_abonnement.subscriptions import credentials, extract_runs
-from cpr_abonnement.subscriptions.credentials import Role
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
+from cpr_abonnement.records import extract_runs
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import (
     _SUBSCRIBER_REF,
     Result,
@@ -206,7 +207,7 @@ def test_revocation_elsewhere_takes_effect_within_the_cache_lifetime(engine, ser
     assert credentials.authenticate(engine, other) is not None
     elsewhere = make_engine(engine.url.render_as_string(hide_password=False))
     with Session(elsewhere) as s, s.begin():  # as another process would: no cache to clear
-        from cpr_abonnement.subscriptions.models import Credential
+        from cpr_abonnement.store.models import Credential
         s.query(Credential).filter_by(token_id=principal.token_id).update(
             {"revoked_at": utcnow()})
     elsewhere.dispose()

@@ -22,10 +22,10 @@ from cpr_abonnement.api.auth import (
 )
 from cpr_abonnement.errors import NotAuthorised
 from cpr_abonnement.filters.pnr import PnrFilter
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
 from cpr_abonnement.pnr import scrub
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Role
-from cpr_abonnement.subscriptions.models import AuditEntry
+from cpr_abonnement.store.models import AuditEntry
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401  (fixture)
 

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
 from cpr_abonnement.cli import main
-from cpr_abonnement.subscriptions.db import head_revision, make_engine, upgrade
-from cpr_abonnement.subscriptions.models import Base
+from cpr_abonnement.store.db import head_revision, make_engine, upgrade
+from cpr_abonnement.store.models import Base
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"

@@ -8,7 +8,7 @@ import datetime as dt
 
 from cpr_abonnement.console import views
 from cpr_abonnement.health import check
-from cpr_abonnement.subscriptions import expiry
+from cpr_abonnement.identities import expiry
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import TestCA
 

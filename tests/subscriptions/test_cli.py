@@ -76,8 +76,8 @@ def test_the_cli_refuses_a_remote_dir_that_leaves_the_folder(cli):
 
 def test_a_token_is_revoked_from_the_command_line(cli, db_url):
     """Tokens "can be revoked" (README): by the operator, at once, by the token's id."""
-    from cpr_abonnement.subscriptions import credentials
-    from cpr_abonnement.subscriptions.db import make_engine
+    from cpr_abonnement.identities import credentials
+    from cpr_abonnement.store.db import make_engine
 
     uuid = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
     assert cli("subscriber", "add", "--uuid", uuid, "--name", "Aalborg ESDH")[0] == 0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cpr_abonnement.subscriptions.ssh_keys import parse_public_key
+from cpr_abonnement.identities.ssh_keys import parse_public_key
 from support.sshkeys import dsa_line, ed25519_line, rsa_line
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"

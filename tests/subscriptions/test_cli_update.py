@@ -9,8 +9,8 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.subscriptions.db import make_engine
-from cpr_abonnement.subscriptions.models import AuditEntry
+from cpr_abonnement.store.db import make_engine
+from cpr_abonnement.store.models import AuditEntry
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0002"
 

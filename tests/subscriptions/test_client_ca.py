@@ -11,9 +11,9 @@ import pytest
 from cpr_abonnement.api.app import create_app
 from cpr_abonnement.cli import main
 from cpr_abonnement.errors import InvalidRegistration
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Role
-from cpr_abonnement.subscriptions.registration import parse_document
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
+from cpr_abonnement.onboarding.registration import parse_document
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import TestCA
 from support.servers import uvicorn_server

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from cpr_abonnement.subscriptions import db
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
+from cpr_abonnement.store import db
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import Result, SubscriptionService
 
 A = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"

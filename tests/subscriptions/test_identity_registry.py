@@ -16,9 +16,9 @@ from cpr_abonnement.errors import (
     InvalidServiceAgreement,
     RegisteredToAnotherSystem,
 )
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Role
-from cpr_abonnement.subscriptions.db import make_engine
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Role
+from cpr_abonnement.store.db import make_engine
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401  (fixture)
 from support.servers import uvicorn_server

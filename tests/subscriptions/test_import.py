@@ -9,7 +9,7 @@ import pytest
 
 from cpr_abonnement.api import soap
 from cpr_abonnement.cli import main
-from cpr_abonnement.subscriptions.importing import parse_filters
+from cpr_abonnement.onboarding.importing import parse_filters
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 A = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"

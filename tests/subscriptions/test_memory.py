@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cpr_abonnement.subscriptions.memory import TimedMemory
+from cpr_abonnement.identities.memory import TimedMemory
 
 
 def test_a_forget_during_a_lookup_keeps_its_older_answer_out():

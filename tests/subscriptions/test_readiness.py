@@ -12,8 +12,8 @@ import yaml
 
 from cpr_abonnement.cli import main
 from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
-from cpr_abonnement.subscriptions.db import make_engine
-from cpr_abonnement.subscriptions.readiness import certificate_check
+from cpr_abonnement.onboarding.readiness import certificate_check
+from cpr_abonnement.store.db import make_engine
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401 (fixture)
 from support.smtp import smtp_server

@@ -11,7 +11,7 @@ import yaml
 
 from cpr_abonnement.cli import main
 from cpr_abonnement.errors import InvalidRegistration
-from cpr_abonnement.subscriptions.registration import parse_document, valid_cvr
+from cpr_abonnement.onboarding.registration import parse_document, valid_cvr
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401 (fixture)
 from support.sshkeys import dsa_line, ed25519_line
@@ -189,7 +189,7 @@ def test_admin_api_takes_the_same_document(engine):
     from fastapi.testclient import TestClient
 
     from cpr_abonnement.api.app import create_app
-    from cpr_abonnement.subscriptions.credentials import Role, issue
+    from cpr_abonnement.identities.credentials import Role, issue
 
     token = issue(engine, role=Role.ADMIN, label="t")
     client = TestClient(create_app(lambda: engine))
@@ -218,7 +218,7 @@ def api(engine):
     from fastapi.testclient import TestClient
 
     from cpr_abonnement.api.app import create_app
-    from cpr_abonnement.subscriptions.credentials import Role, issue
+    from cpr_abonnement.identities.credentials import Role, issue
 
     auth = {"Authorization": f"Bearer {issue(engine, role=Role.ADMIN, label='t')}"}
     client = TestClient(create_app(lambda: engine))
@@ -449,7 +449,7 @@ def test_pickup_account_may_not_be_a_system_or_foreign_unix_account(foreign_acco
     from fastapi.testclient import TestClient
 
     from cpr_abonnement.api.app import create_app
-    from cpr_abonnement.subscriptions.credentials import Role, issue
+    from cpr_abonnement.identities.credentials import Role, issue
 
     for name in ("root", "sys", "sshd", foreign_account):
         with pytest.raises(InvalidRegistration) as caught:

@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from cpr_abonnement.subscriptions.db import current_revision, make_engine, schema_sql, upgrade
-from cpr_abonnement.subscriptions.models import Base
+from cpr_abonnement.store.db import current_revision, make_engine, schema_sql, upgrade
+from cpr_abonnement.store.models import Base
 
 SQL = Path(__file__).parents[2] / "sql"
 

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from cpr_abonnement.errors import InvalidServiceWindow
-from cpr_abonnement.subscriptions.windows import TZ, ServiceWindow, parse_all, window_end
+from cpr_abonnement.onboarding.windows import TZ, ServiceWindow, parse_all, window_end
 
 
 def local(*args: int) -> dt.datetime:

@@ -6,10 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cpr_abonnement import filters
+from cpr_abonnement.records import extract_checks, extract_runs, ledger
+from cpr_abonnement.records.extract_checks import CheckRecord, Expectation, Problem
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import extract_checks, extract_runs, ledger
-from cpr_abonnement.subscriptions.db import make_engine, upgrade
-from cpr_abonnement.subscriptions.extract_checks import CheckRecord, Expectation, Problem
+from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.sshkeys import ed25519_line
 

@@ -142,7 +142,7 @@ def register(engine, accounts, *, day=None) -> dict[str, str]:
     import datetime as dt
     import uuid as uuidlib
 
-    from cpr_abonnement.subscriptions import extract_runs, ledger
+    from cpr_abonnement.records import extract_runs, ledger
     from cpr_abonnement.subscriptions.service import SubscriptionService
 
     day = day or dt.date(2026, 1, 5)
@@ -167,7 +167,7 @@ def register(engine, accounts, *, day=None) -> dict[str, str]:
 def record_delivered(engine, day, uuid: str) -> str:
     """Register day's extract and a delivered pick-up file of it for ``uuid`` at 20:00
     (as the daily run would); returns the file name."""
-    from cpr_abonnement.subscriptions import extract_runs, ledger
+    from cpr_abonnement.records import extract_runs, ledger
 
     name = f"D{day:%y%m%d}.L431101"
     t = dt.datetime.combine(day, dt.time(20))

@@ -22,7 +22,7 @@ def free_port() -> int:
 
 
 def _pg_bin(name: str) -> str:
-    from cpr_abonnement.subscriptions.backup import pg_tool
+    from cpr_abonnement.store.backup import pg_tool
 
     return pg_tool(name)  # scripts/test.sh installs PostgreSQL
 

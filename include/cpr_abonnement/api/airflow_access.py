@@ -19,7 +19,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from cpr_abonnement import DAILY_DAG_ID as DAG_ID
-from cpr_abonnement.subscriptions.credentials import Principal, Role
+from cpr_abonnement.identities.credentials import Principal, Role
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser

@@ -56,10 +56,10 @@ from cpr_abonnement.errors import (
     UnknownSubscriber,
 )
 from cpr_abonnement.filters.base import Argument, FilterType
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Principal, Role
 from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Principal, Role
 from cpr_abonnement.subscriptions.service import (
     Registration,
     SubscriberDetails,
@@ -192,7 +192,7 @@ class _State:
 
 
 def _default_engine() -> Engine:
-    from cpr_abonnement.subscriptions.db import make_engine
+    from cpr_abonnement.store.db import make_engine
 
     return make_engine(connections=Settings.from_env().api_db_connections)
 
@@ -477,7 +477,7 @@ def register(svc: Admin, data: Annotated[bytes, Depends(_body)]) -> dict[str, An
     is only named here: creating one with credentials is the command line's (run where
     Airflow's database is)."""
     from cpr_abonnement.errors import InvalidRegistration
-    from cpr_abonnement.subscriptions.registration import read_document
+    from cpr_abonnement.onboarding.registration import read_document
 
     doc = read_document(data, syntax="json")
     if doc.push and doc.push.login:

@@ -20,9 +20,9 @@ Checks (each refusal is one audit row ``DENIED: <check>`` and :class:`NotAuthori
   system``), that system is active (``IT system disabled``), the context's
   ``ServiceAgreementUUID`` is registered for it (``service agreement``), and
   ``ServiceUUID`` is SF6002's (``service uuid``). The registration is read from
-  :data:`~cpr_abonnement.subscriptions.certificates.registrations` (a change made
+  :data:`~cpr_abonnement.identities.certificates.registrations` (a change made
   through the service in this process counts at once, one made elsewhere within
-  :data:`~cpr_abonnement.subscriptions.certificates.REGISTRATION_SECONDS`).
+  :data:`~cpr_abonnement.identities.certificates.REGISTRATION_SECONDS`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import NotAuthorised
-from cpr_abonnement.subscriptions.certificates import Registered, registrations
-from cpr_abonnement.subscriptions.credentials import Principal, Role
-from cpr_abonnement.subscriptions.models import Certificate, ServiceAgreement, Subscriber
+from cpr_abonnement.identities.certificates import Registered, registrations
+from cpr_abonnement.identities.credentials import Principal, Role
+from cpr_abonnement.store.models import Certificate, ServiceAgreement, Subscriber
 from cpr_abonnement.subscriptions.service import CallTrail, SubscriptionService
 
 #: ServiceUUID of SF6002 CprSubscriptionService at Serviceplatformen.
@@ -113,7 +113,7 @@ def _token_check(principal: Principal | None, system: str) -> tuple[str, str] | 
 
 def _registered(engine: Engine, sha256: str) -> Registered | None:
     """The IT system of a current certificate, from memory if read recently
-    (:data:`~cpr_abonnement.subscriptions.certificates.registrations`)."""
+    (:data:`~cpr_abonnement.identities.certificates.registrations`)."""
     def load() -> Registered | None:
         with Session(engine) as s:
             row = s.execute(

@@ -29,8 +29,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from cpr_abonnement.api.airflow_access import airflow_principal
-from cpr_abonnement.subscriptions import credentials
-from cpr_abonnement.subscriptions.credentials import Principal
+from cpr_abonnement.identities import credentials
+from cpr_abonnement.identities.credentials import Principal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -276,7 +276,7 @@ def _registration_commands(subs: argparse._SubParsersAction) -> None:
 
 
 def _engine(args: argparse.Namespace):
-    from cpr_abonnement.subscriptions.db import make_engine
+    from cpr_abonnement.store.db import make_engine
 
     return make_engine(args.db)
 
@@ -289,22 +289,22 @@ def _service(args: argparse.Namespace):
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
-    from cpr_abonnement.subscriptions.db import upgrade
+    from cpr_abonnement.store.db import upgrade
 
     print(f"filter database at revision {upgrade(_engine(args))}")
     return 0
 
 
 def db_schema(args: argparse.Namespace) -> int:
-    from cpr_abonnement.subscriptions.db import schema_sql
+    from cpr_abonnement.store.db import schema_sql
 
     print(schema_sql(args.dialect), end="")
     return 0
 
 
 def db_backup(args: argparse.Namespace) -> int:
-    from cpr_abonnement.subscriptions.backup import backup
-    from cpr_abonnement.subscriptions.db import resolve_url
+    from cpr_abonnement.store.backup import backup
+    from cpr_abonnement.store.db import resolve_url
 
     done = backup(resolve_url(args.db), args.out, keep=args.keep)
     m = done.manifest
@@ -317,7 +317,7 @@ def db_backup(args: argparse.Namespace) -> int:
 
 
 def db_restore(args: argparse.Namespace) -> int:
-    from cpr_abonnement.subscriptions.backup import restore
+    from cpr_abonnement.store.backup import restore
 
     done = restore(args.file, args.db)
     checked = ("size, SHA-256, revision and row counts match its manifest"
@@ -357,8 +357,8 @@ def subscriber_update(args: argparse.Namespace) -> int:
 
 
 def subscriber_register(args: argparse.Namespace) -> int:
-    from cpr_abonnement.subscriptions.connections import ensure_push_connection
-    from cpr_abonnement.subscriptions.registration import read_document
+    from cpr_abonnement.onboarding.connections import ensure_push_connection
+    from cpr_abonnement.onboarding.registration import read_document
 
     doc = read_document(args.file.read_bytes())
     service = _service(args)
@@ -383,8 +383,8 @@ def subscriber_show(args: argparse.Namespace) -> int:
 
 
 def subscriber_check(args: argparse.Namespace) -> int:
+    from cpr_abonnement.onboarding.readiness import check_subscriber
     from cpr_abonnement.settings import Settings
-    from cpr_abonnement.subscriptions.readiness import check_subscriber
 
     checks, mailed = check_subscriber(
         _service(args), args.uuid, smtp_conn_id=Settings.from_env().smtp_conn_id,
@@ -429,7 +429,7 @@ def subscriber_add_certificate(args: argparse.Namespace) -> int:
 
 
 def subscriber_remove_certificate(args: argparse.Namespace) -> int:
-    from cpr_abonnement.subscriptions.certificates import parse_certificate
+    from cpr_abonnement.identities.certificates import parse_certificate
 
     sha256 = args.fingerprint or parse_certificate(
         args.cert.read_bytes(), now=dt.datetime(1970, 1, 1)).sha256  # expired ones too
@@ -473,7 +473,7 @@ def subscriber_set_active(args: argparse.Namespace) -> int:
 
 
 def subscriber_token(args: argparse.Namespace) -> int:
-    from cpr_abonnement.subscriptions.credentials import Role, issue
+    from cpr_abonnement.identities.credentials import Role, issue
 
     print(issue(_engine(args), role=Role.SUBSCRIBER, label=args.label,
                 subscriber_uuid=args.uuid, issued_by=f"cli:{getpass.getuser()}"))
@@ -481,7 +481,7 @@ def subscriber_token(args: argparse.Namespace) -> int:
 
 
 def admin_token(args: argparse.Namespace) -> int:
-    from cpr_abonnement.subscriptions.credentials import Role, issue
+    from cpr_abonnement.identities.credentials import Role, issue
 
     print(issue(_engine(args), role=Role.ADMIN, label=args.label,
                 issued_by=f"cli:{getpass.getuser()}"))
@@ -489,7 +489,7 @@ def admin_token(args: argparse.Namespace) -> int:
 
 
 def revoke_token(args: argparse.Namespace) -> int:
-    from cpr_abonnement.subscriptions.credentials import revoke
+    from cpr_abonnement.identities.credentials import revoke
 
     done = revoke(_engine(args), args.token_id)
     print("REVOKED" if done else "NOT_FOUND (unknown or already revoked)")
@@ -532,8 +532,8 @@ def filters_remove_all(args: argparse.Namespace) -> int:
 
 
 def filters_import(args: argparse.Namespace) -> int:
+    from cpr_abonnement.onboarding.importing import parse_filters
     from cpr_abonnement.pnr import scrub
-    from cpr_abonnement.subscriptions.importing import parse_filters
 
     plan = parse_filters(args.file.read_bytes())
     done = _service(args).import_filters(args.system, plan, dry_run=args.dry_run)

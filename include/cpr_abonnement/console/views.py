@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 
 from cpr_abonnement import filters
 from cpr_abonnement.health import pickup_cutoff
+from cpr_abonnement.identities import expiry
 from cpr_abonnement.pnr import scrub
+from cpr_abonnement.records import extract_checks
+from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, STARTED
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import expiry, extract_checks
-from cpr_abonnement.subscriptions.db import as_naive_utc
-from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES, STARTED
-from cpr_abonnement.subscriptions.models import (
+from cpr_abonnement.store.db import as_naive_utc
+from cpr_abonnement.store.models import (
     AuditEntry,
     Certificate,
     Delivery,

@@ -198,7 +198,7 @@ class PickupDelivery(DeliveryMode):
 
     def announce(self, engine, target: DeliveryTarget, file_name: str) -> None:
         """Both files are in ``IN/``: the ledger's ``available_at`` (first time only)."""
-        from cpr_abonnement.subscriptions.ledger import record_pickup_event
+        from cpr_abonnement.records.ledger import record_pickup_event
 
         record_pickup_event(engine, account=target.directory, file_name=file_name,
                             event="available", at=dt.datetime.now(dt.UTC))

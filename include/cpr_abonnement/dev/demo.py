@@ -153,7 +153,7 @@ def _setup_filters(engine, extract: Path) -> None:
     from sqlalchemy.orm import Session
 
     from cpr_abonnement.extract.index import scan
-    from cpr_abonnement.subscriptions.models import Subscriber
+    from cpr_abonnement.store.models import Subscriber
     from cpr_abonnement.subscriptions.service import SubscriptionService
 
     svc = SubscriptionService(engine, caller="demo",
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
     from cpr_abonnement.extract.generator import generate
     from cpr_abonnement.extract.naming import extract_name
-    from cpr_abonnement.subscriptions.db import make_engine, upgrade
+    from cpr_abonnement.store.db import make_engine, upgrade
 
     extract = WORK / "inbound" / extract_name(day, "431101")
     if not extract.exists():
@@ -401,7 +401,7 @@ def run_dag(day: dt.date):
 def _summary(engine, day: dt.date, state: str) -> int:
     import xmltodict
 
-    from cpr_abonnement.subscriptions import ledger
+    from cpr_abonnement.records import ledger
 
     by_subscriber = {e.subscriber_uuid: e for e in ledger.entries(engine, "431101", day)}
     print(f"\n== run {state}: what each subscriber received")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cpr_abonnement.errors import InvalidAgeRange
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by_key
-from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
+from cpr_abonnement.store.models import Base, FilterRow, filter_indexes
 from cpr_abonnement.subscriptions.rules import shown
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cpr_abonnement.errors import InvalidEventCode
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by_key
 from cpr_abonnement.reference import event_codes
-from cpr_abonnement.subscriptions.models import Base, CodeRow
+from cpr_abonnement.store.models import Base, CodeRow
 from cpr_abonnement.subscriptions.rules import matching
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from cpr_abonnement.errors import InvalidMunicipalityCode
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs, by_key
-from cpr_abonnement.subscriptions.models import Base, CodeRow
+from cpr_abonnement.store.models import Base, CodeRow
 from cpr_abonnement.subscriptions.rules import matching
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cpr_abonnement.filters.base import Context, FilterType, Pairs
-from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
+from cpr_abonnement.store.models import Base, FilterRow, filter_indexes
 
 if TYPE_CHECKING:
     import numpy as np

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from cpr_abonnement import pnr as pnr_rules
 from cpr_abonnement.errors import InvalidPnr, InvalidPnrInput
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs
-from cpr_abonnement.subscriptions.models import Base, FilterRow, filter_indexes
+from cpr_abonnement.store.models import Base, FilterRow, filter_indexes
 
 if TYPE_CHECKING:
     import numpy as np

@@ -21,9 +21,9 @@ from cpr_abonnement.errors import (
     InvalidPickupAccount,
     ReservedPickupAccount,
 )
+from cpr_abonnement.identities.ssh_keys import SshKeyInfo
+from cpr_abonnement.store.models import SshKey, Subscriber
 from cpr_abonnement.subscriptions import rules
-from cpr_abonnement.subscriptions.models import SshKey, Subscriber
-from cpr_abonnement.subscriptions.ssh_keys import SshKeyInfo
 
 #: The delivery modes a subscriber can have; only ``pickup`` subscribers have an account.
 PUSH, PICKUP = "push", "pickup"

@@ -149,7 +149,7 @@ def _parse_time(text: str) -> dt.datetime | None:
 
 
 def ledger_recorder(engine: Engine) -> Recorder:
-    from cpr_abonnement.subscriptions.ledger import record_pickup_event
+    from cpr_abonnement.records.ledger import record_pickup_event
 
     def record(account: str, file_name: str, event: str, at: dt.datetime) -> bool:
         return record_pickup_event(engine, account=account, file_name=file_name,

@@ -49,7 +49,7 @@ def expired(root: Path, *, now: dt.datetime, days: int) -> list[tuple[str, Path]
 
 def apply_retention(root: Path, engine, *, now: dt.datetime, days: int) -> RetentionResult:
     """Remove the expired files and record the removals (see module docstring)."""
-    from cpr_abonnement.subscriptions.ledger import record_pickup_event
+    from cpr_abonnement.records.ledger import record_pickup_event
 
     if days < 1:
         raise ValueError(f"CPRSUB_PICKUP_RETENTION_DAYS must be at least 1, not {days}")

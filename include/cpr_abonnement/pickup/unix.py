@@ -30,7 +30,7 @@ DELIVERY_GID = 0
 def active_accounts(engine: Engine) -> list[str]:
     """Login names of the active pick-up subscribers."""
     from cpr_abonnement.pickup.accounts import PICKUP
-    from cpr_abonnement.subscriptions.models import Subscriber
+    from cpr_abonnement.store.models import Subscriber
 
     with Session(engine) as s:
         return sorted(n for n in s.scalars(select(Subscriber.pickup_account).where(

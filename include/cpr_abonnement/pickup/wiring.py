@@ -1,6 +1,6 @@
 """The embedded pick-up server wired to the filter database: keys from
 :func:`~cpr_abonnement.pickup.accounts.authorized_keys` per login, downloads and
-removals into the ledger with :func:`~cpr_abonnement.subscriptions.ledger.record_pickup_event`."""
+removals into the ledger with :func:`~cpr_abonnement.records.ledger.record_pickup_event`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cpr_abonnement.pickup.server import PickupServer
 def serve_from_database(engine: Engine, root: str | Path, **options) -> PickupServer:
     """A (not yet started) :class:`PickupServer` whose accounts are the database's."""
     from cpr_abonnement.pickup.accounts import authorized_keys
-    from cpr_abonnement.subscriptions.ledger import record_pickup_event
+    from cpr_abonnement.records.ledger import record_pickup_event
 
     def keys(account: str) -> list[str]:
         return authorized_keys(engine, account)

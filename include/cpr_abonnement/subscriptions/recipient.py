@@ -1,7 +1,7 @@
 """A subscriber as the rest of the code sees it: who it is and where its files go.
 
 There is one domain shape of a subscriber, :class:`Recipient`; the ORM row
-(:class:`~cpr_abonnement.subscriptions.models.Subscriber`) stays inside the store, which
+(:class:`~cpr_abonnement.store.models.Subscriber`) stays inside the store, which
 hands out ``Recipient`` values:
 
 * the filter snapshot holds one per active subscriber (its position in the list is the

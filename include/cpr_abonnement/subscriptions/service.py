@@ -66,17 +66,24 @@ from cpr_abonnement.errors import (
 )
 from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR
 from cpr_abonnement.filters.base import FilterType, in_force
-from cpr_abonnement.pickup.accounts import PICKUP, PUSH, validate_account_name, validate_mode
-from cpr_abonnement.subscriptions import certificates, credentials, rules
-from cpr_abonnement.subscriptions.certificates import (
+from cpr_abonnement.identities import certificates, credentials
+from cpr_abonnement.identities.certificates import (
     UNCHECKED_ISSUER,
     CertificateInfo,
     configured_client_ca,
     normalise_fingerprint,
     parse_certificate,
 )
-from cpr_abonnement.subscriptions.db import as_naive_utc, writing
-from cpr_abonnement.subscriptions.models import (
+from cpr_abonnement.identities.ssh_keys import (
+    SshKeyInfo,
+    parse_public_key,
+)
+from cpr_abonnement.identities.ssh_keys import (
+    normalise_fingerprint as normalise_ssh_fingerprint,
+)
+from cpr_abonnement.pickup.accounts import PICKUP, PUSH, validate_account_name, validate_mode
+from cpr_abonnement.store.db import as_naive_utc, writing
+from cpr_abonnement.store.models import (
     AuditEntry,
     Certificate,
     DeliverySetting,
@@ -85,18 +92,12 @@ from cpr_abonnement.subscriptions.models import (
     SshKey,
     Subscriber,
 )
+from cpr_abonnement.subscriptions import rules
 from cpr_abonnement.subscriptions.recipient import Recipient
-from cpr_abonnement.subscriptions.ssh_keys import (
-    SshKeyInfo,
-    parse_public_key,
-)
-from cpr_abonnement.subscriptions.ssh_keys import (
-    normalise_fingerprint as normalise_ssh_fingerprint,
-)
 
 if TYPE_CHECKING:
-    from cpr_abonnement.subscriptions.importing import ImportPlan
-    from cpr_abonnement.subscriptions.registration import Document
+    from cpr_abonnement.onboarding.importing import ImportPlan
+    from cpr_abonnement.onboarding.registration import Document
 
 T = TypeVar("T")
 #: How many masked PNRs a bulk call's audit row keeps as a sample.
@@ -1035,7 +1036,7 @@ class SubscriptionService:
     def add_ssh_key(self, system: str, key: str | bytes) -> Registration:
         """Register an SSH public key (one OpenSSH line) for ``system``'s pick-up account;
         several may be current (rotation). Refused by the rule ``ssh key``
-        (:func:`~cpr_abonnement.subscriptions.ssh_keys.parse_public_key`), or when
+        (:func:`~cpr_abonnement.identities.ssh_keys.parse_public_key`), or when
         another system has it."""
         return self._add_parsed(
             "SSH key", system, "AddSshKey", lambda: parse_public_key(key),
@@ -1110,7 +1111,7 @@ class SubscriptionService:
     # -- registration as one document (issue 15) ---------------------------------
     def register(self, doc: Document, *, also_changed: Sequence[str] = ()) -> RegisterOutcome:
         """Create or update an IT system from a validated registration
-        (:func:`~cpr_abonnement.subscriptions.registration.parse_document`), in one
+        (:func:`~cpr_abonnement.onboarding.registration.parse_document`), in one
         transaction. The same document twice changes nothing and writes no audit row; every
         change is audited in one ``Register`` row listing what changed. A service agreement,
         certificate, SSH key or pick-up account of another system refuses the whole
@@ -1177,8 +1178,8 @@ class SubscriptionService:
 
     def registration_document(self, uuid: str) -> dict[str, Any]:
         """The IT system ``uuid`` as a registration document (no secrets): see
-        :func:`~cpr_abonnement.subscriptions.registration.render`."""
-        from cpr_abonnement.subscriptions.registration import render
+        :func:`~cpr_abonnement.onboarding.registration.render`."""
+        from cpr_abonnement.onboarding.registration import render
 
         with Session(self.engine) as s:
             sub = s.scalar(select(Subscriber).where(Subscriber.uuid == uuid))
@@ -1204,7 +1205,7 @@ class SubscriptionService:
 
     def import_filters(self, system: str, plan: ImportPlan, *, dry_run: bool = False
                        ) -> BulkOutcome:
-        """Load an imported filter list (:mod:`~cpr_abonnement.subscriptions.importing`)
+        """Load an imported filter list (:mod:`~cpr_abonnement.onboarding.importing`)
         in one transaction: per item (file order, PNRs last) ``ADDED``,
         ``ALREADY_EXISTED`` or ``REJECTED: why``. ``dry_run`` computes the same results
         and rolls everything back (nothing changes, nothing is audited); otherwise one

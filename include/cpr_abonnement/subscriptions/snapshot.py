@@ -10,7 +10,7 @@ import datetime as dt
 from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from cpr_abonnement.subscriptions.models import DeliverySetting, Subscriber
+from cpr_abonnement.store.models import DeliverySetting, Subscriber
 from cpr_abonnement.subscriptions.recipient import Recipient
 
 

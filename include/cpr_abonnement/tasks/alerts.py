@@ -130,14 +130,14 @@ def failure_alert(context: dict[str, Any]) -> None:
 def _contact_notice(settings: Settings, context: dict[str, Any]) -> str | None:
     """For a failed delivery: mail the subscriber's contact person once its deliveries
     have failed ``CPRSUB_SUBSCRIBER_NOTICE_DAYS`` delivery days
-    (:mod:`~cpr_abonnement.subscriptions.notices`); what the engineers' alert says about
+    (:mod:`~cpr_abonnement.onboarding.notices`); what the engineers' alert says about
     it, or None for other tasks. Never lets the alert itself fail."""
     uuid = context.get("subscriber_uuid")
     if not uuid:
         return None
     try:
-        from cpr_abonnement.subscriptions import notices
-        from cpr_abonnement.subscriptions.readiness import send_mail
+        from cpr_abonnement.onboarding import notices
+        from cpr_abonnement.onboarding.readiness import send_mail
         from cpr_abonnement.tasks.connections import task_engine
 
         engine = task_engine()

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from cpr_abonnement.errors import FilterDatabaseUnavailable
 from cpr_abonnement.settings import DB_URL_VARIABLE, db_url
-from cpr_abonnement.subscriptions.db import connection_url, make_engine
+from cpr_abonnement.store.db import connection_url, make_engine
 
 #: Airflow connection holding the filter database (conn type ``sqlite`` or ``postgres``).
 AIRFLOW_CONN_ID = "cpr_filter_db"

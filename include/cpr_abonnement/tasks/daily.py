@@ -32,12 +32,12 @@ from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.inbound import open_location
 from cpr_abonnement.inbound.base import InboundLocation
 from cpr_abonnement.inbound.quarantine import quarantine
+from cpr_abonnement.onboarding.windows import TZ
 from cpr_abonnement.pnr import mask
+from cpr_abonnement.records import extract_checks, extract_runs, ledger
+from cpr_abonnement.records.extract_checks import CheckRecord, Expectation, Problem
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
-from cpr_abonnement.subscriptions import extract_checks, extract_runs, ledger
-from cpr_abonnement.subscriptions.extract_checks import CheckRecord, Expectation, Problem
-from cpr_abonnement.subscriptions.windows import TZ
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
     DeliveryItem,
@@ -305,7 +305,7 @@ def first_registration(engine: Engine) -> dt.datetime | None:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from cpr_abonnement.subscriptions.models import Subscriber
+    from cpr_abonnement.store.models import Subscriber
 
     with Session(engine) as s:
         return s.scalar(select(func.min(Subscriber.created_at)))

@@ -25,11 +25,11 @@ from cpr_abonnement.errors import (
     MissingDeliveryTarget,
     ServiceWindowWait,
 )
+from cpr_abonnement.onboarding.windows import ServiceWindow, parse_all, window_end
 from cpr_abonnement.pnr import scrub
+from cpr_abonnement.records import ledger
 from cpr_abonnement.staging import local_copy, staged
-from cpr_abonnement.subscriptions import ledger
-from cpr_abonnement.subscriptions.models import Subscriber
-from cpr_abonnement.subscriptions.windows import ServiceWindow, parse_all, window_end
+from cpr_abonnement.store.models import Subscriber
 from cpr_abonnement.tasks.payloads import DeliveryItem, DeliveryResult
 
 log = logging.getLogger(__name__)

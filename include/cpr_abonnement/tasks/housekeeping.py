@@ -13,11 +13,11 @@ from sqlalchemy import Engine
 from cpr_abonnement import retention
 from cpr_abonnement.errors import CertificatesExpiring, PickupLate
 from cpr_abonnement.health import due_day, late_pickups
+from cpr_abonnement.identities import expiry
 from cpr_abonnement.pickup.retention import apply_retention
 from cpr_abonnement.pickup.strays import sweep_strays
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions import expiry
-from cpr_abonnement.subscriptions.db import as_naive_utc
+from cpr_abonnement.store.db import as_naive_utc
 
 log = logging.getLogger(__name__)
 

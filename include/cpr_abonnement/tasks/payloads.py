@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cpr_abonnement.delivery.base import DeliveryTarget
-from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES
+from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
 
 
 @dataclass(frozen=True)

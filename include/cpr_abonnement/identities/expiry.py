@@ -9,7 +9,7 @@ is still registered is listed too (threshold 0).
 
 "Once" is remembered in the audit trail (operation :data:`OPERATION`, the certificate's
 fingerprint, the threshold as argument), as the contact-person notices are
-(:mod:`cpr_abonnement.subscriptions.notices`).
+(:mod:`cpr_abonnement.onboarding.notices`).
 
 The pick-up server's host keys are plain SSH keys pinned by their fingerprint (no SSH
 certificates), so nothing there expires.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.subscriptions.models import AuditEntry, Certificate, Subscriber
+from cpr_abonnement.store.models import AuditEntry, Certificate, Subscriber
 
 #: Days before expiry at which the data engineers are alerted, widest first.
 THRESHOLDS = (90, 30, 7)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES
-from cpr_abonnement.subscriptions.models import AuditEntry, Delivery, ExtractRun, Subscriber
+from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
+from cpr_abonnement.store.models import AuditEntry, Delivery, ExtractRun, Subscriber
 
 OPERATION = "SubscriberNotice"
 

@@ -52,7 +52,7 @@ from cpr_abonnement.errors import (
     RestoreMismatch,
 )
 from cpr_abonnement.masking import scrub
-from cpr_abonnement.subscriptions.db import head_revision, is_known_revision, normalise_url
+from cpr_abonnement.store.db import head_revision, is_known_revision, normalise_url
 
 MANIFEST_SUFFIX = ".manifest.json"
 

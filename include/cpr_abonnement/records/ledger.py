@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ExtractError
-from cpr_abonnement.subscriptions.db import as_naive_utc
-from cpr_abonnement.subscriptions.models import Delivery, ExtractRun, Subscriber
+from cpr_abonnement.store.db import as_naive_utc
+from cpr_abonnement.store.models import Delivery, ExtractRun, Subscriber
 
 #: Ledger outcomes that mean the subscriber has the file.
 DELIVERED_OUTCOMES = ("DELIVERED", "ALREADY_DELIVERED")

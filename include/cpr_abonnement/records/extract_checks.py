@@ -1,6 +1,6 @@
 """What the checks said about each inbound extract, kept for the operator console.
 
-An :class:`~cpr_abonnement.subscriptions.models.ExtractRun` exists only for an extract
+An :class:`~cpr_abonnement.store.models.ExtractRun` exists only for an extract
 that was accepted; a rejected one leaves a quarantined file and a ``.reason.txt`` that
 only someone with a shell on the host can read. ``parse_and_validate`` therefore
 records every verdict here too (accepted, rejected, held by a chain gap) with the broken
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ExtractError
 from cpr_abonnement.pnr import scrub
-from cpr_abonnement.subscriptions.models import ExtractCheck
+from cpr_abonnement.store.models import ExtractCheck
 
 ACCEPTED, REJECTED, HELD = "accepted", "rejected", "held"
 

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 
 from cpr_abonnement.errors import InvalidRegistration
-from cpr_abonnement.subscriptions.registration import PushTarget
+from cpr_abonnement.onboarding.registration import PushTarget
 
 
 def _wanted(push: PushTarget) -> dict[str, object]:

@@ -29,8 +29,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import UnknownSubscriber
-from cpr_abonnement.subscriptions.memory import TimedMemory
-from cpr_abonnement.subscriptions.models import AuditEntry, Credential, Subscriber
+from cpr_abonnement.identities.memory import TimedMemory
+from cpr_abonnement.store.models import AuditEntry, Credential, Subscriber
 
 PREFIX = "cprsub"
 #: How long a verified token is trusted without asking the database again.

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ExtractConflict
-from cpr_abonnement.subscriptions.models import ExtractRun
+from cpr_abonnement.store.models import ExtractRun
 from cpr_abonnement.subscriptions.service import lock_filters
 
 

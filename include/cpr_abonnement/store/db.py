@@ -8,7 +8,7 @@ URL comes from an Airflow connection instead (see
 secrets.
 
 Schema changes are Alembic migrations shipped in the package
-(``subscriptions/migrations``); :func:`upgrade` applies the missing ones in place and
+(``store/migrations``); :func:`upgrade` applies the missing ones in place and
 is idempotent.
 """
 
@@ -149,7 +149,7 @@ def _alembic_config(engine: Engine | None = None):
     from alembic.config import Config
 
     cfg = Config()
-    script_dir = resources.files("cpr_abonnement.subscriptions").joinpath("migrations")
+    script_dir = resources.files("cpr_abonnement.store").joinpath("migrations")
     cfg.set_main_option("script_location", str(script_dir))
     cfg.attributes["engine"] = engine
     return cfg
@@ -196,7 +196,7 @@ def current_revision(engine: Engine) -> str | None:
 
 SCHEMA_HEADER = """\
 -- Filter database of CPR Abonnement ({dialect}). GENERATED from the SQLAlchemy models
--- (include/cpr_abonnement/subscriptions/models.py) by `cprsub db schema --dialect {dialect}`,
+-- (include/cpr_abonnement/store/models.py) by `cprsub db schema --dialect {dialect}`,
 -- and a test keeps it current. Deploy with `cprsub db upgrade` (Alembic), which creates the
 -- same schema and upgrades existing databases in place.
 --
@@ -213,7 +213,7 @@ def schema_sql(dialect: str) -> str:
     from sqlalchemy.dialects import postgresql, sqlite
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from cpr_abonnement.subscriptions.models import Base
+    from cpr_abonnement.store.models import Base
 
     compiled = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}[dialect]
     parts = [SCHEMA_HEADER.format(dialect=dialect)]

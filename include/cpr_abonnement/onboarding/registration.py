@@ -48,16 +48,17 @@ import yaml
 
 from cpr_abonnement import reference
 from cpr_abonnement.errors import FilterInputError, InvalidRegistration
-from cpr_abonnement.masking import scrub
-from cpr_abonnement.pickup.accounts import PICKUP, PUSH
-from cpr_abonnement.subscriptions import rules, windows
-from cpr_abonnement.subscriptions.certificates import (
+from cpr_abonnement.identities.certificates import (
     CertificateInfo,
     configured_client_ca,
     normalise_fingerprint,
     parse_certificate,
 )
-from cpr_abonnement.subscriptions.ssh_keys import SshKeyInfo, parse_public_key
+from cpr_abonnement.identities.ssh_keys import SshKeyInfo, parse_public_key
+from cpr_abonnement.masking import scrub
+from cpr_abonnement.onboarding import windows
+from cpr_abonnement.pickup.accounts import PICKUP, PUSH
+from cpr_abonnement.subscriptions import rules
 
 T = TypeVar("T")
 #: CVR check weights (the modulus-11 rule: the weighted digit sum is divisible by 11).

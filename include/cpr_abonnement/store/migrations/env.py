@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from cpr_abonnement.subscriptions.models import Base
+from cpr_abonnement.store.models import Base
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

@@ -302,7 +302,7 @@ class Delivery(Base):
     the last attempt ended (``DELIVERED``, ``ALREADY_DELIVERED``, ``FAILED``, ``CONFLICT``;
     ``STARTED`` while an attempt runs, or when its worker died before recording an end).
     A pick-up delivery also records when the file became available, was first
-    downloaded and was removed (:func:`~cpr_abonnement.subscriptions.ledger.record_pickup_event`).
+    downloaded and was removed (:func:`~cpr_abonnement.records.ledger.record_pickup_event`).
     """
 
     __tablename__ = "delivery"

@@ -35,8 +35,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cpr_abonnement.errors import InvalidCertificate
+from cpr_abonnement.identities.memory import TimedMemory
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions.memory import TimedMemory
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _PEM_BEGIN = b"-----BEGIN"
