@@ -122,9 +122,12 @@ def cpr_abonnement_daily():
 
             record_rejected_arrival(day, exc)
             raise
-        if found.complete:
-            return PokeReturnValue(is_done=True, xcom_value=found.name)
         deadline = settings.extract_deadline(day)
+        if found.complete:
+            from cpr_abonnement.tasks.metrics import extract_arrived
+
+            extract_arrived(deadline=deadline, arrived=found.first_seen or now)
+            return PokeReturnValue(is_done=True, xcom_value=found.name)
         if found.name is None and now > deadline:
             raise AirflowFailException(
                 f"extract for {day} not received by {deadline:%Y-%m-%d %H:%M %Z} "
