@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / ".venv" / "share" / "compose-spec" / "compose_spec.json"
 SERVICES = {"postgres", "redis", "airflow-apiserver", "airflow-scheduler",
             "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "airflow-init",
-            "sftp", "pickup", "cpr-proxy"}
+            "sftp", "pickup", "cpr-proxy", "statsd-exporter", "prometheus", "grafana"}
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,15 @@
 """Our metrics through the real daily DAG (dag.test) to a real StatsD receiver.
 
-The names received here are the ones the dashboard test
-(tests/deploy/test_metrics_dashboard.py) holds the Grafana dashboard to; it keeps them
-in ``EMITTED_BY_THE_DAILY_RUN``, and this test fails if the run sends a different set.
+The names received here are the ones tests/deploy/test_metrics_deploy.py holds the
+mapping and the Grafana dashboard to (``support.metrics``): this test fails if the run
+sends a different set of ours, or not Airflow's listed there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import socket
 
 import pytest
 
@@ -16,46 +18,50 @@ from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions import ledger
 from cpr_abonnement.tasks import metrics
 from support.deployment import SUBSCRIBERS, task_states
+from support.metrics import AIRFLOW_EMITTED, EMITTED_BY_THE_DAILY_RUN, PREFIX
 from support.pickup import record_delivered
 from support.statsd import airflow_metrics_to
 
 DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
-PREFIX = "airflow."
-
-#: Our names a successful daily run sends (after Airflow's statsd_prefix).
-EMITTED_BY_THE_DAILY_RUN = frozenset(PREFIX + n for n in (
-    *(metrics.SUBSCRIBERS.format(outcome=o) for o in metrics.OUTCOMES),
-    metrics.PERSONS_DELIVERED, metrics.BYTES_DELIVERED, metrics.DEADLINE_MARGIN,
-    metrics.LATE_PICKUPS))
-#: Airflow's own names that dag.test makes Airflow send for this run (task finishes,
-#: the run's duration): the mapping is checked against real traffic for these too.
-AIRFLOW_EMITTED = frozenset({
-    "airflow.ti.finish.cpr_abonnement_daily.report.success",
-    "airflow.ti.finish.cpr_abonnement_daily.deliver.success",
-    "airflow.dagrun.duration.success.cpr_abonnement_daily",
-})
 
 
 def test_the_daily_run_sends_the_days_metrics_through_airflows_statsd(deployment,
                                                                         monkeypatch):
+    """One subscriber's server is down: the day's metrics tell delivered from failed,
+    and are sent although the report then fails the run."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ODENSE", json.dumps(
+        {**json.loads(deployment.sftp.airflow_connection("cpr")), "port": dead}))
     deployment.extract(DAY)
     with airflow_metrics_to(monkeypatch) as statsd:
         started = dt.datetime.now(dt.UTC)
         run = deployment.run(DAY)
-        assert run.state == "success", task_states(run)
+        assert task_states(run)["report"] == "failed"
+        assert task_states(run)["deliver[Odense Sag]"] == "failed"
         names = statsd.wait_for(*EMITTED_BY_THE_DAILY_RUN, *AIRFLOW_EMITTED)
     ours = {n for n in names if n.startswith(PREFIX + "cpr_abonnement.")}
     assert ours == EMITTED_BY_THE_DAILY_RUN, statsd.lines
-    assert names >= AIRFLOW_EMITTED, sorted(names)
+    assert names >= set(AIRFLOW_EMITTED), sorted(names)
+    kinds = {**dict.fromkeys(statsd.gauges, "gauge"), **dict.fromkeys(statsd.counters, "counter"),
+             **dict.fromkeys(statsd.timers, "timer")}
+    assert {n: kinds[n] for n in AIRFLOW_EMITTED} == AIRFLOW_EMITTED
+    assert {kinds[n] for n in ours} == {"gauge"}
 
     gauges = {n.removeprefix(PREFIX): v for n, v in statsd.gauges.items()}
     sub = metrics.SUBSCRIBERS.format
-    assert gauges[sub(outcome="delivered")] == len(SUBSCRIBERS) == 3
-    assert gauges[sub(outcome="failed")] == gauges[sub(outcome="waiting")] == 0
     rows = ledger.entries(deployment.engine, "431101", DAY)
-    assert {e.outcome for e in rows} == {"DELIVERED"}
-    assert gauges[metrics.PERSONS_DELIVERED] == sum(e.persons for e in rows) > 0
-    assert gauges[metrics.BYTES_DELIVERED] == sum(e.size_bytes for e in rows) > 0
+    assert sorted(e.outcome for e in rows) == ["DELIVERED", "DELIVERED", "FAILED"]
+    assert len(rows) == len(SUBSCRIBERS)
+    assert gauges[sub(outcome="delivered")] == 2
+    assert gauges[sub(outcome="failed")] == 1
+    assert gauges[sub(outcome="waiting")] == 0
+    delivered = [e for e in rows if e.outcome == "DELIVERED"]
+    failed = next(e for e in rows if e.outcome == "FAILED")
+    assert gauges[metrics.PERSONS_DELIVERED] == sum(e.persons for e in delivered) > 0
+    assert failed.persons > 0  # Odense's file has persons, not counted: not delivered
+    assert gauges[metrics.BYTES_DELIVERED] == sum(e.size_bytes for e in delivered) > 0
     assert gauges[metrics.LATE_PICKUPS] == 0
     # The sensor saw the file (settle time 0) at a poke during the run, long after the
     # day's deadline: a negative margin, sent as "0|g" then the signed change.
