@@ -27,7 +27,8 @@ from the logical date (the param is for runs triggered without a logical date).
    A push due inside the subscriber's service window is "up for reschedule" until the
    window ends (ledger: `WAITING`, "waiting for service window until …"), neither a
    failure nor a retry.
-5. **report**: summary of the day; marks the extract processed when all were delivered.
+5. **report**: summary of the day; marks the extract processed when all were delivered;
+   sends the day's metrics (docs/deployment-metrics.md).
 
 Failures alert data engineers by mail (`CPRSUB_ALERT_EMAIL`) and, when its connection
 exists, Slack (`cpr_abonnement_slack`). Runbook: README.md.
