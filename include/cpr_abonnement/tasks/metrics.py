@@ -61,7 +61,10 @@ def gauge(name: str, value: float) -> None:
 
 
 def outcome_of(ledger_outcome: str | None) -> str:
-    """Which of :data:`OUTCOMES` a ledger outcome (None: no ledger row) counts as."""
+    """Which of :data:`OUTCOMES` a ledger outcome (None: no ledger row) counts as.
+
+    The ledger (SQLAlchemy models) is imported here, not with the module: the sensor's
+    pokes import this module for :func:`extract_arrived` and need none of it."""
     from cpr_abonnement.subscriptions.ledger import DELIVERED_OUTCOMES
     from cpr_abonnement.subscriptions.ledger import WAITING as LEDGER_WAITING
 
