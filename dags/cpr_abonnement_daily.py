@@ -34,7 +34,8 @@ from the logical date (the param is for runs triggered without a logical date).
    A push due inside the subscriber's service window is "up for reschedule" until the
    window ends (ledger: `WAITING`, "waiting for service window until …"), neither a
    failure nor a retry.
-5. **report**: summary of the day; marks the extract processed when all were delivered.
+5. **report**: summary of the day; marks the extract processed when all were delivered;
+   sends the day's metrics (docs/deployment-metrics.md).
 
 Failures alert data engineers by mail (`CPRSUB_ALERT_EMAIL`) and, when its connection
 exists, Slack (`cpr_abonnement_slack`). Runbook: docs/operating.md.
@@ -133,9 +134,12 @@ def cpr_abonnement_daily():
             raise
         except ExtractRetired as exc:  # a re-run after retention: waiting cannot help
             raise AirflowFailException(str(exc)) from exc
-        if found.complete:
-            return PokeReturnValue(is_done=True, xcom_value=found.name)
         deadline = settings.extract_deadline(day)
+        if found.complete:
+            from cpr_abonnement.tasks.metrics import extract_arrived
+
+            extract_arrived(deadline=deadline, arrived=found.first_seen or now)
+            return PokeReturnValue(is_done=True, xcom_value=found.name)
         if found.name is None and now > deadline:
             raise AirflowFailException(
                 f"extract for {day} not received by {deadline:%Y-%m-%d %H:%M %Z} "

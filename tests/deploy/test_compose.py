@@ -15,7 +15,8 @@ SCHEMA = ROOT / ".venv" / "share" / "compose-spec" / "compose_spec.json"
 INIT = ROOT / "deploy" / "init.sh"
 SERVICES = {"postgres", "redis", "airflow-apiserver", "airflow-scheduler",
             "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "airflow-init",
-            "sftp", "pickup", "cpr-proxy", "backup"}
+            "sftp", "pickup", "cpr-proxy", "backup", "statsd-exporter", "prometheus",
+            "grafana"}
 
 
 @pytest.fixture(scope="module")

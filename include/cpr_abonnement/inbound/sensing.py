@@ -42,6 +42,9 @@ class Sensing:
 
     name: str | None
     complete: bool = False
+    #: When this service first saw the file unchanged since (aware UTC; the file's
+    #: arrival for the deadline margin metric): the poke's time with no settle time.
+    first_seen: dt.datetime | None = None
 
 
 def find_extract(settings: Settings, day: dt.date, *,
@@ -68,7 +71,8 @@ def sense(settings: Settings, day: dt.date, *, now: dt.datetime | None = None) -
         return _archived(settings, day, pattern)
     name = found[0]
     seen = location.observe(name, TAIL_BYTES)
-    if not _stable(settings, day, name, seen, now):
+    since = _stable_since(settings, day, name, seen, now)
+    if since is None:
         log.info("%s is there (%d bytes) but changed within the last %.0f s, or was "
                  "first seen now: still arriving", name, seen.size, settings.settle_seconds)
         return Sensing(name)
@@ -81,7 +85,7 @@ def sense(settings: Settings, day: dt.date, *, now: dt.datetime | None = None) -
             f"{settings.settle_seconds:.0f} s), rule '{problem.rule}': {error}; "
             f"moved to {where}", file_name=name, rule=problem.rule,
             error=_located(error, Path(where)), quarantined_to=where, size_bytes=seen.size)
-    return Sensing(name, complete=True)
+    return Sensing(name, complete=True, first_seen=since)
 
 
 def _archived(settings: Settings, day: dt.date, pattern) -> Sensing:
@@ -124,21 +128,22 @@ def _located(error: ExtractError, kept: Path) -> ExtractError:
                        field=error.field)
 
 
-def _stable(settings: Settings, day: dt.date, name: str, seen: Observation,
-            now: dt.datetime) -> bool:
-    """Whether ``seen`` is what an earlier poke saw at least the settle time ago.
+def _stable_since(settings: Settings, day: dt.date, name: str, seen: Observation,
+                  now: dt.datetime) -> dt.datetime | None:
+    """Since when ``seen`` has been unchanged, if an earlier poke saw it at least the
+    settle time ago; None while it is not stable.
 
     A first sighting, or any change of size or mtime, (re)starts the clock. With a settle
-    time of 0 every file counts as stable at once (demos and tests only).
+    time of 0 every file counts as stable at once, since ``now`` (demos and tests only).
     """
     if settings.settle_seconds <= 0:
-        return True
+        return now
     state = stage_dir(settings, day) / OBSERVATION_FILE
     current = {"name": name, "size": seen.size, "mtime": seen.mtime}
     before = json.loads(state.read_text()) if state.exists() else {}
     if {key: before.get(key) for key in current} == current:
         since = dt.datetime.fromisoformat(before["since"])
-        return (now - since).total_seconds() >= settings.settle_seconds
+        return since if (now - since).total_seconds() >= settings.settle_seconds else None
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({**current, "since": now.isoformat()}))
-    return False
+    return None

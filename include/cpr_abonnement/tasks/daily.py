@@ -38,6 +38,7 @@ from cpr_abonnement.records import extract_checks, extract_runs, ledger
 from cpr_abonnement.records.extract_checks import CheckRecord, Expectation, Problem
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
+from cpr_abonnement.tasks import metrics
 from cpr_abonnement.tasks.payloads import (
     DaySummary,
     DeliveryItem,
@@ -296,6 +297,10 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
 
     late = [f"late pick-up: {x.line()}" for x in late_pickups(engine, day, Settings.from_env())]
     lines += late
+    metrics.day_delivered(
+        [(e.outcome, e.persons, e.size_bytes) if e else (None, 0, None)
+         for e in (entries.get(item.subscriber) for item in items)],
+        late_pickups=len(late))
     log.info("%s\n  %s", head, "\n  ".join(lines))
     return DaySummary(head, lines, failed, processed=not failed, rows=rows, remarks=late)
 

@@ -18,6 +18,7 @@ from cpr_abonnement.pickup.retention import apply_retention
 from cpr_abonnement.pickup.strays import sweep_strays
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
+from cpr_abonnement.tasks import metrics
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def check_pickups(settings: Settings, engine: Engine, *, now: dt.datetime) -> li
     has not fetched a file for ``CPRSUB_PICKUP_ALERT_DAYS`` delivery days."""
     day = due_day(now, settings)
     late = [x.line() for x in late_pickups(engine, day, settings)]
+    metrics.late_pickups(len(late))  # before the alert: a failed task still reports it
     if late:
         raise PickupLate(f"{len(late)} pick-up subscriber(s) late as of delivery day {day} "
                          f"(CPRSUB_PICKUP_ALERT_DAYS={settings.pickup_alert_days}):\n  - "
