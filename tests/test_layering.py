@@ -156,3 +156,134 @@ def test_the_dev_import_check_finds_a_lazy_import(tmp_path):
         "def f():\n    from cpr_abonnement.dev.devsftp import EmbeddedSftpServer\n")
     (tmp_path / "plugins/p.py").write_text("from cpr_abonnement import dev\n")
     assert dev_importers(tmp_path) == ["include/cpr_abonnement/health.py", "plugins/p.py"]
+
+
+# -- rooms: no import circle, no module too big to read (issue 23) ----------------------
+#: The longest module a reader should have to hold in mind.
+MAX_LINES = 600
+
+
+def module_name(path: Path, root: Path = PACKAGE) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking_only(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """Inside ``if TYPE_CHECKING:``: not imported when the code runs."""
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return True
+    return False
+
+
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the package modules it imports when it runs, at any depth of the code
+    (a function's import too), with the other packages whose ``__init__`` each import
+    runs."""
+    modules = {module_name(p, root): p for p in root.rglob("*.py")
+               if "migrations" not in p.parts}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom) or \
+                    _type_checking_only(node, parents):
+                continue
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+                    for _ in range(node.level - 1):
+                        package = package.rpartition(".")[0]
+                    base = f"{package}.{base}" if base else package
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                           for a in node.names]
+            for target in targets:
+                while target.startswith(root.name) and target not in modules:
+                    target = target.rpartition(".")[0]  # a name inside a module
+                parts = target.split(".")
+                found.add(target)
+                # ... and the packages whose __init__ that import runs first, except
+                # this module's own (a registry's member importing a sibling of its
+                # package is not a circle of design).
+                found |= {p for i in range(2, len(parts))
+                          if (p := ".".join(parts[:i])) in modules
+                          and not name.startswith(p + ".")}
+        graph[name] = {m for m in found if m in modules} - {name}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles (strongly connected sets of more than one module)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            members = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                members.append(w)
+                if w == v:
+                    break
+            if len(members) > 1:
+                found.append(sorted(members))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle_in_the_package():
+    assert circles(import_graph()) == []
+
+
+def test_the_circle_check_finds_one_made_by_a_functions_import(tmp_path):
+    """The counter-check: a circle closed by an import inside a function is caught."""
+    pkg = tmp_path / "cpr_abonnement"
+    (pkg / "store").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "store" / "__init__.py").write_text("")
+    (pkg / "store" / "models.py").write_text(
+        "def tables():\n    from cpr_abonnement.filters import TYPES\n    return TYPES\n")
+    (pkg / "filters.py").write_text("from cpr_abonnement.store.models import tables\n")
+    (pkg / "typed.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                  "    from cpr_abonnement.filters import TYPES\n")
+    assert circles(import_graph(pkg)) == [["cpr_abonnement.filters",
+                                           "cpr_abonnement.store.models"]]
+
+
+def test_no_module_is_too_long_to_read():
+    long = {module_name(p): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def test_the_store_imports_no_other_room():
+    """The filter database knows no filter type, service or pipeline: they build on it."""
+    graph = import_graph()
+    reaching = {m: sorted(t for t in targets if not t.startswith(("cpr_abonnement.store",
+                                                                  "cpr_abonnement.errors",
+                                                                  "cpr_abonnement.settings",
+                                                                  "cpr_abonnement.masking")))
+                for m, targets in graph.items() if m.startswith("cpr_abonnement.store")}
+    assert {m: t for m, t in reaching.items() if t} == {}

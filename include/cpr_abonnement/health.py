@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from cpr_abonnement import storage
 from cpr_abonnement.identities import expiry
+from cpr_abonnement.pickup.accounts import PICKUP
 from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
@@ -133,7 +134,6 @@ def late_pickups(engine: Engine, day: dt.date, settings: Settings) -> list[LateP
     """Active pick-up subscribers with a delivered data file, neither downloaded nor
     removed, produced ``CPRSUB_PICKUP_ALERT_DAYS`` or more delivery days before ``day``
     (a file of Monday is late on Thursday with the default 3)."""
-    from cpr_abonnement.pickup.accounts import PICKUP
 
     calendar = settings.calendar()
     cutoff = pickup_cutoff(day, settings)

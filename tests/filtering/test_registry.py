@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from builders import extract, person, write
 from cpr_abonnement import filters
 from cpr_abonnement.extract.index import scan
-from cpr_abonnement.filters import selection
+from cpr_abonnement.filters import METADATA, selection
 from cpr_abonnement.filters.base import Context, FilterType, Pairs
 from cpr_abonnement.filters.snapshot import load_snapshot
 from cpr_abonnement.store.models import Base, FilterRow, filter_indexes
@@ -33,7 +33,7 @@ class _EveryoneRow(FilterRow, Base):
 
 # Defined only for this module: out of the shared metadata, so the schema tests never
 # see it (the table is created and dropped by the fixture).
-Base.metadata.remove(_EveryoneRow.__table__)
+METADATA.remove(_EveryoneRow.__table__)
 
 
 class Everyone(FilterType):

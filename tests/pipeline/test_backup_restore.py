@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from cpr_abonnement.filters import METADATA
 from cpr_abonnement.records import extract_runs, ledger
 from cpr_abonnement.store.db import make_engine
-from cpr_abonnement.store.models import Base
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.deployment import SUBSCRIBERS, task_states
 
@@ -57,7 +57,7 @@ def history(engine) -> dict[str, object]:
     run = extract_runs.last_processed(engine, "431101", DAY + dt.timedelta(days=1))
     with engine.connect() as conn:
         filter_rows = {t.name: conn.execute(select(t).order_by(*t.primary_key)).all()
-                       for t in Base.metadata.sorted_tables if t.name.startswith("filter_")}
+                       for t in METADATA.sorted_tables if t.name.startswith("filter_")}
     return {
         "subscribers": [(s.uuid, s.name, s.active) for s in svc.subscribers()],
         "filters": filter_rows,

@@ -30,14 +30,11 @@ from cpr_abonnement.filters.pnr import PnrFilter
 from cpr_abonnement.identities import credentials
 from cpr_abonnement.identities.credentials import Role
 from cpr_abonnement.records import extract_runs
+from cpr_abonnement.store.clock import lock_filters, utcnow
 from cpr_abonnement.store.db import make_engine, upgrade
-from cpr_abonnement.subscriptions.service import (
-    _SUBSCRIBER_REF,
-    Result,
-    SubscriptionService,
-    lock_filters,
-    utcnow,
-)
+from cpr_abonnement.subscriptions.outcomes import Result
+from cpr_abonnement.subscriptions.service import SubscriptionService
+from cpr_abonnement.subscriptions.statements import SUBSCRIBER_REF as _SUBSCRIBER_REF
 
 A = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 

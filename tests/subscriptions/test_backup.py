@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
 from cpr_abonnement.cli import main
+from cpr_abonnement.filters import METADATA
 from cpr_abonnement.store.db import head_revision, make_engine, upgrade
-from cpr_abonnement.store.models import Base
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -69,7 +69,7 @@ def contents(url: str) -> dict[str, list]:
     engine = create_engine(url)
     with engine.connect() as conn:
         rows = {t.name: conn.execute(select(t).order_by(*t.primary_key)).all()
-                for t in Base.metadata.sorted_tables}
+                for t in METADATA.sorted_tables}
     engine.dispose()
     return rows
 

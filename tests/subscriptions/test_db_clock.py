@@ -18,12 +18,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import cpr_abonnement.subscriptions.service as service_module
 from builders import extract, person, write
 from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.filters.pnr import PnrFilter
 from cpr_abonnement.pnr import mask
-from cpr_abonnement.subscriptions.service import SubscriptionService, lock_filters
+from cpr_abonnement.store import clock
+from cpr_abonnement.store.clock import lock_filters
+from cpr_abonnement.subscriptions import administration, base, operations, registering
+from cpr_abonnement.subscriptions.service import SubscriptionService
 
 SUB = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 EARLY, LATE = "0101901234", "1502504321"   # synthetic
@@ -40,12 +42,16 @@ class SkewedDatetime(dt.datetime):
         return dt.datetime.now(tz) + cls.offset
 
 
+SERVICE_MODULES = (clock, base, operations, administration, registering)
+
+
 @pytest.fixture
 def host_clock(monkeypatch):
     """A context manager running a block on a "host" whose clock is off by ``offset``."""
     skewed = types.SimpleNamespace(**{k: getattr(dt, k) for k in dir(dt) if not k.startswith("__")})
     skewed.datetime = SkewedDatetime
-    monkeypatch.setattr(service_module, "dt", skewed)
+    for module in SERVICE_MODULES:  # every module of the service that could read a clock
+        monkeypatch.setattr(module, "dt", skewed)
 
     @contextmanager
     def host(offset: dt.timedelta) -> Iterator[None]:
@@ -107,7 +113,7 @@ def test_a_change_after_a_snapshot_instant_is_stamped_after_it(engine):
 
 
 def test_database_now_is_the_servers_utc_time(engine):
-    from cpr_abonnement.subscriptions.service import database_now
+    from cpr_abonnement.store.clock import database_now
 
     with Session(engine) as s:
         now = database_now(s)

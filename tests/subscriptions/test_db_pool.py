@@ -10,7 +10,8 @@ from sqlalchemy.exc import OperationalError
 
 from cpr_abonnement.store import db
 from cpr_abonnement.store.db import make_engine, upgrade
-from cpr_abonnement.subscriptions.service import Result, SubscriptionService
+from cpr_abonnement.subscriptions.outcomes import Result
+from cpr_abonnement.subscriptions.service import SubscriptionService
 
 A = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 

@@ -18,7 +18,8 @@ from cpr_abonnement.errors import (
 from cpr_abonnement.identities.ssh_keys import parse_public_key
 from cpr_abonnement.pickup import accounts
 from cpr_abonnement.records import extract_runs, ledger
-from cpr_abonnement.subscriptions.service import Result, SubscriptionService
+from cpr_abonnement.subscriptions.outcomes import Result
+from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.sshkeys import dsa_line, ecdsa_line, ed25519_line, rsa_line
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"

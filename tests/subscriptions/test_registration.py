@@ -364,13 +364,13 @@ def test_api_refuses_an_account_another_system_has(api, engine, monkeypatch, rac
     """``race``: the other system takes the account between the check and the write
     (the check misses it once); the unique index refuses the write, and the answer is
     the same."""
-    from cpr_abonnement.subscriptions import service
+    from cpr_abonnement.subscriptions import administration
 
     assert api(document(uuid=OTHER, service_agreements=[], delivery=_pickup())).status_code \
         == 200
     if race:
-        real, missed = service._account_owner, []
-        monkeypatch.setattr(service, "_account_owner", lambda *a: (
+        real, missed = administration._account_owner, []
+        monkeypatch.setattr(administration, "_account_owner", lambda *a: (
             real(*a) if missed else missed.append(a)))
     taken = api(document(delivery=_pickup()))
     assert taken.status_code == 409 and OTHER in taken.json()["detail"]

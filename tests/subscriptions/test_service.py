@@ -23,7 +23,8 @@ from cpr_abonnement.errors import (
 )
 from cpr_abonnement.filters import NO_FILTER
 from cpr_abonnement.filters.pnr import PnrFilter
-from cpr_abonnement.subscriptions.service import Result, SubscriptionService
+from cpr_abonnement.subscriptions.outcomes import Result
+from cpr_abonnement.subscriptions.service import SubscriptionService
 
 SYS = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 OTHER = "0d4c3b2a-1111-4222-8333-444455556666"

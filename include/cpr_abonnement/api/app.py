@@ -60,11 +60,8 @@ from cpr_abonnement.identities import credentials
 from cpr_abonnement.identities.credentials import Principal, Role
 from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.subscriptions.service import (
-    Registration,
-    SubscriberDetails,
-    SubscriptionService,
-)
+from cpr_abonnement.subscriptions.outcomes import Registration, SubscriberDetails
+from cpr_abonnement.subscriptions.service import SubscriptionService
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,8 @@ from cpr_abonnement.errors import NotAuthorised
 from cpr_abonnement.identities.certificates import Registered, registrations
 from cpr_abonnement.identities.credentials import Principal, Role
 from cpr_abonnement.store.models import Certificate, ServiceAgreement, Subscriber
-from cpr_abonnement.subscriptions.service import CallTrail, SubscriptionService
+from cpr_abonnement.subscriptions.outcomes import CallTrail
+from cpr_abonnement.subscriptions.service import SubscriptionService
 
 #: ServiceUUID of SF6002 CprSubscriptionService at Serviceplatformen.
 SF6002_SERVICE_UUID = "9cdccc2f-3243-11e2-8fef-d4bed98c5934"

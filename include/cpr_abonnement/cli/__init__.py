@@ -11,8 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from cpr_abonnement import __version__
+from cpr_abonnement.cli import database as database_cmds
 from cpr_abonnement.cli import extract as extract_cmds
 from cpr_abonnement.cli import pickup as pickup_cmds
+from cpr_abonnement.cli import service as service_cmds
 from cpr_abonnement.cli import subscriptions as subscription_cmds
 from cpr_abonnement.errors import CprAbonnementError
 
@@ -24,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     extract_cmds.register(sub)
+    database_cmds.register(sub)
     subscription_cmds.register(sub)
+    service_cmds.register(sub)
     pickup_cmds.register(sub)
     return parser
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from cpr_abonnement.cli.subscriptions import _db, _engine
+from cpr_abonnement.cli.common import db_option, engine_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = group.add_subparsers(dest="pickup_cmd", required=True, metavar="COMMAND")
 
     serve = cmds.add_parser("serve", help="run the embedded pick-up SFTP server (one machine)")
-    _db(serve)
+    db_option(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=2223)
     serve.add_argument("--root", type=Path, help="pick-up storage (default $CPRSUB_PICKUP_ROOT)")
@@ -32,12 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     keys = cmds.add_parser("authorized-keys",
                            help="print the keys of a pick-up account (sshd AuthorizedKeysCommand)")
-    _db(keys)
+    db_option(keys)
     keys.add_argument("account")
     keys.set_defaults(handler=authorized_keys_cmd)
 
     ingest = cmds.add_parser("ingest-log", help="record downloads/removals from sshd's log")
-    _db(ingest)
+    db_option(ingest)
     ingest.add_argument("file", type=Path, help="sshd log (- for stdin)")
     ingest.add_argument("--root", type=Path,
                         help="pick-up storage, to tell complete downloads by file size")
@@ -45,13 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sync = cmds.add_parser("sync-accounts",
                            help="create the system account and folder of each pick-up account")
-    _db(sync)
+    db_option(sync)
     sync.add_argument("--root", type=Path, required=True)
     sync.set_defaults(handler=sync_accounts_cmd)
 
     track = cmds.add_parser("track", help="collect internal-sftp's log from each account's "
                                           "dev/log, append it to a file, record it in the ledger")
-    _db(track)
+    db_option(track)
     track.add_argument("--root", type=Path, required=True)
     track.add_argument("--log", type=Path, required=True)
     track.add_argument("--sync-every", type=float, default=0, metavar="SECONDS",
@@ -85,7 +85,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.sshserver import run_until_interrupted
 
     root = args.root or Path(Settings.from_env().pickup_root)
-    with serve_from_database(_engine(args), root, host=args.host, port=args.port,
+    with serve_from_database(engine_of(args), root, host=args.host, port=args.port,
                              host_key_file=args.host_key) as server:
         print(f"pick-up SFTP on {server.host}:{server.port}, root {server.root}, host key "
               f"{server.host_key_line}", flush=True)
@@ -95,7 +95,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
 def authorized_keys_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.pickup.accounts import authorized_keys
 
-    for line in authorized_keys(_engine(args), args.account):
+    for line in authorized_keys(engine_of(args), args.account):
         print(line)
     return 0  # no keys: sshd refuses the key, which is the answer
 
@@ -103,7 +103,7 @@ def authorized_keys_cmd(args: argparse.Namespace) -> int:
 def ingest_log_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.pickup.log import ingest
 
-    engine = _engine(args)
+    engine = engine_of(args)
     if str(args.file) == "-":
         result = ingest(sys.stdin, engine, root=args.root)
     else:
@@ -122,7 +122,7 @@ def sync_accounts_cmd(args: argparse.Namespace) -> int:
     reported on stderr and skipped, :func:`~cpr_abonnement.pickup.unix.sync_accounts`)."""
     from cpr_abonnement.pickup.unix import sync_accounts
 
-    for name in sync_accounts(args.root, _engine(args), _refused):
+    for name in sync_accounts(args.root, engine_of(args), _refused):
         print(f"created pick-up account {name}")
     return 0
 
@@ -132,7 +132,7 @@ def track_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.pickup.unix import active_accounts, sync_accounts
     from cpr_abonnement.sshserver import run_until_interrupted
 
-    engine = _engine(args)
+    engine = engine_of(args)
     ingester = SftpLogIngester(ledger_recorder(engine), args.root)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("a", encoding="utf-8") as out:

@@ -1,4 +1,4 @@
-"""``cprsub db``, ``cprsub subscriber``, ``cprsub filters`` and ``cprsub api``.
+"""``cprsub subscriber``, ``cprsub filters``, ``cprsub filter`` and ``filter-preview``.
 
 ``filters`` mirrors the SF6002 operations one to one and prints the result code the
 reference service would return (``ADDED``, ``ALREADY_EXISTED``, ...), so scripts can
@@ -15,38 +15,26 @@ import sys
 from pathlib import Path
 
 from cpr_abonnement import filters
+from cpr_abonnement.cli.common import db_option, engine_of
 from cpr_abonnement.filters.base import FilterType
-
-
-def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", metavar="URL",
-                        help="filter database URL (default: $CPRSUB_DB_URL, else var/filters.db)")
 
 
 def _subscriber_command(subs: argparse._SubParsersAction, name: str, help: str,
                         handler, **defaults) -> argparse.ArgumentParser:
     """``cprsub subscriber NAME --uuid U [--db URL]``: every command on one IT system."""
     parser = subs.add_parser(name, help=help)
-    _db(parser)
+    db_option(parser)
     parser.add_argument("--uuid", required=True, help="the IT system's UserSystemUUID")
     parser.set_defaults(handler=handler, **defaults)
     return parser
 
 
 def _system(parser: argparse.ArgumentParser) -> None:
-    _db(parser)
+    db_option(parser)
     parser.add_argument("--system", required=True, metavar="UUID",
                         help="the subscriber's UserSystemUUID")
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
 
 
 def _when(text: str) -> dt.datetime:
@@ -74,30 +62,6 @@ def _filter_command(ops: argparse._SubParsersAction, ftype: FilterType, adding: 
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    db = sub.add_parser("db", help="the filter database").add_subparsers(
-        dest="command", required=True, metavar="COMMAND")
-    up = db.add_parser("upgrade", help="create or upgrade the schema in place (idempotent)")
-    _db(up)
-    up.set_defaults(handler=db_upgrade)
-    ddl = db.add_parser("schema", help="print the schema DDL (what sql/ holds)")
-    ddl.add_argument("--dialect", choices=["postgresql", "sqlite"], default="postgresql")
-    ddl.set_defaults(handler=db_schema)
-    bak = db.add_parser("backup", help="back up the filter database into a dated file "
-                                       "and its manifest (PostgreSQL: pg_dump -Fc)")
-    _db(bak)
-    bak.add_argument("--out", required=True, type=Path, metavar="DIR",
-                     help="directory the backup and its manifest are written to")
-    bak.add_argument("--keep", type=_at_least_one, metavar="N",
-                     help="then remove all but the newest N backups of this database in DIR")
-    bak.set_defaults(handler=db_backup)
-    res = db.add_parser("restore", help="restore a backup into a new, EMPTY database and "
-                                        "check it against the backup's manifest")
-    res.add_argument("file", type=Path, metavar="FILE")
-    res.add_argument("--db", required=True, metavar="URL",
-                     help="the empty database to restore into (never a default: a restore "
-                          "is aimed on purpose)")
-    res.set_defaults(handler=db_restore)
-
     subs = sub.add_parser("subscriber", help="subscribers (IT systems)").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
     add = _subscriber_command(subs, "add", "register an IT system", subscriber_add)
@@ -125,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     upd.add_argument("--remote-dir", help="directory on that SFTP server")
     _registration_commands(subs)
     ls = subs.add_parser("list", help="list subscribers")
-    _db(ls)
+    db_option(ls)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=subscriber_list)
     for name, active in (("disable", False), ("enable", True)):
@@ -135,12 +99,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "once)", subscriber_token)
     tok.add_argument("--label", default="api")
     adm = subs.add_parser("admin-token", help="issue an administrator API token")
-    _db(adm)
+    db_option(adm)
     adm.add_argument("--label", default="admin")
     adm.set_defaults(handler=admin_token)
     rev = subs.add_parser("revoke-token", help="revoke an API token at once (by its id, the "
                                                "part between the first two '_' of the token)")
-    _db(rev)
+    db_option(rev)
     rev.add_argument("token_id")
     rev.set_defaults(handler=revoke_token)
 
@@ -169,7 +133,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     flt_run = sub.add_parser("filter", help="thin an extract for every active subscriber")
     flt_run.add_argument("extract", type=Path)
     flt_run.add_argument("--out", type=Path, required=True, help="staging directory")
-    _db(flt_run)
+    db_option(flt_run)
     flt_run.add_argument("--as-of", type=_when, metavar="T",
                          help="filter snapshot instant (UTC) if the extract is new "
                               "(default: now; a processed extract keeps its snapshot)")
@@ -184,40 +148,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--days", type=int, default=10, help="extracts to look at (10)")
     pre.set_defaults(handler=filter_preview)
 
-    health = sub.add_parser("health", help="was the last due delivery day delivered to all? "
-                                           "(exit 0 healthy, 1 not; see --exit-code)")
-    _db(health)
-    health.add_argument("--json", action="store_true")
-    health.add_argument("--exit-code", action="store_true",
-                        help="monitoring plugin exit codes: 0 OK, 1 WARNING (late pick-ups, "
-                             "certificates near expiry), 2 CRITICAL (not healthy), 3 UNKNOWN "
-                             "(the filter database cannot be read)")
-    health.add_argument("--grace-hours", type=float,
-                        help="hours after the run time (CPRSUB_DELIVERY_TIME) before a day "
-                             "counts as due (default 8)")
-    health.set_defaults(handler=health_cmd)
-
-    api = sub.add_parser("api", help="the subscription REST API").add_subparsers(
-        dest="command", required=True, metavar="COMMAND")
-    srv = api.add_parser("serve", help="run the API (REST and SF6002 SOAP) on its own (uvicorn)")
-    _db(srv)
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8765)
-    srv.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate (chain)")
-    srv.add_argument("--tls-key", type=Path, metavar="PEM", help="its private key")
-    srv.add_argument("--client-ca", type=Path, metavar="PEM",
-                     help="CA(s) client certificates must be signed by: mutual TLS, "
-                          "required for every connection")
-    srv.add_argument("--client-cert-header", metavar="NAME",
-                     help="behind a TLS-terminating proxy: the header carrying the verified "
-                          "client certificate as URL-escaped PEM (nginx "
-                          "$ssl_client_escaped_cert)")
-    srv.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
-                     help="address(es) the certificate header is accepted from (repeatable)")
-    srv.add_argument("--workers", type=int, default=1, metavar="N",
-                     help="server processes (default 1; about one per core: one process "
-                          "runs Python on one core at a time)")
-    srv.set_defaults(handler=api_serve)
 
 
 def _identity_commands(subs: argparse._SubParsersAction) -> None:
@@ -260,77 +190,37 @@ def _registration_commands(subs: argparse._SubParsersAction) -> None:
     """The registration as one document (issue 15)."""
     p = subs.add_parser("register", help="create or update an IT system from its "
                                          "registration document (YAML or JSON)")
-    _db(p)
+    db_option(p)
     p.add_argument("file", type=Path, metavar="FILE.yaml")
     p.set_defaults(handler=subscriber_register)
     p = subs.add_parser("show", help="an IT system as its registration document")
-    _db(p)
+    db_option(p)
     p.add_argument("uuid", metavar="UUID")
     p.add_argument("--format", choices=["yaml", "json"], default="yaml")
     p.set_defaults(handler=subscriber_show)
     p = subs.add_parser("check", help="is the IT system ready to be served? (mails its "
                                       "contact person when it is; exit 0 ready, 1 not)")
-    _db(p)
+    db_option(p)
     p.add_argument("uuid", metavar="UUID")
     p.set_defaults(handler=subscriber_check)
 
 
-def _engine(args: argparse.Namespace):
-    from cpr_abonnement.store.db import make_engine
-
-    return make_engine(args.db)
 
 
 def _service(args: argparse.Namespace):
-    from cpr_abonnement.subscriptions.service import CallTrail, SubscriptionService
+    from cpr_abonnement.subscriptions.outcomes import CallTrail
+    from cpr_abonnement.subscriptions.service import SubscriptionService
 
-    return SubscriptionService(_engine(args), caller=f"cli:{getpass.getuser()}",
+    return SubscriptionService(engine_of(args), caller=f"cli:{getpass.getuser()}",
                                trail=CallTrail("cli"))
 
 
-def db_upgrade(args: argparse.Namespace) -> int:
-    from cpr_abonnement.store.db import upgrade
-
-    print(f"filter database at revision {upgrade(_engine(args))}")
-    return 0
 
 
-def db_schema(args: argparse.Namespace) -> int:
-    from cpr_abonnement.store.db import schema_sql
-
-    print(schema_sql(args.dialect), end="")
-    return 0
 
 
-def db_backup(args: argparse.Namespace) -> int:
-    from cpr_abonnement.store.backup import backup
-    from cpr_abonnement.store.db import resolve_url
-
-    done = backup(resolve_url(args.db), args.out, keep=args.keep)
-    m = done.manifest
-    print(f"BACKED UP {m.database} at revision {m.alembic_revision} to {done.path} "
-          f"({m.size_bytes:,} bytes, {sum(m.rows.values()):,} rows, {m.seconds:.1f} s; "
-          f"sha256 {m.sha256})")
-    for path in done.pruned:
-        print(f"  pruned {path}")
-    return 0
 
 
-def db_restore(args: argparse.Namespace) -> int:
-    from cpr_abonnement.store.backup import restore
-
-    done = restore(args.file, args.db)
-    checked = ("size, SHA-256, revision and row counts match its manifest"
-               if done.checked_against_manifest else
-               "no manifest beside it: size, SHA-256 and row counts NOT checked")
-    print(f"RESTORED {done.file} into {done.database} at revision {done.revision}: "
-          f"{sum(done.rows.values()):,} rows in {len(done.rows)} tables, "
-          f"{done.seconds:.1f} s; {checked}")
-    if done.upgrade_needed:
-        print(f"cprsub: note: this release is at schema revision {done.head}: run "
-              f"`cprsub db upgrade --db URL` before the pipeline uses the database",
-              file=sys.stderr)
-    return 0
 
 
 def subscriber_add(args: argparse.Namespace) -> int:
@@ -475,7 +365,7 @@ def subscriber_set_active(args: argparse.Namespace) -> int:
 def subscriber_token(args: argparse.Namespace) -> int:
     from cpr_abonnement.identities.credentials import Role, issue
 
-    print(issue(_engine(args), role=Role.SUBSCRIBER, label=args.label,
+    print(issue(engine_of(args), role=Role.SUBSCRIBER, label=args.label,
                 subscriber_uuid=args.uuid, issued_by=f"cli:{getpass.getuser()}"))
     return 0
 
@@ -483,7 +373,7 @@ def subscriber_token(args: argparse.Namespace) -> int:
 def admin_token(args: argparse.Namespace) -> int:
     from cpr_abonnement.identities.credentials import Role, issue
 
-    print(issue(_engine(args), role=Role.ADMIN, label=args.label,
+    print(issue(engine_of(args), role=Role.ADMIN, label=args.label,
                 issued_by=f"cli:{getpass.getuser()}"))
     return 0
 
@@ -491,7 +381,7 @@ def admin_token(args: argparse.Namespace) -> int:
 def revoke_token(args: argparse.Namespace) -> int:
     from cpr_abonnement.identities.credentials import revoke
 
-    done = revoke(_engine(args), args.token_id)
+    done = revoke(engine_of(args), args.token_id)
     print("REVOKED" if done else "NOT_FOUND (unknown or already revoked)")
     return 0 if done else 1
 
@@ -561,7 +451,7 @@ def filters_get_all(args: argparse.Namespace) -> int:
 def filter_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.filter_step import filter_extract
 
-    result = filter_extract(args.extract, _engine(args), args.out, as_of=args.as_of,
+    result = filter_extract(args.extract, engine_of(args), args.out, as_of=args.as_of,
                             explain=args.explain)
     rec = result.extract
     state = "first processing" if rec.new else (
@@ -581,7 +471,7 @@ def filter_preview(args: argparse.Namespace) -> int:
     from cpr_abonnement.preview import preview
     from cpr_abonnement.settings import Settings
 
-    days = preview(_engine(args), Settings.from_env(), args.system, days=args.days,
+    days = preview(engine_of(args), Settings.from_env(), args.system, days=args.days,
                    as_of=dt.datetime.now(dt.UTC).replace(tzinfo=None))
     print(f"{args.system}: last {len(days)} processed extract(s) with the filters in force "
           "now (no files written)")
@@ -590,59 +480,5 @@ def filter_preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def health_cmd(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from cpr_abonnement.health import check
-
-    # Delivery time and closures: CPRSUB_DELIVERY_TIME, CPRSUB_EXTRA_CLOSURES, as the DAG.
-    try:
-        state = check(_engine(args), now=dt.datetime.now(dt.UTC),
-                      grace_hours=args.grace_hours)
-    except SQLAlchemyError as exc:  # a monitor must tell "down" from "cannot tell"
-        print(f"UNKNOWN: the filter database cannot be read ({type(exc).__name__})")
-        return 3 if args.exit_code else 2
-    if args.json:
-        print(json.dumps(state.to_dict(), indent=2))
-    else:
-        print(f"{'HEALTHY' if state.healthy else 'UNHEALTHY'}: delivery day "
-              f"{state.delivery_day}, {state.delivered}/{state.subscribers} subscriber(s) "
-              f"delivered" + "".join(f"\n  - {p}" for p in state.problems)
-              + "".join(f"\n  late pick-up: {p}" for p in state.late_pickups)
-              + "".join(f"\n  certificate: {c}" for c in state.expiring_certificates)
-              + "".join(f"\n  storage: {v}" for v in state.storage))
-    if not args.exit_code:
-        return 0 if state.healthy else 1
-    if not state.healthy:
-        return 2
-    return 1 if state.late_pickups or state.expiring_certificates else 0
 
 
-def api_serve(args: argparse.Namespace) -> int:
-    """Serve the app through its factory, configured by environment variables (those
-    the Airflow API server mount reads too), so that ``--workers`` processes each
-    build their own app, engine and pool from the same settings."""
-    import uvicorn
-
-    from cpr_abonnement.api.soap import ClientCertificates
-    from cpr_abonnement.api.tls import ServerTls, server_options
-    from cpr_abonnement.settings import export_api_settings
-
-    tls_args = (args.tls_cert, args.tls_key, args.client_ca)
-    if any(tls_args) and not all(tls_args):
-        print("cprsub: --tls-cert, --tls-key and --client-ca go together", file=sys.stderr)
-        return 2
-    if bool(args.client_cert_header) != bool(args.trusted_proxy):
-        print("cprsub: --client-cert-header and --trusted-proxy go together", file=sys.stderr)
-        return 2
-    if args.workers < 1:
-        print("cprsub: --workers must be at least 1", file=sys.stderr)
-        return 2
-    ClientCertificates.parse(args.client_cert_header, args.trusted_proxy)  # refuse bad ones
-    options = server_options(ServerTls(*tls_args) if all(tls_args) else None)
-    export_api_settings(db=args.db, client_cert_header=args.client_cert_header,
-                        trusted_proxies=args.trusted_proxy,
-                        client_ca=str(args.client_ca) if args.client_ca else None)
-    uvicorn.run("cpr_abonnement.api.app:create_app", factory=True, workers=args.workers,
-                host=args.host, port=args.port, **options)
-    return 0

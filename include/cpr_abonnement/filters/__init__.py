@@ -13,10 +13,14 @@ from cpr_abonnement.filters.change_code import CHANGE_CODE
 from cpr_abonnement.filters.municipality import MUNICIPALITY_CODE
 from cpr_abonnement.filters.no_filter import NO_FILTER
 from cpr_abonnement.filters.pnr import PNR
+from cpr_abonnement.store.models import Base
 from cpr_abonnement.subscriptions.rules import shown
 
 #: Every filter type, in the order GetAllFilters lists them.
 TYPES: tuple[FilterType, ...] = (PNR, AGE_RANGE, MUNICIPALITY_CODE, CHANGE_CODE, NO_FILTER)
+#: The whole filter database schema: the store's tables and each type's (registered on
+#: the store's ``Base`` by the imports above). What ``cprsub db schema`` prints.
+METADATA = Base.metadata
 
 
 def by_group(name: str) -> FilterType:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import UnknownSubscriber
 from cpr_abonnement.identities.memory import TimedMemory
+from cpr_abonnement.store.clock import utcnow
 from cpr_abonnement.store.models import AuditEntry, Credential, Subscriber
 
 PREFIX = "cprsub"
@@ -91,7 +92,6 @@ _verified: TimedMemory[Principal] = TimedMemory(lambda: VERIFIED_TOKEN_SECONDS,
 def issue(engine: Engine, *, role: Role, label: str, subscriber_uuid: str | None = None,
           issued_by: str = "cli", now: dt.datetime | None = None) -> str:
     """Create a credential and return the token (the only time it is visible)."""
-    from cpr_abonnement.subscriptions.service import utcnow
 
     now = now or utcnow()
     token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_hex(16)
@@ -145,7 +145,6 @@ def _verify(engine: Engine, token: str) -> Principal | None:
 
 
 def revoke(engine: Engine, token_id: str, *, now: dt.datetime | None = None) -> bool:
-    from cpr_abonnement.subscriptions.service import utcnow
 
     with Session(engine) as s, s.begin():
         cred = s.scalar(select(Credential).where(Credential.token_id == token_id,

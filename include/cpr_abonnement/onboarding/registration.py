@@ -59,6 +59,7 @@ from cpr_abonnement.masking import scrub
 from cpr_abonnement.onboarding import windows
 from cpr_abonnement.pickup.accounts import PICKUP, PUSH
 from cpr_abonnement.subscriptions import rules
+from cpr_abonnement.subscriptions.rules import validate_agreement, validate_uuid
 
 T = TypeVar("T")
 #: CVR check weights (the modulus-11 rule: the weighted digit sum is divisible by 11).
@@ -290,7 +291,6 @@ def parse_document(doc: Any, *, now=None) -> Document:
 
     ``now`` (naive UTC) judges certificate expiry; default the process clock.
     """
-    from cpr_abonnement.subscriptions.service import validate_agreement, validate_uuid
 
     top = _mapping(doc, "document", _TOP)
     uuid = _check("uuid", "uuid", lambda: validate_uuid(_text(top, "uuid", "uuid")))

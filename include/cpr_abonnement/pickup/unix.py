@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ReservedPickupAccount
 from cpr_abonnement.pickup import INBOX
-from cpr_abonnement.pickup.accounts import UNIX_ACCOUNT_MARK, validate_account_name
+from cpr_abonnement.pickup.accounts import PICKUP, UNIX_ACCOUNT_MARK, validate_account_name
+from cpr_abonnement.store.models import Subscriber
 
 #: Group of the processes that deliver into ``IN/`` (Airflow's image runs with group 0).
 DELIVERY_GID = 0
@@ -29,8 +30,6 @@ DELIVERY_GID = 0
 
 def active_accounts(engine: Engine) -> list[str]:
     """Login names of the active pick-up subscribers."""
-    from cpr_abonnement.pickup.accounts import PICKUP
-    from cpr_abonnement.store.models import Subscriber
 
     with Session(engine) as s:
         return sorted(n for n in s.scalars(select(Subscriber.pickup_account).where(

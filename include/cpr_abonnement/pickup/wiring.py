@@ -9,13 +9,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from cpr_abonnement.pickup.accounts import authorized_keys
 from cpr_abonnement.pickup.server import PickupServer
+from cpr_abonnement.records.ledger import record_pickup_event
 
 
 def serve_from_database(engine: Engine, root: str | Path, **options) -> PickupServer:
     """A (not yet started) :class:`PickupServer` whose accounts are the database's."""
-    from cpr_abonnement.pickup.accounts import authorized_keys
-    from cpr_abonnement.records.ledger import record_pickup_event
 
     def keys(account: str) -> list[str]:
         return authorized_keys(engine, account)

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ExtractConflict
+from cpr_abonnement.store.clock import lock_filters
 from cpr_abonnement.store.models import ExtractRun
-from cpr_abonnement.subscriptions.service import lock_filters
 
 
 @dataclass(frozen=True)

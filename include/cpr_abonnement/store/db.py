@@ -24,7 +24,7 @@ from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
@@ -208,16 +208,15 @@ SCHEMA_HEADER = """\
 """
 
 
-def schema_sql(dialect: str) -> str:
-    """The DDL of the models for ``postgresql`` or ``sqlite``, as committed under sql/."""
+def schema_sql(dialect: str, metadata: MetaData) -> str:
+    """The DDL of ``metadata`` (the whole schema: :data:`cpr_abonnement.filters.METADATA`)
+    for ``postgresql`` or ``sqlite``, as committed under sql/."""
     from sqlalchemy.dialects import postgresql, sqlite
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from cpr_abonnement.store.models import Base
-
     compiled = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}[dialect]
     parts = [SCHEMA_HEADER.format(dialect=dialect)]
-    for table in Base.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         parts.append(str(CreateTable(table).compile(dialect=compiled)).strip() + ";\n")
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             parts.append(str(CreateIndex(index).compile(dialect=compiled)).strip() + ";\n")

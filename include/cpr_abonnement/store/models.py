@@ -8,7 +8,8 @@ allows at most one *current* row per subscriber and value.
 
 Timestamps are naive UTC (``DateTime`` without zone) so SQLite and PostgreSQL compare
 them the same way. Each filter type's table is declared with the type
-(:mod:`cpr_abonnement.filters`).
+(:mod:`cpr_abonnement.filters`), on this module's ``Base``: the store knows no filter
+type, and the whole schema is :data:`cpr_abonnement.filters.METADATA`.
 """
 
 from __future__ import annotations
@@ -103,8 +104,7 @@ class FilterRow:
     """Columns every filter table has: its subscriber and its validity period.
 
     The filter tables themselves are declared with their types in
-    :mod:`cpr_abonnement.filters` (imported at the end of this module, so the metadata
-    always holds every table).
+    :mod:`cpr_abonnement.filters`, whose ``METADATA`` holds every table.
     """
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -372,7 +372,7 @@ class ExtractCheck(Base):
 
 class FilterLock(Base):
     """The filter lock, which every filter change and every snapshot registration takes
-    first (:func:`cpr_abonnement.subscriptions.service.lock_filters`).
+    first (:func:`cpr_abonnement.store.clock.lock_filters`).
 
     On SQLite, updating this row takes the database's write lock for the rest of the
     transaction; on PostgreSQL an advisory lock beside it is taken, shared by changes
@@ -388,6 +388,3 @@ class FilterLock(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
-
-# The filter types' tables join this metadata (their modules import Base from here).
-import cpr_abonnement.filters  # noqa: E402, F401

@@ -15,9 +15,15 @@ from __future__ import annotations
 
 import posixpath
 import re
+import uuid as uuidlib
 
 from cpr_abonnement import pnr as pnr_rules
-from cpr_abonnement.errors import FilterInputError, InvalidRemoteDir
+from cpr_abonnement.errors import (
+    FilterInputError,
+    InvalidRemoteDir,
+    InvalidServiceAgreement,
+    InvalidSubscriber,
+)
 
 #: C0 controls (NUL included), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -78,3 +84,16 @@ segment; it must stay inside the subscriber's folder
         raise InvalidRemoteDir(f"remote dir {shown(text)} has a '..' segment; it must stay "
                                "inside the subscriber's folder")
     return "/" + normal.lstrip("/") if normal.startswith("/") else normal
+
+
+def validate_uuid(value: str, *, what: str = "UserSystemUUID",
+                  error: type[FilterInputError] = InvalidSubscriber) -> str:
+    try:
+        return str(uuidlib.UUID(str(value)))
+    except ValueError:
+        raise error(f"{what} {shown(value)} is not a UUID") from None
+
+
+def validate_agreement(value: str) -> str:
+    """A ServiceAgreementUUID, normalised (lowercase, hyphenated)."""
+    return validate_uuid(value, what="ServiceAgreementUUID", error=InvalidServiceAgreement)
