@@ -65,7 +65,10 @@ def filter_outputs(extract: str, out: Path) -> dict:
         from cpr_abonnement.filter_step import filter_extract
     except ImportError:  # before the filter step's rename
         from cpr_abonnement.process import filter_extract
-    from cpr_abonnement.store.db import make_engine, upgrade
+    try:
+        from cpr_abonnement.store.db import make_engine, upgrade
+    except ImportError:  # before the filter database's room was store/
+        from cpr_abonnement.subscriptions.db import make_engine, upgrade
 
     out.mkdir(parents=True, exist_ok=False)
     engine = make_engine(f"sqlite:///{out / 'filters.db'}")

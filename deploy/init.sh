@@ -1,6 +1,6 @@
 #!/bin/bash
 # What `airflow-init` does before the other services start (docker-compose.yml), as root,
-# on every `docker compose up`; idempotent. tests/deploy/test_celery_cluster.py runs this
+# on every `docker compose up`; idempotent. tests/system/test_celery_cluster.py runs this
 # same script natively (the paths below pointed at a temporary layout), then runs Airflow
 # as the services do: uid AIRFLOW_UID, group 0.
 set -euo pipefail

@@ -1,9 +1,13 @@
-"""Shared fixtures: an Airflow home, databases on SQLite and on a real PostgreSQL server."""
+"""Shared fixtures: an Airflow home, databases on SQLite and on a real PostgreSQL server,
+``cprsub`` against a test database, and a deployment of the daily DAG (folders, filter
+database, SFTP and SMTP servers)."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -30,8 +34,13 @@ os.environ.update({
 import pytest
 from sqlalchemy import create_engine, text
 
+from cpr_abonnement.cli import main
+from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from cpr_abonnement.store.db import make_engine, upgrade
+from cpr_abonnement.subscriptions.service import SubscriptionService
+from support.deployment import SUBSCRIBERS, Deployment
 from support.servers import postgres_server
+from support.smtp import smtp_server
 
 _db_names = itertools.count()
 
@@ -134,3 +143,63 @@ def settings(tmp_path, monkeypatch):
     monkeypatch.setenv("CPRSUB_SETTLE_SECONDS", "0")
     return Settings.from_env()
 
+
+@pytest.fixture
+def cli(db_url, capsys):
+    """``cprsub`` in this process against the test database (upgraded first): each call
+    gives (exit code, stdout, stderr)."""
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([*args[:2], "--db", db_url, *args[2:]])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    assert run("db", "upgrade")[0] == 0
+    return run
+
+
+@pytest.fixture
+def filter_db_url(tmp_path) -> str:
+    """The deployment's filter database: the embedded SQLite file. A test module that
+    runs the DAG on PostgreSQL overrides this fixture."""
+    return f"sqlite:///{tmp_path / 'filters.db'}"
+
+
+@pytest.fixture
+def deployment(airflow_db, tmp_path, monkeypatch, filter_db_url):
+    root = tmp_path
+    dirs = {n: root / n for n in ("inbound", "staging", "quarantine", "sftp")}
+    for d in dirs.values():
+        d.mkdir()
+    db_url = filter_db_url
+    engine = make_engine(db_url)
+    upgrade(engine)
+    svc = SubscriptionService(engine, caller="test",
+                              clock=lambda: dt.datetime(2026, 1, 1))
+    for uuid, (name, conn, flt) in SUBSCRIBERS.items():
+        svc.add_subscriber(uuid, name, sftp_conn_id=conn, remote_dir=f"/{uuid}")
+        if flt and flt[0] == "kom":
+            svc.add_municipality(uuid, flt[1])
+        elif flt:
+            svc.add_change_code(uuid, flt[1])
+    with EmbeddedSftpServer(dirs["sftp"], {"cpr": "delivery-secret"}) as sftp, \
+            smtp_server() as (inbox, smtp_port):
+        for _, conn, _ in SUBSCRIBERS.values():
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn.upper()}", sftp.airflow_connection("cpr"))
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+            "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10,
+                      "retry_limit": 0, "from_email": "airflow@cpr-abonnement.example"}}))
+        for key, value in {
+            "CPRSUB_INBOUND": f"file://{dirs['inbound']}",
+            "CPRSUB_STAGING": f"file://{dirs['staging']}",
+            "CPRSUB_QUARANTINE": f"file://{dirs['quarantine']}",
+            "CPRSUB_DB_URL": db_url,
+            "CPRSUB_ALERT_EMAIL": "data-engineers@cpr-abonnement.example",
+            "CPRSUB_DELIVERY_RETRIES": "1",
+            "CPRSUB_RETRY_DELAY_SECONDS": "0.2",
+            "CPRSUB_POKE_SECONDS": "1",
+            "CPRSUB_SETTLE_SECONDS": "0",  # files are written before the run
+            "CPRSUB_EXTRACT_DEADLINE_HOURS": "0",
+        }.items():
+            monkeypatch.setenv(key, value)
+        yield Deployment(root, dirs["inbound"], dirs["staging"], dirs["quarantine"],
+                         dirs["sftp"], engine, inbox, sftp)

@@ -287,3 +287,26 @@ def test_the_store_imports_no_other_room():
                                                                   "cpr_abonnement.masking")))
                 for m, targets in graph.items() if m.startswith("cpr_abonnement.store")}
     assert {m: t for m, t in reaching.items() if t} == {}
+
+
+def mode_module_importers(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Modules outside ``delivery/`` importing a delivery mode's own module (one that
+    defines a ``SPEC``), which they must reach through the registry instead."""
+    mode_modules = {module_name(p) for p in (PACKAGE / "delivery").glob("*.py")
+                    if re.search(r"^SPEC = ModeSpec\(", p.read_text(), re.MULTILINE)}
+    assert mode_modules, "no delivery mode found: the check would pass vacuously"
+    return {m: sorted(t & mode_modules) for m, t in graph.items()
+            if not m.startswith("cpr_abonnement.delivery") and t & mode_modules}
+
+
+def test_no_room_imports_a_delivery_mode_but_through_the_registry():
+    """A new mode is one module registered in delivery/modes.py: nothing else may depend
+    on a mode's module, or adding one would mean editing its importers."""
+    assert mode_module_importers(import_graph()) == {}
+
+
+def test_the_mode_check_finds_a_direct_import():
+    graph = {"cpr_abonnement.tasks.x": {"cpr_abonnement.delivery.sftp_push"},
+             "cpr_abonnement.delivery.modes": {"cpr_abonnement.delivery.pickup"}}
+    assert mode_module_importers(graph) == {
+        "cpr_abonnement.tasks.x": ["cpr_abonnement.delivery.sftp_push"]}

@@ -29,8 +29,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import storage
+from cpr_abonnement.delivery import modes
 from cpr_abonnement.identities import expiry
-from cpr_abonnement.pickup.accounts import PICKUP
 from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
@@ -142,7 +142,7 @@ def late_pickups(engine: Engine, day: dt.date, settings: Settings) -> list[LateP
                func.min(ExtractRun.production_date), func.count(Delivery.id))
         .join(Delivery, Delivery.subscriber_uuid == Subscriber.uuid)
         .join(ExtractRun, ExtractRun.id == Delivery.extract_run_id)
-        .where(Subscriber.active.is_(True), Subscriber.delivery_mode == PICKUP,
+        .where(Subscriber.active.is_(True), Subscriber.delivery_mode.in_(modes.with_accounts()),
                Delivery.outcome.in_(DELIVERED_OUTCOMES), Delivery.picked_up_at.is_(None),
                Delivery.removed_at.is_(None), ExtractRun.production_date <= day)
         .group_by(Subscriber.uuid, Subscriber.name, Subscriber.pickup_account)

@@ -3,7 +3,7 @@ dashboard queries only metrics that statsd-exporter's mapping makes out of names
 really sent, and compose wires Airflow, statsd-exporter and Prometheus together.
 
 "Really sent": ours and some of Airflow's as the daily run's dag.test sent them to a real
-StatsD receiver (``support.metrics``, kept true by tests/pipeline/test_metrics.py), the
+StatsD receiver (``support.metrics``, kept true by tests/system/test_metrics.py), the
 rest of Airflow's from Airflow's own metrics registry (metrics_template.yaml, from which
 its metrics documentation is generated), so a name Airflow renames on an upgrade fails
 here. The mapping is read with statsd-exporter's glob rules: ``*`` is one dotted

@@ -14,11 +14,8 @@ from sqlalchemy import update
 
 from cpr_abonnement.cli import main
 from cpr_abonnement.errors import ReservedPickupAccount
-from cpr_abonnement.pickup.accounts import (
-    UNIX_ACCOUNT_MARK,
-    authorized_keys,
-    validate_account_name,
-)
+from cpr_abonnement.pickup.accounts import authorized_keys
+from cpr_abonnement.pickup.names import UNIX_ACCOUNT_MARK, validate_account_name
 from cpr_abonnement.pickup.unix import ensure_account
 from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.store.models import Subscriber

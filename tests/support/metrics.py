@@ -1,4 +1,4 @@
-"""The metric names the daily run sends over StatsD, as tests/pipeline/test_metrics.py
+"""The metric names the daily run sends over StatsD, as tests/system/test_metrics.py
 receives them from a real run; tests/deploy/test_metrics_deploy.py holds the
 statsd-exporter mapping and the Grafana dashboard to them."""
 
@@ -17,7 +17,7 @@ EMITTED_BY_THE_DAILY_RUN = frozenset(PREFIX + n for n in (
     metrics.LATE_PICKUPS))
 
 #: Airflow's own, that dag.test makes Airflow send for the daily run in
-#: tests/pipeline/test_metrics.py (one delivery fails, so the report and the run do),
+#: tests/system/test_metrics.py (one delivery fails, so the report and the run do),
 #: with their StatsD types.
 AIRFLOW_EMITTED = {
     "airflow.ti.finish.cpr_abonnement_daily.deliver.success": "counter",

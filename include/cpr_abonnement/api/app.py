@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -124,6 +124,11 @@ class BulkOut(BaseModel):
     results: list[str]
 
 
+#: Checked by the service against the registered modes
+#: (:mod:`cpr_abonnement.delivery.modes`), so a mode added there is accepted here too.
+_MODES_HELP = "a registered delivery mode: push (default) or pickup"
+
+
 class SubscriberIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     uuid: UUID = Field(examples=[EXAMPLE_UUID])
@@ -134,7 +139,7 @@ class SubscriberIn(BaseModel):
     serviceAgreements: list[UUID] = Field(
         default=[], max_length=100, examples=[["11111111-2222-4333-8444-555555555555"]],
         description="ServiceAgreementUUIDs of the IT system (SF6002 over mutual TLS)")
-    deliveryMode: Literal["push", "pickup"] = "push"
+    deliveryMode: str = Field(default="push", max_length=32, description=_MODES_HELP)
     pickupAccount: str | None = Field(default=None, max_length=64,
                                       description="pick-up login (default: the UUID)")
     sshKeys: list[Annotated[str, Field(max_length=8192)]] = Field(
@@ -149,7 +154,7 @@ class SshKeyIn(BaseModel):
 
 class DeliveryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    deliveryMode: Literal["push", "pickup"]
+    deliveryMode: str = Field(max_length=32, description=_MODES_HELP)
     pickupAccount: str | None = Field(default=None, max_length=64)
     sftpConnId: str | None = None
     remoteDir: str | None = None
@@ -321,41 +326,44 @@ def _describe(ftype: FilterType, operation: str) -> str:
     return text + (f"\n\n{args}" if args else "")
 
 
-def _single_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -> None:
+def _single_route(router: APIRouter, ftype: FilterType, operation: str,
+                  method: Callable[..., Any]) -> None:
     body = _call_model(ftype)
 
     async def handler(call: body, who: Caller, request: Request) -> ResultOut:
         return await _acting(request, who, call, lambda svc, system: _outcome(
             method(svc, system, ftype, *(getattr(call, a.api) for a in ftype.arguments))))
-    ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
+    router.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
                       summary=_summary(ftype, operation),
                       description=_describe(ftype, operation))
 
 
-def _bulk_route(ftype: FilterType, operation: str, method: Callable[..., Any]) -> None:
+def _bulk_route(router: APIRouter, ftype: FilterType, operation: str,
+                method: Callable[..., Any]) -> None:
     body = _bulk_model(ftype)
     field = ftype.arguments[0].api + "s"
 
     async def handler(call: body, who: Caller, request: Request) -> BulkOut:
         return await _acting(request, who, call, lambda svc, system: _bulk_out(
             method(svc, system, ftype, getattr(call, field))))
-    ops.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
+    router.add_api_route(f"/{operation}", handler, methods=["POST"], name=operation,
                       summary=_summary(ftype, operation),
                       description=_describe(ftype, operation))
 
 
-def _filter_routes(ftype: FilterType) -> None:
+def filter_routes() -> APIRouter:
     """``Add<group>Subscription`` and ``Remove<group>Subscription`` (and the plural pair
-    for a bulk type) on :data:`ops`, named as the SF6002 operations."""
-    _single_route(ftype, ftype.add_operation, SubscriptionService.add)
-    _single_route(ftype, ftype.remove_operation, SubscriptionService.remove)
-    if ftype.bulk:
-        _bulk_route(ftype, ftype.add_operation + "s", SubscriptionService.add_many)
-        _bulk_route(ftype, ftype.remove_operation + "s", SubscriptionService.remove_many)
-
-
-for _type in filters.TYPES:
-    _filter_routes(_type)
+    for a bulk type) of every filter type registered when the app is built, named as
+    the SF6002 operations."""
+    router = APIRouter(prefix="/v1", tags=["subscription operations"])
+    for ftype in filters.TYPES:
+        _single_route(router, ftype, ftype.add_operation, SubscriptionService.add)
+        _single_route(router, ftype, ftype.remove_operation, SubscriptionService.remove)
+        if ftype.bulk:
+            _bulk_route(router, ftype, ftype.add_operation + "s", SubscriptionService.add_many)
+            _bulk_route(router, ftype, ftype.remove_operation + "s",
+                        SubscriptionService.remove_many)
+    return router
 
 
 @ops.post("/RemoveAll", name="RemoveAll", summary="Remove all filters of one group")
@@ -549,6 +557,7 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     # Routes are matched in order: the operations IT systems call (SF6002's three
     # routes, then REST's) before the administration.
     app.include_router(soap.router)
+    app.include_router(filter_routes())
     app.include_router(ops)
     app.include_router(adm)
     app.add_exception_handler(FilterInputError, _bad_input)

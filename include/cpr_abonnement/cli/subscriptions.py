@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cpr_abonnement import filters
 from cpr_abonnement.cli.common import db_option, engine_of
+from cpr_abonnement.delivery import modes
 from cpr_abonnement.filters.base import FilterType
 
 
@@ -71,9 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--remote-dir", default=".", help="directory on that SFTP server")
     add.add_argument("--service-agreement", action="append", default=[], metavar="UUID",
                      help="a ServiceAgreementUUID of the system (repeatable)")
-    add.add_argument("--delivery", choices=["push", "pickup"], default="push",
-                     help="push to the system's SFTP server (default) or let it pick up "
-                          "from ours")
+    add.add_argument("--delivery", choices=modes.names(), default=modes.DEFAULT,
+                     help=_modes_help())
     add.add_argument("--pickup-user", metavar="ACCOUNT",
                      help="pick-up login and folder name (default: the UUID)")
     add.add_argument("--ssh-key", action="append", default=[], type=Path, metavar="FILE.pub",
@@ -172,7 +172,7 @@ def _delivery_commands(subs: argparse._SubParsersAction) -> None:
     """Delivery mode and the pick-up account's SSH keys."""
     p = _subscriber_command(subs, "set-delivery", "switch an IT system between push and "
                             "pick-up", subscriber_set_delivery)
-    p.add_argument("--delivery", required=True, choices=["push", "pickup"])
+    p.add_argument("--delivery", required=True, choices=modes.names(), help=_modes_help())
     p.add_argument("--pickup-user", metavar="ACCOUNT",
                    help="pick-up login (default: the one it had, else the UUID)")
     p.add_argument("--sftp-conn-id", help="push: Airflow connection id of its SFTP server")
@@ -286,10 +286,18 @@ def subscriber_check(args: argparse.Namespace) -> int:
     return 0 if mailed else 1
 
 
+def _modes_help() -> str:
+    return "; ".join(f"{spec.name}: {spec.help}" for spec in map(modes.get, modes.names())) \
+        + f" (default {modes.DEFAULT})"
+
+
 def _delivery_line(s) -> str:
-    if s.delivery_mode == "pickup":
-        return f"pickup account={s.pickup_account}"
-    return f"push conn={s.sftp_conn_id or '-'} dir={s.remote_dir}"
+    spec = modes.find(s.delivery_mode)
+    if spec is not None and spec.has_account:
+        return f"{spec.name} account={s.pickup_account}"
+    if spec is not None and not spec.needs_connection:
+        return f"{spec.name} dir={s.remote_dir}"
+    return f"{s.delivery_mode} conn={s.sftp_conn_id or '-'} dir={s.remote_dir}"
 
 
 def subscriber_list(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import filters
+from cpr_abonnement.delivery import modes
 from cpr_abonnement.health import pickup_cutoff
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.pnr import scrub
@@ -38,7 +39,6 @@ from cpr_abonnement.store.models import (
 PAGE_DAYS = 30
 #: How many characters of a SHA-256 the matrix shows (enough to compare by eye).
 SHA_PREFIX = 12
-PUSH, PICKUP = "push", "pick-up"
 
 #: Where each (delivery day, subscriber name) delivery's task log is, for the days
 #: asked; supplied by the Airflow side (:mod:`cpr_abonnement.tasks.console`).
@@ -130,8 +130,6 @@ def page_days(settings: Settings, today: dt.date, page: int, size: int = PAGE_DA
     return days
 
 
-def _mode(target: str) -> str:
-    return PICKUP if target.startswith("pickup://") else PUSH
 
 
 def delivery_matrix(engine: Engine, settings: Settings, *, today: dt.date, page: int = 0,
@@ -153,7 +151,7 @@ def delivery_matrix(engine: Engine, settings: Settings, *, today: dt.date, page:
     for row, day in ledger:
         cells.setdefault(row.subscriber_uuid, {})[day] = _cell(
             row, day, cutoff, where.get((day, names.get(row.subscriber_uuid, ""))))
-    rows = [MatrixRow(sub.uuid, sub.name, PICKUP if sub.delivery_mode == "pickup" else PUSH,
+    rows = [MatrixRow(sub.uuid, sub.name, modes.label(sub.delivery_mode),
                       sub.active, cells.get(sub.uuid, {}))
             for sub in subs
             if sub.uuid in cells or (sub.active and sub.created_at.date() <= days[0])]
@@ -168,10 +166,11 @@ def delivery_matrix(engine: Engine, settings: Settings, *, today: dt.date, page:
 
 
 def _cell(row: Delivery, day: dt.date, cutoff: dt.date, link: str | None) -> Cell:
-    mode = _mode(row.target)
+    spec = modes.of_target(row.target)
+    mode = spec.label if spec else row.target.partition("://")[0]
     picked = None
     late = False
-    if mode == PICKUP:
+    if spec is not None and spec.has_account:
         picked = row.picked_up_at is not None or row.removed_by == "subscriber"
         late = (row.outcome in DELIVERED_OUTCOMES and row.picked_up_at is None
                 and row.removed_at is None and day <= cutoff)
@@ -353,7 +352,7 @@ def subscribers(engine: Engine, *, history: int = 20, now: dt.datetime | None = 
             day, outcome = last.get(sub.uuid, (None, None))
             rows.append(SubscriberRow(
                 sub.uuid, sub.name, sub.serves,
-                PICKUP if sub.delivery_mode == "pickup" else PUSH, sub.active,
+                modes.label(sub.delivery_mode), sub.active,
                 _target(sub), {label: c.get(sub.id, 0) for label, c in counts.items()},
                 keys.get(sub.id, []), certs.get(sub.id, []),
                 f"{day} {outcome}" if day else None,
@@ -371,6 +370,9 @@ def _current(s: Session, model: Any, shown: Callable[[Any], str]) -> dict[int, l
 
 
 def _target(sub: Subscriber) -> str:
-    if sub.delivery_mode == "pickup":
+    spec = modes.find(sub.delivery_mode)
+    if spec is not None and spec.has_account:
         return f"pick-up account {sub.pickup_account or sub.uuid}"
+    if spec is not None and not spec.needs_connection:
+        return f"{spec.label}: folder {sub.remote_dir}"
     return f"SFTP connection {sub.sftp_conn_id or '(none)'}, folder {sub.remote_dir}"

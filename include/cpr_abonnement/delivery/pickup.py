@@ -38,8 +38,8 @@ import shutil
 import time
 from pathlib import Path
 
-from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome
-from cpr_abonnement.delivery.sftp_push import (
+from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome, ModeSpec
+from cpr_abonnement.delivery.files import (
     STALE_TEMPORARY_SECONDS,
     Fingerprint,
     is_temporary_of,
@@ -48,7 +48,7 @@ from cpr_abonnement.delivery.sftp_push import (
     temporary_name,
 )
 from cpr_abonnement.errors import DeliveryConflict, DeliveryError, InvalidPickupAccount
-from cpr_abonnement.pickup.accounts import validate_account_name
+from cpr_abonnement.pickup.names import validate_account_name
 from cpr_abonnement.pickup.strays import is_account_created
 from cpr_abonnement.settings import Settings
 
@@ -202,3 +202,11 @@ class PickupDelivery(DeliveryMode):
 
         record_pickup_event(engine, account=target.directory, file_name=file_name,
                             event="available", at=dt.datetime.now(dt.UTC))
+
+
+SPEC = ModeSpec(
+    name=PickupDelivery.name, label="pick-up", scheme="pickup", target_kind="account",
+    help="the IT system fetches its files from IN/ on our pick-up SFTP server (its "
+         "account and SSH keys)",
+    document_keys=("account", "ssh_keys"), reaches_subscriber=False,
+    implementation=f"{__name__}:PickupDelivery")

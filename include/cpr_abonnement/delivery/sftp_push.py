@@ -33,20 +33,23 @@ metadata never sees a data file that is still arriving.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import posixpath
-import re
-import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from paramiko import SSHException
-
-from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome
+from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome, ModeSpec
+from cpr_abonnement.delivery.files import (
+    STALE_TEMPORARY_SECONDS,
+    Fingerprint,
+    digest_of,
+    ensure_dir,
+    is_temporary_of,
+    remote_exists,
+    remove_leftover,
+    sha256_file,
+    temporary_name,
+)
 from cpr_abonnement.errors import DeliveryConflict, DeliveryError, DeliveryRefused
 
 if TYPE_CHECKING:
@@ -54,80 +57,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PART_PREFIX = "."
-PART_SUFFIX = ".part"
-#: Another attempt's temporary file untouched this long (server clock) is abandoned.
-STALE_TEMPORARY_SECONDS = 3600
-_TOKEN_BYTES = 8
-_CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """A file's SHA-256 and size: what "the same file" means to every delivery mode."""
-
-    sha256: str
-    nbytes: int
-
-    def __str__(self) -> str:
-        return f"SHA-256 {self.sha256[:12]}…, {self.nbytes} bytes"
-
-
-def _digest(fh) -> tuple[str, int]:
-    """SHA-256 and size of an open binary file, read in chunks."""
-    h, n = hashlib.sha256(), 0
-    while chunk := fh.read(_CHUNK):
-        h.update(chunk)
-        n += len(chunk)
-    return h.hexdigest(), n
-
-
-def sha256_file(path: str | Path) -> tuple[str, int]:
-    with open(path, "rb") as fh:
-        return _digest(fh)
-
-
 def _remote_sha256(sftp: SFTPClient, path: str) -> tuple[str, int]:
     with sftp.open(path, "rb") as fh:
         fh.prefetch()
-        return _digest(fh)
-
-
-def _exists(sftp: SFTPClient, path: str) -> bool:
-    try:
-        sftp.stat(path)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def ensure_dir(sftp: SFTPClient, directory: str) -> None:
-    """Create ``directory`` and its parents where missing; an attempt running at the
-    same time may create them first."""
-    if directory in ("", ".", "/"):
-        return
-    try:
-        sftp.stat(directory)
-    except FileNotFoundError:
-        ensure_dir(sftp, posixpath.dirname(directory.rstrip("/")))
-        try:
-            sftp.mkdir(directory)
-        except OSError:
-            if not _exists(sftp, directory):
-                raise
-
-
-def temporary_name(name: str) -> str:
-    """A hidden name for this attempt's upload of ``name``, unique per attempt."""
-    return f"{PART_PREFIX}{name}.{secrets.token_hex(_TOKEN_BYTES)}{PART_SUFFIX}"
-
-
-def is_temporary_of(entry: str, name: str) -> bool:
-    """Whether ``entry`` is a temporary file of ``name`` (of any attempt, including the
-    fixed ``.<name>.part`` of earlier versions), and not one of ``<name>.metadata``."""
-    token = rf"(\.[0-9a-f]{{{2 * _TOKEN_BYTES}}})?"
-    return re.fullmatch(rf"{re.escape(PART_PREFIX + name)}{token}{re.escape(PART_SUFFIX)}",
-                        entry) is not None
+        return digest_of(fh)
 
 
 def remove_temporaries(sftp: SFTPClient, remote_dir: str, name: str, *,
@@ -144,22 +77,10 @@ def remove_temporaries(sftp: SFTPClient, remote_dir: str, name: str, *,
         remove_leftover(path, sftp.remove)
 
 
-def remove_leftover(path: str | PathLike, remove: Callable[[Any], object]) -> None:
-    """Remove another attempt's temporary file, best effort: one removed first by that
-    attempt is fine, one we may not remove is logged and left (it never fails a
-    delivery)."""
-    try:
-        remove(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        log.warning("could not remove the temporary file %s: %s", path, exc)
-        return
-    log.info("removed the temporary file %s of another delivery attempt", path)
-
-
 def _discard(sftp: SFTPClient, path: str) -> None:
     """Remove this attempt's temporary file after a failure, never masking the failure."""
+    from paramiko import SSHException  # as in deliver(): the registry imports this module
+
     try:
         sftp.remove(path)
     except FileNotFoundError:
@@ -207,7 +128,7 @@ def _rename_into_place(sftp: SFTPClient, part: str, final: str, *, subscriber: s
     try:
         sftp.rename(part, final)
     except OSError as exc:
-        if _exists(sftp, final):
+        if remote_exists(sftp, final):
             return False
         raise DeliveryError(f"could not rename {part} into place: {exc}",
                             subscriber=subscriber,
@@ -221,7 +142,7 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
     name = local.name
     final = posixpath.join(remote_dir, name)
     ours = Fingerprint(*sha256_file(local))
-    if _exists(sftp, final):
+    if remote_exists(sftp, final):
         return _settle_existing(sftp, remote_dir, name, ours, subscriber=subscriber)
     part = posixpath.join(remote_dir, temporary_name(name))
     try:
@@ -233,7 +154,7 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
         raise
     if not placed:
         _discard(sftp, part)
-        if not _exists(sftp, final):
+        if not remote_exists(sftp, final):
             raise DeliveryError(f"the temporary file {part} was removed during the upload "
                                 "(by another attempt's clean-up?); nothing was renamed into "
                                 "place, retry", subscriber=subscriber, file_name=name)
@@ -287,3 +208,11 @@ class SftpPush(DeliveryMode):
     def deliver(self, files: list[Path], target: DeliveryTarget, *, subscriber: str
                 ) -> list[FileOutcome]:
         return deliver(target.conn_id, target.directory, files, subscriber=subscriber)
+
+
+SPEC = ModeSpec(
+    name=SftpPush.name, label="push", scheme="sftp", target_kind="connection",
+    help="we upload to the IT system's own SFTP server (an Airflow connection and a folder)",
+    document_keys=("connection", "host", "port", "folder", "host_key", "login",
+                   "password_env"),
+    reaches_subscriber=True, implementation=f"{__name__}:SftpPush")

@@ -46,7 +46,7 @@ class SftpFolder(InboundLocation):
         may not), move it into ``<dir>/processed/``, out of the listing, and say so."""
         import logging
 
-        from cpr_abonnement.delivery.sftp_push import ensure_dir
+        from cpr_abonnement.delivery.files import ensure_dir
 
         with self._hook().get_managed_conn() as sftp:
             try:
@@ -62,7 +62,7 @@ class SftpFolder(InboundLocation):
     def quarantine(self, name: str, local: Path) -> None:
         """Copy it to ``local``, then move it into ``<dir>/quarantine/`` on the server
         under the same name (CPR's upload account may not delete)."""
-        from cpr_abonnement.delivery.sftp_push import ensure_dir
+        from cpr_abonnement.delivery.files import ensure_dir
 
         with self._hook().get_managed_conn() as sftp:
             source = self._path(name)

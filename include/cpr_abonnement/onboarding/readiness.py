@@ -26,6 +26,8 @@ import posixpath
 import secrets
 from dataclasses import dataclass
 
+from cpr_abonnement.delivery import modes
+
 CERTIFICATE_MARGIN_DAYS = 30
 PROBE_PREFIX = ".cprsub-readiness-"
 
@@ -135,17 +137,25 @@ def send_mail(smtp_conn_id: str, to: str, subject: str, body: str) -> None:
         hook.send_email_smtp(to=to, subject=subject, html_content=body)
 
 
+def delivery_check(info) -> Check:
+    """Whether files can reach ``info`` by its mode: a pick-up account with a key, a
+    push server that answers, or a folder to drop them in."""
+    spec = modes.get(info.delivery_mode)
+    if spec.has_account:
+        return pickup_check(len(info.ssh_keys), info.pickup_account)
+    if spec.needs_connection:
+        if not info.sftp_conn_id:
+            return Check("delivery", False, "no SFTP connection: register delivery")
+        return probe_push(info.sftp_conn_id, info.remote_dir)
+    return Check("delivery", True, f"{spec.label}: {info.remote_dir}")
+
+
 def check_subscriber(svc, uuid: str, *, smtp_conn_id: str, now: dt.datetime
                      ) -> tuple[list[Check], bool]:
     """Run every check for ``uuid``; when all pass, mail the contact person (the
     registration's) and audit it. Returns the checks and whether the mail went."""
     info = svc.subscriber(uuid)
-    if info.delivery_mode == "pickup":
-        delivery = pickup_check(len(info.ssh_keys), info.pickup_account)
-    elif info.sftp_conn_id:
-        delivery = probe_push(info.sftp_conn_id, info.remote_dir)
-    else:
-        delivery = Check("delivery", False, "no SFTP connection: register delivery")
+    delivery = delivery_check(info)
     checks = [delivery, certificate_check([c.not_after for c in info.certificates], now),
               agreement_check(info.service_agreements), filter_check(svc.count_filters(uuid))]
     contact = svc.registration_document(uuid).get("contact") or {}

@@ -47,6 +47,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from cpr_abonnement import reference
+from cpr_abonnement.delivery import modes
 from cpr_abonnement.errors import FilterInputError, InvalidRegistration
 from cpr_abonnement.identities.certificates import (
     CertificateInfo,
@@ -57,7 +58,7 @@ from cpr_abonnement.identities.certificates import (
 from cpr_abonnement.identities.ssh_keys import SshKeyInfo, parse_public_key
 from cpr_abonnement.masking import scrub
 from cpr_abonnement.onboarding import windows
-from cpr_abonnement.pickup.accounts import PICKUP, PUSH
+from cpr_abonnement.pickup.names import validate_account_name
 from cpr_abonnement.subscriptions import rules
 from cpr_abonnement.subscriptions.rules import validate_agreement, validate_uuid
 
@@ -73,8 +74,6 @@ _PASSWORD_ENV = re.compile(re.escape(PASSWORD_ENV_PREFIX) + r"[A-Za-z0-9_]+")
 _HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 _TOP = ("uuid", "name", "municipality", "supplier", "service_agreements", "contact",
         "delivery", "certificates", "service_windows")
-_PUSH = ("mode", "connection", "host", "port", "folder", "host_key", "login", "password_env")
-_PICKUP = ("mode", "account", "ssh_keys")
 #: Service windows one system may register. Every push delivery checks them and follows
 #: chains of them; a real SFTP server has a handful, and the count is checked before
 #: any is parsed, so a document of 200,000 costs nothing.
@@ -117,11 +116,22 @@ class Document:
     certificates: tuple[CertificateInfo, ...] = ()
     certificate_refs: tuple[str, ...] = ()
     service_windows: tuple[str, ...] = field(default=())
+    #: A mode whose target is a folder only: that folder.
+    folder: str | None = None
 
     @property
     def serves(self) -> str:
         """The municipality as the subscriber list shows it (``0851 Aalborg``)."""
         return f"{self.municipality} {reference.municipalities()[self.municipality].name}"
+
+    def target_columns(self) -> dict[str, Any]:
+        """The subscriber row's target fields this registration sets: its mode's."""
+        spec = modes.get(self.mode)
+        if spec.has_account:
+            return {"pickup_account": self.pickup_account}
+        if spec.needs_connection and self.push is not None:
+            return {"sftp_conn_id": self.push.connection, "remote_dir": self.push.folder}
+        return {"remote_dir": self.folder or "."}
 
     def profile(self) -> dict[str, Any]:
         """What the subscriber row keeps beyond its own columns (no secrets): stored as
@@ -248,9 +258,7 @@ def _push(doc: Mapping[str, Any]) -> PushTarget:
     if not _HOST.fullmatch(host):
         raise InvalidRegistration(f"{host!r} is not a host name or address",
                                   field="delivery.host", rule="host")
-    folder = _check("delivery.folder", "remote dir",
-                    lambda: rules.remote_dir(_text(doc, "folder", "delivery.folder",
-                                                   limit=500, required=False) or "."))
+    folder = _folder(doc)
     login = _text(doc, "login", "delivery.login", limit=100, required=False)
     password_env = _text(doc, "password_env", "delivery.password_env", required=False)
     if bool(login) != bool(password_env):
@@ -266,6 +274,38 @@ def _push(doc: Mapping[str, Any]) -> PushTarget:
     return PushTarget(conn, host, _port(doc.get("port")), folder,
                       _host_key(_text(doc, "host_key", "delivery.host_key", limit=8192)),
                       login, password_env)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The ``delivery`` section as read for its mode."""
+
+    push: PushTarget | None = None
+    account: str | None = None
+    keys: tuple[SshKeyInfo, ...] = ()
+    folder: str | None = None
+
+
+def _delivery(spec: modes.ModeSpec, section: Mapping[str, Any], uuid: str) -> _Target:
+    """Read the fields of ``spec``'s target from the document's ``delivery`` section: a
+    server to push to, a pick-up account with its keys, or a folder."""
+    if spec.needs_connection:
+        return _Target(push=_push(section))
+    if spec.has_account:
+        raw = _text(section, "account", "delivery.account", limit=64, required=False)
+        account = _check("delivery.account", "pickup account",
+                         lambda: validate_account_name(raw)) if raw else uuid
+        keys = tuple({k.fingerprint: k for k in (
+            _check(f"delivery.ssh_keys[{i}]", "ssh key", lambda k=k: parse_public_key(str(k)))
+            for i, k in enumerate(_list(section, "ssh_keys", "delivery.ssh_keys")))}.values())
+        return _Target(account=account, keys=keys)
+    return _Target(folder=_folder(section))
+
+
+def _folder(section: Mapping[str, Any]) -> str:
+    return _check("delivery.folder", "remote dir",
+                  lambda: rules.remote_dir(_text(section, "folder", "delivery.folder",
+                                                 limit=500, required=False) or "."))
 
 
 def _certificates(items: list[Any], now) -> tuple[tuple[CertificateInfo, ...],
@@ -305,26 +345,13 @@ def parse_document(doc: Any, *, now=None) -> Document:
         for i, a in enumerate(_list(top, "service_agreements", "service_agreements"))))
     delivery = top.get("delivery")
     if not isinstance(delivery, Mapping):
-        raise InvalidRegistration("is required: mode push (with connection, host, folder, "
-                                  "host_key) or pickup", field="delivery", rule="required")
-    mode = delivery.get("mode")
-    push = account = None
-    keys: tuple[SshKeyInfo, ...] = ()
-    if mode == PUSH:
-        push = _push(_mapping(delivery, "delivery", _PUSH))
-    elif mode == PICKUP:
-        pickup = _mapping(delivery, "delivery", _PICKUP)
-        from cpr_abonnement.pickup.accounts import validate_account_name
-
-        raw = _text(pickup, "account", "delivery.account", limit=64, required=False)
-        account = _check("delivery.account", "pickup account",
-                         lambda: validate_account_name(raw)) if raw else uuid
-        keys = tuple({k.fingerprint: k for k in (
-            _check(f"delivery.ssh_keys[{i}]", "ssh key", lambda k=k: parse_public_key(str(k)))
-            for i, k in enumerate(_list(pickup, "ssh_keys", "delivery.ssh_keys")))}.values())
-    else:
-        raise InvalidRegistration(f"mode {str(mode)[:20]!r}: expected push or pickup",
-                                  field="delivery.mode", rule="delivery mode")
+        raise InvalidRegistration(
+            f"is required: a mode ({', '.join(modes.names())}) and its fields",
+            field="delivery", rule="required")
+    spec = _check("delivery.mode", "delivery mode",
+                  lambda: modes.get(str(delivery.get("mode"))))
+    target = _delivery(spec, _mapping(delivery, "delivery", ("mode", *spec.document_keys)),
+                       uuid)
     certs, refs = _certificates(_list(top, "certificates", "certificates"), now)
     given = _list(top, "service_windows", "service_windows")
     if len(given) > MAX_SERVICE_WINDOWS:
@@ -333,8 +360,8 @@ def parse_document(doc: Any, *, now=None) -> Document:
     found = [str(w) for w in _check("service_windows", "service window",
                                     lambda: windows.parse_all(str(w) for w in given))]
     return Document(uuid, name, _municipality(top.get("municipality")), supplier_name, cvr,
-                    *contact, mode, push, account, agreements, keys, certs, refs,
-                    tuple(found))
+                    *contact, spec.name, target.push, target.account, agreements,
+                    target.keys, certs, refs, tuple(found), target.folder)
 
 
 def _text_of(data: bytes) -> str:
@@ -442,14 +469,17 @@ def render(info, profile: Mapping[str, Any] | None, ssh_key_lines: list[str]
                            "supplier": profile.get("supplier"),
                            "service_agreements": list(info.service_agreements),
                            "contact": profile.get("contact")}
-    if info.delivery_mode == PICKUP:
-        out["delivery"] = {"mode": PICKUP, "account": info.pickup_account,
+    spec = modes.get(info.delivery_mode)
+    if spec.has_account:
+        out["delivery"] = {"mode": spec.name, "account": info.pickup_account,
                            "ssh_keys": list(ssh_key_lines)}
-    else:
+    elif spec.needs_connection:
         push = profile.get("push") or {}
-        out["delivery"] = {"mode": PUSH, "connection": info.sftp_conn_id,
+        out["delivery"] = {"mode": spec.name, "connection": info.sftp_conn_id,
                            "host": push.get("host"), "port": push.get("port"),
                            "folder": info.remote_dir, "host_key": push.get("host_key")}
+    else:
+        out["delivery"] = {"mode": spec.name, "folder": info.remote_dir}
     out["certificates"] = [{"sha256": c.sha256, "subject": c.subject,
                             "not_after": c.not_after.isoformat()} for c in info.certificates]
     out["service_windows"] = list(profile.get("service_windows") or [])

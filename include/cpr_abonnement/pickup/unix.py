@@ -19,9 +19,10 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from cpr_abonnement.delivery import modes
 from cpr_abonnement.errors import ReservedPickupAccount
 from cpr_abonnement.pickup import INBOX
-from cpr_abonnement.pickup.accounts import PICKUP, UNIX_ACCOUNT_MARK, validate_account_name
+from cpr_abonnement.pickup.names import UNIX_ACCOUNT_MARK, validate_account_name
 from cpr_abonnement.store.models import Subscriber
 
 #: Group of the processes that deliver into ``IN/`` (Airflow's image runs with group 0).
@@ -33,7 +34,7 @@ def active_accounts(engine: Engine) -> list[str]:
 
     with Session(engine) as s:
         return sorted(n for n in s.scalars(select(Subscriber.pickup_account).where(
-            Subscriber.active.is_(True), Subscriber.delivery_mode == PICKUP)) if n)
+            Subscriber.active.is_(True), Subscriber.delivery_mode.in_(modes.with_accounts()))) if n)
 
 
 def ensure_account(root: Path, name: str) -> bool:

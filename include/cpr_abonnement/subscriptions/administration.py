@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import filters
+from cpr_abonnement.delivery import modes
 from cpr_abonnement.errors import (
     InvalidDeliveryMode,
     InvalidSubscriber,
@@ -40,7 +41,7 @@ from cpr_abonnement.identities.ssh_keys import (
 from cpr_abonnement.identities.ssh_keys import (
     normalise_fingerprint as normalise_ssh_fingerprint,
 )
-from cpr_abonnement.pickup.accounts import PICKUP, PUSH, validate_account_name, validate_mode
+from cpr_abonnement.pickup.names import validate_account_name
 from cpr_abonnement.store.clock import lock_filters
 from cpr_abonnement.store.db import writing
 from cpr_abonnement.store.models import (
@@ -100,13 +101,19 @@ class _Switch:
     owner: str | None = None
 
 
-def _account_for(mode: str, account: str | None, uuid: str) -> str | None:
-    """The pick-up account of a new subscriber: given or its UUID; none for push."""
-    if mode == PUSH:
-        if account is not None:
-            raise InvalidDeliveryMode("a pick-up account is for delivery mode pickup")
+def _account_for(spec: modes.ModeSpec, account: str | None, uuid: str) -> str | None:
+    """The pick-up account of a new subscriber: given or its UUID; none for a mode
+    without accounts (push)."""
+    if not spec.has_account:
+        _no_account(spec, account)
         return None
     return validate_account_name(account) if account else uuid
+
+
+def _no_account(spec: modes.ModeSpec, account: str | None) -> None:
+    if account is not None:
+        raise InvalidDeliveryMode(f"a pick-up account is for delivery mode "
+                                  f"{', '.join(modes.with_accounts())}, not {spec.name}")
 
 
 def _account_owner(s: Session, account: str, own_id: int | None) -> str | None:
@@ -157,7 +164,7 @@ class Administration(ServiceBase):
     # -- subscribers ---------------------------------------------------------------
     def add_subscriber(self, uuid: str, name: str, *, serves: str | None = None,
                        sftp_conn_id: str | None = None, remote_dir: str = ".",
-                       service_agreements: Sequence[str] = (), delivery_mode: str = PUSH,
+                       service_agreements: Sequence[str] = (), delivery_mode: str = modes.DEFAULT,
                        pickup_account: str | None = None,
                        ssh_keys: Sequence[str | bytes] = ()) -> SubscriberDetails:
         """Register an IT system (and its service agreements and SSH keys, in the same
@@ -167,8 +174,9 @@ class Administration(ServiceBase):
             raise InvalidSubscriber("a subscriber needs a name")
         remote_dir = rules.remote_dir(remote_dir)
         agreements = list(dict.fromkeys(validate_agreement(a) for a in service_agreements))
-        mode = validate_mode(delivery_mode)
-        account = _account_for(mode, pickup_account, uuid)
+        spec = modes.get(delivery_mode)
+        mode = spec.name
+        account = _account_for(spec, pickup_account, uuid)
         keys = list({k.fingerprint: k for k in map(parse_public_key, ssh_keys)}.values())
         arguments = {"name": name, "serves": serves, "sftp_conn_id": sftp_conn_id,
                      "remote_dir": remote_dir, "service_agreements": agreements,
@@ -373,25 +381,25 @@ class Administration(ServiceBase):
         keys stop working at the next login.
         """
         def validate() -> tuple[str, str | None, str | None, str | None]:
-            chosen = validate_mode(mode)
-            if chosen == PUSH and pickup_account is not None:
-                raise InvalidDeliveryMode("a pick-up account is for delivery mode pickup")
+            chosen = modes.get(mode)
+            if not chosen.has_account:
+                _no_account(chosen, pickup_account)
             return (chosen,
                     validate_account_name(pickup_account) if pickup_account else None,
                     sftp_conn_id, rules.remote_dir(remote_dir) if remote_dir else None)
 
         def apply(s: Session, sub: Subscriber, value: tuple, now: dt.datetime) -> _Switch:
             chosen, account, conn, directory = value
-            if chosen == PICKUP:
+            if chosen.has_account:
                 account = account or sub.pickup_account or sub.uuid
                 owner = _account_owner(s, account, sub.id)
                 if owner is not None:
                     return _Switch(SubscriberDetails.of(s, sub), account, owner)
                 sub.pickup_account = account
-            elif not (conn or sub.sftp_conn_id):
-                raise InvalidDeliveryMode("delivery mode push needs an SFTP connection "
-                                          "(--sftp-conn-id)")
-            sub.delivery_mode = chosen
+            elif chosen.needs_connection and not (conn or sub.sftp_conn_id):
+                raise InvalidDeliveryMode(f"delivery mode {chosen.name} needs an SFTP "
+                                          "connection (--sftp-conn-id)")
+            sub.delivery_mode = chosen.name
             sub.sftp_conn_id = conn or sub.sftp_conn_id
             sub.remote_dir = directory or sub.remote_dir
             _record_delivery_setting(s, sub, now)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cpr_abonnement.pickup.accounts import PICKUP, PUSH
+from cpr_abonnement.delivery import modes
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +29,8 @@ class Recipient:
     #: Push: the Airflow SSH/SFTP connection and the folder on that server.
     sftp_conn_id: str | None
     remote_dir: str
-    #: ``push`` or ``pickup``.
-    delivery_mode: str = PUSH
+    #: A registered delivery mode's name (:mod:`cpr_abonnement.delivery.modes`).
+    delivery_mode: str = modes.DEFAULT
     #: The pick-up login (kept while in push mode, but then without an account).
     pickup_account: str | None = None
 
@@ -38,5 +38,6 @@ class Recipient:
     def metadata_recipient(self) -> str:
         """Who the ``.metadata`` names as ``Recipients``: the pick-up account (the login
         a reader such as spsftp checks for), for push the UserSystemUUID."""
-        return self.pickup_account if self.delivery_mode == PICKUP and \
-            self.pickup_account else self.uuid
+        spec = modes.find(self.delivery_mode)
+        has_account = spec is not None and spec.has_account
+        return self.pickup_account if has_account and self.pickup_account else self.uuid

@@ -32,7 +32,6 @@ from cpr_abonnement.identities.ssh_keys import (
     SshKeyInfo,
 )
 from cpr_abonnement.onboarding.registration import render
-from cpr_abonnement.pickup.accounts import PUSH as push_mode
 from cpr_abonnement.store.clock import lock_filters
 from cpr_abonnement.store.db import writing
 from cpr_abonnement.store.models import (
@@ -213,10 +212,7 @@ def _register_fields(sub: Subscriber, doc, now: dt.datetime) -> list[str]:
 
     wanted = {"name": doc.name, "serves": doc.serves, "delivery_mode": doc.mode,
               "registration": json.dumps(doc.profile(), sort_keys=True, ensure_ascii=False)}
-    if doc.mode == push_mode:
-        wanted |= {"sftp_conn_id": doc.push.connection, "remote_dir": doc.push.folder}
-    else:
-        wanted["pickup_account"] = doc.pickup_account
+    wanted |= doc.target_columns()
     changes = []
     for column, value in wanted.items():
         if getattr(sub, column) != value:

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from cpr_abonnement import delivery, storage
-from cpr_abonnement.delivery.sftp_push import sha256_file
+from cpr_abonnement.delivery.files import sha256_file
 from cpr_abonnement.errors import (
     ChainBroken,
     ExtractConflict,

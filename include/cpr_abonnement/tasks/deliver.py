@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from cpr_abonnement import delivery
-from cpr_abonnement.delivery.sftp_push import SftpPush
+from cpr_abonnement.delivery import modes
 from cpr_abonnement.errors import (
     DeliveryConflict,
     DeltaRetired,
@@ -133,11 +133,12 @@ def _already_collected(item: DeliveryItem, previous: ledger.LedgerEntry, record
 
 def _wait_for_service_window(item: DeliveryItem, engine: Engine, row: dict,
                              now: dt.datetime) -> None:
-    """Refuse to push into the subscriber's service window (its server is down for
-    maintenance): record the wait in the ledger, not as an attempt, and raise
-    :class:`ServiceWindowWait` for the task to wait until the window ends. Pick-up
-    delivers to our own server, so its subscriber's windows do not matter."""
-    if item.target is None or item.target.mode != SftpPush.name:
+    """Refuse to deliver into the subscriber's service window (its server is down for
+    maintenance) when the mode reaches the subscriber's server: record the wait in the
+    ledger, not as an attempt, and raise :class:`ServiceWindowWait` for the task to wait
+    until the window ends. A mode that places files on our side (pick-up) does not wait."""
+    spec = modes.find(item.target.mode) if item.target is not None else None
+    if spec is None or not spec.reaches_subscriber:
         return
     until = window_end(_service_windows(engine, item.subscriber), now.replace(tzinfo=dt.UTC))
     if until is None:
@@ -165,7 +166,7 @@ def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:
     if item.target is None:
         raise MissingDeliveryTarget("the subscriber has no delivery target",
                                     subscriber=item.name, file_name=item.file_name)
-    mode = delivery.MODES.get(item.target.mode)
+    mode = delivery.mode_of(item.target)
     if mode is None:
         raise MissingDeliveryTarget(f"unknown delivery mode {item.target.mode!r}",
                                     subscriber=item.name, file_name=item.file_name)

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from cpr_abonnement.delivery import modes
 from cpr_abonnement.delivery.base import DeliveryTarget
 from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
 
@@ -101,8 +102,6 @@ class DeliveryResult:
         return cls(data["subscriber"], data["outcome"])
 
 
-#: How the note names a delivery mode.
-MODE_NAMES = {"push": "push", "pickup": "pick-up"}
 #: Characters Markdown would read as markup inside a table cell.
 _MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]<>|#"})
 
@@ -133,7 +132,7 @@ class NoteRow:
                                   if self.attempts and not self.delivered else "")
         outcome += self.waited
         return (f"| {_cell(self.name)} | {_cell(outcome)} | {self.persons} | {self.records} "
-                f"| {MODE_NAMES.get(self.mode, _cell(self.mode))} |")
+                f"| {_cell(modes.label(self.mode))} |")
 
     def to_xcom(self) -> dict[str, Any]:
         return {"name": self.name, "outcome": self.outcome, "persons": self.persons,

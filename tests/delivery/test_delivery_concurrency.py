@@ -6,7 +6,7 @@ them (finishes, is killed, has its temporary file removed), the file under the f
 name must at every moment be absent or byte-identical to ours, and a later delivery
 must succeed and leave no temporary files behind.
 
-The uploaders are separate processes (tests/pipeline/sftp_uploader.py), so they really
+The uploaders are separate processes (tests/delivery/sftp_uploader.py), so they really
 run in parallel and one can be killed with SIGKILL; a watcher thread reads the final
 file on the server's disk throughout.
 """

@@ -2,7 +2,7 @@
 back every row and refuses what it must (a database that is not empty, a damaged
 backup, one from a newer release); ``--keep`` prunes; a backup is owner-only and is
 the snapshot its manifest describes, however busy the database is meanwhile.
-(End to end with the daily DAG: tests/pipeline/test_backup_restore.py.)"""
+(End to end with the daily DAG: tests/system/test_backup_restore.py.)"""
 
 from __future__ import annotations
 

@@ -22,23 +22,13 @@ import pytest
 from cpr_abonnement.delivery import sftp_push
 from cpr_abonnement.delivery.base import DeliveryTarget
 from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
-from cpr_abonnement.records import extract_runs, ledger
+from cpr_abonnement.records import ledger
 from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.tasks import daily, deliver
 from cpr_abonnement.tasks.payloads import DeliveryItem, DeliveryResult, ReceivedExtract
+from support.ledger import DAY, NAME, SUBSCRIBER, TASK, T, register_day
 
 DELIVERER = Path(__file__).with_name("ledger_deliverer.py")
-DAY, TASK, NAME = dt.date(2026, 11, 26), "431101", "D261126.L431101"
-SUBSCRIBER = "aaaaaaaa-0000-4000-8000-000000000001"
-T = dt.datetime(2026, 11, 26, 21, 0)
-
-
-def register_day(engine) -> None:
-    extract_runs.register(engine, task_number=TASK, production_date=DAY,
-                      previous_date=DAY - dt.timedelta(days=1), file_name=NAME,
-                      sha256="0" * 64, persons=1, records=1, clock=lambda: T, as_of=T)
-
-
 def record(engine, outcome: str | None, *, started: bool = True) -> ledger.LedgerEntry:
     """Start an attempt (``started``) and/or end it with ``outcome``."""
     key = dict(task_number=TASK, production_date=DAY, subscriber_uuid=SUBSCRIBER,

@@ -16,9 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.test_delivery_ledger import DAY, NAME, SUBSCRIBER, TASK, register_day
-
 from cpr_abonnement.records import ledger
+from support.ledger import DAY, NAME, SUBSCRIBER, TASK, register_day
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The data stack, and asyncssh: the library of our own pick-up SFTP *server*, which a

@@ -6,13 +6,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
-from pipeline.test_delivery_ledger import DAY, NAME, SUBSCRIBER, TASK, T, register_day
 
 from cpr_abonnement import delivery
-from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, FileOutcome
+from cpr_abonnement.delivery.base import DeliveryTarget
 from cpr_abonnement.errors import MissingDeliveryTarget
 from cpr_abonnement.records import ledger
 from cpr_abonnement.subscriptions.recipient import Recipient
@@ -23,6 +21,7 @@ from cpr_abonnement.tasks.payloads import (
     DeliveryResult,
     ReceivedExtract,
 )
+from support.ledger import DAY, NAME, SUBSCRIBER, TASK, T, register_day
 
 
 @pytest.fixture
@@ -60,35 +59,6 @@ def test_an_unknown_mode_is_the_subscribers_configuration_not_a_retry(engine, it
     odd = dataclasses.replace(item, target=DeliveryTarget("carrier-pigeon", "x", "/"))
     with pytest.raises(MissingDeliveryTarget, match="unknown delivery mode 'carrier-pigeon'"):
         deliver.deliver_one(odd, engine, now=T)
-
-
-def test_a_new_mode_is_one_registration(engine, item, monkeypatch, tmp_path):
-    """What issue 13's pick-up mode needs: register it, and deliver_one, the ledger and
-    the report work unchanged."""
-    class Shelf(DeliveryMode):
-        name = "shelf"
-
-        def describe(self, target: DeliveryTarget) -> str:
-            return f"shelf:{target.directory}"
-
-        def deliver(self, files: list[Path], target: DeliveryTarget, *, subscriber: str
-                    ) -> list[FileOutcome]:
-            folder = tmp_path / "shelf"
-            folder.mkdir(exist_ok=True)
-            for f in files:
-                (folder / f.name).write_bytes(f.read_bytes())
-            return [FileOutcome(f.name, f.stat().st_size, "-", already_there=False)
-                    for f in files]
-
-    monkeypatch.setitem(delivery.MODES, Shelf.name, Shelf())
-    register_day(engine)
-    shelved = dataclasses.replace(item, target=DeliveryTarget("shelf", "", "/a"))
-    assert deliver.deliver_one(shelved, engine, now=T) == DeliveryResult(SUBSCRIBER,
-                                                                       "DELIVERED")
-    assert sorted(p.name for p in (tmp_path / "shelf").iterdir()) == [NAME,
-                                                                      NAME + ".metadata"]
-    [entry] = ledger.entries(engine, TASK, DAY)
-    assert (entry.target, entry.outcome) == ("shelf:/a", "DELIVERED")
 
 
 @pytest.mark.parametrize("payload", [

@@ -96,3 +96,24 @@ def test_a_registered_type_is_served_snapshotted_and_selected(registered, engine
     assert svc.remove(A, EVERYONE).result.value == "NON_EXISTING"
     with Session(engine) as s:
         assert s.query(_EveryoneRow).count() == 1  # closed, not deleted
+
+
+def test_a_registered_type_reaches_rest_and_the_cli(registered, engine, db_url, capsys):
+    """REST routes and CLI commands are built from the types registered when the app
+    and the parser are made, so the new type needs no route or command of its own."""
+    from fastapi.testclient import TestClient
+
+    from cpr_abonnement.api.app import create_app
+    from cpr_abonnement.cli import main
+    from cpr_abonnement.identities.credentials import Role, issue
+
+    SubscriptionService(engine, caller="test").add_subscriber(A, "A")
+    token = issue(engine, role=Role.SUBSCRIBER, label="a", subscriber_uuid=A)
+    client = TestClient(create_app(lambda: engine))
+    added = client.post("/v1/AddTestEveryoneSubscription",
+                        headers={"Authorization": f"Bearer {token}"},
+                        json={"invocationContext": {"userSystemUUID": A}})
+    assert added.status_code == 200 and added.json()["result"] == "ADDED"
+    assert main(["filters", "remove-test-everyone", "--db", db_url, "--system", A]) == 0
+    assert "REMOVED" in capsys.readouterr().out
+    assert SubscriptionService(engine, caller="test").get_all_filters(A).test_everyone == []

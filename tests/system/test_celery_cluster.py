@@ -170,7 +170,7 @@ def test_celery_cluster_runs_the_daily_dag_on_two_workers(layout, databases):
             "CPRSUB_STAGING": f"file://{data / 'staging'}",
             "CPRSUB_QUARANTINE": f"file://{data / 'quarantine'}",
             # The extract is complete before the run is triggered; the settle time is
-            # tested in tests/pipeline/test_sensing*.py.
+            # tested in tests/inbound/test_sensing.py and tests/system/test_sensing_dag.py.
             "CPRSUB_SETTLE_SECONDS": "0",
             "GX_ANALYTICS_ENABLED": "False",
         })
