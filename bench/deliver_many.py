@@ -163,9 +163,9 @@ def _free_port() -> int:
 
 
 #: ``--executor``: Airflow's LocalExecutor, or ours that imports the task side before
-#: forking its workers (:mod:`cpr_abonnement.tasks.executor`).
+#: forking its workers (:mod:`cpr_abonnement.airflow_side.executor`).
 EXECUTORS = {"local": "LocalExecutor",
-             "preloaded": "cpr_abonnement.tasks.executor.PreloadedLocalExecutor"}
+             "preloaded": "cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor"}
 
 
 def _scheduled_environment(out: Path, total: int, port: int, executor: str

@@ -5,7 +5,7 @@
 A parent imports what a LocalExecutor worker holds when it forks a task process (Airflow
 as the scheduler imports it, and the Task SDK's supervisor); with ``--preload`` also
 what ``PreloadedLocalExecutor`` imports before forking its workers
-(:data:`cpr_abonnement.tasks.executor.TASK_SIDE_MODULES`). Then it forks one child per
+(:data:`cpr_abonnement.airflow_side.executor.TASK_SIDE_MODULES`). Then it forks one child per
 repetition, as the supervisor forks a task process, and the child does what the task
 runner does before a task's own code, timing each step in CPU-seconds (user + system):
 import the task runner; load the plugins folder (the listener manager, before every
@@ -62,7 +62,7 @@ def _steps(dag_file: Path) -> dict[str, float]:
     lap("parse DAG file")
     import airflow.providers.sftp.hooks.sftp  # noqa: F401
 
-    import cpr_abonnement.tasks.connections
+    import cpr_abonnement.airflow_side.connections
     import cpr_abonnement.tasks.deliver
     import cpr_abonnement.tasks.payloads  # noqa: F401
 
@@ -105,7 +105,7 @@ def main() -> int:
     for name in WORKER_MODULES:
         __import__(name)
     if args.preload:
-        from cpr_abonnement.tasks.executor import preload_task_side
+        from cpr_abonnement.airflow_side.executor import preload_task_side
 
         assert preload_task_side() == []
     parent = _cpu() - t

@@ -107,53 +107,19 @@ def cpr_abonnement_daily():
     @task.sensor(poke_interval=SETTINGS.poke_seconds, mode="reschedule", retries=0,
                  timeout=(SETTINGS.deadline_hours + 24) * 3600)
     def wait_for_extract():
-        from airflow.sdk import PokeReturnValue, get_current_context
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk import get_current_context
 
-        from cpr_abonnement.errors import ExtractRejected, ExtractRetired, RunDateRefused
-        from cpr_abonnement.extract.naming import wildcard
-        from cpr_abonnement.inbound.sensing import sense
         from cpr_abonnement.settings import Settings
-        from cpr_abonnement.tasks.run_dates import delivery_day, refuse_future
+        from cpr_abonnement.tasks.waiting import poke
 
-        ctx, settings = get_current_context(), Settings.from_env()
-        now = dt.datetime.now(dt.UTC)
-        try:
-            day = delivery_day(ctx, settings.calendar())
-            refuse_future(day, now)
-        except RunDateRefused as exc:  # no retry can fix it: fail, free the slot
-            raise AirflowFailException(str(exc)) from exc
-        # Complete = unchanged for CPRSUB_SETTLE_SECONDS across pokes; a complete but
-        # broken file is quarantined and fails this task naming the broken rule.
-        try:
-            found = sense(settings, day, now=now)
-        except ExtractRejected as exc:  # kept for the console's Extracts page too
-            from cpr_abonnement.tasks.daily import record_rejected_arrival
-
-            record_rejected_arrival(day, exc)
-            raise
-        except ExtractRetired as exc:  # a re-run after retention: waiting cannot help
-            raise AirflowFailException(str(exc)) from exc
-        deadline = settings.extract_deadline(day)
-        if found.complete:
-            from cpr_abonnement.tasks.metrics import extract_arrived
-
-            extract_arrived(deadline=deadline, arrived=found.first_seen or now)
-            return PokeReturnValue(is_done=True, xcom_value=found.name)
-        if found.name is None and now > deadline:
-            raise AirflowFailException(
-                f"extract for {day} not received by {deadline:%Y-%m-%d %H:%M %Z} "
-                f"(looked for {wildcard(day)} in {settings.inbound})")
-        # A file that is there but still arriving is waited for past the deadline
-        # (until the sensor's timeout): it did arrive, and will be taken or rejected.
-        return PokeReturnValue(is_done=False)
+        return poke(get_current_context(), Settings.from_env(), dt.datetime.now(dt.UTC))
 
     @task(retries=0)
     def parse_and_validate(name: str) -> dict:
         from airflow.sdk import get_current_context
 
+        from cpr_abonnement.airflow_side.connections import task_engine
         from cpr_abonnement.settings import Settings
-        from cpr_abonnement.tasks.connections import task_engine
         from cpr_abonnement.tasks.daily import receive
         from cpr_abonnement.tasks.run_dates import delivery_day
 
@@ -169,8 +135,8 @@ def cpr_abonnement_daily():
     def filter_for_subscribers(received: dict) -> list[dict]:
         from airflow.sdk import get_current_context
 
+        from cpr_abonnement.airflow_side.connections import task_engine
         from cpr_abonnement.settings import Settings
-        from cpr_abonnement.tasks.connections import task_engine
         from cpr_abonnement.tasks.daily import filter_day
         from cpr_abonnement.tasks.payloads import ReceivedExtract
 
@@ -191,9 +157,9 @@ def cpr_abonnement_daily():
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowRescheduleException
 
+        from cpr_abonnement.airflow_side.connections import task_engine
         from cpr_abonnement.errors import ServiceWindowWait
         from cpr_abonnement.tasks import deliver as delivering
-        from cpr_abonnement.tasks.connections import task_engine
         from cpr_abonnement.tasks.payloads import DeliveryItem
 
         delivery, ctx = DeliveryItem.from_xcom(item), get_current_context()
@@ -216,7 +182,7 @@ def cpr_abonnement_daily():
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
-        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.airflow_side.connections import task_engine
         from cpr_abonnement.tasks.daily import report as summarise_day
         from cpr_abonnement.tasks.payloads import DeliveryItem, ReceivedExtract
 

@@ -4,7 +4,7 @@
 Every day at 06:00 Danish time (weekends too: retention counts calendar days).
 
 0. **remove_expired_cpr_data**: every other copy of CPR data after its rule
-   (`include/cpr_abonnement/retention.py`, docs/data-lifecycle.md): staged extracts
+   (`include/cpr_abonnement/lifecycle.py`, docs/data-lifecycle.md): staged extracts
    after `CPRSUB_STAGING_RETENTION_DAYS` (30), deltas `CPRSUB_DELTA_GRACE_DAYS` (3) after
    their delivery, quarantined files after `CPRSUB_QUARANTINE_RETENTION_DAYS` (90); each
    removal audited (`RetentionRemoval`). Ages are judged at the run's logical date.
@@ -55,16 +55,16 @@ from cpr_abonnement.tasks.alerts import failure_alert
 def cpr_pickup_housekeeping():
     @task
     def remove_expired_pickup_files(logical_date=None) -> dict:
+        from cpr_abonnement.airflow_side.connections import task_engine
         from cpr_abonnement.settings import Settings
-        from cpr_abonnement.tasks.connections import task_engine
         from cpr_abonnement.tasks.housekeeping import clock, remove_expired
 
         return remove_expired(Settings.from_env(), task_engine(), now=clock(logical_date))
 
     @task
     def remove_expired_cpr_data(logical_date=None) -> dict:
+        from cpr_abonnement.airflow_side.connections import task_engine
         from cpr_abonnement.settings import Settings
-        from cpr_abonnement.tasks.connections import task_engine
         from cpr_abonnement.tasks.housekeeping import apply_data_retention, clock
 
         return apply_data_retention(Settings.from_env(), task_engine(),
@@ -83,8 +83,8 @@ def cpr_pickup_housekeeping():
         exception="cpr_abonnement.errors.PickupLate", action=RetryAction.FAIL,
         reason="late pick-ups: alert now, a retry changes nothing")]))
     def check_late_pickups() -> list[str]:
+        from cpr_abonnement.airflow_side.connections import task_engine
         from cpr_abonnement.settings import Settings
-        from cpr_abonnement.tasks.connections import task_engine
         from cpr_abonnement.tasks.housekeeping import check_pickups
 
         return check_pickups(Settings.from_env(), task_engine(), now=dt.datetime.now(dt.UTC))
@@ -93,7 +93,7 @@ def cpr_pickup_housekeeping():
         exception="cpr_abonnement.errors.CertificatesExpiring", action=RetryAction.FAIL,
         reason="certificates close to expiry: alert now, a retry changes nothing")]))
     def check_certificate_expiry() -> list[str]:
-        from cpr_abonnement.tasks.connections import task_engine
+        from cpr_abonnement.airflow_side.connections import task_engine
         from cpr_abonnement.tasks.housekeeping import check_certificates
 
         return check_certificates(task_engine(), now=dt.datetime.now(dt.UTC))

@@ -3,7 +3,7 @@
 The pages are a FastAPI app (:mod:`cpr_abonnement.console.app`) mounted under
 ``/cpr-console`` and listed as external views, which Airflow's UI shows inside its own
 frame. Airflow mounts plugin apps without authentication; every console route depends
-on :func:`cpr_abonnement.tasks.console.console_access`, Airflow's own auth-manager
+on :func:`cpr_abonnement.airflow_side.console_access.console_access`, Airflow's own auth-manager
 check, so it needs a logged-in user allowed to read the daily DAG's runs.
 """
 
@@ -22,9 +22,9 @@ CATEGORY = "CPR Abonnement"
 def _apps() -> list[dict[str, Any]]:
     """The console, built where Airflow reads it (the API server), not in each task
     process that loads this file (:mod:`cpr_abonnement.plugin_attributes`)."""
+    from cpr_abonnement.airflow_side.connections import api_server_engine
+    from cpr_abonnement.airflow_side.console_access import console_access, deliver_task_links
     from cpr_abonnement.console.app import create_console_app
-    from cpr_abonnement.tasks.connections import api_server_engine
-    from cpr_abonnement.tasks.console import console_access, deliver_task_links
 
     return [{"app": create_console_app(api_server_engine, access=console_access(),
                                        links=deliver_task_links),

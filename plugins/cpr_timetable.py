@@ -2,7 +2,7 @@
 
 Delivery days are Monday-Friday except 5 June, 24 and 31 December, plus any closure
 dates given as data (``include/cpr_abonnement/data/closed-days.csv`` and the
-``extra_closures`` argument); see :mod:`cpr_abonnement.calendar`, which this class only
+``extra_closures`` argument); see :mod:`cpr_abonnement.delivery_calendar`, which this class only
 translates into Airflow's intervals.
 
 Shape of a run for delivery day D:
@@ -39,7 +39,7 @@ import pendulum
 from airflow.plugins_manager import AirflowPlugin
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 
-from cpr_abonnement.calendar import DeliveryCalendar, run_time
+from cpr_abonnement.delivery_calendar import DeliveryCalendar, run_time
 
 
 class CprDeliveryTimetable(Timetable):

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpr_abonnement.calendar import DeliveryCalendar
+from cpr_abonnement.delivery_calendar import DeliveryCalendar
 from cpr_abonnement.health import check, due_day
 from cpr_abonnement.records import extract_runs, ledger
 from cpr_abonnement.settings import Settings

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "include" / "cpr_abonnement"
 #: Modules allowed to need Airflow at import: the tasks package (and the Alembic
 #: environment, which only runs inside a migration).
-AIRFLOW_ROOMS = ("cpr_abonnement.tasks", "cpr_abonnement.store.migrations")
+AIRFLOW_ROOMS = ("cpr_abonnement.tasks", "cpr_abonnement.airflow_side",
+                 "cpr_abonnement.store.migrations")
 
 
 def business_modules() -> list[str]:
@@ -101,7 +102,7 @@ def test_the_reader_check_finds_a_direct_read(tmp_path):
 
 @pytest.mark.parametrize("module", ["cpr_abonnement.api.app", "cpr_abonnement.api.soap",
                                     "cpr_abonnement.api.guard", "cpr_abonnement.cli",
-                                    "cpr_abonnement.settings", "cpr_abonnement.calendar",
+                                    "cpr_abonnement.settings", "cpr_abonnement.delivery_calendar",
                                     "cpr_abonnement.delivery.sftp_push"])
 def test_light_modules_do_not_load_numpy_or_pandas(module):
     """The API server, the command line and a delivery start light: NumPy and pandas

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from cpr_abonnement.cpr_number import mask
 from cpr_abonnement.deltas import DeltaFile, file_name, write_deltas
 from cpr_abonnement.extract import index_store
 from cpr_abonnement.extract.index import scan
@@ -31,7 +32,6 @@ from cpr_abonnement.extract.validation import check
 from cpr_abonnement.filters import selection as filtering
 from cpr_abonnement.filters.base import Context
 from cpr_abonnement.filters.snapshot import FilterSnapshot, load_snapshot
-from cpr_abonnement.pnr import mask
 from cpr_abonnement.records import extract_runs
 from cpr_abonnement.records.extract_runs import ExtractRecord
 from cpr_abonnement.store.db import as_naive_utc

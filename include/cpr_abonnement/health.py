@@ -16,7 +16,7 @@ housekeeping DAG alerts the data engineers about them once a day.
 closed day is never reported as missed. "Active for it" is the set the day's run
 filtered for: subscribers registered by, and not disabled before, the instant of that
 day's filter snapshot (``extract_run.filters_as_of``), the same rule
-:func:`~cpr_abonnement.subscriptions.snapshot.load_snapshot` applies; one added since
+:func:`~cpr_abonnement.subscriptions.active.load_snapshot` applies; one added since
 had no file that day, one disabled since still had one.
 """
 
@@ -35,7 +35,7 @@ from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
 from cpr_abonnement.store.models import Delivery, ExtractRun, Subscriber
-from cpr_abonnement.subscriptions.snapshot import subscribed_at
+from cpr_abonnement.subscriptions.active import subscribed_at
 
 #: Hours after a day's run time before its absence counts as unhealthy.
 GRACE_HOURS = 8.0

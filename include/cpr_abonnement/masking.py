@@ -1,6 +1,6 @@
 """Masking CPR numbers wherever text leaves the service (logs, errors, alerts, audit).
 
-Kept apart from :mod:`cpr_abonnement.pnr` so that the exception tree can mask the PNR
+Kept apart from :mod:`cpr_abonnement.cpr_number` so that the exception tree can mask the PNR
 it is given without importing the PNR rules (which raise those exceptions).
 """
 

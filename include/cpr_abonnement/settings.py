@@ -57,8 +57,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpr_abonnement import calendar
-from cpr_abonnement.calendar import DeliveryCalendar
+from cpr_abonnement import delivery_calendar
+from cpr_abonnement.delivery_calendar import DeliveryCalendar
 
 
 def _home() -> Path:
@@ -193,9 +193,9 @@ class Settings:
 
     def run_time(self, day: dt.date) -> dt.datetime:
         """When delivery day ``day`` runs (``CPRSUB_DELIVERY_TIME``, Danish time)."""
-        return calendar.run_time(day, self.delivery_time)
+        return delivery_calendar.run_time(day, self.delivery_time)
 
     def extract_deadline(self, day: dt.date) -> dt.datetime:
         """When a missing extract for ``day`` becomes an alert: the run time plus
         ``CPRSUB_EXTRACT_DEADLINE_HOURS``."""
-        return calendar.extract_deadline(day, self.delivery_time, self.deadline_hours)
+        return delivery_calendar.extract_deadline(day, self.delivery_time, self.deadline_hours)

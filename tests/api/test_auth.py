@@ -20,11 +20,11 @@ from cpr_abonnement.api.auth import (
     authorise,
     authorise_admin,
 )
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.errors import NotAuthorised
 from cpr_abonnement.filters.pnr import PnrFilter
 from cpr_abonnement.identities import credentials
 from cpr_abonnement.identities.credentials import Role
-from cpr_abonnement.pnr import scrub
 from cpr_abonnement.store.models import AuditEntry
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401  (fixture)

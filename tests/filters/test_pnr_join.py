@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
+from cpr_abonnement.cpr_number import mask
 from cpr_abonnement.filters.pnr import PNR
-from cpr_abonnement.pnr import mask
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 T0 = dt.datetime(2026, 1, 1)

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builders import extract, rec
+from cpr_abonnement.cpr_number import age_on, birth_date
 from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.writer import write_persons
 from cpr_abonnement.filters import AGE_RANGE, CHANGE_CODE, MUNICIPALITY_CODE, PNR, selection
 from cpr_abonnement.filters.snapshot import FilterSnapshot
-from cpr_abonnement.pnr import age_on, birth_date
 from cpr_abonnement.subscriptions.recipient import Recipient
 
 CODES = ["A01", "A21", "A19", "K74"]

@@ -11,7 +11,7 @@ import time
 import pendulum
 import pytest
 
-from cpr_abonnement.calendar import DeliveryCalendar
+from cpr_abonnement.delivery_calendar import DeliveryCalendar
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.records import ledger
 from cpr_abonnement.store.db import make_engine, upgrade

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from builders import extract, person, write
+from cpr_abonnement.cpr_number import mask
 from cpr_abonnement.filter_step import filter_extract
 from cpr_abonnement.filters.pnr import PnrFilter
-from cpr_abonnement.pnr import mask
 from cpr_abonnement.store import clock
 from cpr_abonnement.store.clock import lock_filters
 from cpr_abonnement.subscriptions import administration, base, operations, registering

@@ -8,9 +8,9 @@ import dataclasses
 import datetime as dt
 
 from cpr_abonnement import delivery
+from cpr_abonnement.subscriptions.active import subscribers_at
 from cpr_abonnement.subscriptions.recipient import Recipient
 from cpr_abonnement.subscriptions.service import SubscriptionService
-from cpr_abonnement.subscriptions.snapshot import subscribers_at
 
 PUSHED = "0a1b2c3d-0000-4000-8000-000000000001"
 PICKED = "0a1b2c3d-0000-4000-8000-000000000002"

@@ -208,7 +208,7 @@ def test_env_file_runs_standalone_on_the_preloaded_executor(demo):
                           "print(c.__module__ + \".\" + c.__name__, c.is_local)'")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == [
-        "cpr_abonnement.tasks.executor.PreloadedLocalExecutor", "True"]
+        "cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor", "True"]
 
 
 def test_admin_password_file_is_readable_by_its_owner_only(demo):

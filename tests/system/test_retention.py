@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cpr_abonnement import retention, storage
+from cpr_abonnement import lifecycle, storage
 from cpr_abonnement.errors import DiskSpaceLow
 from cpr_abonnement.records import extract_runs, ledger
 from cpr_abonnement.settings import Settings
@@ -89,7 +89,7 @@ def test_each_copy_goes_one_second_after_its_rule_and_not_before(deployment, tmp
     assert task_states(run)["remove_expired_cpr_data"] == "success", task_states(run)
 
     assert not gone_extract.parent.exists() and kept_extract.exists()
-    tomb = json.loads((day(OLD_DAY) / retention.TOMBSTONE).read_text())
+    tomb = json.loads((day(OLD_DAY) / lifecycle.TOMBSTONE).read_text())
     assert tomb["files"] == ["D261020.L431101", "D261020.L431101.index"]
     assert tomb["rule"] == "CPRSUB_STAGING_RETENTION_DAYS=30"
     assert not gone_delta.parent.exists() and undelivered.exists() and kept_delta.exists()
@@ -97,14 +97,14 @@ def test_each_copy_goes_one_second_after_its_rule_and_not_before(deployment, tmp
         [q_new.name, f"{q_new.name}.reason.txt"])
     with Session(deployment.engine) as s:
         audited = [json.loads(a) for a in s.scalars(select(AuditEntry.arguments).where(
-            AuditEntry.operation == retention.OPERATION))]
+            AuditEntry.operation == lifecycle.OPERATION))]
     assert sorted((a["copy"], a["day"], a["bytes"]) for a in audited) == sorted([
         ("staged extract", "2026-10-20", 1300), ("delta", "2026-10-20", 700),
         ("quarantined file", None, 700), ("quarantined file", None, 50)])
     assert all(a["rule"] and a["since"] for a in audited)
 
     # The same run again removes nothing more: every rule is judged at the same instant.
-    assert retention.due(Settings.from_env(), deployment.engine, T) == []
+    assert lifecycle.due(Settings.from_env(), deployment.engine, T) == []
 
 
 def test_a_rerun_of_a_day_whose_extract_retention_removed_fails_at_once(deployment):
@@ -112,7 +112,7 @@ def test_a_rerun_of_a_day_whose_extract_retention_removed_fails_at_once(deployme
     deployment.extract(day)
     assert deployment.run(day).state == "success"
     later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=31)
-    removed = retention.apply(Settings.from_env(), deployment.engine, later, caller="test")
+    removed = lifecycle.apply(Settings.from_env(), deployment.engine, later, caller="test")
     assert {r.copy for r in removed} == {"staged extract", "delta"}
 
     again = deployment.run(day)

@@ -43,7 +43,7 @@ plugins, errors = _get_plugins()  # as the task runner's listener manager does
 assert {p.name for p in plugins} >= {"cpr_abonnement_api", "cpr_run_note"} and not errors
 spec = importlib.util.spec_from_file_location("dag_file", sys.argv[1])
 spec.loader.exec_module(importlib.util.module_from_spec(spec))
-from cpr_abonnement.tasks.connections import task_engine
+from cpr_abonnement.airflow_side.connections import task_engine
 from cpr_abonnement.tasks.deliver import deliver_one
 from cpr_abonnement.tasks.payloads import DeliveryItem
 item = DeliveryItem.from_xcom(json.loads(sys.argv[2]))

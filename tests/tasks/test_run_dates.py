@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpr_abonnement.calendar import DeliveryCalendar
+from cpr_abonnement.delivery_calendar import DeliveryCalendar
 from cpr_abonnement.errors import RunDateRefused
 from cpr_abonnement.tasks.run_dates import delivery_day
 from support.deployment import task_states

@@ -3,7 +3,7 @@
 Plugin apps mounted into Airflow's API server get no authentication or authorisation
 from Airflow, so whatever we serve there asks Airflow's auth manager itself, with the
 permissions of the daily DAG. The console asks with Airflow's own dependency
-(:func:`cpr_abonnement.tasks.console.console_access`: read access); here, whoever may
+(:func:`cpr_abonnement.airflow_side.console_access.console_access`: read access); here, whoever may
 *edit* the DAG (trigger, clear: the ``operator`` role of
 ``deploy/airflow_roles.py``, and Airflow's Admin) may administer subscribers through
 the subscription API, as an administrator token can. Under the FAB auth manager the

@@ -14,7 +14,7 @@ may act on any subscriber and manage subscribers and credentials.
 Error responses never contain a stack trace or an unmasked PNR: FastAPI's default
 422 body echoes the offending input, so it is replaced here by one naming the field
 and the rule only, and every error text is passed through
-:func:`cpr_abonnement.pnr.scrub` (a PNR typed into a field name or a code field is
+:func:`cpr_abonnement.cpr_number.scrub` (a PNR typed into a field name or a code field is
 masked too).
 
 A request with a body is authenticated before the body is read, and bodies are
@@ -48,6 +48,7 @@ from cpr_abonnement.api.auth import REST, CallContext, CallerIdentity, authorise
 from cpr_abonnement.api.docs import mount_offline_docs
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard, authenticate
 from cpr_abonnement.api.scrubbing import ScrubbedPaths
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.errors import (
     FilterInputError,
     NotAuthorised,
@@ -58,7 +59,6 @@ from cpr_abonnement.errors import (
 from cpr_abonnement.filters.base import Argument, FilterType
 from cpr_abonnement.identities import credentials
 from cpr_abonnement.identities.credentials import Principal, Role
-from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions.outcomes import Registration, SubscriberDetails
 from cpr_abonnement.subscriptions.service import SubscriptionService

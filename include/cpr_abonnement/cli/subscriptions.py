@@ -247,7 +247,7 @@ def subscriber_update(args: argparse.Namespace) -> int:
 
 
 def subscriber_register(args: argparse.Namespace) -> int:
-    from cpr_abonnement.onboarding.connections import ensure_push_connection
+    from cpr_abonnement.onboarding.push_connection import ensure_push_connection
     from cpr_abonnement.onboarding.registration import read_document
 
     doc = read_document(args.file.read_bytes())
@@ -430,8 +430,8 @@ def filters_remove_all(args: argparse.Namespace) -> int:
 
 
 def filters_import(args: argparse.Namespace) -> int:
+    from cpr_abonnement.cpr_number import scrub
     from cpr_abonnement.onboarding.importing import parse_filters
-    from cpr_abonnement.pnr import scrub
 
     plan = parse_filters(args.file.read_bytes())
     done = _service(args).import_filters(args.system, plan, dry_run=args.dry_run)

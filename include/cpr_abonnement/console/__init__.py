@@ -5,5 +5,5 @@ subscribers, audit) into plain view models; :mod:`.plots` draws them as SVG on t
 server (the machines are offline: no chart library, no CDN); :mod:`.app` serves the
 pages (Jinja2, server-side HTML) and their JSON. Nothing here imports Airflow: who may
 see the console and where a delivery's task log lives are handed in by the plugin
-(``plugins/cpr_console.py``) from :mod:`cpr_abonnement.tasks.console`.
+(``plugins/cpr_console.py``) from :mod:`cpr_abonnement.airflow_side.console_access`.
 """

@@ -3,7 +3,7 @@
 Mounted into Airflow's API server by ``plugins/cpr_console.py``, which also lists the
 pages in Airflow's navigation. Airflow mounts plugin apps without any authentication,
 so every route here depends on ``access``: the plugin passes Airflow's own auth-manager
-check (:func:`cpr_abonnement.tasks.console.console_access`), so the console honours
+check (:func:`cpr_abonnement.airflow_side.console_access.console_access`), so the console honours
 whichever auth manager and roles the deployment configured. Pages are rendered on the
 server with Jinja2 (autoescaped); the JSON endpoints return the same view models.
 """
@@ -22,9 +22,9 @@ from markupsafe import Markup
 from sqlalchemy import Engine
 
 from cpr_abonnement import health as health_check
-from cpr_abonnement.calendar import local_today
 from cpr_abonnement.console import plots, views
-from cpr_abonnement.pnr import scrub
+from cpr_abonnement.cpr_number import scrub
+from cpr_abonnement.delivery_calendar import local_today
 from cpr_abonnement.settings import Settings
 
 #: The pages in navigation order: (path, title).

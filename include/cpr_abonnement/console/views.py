@@ -18,10 +18,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import filters
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.delivery import modes
 from cpr_abonnement.health import pickup_cutoff
 from cpr_abonnement.identities import expiry
-from cpr_abonnement.pnr import scrub
 from cpr_abonnement.records import extract_checks
 from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, STARTED
 from cpr_abonnement.settings import Settings
@@ -41,7 +41,7 @@ PAGE_DAYS = 30
 SHA_PREFIX = 12
 
 #: Where each (delivery day, subscriber name) delivery's task log is, for the days
-#: asked; supplied by the Airflow side (:mod:`cpr_abonnement.tasks.console`).
+#: asked; supplied by the Airflow side (:mod:`cpr_abonnement.airflow_side.console_access`).
 TaskLinks = Callable[[list[dt.date]], Mapping[tuple[dt.date, str], str]]
 
 

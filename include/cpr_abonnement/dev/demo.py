@@ -78,7 +78,7 @@ def environment(work: Path = WORK) -> dict[str, str]:
         "AIRFLOW__CORE__MAX_MAP_LENGTH": "2048",
         # `airflow standalone`: each delivery forks from workers holding the task side
         # (issue 16); the demo's own run (dag.test) uses no executor.
-        "AIRFLOW__CORE__EXECUTOR": "cpr_abonnement.tasks.executor.PreloadedLocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": "cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "CPRSUB_DB_URL": f"sqlite:///{work / 'filters.db'}",
         "CPRSUB_INBOUND": f"file://{work / 'inbound'}",
@@ -189,7 +189,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     parse_args(argv)
-    from cpr_abonnement.calendar import DeliveryCalendar
+    from cpr_abonnement.delivery_calendar import DeliveryCalendar
 
     cal = DeliveryCalendar.default()
     today = dt.datetime.now(dt.UTC).date()

@@ -1,6 +1,6 @@
 """Date rules over arrays: real calendar dates and the PNR's century rule, vectorised.
 
-The century bands and centuries are :mod:`cpr_abonnement.pnr`'s tables; this module
+The century bands and centuries are :mod:`cpr_abonnement.cpr_number`'s tables; this module
 only applies them to many numbers at once.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cpr_abonnement.pnr import CENTURY, YY_BAND_LIMITS
+from cpr_abonnement.cpr_number import CENTURY, YY_BAND_LIMITS
 
 _CENTURY = np.array([CENTURY[d] for d in range(10)], dtype=np.int64)  # [digit7, yy band]
 _YY_BAND_LIMITS = np.array(YY_BAND_LIMITS, dtype=np.int64)

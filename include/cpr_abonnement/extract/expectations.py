@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cpr_abonnement.cpr_number import mask
 from cpr_abonnement.extract.dates import birth_from_pnr
 from cpr_abonnement.extract.model import ExtractIndex
-from cpr_abonnement.pnr import mask
 from cpr_abonnement.reference import municipalities
 
 #: 001 STATUS values (``cpr-format.md`` §4.3, with kaqa.gl's 10 for reserved numbers).

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from cpr_abonnement.calendar import DeliveryCalendar
+from cpr_abonnement.cpr_number import CENTURY, yy_band
+from cpr_abonnement.cpr_number import birth_date as pnr_birth_date
+from cpr_abonnement.delivery_calendar import DeliveryCalendar
 from cpr_abonnement.extract.layouts import LAYOUTS
 from cpr_abonnement.extract.naming import extract_name
-from cpr_abonnement.pnr import CENTURY, yy_band
-from cpr_abonnement.pnr import birth_date as pnr_birth_date
 from cpr_abonnement.reference import municipalities
 
 FIRST_NAMES_F = ["Anne", "Mette", "Kirsten", "Hanne", "Søs", "Åse", "Birgitte", "Lærke",

@@ -36,7 +36,7 @@ from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from cpr_abonnement.pnr import mask
+from cpr_abonnement.cpr_number import mask
 
 if TYPE_CHECKING:
     import numpy as np

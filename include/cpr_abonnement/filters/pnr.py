@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import BigInteger, Connection, DateTime, Dialect, bindparam, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from cpr_abonnement import pnr as pnr_rules
+from cpr_abonnement import cpr_number as pnr_rules
 from cpr_abonnement.errors import InvalidPnr, InvalidPnrInput
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs
 from cpr_abonnement.store.models import Base, FilterRow, filter_indexes

@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 
 from cpr_abonnement import filters as registry
 from cpr_abonnement.filters.base import FilterType
+from cpr_abonnement.subscriptions.active import subscribers_at
 from cpr_abonnement.subscriptions.recipient import Recipient
-from cpr_abonnement.subscriptions.snapshot import subscribers_at
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.inbound import local_dir, open_location
-from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
 
 

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpr_abonnement import retention
+from cpr_abonnement import lifecycle
 from cpr_abonnement.errors import ExtractError, ExtractRejected, ExtractRetired
 from cpr_abonnement.extract.naming import name_pattern
 from cpr_abonnement.extract.validation import TAIL_BYTES, end_problem
@@ -99,7 +99,7 @@ def _archived(settings: Settings, day: dt.date, pattern) -> Sensing:
         if pattern.fullmatch(name):
             log.info("%s was received before: taking its archived copy in staging", name)
             return Sensing(name, complete=True)
-    removed = retention.removed_extract(settings, day)
+    removed = lifecycle.removed_extract(settings, day)
     if removed is not None:
         files = ", ".join(removed["files"])
         raise ExtractRetired(

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from cpr_abonnement.pnr import scrub
+from cpr_abonnement.cpr_number import scrub
 
 log = logging.getLogger(__name__)
 

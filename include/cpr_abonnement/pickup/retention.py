@@ -16,8 +16,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.pickup.server import INBOX
-from cpr_abonnement.pnr import scrub
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ from pathlib import Path
 import asyncssh
 from asyncssh import SFTPAttrs, SFTPNoSuchFile, SFTPPermissionDenied
 
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.pickup import INBOX
-from cpr_abonnement.pnr import scrub
 from cpr_abonnement.sshserver import BackgroundSshServer
 
 log = logging.getLogger(__name__)

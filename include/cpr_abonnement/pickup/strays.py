@@ -25,9 +25,9 @@ import os
 import stat
 from pathlib import Path
 
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.errors import PickupStrayFiles
 from cpr_abonnement.pickup import INBOX
-from cpr_abonnement.pnr import scrub
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.errors import ExtractError
-from cpr_abonnement.pnr import scrub
 from cpr_abonnement.store.models import ExtractCheck
 
 ACCEPTED, REJECTED, HELD = "accepted", "rejected", "held"

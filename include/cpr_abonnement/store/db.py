@@ -4,7 +4,7 @@ The database is named by a SQLAlchemy URL, resolved in this order: an explicit U
 (``--db``), the environment variable ``CPRSUB_DB_URL``, and the embedded default, a
 SQLite file ``filters.db`` in ``CPRSUB_HOME`` (default ``./var``). Inside Airflow the
 URL comes from an Airflow connection instead (see
-:func:`cpr_abonnement.tasks.connections.task_engine`), so credentials stay in Airflow's
+:func:`cpr_abonnement.airflow_side.connections.task_engine`), so credentials stay in Airflow's
 secrets.
 
 Schema changes are Alembic migrations shipped in the package

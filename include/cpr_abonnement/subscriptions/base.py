@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from cpr_abonnement import pnr as pnr_rules
+from cpr_abonnement import cpr_number as pnr_rules
 from cpr_abonnement.errors import (
     FilterInputError,
     RegisteredToAnotherSystem,

@@ -17,7 +17,7 @@ import posixpath
 import re
 import uuid as uuidlib
 
-from cpr_abonnement import pnr as pnr_rules
+from cpr_abonnement import cpr_number as pnr_rules
 from cpr_abonnement.errors import (
     FilterInputError,
     InvalidRemoteDir,

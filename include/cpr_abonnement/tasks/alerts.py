@@ -23,6 +23,7 @@ import html
 import logging
 from typing import Any
 
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.errors import (
     ChainBroken,
     CprAbonnementError,
@@ -32,7 +33,6 @@ from cpr_abonnement.errors import (
     ProductionDateGap,
     RunDateRefused,
 )
-from cpr_abonnement.pnr import scrub
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.tasks.run_dates import delivery_day
 
@@ -136,9 +136,9 @@ def _contact_notice(settings: Settings, context: dict[str, Any]) -> str | None:
     if not uuid:
         return None
     try:
+        from cpr_abonnement.airflow_side.connections import task_engine
         from cpr_abonnement.onboarding import notices
         from cpr_abonnement.onboarding.readiness import send_mail
-        from cpr_abonnement.tasks.connections import task_engine
 
         engine = task_engine()
         found = notices.state(engine, uuid)

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from cpr_abonnement import delivery, storage
+from cpr_abonnement.cpr_number import mask
 from cpr_abonnement.delivery.files import sha256_file
 from cpr_abonnement.errors import (
     ChainBroken,
@@ -33,7 +34,6 @@ from cpr_abonnement.inbound import open_location
 from cpr_abonnement.inbound.base import InboundLocation
 from cpr_abonnement.inbound.quarantine import quarantine
 from cpr_abonnement.onboarding.windows import TZ
-from cpr_abonnement.pnr import mask
 from cpr_abonnement.records import extract_checks, extract_runs, ledger
 from cpr_abonnement.records.extract_checks import CheckRecord, Expectation, Problem
 from cpr_abonnement.settings import Settings
@@ -194,8 +194,8 @@ def record_rejected_arrival(day: dt.date, rejected: ExtractRejected) -> None:
         return
     from sqlalchemy.exc import SQLAlchemyError
 
+    from cpr_abonnement.airflow_side.connections import task_engine
     from cpr_abonnement.errors import CprAbonnementError
-    from cpr_abonnement.tasks.connections import task_engine
 
     try:
         engine = task_engine()

@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from cpr_abonnement import delivery
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.delivery import modes
 from cpr_abonnement.errors import (
     DeliveryConflict,
@@ -26,7 +27,6 @@ from cpr_abonnement.errors import (
     ServiceWindowWait,
 )
 from cpr_abonnement.onboarding.windows import ServiceWindow, parse_all, window_end
-from cpr_abonnement.pnr import scrub
 from cpr_abonnement.records import ledger
 from cpr_abonnement.staging import local_copy, staged
 from cpr_abonnement.store.models import Subscriber

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from cpr_abonnement import retention
+from cpr_abonnement import lifecycle
 from cpr_abonnement.errors import CertificatesExpiring, PickupLate
 from cpr_abonnement.health import due_day, late_pickups
 from cpr_abonnement.identities import expiry
@@ -69,8 +69,8 @@ def check_certificates(engine: Engine, *, now: dt.datetime) -> list[str]:
 
 def apply_data_retention(settings: Settings, engine: Engine, *, now: dt.datetime) -> dict:
     """Remove the staged extracts, delivered deltas and quarantined files past their
-    rules (:mod:`cpr_abonnement.retention`); what was removed, by copy."""
-    removed = retention.apply(settings, engine, as_naive_utc(now),
+    rules (:mod:`cpr_abonnement.lifecycle`); what was removed, by copy."""
+    removed = lifecycle.apply(settings, engine, as_naive_utc(now),
                               caller="cpr_pickup_housekeeping")
     counts: dict[str, int] = {}
     for r in removed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cpr_abonnement.calendar import DeliveryCalendar, local_today
+from cpr_abonnement.delivery_calendar import DeliveryCalendar, local_today
 from cpr_abonnement.errors import RunDateRefused
 
 

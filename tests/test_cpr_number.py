@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from cpr_abonnement.cpr_number import age_on, birth_date, is_valid, mask, validate
 from cpr_abonnement.errors import InvalidPnr
 from cpr_abonnement.extract.dates import birth_from_pnr
-from cpr_abonnement.pnr import age_on, birth_date, is_valid, mask, validate
 
 CASES = [  # (pnr, birth date) covering every digit-7 value and YY band
     ("0101000000", dt.date(1900, 1, 1)), ("0101361000", dt.date(1936, 1, 1)),

@@ -14,14 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cpr_abonnement.tasks.executor import TASK_SIDE_MODULES
+from cpr_abonnement.airflow_side.executor import TASK_SIDE_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json, os, sys
 from airflow._shared.module_loading import import_string
-from cpr_abonnement.tasks.executor import TASK_SIDE_MODULES
+from cpr_abonnement.airflow_side.executor import TASK_SIDE_MODULES
 at_fork, unconfigured = [], []
 
 def seen_at_fork():
@@ -50,7 +50,7 @@ def _forks_of(executor: str) -> dict:
 
 
 def test_workers_are_forked_holding_the_task_side():
-    seen = _forks_of("cpr_abonnement.tasks.executor.PreloadedLocalExecutor")
+    seen = _forks_of("cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor")
     assert seen["workers"] == 2
     assert len(seen["held"]) >= 2
     assert all(held == list(TASK_SIDE_MODULES) for held in seen["held"])
@@ -59,7 +59,7 @@ def test_workers_are_forked_holding_the_task_side():
 def test_every_task_side_module_imports():
     """A name that fails to import would be skipped (logged) at the scheduler's start and
     cost every task again; the list must not rot."""
-    from cpr_abonnement.tasks.executor import preload_task_side
+    from cpr_abonnement.airflow_side.executor import preload_task_side
 
     assert preload_task_side() == []
 
@@ -68,6 +68,6 @@ def test_workers_are_forked_with_our_orm_mappers_configured():
     """SQLAlchemy configures the mappers at a process's first ORM query; a task process
     forked before that configures them again (the ledger's first query: a fifth of a
     delivery's own CPU, profiled under the scheduler)."""
-    seen = _forks_of("cpr_abonnement.tasks.executor.PreloadedLocalExecutor")
+    seen = _forks_of("cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor")
     assert len(seen["unconfigured"]) >= 2
     assert all(names == [] for names in seen["unconfigured"]), seen["unconfigured"]

@@ -11,7 +11,7 @@ still parsed per task (the task runner does that), so DAG changes stay live; cha
 ``cpr_abonnement`` take a scheduler restart, as changes to plugins do.
 
 For a LocalExecutor deployment (``airflow standalone``, the demo, the delivery
-benchmark): ``AIRFLOW__CORE__EXECUTOR=cpr_abonnement.tasks.executor.PreloadedLocalExecutor``.
+benchmark): ``AIRFLOW__CORE__EXECUTOR=cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor``.
 Airflow's own ``[scheduler] mp_start_method = forkserver`` with
 ``mp_forkserver_preload`` does not do this: with any start method but ``fork`` the
 LocalExecutor starts its workers one by one while tasks are queued, and each starts
@@ -43,7 +43,7 @@ TASK_SIDE_MODULES = (
     "airflow.providers.standard.decorators.sensor",
     "airflow.providers.sftp.hooks.sftp",
     "cpr_abonnement.tasks.alerts",
-    "cpr_abonnement.tasks.connections",
+    "cpr_abonnement.airflow_side.connections",
     "cpr_abonnement.tasks.deliver",
 )
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from cpr_abonnement.calendar import CalendarDataError, DeliveryCalendar
+from cpr_abonnement.delivery_calendar import CalendarDataError, DeliveryCalendar
 
 D = dt.date
 
@@ -57,7 +57,7 @@ def test_run_time_is_the_timetable_run_after_every_day_even_across_dst():
     time separately and disagreed for a time the autumn clock shows twice."""
     import pendulum
 
-    from cpr_abonnement.calendar import run_time
+    from cpr_abonnement.delivery_calendar import run_time
     from cpr_timetable import CprDeliveryTimetable
 
     for at in ("21:00", "02:30", "00:00"):
@@ -73,7 +73,7 @@ def test_run_time_is_the_timetable_run_after_every_day_even_across_dst():
 
 
 def test_latest_due_with_and_without_grace():
-    from cpr_abonnement.calendar import extract_deadline, local_today
+    from cpr_abonnement.delivery_calendar import extract_deadline, local_today
 
     cal = DeliveryCalendar.default()
     thursday_2130 = dt.datetime(2026, 11, 26, 20, 30, tzinfo=dt.UTC)  # 21:30 in Denmark

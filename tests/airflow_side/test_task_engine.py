@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cpr_abonnement.airflow_side.connections import AIRFLOW_CONN_ID, task_engine
 from cpr_abonnement.errors import FilterDatabaseUnavailable
-from cpr_abonnement.tasks.connections import AIRFLOW_CONN_ID, task_engine
 
 
 @pytest.fixture
