@@ -96,7 +96,7 @@ def test_the_console_and_readiness_show_its_label_and_target(drop, engine):
     svc = SubscriptionService(engine, caller="test")
     info = svc.add_subscriber(SYS, "Aalborg ESDH", delivery_mode="drop", remote_dir="/d")
     [row] = views.subscribers(engine)
-    assert (row.mode, row.target) == ("drop box", "drop box: folder /d")
+    assert (row.mode, row.target) == ("drop box", "folder /d")
     check = delivery_check(info)
     assert check.ok and check.detail == "drop box: /d"
 

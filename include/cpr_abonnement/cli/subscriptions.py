@@ -292,12 +292,8 @@ def _modes_help() -> str:
 
 
 def _delivery_line(s) -> str:
-    spec = modes.find(s.delivery_mode)
-    if spec is not None and spec.has_account:
-        return f"{spec.name} account={s.pickup_account}"
-    if spec is not None and not spec.needs_connection:
-        return f"{spec.name} dir={s.remote_dir}"
-    return f"{s.delivery_mode} conn={s.sftp_conn_id or '-'} dir={s.remote_dir}"
+    fields = " ".join(f"{name}={value}" for name, value in modes.target_fields(s))
+    return f"{s.delivery_mode} {fields}"
 
 
 def subscriber_list(args: argparse.Namespace) -> int:

@@ -369,10 +369,10 @@ def _current(s: Session, model: Any, shown: Callable[[Any], str]) -> dict[int, l
     return out
 
 
+#: How the console names each of a target's stored fields.
+_FIELD_NAMES = {"account": "pick-up account", "conn": "SFTP connection", "dir": "folder"}
+
+
 def _target(sub: Subscriber) -> str:
-    spec = modes.find(sub.delivery_mode)
-    if spec is not None and spec.has_account:
-        return f"pick-up account {sub.pickup_account or sub.uuid}"
-    if spec is not None and not spec.needs_connection:
-        return f"{spec.label}: folder {sub.remote_dir}"
-    return f"SFTP connection {sub.sftp_conn_id or '(none)'}, folder {sub.remote_dir}"
+    return ", ".join(f"{_FIELD_NAMES[name]} {value}"
+                     for name, value in modes.target_fields(sub))

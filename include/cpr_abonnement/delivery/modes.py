@@ -79,6 +79,19 @@ def label(name: str) -> str:
     return spec.label if spec else name
 
 
+def target_fields(subscriber) -> list[tuple[str, str]]:
+    """The stored fields ``subscriber``'s mode delivers by, as (name, value) for the CLI's
+    and the console's one line about where its files go; an unregistered mode (history
+    outlives modes) shows the connection and folder, as push."""
+    spec = _MODES.get(subscriber.delivery_mode)
+    kind = spec.target_kind if spec else "connection"
+    if kind == "account":
+        return [("account", subscriber.pickup_account or subscriber.uuid)]
+    if kind == "folder":
+        return [("dir", subscriber.remote_dir)]
+    return [("conn", subscriber.sftp_conn_id or "-"), ("dir", subscriber.remote_dir)]
+
+
 #: The mode of a subscriber registered without one.
 DEFAULT = "push"
 
