@@ -21,6 +21,7 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -32,8 +33,17 @@ LEDGER_COLUMNS = ("subscriber_uuid", "file_name", "sha256", "persons", "records"
                   "attempts", "outcome", "detail")
 
 
-def _files(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+#: The one ``.metadata`` element a demo run takes from the real clock.
+_PROCESSED_AT = re.compile(rb"<cpr:FirstProcessedAt>[^<]*</cpr:FirstProcessedAt>")
+
+
+def _files(root: Path, *, clock_free: bool = False) -> dict[str, str]:
+    """SHA-256 per file; ``clock_free`` blanks the processing instant in ``.metadata``
+    (a demo runs on the real clock; the filter comparison has a fixed one)."""
+    def content(p: Path) -> bytes:
+        data = p.read_bytes()
+        return _PROCESSED_AT.sub(b"", data) if clock_free and p.suffix == ".metadata" else data
+    return {str(p.relative_to(root)): hashlib.sha256(content(p)).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
@@ -80,7 +90,7 @@ def filter_outputs(extract: str, out: Path) -> dict:
 
 
 def demo_outputs(work: Path) -> dict:
-    delivered = {folder: _files(work / folder) for folder in ("sftp", "pickup")
+    delivered = {folder: _files(work / folder, clock_free=True) for folder in ("sftp", "pickup")
                  if (work / folder).exists()}
     con = sqlite3.connect(work / "filters.db")
     rows = con.execute(
