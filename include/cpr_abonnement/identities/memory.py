@@ -25,8 +25,12 @@ class TimedMemory(Generic[V]):
     after it: each store checks the generation read before asking the database.
     """
 
-    def __init__(self, lifetime: Callable[[], float], limit: int) -> None:
+    def __init__(self, lifetime: Callable[[], float], limit: int, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._lifetime, self._limit = lifetime, limit
+        #: Seconds on a clock that never goes back; a test sets its own to age answers
+        #: without waiting for them to expire.
+        self.clock = clock
         self._lock = threading.Lock()
         self._entries: dict[Hashable, tuple[float, V]] = {}
         self._generation = 0
@@ -34,7 +38,7 @@ class TimedMemory(Generic[V]):
     def get(self, key: Hashable) -> V | None:
         """The remembered answer, or None when there is none or it is too old."""
         found = self._entries.get(key)
-        return found[1] if found is not None and found[0] > time.monotonic() else None
+        return found[1] if found is not None and found[0] > self.clock() else None
 
     def lookup(self, key: Hashable, load: Callable[[], V | None]) -> V | None:
         """The remembered answer, else ``load()``'s, remembered when found."""
@@ -49,7 +53,7 @@ class TimedMemory(Generic[V]):
                 if generation == self._generation:
                     if len(self._entries) >= self._limit:
                         self._entries.clear()
-                    self._entries[key] = (time.monotonic() + self._lifetime(), answer)
+                    self._entries[key] = (self.clock() + self._lifetime(), answer)
         return answer
 
     def forget(self, drop: Callable[[V], bool] | None = None) -> None:
