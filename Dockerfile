@@ -6,6 +6,8 @@ USER airflow
 WORKDIR /opt/cpr-abonnement
 COPY --chown=airflow:root pyproject.toml constraints.txt README.md ./
 COPY --chown=airflow:root include/ include/
+# The runbook the alerts link to by default (CPRSUB_RUNBOOK_URL overrides it).
+COPY --chown=airflow:root docs/ docs/
 RUN pip install --no-cache-dir -c constraints.txt ".[postgres,celery]"
 
 COPY --chown=airflow:root dags/ /opt/airflow/dags/

@@ -119,6 +119,11 @@ class Settings:
     smtp_conn_id: str
     slack_conn_id: str
     api_max_body_bytes: int = 16 * 1024 * 1024
+    #: Where an alert's runbook link points (CPRSUB_RUNBOOK_URL): the operators' own
+    #: copy of docs/operating.md (a wiki, the repository's web view); by default the
+    #: file in this checkout or image, which exists wherever the code does.
+    runbook_url: str = (Path(__file__).resolve().parents[2] / "docs" / "operating.md"
+                        ).as_uri() + "#operating-the-daily-dag"
     #: PostgreSQL connections the subscription API keeps open (its concurrent calls).
     api_db_connections: int = 20
     poke_seconds: float = 300.0
@@ -155,6 +160,7 @@ class Settings:
             alert_email=_split(os.environ.get("CPRSUB_ALERT_EMAIL", "")),
             smtp_conn_id=os.environ.get("CPRSUB_SMTP_CONN_ID", "smtp_default"),
             slack_conn_id=os.environ.get("CPRSUB_SLACK_CONN_ID", "cpr_abonnement_slack"),
+            runbook_url=os.environ.get("CPRSUB_RUNBOOK_URL") or cls.runbook_url,
             api_max_body_bytes=int(os.environ.get("CPRSUB_API_MAX_BODY_BYTES",
                                                   cls.api_max_body_bytes)),
             api_db_connections=int(os.environ.get("CPRSUB_API_DB_CONNECTIONS",

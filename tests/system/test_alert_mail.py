@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlparse
 
 import pytest
 from sqlalchemy import select
@@ -63,8 +63,12 @@ def test_a_failed_delivery_leaves_an_eml_linking_the_log_and_the_runbook(deploym
     mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
              for p in sorted(folder.glob("*.eml"))]
     (mail,) = [m for m in mails if "Odense Sag" in m["Subject"]]
-    assert mail["Subject"] == "[CPR Abonnement] 2026-11-19: deliver for Odense Sag failed"
+    assert mail["Subject"].startswith("[CPR Abonnement] 2026-11-19: delivery to Odense Sag "
+                                      "failed: connection sftp_odense: "), mail["Subject"]
     html = mail.get_body(preferencelist=("html",)).get_content()
+    plain = mail.get_body(preferencelist=("plain",)).get_content()
+    assert mail.get_content_type() == "multipart/alternative"
+    assert "Delivery day: 2026-11-19" in plain and "<" not in plain.split("Runbook")[0]
     # Airflow 3's URL of the failed (last) try's log: the mapped task of the subscriber.
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -90,9 +94,9 @@ def test_a_failed_delivery_leaves_an_eml_linking_the_log_and_the_runbook(deploym
            f"/tasks/deliver/mapped/{index}?try_number={tries}")
     assert f"Log:          {log}" in html
     assert f'<a href="{log}">Open the task log</a>' in html.replace("&amp;", "&")
-    assert f'Runbook:      {RUNBOOK}, step "Delivery failed"' in html.replace("&quot;", '"')
+    # The runbook is a URL (CPRSUB_RUNBOOK_URL; by default this checkout's file) ...
+    url = (ROOT / RUNBOOK.partition("#")[0]).as_uri() + "#operating-the-daily-dag"
+    assert f'Runbook:      {url}, step "Delivery failed"' in html.replace("&quot;", '"')
     # ... and that step and section exist in the runbook the link names.
-    path, _, anchor = RUNBOOK.partition("#")
-    runbook = (ROOT / path).read_text()
+    runbook = Path(unquote(urlparse(url).path)).read_text()
     assert "## Operating the daily DAG" in runbook and "* **Delivery failed**" in runbook
-    assert anchor == "operating-the-daily-dag"

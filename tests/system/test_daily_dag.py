@@ -109,6 +109,10 @@ def test_a_bad_extract_is_quarantined_intact_and_nothing_is_delivered(deployment
     assert all(not deployment.delivered(uuid) for uuid in SUBSCRIBERS)
     alert = deployment.inbox.texts()
     assert len(alert) == 1 and "parse_and_validate" in alert[0] and "counter says" in alert[0]
+    subject = deployment.inbox.messages[0]["Subject"]
+    assert subject.startswith("[CPR Abonnement] 2026-11-19: D261119.L431101 rejected (1 "
+                              "problem(s)): ") and "counter says 1 records" in subject
+    assert "moved to" not in subject and len(subject) < 160
 
 
 def test_a_missing_extract_times_out_into_an_alert(deployment):

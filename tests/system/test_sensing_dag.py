@@ -37,6 +37,13 @@ def test_a_stable_truncated_extract_is_quarantined_and_the_alert_names_the_rule(
     assert len(alert) == 1, alert
     assert "ExtractRejected" in alert[0] and "999 last" in alert[0]
     assert "not received" not in alert[0]
+    # The subject says what is wrong, and the step is the rejected extract's, although
+    # the sensor (the task of a *missing* extract) is what failed.
+    (mail,) = deployment.inbox.messages
+    assert mail["Subject"].startswith("[CPR Abonnement] 2026-11-19: D261119.L431101 for "
+                                      "2026-11-19 arrived but is broken"), mail["Subject"]
+    plain = mail.get_body(preferencelist=("plain",)).get_content()
+    assert 'step "Extract rejected"' in plain and "999 last" in plain
     assert not re.search(r"\d{10}", alert[0])
     assert all(not deployment.delivered(uuid) for uuid in SUBSCRIBERS)
 

@@ -7,9 +7,11 @@ naming the delivery day, the task, the subscriber (for deliveries) and the error
 the same text to Slack when the Slack Incoming Webhook connection exists (Slack is
 optional: most government deployments have mail only). PNR-shaped numbers are masked
 before anything leaves the process. Each channel is tried on its own, so a Slack
-outage never swallows the mail and vice versa. Each alert links to the failed try's log
-in Airflow's UI (``[api] base_url``) and names the runbook step to follow (docs/operating.md), so
-the person on duty goes from the mail to the log and the fix.
+outage never swallows the mail and vice versa. The subject says what is wrong (the day,
+the file or subscriber, the short reason); the body links to the failed try's log in
+Airflow's UI (``[api] base_url``) and to the runbook step to follow
+(``CPRSUB_RUNBOOK_URL``, docs/operating.md), so the person on duty goes from the mail to
+the log and the fix. The mail has a text/plain part beside the HTML one.
 
 A new notifier is built per call: notifiers render their templates in place, so one
 shared instance would repeat the first alert's subject. Our texts are wrapped in
@@ -21,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
+from email.message import EmailMessage
 from typing import Any
 
 from cpr_abonnement.cpr_number import scrub
@@ -29,6 +32,7 @@ from cpr_abonnement.errors import (
     CprAbonnementError,
     DeltaRetired,
     DiskSpaceLow,
+    ExtractRejected,
     ExtractRetired,
     ProductionDateGap,
     RunDateRefused,
@@ -43,8 +47,11 @@ def _raw(text: str) -> str:
     return "{% raw %}" + text.replace("{% endraw %}", "") + "{% endraw %}"
 
 
-#: The runbook a newcomer opens from an alert: docs/operating.md, "Operating the daily DAG".
+#: The runbook in this repository: docs/operating.md, "Operating the daily DAG" (an
+#: alert links to it by ``Settings.runbook_url``).
 RUNBOOK = "docs/operating.md#operating-the-daily-dag"
+#: How long a subject's reason may be: mail clients show about this much.
+SUBJECT_REASON_CHARS = 100
 #: Runbook step (its bold title in the runbook) per failing task.
 RUNBOOK_STEPS = {
     "wait_for_extract": "Extract missing",
@@ -62,6 +69,8 @@ def runbook_step(task_id: str, exc: BaseException | None) -> str | None:
     refused run date, a chain gap), else by the task that failed."""
     if _caused_by(exc, RunDateRefused):
         return "Run refused at once"
+    if _caused_by(exc, ExtractRejected):  # the sensor rejects a broken file, too
+        return "Extract rejected"
     if _caused_by(exc, ChainBroken) or _caused_by(exc, ProductionDateGap):
         return "Gap in the chain"
     if _caused_by(exc, ExtractRetired):
@@ -78,8 +87,36 @@ def log_link(ti: Any) -> str | None:
     return getattr(ti, "log_url", None)
 
 
-def compose(context: dict[str, Any]) -> tuple[str, str]:
-    """Subject and plain-text body of the alert for a failed task."""
+def _reason(error: str) -> str:
+    """The short reason of an error text for a subject: its first line without the
+    exception type and the quarantine path, and its first listed problem if any."""
+    lines = [line.strip(" -") for line in error.splitlines() if line.strip(" -")]
+    if not lines:
+        return "unknown error"
+    kind, _, message = lines[0].partition(": ")
+    first = message if message and kind.isidentifier() else lines[0]
+    for cut in ("; moved to ", ", moved to "):
+        first = first.split(cut)[0]
+    if len(lines) > 1:
+        first += f": {lines[1]}"
+    return first if len(first) <= SUBJECT_REASON_CHARS else \
+        first[:SUBJECT_REASON_CHARS - 1] + "…"
+
+
+def headline(task_id: str, subscriber: str | None, error: str, *, ours: bool) -> str:
+    """What the subject says is wrong: for a delivery who and why; for our own errors
+    (a rejected or missing extract, a gap, a refused run date) their message, which
+    says it; for anything else which task failed and why."""
+    if task_id == "deliver":
+        return f"delivery to {subscriber or 'a subscriber'} failed: {_reason(error)}"
+    if ours or "not received" in error:
+        return _reason(error)
+    return f"{task_id} failed: {_reason(error)}"
+
+
+def compose(context: dict[str, Any], runbook: str = RUNBOOK) -> tuple[str, str]:
+    """Subject and plain-text body of the alert for a failed task; ``runbook`` is the
+    runbook's URL."""
     ti = context["ti"]
     try:
         day = str(delivery_day(context))
@@ -94,8 +131,7 @@ def compose(context: dict[str, Any]) -> tuple[str, str]:
     ours = _caused_by(exc, CprAbonnementError)
     if ti.task_id == "wait_for_extract" and "not received" not in error and not ours:
         error = f"extract for {day} not received ({error})"
-    what = f"{ti.task_id}" + (f" for {subscriber}" if subscriber else "")
-    subject = f"[CPR Abonnement] {day}: {what} failed"
+    subject = f"[CPR Abonnement] {day}: {headline(ti.task_id, subscriber, error, ours=ours)}"
     lines = [
         f"Delivery day: {day}",
         f"Task:         {ti.task_id}" + (f" [{ti.map_index}]" if ti.map_index >= 0 else ""),
@@ -103,8 +139,8 @@ def compose(context: dict[str, Any]) -> tuple[str, str]:
         f"DAG run:      {ti.dag_id} / {ti.run_id}",
         f"Try:          {ti.try_number}",
         f"Log:          {link}" if (link := log_link(ti)) else None,
-        f"Runbook:      {RUNBOOK}, step \"{step}\"" if (step := runbook_step(ti.task_id, exc))
-        else f"Runbook:      {RUNBOOK}",
+        f"Runbook:      {runbook}, step \"{step}\"" if (step := runbook_step(ti.task_id, exc))
+        else f"Runbook:      {runbook}",
         "",
         error,
     ]
@@ -114,8 +150,8 @@ def compose(context: dict[str, Any]) -> tuple[str, str]:
 def failure_alert(context: dict[str, Any]) -> None:
     """``on_failure_callback``: mail the data engineers (``CPRSUB_ALERT_EMAIL``) and,
     when its connection exists, post to Slack."""
-    subject, body = compose(context)
     settings = Settings.from_env()
+    subject, body = compose(context, settings.runbook_url)
     contact = _contact_notice(settings, context)
     if contact:
         body += f"\n\nContact person: {contact}"
@@ -162,11 +198,18 @@ def _mail(settings: Settings, subject: str, body: str, context: dict[str, Any]) 
     if not settings.alert_email:
         log.warning("CPRSUB_ALERT_EMAIL is not set: no alert mail")
         return
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-    SmtpNotifier(to=list(settings.alert_email), subject=_raw(subject),
-                 html_content=_raw(_html(body, log_link(context["ti"]))),
-                 smtp_conn_id=settings.smtp_conn_id)(context)
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["To"] = ", ".join(settings.alert_email)
+    message.set_content(body)  # text/plain: what a terminal, a pager or a filter reads
+    message.add_alternative(_html(body, log_link(context["ti"])), subtype="html")
+    with SmtpHook(smtp_conn_id=settings.smtp_conn_id) as hook:
+        message["From"] = hook.from_email or "airflow@localhost"
+        # The provider's send_email_smtp builds an HTML-only message; its connected
+        # client (host, TLS and login from the Airflow connection) sends ours.
+        hook._smtp_client.send_message(message)
 
 
 def _html(body: str, link: str | None) -> str:
