@@ -25,11 +25,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import storage
 from cpr_abonnement.delivery import modes
+from cpr_abonnement.delivery_calendar import DANISH_TIME
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
 from cpr_abonnement.settings import Settings
@@ -130,33 +131,54 @@ def pickup_cutoff(day: dt.date, settings: Settings) -> dt.date:
     return cutoff
 
 
+def available_day(production_date: dt.date, available_at: dt.datetime | None) -> dt.date:
+    """The day a file became available to its subscriber (Danish time): its delivery
+    day, or the later day it was placed (a backfill places an old day's file today,
+    and that file is not late the moment it appears)."""
+    if available_at is None:
+        return production_date
+    placed = available_at.replace(tzinfo=dt.UTC).astimezone(DANISH_TIME).date()
+    return max(production_date, placed)
+
+
+def is_late(production_date: dt.date, available_at: dt.datetime | None,
+            cutoff: dt.date) -> bool:
+    """The one rule for a late pick-up (health, its alert, the run note, metrics and the
+    console): a file still waiting that became available on or before ``cutoff``
+    (:func:`pickup_cutoff`). The caller has checked that it is delivered and neither
+    downloaded nor removed."""
+    return available_day(production_date, available_at) <= cutoff
+
+
 def late_pickups(engine: Engine, day: dt.date, settings: Settings) -> list[LatePickup]:
     """Active pick-up subscribers with a delivered data file, neither downloaded nor
-    removed, produced ``CPRSUB_PICKUP_ALERT_DAYS`` or more delivery days before ``day``
-    (a file of Monday is late on Thursday with the default 3)."""
+    removed, available since ``CPRSUB_PICKUP_ALERT_DAYS`` or more delivery days before
+    ``day`` (a file placed on Monday is late on Thursday with the default 3)."""
 
     calendar = settings.calendar()
     cutoff = pickup_cutoff(day, settings)
     waiting = (
         select(Subscriber.uuid, Subscriber.name, Subscriber.pickup_account,
-               func.min(ExtractRun.production_date), func.count(Delivery.id))
+               ExtractRun.production_date, Delivery.available_at, Delivery.file_name)
         .join(Delivery, Delivery.subscriber_uuid == Subscriber.uuid)
         .join(ExtractRun, ExtractRun.id == Delivery.extract_run_id)
         .where(Subscriber.active.is_(True), Subscriber.delivery_mode.in_(modes.with_accounts()),
                Delivery.outcome.in_(DELIVERED_OUTCOMES), Delivery.picked_up_at.is_(None),
                Delivery.removed_at.is_(None), ExtractRun.production_date <= day)
-        .group_by(Subscriber.uuid, Subscriber.name, Subscriber.pickup_account)
-        .order_by(Subscriber.name))
-    late = []
+        .order_by(Subscriber.name, ExtractRun.production_date))
+    by_subscriber: dict[str, list] = {}
     with Session(engine) as s:
-        for uuid, name, account, oldest, count in s.execute(waiting):
-            if oldest > cutoff:
-                continue
-            file_name = s.scalar(
-                select(Delivery.file_name).join(ExtractRun)
-                .where(Delivery.subscriber_uuid == uuid,
-                       ExtractRun.production_date == oldest).limit(1))
-            days = sum(1 for _ in calendar.delivery_days(oldest, day)) - 1
-            late.append(LatePickup(uuid, name, account or "", file_name or "?", oldest,
-                                   count, days))
+        for row in s.execute(waiting):
+            by_subscriber.setdefault(row.uuid, []).append(row)
+    late = []
+    for uuid, rows in by_subscriber.items():
+        overdue = [r for r in rows if is_late(r.production_date, r.available_at, cutoff)]
+        if not overdue:
+            continue
+        oldest = min(overdue, key=lambda r: available_day(r.production_date, r.available_at))
+        since = available_day(oldest.production_date, oldest.available_at)
+        days = sum(1 for _ in calendar.delivery_days(since, day)) - 1
+        late.append(LatePickup(uuid, oldest.name, oldest.pickup_account or "",
+                               oldest.file_name or "?", oldest.production_date, len(rows),
+                               days))
     return late

@@ -67,3 +67,26 @@ def test_the_days_report_lists_late_pickups(engine):
     summary = report(received, [], engine, now=dt.datetime(2026, 11, 26, 21))
     assert any(line.startswith("late pick-up: Picks up late") for line in summary.subscribers)
     assert summary.processed  # nothing failed
+
+
+def test_lateness_counts_from_when_the_file_became_available(engine):
+    """A backfill places old days' files today: they are late only once they have waited
+    CPRSUB_PICKUP_ALERT_DAYS delivery days since then, by the same rule in health and
+    on the console's Deliveries page."""
+    from cpr_abonnement.console import views
+
+    svc = SubscriptionService(engine, caller="t", clock=lambda: dt.datetime(2026, 11, 1))
+    svc.add_subscriber(P, "Backfilled", delivery_mode="pickup", pickup_account="late")
+    for day in DAYS[:2]:  # 19 and 20 Nov, placed by a backfill on Tue 24 Nov
+        name = record_delivered(engine, day, P)
+        ledger.record_pickup_event(engine, account="late", file_name=name, event="available",
+                                   at=dt.datetime(2026, 11, 24, 9))
+    settings = Settings.from_env()
+    assert late_pickups(engine, dt.date(2026, 11, 26), settings) == []  # 2 days waiting
+    matrix = views.delivery_matrix(engine, settings, today=dt.date(2026, 11, 26))
+    assert not any(c.late for row in matrix.rows for c in row.cells.values())
+    late = late_pickups(engine, dt.date(2026, 11, 27), settings)        # 3 days waiting
+    assert [(x.oldest_file, x.waiting_files, x.delivery_days) for x in late] == [
+        ("D261119.L431101", 2, 3)]
+    matrix = views.delivery_matrix(engine, settings, today=dt.date(2026, 11, 27))
+    assert [d for row in matrix.rows for d, c in row.cells.items() if c.late] == DAYS[:2]

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cpr_abonnement import filters
 from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.delivery import modes
-from cpr_abonnement.health import pickup_cutoff
+from cpr_abonnement.health import is_late, pickup_cutoff
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.records import extract_checks
 from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, STARTED
@@ -173,7 +173,7 @@ def _cell(row: Delivery, day: dt.date, cutoff: dt.date, link: str | None) -> Cel
     if spec is not None and spec.has_account:
         picked = row.picked_up_at is not None or row.removed_by == "subscriber"
         late = (row.outcome in DELIVERED_OUTCOMES and row.picked_up_at is None
-                and row.removed_at is None and day <= cutoff)
+                and row.removed_at is None and is_late(day, row.available_at, cutoff))
     return Cell(row.file_name, row.outcome, row.persons, row.records, row.attempts,
                 row.sha256[:SHA_PREFIX], mode, row.size_bytes, scrub(row.detail)[:500],
                 picked, late, link)
