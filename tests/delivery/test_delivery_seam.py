@@ -77,3 +77,15 @@ def test_an_unknown_mode_is_the_subscribers_configuration_not_a_retry(engine, it
 def test_xcom_payloads_survive_a_json_round_trip(payload):
     wire = json.loads(json.dumps(payload.to_xcom()))
     assert type(payload).from_xcom(wire) == payload
+
+
+def test_a_failure_logs_one_readable_line_with_the_next_step(engine, item, caplog):
+    """The task log's first line about a failure says who, why and what to do, above
+    the traceback Airflow prints."""
+    register_day(engine)
+    with pytest.raises(MissingDeliveryTarget):
+        deliver.deliver_one(dataclasses.replace(item, target=None), engine, now=T)
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith(f"delivery Subscriber A ({SUBSCRIBER}) file={NAME} "
+                           "outcome=FAILED reason=MissingDeliveryTarget: ")
+    assert 'next: runbook step "Delivery failed" (docs/operating.md#' in line

@@ -30,6 +30,7 @@ from cpr_abonnement.onboarding.windows import ServiceWindow, parse_all, window_e
 from cpr_abonnement.records import ledger
 from cpr_abonnement.staging import local_copy, staged
 from cpr_abonnement.store.models import Subscriber
+from cpr_abonnement.tasks.alerts import RUNBOOK, runbook_step
 from cpr_abonnement.tasks.payloads import DeliveryItem, DeliveryResult
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,11 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
         mode.announce(engine, item.target, item.file_name)
     except DeliveryConflict as exc:
         record("CONFLICT", str(exc))
+        _log_failure(item, "CONFLICT", exc)
         raise
     except Exception as exc:
         record("FAILED", f"{type(exc).__name__}: {exc}")
+        _log_failure(item, "FAILED", exc)
         raise
     outcome = "ALREADY_DELIVERED" if all(o.already_there for o in outcomes) else "DELIVERED"
     detail = ", ".join(f"{o.name} ({o.nbytes} bytes)" for o in outcomes)
@@ -112,6 +115,15 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
     log.info("delivery subscriber=%s file=%s records=%d sha256=%s outcome=%s target=%s",
              item.subscriber, item.file_name, item.records, item.sha256, outcome, target)
     return DeliveryResult(item.subscriber, outcome)
+
+
+def _log_failure(item: DeliveryItem, outcome: str, exc: BaseException) -> None:
+    """One readable line above the traceback in the task log: who, what, why, and the
+    runbook step that says what to do next."""
+    step = runbook_step("deliver", exc) or "Delivery failed"
+    log.error("delivery %s (%s) file=%s outcome=%s reason=%s next: runbook step \"%s\" "
+              "(%s)", item.name, item.subscriber, item.file_name, outcome,
+              scrub(f"{type(exc).__name__}: {exc}").splitlines()[0][:300], step, RUNBOOK)
 
 
 def _pickup_history(entry: ledger.LedgerEntry) -> str:
