@@ -50,16 +50,28 @@ def test_health_follows_the_ledger(engine):
         ledger.record_delivery(engine, task_number="431101",
                                  production_date=dt.date(2026, 11, 26), subscriber_uuid=uuid,
                                  file_name="D261126.L431101", sha256="0" * 64, persons=1,
-                                 records=1, target="x", outcome=outcome, detail="", now=t)
+                                 records=1, target="x", outcome=outcome,
+                                 detail="SSHException: connection refused", now=t)
     state = check(engine, now=now)
     assert not state.healthy and (state.subscribers, state.delivered) == (2, 1)
-    assert any(B in p for p in state.problems)
+    # Who (by name), why (the ledger's reason) and what to do: not a bare UUID.
+    assert state.problems[1:] == [
+        f"1 subscriber(s) not delivered for 2026-11-26: B ({B[:8]}…): FAILED after 1 "
+        'attempt(s): SSHException: connection refused (runbook step "Delivery failed")']
+    # The next day delivered to both does not hide the older failed day.
+    t2 = dt.datetime(2026, 11, 27, 20)
+    _processed_and_delivered(engine, dt.date(2026, 11, 27), dt.date(2026, 11, 26), t2, (A, B))
+    later = check(engine, now=dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC))
+    assert later.delivery_day == "2026-11-27" and not later.healthy
+    assert later.problems == [f"still not delivered for 2026-11-26: B ({B[:8]}…): FAILED "
+                              'after 1 attempt(s): SSHException: connection refused '
+                              '(runbook step "Delivery failed")']
     ledger.record_delivery(engine, task_number="431101", production_date=dt.date(2026, 11, 26),
                              subscriber_uuid=B, file_name="D261126.L431101", sha256="0" * 64,
                              persons=1, records=1, target="x", outcome="DELIVERED", detail="",
                              now=t)
     extract_runs.mark_delivered(engine, "431101", dt.date(2026, 11, 26), t)
-    assert check(engine, now=now).healthy
+    assert check(engine, now=dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)).healthy
 
 
 def _processed_and_delivered(engine, day: dt.date, previous: dt.date, t: dt.datetime,
@@ -103,7 +115,7 @@ def test_a_subscriber_disabled_after_the_snapshot_still_counts(engine):
                         ).set_active(B, False)
     state = check(engine, now=dt.datetime(2026, 11, 27, 12, tzinfo=dt.UTC))
     assert not state.healthy and (state.subscribers, state.delivered) == (2, 1)
-    assert any(B in p for p in state.problems)
+    assert any(f"B ({B[:8]}…): no delivery recorded" in p for p in state.problems)
 
 
 def test_health_uses_the_deployments_closures_and_run_time(engine, monkeypatch):

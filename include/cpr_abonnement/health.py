@@ -29,6 +29,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import storage
+from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.delivery import modes
 from cpr_abonnement.delivery_calendar import DANISH_TIME
 from cpr_abonnement.identities import expiry
@@ -82,24 +83,53 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
         as_of = run.filters_as_of if run is not None else now.astimezone(dt.UTC).replace(
             tzinfo=None)
         active = set(s.scalars(select(Subscriber.uuid).where(subscribed_at(as_of))))
+        names = dict(s.execute(select(Subscriber.uuid, Subscriber.name)).tuples().all())
         ledger = {} if run is None else {
-            d.subscriber_uuid: d.outcome
+            d.subscriber_uuid: d
             for d in s.scalars(select(Delivery).where(Delivery.extract_run_id == run.id))}
+        older = s.execute(
+            select(ExtractRun.production_date, Delivery).join(ExtractRun)
+            .join(Subscriber, Subscriber.uuid == Delivery.subscriber_uuid)
+            .where(ExtractRun.production_date < day,
+                   ExtractRun.production_date >= day - dt.timedelta(days=UNRESOLVED_DAYS),
+                   Delivery.outcome.not_in(DELIVERED_OUTCOMES), Subscriber.active.is_(True))
+            .order_by(ExtractRun.production_date.desc())).tuples().all()
     problems = []
     if run is None:
         problems.append(f"no extract processed for {day}")
     elif run.delivered_at is None:
         problems.append(f"{run.file_name} for {day} is not marked processed")
-    missing = sorted(u for u in active if ledger.get(u) not in DELIVERED_OUTCOMES)
+    missing = sorted((u for u in active if getattr(ledger.get(u), "outcome", None)
+                      not in DELIVERED_OUTCOMES), key=lambda u: names.get(u, u))
     if run is not None and missing:
-        problems.append(f"{len(missing)} subscriber(s) not delivered for {day}: "
-                        + ", ".join(missing[:10]))
+        problems.append(f"{len(missing)} subscriber(s) not delivered for {day}: " + "; ".join(
+            undelivered(names.get(u, u), u, ledger.get(u)) for u in missing[:10]))
+    problems += [f"still not delivered for {d}: "
+                 + undelivered(names.get(row.subscriber_uuid, "?"), row.subscriber_uuid, row)
+                 for d, row in older[:10]]
     delivered = len(active) - len(missing)
     late = [x.line() for x in late_pickups(engine, day, settings or Settings.from_env())]
     certificates = [e.line() for e in expiry.expiring(engine, as_naive_utc(now))]
     places = [v.line(as_naive_utc(now)) for v in storage.volumes(settings or Settings.from_env())]
     return Health(not problems, str(day), run is not None and run.delivered_at is not None,
                   len(active), delivered, problems, late, certificates, places)
+
+
+#: How far back an undelivered day stays a health problem until it is delivered (a
+#: re-run or a clear of its ``deliver`` task updates the same ledger row).
+UNRESOLVED_DAYS = 45
+
+
+def undelivered(name: str, uuid: str, entry: Delivery | None) -> str:
+    """One subscriber's undelivered day as an operator reads it: who, the outcome and
+    its reason from the ledger, and the runbook step."""
+    who = f"{name} ({uuid[:8]}…)"
+    if entry is None:
+        return f"{who}: no delivery recorded (the run stopped before delivering; " \
+               f"runbook step \"Extract missing\" or \"Extract rejected\")"
+    reason = scrub(entry.detail or "").splitlines()[0][:160] if entry.detail else "-"
+    return f"{who}: {entry.outcome} after {entry.attempts} attempt(s): {reason} " \
+           f"(runbook step \"Delivery failed\")"
 
 
 @dataclass(frozen=True)
