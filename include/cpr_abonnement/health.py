@@ -33,7 +33,7 @@ from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.delivery import modes
 from cpr_abonnement.delivery_calendar import DANISH_TIME
 from cpr_abonnement.identities import expiry
-from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
+from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, short_reason
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
 from cpr_abonnement.store.models import Delivery, ExtractRun, Subscriber
@@ -127,7 +127,7 @@ def undelivered(name: str, uuid: str, entry: Delivery | None) -> str:
     if entry is None:
         return f"{who}: no delivery recorded (the run stopped before delivering; " \
                f"runbook step \"Extract missing\" or \"Extract rejected\")"
-    reason = scrub(entry.detail or "").splitlines()[0][:160] if entry.detail else "-"
+    reason = short_reason(scrub(entry.detail or ""), 160) or "-"
     return f"{who}: {entry.outcome} after {entry.attempts} attempt(s): {reason} " \
            f"(runbook step \"Delivery failed\")"
 

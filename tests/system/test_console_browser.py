@@ -144,7 +144,12 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     failed.wait_for()
     assert "failed" in failed.get_attribute("class")
     text = failed.inner_text()
-    assert "FAILED" in text and "2 att." in text and "push" in text
+    assert "FAILED" in text and "2 tries" in text and "push" in text
+    # Why, and what to do next, in the cell; and one summary line over the table.
+    assert "connection sftp_odense" in failed.locator(".reason").inner_text()
+    assert "runbook" in text
+    summary = frame.locator("#summary").inner_text()
+    assert summary.startswith("19.11.2026: 2 of 3 delivered — Odense Sag FAILED: "), summary
     # Persons: Aalborg only (Vejle's file is empty, Odense's failed); bytes: Vejle too.
     assert frame.locator("#plot-persons svg rect.bar").count() == 1
     assert frame.locator("#plot-bytes svg rect.bar").count() == 2

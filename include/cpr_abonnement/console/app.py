@@ -95,8 +95,10 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
 
     @app.get("/deliveries", response_class=HTMLResponse)
     def deliveries_page(request: Request) -> HTMLResponse:
-        m = matrix(request)
-        return page(request, "deliveries", m=m, plots=_volume_plots(state.engine, m.days))
+        m, settings = matrix(request), Settings.from_env()
+        return page(request, "deliveries", m=m, plots=_volume_plots(state.engine, m.days),
+                    runbook=settings.runbook_url,
+                    late_days=settings.pickup_alert_days)
 
     @app.get("/api/deliveries")
     def deliveries_json(request: Request) -> JSONResponse:

@@ -23,7 +23,7 @@ from cpr_abonnement.delivery import modes
 from cpr_abonnement.health import is_late, pickup_cutoff
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.records import extract_checks
-from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, STARTED
+from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, STARTED, short_reason
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
 from cpr_abonnement.store.models import (
@@ -60,6 +60,11 @@ def to_json(value: Any) -> Any:
 
 
 # -- deliveries ------------------------------------------------------------------------
+#: How much of a failure's reason a cell and the summary line show (the rest in the
+#: cell's tooltip and the task log).
+REASON_CHARS = 90
+
+
 @dataclass(frozen=True)
 class Cell:
     """One subscriber's delivery of one day's extract, as its ledger row says."""
@@ -82,6 +87,12 @@ class Cell:
     @property
     def delivered(self) -> bool:
         return self.outcome in DELIVERED_OUTCOMES
+
+    @property
+    def reason(self) -> str:
+        """Why an undelivered cell is not delivered, short (the ledger's detail, first
+        line); empty when delivered."""
+        return "" if self.delivered else short_reason(self.detail, REASON_CHARS)
 
     @property
     def state(self) -> str:
@@ -114,6 +125,21 @@ class Matrix:
     subscriber: str | None = None
     #: Every subscriber (uuid, name) for the filter's choice list.
     choices: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str | None:
+        """One line about the newest day with deliveries: how many of how many were
+        delivered, and who was not, with why (``04.12: 6 of 7 delivered — Aalborg
+        FAILED: connection refused``)."""
+        for day in self.days:
+            cells = [(row.name, row.cells[day]) for row in self.rows if day in row.cells]
+            if not cells:
+                continue
+            done = sum(c.delivered for _, c in cells)
+            line = f"{day:%d.%m.%Y}: {done} of {len(cells)} delivered"
+            failed = [f"{name} {c.outcome}" + (f": {c.reason}" if c.reason else "")
+                      for name, c in cells if not c.delivered]
+            return line + (" — " + "; ".join(failed) if failed else "")
+        return None
 
 
 def page_days(settings: Settings, today: dt.date, page: int, size: int = PAGE_DAYS

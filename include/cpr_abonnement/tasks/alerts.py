@@ -37,6 +37,7 @@ from cpr_abonnement.errors import (
     ProductionDateGap,
     RunDateRefused,
 )
+from cpr_abonnement.records.ledger import short_reason
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.tasks.run_dates import delivery_day
 
@@ -108,7 +109,8 @@ def headline(task_id: str, subscriber: str | None, error: str, *, ours: bool) ->
     (a rejected or missing extract, a gap, a refused run date) their message, which
     says it; for anything else which task failed and why."""
     if task_id == "deliver":
-        return f"delivery to {subscriber or 'a subscriber'} failed: {_reason(error)}"
+        reason = short_reason(error, SUBJECT_REASON_CHARS)
+        return f"delivery to {subscriber or 'a subscriber'} failed: {reason}"
     if ours or "not received" in error:
         return _reason(error)
     return f"{task_id} failed: {_reason(error)}"
