@@ -83,3 +83,28 @@ def test_a_chain_gap_is_recorded_as_held(settings, tmp_path, sqlite_engine):
         daily.receive(settings, monday, name, sqlite_engine, allow_gap=False)
     held = extract_checks.recent(sqlite_engine)[0]
     assert held.verdict == "held" and held.problems[0].field == "PRODDTOFORRIG"
+
+
+def test_a_rejected_arrival_stays_listed_after_its_correction(settings, tmp_path,
+                                                             sqlite_engine):
+    """The corrected file has the same name; the console still shows what was wrong with
+    the first one, marked as received again, and the summary of the data checks."""
+    from cpr_abonnement.console import views
+
+    bad = extract(person(PNRS[0]), day=DAY, previous=DAY - dt.timedelta(1), counter=99)
+    (tmp_path / "inbound" / NAME).write_bytes(bad)
+    with pytest.raises(ExtractRejected):
+        daily.receive(settings, DAY, NAME, sqlite_engine, allow_gap=False)
+    good = extract(person(PNRS[0]), day=DAY, previous=DAY - dt.timedelta(1))
+    (tmp_path / "inbound" / NAME).write_bytes(good)
+    daily.receive(settings, DAY, NAME, sqlite_engine, allow_gap=False)
+    rows = views.extracts(sqlite_engine)
+    assert [(r.file_name, r.verdict, r.superseded) for r in rows] == [
+        (NAME, "accepted", False), (NAME, "rejected", True)]
+    assert rows[0].expectations_summary == "7/7 passed" and rows[1].checks == 2
+    assert rows[1].problems and rows[1].problems[0].record_type == "999"
+    from cpr_abonnement.settings import Settings
+
+    (day,) = [t for t in views.chain_timeline(rows, Settings.from_env(), today=DAY)
+              if t.day == DAY]
+    assert day.state == "processed"  # the corrected file decides the day

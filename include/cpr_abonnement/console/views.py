@@ -248,6 +248,20 @@ class ExtractRow:
     quarantined_to: str | None
     #: True when the run's report marked it processed (every subscriber delivered).
     processed: bool
+    #: An earlier rejected arrival of a file since received again (kept on the page:
+    #: what was wrong with it is still worth seeing).
+    superseded: bool = False
+
+    @property
+    def expectations_summary(self) -> str:
+        """``7/7 passed`` (or ``6/7 passed, 1 warned``): the details on demand."""
+        total = len(self.expectations)
+        states = [e.state for e in self.expectations]
+        text = f"{states.count('passed')}/{total} passed"
+        for state in ("warned", "failed"):
+            if states.count(state):
+                text += f", {states.count(state)} {state}"
+        return text
 
 
 def extracts(engine: Engine) -> list[ExtractRow]:
@@ -258,16 +272,21 @@ def extracts(engine: Engine) -> list[ExtractRow]:
         runs = {r.file_name: r for r in s.scalars(select(ExtractRun))}
     latest: dict[str, extract_checks.CheckRecord] = {}
     count: dict[str, int] = {}
-    for c in checks:
+    rejected_before: list[extract_checks.CheckRecord] = []
+    for c in checks:  # newest first
+        if c.file_name in latest and c.verdict == extract_checks.REJECTED:
+            rejected_before.append(c)
         latest.setdefault(c.file_name, c)
         count[c.file_name] = count.get(c.file_name, 0) + 1
     rows = []
-    for name, c in latest.items():
+    for c in [*latest.values(), *rejected_before]:
+        name = c.file_name
         run = runs.get(name) if c.verdict == extract_checks.ACCEPTED else None
         rows.append(ExtractRow(name, c.production_date, c.previous_date, c.size_bytes,
                                c.persons, c.records, c.verdict, c.checked_at, count[name],
                                c.problems, c.expectations, c.quarantined_to,
-                               run is not None and run.delivered_at is not None))
+                               run is not None and run.delivered_at is not None,
+                               superseded=latest[name] is not c))
     for name, run in runs.items():
         if name not in latest:
             rows.append(ExtractRow(name, run.production_date, run.previous_date, None,
@@ -295,7 +314,7 @@ def chain_timeline(rows: list[ExtractRow], settings: Settings, *, today: dt.date
     """The production-date chain over the last ``days`` delivery days (oldest first),
     starting at the first extract received: every gap is a ``missing`` day."""
     by_day = {r.production_date: r for r in sorted(rows, key=lambda r: r.processed)
-              if r.production_date}
+              if r.production_date and not r.superseded}
     if not by_day:
         return []
     window = sorted(page_days(settings, today, 0, days))
