@@ -85,5 +85,10 @@ def test_subscribers_show_filters_keys_last_delivery_and_masked_history(console)
         "ssh-ed25519 SHA256:")
     assert [h.operation for h in aalborg.history][:2] == [
         "AddMunicipalityCodeSubscription", "AddPNRSubscription"]
+    # ... read as sentences, not JSON.
+    sentences = [h.sentence for h in aalborg.history]
+    assert sentences[:2] == ["added municipality 0851 Aalborg", "added PNR 010190-****"]
+    assert sentences[-1] == "registered (push)"
+    assert (aalborg.contact, aalborg.readiness) == (None, None)
     dumped = json.dumps(views.to_json(list(rows.values())))
     assert "010190-****" in dumped and not PNR_SHAPED.search(dumped)

@@ -182,8 +182,9 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     assert not PNR_SHAPED.search(page.content())
 
     page.goto(f"{base}/cpr-console/subscribers")
-    assert "AddChangeCodeSubscription" in page.locator(
-        f'tr[data-subscriber="{ODENSE}"]').inner_text()
+    odense = page.locator(f'tr[data-subscriber="{ODENSE}"]').inner_text()
+    assert "added change-code A21" in odense and "{" not in odense  # sentences, not JSON
+    assert "contact: none registered" in odense and "readiness: not checked" in odense
     page.screenshot(path=str(SHOTS / "console-subscribers.png"), full_page=True)
 
     page.goto(f"{base}/cpr-console/health")

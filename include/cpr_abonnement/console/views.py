@@ -10,6 +10,7 @@ check messages) is scrubbed on the way out.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement import filters
+from cpr_abonnement.console import history
 from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.delivery import modes
 from cpr_abonnement.health import is_late, pickup_cutoff
@@ -344,6 +346,10 @@ class HistoryLine:
     caller: str
     transport: str | None
 
+    @property
+    def sentence(self) -> str:
+        return history.sentence(self.operation, self.arguments, self.result)
+
 
 @dataclass(frozen=True)
 class SubscriberRow:
@@ -359,6 +365,10 @@ class SubscriberRow:
     certificates: list[str]
     last_delivery: str | None
     history: list[HistoryLine]
+    #: The registration's contact person ("name, e-mail, phone"), if registered.
+    contact: str | None = None
+    #: The latest readiness check's verdict (``cprsub subscriber check``), if run.
+    readiness: str | None = None
 
 
 def certificate_line(cert: Certificate, now: dt.datetime) -> str:
@@ -389,6 +399,10 @@ def subscribers(engine: Engine, *, history: int = 20, now: dt.datetime | None = 
         last = {uuid: (day, outcome) for uuid, day, outcome in s.execute(
             select(Delivery.subscriber_uuid, ExtractRun.production_date, Delivery.outcome)
             .join(ExtractRun).order_by(ExtractRun.production_date))}
+        readiness = dict(s.execute(
+            select(AuditEntry.subscriber_uuid, AuditEntry.result)
+            .where(AuditEntry.operation == "ReadinessCheck")
+            .order_by(AuditEntry.at, AuditEntry.id)).tuples().all())
         rows = []
         for sub in subs:
             audit = s.scalars(select(AuditEntry).where(AuditEntry.subscriber_uuid == sub.uuid)
@@ -402,8 +416,19 @@ def subscribers(engine: Engine, *, history: int = 20, now: dt.datetime | None = 
                 keys.get(sub.id, []), certs.get(sub.id, []),
                 f"{day} {outcome}" if day else None,
                 [HistoryLine(a.at, a.operation, scrub(a.arguments), scrub(a.result),
-                             scrub(a.caller), a.transport) for a in audit]))
+                             scrub(a.caller), a.transport) for a in audit],
+                _contact(sub.registration), readiness.get(sub.uuid)))
     return rows
+
+
+def _contact(registration: str | None) -> str | None:
+    """The contact person of a stored registration document, as one line."""
+    try:
+        contact = (json.loads(registration) if registration else {}).get("contact") or {}
+    except ValueError:
+        return None
+    parts = [str(contact[k]) for k in ("name", "email", "phone") if contact.get(k)]
+    return ", ".join(parts) or None
 
 
 def _current(s: Session, model: Any, shown: Callable[[Any], str]) -> dict[int, list[str]]:
