@@ -41,7 +41,7 @@ def test_matrix_filters_failed_late_and_one_subscriber(console):
     assert uuids(failed_only=True) == [ODENSE]
     assert uuids(late_only=True) == [HERNING]
     assert uuids(subscriber=AALBORG) == [AALBORG]
-    assert uuids(page=1) == []  # 30 delivery days earlier none was registered yet
+    assert uuids(page=3) == []  # 30 delivery days earlier none was registered yet
 
 
 def test_cells_carry_the_task_links_given_for_their_day_and_name(console):

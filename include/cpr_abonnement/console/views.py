@@ -37,8 +37,11 @@ from cpr_abonnement.store.models import (
     Subscriber,
 )
 
-#: Delivery days per page of the deliveries matrix.
-PAGE_DAYS = 30
+#: Delivery days per page of the deliveries matrix: two working weeks, what fits beside
+#: the subscriber column in Airflow's UI on a 1,440-pixel screen without scrolling.
+PAGE_DAYS = 10
+#: Delivery days the production-date chain on the Extracts page shows.
+TIMELINE_DAYS = 30
 #: How many characters of a SHA-256 the matrix shows (enough to compare by eye).
 SHA_PREFIX = 12
 
@@ -312,7 +315,7 @@ class TimelineDay:
 
 
 def chain_timeline(rows: list[ExtractRow], settings: Settings, *, today: dt.date,
-                   days: int = PAGE_DAYS) -> list[TimelineDay]:
+                   days: int = TIMELINE_DAYS) -> list[TimelineDay]:
     """The production-date chain over the last ``days`` delivery days (oldest first),
     starting at the first extract received: every gap is a ``missing`` day."""
     by_day = {r.production_date: r for r in sorted(rows, key=lambda r: r.processed)
