@@ -75,7 +75,8 @@ def test_an_unreachable_sftp_server_fails_only_that_subscriber_and_alerts(deploy
     processed = extract_runs.last_processed(deployment.engine, "431101", DAY + dt.timedelta(1))
     assert processed.production_date == DAY and processed.delivered_at is None
     assert "2 of 3 subscriber(s) delivered" in run_note(run)
-    assert "| Odense Sag | FAILED after 2 attempt(s) |" in run_note(run)  # a table row
+    assert "| Odense Sag | FAILED after 2 attempt(s): connection sftp\\_odense: " \
+        in run_note(run)  # a table row, with the reason
     alerts = [t for t in deployment.inbox.texts() if "Odense Sag" in t]
     assert len(alerts) == 1, deployment.inbox.texts()
     assert "2026-11-19" in alerts[0] and "deliver" in alerts[0]

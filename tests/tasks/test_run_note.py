@@ -25,7 +25,8 @@ def _rows(html: str) -> list[list[str]]:
 
 def test_the_note_is_a_markdown_table_failed_first():
     rows = [NoteRow("Aalborg | ESDH", "DELIVERED", 12, 30, "push"),
-            NoteRow("Odense *Sag*", "FAILED", 3, 5, "push", attempts=2),
+            NoteRow("Odense *Sag*", "FAILED", 3, 5, "push", attempts=2,
+                    reason="connection sftp_odense: timed out"),
             NoteRow("Herning Sag", "DELIVERED", 1, 2, "pickup")]
     note = DaySummary(f"{HEAD}; 2 of 3 subscriber(s) delivered", [], ["Odense *Sag*"],
                       False, rows=rows).note()
@@ -33,7 +34,8 @@ def test_the_note_is_a_markdown_table_failed_first():
     assert "2 of 3 subscriber(s) delivered" in html.split("<table>")[0]
     assert _rows(html) == [
         ["Subscriber", "Outcome", "Persons", "Records", "Mode"],
-        ["Odense *Sag*", "FAILED after 2 attempt(s)", "3", "5", "push"],
+        ["Odense *Sag*", "FAILED after 2 attempt(s): connection sftp_odense: timed out "
+                         "(runbook step &quot;Delivery failed&quot;)", "3", "5", "push"],
         ["Aalborg | ESDH", "DELIVERED", "12", "30", "push"],
         ["Herning Sag", "DELIVERED", "1", "2", "pick-up"],
     ]

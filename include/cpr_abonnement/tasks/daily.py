@@ -280,9 +280,11 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
         lines.append(f"{item.name} ({item.subscriber}): {item.persons} persons, "
                      f"{item.records} records, {outcome}"
                      + (f" after {e.attempts} attempt(s)" if e else "") + waited)
+        reason = ("" if outcome in ledger.DELIVERED_OUTCOMES
+                  else ledger.short_reason(e.detail) if e else "no attempt was made")
         rows.append(NoteRow(item.name, outcome, item.persons, item.records,
                             item.target.mode if item.target else "-",
-                            e.attempts if e else None, waited))
+                            e.attempts if e else None, waited, reason))
     head = (f"{received.file_name} (produced {day}, previous {received.previous_date}): "
             f"{received.persons} persons; " + (
                 f"{len(items) - len(failed)} of {len(items)} subscriber(s) delivered" if items

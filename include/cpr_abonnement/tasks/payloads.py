@@ -122,6 +122,8 @@ class NoteRow:
     attempts: int | None = None
     #: "; waited for service window until HH:MM" when the push waited, else empty.
     waited: str = ""
+    #: Why it was not delivered (the ledger's detail, short); empty when delivered.
+    reason: str = ""
 
     @property
     def delivered(self) -> bool:
@@ -131,13 +133,15 @@ class NoteRow:
         outcome = self.outcome + (f" after {self.attempts} attempt(s)"
                                   if self.attempts and not self.delivered else "")
         outcome += self.waited
+        if self.reason:
+            outcome += f": {self.reason} (runbook step \"Delivery failed\")"
         return (f"| {_cell(self.name)} | {_cell(outcome)} | {self.persons} | {self.records} "
                 f"| {_cell(modes.label(self.mode))} |")
 
     def to_xcom(self) -> dict[str, Any]:
         return {"name": self.name, "outcome": self.outcome, "persons": self.persons,
                 "records": self.records, "mode": self.mode, "attempts": self.attempts,
-                "waited": self.waited}
+                "waited": self.waited, "reason": self.reason}
 
     @classmethod
     def from_xcom(cls, data: dict[str, Any]) -> NoteRow:
