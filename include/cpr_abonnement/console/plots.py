@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import textwrap
+import zlib
 from collections.abc import Mapping, Sequence
 from html import escape
 
+#: Characters per legend line (the legend column is that wide).
+LEGEND_CHARS = 24
 #: Colour per series, in order (colour-blind-safe Okabe-Ito set, then greys).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000", "#7f7f7f", "#bcbcbc")
@@ -61,9 +65,18 @@ def _frame(title: str, body: list[str], top: float, unit: str) -> str:
 
 
 def _day_labels(days: Sequence[dt.date], x_of: dict[dt.date, float]) -> list[str]:
+    """About ten date labels, the newest day always among them."""
+    days = list(days)
     step = max(1, len(days) // 10)
+    shown = days[::-1][::step][::-1]
     return [f'<text x="{x_of[d]:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
-            f'font-size="10">{d:%d.%m}</text>' for d in list(days)[::step]]
+            f'font-size="10">{d:%d.%m}</text>' for d in shown]
+
+
+def colour(name: str) -> str:
+    """A series' colour from its name, so a subscriber keeps its colour from page to
+    page and day to day whoever else is plotted."""
+    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
 
 
 def stacked_bars(title: str, days: Sequence[dt.date],
@@ -81,7 +94,7 @@ def stacked_bars(title: str, days: Sequence[dt.date],
     body = []
     for i, d in enumerate(days):
         base = 0.0
-        for k, (name, values) in enumerate(series.items()):
+        for name, values in series.items():
             v = values.get(d, 0)
             if v <= 0:
                 continue
@@ -90,15 +103,19 @@ def stacked_bars(title: str, days: Sequence[dt.date],
             body.append(
                 f'<rect class="bar" x="{LEFT + slot * i + slot * 0.1:.1f}" y="{y:.1f}" '
                 f'width="{slot * 0.8:.1f}" height="{max(h, 0.5):.1f}" '
-                f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(name)}, {d}: '
+                f'fill="{colour(name)}"><title>{escape(name)}, {d}: '
                 f'{escape(human(v, unit))}</title></rect>')
             base += v
     body += _day_labels(days, x_of)
-    for k, name in enumerate(series):
-        y = TOP + 14 * k
+    y = TOP
+    for name in series:  # the whole name, wrapped: "Dødsboskifteretten (even…" tells nothing
+        lines = textwrap.wrap(name, LEGEND_CHARS) or [""]
+        text = "".join(f'<tspan x="{WIDTH - RIGHT + 26}" dy="{0 if i == 0 else 12}">'
+                       f'{escape(part)}</tspan>' for i, part in enumerate(lines))
         body.append(f'<rect x="{WIDTH - RIGHT + 12}" y="{y}" width="10" height="10" '
-                    f'fill="{PALETTE[k % len(PALETTE)]}"/><text x="{WIDTH - RIGHT + 26}" '
-                    f'y="{y + 9}" font-size="11">{escape(name[:24])}</text>')
+                    f'fill="{colour(name)}"/><text class="legend" y="{y + 9}" '
+                    f'font-size="11">{text}</text>')
+        y += 12 * len(lines) + 4
     return _frame(title, body, top, unit)
 
 
