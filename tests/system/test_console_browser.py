@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -162,7 +163,8 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     page.screenshot(path=str(SHOTS / "console-deliveries.png"), full_page=True)
     # Readable on a 1,440 × 900 screen: the page inside Airflow's frame needs no
     # horizontal scrolling.
-    frames = [f for f in page.frames if "/cpr-console/deliveries" in f.url]
+    frames = [f for f in page.frames
+              if urlparse(f.url).path.startswith("/cpr-console/deliveries")]
     assert frames and all(f.evaluate("document.documentElement.scrollWidth <= "
                                      "document.documentElement.clientWidth") for f in frames)
     html = frame.locator("body").inner_html()
@@ -202,6 +204,19 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     assert "UNHEALTHY" in page.locator("#verdict").inner_text() or \
         "HEALTHY" in page.locator("#verdict").inner_text()
     page.screenshot(path=str(SHOTS / "console-health.png"), full_page=True)
+
+    # Airflow in its dark theme (here: the system's preference, which Airflow follows
+    # by default): the console inside it turns dark too.
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"{base}/plugin/cpr-deliveries")
+    page.frame_locator("iframe").locator("#matrix").wait_for()
+    (console,) = [f for f in page.frames
+                  if urlparse(f.url).path.startswith("/cpr-console/deliveries")]
+    console.wait_for_function("document.documentElement.classList.contains('dark')")
+    background = console.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(16, 20, 24)", background
+    page.screenshot(path=str(SHOTS / "console-deliveries-dark.png"), full_page=True)
+    page.emulate_media(color_scheme="light")
 
     # The subscription API's docs render from local assets.
     page.goto(f"{base}/cpr-abonnement/docs")
