@@ -14,19 +14,14 @@ label, target fields, registration-document keys, service-window rule), register
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from cpr_abonnement.delivery import modes
-from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget
-
-if TYPE_CHECKING:
-    from cpr_abonnement.subscriptions.recipient import Recipient
+from cpr_abonnement.delivery.base import DeliveryMode, DeliveryTarget, StoredTarget
 
 #: The ledger's target for a subscriber without one (its delivery fails, no retry).
 NO_TARGET = "-"
 
 
-def target_of(subscriber: Recipient) -> DeliveryTarget | None:
+def target_of(subscriber: StoredTarget) -> DeliveryTarget | None:
     """Where ``subscriber`` gets its files, by its mode, or None when it has no target
     (a field its mode needs is missing, or the mode is not registered)."""
     spec = modes.find(subscriber.delivery_mode)

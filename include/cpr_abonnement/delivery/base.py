@@ -12,10 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
-
-if TYPE_CHECKING:
-    from cpr_abonnement.subscriptions.recipient import Recipient
+from typing import Any, ClassVar, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -80,6 +77,18 @@ class DeliveryMode(ABC):
 TargetKind = Literal["connection", "account", "folder"]
 
 
+class StoredTarget(Protocol):
+    """The fields of a subscriber a target is made of (a
+    :class:`~cpr_abonnement.subscriptions.recipient.Recipient`, or the stored row):
+    named here so that delivery does not depend on the subscriptions."""
+
+    uuid: str
+    delivery_mode: str
+    sftp_conn_id: str | None
+    remote_dir: str
+    pickup_account: str | None
+
+
 @dataclass(frozen=True)
 class ModeSpec:
     """One delivery mode as the rest of the service sees it."""
@@ -111,7 +120,7 @@ class ModeSpec:
     def needs_connection(self) -> bool:
         return self.target_kind == "connection"
 
-    def target(self, subscriber: Recipient) -> DeliveryTarget | None:
+    def target(self, subscriber: StoredTarget) -> DeliveryTarget | None:
         """Where ``subscriber``'s files go, or None when a field it needs is missing (its
         delivery then fails, recorded, without retry)."""
         if self.target_kind == "account":
