@@ -439,3 +439,13 @@ class ConfinementUnavailable(CprAbonnementError):
     def __init__(self, message: str, *, root: str) -> None:
         super().__init__(f"{message} (pick-up root {root})")
         self.root = root
+
+
+class RolesNotApplicable(CprAbonnementError):
+    """``cprsub db upgrade --grant-roles`` on a database without roles (SQLite): said
+    plainly rather than ignored, since a deployment that asked for roles expected them."""
+
+
+class InvalidRolePassword(CprAbonnementError):
+    """A database role's password that would break the connection URL it goes into,
+    or is too short to resist guessing; the message never repeats it."""

@@ -30,6 +30,10 @@ directory, any fsspec URL Airflow's ``ObjectStoragePath`` supports for staging.
                                  too when it exists (``cpr_abonnement_slack``)
 ``CPRSUB_DB_URL``                filter database URL (else, in Airflow, the connection
                                  ``cpr_filter_db``; on the command line ``$CPRSUB_HOME``)
+``CPRSUB_DB_PASSWORD_API``, ``_WORKER``, ``_KEYS``, ``_PICKUP``
+                                 passwords ``cprsub db upgrade --grant-roles`` gives the
+                                 database roles ``cprsub_api`` ... (unset: a new role is
+                                 made NOLOGIN, an existing one keeps its password)
 ``CPRSUB_HOME``                  folder of the command line's default ``filters.db`` (``var``)
 ``CPRSUB_API_MAX_BODY_BYTES``    largest request body the subscription API reads
                                  (16 MiB: a bulk call of 1,000,000 PNRs fits)
@@ -82,6 +86,22 @@ def db_url() -> str | None:
     :class:`Settings` field, so a bad value elsewhere never stops the command line from
     reaching the database."""
     return os.environ.get(DB_URL_VARIABLE) or None
+
+
+#: The database roles of the filter database (store/roles.py) and the variables that
+#: hold their passwords.
+ROLE_PASSWORD_VARIABLES = {
+    "cprsub_api": "CPRSUB_DB_PASSWORD_API",
+    "cprsub_worker": "CPRSUB_DB_PASSWORD_WORKER",
+    "cprsub_keys": "CPRSUB_DB_PASSWORD_KEYS",
+    "cprsub_pickup": "CPRSUB_DB_PASSWORD_PICKUP",
+}
+
+
+def role_passwords() -> dict[str, str | None]:
+    """Each database role's password from its variable, None when unset or empty (so
+    ``--grant-roles`` leaves an existing role's password alone rather than blanking it)."""
+    return {role: os.environ.get(var) or None for role, var in ROLE_PASSWORD_VARIABLES.items()}
 
 
 def export_api_settings(*, db: str | None, client_cert_header: str | None,

@@ -15,6 +15,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="command", required=True, metavar="COMMAND")
     up = db.add_parser("upgrade", help="create or upgrade the schema in place (idempotent)")
     db_option(up)
+    up.add_argument("--grant-roles", action="store_true",
+                    help="PostgreSQL: then make the roles cprsub_api, cprsub_worker, "
+                         "cprsub_keys, cprsub_pickup (passwords from "
+                         "CPRSUB_DB_PASSWORD_API, _WORKER, _KEYS, _PICKUP; unset: a new "
+                         "role is NOLOGIN, an existing one keeps its password) and apply "
+                         "their grants (docs/deployment-roles.md); run as the owner, "
+                         "with CREATEROLE. Not for SQLite, which has no roles")
     up.set_defaults(handler=db_upgrade)
     ddl = db.add_parser("schema", help="print the schema DDL (what sql/ holds)")
     ddl.add_argument("--dialect", choices=["postgresql", "sqlite"], default="postgresql")
@@ -37,9 +44,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
+    """Migrate, then (``--grant-roles``) the roles and their grants, so a table a
+    migration adds has its grants before any service uses it. On SQLite the flag is
+    refused before anything is migrated: a deployment that asked for roles must not
+    believe it has them."""
+    from cpr_abonnement.errors import RolesNotApplicable
+    from cpr_abonnement.settings import role_passwords
     from cpr_abonnement.store.db import upgrade
+    from cpr_abonnement.store.roles import grant_roles
 
-    print(f"filter database at revision {upgrade(engine_of(args))}")
+    engine = engine_of(args)
+    if args.grant_roles and engine.dialect.name != "postgresql":
+        raise RolesNotApplicable(
+            f"--grant-roles applies to PostgreSQL only: {engine.dialect.name} has no "
+            "database roles, so nothing was migrated or granted (run without the flag)")
+    print(f"filter database at revision {upgrade(engine)}")
+    if args.grant_roles:
+        for change in grant_roles(engine, role_passwords()):
+            print(f"role {change.line()}")
+        print("grants applied (include/cpr_abonnement/store/grants.postgresql.sql)")
     return 0
 
 

@@ -33,15 +33,21 @@ class PickupAccount:
 
 def account(engine: Engine, name: str) -> PickupAccount | None:
     """The active pick-up account of that login name (subscriber active, mode
-    ``pickup``), else None."""
+    ``pickup``), else None.
+
+    Reads only the columns named here: sshd runs this for every login attempt as the
+    database role ``cprsub_keys``, which may read those columns and nothing else
+    (not the registration's contact person, not a filter)."""
     with Session(engine) as s:
-        sub = s.scalar(select(Subscriber).where(
-            Subscriber.pickup_account == str(name), Subscriber.active.is_(True),
-            Subscriber.delivery_mode.in_(modes.with_accounts())))
+        sub = s.execute(select(Subscriber.id, Subscriber.uuid, Subscriber.pickup_account)
+                        .where(Subscriber.pickup_account == str(name),
+                               Subscriber.active.is_(True),
+                               Subscriber.delivery_mode.in_(modes.with_accounts()))).first()
         if sub is None:
             return None
-        keys = s.scalars(select(SshKey).where(SshKey.subscriber_id == sub.id,
-                                              SshKey.removed_at.is_(None))
+        keys = s.execute(select(SshKey.key_type, SshKey.key_data, SshKey.fingerprint,
+                                SshKey.bits, SshKey.comment)
+                         .where(SshKey.subscriber_id == sub.id, SshKey.removed_at.is_(None))
                          .order_by(SshKey.added_at, SshKey.id))
         return PickupAccount(sub.pickup_account or "", sub.uuid, tuple(
             SshKeyInfo(k.key_type, k.key_data, k.fingerprint, k.bits, k.comment).line
