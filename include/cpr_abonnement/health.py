@@ -58,6 +58,9 @@ class Health:
     expiring_certificates: list[str] = field(default_factory=list)
     #: Each place CPR data lives: free space and oldest file (:mod:`..storage`).
     storage: list[str] = field(default_factory=list)
+    #: The undelivered (day, subscriber name) pairs behind ``problems``, newest first,
+    #: for whoever can link them to their task logs (the console).
+    undelivered: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,8 +114,11 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
     late = [x.line() for x in late_pickups(engine, day, settings or Settings.from_env())]
     certificates = [e.line() for e in expiry.expiring(engine, as_naive_utc(now))]
     places = [v.line(as_naive_utc(now)) for v in storage.volumes(settings or Settings.from_env())]
+    undelivered_days = [(str(day), names.get(u, u)) for u in missing if run is not None] + [
+        (str(d), names.get(row.subscriber_uuid, "?")) for d, row in older[:10]]
     return Health(not problems, str(day), run is not None and run.delivered_at is not None,
-                  len(active), delivered, problems, late, certificates, places)
+                  len(active), delivered, problems, late, certificates, places,
+                  undelivered_days)
 
 
 #: How far back an undelivered day stays a health problem until it is delivered (a

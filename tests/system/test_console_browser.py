@@ -201,8 +201,15 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     page.screenshot(path=str(SHOTS / "console-subscribers.png"), full_page=True)
 
     page.goto(f"{base}/cpr-console/health")
-    assert "UNHEALTHY" in page.locator("#verdict").inner_text() or \
-        "HEALTHY" in page.locator("#verdict").inner_text()
+    assert "UNHEALTHY" in page.locator("#verdict").inner_text()
+    # The failed day stays a reason until delivered: who, why, what to do, and its log.
+    problems = page.locator("#problems").inner_text()
+    assert (f"still not delivered for {DAY_ISO}: Odense Sag" in problems
+            and "connection sftp_odense" in problems
+            and 'runbook step "Delivery failed"' in problems), problems
+    log = page.locator("#undelivered a.log").get_attribute("href")
+    assert re.fullmatch(r"/dags/cpr_abonnement_daily/runs/[^/]+/tasks/deliver/mapped/\d+",
+                        log), log
     page.screenshot(path=str(SHOTS / "console-health.png"), full_page=True)
 
     # Airflow in its dark theme (here: the system's preference, which Airflow follows

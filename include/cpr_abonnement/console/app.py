@@ -146,7 +146,8 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
 
     @app.get("/health", response_class=HTMLResponse)
     def health_page(request: Request) -> HTMLResponse:
-        return page(request, "health", h=health_check.check(state.engine, now=now()))
+        h = health_check.check(state.engine, now=now())
+        return page(request, "health", h=h, logs=views.undelivered_links(h.undelivered, links))
 
     @app.get("/api/health")
     def health_json() -> JSONResponse:

@@ -163,6 +163,16 @@ def page_days(settings: Settings, today: dt.date, page: int, size: int = PAGE_DA
 
 
 
+def undelivered_links(undelivered: list[tuple[str, str]], links: TaskLinks | None
+                      ) -> list[tuple[str, str, str | None]]:
+    """Health's undelivered (day, subscriber) pairs with the task log of each, where
+    Airflow has one (none when the run stopped before delivering)."""
+    days = sorted({dt.date.fromisoformat(day) for day, _ in undelivered}, reverse=True)
+    where = dict(links(days)) if links and days else {}
+    return [(day, name, where.get((dt.date.fromisoformat(day), name)))
+            for day, name in undelivered]
+
+
 def delivery_matrix(engine: Engine, settings: Settings, *, today: dt.date, page: int = 0,
                     failed_only: bool = False, late_only: bool = False,
                     subscriber: str | None = None, links: TaskLinks | None = None) -> Matrix:
