@@ -38,9 +38,16 @@ if [[ -n ${CPRSUB_BACKUP_DIR:-} ]]; then
     install -d -o "$uid" -g 0 -m 0700 "$CPRSUB_BACKUP_DIR"
 fi
 
-# 3. The databases: Airflow's metadata and the filter database, migrated.
+# 3. The databases: Airflow's metadata and the filter database, migrated; then, on
+#    PostgreSQL, the filter database's roles (passwords CPRSUB_DB_PASSWORD_*) and their
+#    grants, re-applied after every migration so a new table has its grants before
+#    any service uses it (docs/deployment-roles.md). Only this one-shot service holds
+#    the owner's URL (AIRFLOW_CONN_CPR_FILTER_DB here) and the roles' passwords.
 airflow db migrate
-cprsub db upgrade --db "$AIRFLOW_CONN_CPR_FILTER_DB"
+case $AIRFLOW_CONN_CPR_FILTER_DB in
+    postgres*) cprsub db upgrade --db "$AIRFLOW_CONN_CPR_FILTER_DB" --grant-roles ;;
+    *) cprsub db upgrade --db "$AIRFLOW_CONN_CPR_FILTER_DB" ;;
+esac
 echo "Airflow metadata and the filter database are migrated."
 
 # 4. Sign-in (FAB auth manager): the roles and the first administrator.

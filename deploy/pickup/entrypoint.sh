@@ -1,6 +1,6 @@
 #!/bin/sh
 # Start the pick-up server: host keys kept on their volume (clients pin them), the
-# database URL handed to the AuthorizedKeysCommand, a Unix account per pick-up account
+# key look-up's database URL handed to the AuthorizedKeysCommand, a Unix account per pick-up account
 # (sshd needs one to chroot to; no password: "*" is not "locked"), internal-sftp's log
 # tracked into the ledger, then sshd in the foreground inside a Landlock sandbox where,
 # beneath the pick-up root, files can only be read, listed and removed (an account can
@@ -23,7 +23,9 @@ chown root:root /run/sshd && chmod 0755 /run/sshd
 [ -f $keys/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N "" -f $keys/ssh_host_ed25519_key
 [ -f $keys/ssh_host_rsa_key ] || ssh-keygen -q -t rsa -b 4096 -N "" -f $keys/ssh_host_rsa_key
 mkdir -p $etc
-printf 'CPRSUB_DB_URL=%s\n' "$CPRSUB_DB_URL" > $etc/pickup.env
+# The key look-up's own URL (role cprsub_keys: SSH keys only); the tracker and the sync
+# keep CPRSUB_DB_URL (role cprsub_pickup), and sshd is started with neither.
+printf 'CPRSUB_DB_URL=%s\n' "${CPRSUB_KEYS_DB_URL:-$CPRSUB_DB_URL}" > $etc/pickup.env
 chown root:$keys_group $etc/pickup.env
 chmod 0640 $etc/pickup.env
 chown root:root $srv && chmod 0755 $srv
@@ -33,6 +35,6 @@ install -d -o "${AIRFLOW_UID:-50000}" -g 0 -m 0770 $srv/.partial
 cprsub pickup sync-accounts --root $srv
 # Accounts registered or switched to pick-up later are made, and their log tracked,
 # within CPRSUB_PICKUP_SYNC_SECONDS: no restart.
-cprsub pickup track --root $srv --log $log --sync-every "${CPRSUB_PICKUP_SYNC_SECONDS:-30}" &
-exec cprsub pickup confine --root $srv ${CPRSUB_PICKUP_ALLOW_UNCONFINED:+--allow-unconfined} \
+env -u CPRSUB_KEYS_DB_URL cprsub pickup track --root $srv --log $log --sync-every "${CPRSUB_PICKUP_SYNC_SECONDS:-30}" &
+exec env -u CPRSUB_DB_URL -u CPRSUB_KEYS_DB_URL cprsub pickup confine --root $srv ${CPRSUB_PICKUP_ALLOW_UNCONFINED:+--allow-unconfined} \
   -- /usr/sbin/sshd -D -e -f $config

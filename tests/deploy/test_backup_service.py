@@ -83,7 +83,8 @@ def test_the_compose_service_runs_the_loop_into_the_backups_volume():
     assert "./deploy/backup/backup-loop.sh:/opt/cpr-backup/backup-loop.sh:ro" in svc["volumes"]
     assert "backups:/backups" in svc["volumes"] and "backups" in compose["volumes"]
     env = svc["environment"]
-    assert env["CPRSUB_DB_URL"].startswith("${CPRSUB_FILTER_DB_URI:?")
+    assert env["CPRSUB_DB_URL"].startswith(
+        "postgresql://cprsub:${CPRSUB_FILTER_DB_PASSWORD:?")  # pg_dump: the owner
     assert env["CPRSUB_BACKUP_DIR"] == "/backups"
     assert env["CPRSUB_BACKUP_KEEP"] == "${CPRSUB_BACKUP_KEEP:-14}"
     assert env["CPRSUB_BACKUP_AT"] == "${CPRSUB_BACKUP_AT:-03:00}"

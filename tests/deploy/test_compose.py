@@ -13,6 +13,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / ".venv" / "share" / "compose-spec" / "compose_spec.json"
 INIT = ROOT / "deploy" / "init.sh"
+#: The filter database's roles and the .env variables holding their passwords.
+ROLE_PASSWORDS = {"cprsub_api": "CPRSUB_DB_PASSWORD_API",
+                  "cprsub_worker": "CPRSUB_DB_PASSWORD_WORKER",
+                  "cprsub_keys": "CPRSUB_DB_PASSWORD_KEYS",
+                  "cprsub_pickup": "CPRSUB_DB_PASSWORD_PICKUP",
+                  "cprsub": "CPRSUB_FILTER_DB_PASSWORD"}
 SERVICES = {"postgres", "redis", "airflow-apiserver", "airflow-scheduler",
             "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "airflow-init",
             "sftp", "pickup", "cpr-proxy", "backup", "statsd-exporter", "prometheus",
@@ -59,7 +65,7 @@ def test_env_example_names_every_variable_compose_uses():
     assert used <= example, f"missing from .env.example: {sorted(used - example)}"
     secrets = ("AIRFLOW_FERNET_KEY=", "AIRFLOW_JWT_SECRET=", "CPRSUB_DEV_SFTP_PASSWORD=",
                "AIRFLOW_API_SECRET_KEY=", "POSTGRES_PASSWORD=", "AIRFLOW_ADMIN_PASSWORD=",
-               "CPRSUB_FILTER_DB_PASSWORD=", "CPRSUB_FILTER_DB_URI=")
+               "CPRSUB_FILTER_DB_PASSWORD=", *(f"{v}=" for v in ROLE_PASSWORDS.values()))
     for line in (ROOT / ".env.example").read_text().splitlines():
         if line.startswith(secrets):
             assert line.endswith("="), f"a secret is committed: {line.split('=')[0]}"
@@ -81,7 +87,7 @@ def test_proxy_terminates_mutual_tls_and_is_the_only_trusted_header_source(compo
 #: without them (``${VAR:?message}``), never fall back to a value written in the repo.
 SECRET_VARIABLES = {"POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY",
                     "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "CPRSUB_FILTER_DB_PASSWORD",
-                    "CPRSUB_FILTER_DB_URI", "CPRSUB_DEV_SFTP_PASSWORD"}
+                    "CPRSUB_DEV_SFTP_PASSWORD", *ROLE_PASSWORDS.values()}
 
 
 def test_no_default_passwords_in_the_compose_file(compose):
@@ -166,3 +172,68 @@ def test_every_folder_the_workers_write_is_prepared_for_their_uid(compose):
     assert set(folders) | {"/opt/airflow/logs"} <= prepared
     entrypoint = (ROOT / "deploy/pickup/entrypoint.sh").read_text()
     assert 'install -d -o "${AIRFLOW_UID:-50000}" -g 0 -m 0770 $srv/.partial' in entrypoint
+
+
+#: Which filter-database passwords each service may see (issue 22, item 4): its own
+#: role's, and the owner's only where migrations or pg_dump run. postgres gets the
+#: owner's to create it on an empty volume (deploy/postgres-init.sh).
+PASSWORDS_BY_SERVICE = {
+    "airflow-apiserver": {"CPRSUB_DB_PASSWORD_API"},
+    "airflow-scheduler": {"CPRSUB_DB_PASSWORD_WORKER"},
+    "airflow-dag-processor": {"CPRSUB_DB_PASSWORD_WORKER"},
+    "airflow-triggerer": {"CPRSUB_DB_PASSWORD_WORKER"},
+    "airflow-worker": {"CPRSUB_DB_PASSWORD_WORKER"},
+    "airflow-init": set(ROLE_PASSWORDS.values()),
+    "pickup": {"CPRSUB_DB_PASSWORD_KEYS", "CPRSUB_DB_PASSWORD_PICKUP"},
+    "backup": {"CPRSUB_FILTER_DB_PASSWORD"},
+    "postgres": {"CPRSUB_FILTER_DB_PASSWORD"},
+}
+
+
+def _environment(compose: dict, name: str) -> dict[str, str]:
+    """What the service's container is given (YAML merges resolved by the loader)."""
+    env = compose["services"][name].get("environment") or {}
+    return {k: str(v) for k, v in env.items()}
+
+
+def test_no_service_reads_the_whole_env_file(compose):
+    """An env_file hands every container every password in .env: each service lists
+    the variables it gets instead."""
+    assert "env_file" not in compose["x-airflow-common"]
+    assert [n for n, svc in compose["services"].items() if "env_file" in svc] == []
+
+
+def test_each_service_gets_only_its_own_database_role(compose):
+    for name in compose["services"]:
+        env = _environment(compose, name)
+        seen = {var for var in ROLE_PASSWORDS.values()
+                if any("${" + var + ":" in value for value in env.values())}
+        assert seen == PASSWORDS_BY_SERVICE.get(name, set()), name
+    role_of = {"airflow-apiserver": "cprsub_api", "airflow-worker": "cprsub_worker",
+               "airflow-scheduler": "cprsub_worker", "airflow-dag-processor": "cprsub_worker",
+               "airflow-triggerer": "cprsub_worker", "airflow-init": "cprsub"}
+    for name, role in role_of.items():
+        env = _environment(compose, name)
+        assert env["AIRFLOW_CONN_CPR_FILTER_DB"].startswith(f"postgresql://{role}:"), name
+        if name != "airflow-init":  # `cprsub ...` in the container: the same role
+            assert env["CPRSUB_DB_URL"] == env["AIRFLOW_CONN_CPR_FILTER_DB"], name
+    pickup = _environment(compose, "pickup")
+    assert pickup["CPRSUB_DB_URL"].startswith("postgresql://cprsub_pickup:")
+    assert pickup["CPRSUB_KEYS_DB_URL"].startswith("postgresql://cprsub_keys:")
+    assert _environment(compose, "backup")["CPRSUB_DB_URL"].startswith("postgresql://cprsub:")
+    assert "AIRFLOW_CONN_CPR_FILTER_DB" not in _environment(compose, "sftp")
+
+
+def test_airflow_init_migrates_as_owner_and_grants_the_roles():
+    init = INIT.read_text()
+    assert 'cprsub db upgrade --db "$AIRFLOW_CONN_CPR_FILTER_DB" --grant-roles' in init
+    assert "CREATEROLE" in (ROOT / "deploy" / "postgres-init.sh").read_text()
+
+
+def test_the_key_look_up_alone_gets_the_keys_role():
+    """sshd's AuthorizedKeysCommand reads the keys role's URL from its file; the
+    tracker runs without it, sshd without either."""
+    entry = (ROOT / "deploy" / "pickup" / "entrypoint.sh").read_text()
+    assert '"${CPRSUB_KEYS_DB_URL:-$CPRSUB_DB_URL}" > $etc/pickup.env' in entry
+    assert "env -u CPRSUB_KEYS_DB_URL cprsub pickup track" in entry
+    assert "exec env -u CPRSUB_DB_URL -u CPRSUB_KEYS_DB_URL cprsub pickup confine" in entry

@@ -369,3 +369,20 @@ def test_the_grants_file_ships_in_the_package():
     import cpr_abonnement.store as store
 
     assert (Path(store.__file__).parent / "grants.postgresql.sql").read_text() == grants_sql()
+
+
+def test_a_backup_of_a_granted_database_restores_on_a_server_without_the_roles(
+        owner_url, tmp_path):
+    """The dump carries GRANTs to the roles; a restore on a new server (no roles yet)
+    leaves them out, and --grant-roles gives them back from the package's file."""
+    from cpr_abonnement.store.backup import backup, restore
+    from support.servers import postgres_server
+
+    done = backup(owner_url, tmp_path)
+    with postgres_server() as other:
+        admin = create_engine(other, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql("CREATE DATABASE restored")
+        admin.dispose()
+        restored = restore(done.path, other.rsplit("/", 1)[0] + "/restored")
+        assert restored.revision

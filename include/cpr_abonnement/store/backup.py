@@ -270,8 +270,11 @@ def restore(file: Path, url: str) -> RestoreResult:
     _refuse_non_empty(parsed, fmt)
     t = time.perf_counter()
     if fmt is POSTGRES:
-        _run("pg_restore", ["--no-owner", "--single-transaction", "--exit-on-error",
-                            "--no-password", f"--dbname={parsed.database}", str(file)],
+        # --no-privileges: the dump's grants name roles a new server may not have yet;
+        # `cprsub db upgrade --grant-roles` grants them from the package's file instead.
+        _run("pg_restore", ["--no-owner", "--no-privileges", "--single-transaction",
+                            "--exit-on-error", "--no-password",
+                            f"--dbname={parsed.database}", str(file)],
              parsed, path=file)
     else:
         _copy_into_sqlite(file, Path(parsed.database or ""))
