@@ -77,8 +77,8 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
           grace_hours: float | None = None) -> Health:
     """The health of the latest due delivery day (``settings`` default: the environment,
     as the DAG reads it; ``grace_hours`` default :data:`GRACE_HOURS`)."""
-    day = due_day(now, settings or Settings.from_env(),
-                  GRACE_HOURS if grace_hours is None else grace_hours)
+    settings = settings or Settings.from_env()
+    day = due_day(now, settings, GRACE_HOURS if grace_hours is None else grace_hours)
     with Session(engine) as s:
         run = s.scalar(select(ExtractRun).where(ExtractRun.production_date == day)
                        .order_by(ExtractRun.id.desc()).limit(1))
@@ -96,7 +96,7 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
             .where(ExtractRun.production_date < day,
                    ExtractRun.production_date >= day - dt.timedelta(days=UNRESOLVED_DAYS),
                    Delivery.outcome.not_in(DELIVERED_OUTCOMES), Subscriber.active.is_(True))
-            .order_by(ExtractRun.production_date.desc())).tuples().all()
+            .order_by(ExtractRun.production_date.desc()).limit(SHOWN)).tuples().all()
     problems = []
     if run is None:
         problems.append(f"no extract processed for {day}")
@@ -104,26 +104,31 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
         problems.append(f"{run.file_name} for {day} is not marked processed")
     missing = sorted((u for u in active if getattr(ledger.get(u), "outcome", None)
                       not in DELIVERED_OUTCOMES), key=lambda u: names.get(u, u))
-    if run is not None and missing:
-        problems.append(f"{len(missing)} subscriber(s) not delivered for {day}: " + "; ".join(
-            undelivered(names.get(u, u), u, ledger.get(u)) for u in missing[:10]))
-    problems += [f"still not delivered for {d}: "
-                 + undelivered(names.get(row.subscriber_uuid, "?"), row.subscriber_uuid, row)
-                 for d, row in older[:10]]
+    # (day, uuid, ledger row) of each undelivered day: the due day's, then older ones.
+    today = [(day, u, ledger.get(u)) for u in missing] if run is not None else []
+    before = [(d, row.subscriber_uuid, row) for d, row in older]
+
+    def line(u: str, entry: Delivery | None) -> str:
+        return undelivered(names.get(u, u), u, entry)
+
+    if today:
+        problems.append(f"{len(missing)} subscriber(s) not delivered for {day}: "
+                        + "; ".join(line(u, e) for _, u, e in today[:SHOWN]))
+    problems += [f"still not delivered for {d}: {line(u, e)}" for d, u, e in before]
     delivered = len(active) - len(missing)
-    late = [x.line() for x in late_pickups(engine, day, settings or Settings.from_env())]
+    late = [x.line() for x in late_pickups(engine, day, settings)]
     certificates = [e.line() for e in expiry.expiring(engine, as_naive_utc(now))]
-    places = [v.line(as_naive_utc(now)) for v in storage.volumes(settings or Settings.from_env())]
-    undelivered_days = [(str(day), names.get(u, u)) for u in missing if run is not None] + [
-        (str(d), names.get(row.subscriber_uuid, "?")) for d, row in older[:10]]
+    places = [v.line(as_naive_utc(now)) for v in storage.volumes(settings)]
     return Health(not problems, str(day), run is not None and run.delivered_at is not None,
                   len(active), delivered, problems, late, certificates, places,
-                  undelivered_days)
+                  [(str(d), names.get(u, u)) for d, u, _ in today + before])
 
 
 #: How far back an undelivered day stays a health problem until it is delivered (a
 #: re-run or a clear of its ``deliver`` task updates the same ledger row).
 UNRESOLVED_DAYS = 45
+#: Undelivered subscribers named per day, and older undelivered days listed, at most.
+SHOWN = 10
 
 
 def undelivered(name: str, uuid: str, entry: Delivery | None) -> str:
