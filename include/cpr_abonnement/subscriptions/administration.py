@@ -104,14 +104,15 @@ class _Switch:
 def _account_for(spec: modes.ModeSpec, account: str | None, uuid: str) -> str | None:
     """The pick-up account of a new subscriber: given or its UUID; none for a mode
     without accounts (push)."""
+    _refuse_account_unless_used(spec, account)
     if not spec.has_account:
-        _no_account(spec, account)
         return None
     return validate_account_name(account) if account else uuid
 
 
-def _no_account(spec: modes.ModeSpec, account: str | None) -> None:
-    if account is not None:
+def _refuse_account_unless_used(spec: modes.ModeSpec, account: str | None) -> None:
+    """A pick-up account given for a mode without accounts is a mistake, not ignored."""
+    if account is not None and not spec.has_account:
         raise InvalidDeliveryMode(f"a pick-up account is for delivery mode "
                                   f"{', '.join(modes.with_accounts())}, not {spec.name}")
 
@@ -380,10 +381,9 @@ class Administration(ServiceBase):
         one it had (one is required); a push subscriber has no pick-up account, so its
         keys stop working at the next login.
         """
-        def validate() -> tuple[str, str | None, str | None, str | None]:
+        def validate() -> tuple[modes.ModeSpec, str | None, str | None, str | None]:
             chosen = modes.get(mode)
-            if not chosen.has_account:
-                _no_account(chosen, pickup_account)
+            _refuse_account_unless_used(chosen, pickup_account)
             return (chosen,
                     validate_account_name(pickup_account) if pickup_account else None,
                     sftp_conn_id, rules.remote_dir(remote_dir) if remote_dir else None)
