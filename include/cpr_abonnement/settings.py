@@ -125,6 +125,13 @@ def cli_home() -> Path:
     return Path(os.environ.get("CPRSUB_HOME", "var"))
 
 
+#: The runbook in this repository, docs/operating.md, "Operating the daily DAG": the
+#: default of ``Settings.runbook_url`` and what the log's failure line names.
+RUNBOOK_FILE = "docs/operating.md"
+RUNBOOK_ANCHOR = "#operating-the-daily-dag"
+RUNBOOK = RUNBOOK_FILE + RUNBOOK_ANCHOR
+
+
 @dataclass(frozen=True)
 class Settings:
     inbound: str
@@ -142,8 +149,8 @@ class Settings:
     #: Where an alert's runbook link points (CPRSUB_RUNBOOK_URL): the operators' own
     #: copy of docs/operating.md (a wiki, the repository's web view); by default the
     #: file in this checkout or image, which exists wherever the code does.
-    runbook_url: str = (Path(__file__).resolve().parents[2] / "docs" / "operating.md"
-                        ).as_uri() + "#operating-the-daily-dag"
+    runbook_url: str = (Path(__file__).resolve().parents[2] / RUNBOOK_FILE).as_uri() \
+        + RUNBOOK_ANCHOR
     #: PostgreSQL connections the subscription API keeps open (its concurrent calls).
     api_db_connections: int = 20
     poke_seconds: float = 300.0

@@ -287,7 +287,7 @@ def subscriber_check(args: argparse.Namespace) -> int:
 
 
 def _modes_help() -> str:
-    return "; ".join(f"{spec.name}: {spec.help}" for spec in map(modes.get, modes.names())) \
+    return "; ".join(f"{spec.name}: {spec.help}" for spec in modes.specs()) \
         + f" (default {modes.DEFAULT})"
 
 

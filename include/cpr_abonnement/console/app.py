@@ -82,10 +82,11 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
     def today() -> dt.date:
         return local_today(now())
 
-    def matrix(request: Request) -> views.Matrix:
+    def matrix(request: Request, settings: Settings | None = None) -> views.Matrix:
         q = request.query_params
         return views.delivery_matrix(
-            state.engine, Settings.from_env(), today=today(), page=_page_number(q.get("page")),
+            state.engine, settings or Settings.from_env(), today=today(),
+            page=_page_number(q.get("page")),
             failed_only=q.get("failed") == "1", late_only=q.get("late") == "1",
             subscriber=q.get("subscriber") or None, links=links)
 
@@ -95,7 +96,8 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
 
     @app.get("/deliveries", response_class=HTMLResponse)
     def deliveries_page(request: Request) -> HTMLResponse:
-        m, settings = matrix(request), Settings.from_env()
+        settings = Settings.from_env()
+        m = matrix(request, settings)
         return page(request, "deliveries", m=m, plots=_volume_plots(state.engine, m.days),
                     runbook=settings.runbook_url,
                     late_days=settings.pickup_alert_days)

@@ -46,6 +46,10 @@ def names() -> tuple[str, ...]:
     return tuple(_MODES)
 
 
+def specs() -> tuple[ModeSpec, ...]:
+    return tuple(_MODES.values())
+
+
 def get(name: str) -> ModeSpec:
     """The mode called ``name``, or :class:`InvalidDeliveryMode` naming the known ones."""
     spec = _MODES.get(str(name))

@@ -32,8 +32,14 @@ def short_reason(detail: str, limit: int = 90) -> str:
     lines = detail.strip().splitlines()
     if not lines:
         return ""
-    first = _RESTATED.sub("", lines[0], count=1) or lines[0]
-    return first if len(first) <= limit else first[:limit - 1] + "…"
+    return clip(_RESTATED.sub("", lines[0], count=1) or lines[0], limit)
+
+
+def clip(text: str, limit: int) -> str:
+    """The text cut to ``limit`` characters, the cut shown by an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 #: The outcome of an attempt that has started and not ended: still running, or its
 #: process died (killed worker, zombie task) before it could record its end.
 STARTED = "STARTED"

@@ -37,8 +37,8 @@ from cpr_abonnement.errors import (
     ProductionDateGap,
     RunDateRefused,
 )
-from cpr_abonnement.records.ledger import short_reason
-from cpr_abonnement.settings import Settings
+from cpr_abonnement.records.ledger import clip, short_reason
+from cpr_abonnement.settings import RUNBOOK, Settings
 from cpr_abonnement.tasks.run_dates import delivery_day
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,6 @@ def _raw(text: str) -> str:
     return "{% raw %}" + text.replace("{% endraw %}", "") + "{% endraw %}"
 
 
-#: The runbook in this repository: docs/operating.md, "Operating the daily DAG" (an
-#: alert links to it by ``Settings.runbook_url``).
-RUNBOOK = "docs/operating.md#operating-the-daily-dag"
 #: How long a subject's reason may be: mail clients show about this much.
 SUBJECT_REASON_CHARS = 100
 #: Runbook step (its bold title in the runbook) per failing task.
@@ -100,8 +97,7 @@ def _reason(error: str) -> str:
         first = first.split(cut)[0]
     if len(lines) > 1:
         first += f": {lines[1]}"
-    return first if len(first) <= SUBJECT_REASON_CHARS else \
-        first[:SUBJECT_REASON_CHARS - 1] + "…"
+    return clip(first, SUBJECT_REASON_CHARS)
 
 
 def headline(task_id: str, subscriber: str | None, error: str, *, ours: bool) -> str:
