@@ -1,5 +1,6 @@
 """The operator console in a real browser (Playwright driving Debian's Chromium) against a
-real ``airflow api-server``, after a ``dag.test()`` run in which one delivery failed.
+real ``airflow api-server``, after a rejected extract, its correction, a failed delivery
+and a backfill (``dag.test()`` runs of past days).
 
 Screenshots of every page go to ``var/screenshots/`` (git-ignored) for a human to look
 at. Every request the browser makes outside 127.0.0.1 is blocked and counted: the
@@ -25,11 +26,13 @@ from support.deployment import ROOT, task_states
 from support.servers import free_port
 
 DAY_ISO = "2026-11-19"
+EARLIER_ISO = "2026-11-18"
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "var" / "screenshots"
 USER, PASSWORD = "operator", "console-test-password"
 PNR_SHAPED = re.compile(r"(?<!\d)\d{10}(?!\d)")
 ODENSE = "bbbbbbbb-0000-4000-8000-000000000002"
+HERNING = "dddddddd-0000-4000-8000-000000000004"  # pick-up
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium "
                                 "(scripts/test.sh installs it)")
@@ -68,24 +71,36 @@ def api_server_started(deployment, tmp_path):
 
 
 @pytest.fixture
-def failed_day(deployment, monkeypatch):
-    """One delivery day run with Odense's SFTP server down: its delivery fails."""
+def troubled_days(deployment, monkeypatch, tmp_path):
+    """What an operator meets after a bad week, run today, weeks after the delivery days
+    (a backfill): 18.11's first extract arrived truncated (rejected, quarantined) and its
+    corrected copy was processed after; on 19.11 Odense's SFTP server was down, so its
+    delivery failed. A pick-up subscriber gets files on both days."""
     import datetime as dt
 
+    from support.deployment import add_pickup_subscriber
+
+    add_pickup_subscriber(deployment, monkeypatch, tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     conn = json.loads(deployment.sftp.airflow_connection("cpr"))
+    earlier, day = dt.date.fromisoformat(EARLIER_ISO), dt.date.fromisoformat(DAY_ISO)
+    extract = deployment.extract(earlier)
+    whole = extract.read_bytes()
+    extract.write_bytes(whole[: whole.rindex(b"\n999") + 1])  # the 999 line lost
+    assert task_states(deployment.run(earlier))["wait_for_extract"] == "failed"
+    extract.write_bytes(whole)  # the corrected copy
+    assert task_states(deployment.run(earlier))["parse_and_validate"] == "success"
     monkeypatch.setenv("AIRFLOW_CONN_SFTP_ODENSE", json.dumps({**conn, "port": dead}))
-    day = dt.date.fromisoformat(DAY_ISO)
-    deployment.extract(day)
+    deployment.extract(day, previous=earlier)
     run = deployment.run(day)
     assert task_states(run)["deliver[Odense Sag]"] == "failed", task_states(run)
     return deployment
 
 
 @pytest.fixture
-def api_server(api_server_started, failed_day):
+def api_server(api_server_started, troubled_days):
     """The api-server's base URL once it answers (it was started before the run)."""
     proc, base, log_path = api_server_started
     deadline = time.monotonic() + 90
@@ -156,11 +171,19 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     assert "connection sftp_odense" in failed.locator(".reason").inner_text()
     assert "runbook" in text
     summary = frame.locator("#summary").inner_text()
-    assert summary.startswith("19.11.2026: 2 of 3 delivered — Odense Sag FAILED: "), summary
-    # Persons: Aalborg only (Vejle's file is empty, Odense's failed); bytes: Vejle too.
-    assert frame.locator("#plot-persons svg rect.bar").count() == 1
-    assert frame.locator("#plot-bytes svg rect.bar").count() == 2
+    assert summary.startswith("19.11.2026: 3 of 4 delivered — Odense Sag FAILED: "), summary
+    # The backfill: the pick-up files of days weeks ago became available only now, so
+    # they are waiting, not late (lateness counts from availability).
+    for iso in (EARLIER_ISO, DAY_ISO):
+        waiting = frame.locator(f'tr[data-subscriber="{HERNING}"] td[data-day="{iso}"]')
+        assert "not yet picked up" in waiting.inner_text()
+        assert waiting.get_attribute("class") == "ok", iso
+    # One bar per subscriber and day with persons in its file: none for Vejle (empty
+    # file) and Odense on 19.11 (failed); bytes count Vejle's empty files too.
+    assert frame.locator("#plot-persons svg rect.bar").count() == 5
+    assert frame.locator("#plot-bytes svg rect.bar").count() == 7
     page.screenshot(path=str(SHOTS / "console-deliveries.png"), full_page=True)
+    frame.locator("#plot-persons").screenshot(path=str(SHOTS / "console-volume-plot.png"))
     # Readable on a 1,440 × 900 screen: the page inside Airflow's frame needs no
     # horizontal scrolling.
     frames = [f for f in page.frames
@@ -179,6 +202,9 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     page.goto(base + href)
     page.get_by_text(re.compile(r"Odense Sag")).first.wait_for()
     page.get_by_text("Log message source details").wait_for()  # the log panel filled in
+    # The console's user is a viewer: Airflow offers them no Clear (an admin would
+    # clear here to deliver again, as the runbook says).
+    assert page.get_by_role("button", name=re.compile(r"^Clear")).count() == 0
     page.screenshot(path=str(SHOTS / "console-task-log.png"), full_page=True)
 
     # Extracts: the GX results per expectation and the size plot.
@@ -189,8 +215,16 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     assert gx.inner_text().strip() == "7/7 passed"  # the details on demand:
     gx.locator("summary").click()
     assert "passed: ExpectColumnValuesToBeUnique on persons.pnr" in gx.inner_text()
-    assert page.locator("#plot-size svg circle.point").count() == 1
-    assert page.locator("#timeline span.processed").count() == 1
+    # The truncated arrival of 18.11 stays listed under its corrected copy, with the
+    # rule it broke and where it was kept.
+    earlier = page.locator('#extracts tr[data-file="D261118.L431101"]')
+    assert earlier.count() == 2
+    accepted, rejected = earlier.nth(0).inner_text(), earlier.nth(1).inner_text()
+    assert "accepted" in accepted and "processed" in accepted
+    assert "rejected" in rejected and "received again later" in rejected
+    assert "999" in rejected and "quarantine" in rejected
+    assert page.locator("#plot-size svg circle.point").count() == 2
+    assert page.locator("#timeline span.processed").count() == 2
     page.screenshot(path=str(SHOTS / "console-extracts.png"), full_page=True)
     assert not PNR_SHAPED.search(page.content())
 

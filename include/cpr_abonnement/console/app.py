@@ -169,12 +169,16 @@ def _volume_plots(engine: Engine, days: list[dt.date]) -> dict[str, Markup]:
     """Persons and bytes delivered per day, stacked by subscriber."""
     persons: dict[str, dict[dt.date, float]] = {}
     size: dict[str, dict[dt.date, float]] = {}
+    colours: dict[str, str] = {}
     for v in views.delivered_volumes(engine, days):
         persons.setdefault(v.subscriber, {})[v.day] = v.persons
         size.setdefault(v.subscriber, {})[v.day] = v.size_bytes
+        colours[v.subscriber] = plots.colour(v.number)
     return {
-        "persons": Markup(plots.stacked_bars("Persons delivered per day", days, persons)),
-        "bytes": Markup(plots.stacked_bars("Bytes delivered per day", days, size, "B")),
+        "persons": Markup(plots.stacked_bars("Persons delivered per day", days, persons,
+                                             colours=colours)),
+        "bytes": Markup(plots.stacked_bars("Bytes delivered per day", days, size, "B",
+                                           colours=colours)),
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import textwrap
-import zlib
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -73,14 +72,17 @@ def _day_labels(days: Sequence[dt.date], x_of: dict[dt.date, float]) -> list[str
             f'font-size="10">{d:%d.%m}</text>' for d in shown]
 
 
-def colour(name: str) -> str:
-    """A series' colour from its name, so a subscriber keeps its colour from page to
-    page and day to day whoever else is plotted."""
-    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+def colour(number: int) -> str:
+    """The colour of series ``number`` (a subscriber's registration number): it keeps
+    its colour from page to page and day to day whoever else is plotted, and the first
+    ten registered never share one (a hash of the name did: Aalborg and Odense came
+    out the same blue)."""
+    return PALETTE[number % len(PALETTE)]
 
 
 def stacked_bars(title: str, days: Sequence[dt.date],
-                 series: Mapping[str, Mapping[dt.date, float]], unit: str = "") -> str:
+                 series: Mapping[str, Mapping[dt.date, float]], unit: str = "", *,
+                 colours: Mapping[str, str]) -> str:
     """One bar per day (oldest left), stacked by series (e.g. subscribers), with a legend.
 
     Days without any value keep their slot, so a missing day shows as a gap.
@@ -103,7 +105,7 @@ def stacked_bars(title: str, days: Sequence[dt.date],
             body.append(
                 f'<rect class="bar" x="{LEFT + slot * i + slot * 0.1:.1f}" y="{y:.1f}" '
                 f'width="{slot * 0.8:.1f}" height="{max(h, 0.5):.1f}" '
-                f'fill="{colour(name)}"><title>{escape(name)}, {d}: '
+                f'fill="{colours[name]}"><title>{escape(name)}, {d}: '
                 f'{escape(human(v, unit))}</title></rect>')
             base += v
     body += _day_labels(days, x_of)
@@ -113,7 +115,7 @@ def stacked_bars(title: str, days: Sequence[dt.date],
         text = "".join(f'<tspan x="{WIDTH - RIGHT + 26}" dy="{0 if i == 0 else 12}">'
                        f'{escape(part)}</tspan>' for i, part in enumerate(lines))
         body.append(f'<rect x="{WIDTH - RIGHT + 12}" y="{y}" width="10" height="10" '
-                    f'fill="{colour(name)}"/><text class="legend" y="{y + 9}" '
+                    f'fill="{colours[name]}"/><text class="legend" y="{y + 9}" '
                     f'font-size="11">{text}</text>')
         y += 12 * len(lines) + 4
     return _frame(title, body, top, unit)

@@ -228,6 +228,8 @@ class DayVolume:
     subscriber: str
     persons: int
     size_bytes: int
+    #: The subscriber's registration number (its row id): what its plot colour follows.
+    number: int
 
 
 def delivered_volumes(engine: Engine, days: list[dt.date]) -> list[DayVolume]:
@@ -235,13 +237,14 @@ def delivered_volumes(engine: Engine, days: list[dt.date]) -> list[DayVolume]:
     with Session(engine) as s:
         rows = s.execute(
             select(ExtractRun.production_date, Subscriber.name, Delivery.persons,
-                   Delivery.size_bytes)
+                   Delivery.size_bytes, Subscriber.id)
             .join(ExtractRun, ExtractRun.id == Delivery.extract_run_id)
             .join(Subscriber, Subscriber.uuid == Delivery.subscriber_uuid)
             .where(ExtractRun.production_date.between(min(days), max(days)),
                    Delivery.outcome.in_(DELIVERED_OUTCOMES))
             .order_by(ExtractRun.production_date, Subscriber.name)).all()
-    return [DayVolume(day, name, persons, size or 0) for day, name, persons, size in rows]
+    return [DayVolume(day, name, persons, size or 0, number)
+            for day, name, persons, size, number in rows]
 
 
 # -- extracts --------------------------------------------------------------------------
