@@ -1,4 +1,4 @@
-"""The operator console in Airflow's UI: a "CPR Abonnement" section in the navigation.
+"""The operator console in Airflow's UI: a "CPR Abonnement" entry in the sidebar.
 
 The pages are a FastAPI app (:mod:`cpr_abonnement.console.app`) mounted under
 ``/cpr-console`` and listed as external views, which Airflow's UI shows inside its own
@@ -17,6 +17,8 @@ from cpr_abonnement.plugin_attributes import BuiltOnRead
 
 URL_PREFIX = "/cpr-console"
 CATEGORY = "CPR Abonnement"
+#: The sidebar's label: one word, as Airflow's own entries (longer names are cut).
+SIDEBAR_NAME = "CPR"
 
 
 def _apps() -> list[dict[str, Any]]:
@@ -31,12 +33,26 @@ def _apps() -> list[dict[str, Any]]:
              "url_prefix": URL_PREFIX, "name": "CPR Abonnement operator console"}]
 
 
+#: The sidebar's icon for the console: a stack of delivered files (inline, so it needs no
+#: route of its own and no request the auth check would refuse).
+ICON = ("data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' "
+        "fill='none' stroke='{colour}' stroke-width='2' stroke-linecap='round' "
+        "stroke-linejoin='round'><path d='M4 7l8-4 8 4-8 4z'/><path d='M4 12l8 4 8-4'/>"
+        "<path d='M4 17l8 4 8-4'/></svg>")
+
+
 def _views() -> list[dict[str, Any]]:
-    """The navigation entries, one per console page."""
+    """The navigation entries: the console one click away at the sidebar's top level
+    (its pages link to each other), and each page under Plugins › CPR Abonnement."""
     from cpr_abonnement.console.app import PAGES
 
-    return [{"name": title, "href": f"{URL_PREFIX}/{path}", "destination": "nav",
-             "category": CATEGORY, "url_route": f"cpr-{path}"} for path, title in PAGES]
+    entry = {"name": SIDEBAR_NAME, "href": f"{URL_PREFIX}/{PAGES[0][0]}", "destination": "nav",
+             "nav_top_level": True, "url_route": "cpr-console",
+             "icon": ICON.format(colour="%23333f4c"),
+             "icon_dark_mode": ICON.format(colour="%23d7dde4")}
+    return [entry, *({"name": title, "href": f"{URL_PREFIX}/{path}", "destination": "nav",
+                      "category": CATEGORY, "url_route": f"cpr-{path}"}
+                     for path, title in PAGES)]
 
 
 class CprAbonnementConsolePlugin(AirflowPlugin):

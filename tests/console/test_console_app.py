@@ -71,6 +71,10 @@ def test_the_pages_are_listed_in_airflows_navigation(airflow_app):
     ours = {v["name"]: v for v in views if v.get("category") == "CPR Abonnement"}
     assert set(ours) == {"Deliveries", "Extracts", "Subscribers", "Health"}
     assert ours["Deliveries"]["href"] == PREFIX + "/deliveries"
+    # One click from anywhere: the console's own entry at the sidebar's top level.
+    (top,) = [v for v in views if v.get("nav_top_level")]
+    assert (top["name"], top["href"]) == ("CPR", PREFIX + "/deliveries")
+    assert top["icon"].startswith("data:image/svg+xml")
 
 
 def test_the_api_docs_work_offline(airflow_app):

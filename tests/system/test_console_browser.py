@@ -153,8 +153,9 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     page.locator("button[type=submit]").click()
     page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"))
 
-    # The Deliveries page inside Airflow's UI (the navigation's external view).
-    page.goto(f"{base}/plugin/cpr-deliveries")
+    # The Deliveries page inside Airflow's UI: one click on the sidebar's entry.
+    page.get_by_role("link", name="CPR", exact=True).click()
+    page.wait_for_url(re.compile(r"/plugin/cpr-console$"))
     frame = page.frame_locator("iframe")
     failed = frame.locator(f'tr[data-subscriber="{ODENSE}"] td[data-day="{DAY_ISO}"]')
     for _ in range(30):  # page back to the test's delivery day, as an operator would
@@ -183,6 +184,7 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     assert frame.locator("#plot-persons svg rect.bar").count() == 5
     assert frame.locator("#plot-bytes svg rect.bar").count() == 7
     page.screenshot(path=str(SHOTS / "console-deliveries.png"), full_page=True)
+    page.locator('[data-testid="nav-sidebar"]').screenshot(path=str(SHOTS / "sidebar.png"))
     frame.locator("#plot-persons").screenshot(path=str(SHOTS / "console-volume-plot.png"))
     # Readable on a 1,440 × 900 screen: the page inside Airflow's frame needs no
     # horizontal scrolling.
@@ -249,7 +251,7 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     # Airflow in its dark theme (here: the system's preference, which Airflow follows
     # by default): the console inside it turns dark too.
     page.emulate_media(color_scheme="dark")
-    page.goto(f"{base}/plugin/cpr-deliveries")
+    page.goto(f"{base}/plugin/cpr-console")
     page.frame_locator("iframe").locator("#matrix").wait_for()
     (console,) = [f for f in page.frames
                   if urlparse(f.url).path.startswith("/cpr-console/deliveries")]
