@@ -25,11 +25,16 @@ def _apps() -> list[dict[str, Any]]:
     """The console, built where Airflow reads it (the API server), not in each task
     process that loads this file (:mod:`cpr_abonnement.plugin_attributes`)."""
     from cpr_abonnement.airflow_side.connections import api_server_engine
-    from cpr_abonnement.airflow_side.console_access import console_access, deliver_task_links
+    from cpr_abonnement.airflow_side.console_access import (
+        clear_permission,
+        console_access,
+        deliver_task_links,
+    )
     from cpr_abonnement.console.app import create_console_app
 
     return [{"app": create_console_app(api_server_engine, access=console_access(),
-                                       links=deliver_task_links),
+                                       links=deliver_task_links,
+                                       may_clear=clear_permission()),
              "url_prefix": URL_PREFIX, "name": "CPR Abonnement operator console"}]
 
 

@@ -30,6 +30,7 @@ EARLIER_ISO = "2026-11-18"
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "var" / "screenshots"
 USER, PASSWORD = "operator", "console-test-password"
+ADMIN, ADMIN_PASSWORD = "shift-lead", "admin-test-password"
 PNR_SHAPED = re.compile(r"(?<!\d)\d{10}(?!\d)")
 ODENSE = "bbbbbbbb-0000-4000-8000-000000000002"
 HERNING = "dddddddd-0000-4000-8000-000000000004"  # pick-up
@@ -41,16 +42,16 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 @pytest.fixture
 def api_server_started(deployment, tmp_path):
     """``airflow api-server`` on a free port, on the deployment's metadata and filter
-    databases, with one Simple auth manager user (role viewer). Started before the day
+    databases, with two Simple auth manager users: a viewer and an admin. Started before the day
     is run, so its ~1 minute start-up overlaps ``dag.test()``; :func:`api_server` waits."""
     port = free_port()
     passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({USER: PASSWORD}))
+    passwords.write_text(json.dumps({USER: PASSWORD, ADMIN: ADMIN_PASSWORD}))
     env = {**os.environ,
            "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")]),
            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple."
                                           "simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer,{ADMIN}:admin",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"}
@@ -146,12 +147,7 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     for path in ("/cpr-console/deliveries", "/cpr-console/api/deliveries"):
         assert page.request.get(base + path).status == 401, path
 
-    # Log in through Airflow's own login form.
-    page.goto(f"{base}/auth/login")
-    page.locator("input[name=username]").fill(USER)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.locator("button[type=submit]").click()
-    page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"))
+    _log_in(page, base, USER, PASSWORD)
 
     # The Deliveries page inside Airflow's UI: one click on the sidebar's entry.
     page.get_by_role("link", name="CPR", exact=True).click()
@@ -171,6 +167,7 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     # Why, and what to do next, in the cell; and one summary line over the table.
     assert "connection sftp_odense" in failed.locator(".reason").inner_text()
     assert "runbook" in text
+    assert "Clear" not in text  # a viewer may not clear (see the admin below)
     summary = frame.locator("#summary").inner_text()
     assert summary.startswith("19.11.2026: 3 of 4 delivered — Odense Sag FAILED: "), summary
     # The backfill: the pick-up files of days weeks ago became available only now, so
@@ -190,6 +187,7 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     # horizontal scrolling.
     frames = [f for f in page.frames
               if urlparse(f.url).path.startswith("/cpr-console/deliveries")]
+    deliveries_url = frames[0].url if frames else ""
     assert frames and all(f.evaluate("document.documentElement.scrollWidth <= "
                                      "document.documentElement.clientWidth") for f in frames)
     html = frame.locator("body").inner_html()
@@ -204,9 +202,6 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     page.goto(base + href)
     page.get_by_text(re.compile(r"Odense Sag")).first.wait_for()
     page.get_by_text("Log message source details").wait_for()  # the log panel filled in
-    # The console's user is a viewer: Airflow offers them no Clear (an admin would
-    # clear here to deliver again, as the runbook says).
-    assert page.get_by_role("button", name=re.compile(r"^Clear")).count() == 0
     page.screenshot(path=str(SHOTS / "console-task-log.png"), full_page=True)
 
     # Extracts: the GX results per expectation and the size plot.
@@ -246,6 +241,7 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     log = page.locator("#undelivered a.log").get_attribute("href")
     assert re.fullmatch(r"/dags/cpr_abonnement_daily/runs/[^/]+/tasks/deliver/mapped/\d+",
                         log), log
+    assert page.locator("#undelivered .clear").count() == 0
     page.screenshot(path=str(SHOTS / "console-health.png"), full_page=True)
 
     # Airflow in its dark theme (here: the system's preference, which Airflow follows
@@ -267,3 +263,23 @@ def test_operator_console_in_the_browser(api_server, browser_page):
     page.get_by_text("AddPNRSubscription").first.wait_for()
     page.screenshot(path=str(SHOTS / "api-docs.png"))
     assert blocked == []
+
+    # An admin, who may clear, is told to clear the failed task to deliver again.
+    context = page.context.browser.new_context(viewport={"width": 1440, "height": 900})
+    admin = context.new_page()
+    _log_in(admin, base, ADMIN, ADMIN_PASSWORD)
+    admin.goto(deliveries_url)
+    cell = admin.locator(f'tr[data-subscriber="{ODENSE}"] td[data-day="{DAY_ISO}"]')
+    assert cell.locator(".clear").inner_text() == "Clear it there (shift+C) to deliver again"
+    admin.goto(f"{base}/cpr-console/health")
+    assert admin.locator("#undelivered .clear").count() == 1
+    context.close()
+
+
+def _log_in(page, base: str, user: str, password: str) -> None:
+    """Through Airflow's own login form."""
+    page.goto(f"{base}/auth/login")
+    page.locator("input[name=username]").fill(user)
+    page.locator("input[name=password]").fill(password)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"))

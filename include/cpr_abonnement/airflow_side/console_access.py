@@ -1,5 +1,5 @@
-"""The operator console's two questions to Airflow: may this caller see it, and where is
-each delivery's task log.
+"""The operator console's three questions to Airflow: may this caller see it, may they
+clear a delivery task, and where is each delivery's task log.
 
 :func:`console_access` is the one authorisation check of the console (pages, JSON,
 plots). It asks the configured auth manager (Simple, FAB, Keycloak...) through
@@ -27,6 +27,27 @@ def console_access() -> Callable[..., Any]:
     from airflow.api_fastapi.core_api.security import requires_access_dag
 
     return requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=DAG_ID)
+
+
+def clear_permission() -> Callable[..., bool]:
+    """A FastAPI dependency: whether the caller may clear the daily DAG's task instances
+    (what ``clearTaskInstances`` requires: ``PUT`` on its task instances). The console
+    offers "Clear it there to deliver again" only to them: Airflow 3.3's task page
+    shows its Clear button to viewers too and refuses them only on the click."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import (
+        DagAccessEntity,
+        DagDetails,
+    )
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi import Depends
+
+    def may_clear(user: Any = Depends(get_user)) -> bool:  # noqa: B008 (FastAPI idiom)
+        return get_auth_manager().is_authorized_dag(
+            method="PUT", access_entity=DagAccessEntity.TASK_INSTANCE,
+            details=DagDetails(id=DAG_ID), user=user)
+
+    return may_clear
 
 
 def deliver_task_links(days: list[dt.date]) -> Mapping[tuple[dt.date, str], str]:

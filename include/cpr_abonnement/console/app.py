@@ -57,6 +57,7 @@ def _templates() -> jinja2.Environment:
 
 def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable[..., Any],
                        links: views.TaskLinks | None = None,
+                       may_clear: Callable[..., bool] = lambda: False,
                        clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     """Build the console.
 
@@ -64,6 +65,8 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
     :param access: a FastAPI dependency that raises 401/403 unless the caller may see
         the console; applied to every route.
     :param links: where each delivery's Airflow task log is (none: cells without links).
+    :param may_clear: a FastAPI dependency: may the caller clear a delivery task (then
+        the pages say to clear it there; nobody by default).
     :param clock: "now" (aware); default the system clock.
     """
     app = FastAPI(title="CPR Abonnement operator console", docs_url=None, redoc_url=None,
@@ -95,12 +98,13 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
         return RedirectResponse(f"{request.scope.get('root_path', '')}/deliveries")
 
     @app.get("/deliveries", response_class=HTMLResponse)
-    def deliveries_page(request: Request) -> HTMLResponse:
+    def deliveries_page(request: Request,
+                        clearable: bool = Depends(may_clear)) -> HTMLResponse:
         settings = Settings.from_env()
         m = matrix(request, settings)
         return page(request, "deliveries", m=m, plots=_volume_plots(state.engine, m.days),
                     runbook=settings.runbook_url,
-                    late_days=settings.pickup_alert_days)
+                    late_days=settings.pickup_alert_days, clearable=clearable)
 
     @app.get("/api/deliveries")
     def deliveries_json(request: Request) -> JSONResponse:
@@ -147,9 +151,10 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
         return JSONResponse(views.to_json(views.subscribers(state.engine)))
 
     @app.get("/health", response_class=HTMLResponse)
-    def health_page(request: Request) -> HTMLResponse:
+    def health_page(request: Request, clearable: bool = Depends(may_clear)) -> HTMLResponse:
         h = health_check.check(state.engine, now=now())
-        return page(request, "health", h=h, logs=views.undelivered_links(h.undelivered, links))
+        return page(request, "health", h=h, logs=views.undelivered_links(h.undelivered, links),
+                    clearable=clearable)
 
     @app.get("/api/health")
     def health_json() -> JSONResponse:
