@@ -68,6 +68,38 @@ CREATE TABLE filter_lock (
 	CONSTRAINT pk_filter_lock PRIMARY KEY (id)
 );
 
+CREATE TABLE replica_extract (
+	id SERIAL NOT NULL,
+	file_name VARCHAR(100) NOT NULL,
+	kind VARCHAR(8) NOT NULL,
+	production_date DATE NOT NULL,
+	previous_date DATE,
+	sha256 VARCHAR(64) NOT NULL,
+	persons INTEGER NOT NULL,
+	written INTEGER NOT NULL,
+	kept_newer INTEGER NOT NULL,
+	applied_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	CONSTRAINT pk_replica_extract PRIMARY KEY (id),
+	CONSTRAINT uq_replica_extract_sha256 UNIQUE (sha256)
+);
+
+CREATE INDEX ix_replica_extract_production_date ON replica_extract (production_date);
+
+CREATE TABLE replica_lookup (
+	id SERIAL NOT NULL,
+	looked_up_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	system VARCHAR(36),
+	user_uuid VARCHAR(36),
+	transport VARCHAR(8) NOT NULL,
+	pnr_hash VARCHAR(64) NOT NULL,
+	result VARCHAR(80) NOT NULL,
+	CONSTRAINT pk_replica_lookup PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_replica_lookup_looked_up_at ON replica_lookup (looked_up_at);
+
+CREATE INDEX ix_replica_lookup_pnr_hash ON replica_lookup (pnr_hash, looked_up_at);
+
 CREATE TABLE subscriber (
 	id SERIAL NOT NULL,
 	uuid VARCHAR(36) NOT NULL,
@@ -224,10 +256,25 @@ CREATE INDEX ix_filter_pnr_pnr ON filter_pnr (pnr, subscriber_id, added_at, remo
 
 CREATE UNIQUE INDEX uq_filter_pnr_current ON filter_pnr (subscriber_id, pnr) WHERE removed_at IS NULL;
 
+CREATE TABLE replica_person (
+	pnr VARCHAR(10) NOT NULL,
+	current_pnr VARCHAR(10),
+	status SMALLINT NOT NULL,
+	municipality SMALLINT,
+	block BYTEA NOT NULL,
+	production_date DATE NOT NULL,
+	extract_id INTEGER NOT NULL,
+	CONSTRAINT pk_replica_person PRIMARY KEY (pnr),
+	CONSTRAINT fk_replica_person_extract_id_replica_extract FOREIGN KEY(extract_id) REFERENCES replica_extract (id)
+);
+
+CREATE INDEX ix_replica_person_current_pnr ON replica_person (current_pnr);
+
 CREATE TABLE service_agreement (
 	id SERIAL NOT NULL,
 	subscriber_id INTEGER NOT NULL,
 	uuid VARCHAR(36) NOT NULL,
+	service VARCHAR(16) DEFAULT 'sf6002' NOT NULL,
 	added_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
 	removed_at TIMESTAMP WITHOUT TIME ZONE,
 	CONSTRAINT pk_service_agreement PRIMARY KEY (id),

@@ -138,6 +138,22 @@ class ChainBroken(CprAbonnementError):
     """The extract does not chain onto the last processed one: a day is missing."""
 
 
+class ReplicaNotLoaded(CprAbonnementError):
+    """A change extract was to be applied to a replica no status extract has loaded."""
+
+
+class ReplicaChainGap(CprAbonnementError):
+    """The change extract does not chain onto the newest one applied to the replica."""
+
+
+class PersonNotFound(CprAbonnementError, LookupError):
+    """No person with the PNR looked up is in the replica."""
+
+
+class LookupKeyMissing(CprAbonnementError):
+    """``CPRSUB_LOOKUP_KEY`` is not set: look-ups cannot be recorded, so none is answered."""
+
+
 class RunDateRefused(CprAbonnementError, ValueError):
     """The run is for a day it must not process: a future day, or a ``delivery_day``
     param that contradicts its logical date. Refused at once, never retried."""

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cpr_abonnement import delivery_calendar
@@ -171,6 +171,15 @@ class Settings:
     quarantine_retention_days: float = 90.0
     #: Free space kept on the staging volume beyond what a day needs, in percent.
     disk_reserve_percent: float = 5.0
+    #: The secret the look-up log's PNR hashes are keyed with (CPRSUB_LOOKUP_KEY); no
+    #: look-up is answered without it. Kept out of the repr, as any secret.
+    lookup_key: str | None = field(default=None, repr=False)
+    #: SF1520 PersonBaseDataExtended's ServiceUUID (what clients put in their
+    #: InvocationContext; serviceplatformen-compat.md §4 says why it is a setting).
+    sf1520_service_uuid: str = "e6be2436-bf35-4df2-83fe-925142825dc2"
+    #: How many delivery days the replica may lag behind the newest processed extract
+    #: before ``cprsub health`` calls it unhealthy.
+    replica_lag_days: int = 1
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -188,6 +197,11 @@ class Settings:
             smtp_conn_id=os.environ.get("CPRSUB_SMTP_CONN_ID", "smtp_default"),
             slack_conn_id=os.environ.get("CPRSUB_SLACK_CONN_ID", "cpr_abonnement_slack"),
             runbook_url=os.environ.get("CPRSUB_RUNBOOK_URL") or cls.runbook_url,
+            lookup_key=os.environ.get("CPRSUB_LOOKUP_KEY") or None,
+            sf1520_service_uuid=os.environ.get("CPRSUB_SF1520_SERVICE_UUID")
+            or cls.sf1520_service_uuid,
+            replica_lag_days=int(os.environ.get("CPRSUB_REPLICA_LAG_DAYS",
+                                                cls.replica_lag_days)),
             api_max_body_bytes=int(os.environ.get("CPRSUB_API_MAX_BODY_BYTES",
                                                   cls.api_max_body_bytes)),
             api_db_connections=int(os.environ.get("CPRSUB_API_DB_CONNECTIONS",

@@ -23,8 +23,8 @@ def _diff(engine) -> list:
 
 
 def test_upgrade_is_idempotent_and_matches_the_models(engine):
-    assert current_revision(engine) == "0010"
-    assert upgrade(engine) == "0010"
+    assert current_revision(engine) == "0011"
+    assert upgrade(engine) == "0011"
     assert _diff(engine) == []
 
 
@@ -67,7 +67,7 @@ def test_0005_upgrades_a_0004_database_in_place_keeping_its_audit(db_url):
         conn.exec_driver_sql(
             "INSERT INTO audit (at, caller, subscriber_uuid, operation, arguments, result) "
             "VALUES ('2026-11-25 12:00:00', 'cli:ops', NULL, 'AddSubscriber', '{}', 'ADDED')")
-    assert upgrade(engine) == "0010"
+    assert upgrade(engine) == "0011"
     with engine.connect() as conn:
         row = conn.exec_driver_sql(
             "SELECT operation, transport, certificate_sha256, call_id FROM audit").one()

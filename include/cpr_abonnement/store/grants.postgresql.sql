@@ -60,6 +60,12 @@ GRANT SELECT, INSERT, UPDATE ON extract_run, delivery TO cprsub_worker;
 GRANT SELECT, INSERT ON extract_check, audit TO cprsub_worker;
 GRANT SELECT, UPDATE ON filter_lock TO cprsub_worker;
 
+-- The CPR replica (issue 25): the workers apply each day's extract to it; the API
+-- answers look-ups from it and records each one (append-only, as the audit trail).
+GRANT SELECT, INSERT, UPDATE ON replica_person, replica_extract TO cprsub_worker;
+GRANT SELECT ON replica_person, replica_extract TO cprsub_api;
+GRANT SELECT, INSERT ON replica_lookup TO cprsub_api;
+
 -- 3. cprsub_keys: sshd's AuthorizedKeysCommand (`cprsub pickup authorized-keys`),
 --    which runs for every login attempt, from anywhere on the internet: the columns
 --    its one query reads, nothing else (no PNRs, no contact persons, no tokens).

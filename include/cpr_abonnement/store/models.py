@@ -25,7 +25,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -206,6 +208,10 @@ class ServiceAgreement(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
     uuid: Mapped[str] = mapped_column(String(36))
+    #: Which service the agreement is for: ``sf6002`` (subscriptions) or ``sf1520``
+    #: (person look-ups in the replica); a call is allowed only under its own service's.
+    service: Mapped[str] = mapped_column(String(16), default="sf6002",
+                                         server_default="sf6002")
     added_at: Mapped[dt.datetime] = mapped_column(DateTime)
     removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
@@ -388,3 +394,66 @@ class FilterLock(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
+
+
+class ReplicaExtract(Base):
+    """An extract applied to the CPR replica: a status extract (the whole population) or
+    a day's change extract. The chain rule reads the newest applied production date;
+    the same file again (same SHA-256) is recognised and changes nothing."""
+
+    __tablename__ = "replica_extract"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8))  # "status" or "change"
+    production_date: Mapped[dt.date] = mapped_column(Date)
+    previous_date: Mapped[dt.date | None] = mapped_column(Date)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    persons: Mapped[int] = mapped_column(Integer)
+    #: Persons whose stored data this extract replaced or added.
+    written: Mapped[int] = mapped_column(Integer)
+    #: Persons left as they were because the replica held newer data (a backfill).
+    kept_newer: Mapped[int] = mapped_column(Integer)
+    applied_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_replica_extract_production_date", "production_date"),)
+
+
+class ReplicaPerson(Base):
+    """One person's current data: the block of records as last received (bytes,
+    ISO-8859-1, records joined by LF) and the fields looked up without reading it."""
+
+    __tablename__ = "replica_person"
+
+    pnr: Mapped[str] = mapped_column(String(10), primary_key=True)
+    #: The number in force when this one was replaced (status 50/60), else NULL.
+    current_pnr: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[int] = mapped_column(SmallInteger)
+    municipality: Mapped[int | None] = mapped_column(SmallInteger)
+    block: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The production date of the extract the block came from: an older extract
+    #: applied later (a backfill) never replaces it.
+    production_date: Mapped[dt.date] = mapped_column(Date)
+    extract_id: Mapped[int] = mapped_column(ForeignKey("replica_extract.id"))
+
+    __table_args__ = (Index("ix_replica_person_current_pnr", "current_pnr"),)
+
+
+class ReplicaLookup(Base):
+    """One person look-up: who asked, when, and the answer, with the PNR as a keyed
+    hash (HMAC-SHA-256 under ``CPRSUB_LOOKUP_KEY``) so a citizen's access request can be
+    answered for a given number and nobody can list the numbers looked up."""
+
+    __tablename__ = "replica_lookup"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    looked_up_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    system: Mapped[str | None] = mapped_column(String(36))
+    user_uuid: Mapped[str | None] = mapped_column(String(36))
+    transport: Mapped[str] = mapped_column(String(8))
+    pnr_hash: Mapped[str] = mapped_column(String(64))
+    #: ``FOUND``, ``NOT FOUND``, ``OUT OF SCOPE`` or ``DENIED: <check>``.
+    result: Mapped[str] = mapped_column(String(80))
+
+    __table_args__ = (Index("ix_replica_lookup_pnr_hash", "pnr_hash", "looked_up_at"),
+                      Index("ix_replica_lookup_looked_up_at", "looked_up_at"))

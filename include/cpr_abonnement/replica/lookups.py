@@ -1,0 +1,115 @@
+"""Person look-ups in the replica, each one recorded: who asked for whom, when, and what
+they got.
+
+A citizen may ask which authorities' systems looked them up (an access request), so
+every look-up leaves a row, refusals included. The row holds the PNR only as an
+HMAC-SHA-256 under a secret key (``CPRSUB_LOOKUP_KEY``): given a PNR the rows for it are
+found (:func:`lookups_of`), but the log alone cannot be read back into numbers, not
+even by trying every one of the ~3.65M valid birth dates × serials, without the key.
+
+The transports (SF1520 SOAP, REST) authorise the caller first and call
+:func:`look_up`; this module knows nothing of certificates or tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, case, insert, or_, select
+from sqlalchemy.orm import Session
+
+from cpr_abonnement.cpr_number import validate
+from cpr_abonnement.errors import LookupKeyMissing, PersonNotFound
+from cpr_abonnement.masking import mask
+from cpr_abonnement.replica.person import Person, read_person, split_block
+from cpr_abonnement.store.db import writing
+from cpr_abonnement.store.models import ReplicaLookup, ReplicaPerson
+
+FOUND, NOT_FOUND, OUT_OF_SCOPE = "FOUND", "NOT FOUND", "OUT OF SCOPE"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who looks up, as the transport proved it."""
+
+    system: str | None
+    user_uuid: str | None
+    transport: str
+
+
+@dataclass(frozen=True)
+class Found:
+    """A person as the replica holds them, and from which day's extract."""
+
+    person: Person
+    production_date: dt.date
+
+
+def pnr_hash(pnr: str, key: str | None) -> str:
+    """The PNR as the look-up log stores it."""
+    if not key:
+        raise LookupKeyMissing("CPRSUB_LOOKUP_KEY is not set: every look-up is recorded "
+                               "with the PNR as a keyed hash, so none is answered without "
+                               "the key (set a long random secret; keep it to read the log)")
+    return hmac.new(key.encode(), pnr.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def find(engine: Engine, pnr: str) -> Found | None:
+    """The person with number ``pnr``: their own block, or, for a number that replaced
+    another (status 50/60 under the old one), the old number's block until the new
+    number's own block arrives. Nobody is dropped for being dead, emigrated, annulled
+    or disappeared: their block says so."""
+    own_first = case((ReplicaPerson.pnr == pnr, 0), else_=1)
+    with Session(engine) as s:
+        row = s.execute(select(ReplicaPerson.block, ReplicaPerson.production_date)
+                        .where(or_(ReplicaPerson.pnr == pnr, ReplicaPerson.current_pnr == pnr))
+                        .order_by(own_first).limit(1)).first()
+    if row is None:
+        return None
+    return Found(read_person(split_block(row.block)), row.production_date)
+
+
+def record(engine: Engine, caller: Caller, pnr: str, result: str, key: str | None,
+           now: Callable[[], dt.datetime]) -> None:
+    """One row of the look-up log."""
+    with writing(engine) as s:
+        s.execute(insert(ReplicaLookup).values(
+            looked_up_at=now(), system=caller.system, user_uuid=caller.user_uuid,
+            transport=caller.transport, pnr_hash=pnr_hash(pnr, key), result=result[:80]))
+
+
+def look_up(engine: Engine, pnr: str, caller: Caller, *, key: str | None,
+            now: Callable[[], dt.datetime],
+            in_scope: Callable[[str], bool] | None = None) -> Found:
+    """The person, after recording the look-up; :class:`PersonNotFound` (recorded too)
+    when the replica has no such number. ``pnr`` must be valid
+    (:class:`~cpr_abonnement.errors.InvalidPnr` otherwise, before anything is
+    recorded: a malformed number names nobody). ``in_scope`` limits a system to the
+    persons its filters select (``lookup_scope: subscribed``)."""
+    pnr = validate(pnr)
+    pnr_hash(pnr, key)  # no key, no answer: refuse before reading anything
+    if in_scope is not None and not in_scope(pnr):
+        record(engine, caller, pnr, OUT_OF_SCOPE, key, now)
+        raise PersonNotFound(f"{mask(pnr)} is not among the persons this IT system's "
+                             f"subscriptions select (lookup_scope: subscribed)")
+    found = find(engine, pnr)
+    record(engine, caller, pnr, FOUND if found else NOT_FOUND, key, now)
+    if found is None:
+        raise PersonNotFound(f"no person {mask(pnr)} in the CPR replica")
+    return found
+
+
+def lookups_of(engine: Engine, pnr: str, key: str | None, start: dt.datetime,
+               end: dt.datetime) -> list[ReplicaLookup]:
+    """Every look-up of ``pnr`` from ``start`` (inclusive) to ``end`` (exclusive), oldest
+    first: the answer to a citizen's access request."""
+    digest = pnr_hash(validate(pnr), key)
+    with Session(engine) as s:
+        return list(s.scalars(select(ReplicaLookup).where(
+            ReplicaLookup.pnr_hash == digest, ReplicaLookup.looked_up_at >= start,
+            ReplicaLookup.looked_up_at < end).order_by(ReplicaLookup.looked_up_at,
+                                                       ReplicaLookup.id)))

@@ -1,0 +1,193 @@
+"""Applying an extract to the replica: a status extract loads the population, each day's
+change extract replaces the blocks of the persons it carries.
+
+Rules, and why:
+
+* **A block replaces the person.** A change extract carries the whole person whenever
+  it carries the person (``cpr-format.md`` §1.1), so the replica never merges fields:
+  it stores the block as received and reads it at look-up time
+  (:mod:`cpr_abonnement.replica.person`).
+* **Production-date order.** A change extract must chain onto the newest one applied
+  (its PRODDTOFORRIG is that production date, the filter step's rule,
+  :func:`~cpr_abonnement.extract.validation.chain_gap`); a gap stops the update and
+  alerts unless the run accepts it (``allow_gap``). An *older* extract (a backfill of
+  a missed day) is applied without the chain check and never replaces a person's newer
+  block: each row keeps the production date it came from.
+* **Idempotent.** An extract already applied (same SHA-256) changes nothing.
+* **Nothing before a status load.** Until a status extract has been loaded there is no
+  replica to keep; change extracts are then refused with what to do
+  (:class:`~cpr_abonnement.errors.ReplicaNotLoaded`), which the DAG turns into a skip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import mmap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.orm import Session
+
+from cpr_abonnement.errors import ReplicaChainGap, ReplicaNotLoaded
+from cpr_abonnement.extract.index import scan
+from cpr_abonnement.extract.layouts import LAYOUTS
+from cpr_abonnement.extract.model import ExtractIndex
+from cpr_abonnement.extract.validation import chain_gap
+from cpr_abonnement.store.db import writing
+from cpr_abonnement.store.models import ReplicaExtract, ReplicaPerson
+
+log = logging.getLogger(__name__)
+
+STATUS, CHANGE = "status", "change"
+#: Persons written per statement: large enough that round trips do not dominate,
+#: small enough that one batch's blocks (~1.3 kB each) stay a few megabytes.
+BATCH = 2_000
+_PNRGAELD = LAYOUTS["001"]["PNRGAELD"].slice
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one extract did."""
+
+    file_name: str
+    kind: str
+    production_date: dt.date
+    persons: int
+    written: int
+    kept_newer: int
+    #: The same file had been applied before: nothing was changed.
+    already: bool = False
+
+    def line(self) -> str:
+        if self.already:
+            return f"{self.file_name} was applied to the replica before: nothing changed"
+        kept = (f", {self.kept_newer:,} kept (the replica holds newer data)"
+                if self.kept_newer else "")
+        return (f"{self.kind} extract {self.file_name} ({self.production_date}) applied to "
+                f"the replica: {self.written:,} of {self.persons:,} person(s) written{kept}")
+
+
+def person_blocks(path: Path, index: ExtractIndex) -> Iterator[tuple[int, bytes]]:
+    """Each person of the extract as (row of ``index.persons``, block), the block being the
+    person's records in file order joined by LF (a CRLF file's CRs dropped), read by
+    the index's byte spans: records scattered through the file (003 at the end) join
+    their person."""
+    order, starts = index.person_spans
+    offsets, sizes = index.span_offset, index.span_nbytes
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for person in range(len(index.persons)):
+            spans = order[starts[person]:starts[person + 1]]
+            block = b"".join(data[o:o + n] for o, n in zip(offsets[spans].tolist(),
+                                                           sizes[spans].tolist(), strict=True))
+            if index.line_ending == b"\r\n":
+                block = block.replace(b"\r\n", b"\n")
+            yield person, block if block.endswith(b"\n") else block + b"\n"
+
+
+def _current_pnr(block: bytes, status: int) -> str | None:
+    if status not in (50, 60):
+        return None
+    for line in block.split(b"\n", 8):
+        if line.startswith(b"001"):
+            value = line[_PNRGAELD].decode("ascii", "replace").strip()
+            return value or None
+    return None
+
+
+def head(engine: Engine) -> dt.date | None:
+    """The newest production date applied (the chain's end); None before a load."""
+    with Session(engine) as s:
+        return s.scalar(select(func.max(ReplicaExtract.production_date)))
+
+
+def loaded(engine: Engine) -> bool:
+    with Session(engine) as s:
+        return s.scalar(select(ReplicaExtract.id).where(ReplicaExtract.kind == STATUS)
+                        .limit(1)) is not None
+
+
+def apply_extract(engine: Engine, path: Path, index: ExtractIndex | None = None, *,
+                  kind: str, file_name: str | None = None, allow_gap: bool = False,
+                  now: Callable[[], dt.datetime] | None = None) -> Applied:
+    """Apply the validated extract at ``path`` (``index``: its scan, made if not given)."""
+    index = index if index is not None and index.sha256 else scan(path, digest=True)
+    start = index.start_record()
+    name = file_name or Path(path).name
+    day = start.production_date
+    with Session(engine) as s:
+        before = s.scalar(select(ReplicaExtract).where(ReplicaExtract.sha256 == index.sha256))
+    if before is not None:
+        return Applied(name, before.kind, before.production_date, before.persons,
+                       before.written, before.kept_newer, already=True)
+    newest = head(engine)
+    if kind == CHANGE:
+        if not loaded(engine):
+            raise ReplicaNotLoaded(
+                f"{name}: the replica has not been loaded from a status extract yet; load "
+                f"one with `cprsub replica load FILE` (change extracts apply on top of it)")
+        gap = chain_gap(start, newest) if newest is not None and day > newest else None
+        if gap is not None and not allow_gap:
+            raise ReplicaChainGap(f"{name}: {gap.detail}. Apply the missing day(s) first (clear "
+                                  f"their update_replica task), or re-run with allow_gap=true.")
+    persons = len(index.persons)
+    statuses = index.persons["status"].to_numpy()
+    municipalities = index.persons["municipality"].to_numpy()
+    pnrs = index.pnr_text().tolist()
+    clock = now or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    with writing(engine) as s:
+        extract_id = s.scalar(insert(ReplicaExtract).values(
+            file_name=name, kind=kind, production_date=day, previous_date=start.previous_date,
+            sha256=index.sha256, persons=persons, written=0, kept_newer=0,
+            applied_at=clock()).returning(ReplicaExtract.id))
+        older = newest is not None and day < newest
+        kept = 0
+        batch: list[dict] = []
+        for person, block in person_blocks(Path(path), index):
+            status = int(statuses[person])
+            kom = int(municipalities[person])
+            batch.append({"pnr": pnrs[person], "current_pnr": _current_pnr(block, status),
+                          "status": status, "municipality": kom if kom >= 0 else None,
+                          "block": block, "production_date": day, "extract_id": extract_id})
+            if len(batch) == BATCH:
+                kept += _write(s, batch, older)
+                batch = []
+        if batch:
+            kept += _write(s, batch, older)
+        row = s.get(ReplicaExtract, extract_id)
+        row.written, row.kept_newer = persons - kept, kept
+    applied = Applied(name, kind, day, persons, persons - kept, kept)
+    log.info("%s", applied.line())
+    return applied
+
+
+def _write(s: Session, rows: list[dict], older: bool) -> int:
+    """Upsert one batch; returns how many persons kept their newer stored block."""
+    kept = 0
+    if older:  # a backfill: who has newer data is left alone (counted for the report)
+        newer = set(s.scalars(select(ReplicaPerson.pnr).where(
+            ReplicaPerson.pnr.in_([r["pnr"] for r in rows]),
+            ReplicaPerson.production_date > rows[0]["production_date"])))
+        kept = len(newer)
+        rows = [r for r in rows if r["pnr"] not in newer]
+    if rows:
+        s.execute(_upsert(s), rows)
+    return kept
+
+
+def _upsert(s: Session):
+    """INSERT … ON CONFLICT (pnr) DO UPDATE, in the dialect of the session's database,
+    replacing a stored block only with one at least as new."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(ReplicaPerson)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[ReplicaPerson.pnr],
+        set_={c: getattr(new, c) for c in ("current_pnr", "status", "municipality", "block",
+                                           "production_date", "extract_id")},
+        where=ReplicaPerson.production_date <= new.production_date)
