@@ -177,6 +177,26 @@ def cpr_abonnement_daily():
             # the try number stays; the task runs again when the window has ended.
             raise AirflowRescheduleException(wait.until) from wait
 
+    @task(retries=1, retry_policy=ExceptionRetryPolicy(rules=[
+        RetryRule(exception="cpr_abonnement.errors.ReplicaChainGap", action=RetryAction.FAIL,
+                  reason="an earlier day is not in the replica yet: alert now")]))
+    def update_replica(received: dict) -> str:
+        from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from cpr_abonnement.airflow_side.connections import task_engine
+        from cpr_abonnement.errors import ReplicaNotLoaded
+        from cpr_abonnement.tasks.payloads import ReceivedExtract
+        from cpr_abonnement.tasks.replica import update_replica as apply_day
+
+        ctx = get_current_context()
+        try:
+            applied = apply_day(ReceivedExtract.from_xcom(received), task_engine(),
+                                allow_gap=bool(ctx["params"]["allow_gap"]))
+        except ReplicaNotLoaded as exc:  # no replica kept here (yet): nothing to do
+            raise AirflowSkipException(str(exc)) from exc
+        return applied.line()
+
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
     def report(received: dict, items: list[dict]) -> dict:
         from airflow.sdk import get_current_context
@@ -201,6 +221,7 @@ def cpr_abonnement_daily():
         return summary.to_xcom()
 
     received = parse_and_validate(wait_for_extract())
+    update_replica(received)  # beside the deliveries: neither waits for the other
     items = filter_for_subscribers(received)
     report(received, items) << deliver.expand(item=items)
 

@@ -14,6 +14,7 @@ from cpr_abonnement import __version__
 from cpr_abonnement.cli import database as database_cmds
 from cpr_abonnement.cli import extract as extract_cmds
 from cpr_abonnement.cli import pickup as pickup_cmds
+from cpr_abonnement.cli import replica as replica_cmds
 from cpr_abonnement.cli import service as service_cmds
 from cpr_abonnement.cli import subscriptions as subscription_cmds
 from cpr_abonnement.errors import CprAbonnementError
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscription_cmds.register(sub)
     service_cmds.register(sub)
     pickup_cmds.register(sub)
+    replica_cmds.register(sub)
     return parser
 
 

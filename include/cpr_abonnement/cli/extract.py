@@ -25,7 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen = cmds.add_parser("generate", help="write a synthetic extract (deterministic by seed)")
     gen.add_argument("--date", type=_date, required=True, help="production date YYYY-MM-DD")
     gen.add_argument("--persons", type=int, required=True)
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=0,
+                     help="for --kind status: the population's seed")
+    gen.add_argument("--kind", choices=("change", "status"), default="change",
+                     help="a day's change extract, or a status extract (the population "
+                          "of --persons persons, for `cprsub replica load`)")
+    gen.add_argument("--population", type=int, default=0, metavar="N",
+                     help="change extract: draw the persons events happen to from the "
+                          "population of N persons a status extract made (--population-seed)")
+    gen.add_argument("--population-seed", type=int, default=0)
     gen.add_argument("--task-number", default="431101")
     gen.add_argument("--previous-date", type=_date,
                      help="previous production date (default: previous CPR delivery day)")
@@ -66,9 +74,11 @@ def generate_cmd(args: argparse.Namespace) -> int:
             fh, production_date=args.date, persons=args.persons, seed=args.seed,
             task_number=args.task_number, previous_date=args.previous_date, crlf=args.crlf,
             progress=reporter("generating", "persons", enabled=args.progress),
+            kind=args.kind, population=args.population,
+            population_seed=args.seed if args.kind == "status" else args.population_seed,
         )
     tmp.replace(out)
-    print(f"{out}: {result.persons:,} persons, {result.records:,} records, "
+    print(f"{out}: {args.kind} extract, {result.persons:,} persons, {result.records:,} records, "
           f"{result.nbytes:,} bytes, produced {result.production_date} "
           f"(previous {result.previous_date})")
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -94,15 +94,65 @@ class _Person:
         self.name = ("", "", "")
 
 
+#: The day a synthetic population's persons are made on: the same persons whichever day
+#: their status extract is produced or a change extract draws on them.
+POPULATION_DAY = dt.date(2026, 1, 1)
+STATUS, CHANGE = "status", "change"
+
+
 class Generator:
     """Writes one extract; see :func:`generate`."""
 
-    def __init__(self, production_date: dt.date, seed: int) -> None:
+    def __init__(self, production_date: dt.date, seed: int, *, population: int = 0,
+                 population_seed: int = 0) -> None:
         self.day = production_date
         self.rng = random.Random(seed)
         self.used: set[str] = set()
         kinds = municipalities()
         self.danish = [c for c, m in kinds.items() if m.kind == "municipality"]
+        self.population, self.population_seed = population, population_seed
+        self.drawn: set[int] = set()
+
+    # -- a population (status extracts, and change extracts drawing on one) ----------
+    def resident(self, number: int) -> _Person:
+        """Person ``number`` of the population: made from a random stream of its own
+        (population seed and number), so a status extract and every change extract of
+        the same population agree on who the person is (PNR, birth, name)."""
+        saved = self.rng, self.used, self.day
+        self.rng = random.Random(f"{self.population_seed}:{number}")
+        self.used, self.day = set(), POPULATION_DAY
+        try:
+            return self.person()
+        finally:
+            self.rng, self.used, self.day = saved
+
+    def residents(self, count: int) -> Iterator[list[_Person]]:
+        """The population's persons, one group each; a number that repeats an earlier
+        one's PNR (two random serials of one birth date) is left out."""
+        for number in range(count):
+            p = self.resident(number)
+            if p.pnr not in self.used:
+                self.used.add(p.pnr)
+                yield [p]
+
+    def families(self) -> Iterator[list[_Person]]:
+        while True:
+            yield self.family()
+
+    def _main_person(self) -> _Person:
+        """The person an event happens to: a new one, or one of the population not yet
+        in this extract (a person's block appears once per extract)."""
+        if not self.population or len(self.drawn) >= self.population:
+            return self.person()
+        number = self.rng.randrange(self.population)
+        while number in self.drawn:
+            number = (number + 1) % self.population
+        self.drawn.add(number)
+        p = self.resident(number)
+        if p.status >= "30":  # dead, emigrated, gone: no new event; someone new instead
+            return self.person()
+        self.used.add(p.pnr)
+        return p
 
     # -- persons -------------------------------------------------------------------
     def new_pnr(self, birth: dt.date) -> str:
@@ -146,7 +196,7 @@ class Generator:
     def family(self) -> list[_Person]:
         """A main person with its day's events, plus relatives touched by them."""
         rng = self.rng
-        main = self.person()
+        main = self._main_person()
         code = _STATUS_EVENT.get(main.status) or _weighted(rng, EVENT_MIX)
         main.status = next((s for s, c in _STATUS_EVENT.items() if c == code), main.status)
         main.events.append((code, ""))
@@ -276,17 +326,26 @@ def generate(
     crlf: bool = False,
     scatter_003: float = 0.05,
     progress: Callable[[int, int], None] | None = None,
+    kind: str = CHANGE,
+    population: int = 0,
+    population_seed: int = 0,
 ) -> GeneratedExtract:
     """Write a synthetic extract with exactly ``persons`` persons to ``out``.
 
-    Families (a person plus relatives touched by the same event) are generated until
-    the count is reached; the last family is cut short rather than overshoot, since
-    benchmarks and tests size their inputs by this number.
+    A change extract: families (a person plus relatives touched by the same event) are
+    generated until the count is reached; the last family is cut short rather than
+    overshoot, since benchmarks and tests size their inputs by this number. With
+    ``population`` the persons events happen to are drawn from that population
+    (``population_seed``), so the extract applies to a replica loaded from its status
+    extract. A status extract (``kind="status"``): the population of ``persons``
+    persons (seed ``population_seed``), each person's block without events.
     ``previous_date`` defaults to the previous CPR delivery day.
     """
     previous = previous_date or DeliveryCalendar.default().previous_delivery_day(production_date)
     eol = b"\r\n" if crlf else b"\n"
-    gen = Generator(production_date, seed)
+    gen = Generator(production_date, seed, population=population,
+                    population_seed=population_seed)
+    groups = gen.residents(persons) if kind == STATUS else gen.families()
     start = LAYOUTS["000"].render({"SORTFELT": "0000000000", "OPGAVENR": task_number,
                                    "PRODDTO": f"{production_date:%Y%m%d}",
                                    "PRODDTOFORRIG": f"{previous:%Y%m%d}"})
@@ -295,9 +354,11 @@ def generate(
     records = count = 0
     at_end: list[bytes] = []
     held: list[bytes] = []  # 003 records written after the next person
-    while count < persons:
+    for group in groups:
+        if count >= persons:
+            break
         chunk = bytearray()
-        for p in gen.family()[: persons - count]:
+        for p in group[: persons - count]:
             count += 1
             for code, line in gen.block(p):
                 if code == "003" and gen.rng.random() < scatter_003:

@@ -55,6 +55,7 @@ RUNBOOK_STEPS = {
     "wait_for_extract": "Extract missing",
     "parse_and_validate": "Extract rejected",
     "deliver": "Delivery failed",
+    "update_replica": "Replica update failed",
 }
 
 

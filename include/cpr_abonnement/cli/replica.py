@@ -1,0 +1,94 @@
+"""``cprsub replica load | status | lookups``: the CPR replica from the operator's side."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+from cpr_abonnement.cli.common import db_option, engine_of
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("replica", help="the CPR replica the person look-ups answer from")
+    cmds = group.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    load = cmds.add_parser("load", help="load a status extract (the whole population), "
+                                        "validated as a change extract is")
+    load.add_argument("file", type=Path)
+    load.add_argument("--no-expectations", action="store_true",
+                      help="skip the great-expectations data-quality suite")
+    db_option(load)
+    load.set_defaults(handler=load_cmd)
+
+    status = cmds.add_parser("status", help="persons, last applied extract, lag")
+    status.add_argument("--json", action="store_true")
+    db_option(status)
+    status.set_defaults(handler=status_cmd)
+
+    lookups = cmds.add_parser(
+        "lookups", help="who looked a person up (a citizen's access request); needs "
+                        "CPRSUB_LOOKUP_KEY, the key the log was written with")
+    lookups.add_argument("--pnr", required=True)
+    lookups.add_argument("--from", dest="start", type=_date, required=True,
+                         help="first day YYYY-MM-DD (UTC)")
+    lookups.add_argument("--to", dest="end", type=_date, required=True,
+                         help="last day YYYY-MM-DD (UTC, included)")
+    lookups.add_argument("--json", action="store_true")
+    db_option(lookups)
+    lookups.set_defaults(handler=lookups_cmd)
+
+
+def load_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.extract.index import scan
+    from cpr_abonnement.extract.validation import check
+    from cpr_abonnement.replica.updating import STATUS, apply_extract
+
+    index = scan(args.file, digest=True)
+    check(index)  # the change extract's rules: ExtractValidationFailed names each one
+    if not args.no_expectations:
+        from cpr_abonnement.errors import ExtractValidationFailed
+        from cpr_abonnement.extract.expectations import run_expectations
+
+        report = run_expectations(index)
+        if not report.success:
+            raise ExtractValidationFailed(
+                f"{args.file.name}: data quality: " + "; ".join(map(str, report.failures)))
+    print(apply_extract(engine_of(args), args.file, index, kind=STATUS).line())
+    return 0
+
+
+def status_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.replica.state import state
+
+    now = state(engine_of(args))
+    print(json.dumps(now.to_dict(), indent=2) if args.json else now.line())
+    return 0
+
+
+def lookups_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.masking import mask
+    from cpr_abonnement.replica.lookups import lookups_of
+    from cpr_abonnement.settings import Settings
+
+    rows = lookups_of(engine_of(args), args.pnr, Settings.from_env().lookup_key,
+                      dt.datetime.combine(args.start, dt.time()),
+                      dt.datetime.combine(args.end + dt.timedelta(days=1), dt.time()))
+    if args.json:
+        print(json.dumps([{"at": r.looked_up_at.isoformat(), "system": r.system,
+                           "user_uuid": r.user_uuid, "transport": r.transport,
+                           "result": r.result} for r in rows], indent=2))
+        return 0
+    print(f"{len(rows)} look-up(s) of {mask(args.pnr)} from {args.start} to {args.end}:")
+    for r in rows:
+        print(f"  {r.looked_up_at:%Y-%m-%d %H:%M:%S} UTC  system {r.system or '-'}  "
+              f"user {r.user_uuid or '-'}  {r.transport}  {r.result}")
+    return 0
