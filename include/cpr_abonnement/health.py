@@ -34,6 +34,7 @@ from cpr_abonnement.delivery import modes
 from cpr_abonnement.delivery_calendar import DANISH_TIME
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, short_reason
+from cpr_abonnement.replica.state import state as replica_state
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
 from cpr_abonnement.store.models import Delivery, ExtractRun, Subscriber
@@ -61,6 +62,8 @@ class Health:
     #: The undelivered (day, subscriber name) pairs behind ``problems``, newest first,
     #: for whoever can link them to their task logs (the console).
     undelivered: list[tuple[str, str]] = field(default_factory=list)
+    #: The CPR replica's state (:mod:`cpr_abonnement.replica.state`), one line.
+    replica: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,9 +122,14 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
     late = [x.line() for x in late_pickups(engine, day, settings)]
     certificates = [e.line() for e in expiry.expiring(engine, as_naive_utc(now))]
     places = [v.line(as_naive_utc(now)) for v in storage.volumes(settings)]
+    replica = replica_state(engine, settings.calendar())
+    if replica.loaded and replica.lag_days > settings.replica_lag_days:
+        problems.append(f"the CPR replica lags {replica.lag_days} delivery day(s) behind the "
+                        f"newest processed extract ({replica.newest_processed}; replica at "
+                        f"{replica.last_day}): runbook step \"Replica update failed\"")
     return Health(not problems, str(day), run is not None and run.delivered_at is not None,
                   len(active), delivered, problems, late, certificates, places,
-                  [(str(d), names.get(u, u)) for d, u, _ in today + before])
+                  [(str(d), names.get(u, u)) for d, u, _ in today + before], replica.line())
 
 
 #: How far back an undelivered day stays a health problem until it is delivered (a

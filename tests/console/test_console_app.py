@@ -13,7 +13,8 @@ from support.console import ODENSE, PNR, THU
 PREFIX = "/cpr-console"
 ROUTES = ["/deliveries", "/extracts", "/subscribers", "/health", "/api/deliveries",
           "/api/extracts", "/api/subscribers", "/api/health", "/plots/deliveries.svg",
-          "/plots/deliveries.svg?metric=bytes", "/plots/extracts.svg"]
+          "/plots/deliveries.svg?metric=bytes", "/plots/extracts.svg", "/replica",
+          "/api/replica"]
 PNR_SHAPED = re.compile(r"(?<!\d)\d{10}(?!\d)")
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
 
@@ -69,7 +70,7 @@ def test_the_pages_are_listed_in_airflows_navigation(airflow_app):
     r = airflow_app.get("/api/v2/plugins", headers=_token("ADMIN"))
     views = [v for p in r.json()["plugins"] for v in p["external_views"]]
     ours = {v["name"]: v for v in views if v.get("category") == "CPR Abonnement"}
-    assert set(ours) == {"Deliveries", "Extracts", "Subscribers", "Health"}
+    assert set(ours) == {"Deliveries", "Extracts", "Subscribers", "Replica", "Health"}
     assert ours["Deliveries"]["href"] == PREFIX + "/deliveries"
     # One click from anywhere: the console's own entry at the sidebar's top level.
     (top,) = [v for v in views if v.get("nav_top_level")]

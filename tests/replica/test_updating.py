@@ -87,3 +87,24 @@ def test_nothing_is_applied_before_a_status_load(engine, tmp_path):
     with pytest.raises(ReplicaNotLoaded, match="cprsub replica load"):
         apply_extract(engine, path, kind=CHANGE)
     assert find(engine, "0101701234") is None
+
+
+def test_health_turns_unhealthy_when_the_replica_lags(engine, loaded, tmp_path):
+    """Two delivery days processed by the pipeline, none of them in the replica."""
+    from cpr_abonnement.health import check
+    from cpr_abonnement.records import extract_runs
+    from cpr_abonnement.replica.state import state
+
+    def healthy_replica() -> bool:
+        return not any("replica" in p for p in check(
+            engine, now=dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)).problems)
+
+    assert healthy_replica()
+    for day, previous in ((TUE, MON), (WED, TUE)):
+        extract_runs.register(engine, task_number="431101", production_date=day,
+                              previous_date=previous, file_name=f"D{day:%y%m%d}.L431101",
+                              sha256=f"{day:%d}" * 32, persons=1, records=1)
+    now = state(engine)
+    assert (now.lag_days, now.newest_processed, now.last_day) == (2, WED, MON)
+    assert "2 delivery day(s) behind" in now.line()
+    assert not healthy_replica()

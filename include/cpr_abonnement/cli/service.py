@@ -69,7 +69,8 @@ def health_cmd(args: argparse.Namespace) -> int:
               f"delivered" + "".join(f"\n  - {p}" for p in state.problems)
               + "".join(f"\n  late pick-up: {p}" for p in state.late_pickups)
               + "".join(f"\n  certificate: {c}" for c in state.expiring_certificates)
-              + "".join(f"\n  storage: {v}" for v in state.storage))
+              + "".join(f"\n  storage: {v}" for v in state.storage)
+              + f"\n  {state.replica}")
     if not args.exit_code:
         return 0 if state.healthy else 1
     if not state.healthy:

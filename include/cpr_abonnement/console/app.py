@@ -25,11 +25,14 @@ from cpr_abonnement import health as health_check
 from cpr_abonnement.console import plots, views
 from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.delivery_calendar import local_today
+from cpr_abonnement.replica import state as replica_state
 from cpr_abonnement.settings import Settings
 
 #: The pages in navigation order: (path, title).
 PAGES = (("deliveries", "Deliveries"), ("extracts", "Extracts"),
-         ("subscribers", "Subscribers"), ("health", "Health"))
+         ("subscribers", "Subscribers"), ("replica", "Replica"), ("health", "Health"))
+#: Days of look-ups the Replica page plots.
+LOOKUP_DAYS = 30
 SVG = "image/svg+xml"
 
 
@@ -149,6 +152,20 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
     @app.get("/api/subscribers")
     def subscribers_json() -> JSONResponse:
         return JSONResponse(views.to_json(views.subscribers(state.engine)))
+
+    @app.get("/replica", response_class=HTMLResponse)
+    def replica_page(request: Request) -> HTMLResponse:
+        first = today() - dt.timedelta(days=LOOKUP_DAYS - 1)
+        days = [first + dt.timedelta(days=i) for i in range(LOOKUP_DAYS)]
+        counts = replica_state.lookups_per_day(state.engine, first, today())
+        plot = plots.stacked_bars("Person look-ups per day (SF1520 and REST)", days,
+                                  {"look-ups": counts}, colours={"look-ups": plots.colour(0)})
+        return page(request, "replica", r=replica_state.state(state.engine),
+                    total=sum(counts.values()), plot=Markup(plot))
+
+    @app.get("/api/replica")
+    def replica_json() -> JSONResponse:
+        return JSONResponse(replica_state.state(state.engine).to_dict())
 
     @app.get("/health", response_class=HTMLResponse)
     def health_page(request: Request, clearable: bool = Depends(may_clear)) -> HTMLResponse:
