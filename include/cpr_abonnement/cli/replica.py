@@ -29,6 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     db_option(load)
     load.set_defaults(handler=load_cmd)
 
+    apply = cmds.add_parser("apply", help="apply a change extract by hand (the daily DAG's "
+                                          "update_replica does it every day)")
+    apply.add_argument("file", type=Path)
+    apply.add_argument("--allow-gap", action="store_true",
+                       help="apply although an earlier day is not in the replica")
+    apply.add_argument("--no-expectations", action="store_true",
+                       help="skip the great-expectations data-quality suite")
+    db_option(apply)
+    apply.set_defaults(handler=apply_cmd)
+
     status = cmds.add_parser("status", help="persons, last applied extract, lag")
     status.add_argument("--json", action="store_true")
     db_option(status)
@@ -47,13 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     lookups.set_defaults(handler=lookups_cmd)
 
 
-def load_cmd(args: argparse.Namespace) -> int:
+def _validated(args: argparse.Namespace):
+    """The file's index after the change extract's rules (each broken one named by
+    :class:`~cpr_abonnement.errors.ExtractValidationFailed`) and, unless skipped, the
+    data-quality suite: the replica takes nothing the pipeline would reject."""
     from cpr_abonnement.extract.index import scan
     from cpr_abonnement.extract.validation import check
-    from cpr_abonnement.replica.updating import STATUS, apply_extract
 
     index = scan(args.file, digest=True)
-    check(index)  # the change extract's rules: ExtractValidationFailed names each one
+    check(index)
     if not args.no_expectations:
         from cpr_abonnement.errors import ExtractValidationFailed
         from cpr_abonnement.extract.expectations import run_expectations
@@ -62,7 +74,23 @@ def load_cmd(args: argparse.Namespace) -> int:
         if not report.success:
             raise ExtractValidationFailed(
                 f"{args.file.name}: data quality: " + "; ".join(map(str, report.failures)))
+    return index
+
+
+def load_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.replica.updating import STATUS, apply_extract
+
+    index = _validated(args)
     print(apply_extract(engine_of(args), args.file, index, kind=STATUS).line())
+    return 0
+
+
+def apply_cmd(args: argparse.Namespace) -> int:
+    from cpr_abonnement.replica.updating import CHANGE, apply_extract
+
+    index = _validated(args)
+    print(apply_extract(engine_of(args), args.file, index, kind=CHANGE,
+                        allow_gap=args.allow_gap).line())
     return 0
 
 
