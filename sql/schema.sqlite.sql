@@ -113,6 +113,7 @@ CREATE TABLE subscriber (
 	delivery_mode VARCHAR(8) DEFAULT 'push' NOT NULL,
 	pickup_account VARCHAR(64),
 	registration TEXT,
+	lookup_scope VARCHAR(16) DEFAULT 'all' NOT NULL,
 	CONSTRAINT pk_subscriber PRIMARY KEY (id),
 	CONSTRAINT uq_subscriber_uuid UNIQUE (uuid)
 );

@@ -26,8 +26,9 @@ from cpr_abonnement.cpr_number import validate
 from cpr_abonnement.errors import LookupKeyMissing, PersonNotFound
 from cpr_abonnement.masking import mask
 from cpr_abonnement.replica.person import Person, read_person, split_block
+from cpr_abonnement.replica.scope import ALL, SUBSCRIBED, selected_by
 from cpr_abonnement.store.db import writing
-from cpr_abonnement.store.models import ReplicaLookup, ReplicaPerson
+from cpr_abonnement.store.models import ReplicaLookup, ReplicaPerson, Subscriber
 
 FOUND, NOT_FOUND, OUT_OF_SCOPE = "FOUND", "NOT FOUND", "OUT OF SCOPE"
 
@@ -83,24 +84,32 @@ def record(engine: Engine, caller: Caller, pnr: str, result: str, key: str | Non
 
 
 def look_up(engine: Engine, pnr: str, caller: Caller, *, key: str | None,
-            now: Callable[[], dt.datetime],
-            in_scope: Callable[[str], bool] | None = None) -> Found:
+            now: Callable[[], dt.datetime]) -> Found:
     """The person, after recording the look-up; :class:`PersonNotFound` (recorded too)
-    when the replica has no such number. ``pnr`` must be valid
+    when the replica has no such number, or the caller's IT system has
+    ``lookup_scope: subscribed`` and its subscriptions do not select the person
+    (:mod:`cpr_abonnement.replica.scope`; the caller is told the same as for an unknown
+    number, so a look-up cannot probe who exists). ``pnr`` must be valid
     (:class:`~cpr_abonnement.errors.InvalidPnr` otherwise, before anything is
-    recorded: a malformed number names nobody). ``in_scope`` limits a system to the
-    persons its filters select (``lookup_scope: subscribed``)."""
+    recorded: a malformed number names nobody)."""
     pnr = validate(pnr)
     pnr_hash(pnr, key)  # no key, no answer: refuse before reading anything
-    if in_scope is not None and not in_scope(pnr):
-        record(engine, caller, pnr, OUT_OF_SCOPE, key, now)
-        raise PersonNotFound(f"{mask(pnr)} is not among the persons this IT system's "
-                             f"subscriptions select (lookup_scope: subscribed)")
     found = find(engine, pnr)
-    record(engine, caller, pnr, FOUND if found else NOT_FOUND, key, now)
+    result = FOUND if found else NOT_FOUND
+    if found and caller.system and _scope(engine, caller.system) == SUBSCRIBED \
+            and not selected_by(engine, caller.system, found.person, now()):
+        found, result = None, OUT_OF_SCOPE
+    record(engine, caller, pnr, result, key, now)
     if found is None:
-        raise PersonNotFound(f"no person {mask(pnr)} in the CPR replica")
+        raise PersonNotFound(f"no person {mask(pnr)} in the CPR replica that this IT "
+                             f"system may look up")
     return found
+
+
+def _scope(engine: Engine, system: str) -> str:
+    with Session(engine) as s:
+        return s.scalar(select(Subscriber.lookup_scope).where(Subscriber.uuid == system)) \
+            or ALL
 
 
 def lookups_of(engine: Engine, pnr: str, key: str | None, start: dt.datetime,

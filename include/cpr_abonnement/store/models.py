@@ -75,6 +75,10 @@ class Subscriber(Base):
     #: person, push host details, service windows; never a secret), set by
     #: :meth:`~cpr_abonnement.subscriptions.service.SubscriptionService.register`.
     registration: Mapped[str | None] = mapped_column(Text)
+    #: Whom its person look-ups may find: ``all`` persons, or only those its own
+    #: subscriptions select (``subscribed``: :mod:`cpr_abonnement.replica.scope`).
+    lookup_scope: Mapped[str] = mapped_column(String(16), default="all",
+                                              server_default="all")
 
     __table_args__ = (Index("uq_subscriber_pickup_account", "pickup_account", unique=True),)
 

@@ -1,6 +1,7 @@
 """The CPR replica and SF1520 person look-ups (issue 25): each person's current block,
 the extracts applied to it, every look-up with the PNR as a keyed hash; a service per
-service agreement (SF6002 subscriptions or SF1520 look-ups).
+service agreement (SF6002 subscriptions or SF1520 look-ups); whom a system's look-ups
+may find (all persons, or those its subscriptions select).
 
 Revision ID: 0011
 Revises: 0010
@@ -18,6 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("subscriber", sa.Column("lookup_scope", sa.String(16), nullable=False,
+                                          server_default="all"))
     op.add_column("service_agreement", sa.Column("service", sa.String(16), nullable=False,
                                                  server_default="sf6002"))
     op.create_table(
@@ -73,3 +76,5 @@ def downgrade() -> None:
     op.drop_table("replica_extract")
     with op.batch_alter_table("service_agreement") as agreements:
         agreements.drop_column("service")
+    with op.batch_alter_table("subscriber") as subscriber:
+        subscriber.drop_column("lookup_scope")
