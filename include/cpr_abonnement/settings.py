@@ -180,6 +180,9 @@ class Settings:
     #: How many delivery days the replica may lag behind the newest processed extract
     #: before ``cprsub health`` calls it unhealthy.
     replica_lag_days: int = 1
+    #: How long the look-up log keeps a row (CPRSUB_LOOKUP_LOG_DAYS): five years, for a
+    #: citizen's access request and the authorities' own accountability.
+    lookup_log_days: float = 1826.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -202,6 +205,8 @@ class Settings:
             or cls.sf1520_service_uuid,
             replica_lag_days=int(os.environ.get("CPRSUB_REPLICA_LAG_DAYS",
                                                 cls.replica_lag_days)),
+            lookup_log_days=float(os.environ.get("CPRSUB_LOOKUP_LOG_DAYS",
+                                                 cls.lookup_log_days)),
             api_max_body_bytes=int(os.environ.get("CPRSUB_API_MAX_BODY_BYTES",
                                                   cls.api_max_body_bytes)),
             api_db_connections=int(os.environ.get("CPRSUB_API_DB_CONNECTIONS",

@@ -63,6 +63,8 @@ GRANT SELECT, UPDATE ON filter_lock TO cprsub_worker;
 -- The CPR replica (issue 25): the workers apply each day's extract to it; the API
 -- answers look-ups from it and records each one (append-only, as the audit trail).
 GRANT SELECT, INSERT, UPDATE ON replica_person, replica_extract TO cprsub_worker;
+-- The look-up log's lifetime (housekeeping removes rows past CPRSUB_LOOKUP_LOG_DAYS).
+GRANT SELECT, DELETE ON replica_lookup TO cprsub_worker;
 GRANT SELECT ON replica_person, replica_extract TO cprsub_api;
 GRANT SELECT, INSERT ON replica_lookup TO cprsub_api;
 

@@ -16,6 +16,7 @@ from cpr_abonnement.health import due_day, late_pickups
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.pickup.retention import apply_retention
 from cpr_abonnement.pickup.strays import sweep_strays
+from cpr_abonnement.replica import lookups
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
 from cpr_abonnement.tasks import metrics
@@ -69,12 +70,19 @@ def check_certificates(engine: Engine, *, now: dt.datetime) -> list[str]:
 
 def apply_data_retention(settings: Settings, engine: Engine, *, now: dt.datetime) -> dict:
     """Remove the staged extracts, delivered deltas and quarantined files past their
-    rules (:mod:`cpr_abonnement.lifecycle`); what was removed, by copy."""
-    removed = lifecycle.apply(settings, engine, as_naive_utc(now),
-                              caller="cpr_pickup_housekeeping")
+    rules (:mod:`cpr_abonnement.lifecycle`), and the look-up log's rows past theirs;
+    what was removed, by copy."""
+    at = as_naive_utc(now)
+    removed = lifecycle.apply(settings, engine, at, caller="cpr_pickup_housekeeping")
     counts: dict[str, int] = {}
     for r in removed:
         counts[r.copy] = counts.get(r.copy, 0) + 1
+    days = settings.lookup_log_days
+    forgotten = lookups.forget_before(engine, at - dt.timedelta(days=days), now=at,
+                                      caller="cpr_pickup_housekeeping",
+                                      rule=f"CPRSUB_LOOKUP_LOG_DAYS={days:g}")
+    if forgotten:
+        counts["look-up log row"] = forgotten
     log.info("retention at %s UTC: %s", f"{as_naive_utc(now):%Y-%m-%d %H:%M:%S}",
              ", ".join(f"{n} {copy}(s)" for copy, n in counts.items()) or "nothing due")
     return counts
