@@ -177,7 +177,7 @@ def cpr_abonnement_daily():
             # the try number stays; the task runs again when the window has ended.
             raise AirflowRescheduleException(wait.until) from wait
 
-    @task(retries=1, retry_policy=ExceptionRetryPolicy(rules=[
+    @task(retries=2, retry_policy=ExceptionRetryPolicy(rules=[
         RetryRule(exception="cpr_abonnement.errors.ReplicaChainGap", action=RetryAction.FAIL,
                   reason="an earlier day is not in the replica yet: alert now")]))
     def update_replica(received: dict) -> str:

@@ -93,10 +93,11 @@ def test_daily_dag_shape(bag):
     assert dag.max_active_runs == 1 and not dag.catchup
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "wait_for_extract": ["parse_and_validate"],
-        "parse_and_validate": ["filter_for_subscribers", "report"],
+        "parse_and_validate": ["filter_for_subscribers", "report", "update_replica"],
         "filter_for_subscribers": ["deliver", "report"],
         "deliver": ["report"],
         "report": [],
+        "update_replica": [],  # beside the deliveries: neither waits for the other
     }
     deliver = dag.get_task("deliver")
     assert deliver.retries >= 2 and deliver.retry_exponential_backoff
