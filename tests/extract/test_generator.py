@@ -53,3 +53,26 @@ def test_crlf_and_explicit_chain():
     data = make(50, 1, crlf=True, previous_date=dt.date(2026, 11, 20), task_number="123456")
     assert data.count(b"\r\n") == data.count(b"\n")
     assert data.startswith(b"000000000000012345620261126" b"20261120")
+
+
+def test_a_change_extract_drawn_from_a_population_changes_its_persons_and_is_valid(tmp_path):
+    """The replica's benchmark and tests: a status extract of a population, then a day
+    whose events happen to persons of it; each person's block comes once."""
+    import datetime as dt
+
+    from cpr_abonnement.extract.generator import generate
+    from cpr_abonnement.extract.index import scan
+    from cpr_abonnement.extract.validation import violations
+
+    status, change = tmp_path / "status", tmp_path / "change"
+    with open(status, "wb") as fh:
+        made = generate(fh, production_date=dt.date(2026, 11, 16), persons=3000,
+                        kind="status", population_seed=4)
+    with open(change, "wb") as fh:
+        generate(fh, production_date=dt.date(2026, 11, 17), persons=1500, seed=9,
+                 population=3000, population_seed=4)
+    known, changed = (set(scan(p).pnr_text()) for p in (status, change))
+    assert len(known) == made.persons and made.persons > 2900
+    assert violations(scan(status)) == [] and violations(scan(change)) == []
+    assert len(changed & known) > 700  # the rest: relatives, and new persons
+    assert scan(status).events.empty  # a status extract carries no events

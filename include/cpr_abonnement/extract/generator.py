@@ -149,7 +149,10 @@ class Generator:
             number = (number + 1) % self.population
         self.drawn.add(number)
         p = self.resident(number)
-        if p.status >= "30":  # dead, emigrated, gone: no new event; someone new instead
+        if p.status >= "30" or p.pnr in self.used:
+            # Dead, emigrated, gone (no new event), or a number this extract already
+            # holds (a relative's, or a resident left out of the population as a
+            # repeat): someone new instead, as a person's block comes once per extract.
             return self.person()
         self.used.add(p.pnr)
         return p
