@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -65,6 +65,7 @@ from cpr_abonnement.identities import credentials
 from cpr_abonnement.identities.credentials import Principal, Role
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions.outcomes import Registration, SubscriberDetails
+from cpr_abonnement.subscriptions.rules import AGREEMENT_SERVICES, DEFAULT_AGREEMENT_SERVICE
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,10 @@ class CertificateIn(BaseModel):
 class ServiceAgreementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     serviceAgreementUUID: UUID = Field(examples=["11111111-2222-4333-8444-555555555555"])
+    service: Literal[AGREEMENT_SERVICES] = Field(
+        default=DEFAULT_AGREEMENT_SERVICE,
+        description="sf6002 (subscriptions) or sf1520 (person look-ups): an agreement "
+                    "authorises calls to its own service only")
 
 
 class CredentialIn(BaseModel):
@@ -453,7 +458,7 @@ def remove_certificate(uuid: UUID, sha256: str, svc: Admin) -> dict[str, Any]:
 @adm.post("/subscribers/{uuid}/service-agreements", name="AddServiceAgreement")
 def add_service_agreement(uuid: UUID, body: ServiceAgreementIn, svc: Admin) -> dict[str, Any]:
     return _registered(svc, uuid, svc.add_service_agreement(
-        str(uuid), str(body.serviceAgreementUUID)))
+        str(uuid), str(body.serviceAgreementUUID), body.service))
 
 
 @adm.delete("/subscribers/{uuid}/service-agreements/{agreement}",
