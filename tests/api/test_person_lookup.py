@@ -393,3 +393,28 @@ def test_rest_without_a_look_up_key_answers_503(rest, replica, monkeypatch, engi
         r = client.get(f"/v1/persons/{replica.first(_resident)}",
                        headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 503 and "CPRSUB_LOOKUP_KEY" in r.json()["detail"]
+
+
+def test_an_administrator_grants_look_ups_through_the_admin_api(engine, replica, monkeypatch):
+    monkeypatch.setenv("CPRSUB_LOOKUP_KEY", KEY)
+    SubscriptionService(engine, caller="setup").add_subscriber(
+        B, "Odense Sag", service_agreements=[AGREEMENT_B])
+    admin = credentials.issue(engine, role=Role.ADMIN, label="ops")
+    token = credentials.issue(engine, role=Role.SUBSCRIBER, label="b", subscriber_uuid=B)
+    pnr = replica.first(_resident)
+    with TestClient(create_app(lambda: engine)) as client:
+        def look() -> int:
+            return client.get(f"/v1/persons/{pnr}",
+                              headers={"Authorization": f"Bearer {token}"}).status_code
+        assert look() == 403
+        r = client.post(f"/v1/admin/subscribers/{B}/service-agreements",
+                        headers={"Authorization": f"Bearer {admin}"},
+                        json={"serviceAgreementUUID": LOOKUP_AGREEMENT, "service": "sf1520"})
+        assert r.status_code == 200 and r.json()["result"] == "ADDED"
+        assert r.json()["subscriber"]["serviceAgreementServices"] == {
+            AGREEMENT_B: "sf6002", LOOKUP_AGREEMENT: "sf1520"}
+        assert look() == 200
+        r = client.post(f"/v1/admin/subscribers/{B}/service-agreements",
+                        headers={"Authorization": f"Bearer {admin}"},
+                        json={"serviceAgreementUUID": LOOKUP_AGREEMENT, "service": "sf9"})
+        assert r.status_code == 422
