@@ -43,19 +43,15 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from cpr_abonnement import filters
-from cpr_abonnement.api import person_lookup, soap
+from cpr_abonnement.api import person_lookup, persons_rest, soap
 from cpr_abonnement.api.auth import REST, CallContext, CallerIdentity, authorise, authorise_admin
 from cpr_abonnement.api.docs import mount_offline_docs
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard, authenticate
-from cpr_abonnement.api.persons import danish_today, look_up_person, reply
 from cpr_abonnement.api.scrubbing import ScrubbedPaths
 from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.errors import (
     FilterInputError,
-    InvalidPnr,
-    LookupKeyMissing,
     NotAuthorised,
-    PersonNotFound,
     RegisteredToAnotherSystem,
     SubscriberExists,
     UnknownSubscriber,
@@ -90,9 +86,8 @@ stored. CPR numbers are never echoed back in errors.
 The same operations are offered as the SF6002 SOAP service (mutual TLS) under
 `/service/CPRSubscription/CPRSubscription/1/`.
 
-**Person look-ups.** `GET /v1/persons/{pnr}` answers a person's current data from the
-CPR replica, the content of SF1520 PersonBaseDataExtended (offered as SOAP under
-`/service/CPR/PersonBaseDataExtended/4`). It needs an SF1520 service agreement.
+**Person look-ups**: `GET /v1/persons/{pnr}`, SF1520's content (SOAP under
+`/service/CPR/PersonBaseDataExtended/4`); it needs an SF1520 service agreement.
 """
 EXAMPLE_UUID = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 #: PNRs per bulk call: 1,000,000 as JSON is about 14 MB, within the default body cap.
@@ -285,7 +280,6 @@ def _bulk_out(b: Any) -> BulkOut:
 #: those hand-offs cost the server more than the call's own work.
 ops = APIRouter(prefix="/v1", tags=["subscription operations"])
 adm = APIRouter(prefix="/v1/admin", tags=["administration"])
-persons = APIRouter(prefix="/v1", tags=["person look-ups"])
 
 
 #: JSON types of filter arguments. Strict ints: JSON true/false and "5" are not ages
@@ -395,20 +389,6 @@ async def get_all_filters(call: GetAllFiltersCall, who: Caller, request: Request
     ranges, municipality codes, event codes, PNRs, and whether *no filter* is on."""
     return await _acting(request, who, call,
                          lambda svc, system: svc.get_all_filters(system, call.asOf).to_dict())
-
-
-@persons.get("/persons/{pnr}", name="PersonLookup",
-             summary="Look a person up in the CPR replica (SF1520's content as JSON)")
-def person_lookup_rest(pnr: str, who: Caller, request: Request) -> dict[str, Any]:
-    """The person with CPR number `pnr` as the CPR replica holds them: SF1520
-    PersonBaseDataExtended's `PersonLookupResponse` with the same element names
-    (`persondata`, `adresse`, `relationer`). Your IT system needs a current SF1520
-    service agreement (else 403). Every look-up is logged, refusals too. 404: no such
-    person; 422: `pnr` is not 10 digits forming a date; 503: look-ups are not
-    configured (no look-up key)."""
-    found = look_up_person(_engine(request), CallerIdentity(REST, principal=who), None, pnr,
-                           settings=request.app.state.settings)
-    return reply(found, danish_today())
 
 
 @adm.post("/subscribers", status_code=201, name="AddSubscriber")
@@ -589,7 +569,7 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     app.include_router(person_lookup.router)
     app.include_router(filter_routes())
     app.include_router(ops)
-    app.include_router(persons)
+    app.include_router(persons_rest.router(_principal))
     app.include_router(adm)
     app.add_exception_handler(FilterInputError, _bad_input)
     app.add_exception_handler(RequestValidationError, _schema)
@@ -597,9 +577,8 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     app.add_exception_handler(SubscriberExists, _status(409))
     app.add_exception_handler(RegisteredToAnotherSystem, _conflict)
     app.add_exception_handler(NotAuthorised, _status(403))
-    app.add_exception_handler(InvalidPnr, _status(422))
-    app.add_exception_handler(PersonNotFound, _status(404))
-    app.add_exception_handler(LookupKeyMissing, _status(503))
+    for error, code in persons_rest.STATUS.items():
+        app.add_exception_handler(error, _status(code))
     app.add_exception_handler(Exception, _internal)
 
     @app.get("/v1/health", tags=["operations"])
