@@ -408,17 +408,20 @@ class NotAuthorised(CprAbonnementError, PermissionError):
     """A caller may not make this call (:func:`cpr_abonnement.api.auth.authorise`).
 
     ``check`` names the check that failed, one of :data:`NotAuthorised.CHECKS`; the
-    message says it in words for the caller (never a PNR).
+    message says it in words for the caller (never a PNR). ``system`` is the IT system
+    the call was made for, when known (a refused look-up is logged under it).
     """
 
     CHECKS = ("certificate not registered", "certificate of another IT system",
               "service agreement", "service uuid", "token of another IT system",
-              "administrator required", "IT system disabled", "no credential")
+              "administrator required", "IT system disabled", "no credential",
+              "IT system token")
 
-    def __init__(self, message: str, *, check: str) -> None:
+    def __init__(self, message: str, *, check: str, system: str | None = None) -> None:
         if check not in self.CHECKS:
             raise ValueError(f"unknown authorisation check {check!r}")
         self.check = check
+        self.system = system
         super().__init__(message)
 
 

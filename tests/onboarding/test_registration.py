@@ -463,3 +463,51 @@ def test_pickup_account_may_not_be_a_system_or_foreign_unix_account(foreign_acco
         json=document(delivery={"mode": "pickup", "account": "daemon"}))
     assert bad.status_code == 422
     assert (bad.json()["field"], bad.json()["rule"]) == ("delivery.account", "pickup account")
+
+
+LOOKUPS = "22222222-3333-4444-8555-666666666666"
+
+
+def test_agreements_per_service_register_show_and_move(cli, tmp_path, engine):
+    """A plain UUID is an SF6002 agreement; ``{uuid, service}`` names the service; show
+    prints the same shapes (so registering it again changes nothing); changing an
+    agreement's service in the document re-registers it for the new service."""
+    doc = document(service_agreements=[AGREEMENT, {"uuid": LOOKUPS.upper(),
+                                                   "service": "sf1520"}])
+    assert cli("subscriber", "register", _write(tmp_path, doc))[0] == 0
+    info = SubscriptionService(engine, caller="t").subscriber(SYS)
+    assert info.agreement_services == ((AGREEMENT, "sf6002"), (LOOKUPS, "sf1520"))
+    back = yaml.safe_load(cli("subscriber", "show", SYS, "--format", "yaml")[1])
+    assert back["service_agreements"] == [AGREEMENT, {"uuid": LOOKUPS, "service": "sf1520"}]
+    assert cli("subscriber", "register", _write(tmp_path, back, "back.yaml"))[1] \
+        == f"UNCHANGED {SYS}\n"
+    moved = document(service_agreements=[{"uuid": AGREEMENT, "service": "sf1520"}, LOOKUPS])
+    code, out, _ = cli("subscriber", "register", _write(tmp_path, moved, "moved.yaml"))
+    assert code == 0 and out.startswith("UPDATED")
+    assert SubscriptionService(engine, caller="t").subscriber(SYS).agreement_services == (
+        (AGREEMENT, "sf1520"), (LOOKUPS, "sf6002"))
+
+
+@pytest.mark.parametrize("entry, field", [
+    ({"uuid": AGREEMENT, "service": "sf9999"}, "service_agreements[0].service"),
+    ({"uuid": "nope", "service": "sf1520"}, "service_agreements[0].uuid"),
+    ({"uuid": AGREEMENT, "kind": "sf1520"}, "service_agreements[0]"),
+])
+def test_a_bad_agreement_entry_names_its_field(entry, field):
+    with pytest.raises(InvalidRegistration) as raised:
+        parse_document(document(service_agreements=[entry]))
+    assert raised.value.field == field
+
+
+def test_cli_adds_an_agreement_for_a_service(cli, engine):
+    cli("subscriber", "add", "--uuid", SYS, "--name", "Aalborg")
+    assert cli("subscriber", "add-service-agreement", "--uuid", SYS, "--agreement", LOOKUPS,
+               "--service", "sf1520")[1] == "ADDED\n"
+    _, out, err = cli("subscriber", "add-service-agreement", "--uuid", SYS,
+                      "--agreement", LOOKUPS)
+    assert out == "ALREADY_EXISTED\n" and "registered for sf1520" in err
+    assert cli("subscriber", "add-service-agreement", "--uuid", SYS, "--agreement",
+               AGREEMENT)[1] == "ADDED\n"
+    assert f"service agreement {LOOKUPS}  sf1520" in cli("subscriber", "list")[1]
+    assert SubscriptionService(engine, caller="t").subscriber(SYS).agreement_services == (
+        (AGREEMENT, "sf6002"), (LOOKUPS, "sf1520"))

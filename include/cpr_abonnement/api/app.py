@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -43,7 +43,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from cpr_abonnement import filters
-from cpr_abonnement.api import soap
+from cpr_abonnement.api import person_lookup, persons_rest, soap
 from cpr_abonnement.api.auth import REST, CallContext, CallerIdentity, authorise, authorise_admin
 from cpr_abonnement.api.docs import mount_offline_docs
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard, authenticate
@@ -61,6 +61,7 @@ from cpr_abonnement.identities import credentials
 from cpr_abonnement.identities.credentials import Principal, Role
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions.outcomes import Registration, SubscriberDetails
+from cpr_abonnement.subscriptions.rules import AGREEMENT_SERVICES, DEFAULT_AGREEMENT_SERVICE
 from cpr_abonnement.subscriptions.service import SubscriptionService
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ stored. CPR numbers are never echoed back in errors.
 
 The same operations are offered as the SF6002 SOAP service (mutual TLS) under
 `/service/CPRSubscription/CPRSubscription/1/`.
+
+**Person look-ups**: `GET /v1/persons/{pnr}`, SF1520's content (SOAP under
+`/service/CPR/PersonBaseDataExtended/4`); it needs an SF1520 service agreement.
 """
 EXAMPLE_UUID = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 #: PNRs per bulk call: 1,000,000 as JSON is about 14 MB, within the default body cap.
@@ -168,6 +172,10 @@ class CertificateIn(BaseModel):
 class ServiceAgreementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     serviceAgreementUUID: UUID = Field(examples=["11111111-2222-4333-8444-555555555555"])
+    service: Literal[AGREEMENT_SERVICES] = Field(
+        default=DEFAULT_AGREEMENT_SERVICE,
+        description="sf6002 (subscriptions) or sf1520 (person look-ups): an agreement "
+                    "authorises calls to its own service only")
 
 
 class CredentialIn(BaseModel):
@@ -430,7 +438,7 @@ def remove_certificate(uuid: UUID, sha256: str, svc: Admin) -> dict[str, Any]:
 @adm.post("/subscribers/{uuid}/service-agreements", name="AddServiceAgreement")
 def add_service_agreement(uuid: UUID, body: ServiceAgreementIn, svc: Admin) -> dict[str, Any]:
     return _registered(svc, uuid, svc.add_service_agreement(
-        str(uuid), str(body.serviceAgreementUUID)))
+        str(uuid), str(body.serviceAgreementUUID), body.service))
 
 
 @adm.delete("/subscribers/{uuid}/service-agreements/{agreement}",
@@ -547,18 +555,21 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
                   docs_url=None, redoc_url=None)
     mount_offline_docs(app)
     app.state.cpr = _State(engine_factory or _default_engine)
-    settings = Settings.from_env()
+    settings = app.state.settings = Settings.from_env()
     cap = max_body_bytes or settings.api_max_body_bytes
     app.state.soap = soap.SoapConfig(client_certificates
                                      or soap.ClientCertificates.from_settings(settings),
                                      min(cap, soap.MAX_BODY_BYTES))
-    app.add_middleware(BodyGuard, max_body_bytes=cap, certificate_paths=(soap.PATH,))
+    app.add_middleware(BodyGuard, max_body_bytes=cap,
+                       certificate_paths=(soap.PATH, person_lookup.PATH))
     app.add_middleware(ScrubbedPaths)  # outermost: also the guard's own answers
     # Routes are matched in order: the operations IT systems call (SF6002's three
     # routes, then REST's) before the administration.
     app.include_router(soap.router)
+    app.include_router(person_lookup.router)
     app.include_router(filter_routes())
     app.include_router(ops)
+    app.include_router(persons_rest.router(_principal))
     app.include_router(adm)
     app.add_exception_handler(FilterInputError, _bad_input)
     app.add_exception_handler(RequestValidationError, _schema)
@@ -566,6 +577,8 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     app.add_exception_handler(SubscriberExists, _status(409))
     app.add_exception_handler(RegisteredToAnotherSystem, _conflict)
     app.add_exception_handler(NotAuthorised, _status(403))
+    for error, code in persons_rest.STATUS.items():
+        app.add_exception_handler(error, _status(code))
     app.add_exception_handler(Exception, _internal)
 
     @app.get("/v1/health", tags=["operations"])

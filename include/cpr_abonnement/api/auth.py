@@ -18,11 +18,18 @@ Checks (each refusal is one audit row ``DENIED: <check>`` and :class:`NotAuthori
 * SOAP: the certificate is registered (``certificate not registered``; removed ones
   are not), for the context's ``UserSystemUUID`` (``certificate of another IT
   system``), that system is active (``IT system disabled``), the context's
-  ``ServiceAgreementUUID`` is registered for it (``service agreement``), and
-  ``ServiceUUID`` is SF6002's (``service uuid``). The registration is read from
+  ``ServiceAgreementUUID`` is registered for it *for the service called*
+  (``service agreement``: an SF1520 agreement never authorises SF6002 calls, nor the
+  reverse), and ``ServiceUUID`` is that service's (``service uuid``). The
+  registration is read from
   :data:`~cpr_abonnement.identities.certificates.registrations` (a change made
   through the service in this process counts at once, one made elsewhere within
   :data:`~cpr_abonnement.identities.certificates.REGISTRATION_SECONDS`).
+* Person look-ups (:func:`authorise_lookup`, SF1520 and ``GET /v1/persons/{pnr}``):
+  over SOAP the same certificate checks under SF1520's agreement and ServiceUUID;
+  over REST the token's own IT system (``IT system token``: an administrator's token
+  names none), active (``IT system disabled``), holding a current SF1520 agreement
+  (``service agreement``).
 """
 
 from __future__ import annotations
@@ -43,6 +50,26 @@ from cpr_abonnement.subscriptions.service import SubscriptionService
 #: ServiceUUID of SF6002 CprSubscriptionService at Serviceplatformen.
 SF6002_SERVICE_UUID = "9cdccc2f-3243-11e2-8fef-d4bed98c5934"
 REST, SOAP = "rest", "soap"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A Serviceplatformen service an IT system holds agreements for: calls to it are
+    allowed only under an agreement for it (``ServiceAgreement.service``) and with its
+    ServiceUUID in the InvocationContext."""
+
+    name: str    # as stored in service_agreement.service
+    title: str   # as fault texts name it
+    uuid: str
+
+
+SF6002 = Service("sf6002", "SF6002 CprSubscriptionService", SF6002_SERVICE_UUID)
+
+
+def sf1520(service_uuid: str) -> Service:
+    """SF1520 PersonBaseDataExtended, whose ServiceUUID is a setting
+    (``CPRSUB_SF1520_SERVICE_UUID``; serviceplatformen-compat.md §4 says why)."""
+    return Service("sf1520", "SF1520 PersonBaseDataExtended", service_uuid)
 #: The REST messages as before this module (clients and tests read them).
 _REST_OTHER_SYSTEM = "invocationContext.userSystemUUID is not the authenticated IT system"
 _REST_ADMIN = "administrator credential required"
@@ -100,7 +127,7 @@ def _service(engine: Engine, caller: CallerIdentity, context: CallContext | None
 def _refuse(service: SubscriptionService, system: str | None, operation: str, check: str,
             message: str) -> NotAuthorised:
     service.record_denied(system, operation, check)
-    return NotAuthorised(message, check=check)
+    return NotAuthorised(message, check=check, system=system)
 
 
 def _token_check(principal: Principal | None, system: str) -> tuple[str, str] | None:
@@ -124,14 +151,16 @@ def _registered(engine: Engine, sha256: str) -> Registered | None:
             ).first()
             if row is None:
                 return None
-            agreements = s.scalars(select(ServiceAgreement.uuid).where(
-                ServiceAgreement.subscriber_id == row.id,
-                ServiceAgreement.removed_at.is_(None)))
-            return Registered(row.uuid, bool(row.active), frozenset(agreements))
+            agreements = s.execute(select(ServiceAgreement.uuid, ServiceAgreement.service)
+                                   .where(ServiceAgreement.subscriber_id == row.id,
+                                          ServiceAgreement.removed_at.is_(None)))
+            return Registered(row.uuid, bool(row.active),
+                              frozenset((a.uuid, a.service) for a in agreements))
     return registrations.lookup((engine.url, sha256), load)
 
 
-def _certificate_check(engine: Engine, sha256: str | None, context: CallContext
+def _certificate_check(engine: Engine, sha256: str | None, context: CallContext,
+                       service: Service = SF6002
                        ) -> tuple[str | None, tuple[str, str] | None]:
     """(certificate's system, refusal (check, message) or None) for a SOAP caller."""
     system = _uuid(context.user_system_uuid)
@@ -145,13 +174,13 @@ def _certificate_check(engine: Engine, sha256: str | None, context: CallContext
                              "than the InvocationContext's UserSystemUUID")
     if not found.active:
         return found.owner, ("IT system disabled", "the IT system is disabled")
-    if _uuid(context.service_agreement_uuid) not in found.agreements:
+    if (_uuid(context.service_agreement_uuid), service.name) not in found.agreements:
         return found.owner, ("service agreement", "the InvocationContext's "
                              "ServiceAgreementUUID is not a service agreement registered "
-                             "for this IT system")
-    if _uuid(context.service_uuid) != SF6002_SERVICE_UUID:
+                             f"for this IT system for {service.title}")
+    if _uuid(context.service_uuid) != service.uuid:
         return found.owner, ("service uuid", "the InvocationContext's ServiceUUID is not "
-                             f"SF6002 CprSubscriptionService's ({SF6002_SERVICE_UUID})")
+                             f"{service.title}'s ({service.uuid})")
     return found.owner, None
 
 
@@ -173,6 +202,54 @@ def authorise(engine: Engine, caller: CallerIdentity, context: CallContext, oper
     if refusal is not None:
         raise _refuse(service, system, operation, *refusal)
     return service
+
+
+def _rest_lookup_check(engine: Engine, principal: Principal | None, service: Service
+                       ) -> tuple[str | None, tuple[str, str] | None]:
+    """(the token's IT system, refusal or None) for a REST look-up: REST sends no
+    InvocationContext, so the system is the token's and any current agreement of the
+    system for ``service`` will do."""
+    if principal is None:
+        return None, ("no credential", "no bearer token")
+    system = principal.subscriber_uuid
+    if system is None:
+        return None, ("IT system token", "a person look-up is made for an IT system: use "
+                      "that system's token (an administrator's names none)")
+    with Session(engine) as s:
+        sub = s.execute(select(Subscriber.id, Subscriber.active)
+                        .where(Subscriber.uuid == system)).first()
+        held = sub is not None and s.scalar(select(ServiceAgreement.id).where(
+            ServiceAgreement.subscriber_id == sub.id, ServiceAgreement.service == service.name,
+            ServiceAgreement.removed_at.is_(None)).limit(1)) is not None
+    if sub is not None and not sub.active:
+        return system, ("IT system disabled", "the IT system is disabled")
+    if not held:
+        return system, ("service agreement", "the IT system holds no current service "
+                        f"agreement for {service.title}")
+    return system, None
+
+
+def authorise_lookup(engine: Engine, caller: CallerIdentity, context: CallContext | None,
+                     service: Service, operation: str = "PersonLookup") -> str:
+    """The IT system a person look-up is made for, after every check of its transport
+    under ``service``'s agreement; on refusal one ``DENIED: <check>`` audit row and
+    :class:`NotAuthorised` (whose ``system`` the caller's look-up log names).
+
+    Apart from :func:`authorise` because a look-up acts on no filters: it needs the
+    system, not a subscription service.
+    """
+    if caller.transport == SOAP and context is not None:
+        system = _uuid(context.user_system_uuid)
+        owner, refusal = _certificate_check(engine, caller.certificate_sha256, context,
+                                            service)
+    elif caller.transport == REST:
+        owner, refusal = _rest_lookup_check(engine, caller.principal, service)
+        system = owner
+    else:
+        raise ValueError(f"a {caller.transport!r} look-up needs its transport's proof")
+    if refusal is not None:
+        raise _refuse(_service(engine, caller, context, owner), system, operation, *refusal)
+    return system or ""
 
 
 def authorise_admin(engine: Engine, caller: CallerIdentity, operation: str,

@@ -63,7 +63,7 @@ import logging
 import re
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
@@ -301,8 +301,10 @@ def parse_envelope(body: bytes, charset: str | None) -> etree._Element:
     return root
 
 
-def operation_element(envelope: etree._Element) -> etree._Element:
-    """The one element in the SOAP 1.1 Body."""
+def operation_element(envelope: etree._Element, namespace: str = TNS,
+                      known: Collection[str] | None = None) -> etree._Element:
+    """The one element in the SOAP 1.1 Body, an operation ``known`` (default: SF6002's)
+    in ``namespace``; SF1520's endpoint passes its own."""
     if envelope.tag == f"{{{SOAP12_ENV}}}Envelope":
         raise SoapFault("SOAP 1.2 envelope: SF6002 is SOAP 1.1", code="VersionMismatch")
     if envelope.tag != f"{{{SOAP_ENV}}}Envelope":
@@ -315,7 +317,8 @@ def operation_element(envelope: etree._Element) -> etree._Element:
         raise SoapFault("soap:Body must hold exactly one operation element")
     op = children[0]
     name = etree.QName(op)
-    if name.namespace != TNS or name.localname not in operations():
+    if name.namespace != namespace or name.localname not in (
+            operations() if known is None else known):
         raise SoapFault(f"unknown operation {name.localname[:80]} (namespace "
                         f"{(name.namespace or '')[:120]})")
     return op
@@ -348,10 +351,11 @@ def schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(WSDL_DIR / SCHEMAS[0]), parser))
 
 
-def validate(op: etree._Element) -> None:
-    """``op`` against our schemas; lxml validates an element that is not its
-    document's root as the root of its own document (no copy through text)."""
-    checker = schema()
+def validate(op: etree._Element, checker: etree.XMLSchema | None = None) -> None:
+    """``op`` against our schemas (``checker``, default SF6002's); lxml validates an
+    element that is not its document's root as the root of its own document (no copy
+    through text)."""
+    checker = checker or schema()
     if not checker.validate(op):
         error = checker.error_log.last_error
         raise SoapFault(f"request does not match the schema: {_safe(error.message)} "
@@ -473,10 +477,15 @@ def response_element(operation: str) -> etree._Element:
                             nsmap=_NSMAP_REPLY)
 
 
-def fault(code: str, message: str) -> Response:
+def fault(code: str, message: str,
+          detail: Callable[[etree._Element], None] | None = None) -> Response:
+    """A ``soap:Fault`` (HTTP 500); ``detail`` fills the fault's ``detail`` element,
+    for a service whose contract declares one (SF1520's ServiceplatformFault)."""
     element = etree.SubElement(body_element(), f"{{{SOAP_ENV}}}Fault")
     etree.SubElement(element, "faultcode").text = f"soap:{code}"
     etree.SubElement(element, "faultstring").text = scrub(message)
+    if detail is not None:
+        detail(etree.SubElement(element, "detail"))
     return Response(serialised(element), status_code=500, media_type=XML)
 
 

@@ -18,6 +18,7 @@ from cpr_abonnement import filters
 from cpr_abonnement.cli.common import db_option, engine_of
 from cpr_abonnement.delivery import modes
 from cpr_abonnement.filters.base import FilterType
+from cpr_abonnement.subscriptions.rules import AGREEMENT_SERVICES, DEFAULT_AGREEMENT_SERVICE
 
 
 def _subscriber_command(subs: argparse._SubParsersAction, name: str, help: str,
@@ -166,6 +167,10 @@ def _identity_commands(subs: argparse._SubParsersAction) -> None:
         p = _subscriber_command(subs, f"{verb}-service-agreement",
                                 f"{verb} a ServiceAgreementUUID of an IT system", handler)
         p.add_argument("--agreement", required=True, metavar="UUID")
+    p = subs.choices["add-service-agreement"]
+    p.add_argument("--service", choices=AGREEMENT_SERVICES, default=DEFAULT_AGREEMENT_SERVICE,
+                   help="the service it is for: sf6002 (subscriptions, default) or sf1520 "
+                   "(person look-ups); an agreement authorises calls to its own service only")
 
 
 def _delivery_commands(subs: argparse._SubParsersAction) -> None:
@@ -306,8 +311,8 @@ def subscriber_list(args: argparse.Namespace) -> int:
         print(f"{s.uuid}  {state:8}  {s.name}  {_delivery_line(s)}")
         for k in s.ssh_keys:
             print(f"    ssh key {k.fingerprint}  {k.key_type} {k.bits}  {k.comment}".rstrip())
-        for agreement in s.service_agreements:
-            print(f"    service agreement {agreement}")
+        for agreement, service in s.agreement_services:
+            print(f"    service agreement {agreement}  {service}")
         for c in s.certificates:
             print(f"    certificate {c.sha256}  expires {c.not_after:%Y-%m-%d %H:%M} UTC  "
                   f"{c.subject}")
@@ -332,7 +337,10 @@ def subscriber_remove_certificate(args: argparse.Namespace) -> int:
 
 
 def subscriber_add_agreement(args: argparse.Namespace) -> int:
-    print(_service(args).add_service_agreement(args.uuid, args.agreement).result.value)
+    done = _service(args).add_service_agreement(args.uuid, args.agreement, args.service)
+    print(done.result.value)
+    if done.warning:
+        print(f"cprsub: warning: {done.warning}", file=sys.stderr)
     return 0
 
 

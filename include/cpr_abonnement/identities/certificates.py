@@ -7,8 +7,9 @@ that certificate belongs to. Transports compute it with :func:`fingerprint` from
 DER bytes they got in the handshake (``ssl.SSLSocket.getpeercert(binary_form=True)``)
 or with :func:`parse_certificate` from a PEM a proxy forwarded.
 
-Every SF6002 call asks which IT system a fingerprint belongs to, whether that system is
-active and which service agreements it has. :data:`registrations` remembers the answer
+Every SOAP call (SF6002, SF1520) asks which IT system a fingerprint belongs to,
+whether that system is active and which service agreements it has. :data:`registrations`
+remembers the answer
 for :data:`REGISTRATION_SECONDS` (issue 16: the two queries were a fifth of a SOAP
 call's database work). A change made through
 :class:`~cpr_abonnement.subscriptions.service.SubscriptionService` in this process
@@ -164,12 +165,13 @@ MAX_REGISTRATIONS = 10_000
 
 @dataclass(frozen=True)
 class Registered:
-    """What SF6002's authorisation needs of a current certificate's IT system."""
+    """What the SOAP services' authorisation needs of a current certificate's IT system."""
 
     owner: str
     active: bool
-    #: Its current ServiceAgreementUUIDs (canonical form).
-    agreements: frozenset[str]
+    #: Its current agreements as (ServiceAgreementUUID in canonical form, service):
+    #: an agreement authorises calls to its own service only (``sf6002``, ``sf1520``).
+    agreements: frozenset[tuple[str, str]]
 
 
 #: Registrations of certificates read recently, by key (database, fingerprint).

@@ -7,7 +7,9 @@ take the same document (YAML or JSON)::
     name: Aalborg Kommune - ESDH
     municipality: 851                   # served municipality (reference data; 1-4 digits)
     supplier: {name: Systemleverandøren A/S, cvr: "10150817"}
-    service_agreements: [11111111-2222-4333-8444-555555555555]
+    service_agreements:                 # a UUID is an SF6002 (subscriptions) agreement
+      - 11111111-2222-4333-8444-555555555555
+      - {uuid: 22222222-3333-4444-8555-666666666666, service: sf1520}   # look-ups
     contact: {name: Jens Hansen, email: jens@leverandor.example, phone: "+45 12345678"}
     delivery:                           # push: to the IT system's SFTP server
       mode: push
@@ -60,7 +62,12 @@ from cpr_abonnement.masking import scrub
 from cpr_abonnement.onboarding import windows
 from cpr_abonnement.pickup.names import validate_account_name
 from cpr_abonnement.subscriptions import rules
-from cpr_abonnement.subscriptions.rules import validate_agreement, validate_uuid
+from cpr_abonnement.subscriptions.rules import (
+    DEFAULT_AGREEMENT_SERVICE,
+    validate_agreement,
+    validate_agreement_service,
+    validate_uuid,
+)
 
 T = TypeVar("T")
 #: CVR check weights (the modulus-11 rule: the weighted digit sum is divisible by 11).
@@ -110,7 +117,8 @@ class Document:
     mode: str
     push: PushTarget | None = None
     pickup_account: str | None = None
-    service_agreements: tuple[str, ...] = ()
+    #: (ServiceAgreementUUID, service) pairs; a plain UUID in the document is SF6002's.
+    service_agreements: tuple[tuple[str, str], ...] = ()
     ssh_keys: tuple[SshKeyInfo, ...] = ()
     #: New certificates (parsed PEM) and fingerprints of ones already registered.
     certificates: tuple[CertificateInfo, ...] = ()
@@ -156,6 +164,21 @@ def _check(where: str, rule: str, action: Callable[[], T]) -> T:
         raise
     except FilterInputError as exc:
         raise InvalidRegistration(str(exc), field=where, rule=rule) from exc
+
+
+def _agreement(where: str, entry: Any) -> tuple[str, str]:
+    """(UUID, service) of one ``service_agreements`` entry: a UUID (an SF6002
+    agreement, as every document before look-ups wrote it) or ``{uuid, service}``."""
+    if isinstance(entry, Mapping):
+        entry = _mapping(entry, where, ("uuid", "service"))
+        service = _check(f"{where}.service", "service agreement",
+                         lambda: validate_agreement_service(
+                             entry.get("service") or DEFAULT_AGREEMENT_SERVICE))
+        uuid = _check(f"{where}.uuid", "service agreement",
+                      lambda: validate_agreement(str(entry.get("uuid") or "")))
+        return uuid, service
+    return (_check(where, "service agreement", lambda: validate_agreement(str(entry))),
+            DEFAULT_AGREEMENT_SERVICE)
 
 
 def _mapping(doc: Any, where: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
@@ -339,10 +362,10 @@ def parse_document(doc: Any, *, now=None) -> Document:
     supplier_name = _text(supplier, "name", "supplier.name")
     cvr = _cvr(_text(supplier, "cvr", "supplier.cvr", limit=20))
     contact = _contact(top.get("contact") or {})
-    agreements = tuple(dict.fromkeys(
-        _check(f"service_agreements[{i}]", "service agreement",
-               lambda a=a: validate_agreement(str(a)))
-        for i, a in enumerate(_list(top, "service_agreements", "service_agreements"))))
+    agreements = tuple(dict(
+        _agreement(f"service_agreements[{i}]", a)
+        for i, a in enumerate(_list(top, "service_agreements", "service_agreements"))
+    ).items())
     delivery = top.get("delivery")
     if not isinstance(delivery, Mapping):
         raise InvalidRegistration(
@@ -467,7 +490,10 @@ def render(info, profile: Mapping[str, Any] | None, ssh_key_lines: list[str]
     out: dict[str, Any] = {"uuid": info.uuid, "name": info.name,
                            "municipality": profile.get("municipality"),
                            "supplier": profile.get("supplier"),
-                           "service_agreements": list(info.service_agreements),
+                           "service_agreements": [
+                               a if service == DEFAULT_AGREEMENT_SERVICE
+                               else {"uuid": a, "service": service}
+                               for a, service in info.agreement_services],
                            "contact": profile.get("contact")}
     spec = modes.get(info.delivery_mode)
     if spec.has_account:

@@ -60,7 +60,12 @@ from cpr_abonnement.subscriptions.outcomes import (
     SubscriberDetails,
     SubscriberUpdate,
 )
-from cpr_abonnement.subscriptions.rules import validate_agreement, validate_uuid
+from cpr_abonnement.subscriptions.rules import (
+    DEFAULT_AGREEMENT_SERVICE,
+    validate_agreement,
+    validate_agreement_service,
+    validate_uuid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +327,8 @@ class Administration(ServiceBase):
                                        lambda: normalise_fingerprint(sha256))
 
     def _register_agreement(self, s: Session, sub: Subscriber, agreement: str,
-                            now: dt.datetime) -> Registration:
+                            now: dt.datetime, service: str = DEFAULT_AGREEMENT_SERVICE
+                            ) -> Registration:
         owner = self._owner(s, ServiceAgreement, ServiceAgreement.uuid, agreement)
         if owner is not None:
             if owner[0] != sub.id:
@@ -330,20 +336,34 @@ class Administration(ServiceBase):
                 raise RegisteredToAnotherSystem(
                     f"service agreement {agreement} is already registered for IT system "
                     f"{owner[1]}", what="service agreement", owner=owner[1])
+            held = s.scalar(select(ServiceAgreement.service).where(
+                ServiceAgreement.uuid == agreement, ServiceAgreement.removed_at.is_(None)))
+            if held != service:
+                return Registration(Result.ALREADY_EXISTED, warning=(
+                    f"service agreement {agreement} is registered for {held}; remove it "
+                    f"first to register it for {service}"))
             return Registration(Result.ALREADY_EXISTED)
-        s.add(ServiceAgreement(subscriber_id=sub.id, uuid=agreement, added_at=now))
+        s.add(ServiceAgreement(subscriber_id=sub.id, uuid=agreement, service=service,
+                               added_at=now))
         return Registration(Result.ADDED)
 
-    def add_service_agreement(self, system: str, agreement: str) -> Registration:
-        """Register a ServiceAgreementUUID for ``system``."""
-        def apply(s: Session, sub: Subscriber, value: str, now: dt.datetime) -> Registration:
-            owner = self._owner(s, ServiceAgreement, ServiceAgreement.uuid, value)
+    def add_service_agreement(self, system: str, agreement: str,
+                              service: str = DEFAULT_AGREEMENT_SERVICE) -> Registration:
+        """Register a ServiceAgreementUUID for ``system``, for ``service`` (``sf6002``:
+        subscriptions; ``sf1520``: person look-ups). An agreement authorises calls to
+        its own service only."""
+        def apply(s: Session, sub: Subscriber, value: tuple[str, str], now: dt.datetime
+                  ) -> Registration:
+            owner = self._owner(s, ServiceAgreement, ServiceAgreement.uuid, value[0])
             if owner is not None and owner[0] != sub.id:
                 return Registration(Result.ALREADY_EXISTED, owner[1])
-            return self._register_agreement(s, sub, value, now)
+            return self._register_agreement(s, sub, value[0], now, value[1])
         return self._registration("service agreement", system, "AddServiceAgreement",
-                                  {"service_agreement": str(agreement)[:80]},
-                                  lambda: validate_agreement(agreement), apply)
+                                  {"service_agreement": str(agreement)[:80],
+                                   **({"service": str(service)[:20]}
+                                      if service != DEFAULT_AGREEMENT_SERVICE else {})},
+                                  lambda: (validate_agreement(agreement),
+                                           validate_agreement_service(service)), apply)
 
     def remove_service_agreement(self, system: str, agreement: str) -> Registration:
         return self._remove_registered("service agreement", system, "RemoveServiceAgreement",

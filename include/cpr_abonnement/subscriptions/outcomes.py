@@ -116,8 +116,10 @@ class SubscriberDetails(Recipient):
     disabled_at: dt.datetime | None
     #: Current client certificates (SF6002 over mutual TLS), by expiry.
     certificates: tuple[CertificateInfo, ...] = ()
-    #: Current ServiceAgreementUUIDs.
+    #: Current ServiceAgreementUUIDs (of every service).
     service_agreements: tuple[str, ...] = ()
+    #: The service of each of them, as (UUID, service) in the same order.
+    agreement_services: tuple[tuple[str, str], ...] = ()
     #: Current SSH keys of the pick-up account, oldest first.
     ssh_keys: tuple[RegisteredSshKey, ...] = ()
 
@@ -126,9 +128,10 @@ class SubscriberDetails(Recipient):
         certs = session.scalars(select(Certificate).where(
             Certificate.subscriber_id == s.id, Certificate.removed_at.is_(None))
             .order_by(Certificate.not_after, Certificate.sha256))
-        agreements = session.scalars(select(ServiceAgreement.uuid).where(
-            ServiceAgreement.subscriber_id == s.id, ServiceAgreement.removed_at.is_(None))
-            .order_by(ServiceAgreement.uuid))
+        agreements = list(session.execute(
+            select(ServiceAgreement.uuid, ServiceAgreement.service).where(
+                ServiceAgreement.subscriber_id == s.id, ServiceAgreement.removed_at.is_(None))
+            .order_by(ServiceAgreement.uuid)).tuples())
         keys = session.scalars(select(SshKey).where(
             SshKey.subscriber_id == s.id, SshKey.removed_at.is_(None))
             .order_by(SshKey.added_at, SshKey.id))
@@ -139,7 +142,8 @@ class SubscriberDetails(Recipient):
             disabled_at=s.disabled_at,
             certificates=tuple(CertificateInfo(c.sha256, c.subject, c.not_after)
                                for c in certs),
-            service_agreements=tuple(agreements),
+            service_agreements=tuple(a for a, _ in agreements),
+            agreement_services=tuple(agreements),
             ssh_keys=tuple(RegisteredSshKey(k.fingerprint, k.key_type, k.bits, k.comment,
                                             k.added_at) for k in keys))
 
@@ -159,6 +163,7 @@ class SubscriberDetails(Recipient):
                                 not_after=c.not_after.isoformat())
                           for c in self.certificates],
             service_agreements=list(self.service_agreements),
+            service_agreement_services=dict(self.agreement_services),
             delivery_mode=self.delivery_mode, pickup_account=self.pickup_account,
             ssh_keys=[named(fingerprint=k.fingerprint, type=k.key_type, bits=k.bits,
                             comment=k.comment, added_at=k.added_at.isoformat())

@@ -207,6 +207,21 @@ def _sync_rows(s: Session, model, sub: Subscriber, key, wanted: dict[str, Any],
     return changes
 
 
+def _reassigned_agreements(s: Session, sub: Subscriber, wanted: dict[str, tuple[str, str]],
+                           now: dt.datetime) -> list[str]:
+    """Close the current agreements whose service the document changes, so that
+    :func:`_sync_rows` adds them anew for their new service (an agreement's service is
+    part of what it authorises, so the change is kept in its history)."""
+    rows = s.execute(select(ServiceAgreement.id, ServiceAgreement.uuid, ServiceAgreement.service)
+                     .where(ServiceAgreement.subscriber_id == sub.id,
+                            ServiceAgreement.removed_at.is_(None))).all()
+    moved = [r for r in rows if r.uuid in wanted and wanted[r.uuid][1] != r.service]
+    for r in moved:
+        s.execute(update(ServiceAgreement).where(ServiceAgreement.id == r.id)
+                  .values(removed_at=now))
+    return [f"service agreement {r.uuid}: {r.service} -> {wanted[r.uuid][1]}" for r in moved]
+
+
 def _register_fields(sub: Subscriber, doc, now: dt.datetime) -> list[str]:
     """Set the subscriber row's own fields from ``doc``; one change line per field."""
 
@@ -245,9 +260,11 @@ def _register_apply(svc: Registering, s: Session, doc, now: dt.datetime
                 f"{what} {value} is already registered for IT system {owner[1]}",
                 what=what, owner=owner[1])
 
-    def add_agreement(value: str) -> None:
+    def add_agreement(agreement: tuple[str, str]) -> None:
+        value, service = agreement
         refuse_owned(ServiceAgreement, ServiceAgreement.uuid, value, "service agreement")
-        s.add(ServiceAgreement(subscriber_id=sub.id, uuid=value, added_at=now))
+        s.add(ServiceAgreement(subscriber_id=sub.id, uuid=value, service=service,
+                               added_at=now))
 
     def add_certificate(cert: CertificateInfo) -> None:
         refuse_owned(Certificate, Certificate.sha256, cert.sha256, "certificate")
@@ -264,9 +281,10 @@ def _register_apply(svc: Registering, s: Session, doc, now: dt.datetime
 
     certs = {c.sha256: c for c in doc.certificates}
     certs |= {r: r for r in doc.certificate_refs}
-    changes += _sync_rows(s, ServiceAgreement, sub, ServiceAgreement.uuid,
-                          {a: a for a in doc.service_agreements}, now, add_agreement,
-                          "service agreement")
+    agreements = {a: (a, service) for a, service in doc.service_agreements}
+    changes += _reassigned_agreements(s, sub, agreements, now)
+    changes += _sync_rows(s, ServiceAgreement, sub, ServiceAgreement.uuid, agreements, now,
+                          add_agreement, "service agreement")
     changes += _sync_rows(s, Certificate, sub, Certificate.sha256, certs, now,
                           lambda c: add_certificate(c) if isinstance(c, CertificateInfo)
                           else unknown_certificate(c), "certificate")

@@ -97,3 +97,18 @@ def validate_uuid(value: str, *, what: str = "UserSystemUUID",
 def validate_agreement(value: str) -> str:
     """A ServiceAgreementUUID, normalised (lowercase, hyphenated)."""
     return validate_uuid(value, what="ServiceAgreementUUID", error=InvalidServiceAgreement)
+
+
+#: The services an agreement can be for: SF6002 (subscriptions, the default: every
+#: agreement registered before look-ups existed is one) and SF1520 (person look-ups).
+AGREEMENT_SERVICES = ("sf6002", "sf1520")
+DEFAULT_AGREEMENT_SERVICE = AGREEMENT_SERVICES[0]
+
+
+def validate_agreement_service(value: str) -> str:
+    """The service an agreement is for, lowercase; one of :data:`AGREEMENT_SERVICES`."""
+    text = str(value).strip().lower()
+    if text not in AGREEMENT_SERVICES:
+        raise InvalidServiceAgreement(f"service {shown(value)} is not one of "
+                                      f"{', '.join(AGREEMENT_SERVICES)}")
+    return text
