@@ -12,14 +12,14 @@ selects nobody here: a system that subscribes by events only and wants look-ups 
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Engine
 
-from cpr_abonnement.filters.selection import select
-from cpr_abonnement.filters.snapshot import load_snapshot
 from cpr_abonnement.replica.person import Person
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ALL, SUBSCRIBED = "all", "subscribed"
 SCOPES = (ALL, SUBSCRIBED)
@@ -27,6 +27,9 @@ SCOPES = (ALL, SUBSCRIBED)
 
 def _as_extract_row(person: Person) -> pd.DataFrame:
     """The person as one row of an extract index's ``persons`` frame."""
+    import numpy as np
+    import pandas as pd
+
     birth = person.birth_date
     return pd.DataFrame({
         "pnr": np.array([int(person.pnr)], dtype=np.int64),
@@ -40,7 +43,15 @@ def _as_extract_row(person: Person) -> pd.DataFrame:
 
 
 def selected_by(engine: Engine, system: str, person: Person, now: dt.datetime) -> bool:
-    """Whether ``system``'s filters in force at ``now`` (naive UTC) select ``person``."""
+    """Whether ``system``'s filters in force at ``now`` (naive UTC) select ``person``.
+    NumPy and pandas are imported here, not with the module: the API server imports
+    it for every look-up and needs them only for a scoped system's."""
+    import numpy as np
+    import pandas as pd
+
+    from cpr_abonnement.filters.selection import select
+    from cpr_abonnement.filters.snapshot import load_snapshot
+
     rows = _as_extract_row(person)
     snapshot = load_snapshot(engine, now, rows["pnr"].to_numpy())
     position = next((i for i, r in enumerate(snapshot.subscribers) if r.uuid == system), None)
