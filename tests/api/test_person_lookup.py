@@ -35,11 +35,20 @@ from cpr_abonnement.store.models import ReplicaLookup, ReplicaPerson
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401 - the fixture
 from support.servers import uvicorn_server
-from support.soapclient import AGREEMENT_A, AGREEMENT_B, PNR_1, USER, A, B, register
+from support.soapclient import (
+    AGREEMENT_A,
+    AGREEMENT_B,
+    LOOKUP_AGREEMENT,
+    PNR_1,
+    SF1520,
+    USER,
+    A,
+    B,
+    register,
+)
+from support.soapclient import lookup_envelope as envelope
 
 KEY = "a-long-random-secret-for-the-look-up-log"
-SF1520 = "e6be2436-bf35-4df2-83fe-925142825dc2"
-LOOKUP_AGREEMENT = "1a2b3c4d-0000-4000-8000-0000000015a0"
 UNKNOWN = "0101011234"  # a date, not in the replica (the generator never uses 1901)
 MALFORMED = "3213901234"  # the 32nd of month 13
 TNS = person_lookup.TNS
@@ -91,22 +100,6 @@ class Lookup:
         session.trust_env = False
         cert = tuple(map(str, self.files[who])) if who else None
         return session.post(self.url, data=body, cert=cert, verify=self.ca, timeout=30)
-
-
-def envelope(pnr: str, *, system: str = A, agreement: str = LOOKUP_AGREEMENT,
-             service: str = SF1520) -> bytes:
-    """A request shaped like a rendered template: Latin-1 bytes, its own prefixes."""
-    text = (f'<?xml version="1.0" encoding="ISO-8859-1"?>'
-            f'<soapenv:Envelope xmlns:soapenv="{soap.SOAP_ENV}" xmlns:ns="{TNS}" '
-            f'xmlns:inv="{soap.CTX}" xmlns:pnr="{soap.CPR}"><soapenv:Header/><soapenv:Body>'
-            f"<ns:PersonLookupRequest><inv:InvocationContext>"
-            f"<inv:ServiceAgreementUUID>{agreement}</inv:ServiceAgreementUUID>"
-            f"<inv:UserSystemUUID>{system}</inv:UserSystemUUID>"
-            f"<inv:UserUUID>{USER}</inv:UserUUID>"
-            f"<inv:ServiceUUID>{service}</inv:ServiceUUID>"
-            f"</inv:InvocationContext><pnr:PNR>{pnr}</pnr:PNR></ns:PersonLookupRequest>"
-            f"<!-- søgning --></soapenv:Body></soapenv:Envelope>")
-    return text.encode("latin-1")
 
 
 def lookup_rows(engine) -> list[tuple[str | None, str, str, str]]:

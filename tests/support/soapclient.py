@@ -23,6 +23,10 @@ AGREEMENT_A = "1a2b3c4d-0000-4000-8000-00000000000a"
 AGREEMENT_B = "1a2b3c4d-0000-4000-8000-00000000000b"
 USER = "2b3c4d5e-0000-4000-8000-000000000001"
 SERVICE = "9cdccc2f-3243-11e2-8fef-d4bed98c5934"
+#: SF1520 PersonBaseDataExtended: its ServiceUUID, and A's agreement for it.
+LOOKUP_NS = "http://serviceplatformen.dk/xml/wsdl/soap11/CPR/PersonBaseDataExtended/4/"
+SF1520 = "e6be2436-bf35-4df2-83fe-925142825dc2"
+LOOKUP_AGREEMENT = "1a2b3c4d-0000-4000-8000-0000000015a0"
 
 
 @dataclass(frozen=True)
@@ -113,3 +117,19 @@ def zeep_client(endpoint, who: str = "a") -> zeep.Client:
 
 CTX = {"ServiceAgreementUUID": AGREEMENT_A, "UserSystemUUID": A, "UserUUID": USER,
        "ServiceUUID": SERVICE}
+
+
+def lookup_envelope(pnr: str, *, system: str = A, agreement: str = LOOKUP_AGREEMENT,
+             service: str = SF1520) -> bytes:
+    """A request shaped like a rendered template: Latin-1 bytes, its own prefixes."""
+    text = (f'<?xml version="1.0" encoding="ISO-8859-1"?>'
+            f'<soapenv:Envelope xmlns:soapenv="{soap.SOAP_ENV}" xmlns:ns="{LOOKUP_NS}" '
+            f'xmlns:inv="{soap.CTX}" xmlns:pnr="{soap.CPR}"><soapenv:Header/><soapenv:Body>'
+            f"<ns:PersonLookupRequest><inv:InvocationContext>"
+            f"<inv:ServiceAgreementUUID>{agreement}</inv:ServiceAgreementUUID>"
+            f"<inv:UserSystemUUID>{system}</inv:UserSystemUUID>"
+            f"<inv:UserUUID>{USER}</inv:UserUUID>"
+            f"<inv:ServiceUUID>{service}</inv:ServiceUUID>"
+            f"</inv:InvocationContext><pnr:PNR>{pnr}</pnr:PNR></ns:PersonLookupRequest>"
+            f"<!-- søgning --></soapenv:Body></soapenv:Envelope>")
+    return text.encode("latin-1")

@@ -76,13 +76,17 @@ def person_blocks(path: Path, index: ExtractIndex) -> Iterator[tuple[int, bytes]
     person's records in file order joined by LF (a CRLF file's CRs dropped), read by
     the index's byte spans: records scattered through the file (003 at the end) join
     their person."""
-    order, starts = index.person_spans
-    offsets, sizes = index.span_offset, index.span_nbytes
+    order, starts = (a.tolist() for a in index.person_spans)  # plain ints: no NumPy
+    offsets, sizes = index.span_offset.tolist(), index.span_nbytes.tolist()  # per item
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         for person in range(len(index.persons)):
-            spans = order[starts[person]:starts[person + 1]]
-            block = b"".join(data[o:o + n] for o, n in zip(offsets[spans].tolist(),
-                                                           sizes[spans].tolist(), strict=True))
+            first, last = starts[person], starts[person + 1]
+            if last - first == 1:  # most persons: one run of consecutive lines
+                at = offsets[order[first]]
+                block = data[at:at + sizes[order[first]]]
+            else:
+                block = b"".join(data[offsets[i]:offsets[i] + sizes[i]]
+                                 for i in order[first:last])
             if index.line_ending == b"\r\n":
                 block = block.replace(b"\r\n", b"\n")
             yield person, block if block.endswith(b"\n") else block + b"\n"

@@ -1,0 +1,121 @@
+"""Benchmark: SF1520 ``PersonLookup`` on a replica of N persons, mutual TLS, keep-alive.
+
+    .venv/bin/python bench/person_lookup.py                 # 1M persons, PostgreSQL
+    .venv/bin/python bench/person_lookup.py --persons 100000 --lookups 5000 --workers 2
+
+A status extract of N persons is generated and loaded (``cprsub replica load``) into a
+throwaway PostgreSQL cluster (or ``--db``), one IT system is registered with its client
+certificate and an SF1520 service agreement, and the real ``cprsub api serve`` (TLS, client
+CA, ``--workers``) answers ``--lookups`` look-ups of persons drawn at random from the
+replica, from ``--clients`` concurrent keep-alive clients, each envelope posted as the
+Latin-1 bytes existing clients send. Every look-up is logged (HMAC), as in production.
+Prints look-ups/s, p50 and p99 latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from soap_ops import report, run, serve, wait_up  # noqa: E402
+
+from cpr_abonnement.api import person_lookup  # noqa: E402
+from cpr_abonnement.store.db import make_engine, upgrade  # noqa: E402
+from cpr_abonnement.subscriptions.service import SubscriptionService  # noqa: E402
+from support.certs import TestCA  # noqa: E402
+from support.servers import free_port, postgres_server  # noqa: E402
+from support.soapclient import LOOKUP_AGREEMENT, A, lookup_envelope  # noqa: E402
+
+CPRSUB = str(Path(sys.executable).parent / "cprsub")
+
+
+def load(url: str, persons: int, work: Path) -> list[str]:
+    """The replica of ``persons`` persons; returns their PNRs."""
+    status = work / "D261116.L431101"
+    subprocess.run([CPRSUB, "extract", "generate", "--kind", "status", "--date",
+                    f"{dt.date(2026, 11, 16)}", "--persons", str(persons), "--seed", "1",
+                    "-o", str(status)], check=True, stdout=subprocess.DEVNULL)
+    engine = make_engine(url)
+    upgrade(engine)
+    subprocess.run([CPRSUB, "replica", "load", str(status), "--no-expectations", "--db", url],
+                   check=True)
+    status.unlink()
+    with engine.connect() as conn:
+        pnrs = list(conn.execute(text("SELECT pnr FROM replica_person")).scalars())
+    engine.dispose()
+    return pnrs
+
+
+def register(url: str, ca: TestCA, work: Path) -> ssl.SSLContext:
+    engine = make_engine(url)
+    svc = SubscriptionService(engine, caller="bench")
+    svc.add_subscriber(A, "Look-up caller")
+    svc.add_service_agreement(A, LOOKUP_AGREEMENT, "sf1520")
+    client = ca.client("bench")
+    svc.add_certificate(A, client.pem)
+    context = ssl.create_default_context(cafile=str(ca.write(work)))
+    context.load_cert_chain(*map(str, client.write(work, "client")))
+    engine.dispose()
+    return context
+
+
+async def bench(url: str, args: argparse.Namespace, work: Path) -> None:
+    import random
+
+    pnrs = load(url, args.persons, work)
+    ca = TestCA()
+    context = register(url, ca, work)
+    os.environ["CPRSUB_LOOKUP_KEY"] = "bench-look-up-key"
+    port = free_port()
+    server = serve(url, ca, work, port, workers=args.workers)
+    base = f"https://127.0.0.1:{port}"
+    try:
+        await wait_up(base, context)
+        rng = random.Random(7)
+        calls = [("POST", base + person_lookup.PATH, {"content": lookup_envelope(p)})
+                 for p in rng.choices(pnrs, k=args.lookups)]
+        await run(calls[: args.clients * 5], args.clients, context)  # connections warm
+        print(f"{len(pnrs):,} persons in the replica, {args.clients} concurrent keep-alive "
+              f"clients, mutual TLS, {args.workers} worker(s), {url.split(':')[0]}")
+        report("SF1520 PersonLookup", *await run(calls, args.clients, context))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--persons", type=int, default=1_000_000)
+    ap.add_argument("--lookups", type=int, default=20_000)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--db", help="a PostgreSQL database URL (default: a throwaway cluster)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cprsub-bench-lookup-") as tmp:
+        if args.db:
+            asyncio.run(bench(args.db, args, Path(tmp)))
+            return
+        with postgres_server() as server:
+            admin = create_engine(server.replace("postgresql://", "postgresql+psycopg://", 1),
+                                  isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text("CREATE DATABASE lookup_bench"))
+            admin.dispose()
+            asyncio.run(bench(server.rsplit("/", 1)[0] + "/lookup_bench", args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()
