@@ -10,7 +10,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cpr_abonnement.errors import InvalidPnr, LookupKeyMissing, PersonNotFound
+from cpr_abonnement.errors import (
+    InvalidPnr,
+    InvalidSubscriber,
+    LookupKeyMissing,
+    PersonNotFound,
+)
 from cpr_abonnement.replica.lookups import Caller, look_up, lookups_of, pnr_hash
 from cpr_abonnement.replica.updating import STATUS, apply_extract
 from cpr_abonnement.store.models import ReplicaLookup, Subscriber
@@ -99,3 +104,14 @@ def test_the_log_forgets_rows_past_their_lifetime_and_audits_it(engine, populati
         (audit,) = s.scalars(select(AuditEntry).where(
             AuditEntry.operation == "RetentionRemoval")).all()
     assert '"rows": 1' in audit.arguments and pnr not in audit.arguments
+
+
+def test_an_operator_sets_the_scope_and_the_trail_says_so(engine, population, db_url, cli):
+    code, out, _ = cli("subscriber", "update", "--uuid", SYSTEM, "--lookup-scope", "subscribed")
+    assert code == 0 and "lookup_scope" in out
+    with Session(engine) as s:
+        assert s.scalar(select(Subscriber.lookup_scope).where(
+            Subscriber.uuid == SYSTEM)) == "subscribed"
+    with pytest.raises(InvalidSubscriber, match="lookup_scope is one of all, subscribed"):
+        SubscriptionService(engine, caller="test").update_subscriber(SYSTEM,
+                                                                     lookup_scope="some")

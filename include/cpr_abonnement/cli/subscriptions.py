@@ -88,6 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     upd.add_argument("--serves")
     upd.add_argument("--sftp-conn-id", help="Airflow connection id of the push target")
     upd.add_argument("--remote-dir", help="directory on that SFTP server")
+    upd.add_argument("--lookup-scope", choices=("all", "subscribed"),
+                     help="whom its person look-ups (SF1520, REST) may find: all persons, "
+                          "or those its own subscriptions select")
     _registration_commands(subs)
     ls = subs.add_parser("list", help="list subscribers")
     db_option(ls)
@@ -243,7 +246,8 @@ def subscriber_add(args: argparse.Namespace) -> int:
 def subscriber_update(args: argparse.Namespace) -> int:
     done = _service(args).update_subscriber(args.uuid, name=args.name, serves=args.serves,
                                             sftp_conn_id=args.sftp_conn_id,
-                                            remote_dir=args.remote_dir)
+                                            remote_dir=args.remote_dir,
+                                            lookup_scope=args.lookup_scope)
     info = done.info
     what = f": {', '.join(done.changed)}" if done.changed else ""
     print(f"{'UPDATED' if done.changed else 'UNCHANGED'} {info.uuid} {info.name}{what} "

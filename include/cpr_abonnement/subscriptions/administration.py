@@ -42,6 +42,7 @@ from cpr_abonnement.identities.ssh_keys import (
     normalise_fingerprint as normalise_ssh_fingerprint,
 )
 from cpr_abonnement.pickup.names import validate_account_name
+from cpr_abonnement.replica.scope import SCOPES
 from cpr_abonnement.store.clock import lock_filters
 from cpr_abonnement.store.db import writing
 from cpr_abonnement.store.models import (
@@ -248,24 +249,28 @@ class Administration(ServiceBase):
 
     def update_subscriber(self, uuid: str, *, name: str | None = None,
                           serves: str | None = None, sftp_conn_id: str | None = None,
-                          remote_dir: str | None = None) -> SubscriberUpdate:
+                          remote_dir: str | None = None, lookup_scope: str | None = None
+                          ) -> SubscriberUpdate:
         """Re-point an IT system: its name, what it serves, its push target (Airflow
-        connection id, remote directory). Only the fields given change; filters,
-        credentials, keys and history stay. Audited ``UpdateSubscriber`` with the
-        values before and after, so the trail says what changed when."""
+        connection id, remote directory), whom its person look-ups may find
+        (``lookup_scope``). Only the fields given change; filters, credentials, keys and
+        history stay. Audited ``UpdateSubscriber`` with the values before and after, so
+        the trail says what changed when."""
         def validate() -> dict[str, str]:
             wanted = {"name": name.strip() if name is not None else None, "serves": serves,
                       "sftp_conn_id": sftp_conn_id,
                       "remote_dir": rules.remote_dir(remote_dir) if remote_dir is not None
-                      else None}
+                      else None, "lookup_scope": lookup_scope}
             if name is not None and not wanted["name"]:
                 raise InvalidSubscriber("a subscriber needs a name")
             if sftp_conn_id is not None and not sftp_conn_id.strip():
                 raise InvalidSubscriber("an SFTP connection id may not be empty")
+            if lookup_scope is not None and lookup_scope not in SCOPES:
+                raise InvalidSubscriber(f"lookup_scope is one of {', '.join(SCOPES)}")
             given = {k: v for k, v in wanted.items() if v is not None}
             if not given:
                 raise InvalidSubscriber("nothing to update: give a name, serves, an SFTP "
-                                        "connection id or a remote dir")
+                                        "connection id, a remote dir or a look-up scope")
             return given
 
         def apply(s: Session, sub: Subscriber, given: dict[str, str], now: dt.datetime
@@ -279,7 +284,7 @@ class Administration(ServiceBase):
 
         audit_arguments: dict[str, Any] = {"after": {
             "name": name, "serves": serves, "sftp_conn_id": sftp_conn_id,
-            "remote_dir": remote_dir}}
+            "remote_dir": remote_dir, "lookup_scope": lookup_scope}}
         return self._run(uuid, "UpdateSubscriber", audit_arguments, validate, apply,
                          SubscriberUpdate.describe)
 
