@@ -511,3 +511,26 @@ def test_cli_adds_an_agreement_for_a_service(cli, engine):
     assert f"service agreement {LOOKUPS}  sf1520" in cli("subscriber", "list")[1]
     assert SubscriptionService(engine, caller="t").subscriber(SYS).agreement_services == (
         (AGREEMENT, "sf6002"), (LOOKUPS, "sf1520"))
+
+
+def test_a_document_sets_the_look_up_scope_and_renders_it_back(engine, tmp_path):
+    """``lookup_scope: subscribed`` limits the system's person look-ups; an unknown
+    scope is refused naming the field; the rendered document registers to no change."""
+    from cpr_abonnement.onboarding.registration import parse_document
+    from cpr_abonnement.subscriptions.service import SubscriptionService
+
+    doc = {"uuid": "eeeeeeee-0000-4000-8000-000000000009", "name": "Scoped ESDH",
+           "municipality": 851, "supplier": {"name": "Leverandør A/S", "cvr": "10150817"},
+           "contact": {"name": "Jens Hansen", "email": "jens@leverandor.example",
+                       "phone": "+45 12345678"},
+           "delivery": {"mode": "pickup", "account": "scoped-esdh", "ssh_keys": []},
+           "lookup_scope": "subscribed"}
+    svc = SubscriptionService(engine, caller="test")
+    svc.register(parse_document(doc))
+    assert svc.subscriber(doc["uuid"]).lookup_scope == "subscribed"
+    shown = svc.registration_document(doc["uuid"])
+    assert shown["lookup_scope"] == "subscribed"
+    assert svc.register(parse_document(shown)).result == "UNCHANGED"
+    with pytest.raises(InvalidRegistration, match="lookup_scope") as err:
+        parse_document({**doc, "lookup_scope": "everyone"})
+    assert err.value.field == "lookup_scope"

@@ -23,6 +23,7 @@ take the same document (YAML or JSON)::
     # delivery: {mode: pickup, account: aalborg-esdh, ssh_keys: ["ssh-ed25519 AAAA... it@x"]}
     certificates: [ "-----BEGIN CERTIFICATE-----..." ]   # or {sha256: <hex>} of one registered
     service_windows: ["Saturdays 22:00-06:00", "first Tuesday of the month 18:00-23:00"]
+    lookup_scope: subscribed            # optional: look-ups find only persons it subscribes
 
 The document is the whole truth about the system: a service agreement, certificate or
 SSH key it no longer lists is unregistered. This module only reads (:func:`load`: UTF-8
@@ -61,6 +62,7 @@ from cpr_abonnement.identities.ssh_keys import SshKeyInfo, parse_public_key
 from cpr_abonnement.masking import scrub
 from cpr_abonnement.onboarding import windows
 from cpr_abonnement.pickup.names import validate_account_name
+from cpr_abonnement.replica.scope import ALL, SCOPES
 from cpr_abonnement.subscriptions import rules
 from cpr_abonnement.subscriptions.rules import (
     DEFAULT_AGREEMENT_SERVICE,
@@ -80,7 +82,7 @@ PASSWORD_ENV_PREFIX = "CPRSUB_SFTP_PASSWORD_"
 _PASSWORD_ENV = re.compile(re.escape(PASSWORD_ENV_PREFIX) + r"[A-Za-z0-9_]+")
 _HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 _TOP = ("uuid", "name", "municipality", "supplier", "service_agreements", "contact",
-        "delivery", "certificates", "service_windows")
+        "delivery", "certificates", "service_windows", "lookup_scope")
 #: Service windows one system may register. Every push delivery checks them and follows
 #: chains of them; a real SFTP server has a handful, and the count is checked before
 #: any is parsed, so a document of 200,000 costs nothing.
@@ -126,6 +128,8 @@ class Document:
     service_windows: tuple[str, ...] = field(default=())
     #: A mode whose target is a folder only: that folder.
     folder: str | None = None
+    #: Whom its person look-ups may find: ``all`` (default) or ``subscribed``.
+    lookup_scope: str = ALL
 
     @property
     def serves(self) -> str:
@@ -382,9 +386,13 @@ def parse_document(doc: Any, *, now=None) -> Document:
                                   "may be registered", field="service_windows", rule="limit")
     found = [str(w) for w in _check("service_windows", "service window",
                                     lambda: windows.parse_all(str(w) for w in given))]
+    scope = str(top.get("lookup_scope") or ALL)
+    if scope not in SCOPES:
+        raise InvalidRegistration(f"is one of {', '.join(SCOPES)}, not {scope[:20]!r}",
+                                  field="lookup_scope", rule="one of")
     return Document(uuid, name, _municipality(top.get("municipality")), supplier_name, cvr,
                     *contact, spec.name, target.push, target.account, agreements,
-                    target.keys, certs, refs, tuple(found), target.folder)
+                    target.keys, certs, refs, tuple(found), target.folder, scope)
 
 
 def _text_of(data: bytes) -> str:
@@ -509,4 +517,6 @@ def render(info, profile: Mapping[str, Any] | None, ssh_key_lines: list[str]
     out["certificates"] = [{"sha256": c.sha256, "subject": c.subject,
                             "not_after": c.not_after.isoformat()} for c in info.certificates]
     out["service_windows"] = list(profile.get("service_windows") or [])
+    if info.lookup_scope != ALL:
+        out["lookup_scope"] = info.lookup_scope
     return out

@@ -122,6 +122,8 @@ class SubscriberDetails(Recipient):
     agreement_services: tuple[tuple[str, str], ...] = ()
     #: Current SSH keys of the pick-up account, oldest first.
     ssh_keys: tuple[RegisteredSshKey, ...] = ()
+    #: Whom its person look-ups may find (:mod:`cpr_abonnement.replica.scope`).
+    lookup_scope: str = "all"
 
     @classmethod
     def of(cls, session: Session, s: Subscriber) -> SubscriberDetails:
@@ -145,7 +147,8 @@ class SubscriberDetails(Recipient):
             service_agreements=tuple(a for a, _ in agreements),
             agreement_services=tuple(agreements),
             ssh_keys=tuple(RegisteredSshKey(k.fingerprint, k.key_type, k.bits, k.comment,
-                                            k.added_at) for k in keys))
+                                            k.added_at) for k in keys),
+            lookup_scope=s.lookup_scope or "all")
 
     def to_json(self, key: Callable[[str], str] = str) -> dict[str, Any]:
         """Every field as JSON values, in the order operators' scripts know; ``key``

@@ -226,6 +226,7 @@ def _register_fields(sub: Subscriber, doc, now: dt.datetime) -> list[str]:
     """Set the subscriber row's own fields from ``doc``; one change line per field."""
 
     wanted = {"name": doc.name, "serves": doc.serves, "delivery_mode": doc.mode,
+              "lookup_scope": doc.lookup_scope,
               "registration": json.dumps(doc.profile(), sort_keys=True, ensure_ascii=False)}
     wanted |= doc.target_columns()
     changes = []
