@@ -108,3 +108,23 @@ def test_health_turns_unhealthy_when_the_replica_lags(engine, loaded, tmp_path):
     assert (now.lag_days, now.newest_processed, now.last_day) == (2, WED, MON)
     assert "2 delivery day(s) behind" in now.line()
     assert not healthy_replica()
+
+
+def test_pages_released_behind_the_reader_are_read_again_when_a_record_lies_there(
+        engine, tmp_path, monkeypatch):
+    """The file's pages are released as the reader passes them; a person's record
+    scattered to the end of the file (003, as some files do) or back into a released
+    stretch is still read whole: every stored block equals the person's records."""
+    import mmap
+
+    from cpr_abonnement.replica import updating
+
+    monkeypatch.setattr(updating, "RELEASE", mmap.PAGESIZE)
+    path = status_extract(tmp_path, MON, 400)
+    apply_extract(engine, path, kind=STATUS)
+    with Session(engine) as s:
+        stored = dict(s.execute(select(ReplicaPerson.pnr, ReplicaPerson.block)).tuples().all())
+    expected = {p: b"\n".join(sorted(b, key=lambda line: line[:3])) + b"\n"
+                for p, b in blocks_of(path).items()}
+    assert {p: b"\n".join(sorted(b.rstrip(b"\n").split(b"\n"), key=lambda line: line[:3]))
+            + b"\n" for p, b in stored.items()} == expected

@@ -47,6 +47,8 @@ STATUS, CHANGE = "status", "change"
 #: small enough that one batch's blocks (~1.3 kB each) stay a few megabytes.
 BATCH = 2_000
 _PNRGAELD = LAYOUTS["001"]["PNRGAELD"].slice
+#: How much of the mapped file is read before its pages are released.
+RELEASE = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,16 @@ def person_blocks(path: Path, index: ExtractIndex) -> Iterator[tuple[int, bytes]
     order, starts = (a.tolist() for a in index.person_spans)  # plain ints: no NumPy
     offsets, sizes = index.span_offset.tolist(), index.span_nbytes.tolist()  # per item
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        released = 0
         for person in range(len(index.persons)):
             first, last = starts[person], starts[person + 1]
+            behind = offsets[order[first]] // mmap.PAGESIZE * mmap.PAGESIZE
+            if behind - released >= RELEASE:
+                # Persons come in file order: the pages behind are done (a scattered
+                # record there is read again from the page cache). Dropped from this
+                # process, memory does not grow with the file.
+                data.madvise(mmap.MADV_DONTNEED, released, behind - released)
+                released = behind
             if last - first == 1:  # most persons: one run of consecutive lines
                 at = offsets[order[first]]
                 block = data[at:at + sizes[order[first]]]
