@@ -4,6 +4,7 @@ database it names."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 
 
 def db_option(parser: argparse.ArgumentParser) -> None:
@@ -25,3 +26,11 @@ def at_least_one(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
     return n
+
+
+def date_arg(text: str) -> dt.date:
+    """An argument ``YYYY-MM-DD``; anything else is argparse's usage error."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from pathlib import Path
 
+from cpr_abonnement.cli.common import date_arg
 from cpr_abonnement.cli.progress import reporter
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = group.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = cmds.add_parser("generate", help="write a synthetic extract (deterministic by seed)")
-    gen.add_argument("--date", type=_date, required=True, help="production date YYYY-MM-DD")
+    gen.add_argument("--date", type=date_arg, required=True, help="production date YYYY-MM-DD")
     gen.add_argument("--persons", type=int, required=True)
     gen.add_argument("--seed", type=int, default=0,
                      help="for --kind status: the population's seed")
@@ -35,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "population of N persons a status extract made (--population-seed)")
     gen.add_argument("--population-seed", type=int, default=0)
     gen.add_argument("--task-number", default="431101")
-    gen.add_argument("--previous-date", type=_date,
+    gen.add_argument("--previous-date", type=date_arg,
                      help="previous production date (default: previous CPR delivery day)")
     gen.add_argument("--crlf", action="store_true", help="CRLF line ends instead of LF")
     gen.add_argument("-o", "--output", type=Path, required=True,
@@ -45,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     val = cmds.add_parser("validate", help="check an extract; exit 0 only when valid")
     val.add_argument("file", type=Path)
-    val.add_argument("--expect-date", type=_date, help="the production date it must have")
-    val.add_argument("--expect-previous", type=_date,
+    val.add_argument("--expect-date", type=date_arg, help="the production date it must have")
+    val.add_argument("--expect-previous", type=date_arg,
                      help="the previous production date it must chain onto")
     val.add_argument("--no-expectations", action="store_true",
                      help="skip the great-expectations data-quality suite")

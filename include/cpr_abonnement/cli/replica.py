@@ -7,14 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from cpr_abonnement.cli.common import db_option, engine_of
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+from cpr_abonnement.cli.common import date_arg, db_option, engine_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "lookups", help="who looked a person up (a citizen's access request); needs "
                         "CPRSUB_LOOKUP_KEY, the key the log was written with")
     lookups.add_argument("--pnr", required=True)
-    lookups.add_argument("--from", dest="start", type=_date, required=True,
+    lookups.add_argument("--from", dest="start", type=date_arg, required=True,
                          help="first day YYYY-MM-DD (UTC)")
-    lookups.add_argument("--to", dest="end", type=_date, required=True,
+    lookups.add_argument("--to", dest="end", type=date_arg, required=True,
                          help="last day YYYY-MM-DD (UTC, included)")
     lookups.add_argument("--json", action="store_true")
     db_option(lookups)

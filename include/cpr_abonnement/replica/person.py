@@ -163,7 +163,7 @@ def _address(a: dict[str, str], c: dict[str, str] | None) -> Address:
         floor=a["ETAGE"].strip(), door=a["SIDEDOER"].strip(), building=a["BNR"].strip(),
         care_of=a["CONVN"].strip(), locality=text("LOKALITET"),
         standard_address=text("STANDARDADR"), town=text("BYNVN"),
-        postcode=text("POSTNR").lstrip("0") and text("POSTNR"),
+        postcode=text("POSTNR") if text("POSTNR").strip("0") else "",  # 0000: none
         post_district=text("POSTDISTTXT"), road_addressing_name=text("VEJADRNVN"),
         moved_in=_date(a["TILFLYDTO"]), supplementary=_lines(a, "ADR"))
 

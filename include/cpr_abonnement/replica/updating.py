@@ -148,8 +148,8 @@ def apply_extract(engine: Engine, path: Path, index: ExtractIndex | None = None,
             raise ReplicaChainGap(f"{name}: {gap.detail}. Apply the missing day(s) first (clear "
                                   f"their update_replica task), or re-run with allow_gap=true.")
     persons = len(index.persons)
-    statuses = index.persons["status"].to_numpy()
-    municipalities = index.persons["municipality"].to_numpy()
+    statuses = index.persons["status"].tolist()
+    municipalities = index.persons["municipality"].tolist()
     pnrs = index.pnr_text().tolist()
     clock = now or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
     with writing(engine) as s:
@@ -160,7 +160,7 @@ def apply_extract(engine: Engine, path: Path, index: ExtractIndex | None = None,
 
         def rows() -> Iterator[tuple]:
             for person, block in person_blocks(Path(path), index):
-                status, kom = int(statuses[person]), int(municipalities[person])
+                status, kom = statuses[person], municipalities[person]
                 yield (pnrs[person], _current_pnr(block, status), status,
                        kom if kom >= 0 else None, block, day, extract_id)
 
