@@ -130,7 +130,10 @@ def test_a_snapshot_instant_waits_for_changes_in_flight(pg_service):
     def add(s: Session, now: dt.datetime) -> None:
         sub = s.execute(_SUBSCRIBER_REF, {"p_system": A}).one()
         s.add(PnrFilter(subscriber_id=sub.id, pnr=101701000, added_at=now))
-    with change_in_flight(pg_service.engine, add) as stamp, ThreadPoolExecutor(1) as pool:
+    # The pool outside the change: leaving the change commits it, and only then may the
+    # pool wait for the registration (the other way round both waited 30 s for the
+    # change's own time-out).
+    with ThreadPoolExecutor(1) as pool, change_in_flight(pg_service.engine, add) as stamp:
         registered = pool.submit(
             extract_runs.register, pg_service.engine, task_number="431101",
             production_date=dt.date(2025, 3, 14), previous_date=dt.date(2025, 3, 13),

@@ -54,6 +54,13 @@ MALFORMED = "3213901234"  # the 32nd of month 13
 TNS = person_lookup.TNS
 
 
+@pytest.fixture
+def db_url(sqlite_url):
+    """The transports on SQLite only: the replica's reads and the look-up log on both
+    databases are tests/replica's; the same calls twice over TLS would add nothing."""
+    return sqlite_url
+
+
 class Replica:
     """The test's replica: the persons by kind, read back through the replica's reader."""
 
