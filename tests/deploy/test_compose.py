@@ -65,7 +65,8 @@ def test_env_example_names_every_variable_compose_uses():
     assert used <= example, f"missing from .env.example: {sorted(used - example)}"
     secrets = ("AIRFLOW_FERNET_KEY=", "AIRFLOW_JWT_SECRET=", "CPRSUB_DEV_SFTP_PASSWORD=",
                "AIRFLOW_API_SECRET_KEY=", "POSTGRES_PASSWORD=", "AIRFLOW_ADMIN_PASSWORD=",
-               "CPRSUB_FILTER_DB_PASSWORD=", *(f"{v}=" for v in ROLE_PASSWORDS.values()))
+               "CPRSUB_FILTER_DB_PASSWORD=", "CPRSUB_LOOKUP_KEY=",
+               *(f"{v}=" for v in ROLE_PASSWORDS.values()))
     for line in (ROOT / ".env.example").read_text().splitlines():
         if line.startswith(secrets):
             assert line.endswith("="), f"a secret is committed: {line.split('=')[0]}"
@@ -87,7 +88,7 @@ def test_proxy_terminates_mutual_tls_and_is_the_only_trusted_header_source(compo
 #: without them (``${VAR:?message}``), never fall back to a value written in the repo.
 SECRET_VARIABLES = {"POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY",
                     "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "CPRSUB_FILTER_DB_PASSWORD",
-                    "CPRSUB_DEV_SFTP_PASSWORD", *ROLE_PASSWORDS.values()}
+                    "CPRSUB_DEV_SFTP_PASSWORD", "CPRSUB_LOOKUP_KEY", *ROLE_PASSWORDS.values()}
 
 
 def test_no_default_passwords_in_the_compose_file(compose):
@@ -237,3 +238,11 @@ def test_the_key_look_up_alone_gets_the_keys_role():
     assert '"${CPRSUB_KEYS_DB_URL:-$CPRSUB_DB_URL}" > $etc/pickup.env' in entry
     assert "env -u CPRSUB_KEYS_DB_URL cprsub pickup track" in entry
     assert "exec env -u CPRSUB_DB_URL -u CPRSUB_KEYS_DB_URL cprsub pickup confine" in entry
+
+
+def test_only_the_api_server_holds_the_look_up_key(compose):
+    """The key that makes the look-up log's hashes readable is the API server's (it
+    answers look-ups; operators run `cprsub replica lookups` there), no other service's."""
+    holders = [name for name, service in compose["services"].items()
+               if "CPRSUB_LOOKUP_KEY" in (service.get("environment") or {})]
+    assert holders == ["airflow-apiserver"]

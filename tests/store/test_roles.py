@@ -201,6 +201,40 @@ def test_the_worker_role_cannot_change_subscribers_filters_or_read_tokens(seeded
              "CREATE TABLE stolen (x int)")
 
 
+def test_the_replica_is_kept_as_cprsub_worker_and_looked_up_as_cprsub_api(seeded, tmp_path):
+    """The workers apply extracts to the replica and remove old log rows; the API reads
+    the replica and appends to the look-up log, nothing more."""
+    from cpr_abonnement.extract.generator import generate
+    from cpr_abonnement.replica.lookups import Caller, forget_before, look_up
+    from cpr_abonnement.replica.updating import STATUS, apply_extract
+
+    path = tmp_path / "D261116.L431101"
+    with open(path, "wb") as fh:
+        generate(fh, production_date=dt.date(2026, 11, 16), persons=20, kind="status")
+    worker, api = (make_engine(seeded[r]) for r in ("cprsub_worker", "cprsub_api"))
+    assert apply_extract(worker, path, kind=STATUS).written == 20
+    with worker.connect() as conn:
+        pnr = conn.exec_driver_sql("SELECT pnr FROM replica_person LIMIT 1").scalar()
+    at = dt.datetime(2026, 11, 20, 9)
+    assert look_up(api, pnr, Caller(PUSH_UUID, None, "soap"), key="k",
+                   now=lambda: at).person.pnr == pnr
+    assert forget_before(worker, at + dt.timedelta(seconds=1), caller="test", now=at,
+                         rule="test") == 1
+    worker.dispose()
+    api.dispose()
+    _refused(seeded["cprsub_api"],
+             "UPDATE replica_person SET status = 90",
+             "DELETE FROM replica_person",
+             "INSERT INTO replica_extract (file_name) VALUES ('x')",
+             "DELETE FROM replica_lookup",
+             "UPDATE replica_lookup SET result = 'x'")
+    _refused(seeded["cprsub_worker"],
+             "UPDATE replica_lookup SET result = 'x'",
+             "INSERT INTO replica_lookup (transport) VALUES ('x')")
+    _refused(seeded["cprsub_keys"], "SELECT block FROM replica_person",
+             "SELECT pnr_hash FROM replica_lookup")
+
+
 # --- cprsub_pickup: the pick-up tracker ---------------------------------------------
 
 def test_the_pickup_tracker_runs_as_cprsub_pickup(seeded):
