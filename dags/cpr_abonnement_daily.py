@@ -184,14 +184,15 @@ def cpr_abonnement_daily():
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from cpr_abonnement.airflow_side.connections import task_engine
+        from cpr_abonnement.airflow_side.connections import replica_engine_of, task_engine
         from cpr_abonnement.errors import ReplicaNotLoaded
         from cpr_abonnement.tasks.payloads import ReceivedExtract
         from cpr_abonnement.tasks.replica import update_replica as apply_day
 
         ctx = get_current_context()
         try:
-            applied = apply_day(ReceivedExtract.from_xcom(received), task_engine(),
+            applied = apply_day(ReceivedExtract.from_xcom(received),
+                                replica_engine_of(task_engine()),
                                 allow_gap=bool(ctx["params"]["allow_gap"]))
         except ReplicaNotLoaded as exc:  # no replica kept here (yet): nothing to do
             raise AirflowSkipException(str(exc)) from exc

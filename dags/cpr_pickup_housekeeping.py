@@ -63,12 +63,13 @@ def cpr_pickup_housekeeping():
 
     @task
     def remove_expired_cpr_data(logical_date=None) -> dict:
-        from cpr_abonnement.airflow_side.connections import task_engine
+        from cpr_abonnement.airflow_side.connections import replica_engine_of, task_engine
         from cpr_abonnement.settings import Settings
         from cpr_abonnement.tasks.housekeeping import apply_data_retention, clock
 
-        return apply_data_retention(Settings.from_env(), task_engine(),
-                                    now=clock(logical_date))
+        engine = task_engine()
+        return apply_data_retention(Settings.from_env(), engine, now=clock(logical_date),
+                                    replica=replica_engine_of(engine))
 
     @task(retry_policy=ExceptionRetryPolicy(rules=[RetryRule(
         exception="cpr_abonnement.errors.PickupStrayFiles", action=RetryAction.FAIL,

@@ -24,7 +24,7 @@ SIDEBAR_NAME = "CPR"
 def _apps() -> list[dict[str, Any]]:
     """The console, built where Airflow reads it (the API server), not in each task
     process that loads this file (:mod:`cpr_abonnement.plugin_attributes`)."""
-    from cpr_abonnement.airflow_side.connections import api_server_engine
+    from cpr_abonnement.airflow_side.connections import api_server_engine, replica_engine_of
     from cpr_abonnement.airflow_side.console_access import (
         clear_permission,
         console_access,
@@ -34,7 +34,9 @@ def _apps() -> list[dict[str, Any]]:
 
     return [{"app": create_console_app(api_server_engine, access=console_access(),
                                        links=deliver_task_links,
-                                       may_clear=clear_permission()),
+                                       may_clear=clear_permission(),
+                                       replica_of=lambda filters: replica_engine_of(
+                                           filters, in_task=False)),
              "url_prefix": URL_PREFIX, "name": "CPR Abonnement operator console"}]
 
 

@@ -34,6 +34,7 @@ from cpr_abonnement.delivery import modes
 from cpr_abonnement.delivery_calendar import DANISH_TIME
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, short_reason
+from cpr_abonnement.replica.database import replica_engine
 from cpr_abonnement.replica.state import state as replica_state
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
@@ -77,7 +78,7 @@ def due_day(now: dt.datetime, settings: Settings, grace_hours: float = GRACE_HOU
 
 
 def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
-          grace_hours: float | None = None) -> Health:
+          grace_hours: float | None = None, replica: Engine | None = None) -> Health:
     """The health of the latest due delivery day (``settings`` default: the environment,
     as the DAG reads it; ``grace_hours`` default :data:`GRACE_HOURS`)."""
     settings = settings or Settings.from_env()
@@ -122,7 +123,7 @@ def check(engine: Engine, *, now: dt.datetime, settings: Settings | None = None,
     late = [x.line() for x in late_pickups(engine, day, settings)]
     certificates = [e.line() for e in expiry.expiring(engine, as_naive_utc(now))]
     places = [v.line(as_naive_utc(now)) for v in storage.volumes(settings)]
-    replica = replica_state(engine, settings.calendar())
+    replica = replica_state(engine, settings.calendar(), replica or replica_engine(engine))
     if replica.loaded and replica.lag_days > settings.replica_lag_days:
         problems.append(f"the CPR replica lags {replica.lag_days} delivery day(s) behind the "
                         f"newest processed extract ({replica.newest_processed}; replica at "

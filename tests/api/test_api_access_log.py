@@ -60,7 +60,8 @@ def test_airflow_api_server_logs_no_pnr(filters, sqlite_url, monkeypatch):
 
     app = create_app(apps="core")
     (mounted,) = [r.app for r in app.routes if getattr(r, "path", "") == "/cpr-abonnement"]
-    mounted.state.cpr.__dict__.pop("engine", None)  # this test's database (see test_api_plugin)
+    for made in ("engine", "replica"):  # this test's database (see test_api_plugin)
+        mounted.state.cpr.__dict__.pop(made, None)
     with TestClient(app) as client, structlog.testing.capture_logs() as logged:
         for url in URLS:
             r = client.post("/cpr-abonnement" + url,

@@ -28,7 +28,8 @@ def airflow_app(airflow_db, console, monkeypatch):
     # The plugin's app outlives a test: point it at this test's database and clock.
     (mounted,) = [r.app for r in app.routes if getattr(r, "path", "") == PREFIX]
     state = mounted.state.console
-    state.__dict__.pop("engine", None)
+    for made in ("engine", "replica"):
+        state.__dict__.pop(made, None)
     monkeypatch.setattr(state, "clock", lambda: NOW)
     with TestClient(app) as client:
         yield client

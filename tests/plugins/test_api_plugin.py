@@ -29,7 +29,8 @@ def airflow_api(tmp_path, monkeypatch):
     # from the mount itself: Airflow's plugin loader may hold another module object than
     # `import cpr_api` here, depending on what loaded plugins earlier in the session.
     (mounted,) = [r.app for r in app.routes if getattr(r, "path", "") == "/cpr-abonnement"]
-    mounted.state.cpr.__dict__.pop("engine", None)
+    for made in ("engine", "replica"):
+        mounted.state.cpr.__dict__.pop(made, None)
     with TestClient(app) as client:
         yield client, token
 

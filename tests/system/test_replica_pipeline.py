@@ -139,3 +139,40 @@ def test_without_a_status_load_the_replica_task_is_skipped(deployment):
     deployment.extract(TUE)
     states = task_states(deployment.run(TUE))
     assert states["update_replica"] == "skipped" and states["report"] == "success"
+
+
+def test_a_replica_of_its_own_database_is_kept_there(deployment, tmp_path, monkeypatch,
+                                                      capsys):
+    """``CPRSUB_REPLICA_DB_URL``: the daily task, the look-ups, their log and `cprsub
+    replica status` use the replica's own database; the filter database holds none of
+    it, and the lag is still measured against the extracts processed there."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from cpr_abonnement.cli import main
+    from cpr_abonnement.replica.database import replica_engine
+    from cpr_abonnement.store.db import make_engine, upgrade
+    from cpr_abonnement.store.models import ReplicaLookup, ReplicaPerson
+
+    url = f"sqlite:///{tmp_path / 'replica.db'}"
+    upgrade(make_engine(url))
+    monkeypatch.setenv("CPRSUB_REPLICA_DB_URL", url)
+    monkeypatch.setenv("CPRSUB_LOOKUP_KEY", KEY)
+    replica = replica_engine(deployment.engine)
+    assert replica is not deployment.engine
+    (tmp_path / "status").mkdir()
+    blocks = blocks_of(status_extract(tmp_path / "status", MON, 50))
+    apply_extract(replica, tmp_path / "status" / "D261116.L431101", kind=STATUS)
+    (mover,) = _adults_at_home(blocks, 1)
+    _run(deployment, TUE, MON, [edit(blocks[mover], "002", KOMKOD="0851")])
+    found = look_up(deployment.engine, mover, CALLER, key=KEY, replica=replica,
+                    now=lambda: dt.datetime(2026, 12, 6, 12))
+    assert found.person.address.municipality == "0851"
+    for engine, persons, logged in ((replica, 50, 1), (deployment.engine, 0, 0)):
+        with Session(engine) as s:
+            assert s.scalar(select(func.count()).select_from(ReplicaPerson)) == persons
+            assert s.scalar(select(func.count()).select_from(ReplicaLookup)) == logged
+    assert main(["replica", "status", "--json", "--db", str(deployment.engine.url)]) == 0
+    shown = capsys.readouterr().out
+    assert '"newest_processed": "2026-11-17"' in shown and '"persons": 50' in shown
+    assert '"lag_days": 0' in shown

@@ -66,3 +66,26 @@ def api_server_engine() -> Engine:
 
         url = connection_url(Connection.get_connection_from_secrets(AIRFLOW_CONN_ID))
     return make_engine(url)
+
+
+def replica_engine_of(filters: Engine, *, in_task: bool = True) -> Engine:
+    """The CPR replica's database (:mod:`cpr_abonnement.replica.database`):
+    ``CPRSUB_REPLICA_DB_URL``, else the Airflow connection ``cpr_replica_db`` if there is
+    one, else the filter database ``filters``."""
+    from cpr_abonnement.replica import database
+
+    url = database.replica_url()
+    if url is None:
+        try:
+            if in_task:
+                url = url_from_airflow_connection(database.AIRFLOW_CONN_ID)
+            else:
+                from airflow.models.connection import Connection
+
+                url = connection_url(Connection.get_connection_from_secrets(
+                    database.AIRFLOW_CONN_ID))
+        except Exception as exc:
+            if type(exc).__name__ != "AirflowNotFoundException":
+                raise  # a malformed connection is an error, not "none"
+            url = None  # no connection of its own: the filter database
+    return database.replica_engine(filters, url)

@@ -59,6 +59,7 @@ from cpr_abonnement.errors import (
 from cpr_abonnement.filters.base import Argument, FilterType
 from cpr_abonnement.identities import credentials
 from cpr_abonnement.identities.credentials import Principal, Role
+from cpr_abonnement.replica.database import replica_engine
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.subscriptions.outcomes import Registration, SubscriberDetails
 from cpr_abonnement.subscriptions.rules import AGREEMENT_SERVICES, DEFAULT_AGREEMENT_SERVICE
@@ -188,12 +189,18 @@ class TokenOut(BaseModel):
 
 
 class _State:
-    def __init__(self, engine_factory: Callable[[], Engine]) -> None:
-        self._factory = engine_factory
+    def __init__(self, engine_factory: Callable[[], Engine],
+                 replica_of: Callable[[Engine], Engine] = replica_engine) -> None:
+        self._factory, self._replica_of = engine_factory, replica_of
 
     @cached_property
     def engine(self) -> Engine:  # created on first request, never at import
         return self._factory()
+
+    @cached_property
+    def replica(self) -> Engine:
+        """The CPR replica's database: the filter database unless it has its own."""
+        return self._replica_of(self.engine)
 
     def made_engine(self) -> Engine | None:
         """The engine if a request has made it already (never makes it: for code on
@@ -542,10 +549,13 @@ async def _internal(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(engine_factory: Callable[[], Engine] | None = None, *,
+               replica_of: Callable[[Engine], Engine] = replica_engine,
                max_body_bytes: int | None = None,
                client_certificates: soap.ClientCertificates | None = None) -> FastAPI:
     """Build the app; the database engine is created on the first request, not here.
 
+    :param replica_of: the CPR replica's database given the filter database's
+        (default: ``CPRSUB_REPLICA_DB_URL``, else the filter database).
     :param max_body_bytes: body cap; default ``CPRSUB_API_MAX_BODY_BYTES`` (16 MiB).
     :param client_certificates: where the SF6002 SOAP endpoint reads the caller's
         certificate; default from ``CPRSUB_API_CLIENT_CERT_HEADER`` /
@@ -554,7 +564,7 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     app = FastAPI(title="CPR Abonnement subscriptions", version="1", description=OVERVIEW,
                   docs_url=None, redoc_url=None)
     mount_offline_docs(app)
-    app.state.cpr = _State(engine_factory or _default_engine)
+    app.state.cpr = _State(engine_factory or _default_engine, replica_of)
     settings = app.state.settings = Settings.from_env()
     cap = max_body_bytes or settings.api_max_body_bytes
     app.state.soap = soap.SoapConfig(client_certificates

@@ -144,12 +144,12 @@ def _pnr(op: etree._Element) -> str:
     return op.findtext(f"{{{soap.CPR}}}PNR") or ""
 
 
-def _call(engine, settings: Settings, caller: CallerIdentity, op: etree._Element) -> bytes:
+def _call(state, settings: Settings, caller: CallerIdentity, op: etree._Element) -> bytes:
     if op.find(f"{{{soap.CTX}}}InvocationContext") is None:
         raise SoapFault("an InvocationContext is required: it names the IT system and the "
                         "service agreement the look-up is made under")
-    found = look_up_person(engine, caller, soap.call_context(op), _pnr(op),
-                           settings=settings)
+    found = look_up_person(state.engine, caller, soap.call_context(op), _pnr(op),
+                           settings=settings, replica=state.replica)
     return response(reply(found, danish_today()))
 
 
@@ -169,7 +169,7 @@ async def lookup_call(request: Request) -> Response:
         soap.validate(op, schema())
         caller = CallerIdentity(transport="soap", certificate_sha256=fingerprint)
         return Response(await run_in_threadpool(
-            _call, request.app.state.cpr.engine, request.app.state.settings, caller, op),
+            _call, request.app.state.cpr, request.app.state.settings, caller, op),
             media_type=soap.XML)
     except SoapFault as e:
         log.info("SF1520 request refused: %s", e)

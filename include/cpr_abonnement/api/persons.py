@@ -70,14 +70,15 @@ def danish_today() -> dt.date:
 
 
 def look_up_person(engine: Engine, caller: CallerIdentity, context: CallContext | None,
-                   pnr: str, *, settings: Settings,
+                   pnr: str, *, settings: Settings, replica: Engine | None = None,
                    now: Callable[[], dt.datetime] = utc_now) -> Found:
     """The person with number ``pnr`` for ``caller``, after SF1520's authorisation.
 
     Raises :class:`NotAuthorised` (audited, and logged as a look-up ``DENIED: <check>``),
     :class:`~cpr_abonnement.errors.InvalidPnr`,
     :class:`~cpr_abonnement.errors.LookupKeyMissing` or
-    :class:`~cpr_abonnement.errors.PersonNotFound` (logged).
+    :class:`~cpr_abonnement.errors.PersonNotFound` (logged). ``replica``: the replica's
+    database when it is not the filter database ``engine``.
     """
     user = context.user_uuid if context is not None else None
     try:
@@ -85,11 +86,12 @@ def look_up_person(engine: Engine, caller: CallerIdentity, context: CallContext 
                                        auth.sf1520(settings.sf1520_service_uuid))
     except NotAuthorised as refused:
         if settings.lookup_key and is_valid(pnr):
-            lookups.record(engine, lookups.Caller(refused.system, user, caller.transport),
+            lookups.record(replica or engine,
+                           lookups.Caller(refused.system, user, caller.transport),
                            validate(pnr), f"DENIED: {refused.check}", settings.lookup_key, now)
         raise
     return lookups.look_up(engine, pnr, lookups.Caller(system, user, caller.transport),
-                           key=settings.lookup_key, now=now)
+                           key=settings.lookup_key, now=now, replica=replica)
 
 
 # -- the reply -------------------------------------------------------------------------

@@ -38,9 +38,9 @@ def router(principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
         service agreement (else 403). Every look-up is logged, refusals too. 404: no
         such person; 422: `pnr` is not 10 digits forming a date; 503: look-ups are not
         configured (no look-up key)."""
-        found = look_up_person(request.app.state.cpr.engine,
-                               CallerIdentity(REST, principal=who), None, pnr,
-                               settings=request.app.state.settings)
+        state = request.app.state.cpr
+        found = look_up_person(state.engine, CallerIdentity(REST, principal=who), None, pnr,
+                               settings=request.app.state.settings, replica=state.replica)
         return reply(found, danish_today())
 
     return routes

@@ -50,6 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     lookups.set_defaults(handler=lookups_cmd)
 
 
+def _replica(args: argparse.Namespace, filters=None):
+    """The replica's database: ``CPRSUB_REPLICA_DB_URL`` if set, else the filter database
+    (``--db``)."""
+    from cpr_abonnement.replica.database import replica_engine
+
+    return replica_engine(filters or engine_of(args))
+
+
 def _validated(args: argparse.Namespace):
     """The file's index after the change extract's rules (each broken one named by
     :class:`~cpr_abonnement.errors.ExtractValidationFailed`) and, unless skipped, the
@@ -74,7 +82,7 @@ def load_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.replica.updating import STATUS, apply_extract
 
     index = _validated(args)
-    print(apply_extract(engine_of(args), args.file, index, kind=STATUS).line())
+    print(apply_extract(_replica(args), args.file, index, kind=STATUS).line())
     return 0
 
 
@@ -82,7 +90,7 @@ def apply_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.replica.updating import CHANGE, apply_extract
 
     index = _validated(args)
-    print(apply_extract(engine_of(args), args.file, index, kind=CHANGE,
+    print(apply_extract(_replica(args), args.file, index, kind=CHANGE,
                         allow_gap=args.allow_gap).line())
     return 0
 
@@ -90,7 +98,8 @@ def apply_cmd(args: argparse.Namespace) -> int:
 def status_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.replica.state import state
 
-    now = state(engine_of(args))
+    filters = engine_of(args)
+    now = state(filters, replica=_replica(args, filters))
     print(json.dumps(now.to_dict(), indent=2) if args.json else now.line())
     return 0
 
@@ -100,7 +109,7 @@ def lookups_cmd(args: argparse.Namespace) -> int:
     from cpr_abonnement.replica.lookups import lookups_of
     from cpr_abonnement.settings import Settings
 
-    rows = lookups_of(engine_of(args), args.pnr, Settings.from_env().lookup_key,
+    rows = lookups_of(_replica(args), args.pnr, Settings.from_env().lookup_key,
                       dt.datetime.combine(args.start, dt.time()),
                       dt.datetime.combine(args.end + dt.timedelta(days=1), dt.time()))
     if args.json:

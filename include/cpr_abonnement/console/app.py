@@ -26,6 +26,7 @@ from cpr_abonnement.console import plots, views
 from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.delivery_calendar import local_today
 from cpr_abonnement.replica import state as replica_state
+from cpr_abonnement.replica.database import replica_engine
 from cpr_abonnement.settings import Settings
 
 #: The pages in navigation order: (path, title).
@@ -41,13 +42,19 @@ class _State:
     Airflow imports plugins in processes that never serve the console)."""
 
     def __init__(self, factory: Callable[[], Engine],
-                 clock: Callable[[], dt.datetime] | None) -> None:
-        self.factory = factory
+                 clock: Callable[[], dt.datetime] | None,
+                 replica_of: Callable[[Engine], Engine] = replica_engine) -> None:
+        self.factory, self.replica_of = factory, replica_of
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     @cached_property
     def engine(self) -> Engine:
         return self.factory()
+
+    @cached_property
+    def replica(self) -> Engine:
+        """The CPR replica's database: the filter database unless it has its own."""
+        return self.replica_of(self.engine)
 
 
 def _templates() -> jinja2.Environment:
@@ -61,6 +68,7 @@ def _templates() -> jinja2.Environment:
 def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable[..., Any],
                        links: views.TaskLinks | None = None,
                        may_clear: Callable[..., bool] = lambda: False,
+                       replica_of: Callable[[Engine], Engine] = replica_engine,
                        clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     """Build the console.
 
@@ -70,11 +78,13 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
     :param links: where each delivery's Airflow task log is (none: cells without links).
     :param may_clear: a FastAPI dependency: may the caller clear a delivery task (then
         the pages say to clear it there; nobody by default).
+    :param replica_of: the CPR replica's database given the filter database's
+        (default: ``CPRSUB_REPLICA_DB_URL``, else the filter database).
     :param clock: "now" (aware); default the system clock.
     """
     app = FastAPI(title="CPR Abonnement operator console", docs_url=None, redoc_url=None,
                   openapi_url=None, dependencies=[Depends(access)])
-    state = app.state.console = _State(engine_factory, clock)
+    state = app.state.console = _State(engine_factory, clock, replica_of)
     env = _templates()
 
     def now() -> dt.datetime:
@@ -157,25 +167,28 @@ def create_console_app(engine_factory: Callable[[], Engine], *, access: Callable
     def replica_page(request: Request) -> HTMLResponse:
         first = today() - dt.timedelta(days=LOOKUP_DAYS - 1)
         days = [first + dt.timedelta(days=i) for i in range(LOOKUP_DAYS)]
-        counts = replica_state.lookups_per_day(state.engine, first, today())
+        counts = replica_state.lookups_per_day(state.replica, first, today())
         plot = plots.stacked_bars("Person look-ups per day (SF1520 and REST)", days,
                                   {"look-ups": counts}, colours={"look-ups": plots.colour(0)})
-        return page(request, "replica", r=replica_state.state(state.engine),
+        return page(request, "replica", r=replica_state.state(state.engine,
+                                                              replica=state.replica),
                     total=sum(counts.values()), plot=Markup(plot))
 
     @app.get("/api/replica")
     def replica_json() -> JSONResponse:
-        return JSONResponse(replica_state.state(state.engine).to_dict())
+        return JSONResponse(replica_state.state(state.engine, replica=state.replica)
+                            .to_dict())
 
     @app.get("/health", response_class=HTMLResponse)
     def health_page(request: Request, clearable: bool = Depends(may_clear)) -> HTMLResponse:
-        h = health_check.check(state.engine, now=now())
+        h = health_check.check(state.engine, now=now(), replica=state.replica)
         return page(request, "health", h=h, logs=views.undelivered_links(h.undelivered, links),
                     clearable=clearable)
 
     @app.get("/api/health")
     def health_json() -> JSONResponse:
-        return JSONResponse(health_check.check(state.engine, now=now()).to_dict())
+        return JSONResponse(health_check.check(state.engine, now=now(), replica=state.replica)
+                            .to_dict())
 
     return app
 

@@ -74,15 +74,23 @@ def find(engine: Engine, pnr: str) -> Found | None:
     another (status 50/60 under the old one), the old number's block until the new
     number's own block arrives. Nobody is dropped for being dead, emigrated, annulled
     or disappeared: their block says so."""
-    return _find(engine, pnr, None)[0]
+    return _find(engine, engine, pnr, None)[0]
 
 
-def _find(engine: Engine, pnr: str, system: str | None) -> tuple[Found | None, str]:
-    """:func:`find`, and the look-up scope of ``system`` (``all`` without one), on one
-    connection: a look-up costs one round trip fewer."""
-    with engine.connect() as conn:
+def _find(engine: Engine, replica: Engine, pnr: str, system: str | None
+          ) -> tuple[Found | None, str]:
+    """:func:`find` in ``replica``, and the look-up scope of ``system`` (``all`` without
+    one) in the filter database ``engine``; on one connection when they are the same
+    database, a round trip fewer."""
+    def scope_on(conn) -> str | None:
+        return conn.execute(_SCOPE, {"system": system}).scalar() if system else None
+
+    with replica.connect() as conn:
         row = conn.execute(_FIND, {"pnr": pnr}).first()
-        scope = conn.execute(_SCOPE, {"system": system}).scalar() if system else None
+        scope = scope_on(conn) if replica is engine else None
+    if replica is not engine:
+        with engine.connect() as conn:
+            scope = scope_on(conn)
     found = Found(read_person(split_block(row.block)), row.production_date) if row else None
     return found, scope or ALL
 
@@ -97,22 +105,25 @@ def record(engine: Engine, caller: Caller, pnr: str, result: str, key: str | Non
 
 
 def look_up(engine: Engine, pnr: str, caller: Caller, *, key: str | None,
-            now: Callable[[], dt.datetime]) -> Found:
+            now: Callable[[], dt.datetime], replica: Engine | None = None) -> Found:
     """The person, after recording the look-up; :class:`PersonNotFound` (recorded too)
     when the replica has no such number, or the caller's IT system has
     ``lookup_scope: subscribed`` and its subscriptions do not select the person
     (:mod:`cpr_abonnement.replica.scope`; the caller is told the same as for an unknown
     number, so a look-up cannot probe who exists). ``pnr`` must be valid
     (:class:`~cpr_abonnement.errors.InvalidPnr` otherwise, before anything is
-    recorded: a malformed number names nobody)."""
+    recorded: a malformed number names nobody). ``replica``: the replica's database
+    when it has one of its own (:mod:`cpr_abonnement.replica.database`), where the log
+    is kept too; ``engine`` is the filter database."""
     pnr = validate(pnr)
     pnr_hash(pnr, key)  # no key, no answer: refuse before reading anything
-    found, scope = _find(engine, pnr, caller.system)
+    replica = replica or engine
+    found, scope = _find(engine, replica, pnr, caller.system)
     result = FOUND if found else NOT_FOUND
     if found and scope == SUBSCRIBED \
             and not selected_by(engine, caller.system, found.person, now()):
         found, result = None, OUT_OF_SCOPE
-    record(engine, caller, pnr, result, key, now)
+    record(replica, caller, pnr, result, key, now)
     if found is None:
         raise PersonNotFound(f"no person {mask(pnr)} in the CPR replica that this IT "
                              f"system may look up")

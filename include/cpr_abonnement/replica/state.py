@@ -49,14 +49,18 @@ class ReplicaState:
                 "lag_days": self.lag_days}
 
 
-def state(engine: Engine, calendar: DeliveryCalendar | None = None) -> ReplicaState:
+def state(engine: Engine, calendar: DeliveryCalendar | None = None,
+          replica: Engine | None = None) -> ReplicaState:
+    """The replica in ``replica`` (default: the filter database ``engine``) against the
+    extracts the pipeline processed (in ``engine``)."""
     calendar = calendar or DeliveryCalendar.default()
-    with Session(engine) as s:
+    with Session(replica or engine) as s:
         persons = s.scalar(select(func.count()).select_from(ReplicaPerson)) or 0
         last = s.scalar(select(ReplicaExtract).order_by(
             ReplicaExtract.production_date.desc(), ReplicaExtract.id.desc()).limit(1))
         loaded = s.scalar(select(ReplicaExtract.id).where(ReplicaExtract.kind == "status")
                           .limit(1)) is not None
+    with Session(engine) as s:
         newest = s.scalar(select(func.max(ExtractRun.production_date)))
     last_day = last.production_date if last else None
     lag = 0

@@ -68,17 +68,19 @@ def check_certificates(engine: Engine, *, now: dt.datetime) -> list[str]:
     return []
 
 
-def apply_data_retention(settings: Settings, engine: Engine, *, now: dt.datetime) -> dict:
+def apply_data_retention(settings: Settings, engine: Engine, *, now: dt.datetime,
+                         replica: Engine | None = None) -> dict:
     """Remove the staged extracts, delivered deltas and quarantined files past their
-    rules (:mod:`cpr_abonnement.lifecycle`), and the look-up log's rows past theirs;
-    what was removed, by copy."""
+    rules (:mod:`cpr_abonnement.lifecycle`), and the look-up log's rows past theirs
+    (in the replica's database, ``replica``, when it has its own); what was removed, by
+    copy."""
     at = as_naive_utc(now)
     removed = lifecycle.apply(settings, engine, at, caller="cpr_pickup_housekeeping")
     counts: dict[str, int] = {}
     for r in removed:
         counts[r.copy] = counts.get(r.copy, 0) + 1
     days = settings.lookup_log_days
-    forgotten = lookups.forget_before(engine, at - dt.timedelta(days=days), now=at,
+    forgotten = lookups.forget_before(replica or engine, at - dt.timedelta(days=days), now=at,
                                       caller="cpr_pickup_housekeeping",
                                       rule=f"CPRSUB_LOOKUP_LOG_DAYS={days:g}")
     if forgotten:
