@@ -33,14 +33,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.inbound import local_dir
 from cpr_abonnement.masking import scrub
 from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
 from cpr_abonnement.settings import Settings
-from cpr_abonnement.store.models import AuditEntry, Delivery, ExtractRun
+from cpr_abonnement.store.db import writing
+from cpr_abonnement.store.models import AuditEntry, Delivery, ExtractRun, ReplicaLookup
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +185,19 @@ def removed_extract(settings: Settings, day: dt.date) -> dict | None:
     except ValueError:  # object storage: no tombstones
         return None
     return json.loads(tomb.read_text()) if tomb.is_file() else None
+
+
+def forget_lookups(engine: Engine, cutoff: dt.datetime, *, caller: str, now: dt.datetime,
+                  rule: str) -> int:
+    """Remove the person look-up log's rows older than ``cutoff`` (its lifetime,
+    ``CPRSUB_LOOKUP_LOG_DAYS``), audited as one removal; how many."""
+    with writing(engine) as s:
+        gone = s.execute(delete(ReplicaLookup).where(ReplicaLookup.looked_up_at < cutoff)
+                         ).rowcount or 0
+        if gone:
+            s.add(AuditEntry(at=now, caller=caller, subscriber_uuid=None,
+                             operation=OPERATION, result="REMOVED",
+                             arguments=json.dumps({"copy": "look-up log rows", "rows": gone,
+                                                   "before": cutoff.isoformat(),
+                                                   "rule": rule})))
+    return gone

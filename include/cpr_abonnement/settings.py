@@ -88,6 +88,16 @@ def db_url() -> str | None:
     return os.environ.get(DB_URL_VARIABLE) or None
 
 
+#: The CPR replica's own database (cpr_abonnement.replica.database); unset: the filter
+#: database holds the replica.
+REPLICA_DB_URL_VARIABLE = "CPRSUB_REPLICA_DB_URL"
+
+
+def replica_db_url() -> str | None:
+    """``CPRSUB_REPLICA_DB_URL``, or None when unset (as :func:`db_url`)."""
+    return os.environ.get(REPLICA_DB_URL_VARIABLE) or None
+
+
 #: The database roles of the filter database (store/roles.py) and the variables that
 #: hold their passwords.
 ROLE_PASSWORD_VARIABLES = {

@@ -90,14 +90,14 @@ def test_a_subscribed_scope_finds_only_the_persons_the_systems_filters_select(
 
 
 def test_the_log_forgets_rows_past_their_lifetime_and_audits_it(engine, population):
-    from cpr_abonnement.replica.lookups import forget_before
+    from cpr_abonnement.lifecycle import forget_lookups
     from cpr_abonnement.store.models import AuditEntry
 
     pnr = next(iter(population))
     for day in (1, 2, 3):
         look_up(engine, pnr, Caller(SYSTEM, None, "rest"), key=KEY,
                 now=lambda d=day: dt.datetime(2021, 11, d, 12))
-    gone = forget_before(engine, dt.datetime(2021, 11, 2, 12), caller="housekeeping",
+    gone = forget_lookups(engine, dt.datetime(2021, 11, 2, 12), caller="housekeeping",
                          now=dt.datetime(2026, 11, 2, 12), rule="CPRSUB_LOOKUP_LOG_DAYS=1826")
     assert gone == 1 and [r.looked_up_at.day for r in _rows(engine)] == [2, 3]
     with Session(engine) as s:

@@ -205,7 +205,8 @@ def test_the_replica_is_kept_as_cprsub_worker_and_looked_up_as_cprsub_api(seeded
     """The workers apply extracts to the replica and remove old log rows; the API reads
     the replica and appends to the look-up log, nothing more."""
     from cpr_abonnement.extract.generator import generate
-    from cpr_abonnement.replica.lookups import Caller, forget_before, look_up
+    from cpr_abonnement.lifecycle import forget_lookups
+    from cpr_abonnement.replica.lookups import Caller, look_up
     from cpr_abonnement.replica.updating import STATUS, apply_extract
 
     path = tmp_path / "D261116.L431101"
@@ -218,7 +219,7 @@ def test_the_replica_is_kept_as_cprsub_worker_and_looked_up_as_cprsub_api(seeded
     at = dt.datetime(2026, 11, 20, 9)
     assert look_up(api, pnr, Caller(PUSH_UUID, None, "soap"), key="k",
                    now=lambda: at).person.pnr == pnr
-    assert forget_before(worker, at + dt.timedelta(seconds=1), caller="test", now=at,
+    assert forget_lookups(worker, at + dt.timedelta(seconds=1), caller="test", now=at,
                          rule="test") == 1
     worker.dispose()
     api.dispose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from cpr_abonnement.errors import FilterDatabaseUnavailable
-from cpr_abonnement.settings import DB_URL_VARIABLE, db_url
+from cpr_abonnement.settings import DB_URL_VARIABLE, db_url, replica_db_url
 from cpr_abonnement.store.db import connection_url, make_engine
 
 #: Airflow connection holding the filter database (conn type ``sqlite`` or ``postgres``).
@@ -74,7 +74,7 @@ def replica_engine_of(filters: Engine, *, in_task: bool = True) -> Engine:
     one, else the filter database ``filters``."""
     from cpr_abonnement.replica import database
 
-    url = database.replica_url()
+    url = replica_db_url()
     if url is None:
         try:
             if in_task:

@@ -30,7 +30,6 @@ operation) are audited as ``DENIED: <check>`` with transport ``rest``.
 import datetime as dt
 import logging
 from collections.abc import Callable
-from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
@@ -45,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from cpr_abonnement import filters
 from cpr_abonnement.api import person_lookup, persons_rest, soap
 from cpr_abonnement.api.auth import REST, CallContext, CallerIdentity, authorise, authorise_admin
+from cpr_abonnement.api.databases import Databases, default_engine
 from cpr_abonnement.api.docs import mount_offline_docs
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard, authenticate
 from cpr_abonnement.api.scrubbing import ScrubbedPaths
@@ -186,32 +186,6 @@ class CredentialIn(BaseModel):
 class TokenOut(BaseModel):
     token: str
     note: str = "Shown once; store it in the IT system's secret store."
-
-
-class _State:
-    def __init__(self, engine_factory: Callable[[], Engine],
-                 replica_of: Callable[[Engine], Engine] = replica_engine) -> None:
-        self._factory, self._replica_of = engine_factory, replica_of
-
-    @cached_property
-    def engine(self) -> Engine:  # created on first request, never at import
-        return self._factory()
-
-    @cached_property
-    def replica(self) -> Engine:
-        """The CPR replica's database: the filter database unless it has its own."""
-        return self._replica_of(self.engine)
-
-    def made_engine(self) -> Engine | None:
-        """The engine if a request has made it already (never makes it: for code on
-        the event loop, where connecting must not happen)."""
-        return self.__dict__.get("engine")
-
-
-def _default_engine() -> Engine:
-    from cpr_abonnement.store.db import make_engine
-
-    return make_engine(connections=Settings.from_env().api_db_connections)
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -564,7 +538,7 @@ def create_app(engine_factory: Callable[[], Engine] | None = None, *,
     app = FastAPI(title="CPR Abonnement subscriptions", version="1", description=OVERVIEW,
                   docs_url=None, redoc_url=None)
     mount_offline_docs(app)
-    app.state.cpr = _State(engine_factory or _default_engine, replica_of)
+    app.state.cpr = Databases(engine_factory or default_engine, replica_of)
     settings = app.state.settings = Settings.from_env()
     cap = max_body_bytes or settings.api_max_body_bytes
     app.state.soap = soap.SoapConfig(client_certificates

@@ -10,26 +10,21 @@ prepares a replica database like any other (its other tables stay empty).
 
 from __future__ import annotations
 
-import os
 from functools import cache
 
 from sqlalchemy import Engine
 
+from cpr_abonnement.settings import replica_db_url
 from cpr_abonnement.store.db import make_engine
 
-#: The variable naming the replica's own database; unset: the filter database.
-URL_VARIABLE = "CPRSUB_REPLICA_DB_URL"
-#: The Airflow connection naming it, when the variable is unset.
+#: The Airflow connection naming the replica's database, when the variable is unset.
 AIRFLOW_CONN_ID = "cpr_replica_db"
 
 
-def replica_url() -> str | None:
-    return os.environ.get(URL_VARIABLE) or None
-
-
 def replica_engine(filters: Engine, url: str | None = None) -> Engine:
-    """The replica's database: ``url`` (default :func:`replica_url`), else ``filters``."""
-    url = url or replica_url()
+    """The replica's database: ``url`` (default ``CPRSUB_REPLICA_DB_URL``), else
+    ``filters``."""
+    url = url or replica_db_url()
     return _engine(url) if url else filters
 
 

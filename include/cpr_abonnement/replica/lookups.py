@@ -16,12 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Engine, bindparam, case, delete, insert, or_, select
+from sqlalchemy import Engine, bindparam, case, insert, or_, select
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.cpr_number import validate
@@ -30,11 +29,9 @@ from cpr_abonnement.masking import mask
 from cpr_abonnement.replica.person import Person, read_person, split_block
 from cpr_abonnement.replica.scope import ALL, SUBSCRIBED, selected_by
 from cpr_abonnement.store.db import writing
-from cpr_abonnement.store.models import AuditEntry, ReplicaLookup, ReplicaPerson, Subscriber
+from cpr_abonnement.store.models import ReplicaLookup, ReplicaPerson, Subscriber
 
 FOUND, NOT_FOUND, OUT_OF_SCOPE = "FOUND", "NOT FOUND", "OUT OF SCOPE"
-#: The audit operation of every removal by a lifetime rule (as lifecycle.py's).
-RETENTION_OPERATION = "RetentionRemoval"
 
 
 @dataclass(frozen=True)
@@ -157,19 +154,3 @@ def lookups_of(engine: Engine, pnr: str, key: str | None, start: dt.datetime,
             ReplicaLookup.pnr_hash == digest, ReplicaLookup.looked_up_at >= start,
             ReplicaLookup.looked_up_at < end).order_by(ReplicaLookup.looked_up_at,
                                                        ReplicaLookup.id)))
-
-
-def forget_before(engine: Engine, cutoff: dt.datetime, *, caller: str, now: dt.datetime,
-                  rule: str) -> int:
-    """Remove the log's rows older than ``cutoff`` (the log's lifetime,
-    ``CPRSUB_LOOKUP_LOG_DAYS``), audited as one ``RetentionRemoval``; how many."""
-    with writing(engine) as s:
-        gone = s.execute(delete(ReplicaLookup).where(ReplicaLookup.looked_up_at < cutoff)
-                         ).rowcount or 0
-        if gone:
-            s.add(AuditEntry(at=now, caller=caller, subscriber_uuid=None,
-                             operation=RETENTION_OPERATION, result="REMOVED",
-                             arguments=json.dumps({"copy": "look-up log rows", "rows": gone,
-                                                   "before": cutoff.isoformat(),
-                                                   "rule": rule})))
-    return gone

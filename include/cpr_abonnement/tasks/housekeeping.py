@@ -16,7 +16,6 @@ from cpr_abonnement.health import due_day, late_pickups
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.pickup.retention import apply_retention
 from cpr_abonnement.pickup.strays import sweep_strays
-from cpr_abonnement.replica import lookups
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
 from cpr_abonnement.tasks import metrics
@@ -80,7 +79,7 @@ def apply_data_retention(settings: Settings, engine: Engine, *, now: dt.datetime
     for r in removed:
         counts[r.copy] = counts.get(r.copy, 0) + 1
     days = settings.lookup_log_days
-    forgotten = lookups.forget_before(replica or engine, at - dt.timedelta(days=days), now=at,
+    forgotten = lifecycle.forget_lookups(replica or engine, at - dt.timedelta(days=days), now=at,
                                       caller="cpr_pickup_housekeeping",
                                       rule=f"CPRSUB_LOOKUP_LOG_DAYS={days:g}")
     if forgotten:
