@@ -41,7 +41,10 @@ if [[ $(id -u) == 0 ]]; then
     done
 fi
 .venv/bin/ruff check .
-# One worker per core, slow tests stolen by whichever worker is free; every test's servers,
-# Airflow home and databases are its own, so workers do not share state.
+# One worker per core and one more, slow tests stolen by whichever worker is free: the
+# tests spend a good part of their time waiting for the servers and processes they start,
+# and the extra worker fills those gaps (two cores: 6:55 -> 6:27, CPU 139% -> 170%).
+# Every test's servers, Airflow home and databases are its own, so workers share no state.
 # CPRSUB_TEST_WORKERS=0 runs in one process.
-exec .venv/bin/python -m pytest -n "${CPRSUB_TEST_WORKERS:-auto}" --dist worksteal "$@"
+exec .venv/bin/python -m pytest -n "${CPRSUB_TEST_WORKERS:-$(( $(nproc) + 1 ))}" \
+    --dist worksteal "$@"
