@@ -20,11 +20,13 @@ URL_PREFIX = "/cpr-abonnement"
 def _apps() -> list[dict[str, Any]]:
     """The app, built where Airflow reads it (the API server), not in each task process
     that loads this file (:mod:`cpr_abonnement.plugin_attributes`)."""
-    from cpr_abonnement.airflow_side.connections import api_server_engine, replica_engine_of
+    from cpr_abonnement.airflow_side.connections import (
+        api_server_engine,
+        api_server_replica_engine,
+    )
     from cpr_abonnement.api.app import create_app
 
-    app = create_app(api_server_engine,
-                     replica_of=lambda filters: replica_engine_of(filters, in_task=False))
+    app = create_app(api_server_engine, replica_of=api_server_replica_engine)
     return [{"app": app, "url_prefix": URL_PREFIX,
              "name": "CPR Abonnement subscription API"}]
 

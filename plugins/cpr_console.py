@@ -1,4 +1,4 @@
-"""The operator console in Airflow's UI: a "CPR Abonnement" entry in the sidebar.
+"""The operator console in Airflow's UI: a "CPR" entry in the sidebar.
 
 The pages are a FastAPI app (:mod:`cpr_abonnement.console.app`) mounted under
 ``/cpr-console`` and listed as external views, which Airflow's UI shows inside its own
@@ -24,7 +24,10 @@ SIDEBAR_NAME = "CPR"
 def _apps() -> list[dict[str, Any]]:
     """The console, built where Airflow reads it (the API server), not in each task
     process that loads this file (:mod:`cpr_abonnement.plugin_attributes`)."""
-    from cpr_abonnement.airflow_side.connections import api_server_engine, replica_engine_of
+    from cpr_abonnement.airflow_side.connections import (
+        api_server_engine,
+        api_server_replica_engine,
+    )
     from cpr_abonnement.airflow_side.console_access import (
         clear_permission,
         console_access,
@@ -35,8 +38,7 @@ def _apps() -> list[dict[str, Any]]:
     return [{"app": create_console_app(api_server_engine, access=console_access(),
                                        links=deliver_task_links,
                                        may_clear=clear_permission(),
-                                       replica_of=lambda filters: replica_engine_of(
-                                           filters, in_task=False)),
+                                       replica_of=api_server_replica_engine),
              "url_prefix": URL_PREFIX, "name": "CPR Abonnement operator console"}]
 
 

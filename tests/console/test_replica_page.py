@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from cpr_abonnement.console.app import create_console_app
 from cpr_abonnement.replica.lookups import Caller, look_up
-from cpr_abonnement.replica.updating import STATUS, apply_extract
+from cpr_abonnement.replica.state import STATUS
+from cpr_abonnement.replica.updating import apply_extract
 from support.replica import blocks_of, status_extract
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)

@@ -17,7 +17,8 @@ from cpr_abonnement.errors import (
     PersonNotFound,
 )
 from cpr_abonnement.replica.lookups import Caller, look_up, lookups_of, pnr_hash
-from cpr_abonnement.replica.updating import STATUS, apply_extract
+from cpr_abonnement.replica.state import STATUS
+from cpr_abonnement.replica.updating import apply_extract
 from cpr_abonnement.store.models import ReplicaLookup, Subscriber
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.replica import blocks_of, fields, status_extract

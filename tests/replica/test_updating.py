@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ReplicaChainGap, ReplicaNotLoaded
 from cpr_abonnement.replica.lookups import find
-from cpr_abonnement.replica.updating import CHANGE, STATUS, apply_extract
+from cpr_abonnement.replica.state import CHANGE, STATUS
+from cpr_abonnement.replica.updating import apply_extract
 from cpr_abonnement.store.models import ReplicaPerson
 from support.replica import blocks_of, change_extract, edit, fields, status_extract
 

@@ -207,7 +207,8 @@ def test_the_replica_is_kept_as_cprsub_worker_and_looked_up_as_cprsub_api(seeded
     from cpr_abonnement.extract.generator import generate
     from cpr_abonnement.lifecycle import forget_lookups
     from cpr_abonnement.replica.lookups import Caller, look_up
-    from cpr_abonnement.replica.updating import STATUS, apply_extract
+    from cpr_abonnement.replica.state import STATUS
+    from cpr_abonnement.replica.updating import apply_extract
 
     path = tmp_path / "D261116.L431101"
     with open(path, "wb") as fh:

@@ -5,7 +5,6 @@ a death, a new name, ...) and written in a day's change extract."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 from pathlib import Path
 
 from builders import end, rec, start
@@ -59,10 +58,8 @@ def renumber(block: Block, pnr: str) -> Block:
 def change_extract(folder: Path, day: dt.date, previous: dt.date, blocks: list[Block],
                    ) -> Path:
     body = [line for block in blocks for line in block]
-    data = io.BytesIO()
-    data.write(b"\n".join([start(day, previous), *body, end(len(body))]) + b"\n")
     path = folder / f"D{day:%y%m%d}.L431101"
-    path.write_bytes(data.getvalue())
+    path.write_bytes(b"\n".join([start(day, previous), *body, end(len(body))]) + b"\n")
     return path
 
 

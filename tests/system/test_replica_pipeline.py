@@ -11,8 +11,8 @@ import pytest
 
 from cpr_abonnement.replica.lookups import Caller, find, look_up, lookups_of
 from cpr_abonnement.replica.person import NAME_AND_ADDRESS
-from cpr_abonnement.replica.state import state
-from cpr_abonnement.replica.updating import STATUS, apply_extract
+from cpr_abonnement.replica.state import STATUS, state
+from cpr_abonnement.replica.updating import apply_extract
 from support.deployment import task_states
 from support.replica import (
     blocks_of,

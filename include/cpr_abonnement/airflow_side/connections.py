@@ -89,3 +89,9 @@ def replica_engine_of(filters: Engine, *, in_task: bool = True) -> Engine:
                 raise  # a malformed connection is an error, not "none"
             url = None  # no connection of its own: the filter database
     return database.replica_engine(filters, url)
+
+
+def api_server_replica_engine(filters: Engine) -> Engine:
+    """:func:`replica_engine_of` for the API server (the subscription API and the
+    console), which reads connections through core's secrets chain, not a task's."""
+    return replica_engine_of(filters, in_task=False)

@@ -79,7 +79,8 @@ def _validated(args: argparse.Namespace):
 
 
 def load_cmd(args: argparse.Namespace) -> int:
-    from cpr_abonnement.replica.updating import STATUS, apply_extract
+    from cpr_abonnement.replica.state import STATUS
+    from cpr_abonnement.replica.updating import apply_extract
 
     index = _validated(args)
     print(apply_extract(_replica(args), args.file, index, kind=STATUS).line())
@@ -87,7 +88,8 @@ def load_cmd(args: argparse.Namespace) -> int:
 
 
 def apply_cmd(args: argparse.Namespace) -> int:
-    from cpr_abonnement.replica.updating import CHANGE, apply_extract
+    from cpr_abonnement.replica.state import CHANGE
+    from cpr_abonnement.replica.updating import apply_extract
 
     index = _validated(args)
     print(apply_extract(_replica(args), args.file, index, kind=CHANGE,

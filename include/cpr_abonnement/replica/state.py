@@ -14,6 +14,22 @@ from sqlalchemy.orm import Session
 from cpr_abonnement.delivery_calendar import DeliveryCalendar
 from cpr_abonnement.store.models import ExtractRun, ReplicaExtract, ReplicaLookup, ReplicaPerson
 
+#: The kinds of extract applied to the replica (``ReplicaExtract.kind``).
+STATUS, CHANGE = "status", "change"
+
+
+def head(engine: Engine) -> dt.date | None:
+    """The newest production date applied (the chain's end); None before a load."""
+    with Session(engine) as s:
+        return s.scalar(select(func.max(ReplicaExtract.production_date)))
+
+
+def loaded(engine: Engine) -> bool:
+    """Whether a status extract has been loaded: before it there is no replica."""
+    with Session(engine) as s:
+        return s.scalar(select(ReplicaExtract.id).where(ReplicaExtract.kind == STATUS)
+                        .limit(1)) is not None
+
 
 @dataclass(frozen=True)
 class ReplicaState:
@@ -54,20 +70,20 @@ def state(engine: Engine, calendar: DeliveryCalendar | None = None,
     """The replica in ``replica`` (default: the filter database ``engine``) against the
     extracts the pipeline processed (in ``engine``)."""
     calendar = calendar or DeliveryCalendar.default()
-    with Session(replica or engine) as s:
+    replica = replica or engine
+    with Session(replica) as s:
         persons = s.scalar(select(func.count()).select_from(ReplicaPerson)) or 0
         last = s.scalar(select(ReplicaExtract).order_by(
             ReplicaExtract.production_date.desc(), ReplicaExtract.id.desc()).limit(1))
-        loaded = s.scalar(select(ReplicaExtract.id).where(ReplicaExtract.kind == "status")
-                          .limit(1)) is not None
+    is_loaded = loaded(replica)
     with Session(engine) as s:
         newest = s.scalar(select(func.max(ExtractRun.production_date)))
     last_day = last.production_date if last else None
     lag = 0
-    if loaded and newest is not None and last_day is not None and newest > last_day:
+    if is_loaded and newest is not None and last_day is not None and newest > last_day:
         lag = sum(1 for _ in calendar.delivery_days(last_day + dt.timedelta(days=1), newest))
     return ReplicaState(persons, last.file_name if last else None, last_day,
-                        last.applied_at if last else None, loaded, newest, lag)
+                        last.applied_at if last else None, is_loaded, newest, lag)
 
 
 def lookups_per_day(engine: Engine, first: dt.date, last: dt.date) -> dict[dt.date, int]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
 from cpr_abonnement.errors import ReplicaChainGap, ReplicaNotLoaded
@@ -37,12 +37,12 @@ from cpr_abonnement.extract.index import scan
 from cpr_abonnement.extract.layouts import LAYOUTS
 from cpr_abonnement.extract.model import ExtractIndex
 from cpr_abonnement.extract.validation import chain_gap
+from cpr_abonnement.replica.state import CHANGE, head, loaded
 from cpr_abonnement.store.db import writing
 from cpr_abonnement.store.models import ReplicaExtract, ReplicaPerson
 
 log = logging.getLogger(__name__)
 
-STATUS, CHANGE = "status", "change"
 #: Persons written per statement: large enough that round trips do not dominate,
 #: small enough that one batch's blocks (~1.3 kB each) stay a few megabytes.
 BATCH = 2_000
@@ -110,18 +110,6 @@ def _current_pnr(block: bytes, status: int) -> str | None:
             value = line[_PNRGAELD].decode("ascii", "replace").strip()
             return value or None
     return None
-
-
-def head(engine: Engine) -> dt.date | None:
-    """The newest production date applied (the chain's end); None before a load."""
-    with Session(engine) as s:
-        return s.scalar(select(func.max(ReplicaExtract.production_date)))
-
-
-def loaded(engine: Engine) -> bool:
-    with Session(engine) as s:
-        return s.scalar(select(ReplicaExtract.id).where(ReplicaExtract.kind == STATUS)
-                        .limit(1)) is not None
 
 
 def apply_extract(engine: Engine, path: Path, index: ExtractIndex | None = None, *,

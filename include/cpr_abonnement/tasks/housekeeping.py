@@ -79,12 +79,12 @@ def apply_data_retention(settings: Settings, engine: Engine, *, now: dt.datetime
     for r in removed:
         counts[r.copy] = counts.get(r.copy, 0) + 1
     days = settings.lookup_log_days
-    forgotten = lifecycle.forget_lookups(replica or engine, at - dt.timedelta(days=days), now=at,
-                                      caller="cpr_pickup_housekeeping",
-                                      rule=f"CPRSUB_LOOKUP_LOG_DAYS={days:g}")
+    forgotten = lifecycle.forget_lookups(replica or engine, at - dt.timedelta(days=days),
+                                         now=at, caller="cpr_pickup_housekeeping",
+                                         rule=f"CPRSUB_LOOKUP_LOG_DAYS={days:g}")
     if forgotten:
         counts["look-up log row"] = forgotten
-    log.info("retention at %s UTC: %s", f"{as_naive_utc(now):%Y-%m-%d %H:%M:%S}",
+    log.info("retention at %s UTC: %s", f"{at:%Y-%m-%d %H:%M:%S}",
              ", ".join(f"{n} {copy}(s)" for copy, n in counts.items()) or "nothing due")
     return counts
 

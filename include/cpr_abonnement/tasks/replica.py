@@ -13,7 +13,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from cpr_abonnement.extract import index_store
-from cpr_abonnement.replica.updating import CHANGE, Applied, apply_extract
+from cpr_abonnement.replica.state import CHANGE
+from cpr_abonnement.replica.updating import Applied, apply_extract
 from cpr_abonnement.staging import local_copy, staged
 from cpr_abonnement.tasks.payloads import ReceivedExtract
 
