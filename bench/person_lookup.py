@@ -24,12 +24,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from backup_restore import database  # noqa: E402 (a throwaway database on a server)
 from soap_ops import report, run, serve, wait_up  # noqa: E402
 
 from cpr_abonnement.api import person_lookup  # noqa: E402
@@ -113,13 +114,8 @@ def main() -> None:
         if args.db:
             asyncio.run(bench(args.db, args, Path(tmp)))
             return
-        with postgres_server() as server:
-            admin = create_engine(server.replace("postgresql://", "postgresql+psycopg://", 1),
-                                  isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text("CREATE DATABASE lookup_bench"))
-            admin.dispose()
-            asyncio.run(bench(server.rsplit("/", 1)[0] + "/lookup_bench", args, Path(tmp)))
+        with postgres_server() as server, database(server, "lookup_bench") as url:
+            asyncio.run(bench(url, args, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from backup_restore import database  # noqa: E402 (a throwaway database on a server)
+
 from cpr_abonnement.store.db import make_engine, upgrade  # noqa: E402
 from support.servers import postgres_server  # noqa: E402
 
@@ -158,14 +160,7 @@ def main() -> None:
             if args.server:
                 results.append(measure("postgresql", args.server, status, change, scratch))
             else:
-                with postgres_server() as server:
-                    admin = create_engine(server.replace("postgresql://",
-                                                         "postgresql+psycopg://", 1),
-                                          isolation_level="AUTOCOMMIT")
-                    with admin.connect() as conn:
-                        conn.execute(text("CREATE DATABASE replica_bench"))
-                    admin.dispose()
-                    url = server.rsplit("/", 1)[0] + "/replica_bench"
+                with postgres_server() as server, database(server, "replica_bench") as url:
                     results.append(measure("postgresql", url, status, change, scratch))
     for r in results:
         print(json.dumps(r))
