@@ -158,16 +158,8 @@ router = APIRouter(tags=["SF1520 SOAP"])
 
 @router.post(PATH, name="SF1520", include_in_schema=False)
 async def lookup_call(request: Request) -> Response:
-    config = request.app.state.soap
     try:
-        fingerprint = config.certificates.fingerprint(request.scope)
-        charset = soap.content_charset(request.headers.get("content-type"))
-        body = await soap.read_body(request, config.max_body_bytes)
-        op = soap.operation_element(soap.parse_envelope(body, charset), TNS,
-                                    ("PersonLookupRequest",))
-        soap.normalise(op)
-        soap.validate(op, schema())
-        caller = CallerIdentity(transport="soap", certificate_sha256=fingerprint)
+        caller, op = await soap.read_call(request, TNS, ("PersonLookupRequest",), schema())
         return Response(await run_in_threadpool(
             _call, request.app.state.cpr, request.app.state.settings, caller, op),
             media_type=soap.XML)

@@ -530,17 +530,28 @@ def _call(engine, caller: CallerIdentity, op: etree._Element) -> bytes:
     return serialised(response)
 
 
+async def read_call(request: Request, namespace: str = TNS,
+                    known: Collection[str] | None = None,
+                    checker: etree.XMLSchema | None = None
+                    ) -> tuple[CallerIdentity, etree._Element]:
+    """Who calls (the client certificate) and the operation element, parsed, normalised
+    and valid against ``checker``: what every SOAP endpoint here does before its own
+    work (defaults: SF6002's namespace, operations and schema). Raises
+    :class:`SoapFault`."""
+    config = _config(request)
+    fingerprint = config.certificates.fingerprint(request.scope)
+    charset = content_charset(request.headers.get("content-type"))
+    body = await read_body(request, config.max_body_bytes)
+    op = operation_element(parse_envelope(body, charset), namespace, known)
+    normalise(op)
+    validate(op, checker)
+    return CallerIdentity(transport="soap", certificate_sha256=fingerprint), op
+
+
 @router.post(PATH, name="SF6002", include_in_schema=False)
 async def soap_call(request: Request) -> Response:
-    config = _config(request)
     try:
-        fingerprint = config.certificates.fingerprint(request.scope)
-        charset = content_charset(request.headers.get("content-type"))
-        body = await read_body(request, config.max_body_bytes)
-        op = operation_element(parse_envelope(body, charset))
-        normalise(op)
-        validate(op)
-        caller = CallerIdentity(transport="soap", certificate_sha256=fingerprint)
+        caller, op = await read_call(request)
         engine = request.app.state.cpr.engine
         return Response(await run_in_threadpool(_call, engine, caller, op), media_type=XML)
     except SoapFault as e:
