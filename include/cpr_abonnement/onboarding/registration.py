@@ -62,7 +62,7 @@ from cpr_abonnement.identities.ssh_keys import SshKeyInfo, parse_public_key
 from cpr_abonnement.masking import scrub
 from cpr_abonnement.onboarding import windows
 from cpr_abonnement.pickup.names import validate_account_name
-from cpr_abonnement.replica.scope import ALL, SCOPES
+from cpr_abonnement.replica.scope import ALL, validate_scope
 from cpr_abonnement.subscriptions import rules
 from cpr_abonnement.subscriptions.rules import (
     DEFAULT_AGREEMENT_SERVICE,
@@ -386,10 +386,8 @@ def parse_document(doc: Any, *, now=None) -> Document:
                                   "may be registered", field="service_windows", rule="limit")
     found = [str(w) for w in _check("service_windows", "service window",
                                     lambda: windows.parse_all(str(w) for w in given))]
-    scope = str(top.get("lookup_scope") or ALL)
-    if scope not in SCOPES:
-        raise InvalidRegistration(f"is one of {', '.join(SCOPES)}, not {scope[:20]!r}",
-                                  field="lookup_scope", rule="one of")
+    scope = _check("lookup_scope", "look-up scope",
+                   lambda: validate_scope(str(top.get("lookup_scope") or ALL)))
     return Document(uuid, name, _municipality(top.get("municipality")), supplier_name, cvr,
                     *contact, spec.name, target.push, target.account, agreements,
                     target.keys, certs, refs, tuple(found), target.folder, scope)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from cpr_abonnement.errors import InvalidSubscriber
 from cpr_abonnement.replica.person import Person
 
 if TYPE_CHECKING:
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
 
 ALL, SUBSCRIBED = "all", "subscribed"
 SCOPES = (ALL, SUBSCRIBED)
+
+
+def validate_scope(value: str) -> str:
+    """A system's ``lookup_scope``, one of :data:`SCOPES` (:class:`InvalidSubscriber`
+    otherwise): the one check the command line, the API and registration documents share."""
+    if value not in SCOPES:
+        raise InvalidSubscriber(f"lookup_scope is one of {', '.join(SCOPES)}, "
+                                f"not {str(value)[:20]!r}")
+    return value
 
 
 def _as_extract_row(person: Person) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from cpr_abonnement.identities.ssh_keys import (
     normalise_fingerprint as normalise_ssh_fingerprint,
 )
 from cpr_abonnement.pickup.names import validate_account_name
-from cpr_abonnement.replica.scope import SCOPES
+from cpr_abonnement.replica.scope import validate_scope
 from cpr_abonnement.store.clock import lock_filters
 from cpr_abonnement.store.db import writing
 from cpr_abonnement.store.models import (
@@ -265,8 +265,8 @@ class Administration(ServiceBase):
                 raise InvalidSubscriber("a subscriber needs a name")
             if sftp_conn_id is not None and not sftp_conn_id.strip():
                 raise InvalidSubscriber("an SFTP connection id may not be empty")
-            if lookup_scope is not None and lookup_scope not in SCOPES:
-                raise InvalidSubscriber(f"lookup_scope is one of {', '.join(SCOPES)}")
+            if lookup_scope is not None:
+                validate_scope(lookup_scope)
             given = {k: v for k, v in wanted.items() if v is not None}
             if not given:
                 raise InvalidSubscriber("nothing to update: give a name, serves, an SFTP "
