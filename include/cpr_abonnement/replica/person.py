@@ -140,13 +140,18 @@ class Person:
                    and (p.end is None or p.end > on) for p in self.protections)
 
 
+#: The record types a person is read from (the others stay in the block unread).
+READ = ("001", "002", "003", "004", "005", "006", "007", "008", "010", "012", "014", "015")
+_LAYOUTS = {code.encode(): LAYOUTS[code] for code in READ}
+
+
 def _records(lines: Iterable[bytes]) -> dict[str, list[dict[str, str]]]:
+    """The records of the :data:`READ` types, parsed; a look-up parses only these."""
     out: dict[str, list[dict[str, str]]] = {}
     for line in lines:
-        code = line[:3].decode("ascii", "replace")
-        layout = LAYOUTS.get(code)
-        if layout is not None and layout.person:
-            out.setdefault(code, []).append(layout.parse(line))
+        layout = _LAYOUTS.get(line[:3])
+        if layout is not None:
+            out.setdefault(layout.code, []).append(layout.parse(line))
     return out
 
 
