@@ -88,6 +88,9 @@ def environment(work: Path = WORK) -> dict[str, str]:
         "CPRSUB_RETRY_DELAY_SECONDS": "2",
         "CPRSUB_SETTLE_SECONDS": "0",  # the demo writes the extract before the run
         "CPRSUB_ALERT_EMAIL": ALERT_RECIPIENT,
+        # Person look-ups (docs/replica.md) need a key for their log; a demo-only one, as
+        # the demo SFTP password (production: a secret in .env, the API server's alone).
+        "CPRSUB_LOOKUP_KEY": "demo-only-look-up-key",
         # Alert mails link to task logs in the UI of `airflow standalone`.
         "AIRFLOW__API__BASE_URL": "http://localhost:8080",
         "GX_ANALYTICS_ENABLED": "False",
