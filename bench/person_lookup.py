@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import lean_client  # noqa: E402
 from backup_restore import database  # noqa: E402 (a throwaway database on a server)
-from soap_ops import report, run, serve, wait_up  # noqa: E402
+from soap_ops import serve, wait_up  # noqa: E402
 
 from cpr_abonnement.api import person_lookup  # noqa: E402
 from cpr_abonnement.store.db import make_engine, upgrade  # noqa: E402
@@ -91,12 +92,17 @@ async def bench(url: str, args: argparse.Namespace, work: Path) -> None:
     try:
         await wait_up(base, context)
         rng = random.Random(7)
-        calls = [("POST", base + person_lookup.PATH, {"content": lookup_envelope(p)})
+        url_ = base + person_lookup.PATH
+        calls = [lean_client.request("POST", url_, lookup_envelope(p))
                  for p in rng.choices(pnrs, k=args.lookups)]
-        await run(calls[: args.clients * 5], args.clients, context)  # connections warm
+        # Connections and the server's caches warm before the clock starts.
+        await lean_client.run(url_, calls[: args.clients * 5], args.clients, context)
         print(f"{len(pnrs):,} persons in the replica, {args.clients} concurrent keep-alive "
               f"clients, mutual TLS, {args.workers} worker(s), {url.split(':')[0]}")
-        report("SF1520 PersonLookup", *await run(calls, args.clients, context))
+        if args.pause:
+            input(f"server pid {server.pid}; press Enter to start ")
+        result = await lean_client.run(url_, calls, args.clients, context)
+        result.report("SF1520 PersonLookup")
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -108,6 +114,8 @@ def main() -> None:
     ap.add_argument("--lookups", type=int, default=20_000)
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--pause", action="store_true",
+                    help="wait for Enter before the measured run (to attach a profiler)")
     ap.add_argument("--db", help="a PostgreSQL database URL (default: a throwaway cluster)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="cprsub-bench-lookup-") as tmp:

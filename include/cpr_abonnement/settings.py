@@ -161,8 +161,9 @@ class Settings:
     #: file in this checkout or image, which exists wherever the code does.
     runbook_url: str = (Path(__file__).resolve().parents[2] / RUNBOOK_FILE).as_uri() \
         + RUNBOOK_ANCHOR
-    #: PostgreSQL connections the subscription API keeps open (its concurrent calls).
-    api_db_connections: int = 20
+    #: Database calls an API process runs at once: its threads for them
+    #: (cpr_abonnement.api.threads) and, on PostgreSQL, the connections it keeps open.
+    api_db_connections: int = 4
     poke_seconds: float = 300.0
     retry_delay_seconds: float = 60.0
     delivery_retries: int = 4

@@ -39,7 +39,6 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
 from cpr_abonnement import filters
 from cpr_abonnement.api import person_lookup, persons_rest, soap
@@ -48,6 +47,7 @@ from cpr_abonnement.api.databases import Databases, default_engine
 from cpr_abonnement.api.docs import mount_offline_docs
 from cpr_abonnement.api.guard import PRINCIPAL, UNAUTHENTICATED, BodyGuard, authenticate
 from cpr_abonnement.api.scrubbing import ScrubbedPaths
+from cpr_abonnement.api.threads import in_thread
 from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.errors import (
     FilterInputError,
@@ -244,7 +244,7 @@ async def _acting(request: Request, who: Principal, call: _Call,
                   act: Callable[[SubscriptionService, str], T]) -> T:
     """``act(service, system)`` for the call's subscriber, after :func:`_service`'s
     check, both in one thread-pool hand-off (see :data:`ops`)."""
-    return await run_in_threadpool(lambda: act(*_service(request, who, call)))
+    return await in_thread(request, lambda: act(*_service(request, who, call)))
 
 
 def _outcome(o: Any) -> ResultOut:

@@ -32,12 +32,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from lxml import etree
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cpr_abonnement.api import soap
 from cpr_abonnement.api.auth import CallerIdentity
 from cpr_abonnement.api.persons import Tree, danish_today, look_up_person, reply
+from cpr_abonnement.api.threads import in_thread
 from cpr_abonnement.errors import (
     InvalidPnr,
     LookupKeyMissing,
@@ -160,8 +160,8 @@ router = APIRouter(tags=["SF1520 SOAP"])
 async def lookup_call(request: Request) -> Response:
     try:
         caller, op = await soap.read_call(request, TNS, ("PersonLookupRequest",), schema())
-        return Response(await run_in_threadpool(
-            _call, request.app.state.cpr, request.app.state.settings, caller, op),
+        return Response(await in_thread(
+            request, _call, request.app.state.cpr, request.app.state.settings, caller, op),
             media_type=soap.XML)
     except SoapFault as e:
         log.info("SF1520 request refused: %s", e)

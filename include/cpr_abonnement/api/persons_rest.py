@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 
 from cpr_abonnement.api.auth import REST, CallerIdentity
 from cpr_abonnement.api.persons import danish_today, look_up_person, reply
+from cpr_abonnement.api.threads import in_thread
 from cpr_abonnement.errors import InvalidPnr, LookupKeyMissing, PersonNotFound
 from cpr_abonnement.identities.credentials import Principal
 
@@ -30,7 +31,7 @@ def router(principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
 
     @routes.get("/persons/{pnr}", name="PersonLookup",
                 summary="Look a person up in the CPR replica (SF1520's content as JSON)")
-    def person_lookup(pnr: str, who: Annotated[Principal, Depends(principal)],
+    async def person_lookup(pnr: str, who: Annotated[Principal, Depends(principal)],
                       request: Request) -> dict[str, Any]:
         """The person with CPR number `pnr` as the CPR replica holds them: SF1520
         PersonBaseDataExtended's `PersonLookupResponse` with the same element names
@@ -39,8 +40,9 @@ def router(principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
         such person; 422: `pnr` is not 10 digits forming a date; 503: look-ups are not
         configured (no look-up key)."""
         state = request.app.state.cpr
-        found = look_up_person(state.engine, CallerIdentity(REST, principal=who), None, pnr,
-                               settings=request.app.state.settings, replica=state.replica)
+        found = await in_thread(request, lambda: look_up_person(
+            state.engine, CallerIdentity(REST, principal=who), None, pnr,
+            settings=request.app.state.settings, replica=state.replica))
         return reply(found, danish_today())
 
     return routes

@@ -72,13 +72,13 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from lxml import etree
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cpr_abonnement import filters
 from cpr_abonnement.api import auth
 from cpr_abonnement.api.auth import CallContext, CallerIdentity
 from cpr_abonnement.api.guard import declared_length
+from cpr_abonnement.api.threads import in_thread
 from cpr_abonnement.errors import (
     CprAbonnementError,
     FilterInputError,
@@ -553,7 +553,7 @@ async def soap_call(request: Request) -> Response:
     try:
         caller, op = await read_call(request)
         engine = request.app.state.cpr.engine
-        return Response(await run_in_threadpool(_call, engine, caller, op), media_type=XML)
+        return Response(await in_thread(request, _call, engine, caller, op), media_type=XML)
     except SoapFault as e:
         log.info("SF6002 request refused: %s", e)
         return fault(e.code, str(e))

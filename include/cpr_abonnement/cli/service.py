@@ -103,6 +103,11 @@ def api_serve(args: argparse.Namespace) -> int:
     export_api_settings(db=args.db, client_cert_header=args.client_cert_header,
                         trusted_proxies=args.trusted_proxy,
                         client_ca=str(args.client_ca) if args.client_ca else None)
-    uvicorn.run("cpr_abonnement.api.app:create_app", factory=True, workers=args.workers,
-                host=args.host, port=args.port, **options)
-    return 0
+    app = "cpr_abonnement.api.app:create_app"
+    if args.workers == 1:
+        uvicorn.run(app, factory=True, host=args.host, port=args.port, **options)
+        return 0
+    from cpr_abonnement.api import workers
+
+    return workers.serve(uvicorn.Config(app, factory=True, host=args.host, port=args.port,
+                                        **options), args.workers)
