@@ -14,6 +14,7 @@ import asyncio
 import resource
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -58,31 +59,35 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     return status
 
 
-async def run(url: str, requests: list[bytes], clients: int,
-              context: ssl.SSLContext | None) -> Result:
-    """``clients`` keep-alive connections share ``requests``; every reply must be 200."""
+async def run(url: str, streams: list[Iterable[bytes]], context: ssl.SSLContext | None,
+              seconds: float | None = None) -> Result:
+    """One keep-alive connection per stream, sending its requests in turn (streams may
+    share one iterator), until they run out or ``seconds`` have passed; every reply
+    must be 200."""
     parts = urlsplit(url)
     latencies: list[float] = []
-    queue = iter(requests)
+    deadline = time.perf_counter() + seconds if seconds else float("inf")
 
-    async def client() -> None:
+    async def client(stream: Iterable[bytes]) -> None:
         reader, writer = await asyncio.open_connection(
             parts.hostname, parts.port, ssl=context,
             server_hostname=parts.hostname if context else None)
         try:
-            for data in queue:
+            for data in stream:
                 t = time.perf_counter()
                 status = await _exchange(reader, writer, data)
                 latencies.append(time.perf_counter() - t)
                 if status != 200:
                     raise RuntimeError(f"HTTP {status} from {url}")
+                if t > deadline:
+                    break
         finally:
             writer.close()
 
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    seconds = time.perf_counter() - started
+    await asyncio.gather(*(client(stream) for stream in streams))
+    elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     used = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
-    return Result(seconds, np.array(latencies), used)
+    return Result(elapsed, np.array(latencies), used)

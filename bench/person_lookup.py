@@ -96,12 +96,14 @@ async def bench(url: str, args: argparse.Namespace, work: Path) -> None:
         calls = [lean_client.request("POST", url_, lookup_envelope(p))
                  for p in rng.choices(pnrs, k=args.lookups)]
         # Connections and the server's caches warm before the clock starts.
-        await lean_client.run(url_, calls[: args.clients * 5], args.clients, context)
+        warm = iter(calls[: args.clients * 5])
+        await lean_client.run(url_, [warm] * args.clients, context)
         print(f"{len(pnrs):,} persons in the replica, {args.clients} concurrent keep-alive "
               f"clients, mutual TLS, {args.workers} worker(s), {url.split(':')[0]}")
         if args.pause:
             input(f"server pid {server.pid}; press Enter to start ")
-        result = await lean_client.run(url_, calls, args.clients, context)
+        shared = iter(calls)
+        result = await lean_client.run(url_, [shared] * args.clients, context)
         result.report("SF1520 PersonLookup")
     finally:
         server.terminate()

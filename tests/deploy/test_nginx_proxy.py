@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import http.client
 import re
-import shutil
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -26,39 +24,13 @@ from cpr_abonnement.api import soap
 from cpr_abonnement.api.tls import TLS12_CIPHERS
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import test_ca  # noqa: F401 - the fixture
+from support.proxy import NGINX, TEMPLATE, nginx_conf
+from support.proxy import nginx as running_nginx
 from support.servers import api_serve, free_port
 from support.soapclient import CTX, PNR_1, A, register
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "deploy/nginx/templates/cpr-abonnement.conf.template"
-UI_TEMPLATE = ROOT / "deploy/nginx/templates/airflow-ui.conf.template"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
                                 reason="nginx not installed (scripts/test.sh installs it)")
-
-
-def render(variables: dict[str, str], template: Path = TEMPLATE) -> str:
-    """What the nginx image's envsubst step does: ``${NAME}`` of the given names only."""
-    return re.sub(r"\$\{([A-Z_]+)\}", lambda m: variables[m.group(1)], template.read_text())
-
-
-def nginx_conf(tmp: Path, upstream: str, port: int, *, prefix: str = "",
-               ui_port: int | None = None) -> Path:
-    """nginx.conf with the IT systems' server (the API mounted at ``prefix`` upstream)
-    and, given ``ui_port``, the UI's server in front of the same upstream."""
-    server = tmp / "server.conf"
-    text = render({"CPRSUB_API_UPSTREAM": upstream, "CPRSUB_PROXY_PORT": f"127.0.0.1:{port}",
-                   "CPRSUB_PROXY_TLS_DIR": str(tmp), "CPRSUB_API_PREFIX": prefix})
-    if ui_port:
-        text += render({"CPRSUB_UI_UPSTREAM": upstream, "CPRSUB_UI_PORT":
-                        f"127.0.0.1:{ui_port}", "CPRSUB_UI_TLS_DIR": str(tmp)}, UI_TEMPLATE)
-    server.write_text(text)
-    conf = tmp / "nginx.conf"
-    temp = "".join(f"{k}_temp_path {tmp}/{k};\n" for k in
-                   ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf.write_text(f"daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;\n"
-                    f"events {{}}\nhttp {{\naccess_log off;\n{temp}include {server};\n}}\n")
-    return conf
 
 
 @pytest.fixture
@@ -79,21 +51,10 @@ def test_nginx_accepts_the_configuration(proxy_pki):
 @pytest.fixture
 def nginx(proxy_pki):
     def start(upstream: str, **options) -> str:
-        port = free_port()
-        conf = nginx_conf(proxy_pki, upstream, port, **options)
-        process = subprocess.Popen([NGINX, "-c", str(conf)], stderr=subprocess.PIPE)
-        started.append(process)
-        deadline = time.monotonic() + 10
-        while not (proxy_pki / "nginx.pid").exists():
-            assert process.poll() is None and time.monotonic() < deadline, \
-                process.stderr.read().decode() if process.stderr else "nginx died"
-            time.sleep(0.05)
-        return f"https://127.0.0.1:{port}"
-    started: list[subprocess.Popen] = []
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=10)
+        base, _ = stack.enter_context(running_nginx(proxy_pki, upstream, **options))
+        return base
+    with ExitStack() as stack:
+        yield start
 
 
 class FromAddress(HTTPAdapter):
