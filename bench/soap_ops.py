@@ -57,16 +57,25 @@ def setup(url: str, ca: TestCA, work: Path) -> tuple[str, ssl.SSLContext]:
     return token, context
 
 
-def serve(url: str, ca: TestCA, work: Path, port: int, workers: int = 1) -> subprocess.Popen:
-    cert, key = ca.server().write(work, "server")
-    process = subprocess.Popen(
+def serve(url: str, ca: TestCA, work: Path, port: int, workers: int = 1, *,
+          via: str = "tls") -> subprocess.Popen:
+    """``cprsub api serve`` on ``port``: with its own mutual TLS (``via="tls"``), plain
+    HTTP (``"http"``), or plain HTTP behind a proxy on this host that sends the client
+    certificate in nginx's header (``"proxy"``)."""
+    options: list[str] = []
+    if via == "tls":
+        cert, key = ca.server().write(work, "server")
+        options = ["--tls-cert", str(cert), "--tls-key", str(key),
+                   "--client-ca", str(ca.write(work))]
+    elif via == "proxy":
+        options = ["--client-cert-header", "X-SSL-Client-Cert",
+                   "--trusted-proxy", "127.0.0.1/32"]
+    return subprocess.Popen(
         [sys.executable, "-c", "import sys; from cpr_abonnement.cli import main; sys.exit(main())",
-         "api", "serve", "--db", url, "--workers", str(workers),
-         "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
-         "--client-ca", str(work / "ca.pem")],
+         "api", "serve", "--db", url, "--workers", str(workers), "--port", str(port),
+         *options],
         stdout=(work / "server.log").open("w"), stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(ROOT / "include")})
-    return process
 
 
 async def wait_up(base: str, context: ssl.SSLContext) -> None:
