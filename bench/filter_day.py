@@ -4,7 +4,7 @@
     .venv/bin/python bench/filter_day.py --scaling       # + 100k/1M persons x 10/100/1,000
     .venv/bin/python bench/filter_day.py --persons 200000 --subscribers 100   # smaller
     .venv/bin/python bench/filter_day.py --active 20 200 1000   # RSS against subscribers
-    .venv/bin/python bench/filter_day.py --persons 200000 --subscribers 100 --cli  # a real day
+    .venv/bin/python bench/filter_day.py --persons 200000 --subscribers 100 --hit-rate 1 --cli
 
 
 Scenario (issue 4): a 1,000,000-person extract (~11.4M records, from
@@ -20,7 +20,9 @@ threads) of the step and of the floor, which a busy shared machine disturbs less
 
 ``--cli`` times the step as an operator or a task process runs it, ``cprsub filter`` in
 a new process (start-up and imports included; stages not reported), against the same
-floor: a real day's extract is of the 200,000-person size, where start-up counts.
+floor: a real day's extract is of the 200,000-person size, where start-up counts. With
+``--hit-rate 1`` every one of a subscriber's 20,000 PNRs is a person of the day (1.2 GB
+written for 100 subscribers: the small day of issue 26).
 """
 
 from __future__ import annotations
@@ -56,11 +58,14 @@ def _extract(persons: int) -> Path:
     return path
 
 
-def _filter_db(extract: Path, subscribers: int, pnrs_per_subscriber: int) -> Path:
-    """``subscribers`` (1,000) with ``pnrs_per_subscriber`` (20,000) PNR rows each, 1% of
-    them persons in ``extract``, plus the municipality, age and change-code subscribers in
-    the same proportions (10%, 2%, 3%); built once (a few minutes at full size), cached."""
-    db = OUT / f"filters-{extract.stem}-{subscribers}x{pnrs_per_subscriber}.db"
+def _filter_db(extract: Path, subscribers: int, pnrs_per_subscriber: int,
+               hit_rate: float = HIT_RATE) -> Path:
+    """``subscribers`` (1,000) with ``pnrs_per_subscriber`` (20,000) PNR rows each,
+    ``hit_rate`` (1%) of them persons in ``extract``, plus the municipality, age and
+    change-code subscribers in the same proportions (10%, 2%, 3%); built once (a few
+    minutes at full size), cached."""
+    rate = "" if hit_rate == HIT_RATE else f"-hits{hit_rate:g}"
+    db = OUT / f"filters-{extract.stem}-{subscribers}x{pnrs_per_subscriber}{rate}.db"
     if db.exists():
         _upgrade(db)  # once here, not on every run's copy (0010 rebuilds a 20M-row index)
         return db
@@ -95,7 +100,7 @@ def _filter_db(extract: Path, subscribers: int, pnrs_per_subscriber: int) -> Pat
     raw = sqlite3.connect(tmp)
     raw.execute("PRAGMA journal_mode=OFF")
     raw.execute("PRAGMA synchronous=OFF")
-    hits = int(pnrs_per_subscriber * HIT_RATE)
+    hits = int(pnrs_per_subscriber * hit_rate)
     for sub_id in range(1, subscribers + 1):
         day, month = rng.integers(1, 29, pnrs_per_subscriber), rng.integers(1, 13,
                                                                               pnrs_per_subscriber)
@@ -224,6 +229,8 @@ def main() -> None:
     ap.add_argument("--pnrs-per-subscriber", type=int, default=PNRS_PER_SUBSCRIBER)
     ap.add_argument("--active", type=int, nargs="+", metavar="N",
                     help="runs with only the first N subscribers of the database active")
+    ap.add_argument("--hit-rate", type=float, default=HIT_RATE,
+                    help="share of each subscriber's PNRs that are persons of the day (0.01)")
     ap.add_argument("--cli", action="store_true",
                     help="time `cprsub filter` in a process of its own, start-up included")
     ap.add_argument("--child", nargs=3)
@@ -234,7 +241,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     big = _extract(args.persons)
     t = time.perf_counter()
-    db = _filter_db(big, args.subscribers, args.pnrs_per_subscriber)
+    db = _filter_db(big, args.subscribers, args.pnrs_per_subscriber, args.hit_rate)
     if time.perf_counter() - t > 1:
         print(f"built {db} in {time.perf_counter() - t:.0f} s")
     runs = [(big, n) for n in (args.active or [args.subscribers])]

@@ -132,8 +132,10 @@ class FilterType(ABC):
         """The CLI's ``get-all`` line for this type."""
         return f"{self.label}: {', '.join(self.shown(i) for i in items) or '-'}"
 
-    def in_force(self, conn: Connection, as_of: dt.datetime, pnrs: np.ndarray) -> list:
-        """(subscriber_id, *columns) rows in force at ``as_of``, every subscriber.
+    def in_force(self, conn: Connection, as_of: dt.datetime, pnrs: np.ndarray
+                 ) -> Sequence[Any] | np.ndarray:
+        """(subscriber_id, *columns) rows in force at ``as_of``, every subscriber; a type
+        with integer columns may give them as one 2-D int64 array.
 
         ``pnrs`` are the extract's persons, for a type that can narrow its rows to them.
         """

@@ -24,6 +24,10 @@ from cpr_abonnement.errors import InvalidPnr, InvalidPnrInput
 from cpr_abonnement.filters.base import Argument, Context, FilterType, Pairs
 from cpr_abonnement.store.models import Base, FilterRow, filter_indexes
 
+#: The day's PNRs joined per query on SQLite: each query's hits come back as one text,
+#: and a text stays far below SQLite's 1 GB limit however many subscribers hold them.
+DAY_CHUNK = 100_000
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -80,15 +84,18 @@ class Pnr(FilterType):
             return _in_force_postgresql(conn, as_of, day)
         # The day's PNRs straight from one JSON array, which SQLite parses in C (building
         # a temporary table of them cost as much as the join); CROSS JOIN fixes the loop
-        # order: the day's PNRs outside, probes of the covering index inside. Run on the
-        # driver's cursor: its plain tuples cost a fraction of SQLAlchemy's rows at
-        # 200,000 hits.
+        # order: the day's PNRs outside, probes of the covering index inside. The hits
+        # come back as one text, "id,pnr,id,pnr,...", that NumPy parses in C: two
+        # million rows as Python tuples, then columns, cost 1.8 s where this takes 0.8.
         stamp = _stored(conn.dialect, as_of)
-        return conn.connection.driver_connection.execute(
-            "SELECT f.subscriber_id, f.pnr FROM json_each(?) d "
+        cursor = conn.connection.driver_connection
+        found = [np.fromstring(cursor.execute(
+            "SELECT group_concat(f.subscriber_id || ',' || f.pnr) FROM json_each(?) d "
             "CROSS JOIN filter_pnr f ON f.pnr = d.value "
             "WHERE f.added_at <= ? AND (f.removed_at IS NULL OR f.removed_at > ?)",
-            (json.dumps(day), stamp, stamp)).fetchall()
+            (json.dumps(day[i:i + DAY_CHUNK]), stamp, stamp)).fetchone()[0] or "",
+            dtype=np.int64, sep=",") for i in range(0, len(day), DAY_CHUNK)]
+        return np.concatenate(found).reshape(-1, 2)
 
     def apply_many(self, session: Session, subscriber_id: int, raw: Sequence[Any],
                    now: dt.datetime, *, adding: bool, missing: str) -> list[str]:

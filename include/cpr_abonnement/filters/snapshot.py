@@ -8,7 +8,9 @@ occurs in the extract.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,17 +35,22 @@ class FilterSnapshot:
     filters: dict[FilterType, pd.DataFrame]
 
 
-def _frame(rows: list, columns: list[str], position: dict[int, int]) -> pd.DataFrame:
-    """Rows ``(subscriber_id, *columns)`` as a frame with ``sub`` (position) first.
+def _frame(rows: Sequence[Any] | np.ndarray, columns: list[str], position: dict[int, int]
+           ) -> pd.DataFrame:
+    """Rows ``(subscriber_id, *columns)`` (or their 2-D array) as a frame with ``sub``
+    (position) first.
 
     The rows are taken apart column by column before pandas sees them: given the
     SQLAlchemy rows themselves, pandas probes every row for attributes, each probe a
     caught exception inside SQLAlchemy, which cost seconds for the PNR join's hits.
     """
     names = ["subscriber_id", *columns]
-    values = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    df = pd.DataFrame({name: list(col) if col else np.empty(0, dtype=object)
-                       for name, col in zip(names, values, strict=True)})
+    if isinstance(rows, np.ndarray):
+        df = pd.DataFrame(dict(zip(names, rows.T, strict=True)))
+    else:
+        values = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        df = pd.DataFrame({name: list(col) if col else np.empty(0, dtype=object)
+                           for name, col in zip(names, values, strict=True)})
     known = pd.Index(np.fromiter(position, dtype=np.int64, count=len(position)))
     at = known.get_indexer(df["subscriber_id"].to_numpy())
     keep = at >= 0  # filters of disabled subscribers are dropped
