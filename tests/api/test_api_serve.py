@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from cpr_abonnement.identities.credentials import Role
 from cpr_abonnement.store.db import make_engine, upgrade
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.certs import TestCA
-from support.servers import api_serve
+from support.servers import api_serve, free_port
 from support.soapclient import AGREEMENT_A, A, B, envelope
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,3 +159,19 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(served):
     assert parent.wait(30) == 0
     _, alive = psutil.wait_procs(remaining, timeout=30)
     assert not alive
+
+
+def test_workers_that_cannot_start_stop_the_server_instead_of_restarting(tmp_path, sqlite_url):
+    """A malformed setting fails every worker's app factory: the server exits with
+    uvicorn's start-up failure code, and no worker is started again in a loop."""
+    port = free_port()
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from cpr_abonnement.cli import main; sys.exit(main())",
+         "api", "serve", "--db", sqlite_url, "--workers", "2", "--host", "127.0.0.1",
+         "--port", str(port)],
+        env={**os.environ, "CPRSUB_API_MAX_BODY_BYTES": "sixteen megabytes",
+             "PYTHONPATH": str(ROOT / "include")},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "could not start" in done.stderr
+    assert done.stderr.count("Traceback") <= 2  # one per worker at most: no restarts

@@ -11,9 +11,11 @@ worker idle (bench/person_lookup.py, docs/benchmarks.md). With a socket per work
 kernel hashes each new connection to one socket; no worker can take another's.
 
 The parent only supervises: a worker that dies is started again on its socket, and
-SIGINT/SIGTERM stop them all (uvicorn's graceful shutdown in each). A worker that
-cannot start (the app's factory fails) stops the whole server, as uvicorn does, rather
-than being started again forever.
+SIGINT/SIGTERM stop them all (uvicorn's graceful shutdown in each). A worker that ends by
+itself within :data:`STARTUP_SECONDS` of its start (not killed by a signal) is taken as
+unable to start (the app's
+factory fails, a setting is malformed): the whole server stops with uvicorn's start-up
+failure code, rather than starting it again in a loop.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 
 from uvicorn import Config, Server
 from uvicorn._subprocess import get_subprocess
@@ -31,6 +34,8 @@ log = logging.getLogger("uvicorn.error")
 
 #: How long a stopping worker may finish its requests before it is killed.
 GRACE_SECONDS = 30
+#: A worker that ends sooner after its start did not start.
+STARTUP_SECONDS = 10.0
 
 
 def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -52,10 +57,12 @@ def serve(config: Config, workers: int) -> int:
     sockets = [listening_socket(config.host, config.port, config.backlog)
                for _ in range(workers)]
     stop = threading.Event()
+    started: dict[int | None, float] = {}
 
     def start(sock: socket.socket):
         process = get_subprocess(config, target=Server(config).run, sockets=[sock])
         process.start()
+        started[process.pid] = time.monotonic()
         return process
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -66,11 +73,16 @@ def serve(config: Config, workers: int) -> int:
     code = 0
     while not stop.wait(0.5):
         for i, process in enumerate(processes):
-            if process.exitcode == STARTUP_FAILURE:
-                log.error("worker process %s could not start: stopping", process.pid)
+            if process.is_alive() or stop.is_set():
+                continue
+            ended_itself = (process.exitcode or 0) >= 0  # not killed by a signal
+            early = time.monotonic() - started[process.pid] < STARTUP_SECONDS
+            if process.exitcode == STARTUP_FAILURE or (ended_itself and early):
+                log.error("worker process %s could not start (exit code %s): stopping",
+                          process.pid, process.exitcode)
                 code = STARTUP_FAILURE
                 stop.set()
-            elif not process.is_alive():
+            else:
                 log.warning("worker process %s exited (code %s): starting another",
                             process.pid, process.exitcode)
                 processes[i] = start(sockets[i])
