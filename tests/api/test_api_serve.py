@@ -12,6 +12,8 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -50,10 +52,11 @@ class Served:
     ca: Path
 
 
-@pytest.fixture
-def served(tmp_path, sqlite_url):
+@contextmanager
+def _serving(tmp_path: Path) -> Iterator[Served]:
     """Two IT systems (A by certificate over SOAP, B by token over REST) and the server
     started with ``--workers 2``."""
+    sqlite_url = f"sqlite:///{tmp_path / 'filters.db'}"
     engine = make_engine(sqlite_url)
     upgrade(engine)
     svc = SubscriptionService(engine, caller="test")
@@ -72,6 +75,20 @@ def served(tmp_path, sqlite_url):
                     "--tls-key", str(key), "--client-ca", str(ca_file)],
                    tmp_path / "server.log", verify=context) as (base, pid):
         yield Served(base, context, token, pid, ca_file)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One server for the tests that leave its processes as they found them."""
+    with _serving(tmp_path_factory.mktemp("served")) as serving:
+        yield serving
+
+
+@pytest.fixture
+def served_alone(tmp_path):
+    """A server of the test's own, for a test that kills and stops its processes."""
+    with _serving(tmp_path) as serving:
+        yield serving
 
 
 def test_two_worker_processes_serve_rest_and_soap_with_mutual_tls(served):
@@ -142,7 +159,8 @@ def test_a_burst_of_keep_alive_connections_reaches_both_workers(served):
             conn.close()
 
 
-def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(served):
+def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(served_alone):
+    served = served_alone
     killed = workers(served.pid)[0]
     os.kill(killed, signal.SIGKILL)
     deadline = time.monotonic() + 30
