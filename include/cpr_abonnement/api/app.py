@@ -202,7 +202,7 @@ async def _principal(
     """The caller; for a request with a body :class:`BodyGuard` has already checked it."""
     found = getattr(request.state, PRINCIPAL, None)
     if found is None and auth:
-        found = await authenticate(request.app.state.cpr, auth.credentials)
+        found = await authenticate(request.app.state, auth.credentials)
     if found is None:
         raise HTTPException(401, UNAUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
     return found
@@ -244,7 +244,7 @@ async def _acting(request: Request, who: Principal, call: _Call,
                   act: Callable[[SubscriptionService, str], T]) -> T:
     """``act(service, system)`` for the call's subscriber, after :func:`_service`'s
     check, both in one thread-pool hand-off (see :data:`ops`)."""
-    return await in_thread(request, lambda: act(*_service(request, who, call)))
+    return await in_thread(request.app.state, lambda: act(*_service(request, who, call)))
 
 
 def _outcome(o: Any) -> ResultOut:

@@ -24,11 +24,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import anyio.to_thread
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from cpr_abonnement.api.airflow_access import airflow_principal
+from cpr_abonnement.api.threads import in_thread
 from cpr_abonnement.identities import credentials
 from cpr_abonnement.identities.credentials import Principal
 
@@ -54,16 +55,18 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
-async def authenticate(state: Any, token: str) -> Principal | None:
+async def authenticate(state: State, token: str) -> Principal | None:
     """The caller a bearer token stands for: one of our API tokens, else (inside
     Airflow's API server) an Airflow login, whose roles decide (:mod:`.airflow_access`).
     A token verified moments ago is answered here on the event loop; otherwise the
-    database is asked in a worker thread (``state.engine`` is made on first use there)."""
-    engine = state.made_engine()
+    database is asked on one of the app's database threads (``state`` is the app's;
+    its ``cpr.engine`` is made on first use there)."""
+    databases = state.cpr
+    engine = databases.made_engine()
     found = credentials.remembered(engine, token) if engine is not None else None
     if found is None:
-        found = await anyio.to_thread.run_sync(
-            lambda: credentials.authenticate(state.engine, token))
+        found = await in_thread(
+            state, lambda: credentials.authenticate(databases.engine, token))
     return found if found is not None else await airflow_principal(token)
 
 
@@ -122,7 +125,7 @@ class BodyGuard:
         token = bearer_token(scope)
         if token is None:
             return None
-        return await authenticate(scope["app"].state.cpr, token)
+        return await authenticate(scope["app"].state, token)
 
     def _counted(self, receive: Receive) -> Receive:
         """``receive`` that fails with 413 once the body passes the cap."""

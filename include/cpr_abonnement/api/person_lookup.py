@@ -160,8 +160,8 @@ router = APIRouter(tags=["SF1520 SOAP"])
 async def lookup_call(request: Request) -> Response:
     try:
         caller, op = await soap.read_call(request, TNS, ("PersonLookupRequest",), schema())
-        return Response(await in_thread(
-            request, _call, request.app.state.cpr, request.app.state.settings, caller, op),
+        state = request.app.state
+        return Response(await in_thread(state, _call, state.cpr, state.settings, caller, op),
             media_type=soap.XML)
     except SoapFault as e:
         log.info("SF1520 request refused: %s", e)

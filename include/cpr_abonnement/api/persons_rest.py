@@ -39,10 +39,10 @@ def router(principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
         service agreement (else 403). Every look-up is logged, refusals too. 404: no
         such person; 422: `pnr` is not 10 digits forming a date; 503: look-ups are not
         configured (no look-up key)."""
-        state = request.app.state.cpr
-        found = await in_thread(request, lambda: look_up_person(
-            state.engine, CallerIdentity(REST, principal=who), None, pnr,
-            settings=request.app.state.settings, replica=state.replica))
+        state = request.app.state
+        found = await in_thread(state, lambda: look_up_person(
+            state.cpr.engine, CallerIdentity(REST, principal=who), None, pnr,
+            settings=state.settings, replica=state.cpr.replica))
         return reply(found, danish_today())
 
     return routes

@@ -553,7 +553,8 @@ async def soap_call(request: Request) -> Response:
     try:
         caller, op = await read_call(request)
         engine = request.app.state.cpr.engine
-        return Response(await in_thread(request, _call, engine, caller, op), media_type=XML)
+        return Response(await in_thread(request.app.state, _call, engine, caller, op),
+                        media_type=XML)
     except SoapFault as e:
         log.info("SF6002 request refused: %s", e)
         return fault(e.code, str(e))

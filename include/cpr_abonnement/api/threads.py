@@ -2,7 +2,8 @@
 connections, handed out first come, first served.
 
 The endpoints are ``async``; what touches the database is synchronous and runs on a
-thread. Under anyio's default of 40 threads per process, 20 concurrent look-ups were 20
+thread (the operations IT systems call, the person look-ups, a token not verified
+moments ago). Under anyio's default of 40 threads per process, 20 concurrent look-ups were 20
 threads contending for one GIL, answered out of turn: p99 74 ms against 49 ms on two
 threads, at the same rate (one worker, ``bench/person_lookup.py``). More threads than
 connections would only wait for one in the pool, so the pool's size
@@ -16,7 +17,7 @@ from typing import TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
-from starlette.requests import Request
+from starlette.datastructures import State
 
 T = TypeVar("T")
 
@@ -33,7 +34,8 @@ def _limiter(threads: int) -> CapacityLimiter:
         return limiter
 
 
-async def in_thread(request: Request, call: Callable[..., T], *args: object) -> T:
-    """``call(*args)`` on one of the app's database threads, once one is free."""
-    threads = request.app.state.settings.api_db_connections
+async def in_thread(state: State, call: Callable[..., T], *args: object) -> T:
+    """``call(*args)`` on one of the database threads of the app whose ``state`` this
+    is, once one is free."""
+    threads = state.settings.api_db_connections
     return await to_thread.run_sync(call, *args, limiter=_limiter(threads))

@@ -13,9 +13,8 @@ kernel hashes each new connection to one socket; no worker can take another's.
 The parent only supervises: a worker that dies is started again on its socket, and
 SIGINT/SIGTERM stop them all (uvicorn's graceful shutdown in each). A worker that ends by
 itself within :data:`STARTUP_SECONDS` of its start (not killed by a signal) is taken as
-unable to start (the app's
-factory fails, a setting is malformed): the whole server stops with uvicorn's start-up
-failure code, rather than starting it again in a loop.
+unable to start (the app's factory fails, a setting is malformed): the whole server
+stops with uvicorn's start-up failure code, rather than starting it again in a loop.
 """
 
 from __future__ import annotations
