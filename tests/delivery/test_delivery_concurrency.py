@@ -257,8 +257,17 @@ def test_clean_up_removes_only_abandoned_temporaries_of_the_file(target, files):
             os.utime(target.local_dir / entry, (hour_ago, hour_ago))
     with SFTPHook(ssh_conn_id=CONN_ID).get_managed_conn() as sftp:
         now = sftp.stat(f"{target.remote_dir}/{kept[0]}").st_mtime
-        sftp_push.remove_temporaries(sftp, target.remote_dir, name,
-                                    untouched_before=now - sftp_push.STALE_TEMPORARY_SECONDS)
+        left = sftp_push.remove_temporaries(
+            sftp, target.remote_dir, name,
+            untouched_before=now - sftp_push.STALE_TEMPORARY_SECONDS)
         assert sorted(p.name for p in target.local_dir.iterdir()) == sorted(kept)
+        assert left == 1  # the live one: the final sweep must list the folder again
+        # An attempt's own temporary file is never another's leftover, however old.
+        (target.local_dir / abandoned[0]).write_bytes(b"\0" * 10)
+        os.utime(target.local_dir / abandoned[0], (hour_ago, hour_ago))
+        assert sftp_push.remove_temporaries(sftp, target.remote_dir, name,
+                                            ours=abandoned[0]) == 0
+        assert sorted(p.name for p in target.local_dir.iterdir()) == sorted(
+            [abandoned[0], *kept[1:]])
         sftp_push.remove_temporaries(sftp, target.remote_dir, name)  # final file verified
         assert sorted(p.name for p in target.local_dir.iterdir()) == sorted(kept[1:])

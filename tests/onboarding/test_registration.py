@@ -176,13 +176,26 @@ def test_connection_created_from_environment_password_never_printed(
     assert (conn.host, conn.port, conn.login, conn.password) == ("sftp.example", 2222, "cpr",
                                                                  "s3cret-pw")
     assert conn.extra_dejson["host_key"] == HOST_KEY.rsplit(" ", 1)[0]
+    assert conn.extra_dejson["compress"] is False  # issue 26: zlib cost more than it saved
     assert cli("subscriber", "register", path)[1] == f"UNCHANGED {SYS}\n"
+    _set_extra(conn_id, compress=True)  # an operator's choice for a slow link
     monkeypatch.setenv("CPRSUB_SFTP_PASSWORD_AALBORG", "rotated-pw")
     assert "updated Airflow connection" in cli("subscriber", "register", path)[1]
+    assert Connection.get_connection_from_secrets(conn_id).extra_dejson["compress"] is True
     shown = cli("subscriber", "show", SYS, "--format", "json")[1]
     # The values, not "pw": a random host key's base64 may hold those two letters.
     assert "s3cret-pw" not in shown and "rotated-pw" not in shown and "password" not in shown
     assert json.loads(shown)["delivery"]["connection"] == conn_id
+
+
+def _set_extra(conn_id: str, **changes) -> None:
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+        conn.set_extra(json.dumps({**conn.extra_dejson, **changes}))
 
 
 def test_admin_api_takes_the_same_document(engine):

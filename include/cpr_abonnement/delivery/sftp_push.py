@@ -12,7 +12,9 @@ managed session, per file:
    (``.<name>.<16 hex digits>.part``), read that back and compare size and SHA-256, and
    only then rename it into place with plain SFTP rename, which refuses to replace an
    existing file; if the final name appeared meanwhile (another attempt won), step 1
-   decides; finally read the final file back once more.
+   decides; finally check that the final name holds a file of our size. (It is our
+   verified temporary file: the rename cannot have replaced anything, and no attempt
+   ever writes under the final name, so it is not read back a second time.)
 
 So the final name only ever holds complete, verified bytes: two overlapping attempts (a
 zombie or re-queued task, a task cleared while running, two runs of the same day) each
@@ -20,8 +22,9 @@ write their own temporary file, and an attempt killed mid-upload leaves only its
 temporary file behind.
 
 Temporary files of other attempts are removed (:func:`remove_temporaries`) when they
-cannot matter any more: all of them once the final file holds the verified bytes, and
-before that only those untouched for :data:`STALE_TEMPORARY_SECONDS` by the server's
+cannot matter any more: all of them once the final file holds the verified bytes (the
+folder is listed again for that only when the listing after the upload showed some),
+and before that only those untouched for :data:`STALE_TEMPORARY_SECONDS` by the server's
 clock (a live upload keeps its file's mtime fresh, and no task runs longer: the
 ``deliver`` task's timeout is one hour). Removing a live attempt's file never corrupts
 anything: that attempt then fails its check of the temporary file, finds the final
@@ -64,17 +67,22 @@ def _remote_sha256(sftp: SFTPClient, path: str) -> tuple[str, int]:
 
 
 def remove_temporaries(sftp: SFTPClient, remote_dir: str, name: str, *,
-                       untouched_before: float | None = None) -> None:
+                       untouched_before: float | None = None, ours: str | None = None
+                       ) -> int:
     """Remove other attempts' temporary files of ``name`` (only those whose mtime is
-    before ``untouched_before``, when given). Best effort: a file another attempt
-    removed first, or one we may not remove, does not fail the delivery."""
+    before ``untouched_before``, when given), never ``ours``; return how many were
+    left in place. Best effort: a file another attempt removed first, or one we may not
+    remove, does not fail the delivery."""
+    left = 0
     for entry in sftp.listdir_attr(remote_dir):
-        if not is_temporary_of(entry.filename, name):
+        if entry.filename == ours or not is_temporary_of(entry.filename, name):
             continue
         if untouched_before is not None and (entry.st_mtime or 0) >= untouched_before:
+            left += 1
             continue
         path = posixpath.join(remote_dir, entry.filename)
         remove_leftover(path, sftp.remove)
+    return left
 
 
 def _discard(sftp: SFTPClient, path: str) -> None:
@@ -104,22 +112,24 @@ def _settle_existing(sftp: SFTPClient, remote_dir: str, name: str, ours: Fingerp
 
 
 def _upload_and_check(sftp: SFTPClient, local: Path, part: str, ours: Fingerprint, *,
-                      remote_dir: str, subscriber: str) -> bool:
-    """Upload ``local`` to ``part`` and check it: True when it holds exactly our bytes,
-    False when it disappeared meanwhile (another attempt's clean-up removed it)."""
+                      remote_dir: str, subscriber: str) -> tuple[bool, int]:
+    """Upload ``local`` to ``part`` and check it: whether it holds exactly our bytes
+    (False when it disappeared meanwhile: another attempt's clean-up removed it), and
+    how many other attempts' temporary files of the same name are still there."""
     sftp.put(str(local), part, confirm=False)
     try:
         written_at = sftp.stat(part).st_mtime or 0
-        remove_temporaries(sftp, remote_dir, local.name,
-                           untouched_before=written_at - STALE_TEMPORARY_SECONDS)
+        others = remove_temporaries(sftp, remote_dir, local.name,
+                                    untouched_before=written_at - STALE_TEMPORARY_SECONDS,
+                                    ours=posixpath.basename(part))
         got = Fingerprint(*_remote_sha256(sftp, part))
     except FileNotFoundError:
-        return False
+        return False, 0
     if got != ours:
         raise DeliveryError(f"the uploaded temporary file {part} holds {got}, not {ours}; "
                             "not renamed into place", subscriber=subscriber,
                             file_name=local.name)
-    return True
+    return True, others
 
 
 def _rename_into_place(sftp: SFTPClient, part: str, final: str, *, subscriber: str) -> bool:
@@ -146,8 +156,8 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
         return _settle_existing(sftp, remote_dir, name, ours, subscriber=subscriber)
     part = posixpath.join(remote_dir, temporary_name(name))
     try:
-        intact = _upload_and_check(sftp, local, part, ours, remote_dir=remote_dir,
-                                   subscriber=subscriber)
+        intact, others = _upload_and_check(sftp, local, part, ours, remote_dir=remote_dir,
+                                           subscriber=subscriber)
         placed = intact and _rename_into_place(sftp, part, final, subscriber=subscriber)
     except BaseException:
         _discard(sftp, part)
@@ -159,11 +169,12 @@ def put_file(sftp: SFTPClient, local: Path, remote_dir: str, *, subscriber: str
                                 "(by another attempt's clean-up?); nothing was renamed into "
                                 "place, retry", subscriber=subscriber, file_name=name)
         return _settle_existing(sftp, remote_dir, name, ours, subscriber=subscriber)
-    there = Fingerprint(*_remote_sha256(sftp, final))
-    if there != ours:
-        raise DeliveryError(f"verification failed after the rename: {final} holds {there}, "
-                            f"ours {ours}", subscriber=subscriber, file_name=name)
-    remove_temporaries(sftp, remote_dir, name)
+    size = sftp.stat(final).st_size
+    if size != ours.nbytes:
+        raise DeliveryError(f"after the rename {final} holds {size} bytes, ours "
+                            f"{ours.nbytes}", subscriber=subscriber, file_name=name)
+    if others:
+        remove_temporaries(sftp, remote_dir, name)
     return FileOutcome(name, ours.nbytes, ours.sha256, already_there=False)
 
 

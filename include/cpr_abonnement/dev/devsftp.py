@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncssh
 
+from cpr_abonnement.onboarding.push_connection import SSH_OPTIONS
 from cpr_abonnement.sshserver import BackgroundSshServer, run_until_interrupted
 
 
@@ -54,11 +55,12 @@ class EmbeddedSftpServer(BackgroundSshServer):
         return self
 
     def airflow_connection(self, login: str) -> str:
-        """JSON for ``AIRFLOW_CONN_<ID>`` pointing at this server, host key pinned."""
+        """JSON for ``AIRFLOW_CONN_<ID>`` pointing at this server, host key pinned, with
+        the SSH options a registration writes."""
         return json.dumps({
             "conn_type": "sftp", "host": "127.0.0.1", "port": self.port, "login": login,
             "password": self.users[login],
-            "extra": {"host_key": self.host_key_line, "look_for_keys": False},
+            "extra": {"host_key": self.host_key_line, **SSH_OPTIONS},
         })
 
 

@@ -10,9 +10,23 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import Engine, case, func, select, update
+from sqlalchemy import (
+    Boolean,
+    Engine,
+    Integer,
+    Row,
+    and_,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from cpr_abonnement.errors import ExtractError
 from cpr_abonnement.store.db import as_naive_utc
@@ -112,26 +126,28 @@ def record_delivery(engine: Engine, *, outcome: str, detail: str, now: dt.dateti
 
 def _write(engine: Engine, attempt: Attempt, *, outcome: str, detail: str, now: dt.datetime,
            count: bool, size_bytes: int | None = None) -> LedgerEntry:
-    """Update the ledger row of (extract, subscriber), or insert it as attempt 1.
+    """Update the ledger row of (extract, subscriber), or insert it as attempt 1, in one
+    statement (:data:`_UPSERT`).
 
     ``attempts`` is incremented in SQL, so attempts that overlap (a zombie task and its
-    retry) are all counted; if both insert the first row, the loser updates it instead.
+    retry) are all counted, and two attempts inserting the first row at once end as one
+    row counting both (the database's ``ON CONFLICT``).
     """
     _require_all(attempt)
-    row = dict(attempt)
-    task_number, production_date = row.pop("task_number"), row.pop("production_date")
-    if size_bytes is not None:
-        row["size_bytes"] = size_bytes
-
-    def once() -> LedgerEntry:
-        with Session(engine) as s, s.begin():
-            return _upsert(s, _run_id(s, task_number, production_date), **row,
-                           outcome=outcome, detail=detail, now=now, count=count)
-
+    params = {**attempt, "target": attempt["target"][:800], "outcome": outcome,
+              "detail": detail, "now": now, "size_bytes": size_bytes,
+              "increment": 1 if count else 0, "started": outcome == STARTED,
+              "delivered_at": now if outcome in DELIVERED_OUTCOMES else None}
     try:
-        return once()
-    except IntegrityError:  # another attempt inserted the row after our update found none
-        return once()
+        with engine.begin() as conn:
+            row = conn.execute(_UPSERT[engine.dialect.name], params).one()
+    except IntegrityError:
+        with engine.connect() as conn:  # no extract run: its id came out NULL
+            if conn.scalar(_RUN_ID, params) is not None:
+                raise
+        raise ExtractError(f"no processed extract for task {attempt['task_number']}, "
+                           f"{attempt['production_date']}") from None
+    return _entry(row)
 
 
 def _require_all(attempt: Attempt) -> None:
@@ -144,36 +160,49 @@ def _require_all(attempt: Attempt) -> None:
 
 
 def _run_id(s: Session, task_number: str, production_date: dt.date) -> int:
-    run_id = s.scalar(select(ExtractRun.id).where(
-        ExtractRun.task_number == task_number, ExtractRun.production_date == production_date))
+    run_id = s.scalar(_RUN_ID, {"task_number": task_number,
+                                "production_date": production_date})
     if run_id is None:
         raise ExtractError(f"no processed extract for task {task_number}, {production_date}")
     return run_id
 
 
-def _upsert(s: Session, run_id: int, subscriber_uuid: str, *, outcome: str, detail: str,
-            now: dt.datetime, count: bool, target: str, **fields: str | int) -> LedgerEntry:
-    delivered = outcome in DELIVERED_OUTCOMES
-    key = (Delivery.extract_run_id == run_id, Delivery.subscriber_uuid == subscriber_uuid)
-    changes = {**fields, "target": target[:800], "updated_at": now,
-               "outcome": outcome, "detail": detail}
-    if outcome == STARTED:  # a delivered row stays delivered (see start_delivery)
-        not_yet = Delivery.delivered_at.is_(None)
-        changes["outcome"] = case((not_yet, outcome), else_=Delivery.outcome)
-        changes["detail"] = case((not_yet, detail), else_=Delivery.detail)
-    if count:
-        changes["attempts"] = Delivery.attempts + 1
-    if delivered:
-        changes["delivered_at"] = func.coalesce(Delivery.delivered_at, now)
-    updated = s.execute(update(Delivery).where(*key).values(**changes)
-                        .execution_options(synchronize_session=False))
-    if updated.rowcount == 0:
-        s.add(Delivery(extract_run_id=run_id, subscriber_uuid=subscriber_uuid, attempts=1,
-                       target=target[:800], updated_at=now, outcome=outcome, detail=detail,
-                       delivered_at=now if delivered else None, **fields))
-        s.flush()
-    return _entry(s.scalars(select(Delivery).where(*key)
-                            .execution_options(populate_existing=True)).one())
+_DELIVERY, _RUN = Delivery.__table__, ExtractRun.__table__
+#: The extract run of the bound ``task_number`` and ``production_date``.
+_RUN_ID = select(_RUN.c.id).where(_RUN.c.task_number == bindparam("task_number"),
+                                  _RUN.c.production_date == bindparam("production_date"))
+
+
+def _upsert(insert) -> Executable:
+    """One attempt's write as a single ``INSERT … ON CONFLICT DO UPDATE … RETURNING``
+    (``insert``: the dialect's, SQLite's and PostgreSQL's share the clause), built once
+    per process: a delivery task is a process of its own, which otherwise compiled an
+    ORM read, update, insert and read-back for each write. The bound parameters decide
+    what the update keeps: ``increment`` counts the attempt (1) or not (0); while
+    ``started``, a delivered row keeps its outcome and detail (see
+    :func:`start_delivery`); ``delivered_at`` (None unless delivered) sets the first
+    delivery time only; ``size_bytes`` None keeps the known size."""
+    new = insert(_DELIVERY).values(
+        extract_run_id=_RUN_ID.scalar_subquery(), attempts=1,
+        **{c: bindparam(c) for c in ("subscriber_uuid", "file_name", "sha256", "persons",
+                                     "records", "target", "outcome", "detail",
+                                     "delivered_at", "size_bytes")},
+        updated_at=bindparam("now"))
+    old, ours = _DELIVERY.c, new.excluded
+    keep_delivered = and_(bindparam("started", type_=Boolean), old.delivered_at.is_not(None))
+    return new.on_conflict_do_update(
+        index_elements=[old.extract_run_id, old.subscriber_uuid],
+        set_={**{c: ours[c] for c in ("file_name", "sha256", "persons", "records",
+                                       "target", "updated_at")},
+              "attempts": old.attempts + bindparam("increment", type_=Integer),
+              "outcome": case((keep_delivered, old.outcome), else_=ours.outcome),
+              "detail": case((keep_delivered, old.detail), else_=ours.detail),
+              "delivered_at": func.coalesce(old.delivered_at, ours.delivered_at),
+              "size_bytes": func.coalesce(ours.size_bytes, old.size_bytes)},
+    ).returning(*_DELIVERY.c)
+
+
+_UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(postgresql_insert)}
 
 
 #: The outcome of a delivery waiting for the subscriber's service window to end.
@@ -219,12 +248,18 @@ def entries(engine: Engine, task_number: str, production_date: dt.date) -> list[
 def entry(engine: Engine, task_number: str, production_date: dt.date, subscriber_uuid: str
           ) -> LedgerEntry | None:
     """The ledger row of one extract and subscriber, if any."""
-    with Session(engine) as s:
-        row = s.scalar(select(Delivery).join(ExtractRun)
-                       .where(ExtractRun.task_number == task_number,
-                              ExtractRun.production_date == production_date,
-                              Delivery.subscriber_uuid == subscriber_uuid))
-        return _entry(row) if row is not None else None
+    with engine.connect() as conn:
+        row = conn.execute(_ENTRY, {"task_number": task_number,
+                                    "production_date": production_date,
+                                    "subscriber_uuid": subscriber_uuid}).one_or_none()
+    return _entry(row) if row is not None else None
+
+
+#: :func:`entry`'s query, built once (each delivery task asks it once, in a process of
+#: its own).
+_ENTRY = select(*_DELIVERY.c).where(
+    _DELIVERY.c.extract_run_id == _RUN_ID.scalar_subquery(),
+    _DELIVERY.c.subscriber_uuid == bindparam("subscriber_uuid"))
 
 
 def collected(previous: LedgerEntry | None, sha256: str) -> bool:
@@ -249,7 +284,7 @@ def restart_pickup_tracking(engine: Engine, task_number: str, production_date: d
                   .execution_options(synchronize_session=False))
 
 
-def _entry(row: Delivery) -> LedgerEntry:
+def _entry(row: Delivery | Row) -> LedgerEntry:
     return LedgerEntry(row.subscriber_uuid, row.file_name, row.sha256, row.persons, row.records,
                        row.target, row.attempts, row.outcome, row.detail, row.delivered_at,
                        row.available_at, row.picked_up_at, row.removed_at, row.removed_by,

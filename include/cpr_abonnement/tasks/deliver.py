@@ -15,7 +15,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 
 from cpr_abonnement import delivery
 from cpr_abonnement.cpr_number import scrub
@@ -65,7 +65,11 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
                subscriber_uuid=item.subscriber, file_name=item.file_name,
                sha256=item.sha256, persons=item.persons, records=item.records,
                target=target, now=now)
-    previous = ledger.entry(engine, item.task_number, item.day, item.subscriber)
+    # The row before this attempt, for a mode that tracks removal (pick-up): a push does
+    # not need it, so it is not read (a query compiled in each delivery's process).
+    known = delivery.mode_of(item.target) if item.target is not None else None
+    previous = (ledger.entry(engine, item.task_number, item.day, item.subscriber)
+                if known is not None and known.tracks_removal else None)
     _wait_for_service_window(item, engine, row, now)
     ledger.start_delivery(engine, **row)
 
@@ -168,8 +172,15 @@ def _service_windows(engine: Engine, uuid: str) -> tuple[ServiceWindow, ...]:
     service, whose import path (certificates, credentials, filters) a delivery task
     would otherwise pay for every subscriber (issue 16, item 3)."""
     with engine.connect() as conn:
-        stored = conn.scalar(select(Subscriber.registration).where(Subscriber.uuid == uuid))
+        stored = conn.scalar(_REGISTRATION, {"uuid": uuid})
     return parse_all(json.loads(stored).get("service_windows", [])) if stored else ()
+
+
+#: A subscriber's registration document, as a Core query built once (a delivery task
+#: is a process of its own, and compiled the ORM form of it for each subscriber).
+_SUBSCRIBERS = Subscriber.__table__
+_REGISTRATION = select(_SUBSCRIBERS.c.registration).where(
+    _SUBSCRIBERS.c.uuid == bindparam("uuid"))
 
 
 def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:
