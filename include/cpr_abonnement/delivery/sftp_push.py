@@ -56,25 +56,29 @@ from cpr_abonnement.delivery.files import (
 from cpr_abonnement.errors import DeliveryConflict, DeliveryError, DeliveryRefused
 
 if TYPE_CHECKING:
-    from paramiko import SFTPClient
+    from paramiko import SFTPAttributes, SFTPClient
 
 log = logging.getLogger(__name__)
 
-def _remote_sha256(sftp: SFTPClient, path: str) -> tuple[str, int]:
+def _remote_sha256(sftp: SFTPClient, path: str, size: int | None = None
+                   ) -> tuple[str, int]:
+    """SHA-256 and size of a remote file; ``size``, when the caller has just listed it,
+    saves the read-ahead from asking the server for it."""
     with sftp.open(path, "rb") as fh:
-        fh.prefetch()
+        fh.prefetch(size)
         return digest_of(fh)
 
 
 def remove_temporaries(sftp: SFTPClient, remote_dir: str, name: str, *,
-                       untouched_before: float | None = None, ours: str | None = None
-                       ) -> int:
+                       untouched_before: float | None = None, ours: str | None = None,
+                       listing: list[SFTPAttributes] | None = None) -> int:
     """Remove other attempts' temporary files of ``name`` (only those whose mtime is
     before ``untouched_before``, when given), never ``ours``; return how many were
-    left in place. Best effort: a file another attempt removed first, or one we may not
-    remove, does not fail the delivery."""
+    left in place. ``listing``: the folder as just listed (else it is listed here).
+    Best effort: a file another attempt removed first, or one we may not remove, does
+    not fail the delivery."""
     left = 0
-    for entry in sftp.listdir_attr(remote_dir):
+    for entry in sftp.listdir_attr(remote_dir) if listing is None else listing:
         if entry.filename == ours or not is_temporary_of(entry.filename, name):
             continue
         if untouched_before is not None and (entry.st_mtime or 0) >= untouched_before:
@@ -117,12 +121,17 @@ def _upload_and_check(sftp: SFTPClient, local: Path, part: str, ours: Fingerprin
     (False when it disappeared meanwhile: another attempt's clean-up removed it), and
     how many other attempts' temporary files of the same name are still there."""
     sftp.put(str(local), part, confirm=False)
+    # One listing serves the clean-up and the check: it dates our upload by the
+    # server's clock and gives its size for the read-back.
+    listing = sftp.listdir_attr(remote_dir)
+    mine = next((e for e in listing if e.filename == posixpath.basename(part)), None)
+    if mine is None:
+        return False, 0
+    others = remove_temporaries(
+        sftp, remote_dir, local.name, ours=mine.filename, listing=listing,
+        untouched_before=(mine.st_mtime or 0) - STALE_TEMPORARY_SECONDS)
     try:
-        written_at = sftp.stat(part).st_mtime or 0
-        others = remove_temporaries(sftp, remote_dir, local.name,
-                                    untouched_before=written_at - STALE_TEMPORARY_SECONDS,
-                                    ours=posixpath.basename(part))
-        got = Fingerprint(*_remote_sha256(sftp, part))
+        got = Fingerprint(*_remote_sha256(sftp, part, mine.st_size))
     except FileNotFoundError:
         return False, 0
     if got != ours:
