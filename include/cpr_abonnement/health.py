@@ -33,7 +33,8 @@ from cpr_abonnement.cpr_number import scrub
 from cpr_abonnement.delivery import modes
 from cpr_abonnement.delivery_calendar import DANISH_TIME
 from cpr_abonnement.identities import expiry
-from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, short_reason
+from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES
+from cpr_abonnement.records.reasons import short_reason
 from cpr_abonnement.replica.database import replica_engine
 from cpr_abonnement.replica.state import state as replica_state
 from cpr_abonnement.settings import Settings

@@ -79,3 +79,29 @@ def test_a_delivery_task_imports_no_data_stack_nor_ssh_server_and_one_engine(tmp
     assert report == {"outcome": "DELIVERED", "engines": 1, "heavy": []}
     assert (tmp_path / "pickup" / "subscriber-a" / "IN" / NAME).read_bytes() == b"delta\n"
     assert [e.outcome for e in ledger.entries(engine, TASK, DAY)] == ["DELIVERED"]
+
+
+#: What the DAG processor's parse of the daily DAG file must not import: the filter
+#: database's ORM models (through the ledger) were most of a parse, and the DAG
+#: processor parses the file every half minute in a fresh process (issue 26).
+PARSE_HEAVY = (*HEAVY, "cpr_abonnement.store.models", "cpr_abonnement.records.ledger")
+
+DAG_PARSE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("dag_file", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+assert module.DAG_ID == "cpr_abonnement_daily"
+print(json.dumps([m for m in json.loads(sys.argv[2]) if m in sys.modules]))
+"""
+
+
+def test_parsing_the_daily_dag_file_imports_neither_the_orm_nor_the_ledger():
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}",
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins")}
+    done = subprocess.run([sys.executable, "-c", DAG_PARSE,
+                           str(ROOT / "dags" / "cpr_abonnement_daily.py"),
+                           json.dumps(PARSE_HEAVY)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -25,7 +25,8 @@ from cpr_abonnement.delivery import modes
 from cpr_abonnement.health import is_late, pickup_cutoff
 from cpr_abonnement.identities import expiry
 from cpr_abonnement.records import extract_checks
-from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, STARTED, short_reason
+from cpr_abonnement.records.ledger import DELIVERED_OUTCOMES, STARTED
+from cpr_abonnement.records.reasons import short_reason
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.store.db import as_naive_utc
 from cpr_abonnement.store.models import (

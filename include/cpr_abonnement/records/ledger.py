@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import posixpath
-import re
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
@@ -34,26 +33,6 @@ from cpr_abonnement.store.models import Delivery, ExtractRun, Subscriber
 
 #: Ledger outcomes that mean the subscriber has the file.
 DELIVERED_OUTCOMES = ("DELIVERED", "ALREADY_DELIVERED")
-#: A failed attempt's detail as the deliver task records it: the exception type, then
-#: (for our DeliveryError) the delivery restated ("delivery of F to S: "), then the cause.
-_RESTATED = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*: )?delivery of \S+ to [^:]+: ")
-
-
-def short_reason(detail: str, limit: int = 90) -> str:
-    """Why an attempt failed, as one short line for a console cell, a health line or an
-    alert's subject: the detail's first line without our exception type and the
-    restated delivery, when it restates it (the reader sees whose delivery it is)."""
-    lines = detail.strip().splitlines()
-    if not lines:
-        return ""
-    return clip(_RESTATED.sub("", lines[0], count=1) or lines[0], limit)
-
-
-def clip(text: str, limit: int) -> str:
-    """The text cut to ``limit`` characters, the cut shown by an ellipsis."""
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 #: The outcome of an attempt that has started and not ended: still running, or its
 #: process died (killed worker, zombie task) before it could record its end.
 STARTED = "STARTED"

@@ -37,7 +37,7 @@ from cpr_abonnement.errors import (
     ProductionDateGap,
     RunDateRefused,
 )
-from cpr_abonnement.records.ledger import clip, short_reason
+from cpr_abonnement.records.reasons import clip, short_reason
 from cpr_abonnement.settings import RUNBOOK, Settings
 from cpr_abonnement.tasks.run_dates import delivery_day
 

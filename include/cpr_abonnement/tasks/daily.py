@@ -36,6 +36,7 @@ from cpr_abonnement.inbound.quarantine import quarantine
 from cpr_abonnement.onboarding.windows import TZ
 from cpr_abonnement.records import extract_checks, extract_runs, ledger
 from cpr_abonnement.records.extract_checks import CheckRecord, Expectation, Problem
+from cpr_abonnement.records.reasons import short_reason
 from cpr_abonnement.settings import Settings
 from cpr_abonnement.staging import is_local, local_copy, local_path, stage_dir, staged, upload
 from cpr_abonnement.tasks import metrics
@@ -281,7 +282,7 @@ def report(received: ReceivedExtract, items: list[DeliveryItem], engine: Engine,
                      f"{item.records} records, {outcome}"
                      + (f" after {e.attempts} attempt(s)" if e else "") + waited)
         reason = ("" if outcome in ledger.DELIVERED_OUTCOMES
-                  else ledger.short_reason(e.detail) if e else "no attempt was made")
+                  else short_reason(e.detail) if e else "no attempt was made")
         rows.append(NoteRow(item.name, outcome, item.persons, item.records,
                             item.target.mode if item.target else "-",
                             e.attempts if e else None, waited, reason))
