@@ -22,13 +22,21 @@ PROBE = """
 import json, os, sys
 from airflow._shared.module_loading import import_string
 from cpr_abonnement.airflow_side.executor import TASK_SIDE_MODULES
-at_fork, unconfigured = [], []
+at_fork, unconfigured, preloaded = [], [], []
 
 def seen_at_fork():
     at_fork.append([m for m in TASK_SIDE_MODULES if m in sys.modules])
     models = sys.modules.get("cpr_abonnement.store.models")
     unconfigured.append(None if models is None else sorted(
         m.class_.__name__ for m in models.Base.registry.mappers if not m.configured))
+    pre = getattr(sys.modules.get("cpr_abonnement.airflow_side.connections"), "_preloaded",
+                  None)
+    loader = getattr(sys.modules.get("airflow.sdk.plugins_manager"), "_get_plugins", None)
+    loaded = loader is not None and loader.cache_info().currsize > 0
+    preloaded.append({
+        "url": pre and pre[0], "compiled": pre and len(pre[1]._compiled_cache),
+        "connections": pre and pre[1].pool.checkedin() + pre[1].pool.checkedout(),
+        "plugins": sorted(p.name for p in loader()[0]) if loaded else []})
 
 os.register_at_fork(before=seen_at_fork)
 executor = import_string(sys.argv[1])(parallelism=2)
@@ -36,14 +44,14 @@ executor.start()
 forks, workers = len(at_fork), len(executor.workers)
 executor.end()
 print(json.dumps({"workers": workers, "held": at_fork[:forks],
-                  "unconfigured": unconfigured[:forks]}))
+                  "unconfigured": unconfigured[:forks], "preloaded": preloaded[:forks]}))
 """
 
 
-def _forks_of(executor: str) -> dict:
+def _forks_of(executor: str, **env: str) -> dict:
     done = subprocess.run([sys.executable, "-c", PROBE, executor], capture_output=True,
                           text=True, timeout=300,
-                          env={**os.environ,
+                          env={**os.environ, **env,
                                "PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}"})
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -71,3 +79,22 @@ def test_workers_are_forked_with_our_orm_mappers_configured():
     seen = _forks_of("cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor")
     assert len(seen["unconfigured"]) >= 2
     assert all(names == [] for names in seen["unconfigured"]), seen["unconfigured"]
+
+
+def test_workers_are_forked_with_the_plugins_and_the_filter_databases_engine(tmp_path):
+    """Issue 26: each task process executed every plugin file again (7 ms) and built
+    the filter database's engine and compiled its queries (4 ms). Forked after the
+    executor made them, the processes inherit the plugins and an engine without a
+    connection (a forked process must open its own), its delivery queries compiled."""
+    from cpr_abonnement.store.db import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path / 'filters.db'}"
+    upgrade(make_engine(url))
+    seen = _forks_of("cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor",
+                     CPRSUB_DB_URL=url, AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"))
+    assert len(seen["preloaded"]) >= 2
+    for fork in seen["preloaded"]:
+        assert fork["url"] == url and fork["connections"] == 0, fork
+        assert fork["compiled"] >= 2, fork  # the service windows' and the ledger's reads
+        assert {"cpr_abonnement_api", "cpr_run_note", "cpr_timetable"} <= set(
+            fork["plugins"]), fork

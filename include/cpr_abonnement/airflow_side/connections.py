@@ -7,6 +7,8 @@ tests, deployments without the connection).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import Engine
 
 from cpr_abonnement.errors import FilterDatabaseUnavailable
@@ -41,7 +43,7 @@ def task_engine() -> Engine:
                 f"the filter database is not configured: no {source} "
                 f"({type(exc).__name__}); create it (conn type sqlite or postgres) "
                 f"or set {DB_URL_VARIABLE}") from exc
-    engine = make_engine(url)
+    engine = _preloaded[1] if _preloaded and _preloaded[0] == url else make_engine(url)
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
@@ -53,6 +55,35 @@ def task_engine() -> Engine:
             f"the filter database named by {source} is not reachable "
             f"({type(exc).__name__} at {engine.url.render_as_string(hide_password=True)})"
         ) from exc
+    return engine
+
+
+#: The filter database's URL and engine as :func:`preload_task_engine` made them in a
+#: process about to fork task processes; :func:`task_engine` uses it for that URL only.
+_preloaded: tuple[str, Engine] | None = None
+
+
+def preload_task_engine(warm: Callable[[Engine], object] | None = None) -> Engine | None:
+    """Make the engine :func:`task_engine` would, in a process that then forks the
+    task processes (:class:`~cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor`),
+    when ``CPRSUB_DB_URL`` names the database (the Airflow connection is a task's to
+    read). Each task process then inherits it with its dialect set up and the queries
+    ``warm`` ran (read-only) compiled, instead of building its own: 4 ms of each
+    delivery. The connection it opened is closed before anything forks; a forked
+    process opens its own."""
+    global _preloaded
+    url = db_url()
+    if not url:
+        return None
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        if warm is not None:
+            warm(engine)
+    finally:
+        engine.dispose()
+    _preloaded = (url, engine)
     return engine
 
 

@@ -75,6 +75,15 @@ def load_plugins() -> None:
     integrate_macros_plugins()
 
 
+def preload_filter_database() -> None:
+    """The filter database's engine for the task processes, its delivery queries
+    compiled (:func:`~cpr_abonnement.airflow_side.connections.preload_task_engine`)."""
+    from cpr_abonnement.airflow_side.connections import preload_task_engine
+    from cpr_abonnement.tasks.deliver import warm
+
+    preload_task_engine(warm)
+
+
 def configure_orm() -> None:
     """Configure the ORM mappers of every imported model (ours: the ledger's, the
     subscribers'). SQLAlchemy does this at a process's first ORM query, so a task
@@ -96,8 +105,8 @@ def warm_api_client(server: str) -> None:
 
 class PreloadedLocalExecutor(LocalExecutor):
     """Airflow's LocalExecutor whose workers are forked after :data:`TASK_SIDE_MODULES`
-    were imported, the plugins loaded, the ORM mappers configured and the API client
-    warmed (with
+    were imported, the plugins loaded, the filter database's engine made, the ORM
+    mappers configured and the API client warmed (with
     ``multiprocessing``'s default ``fork`` start method on Linux, which the LocalExecutor
     needs for this: other methods start workers afresh)."""
 
@@ -109,6 +118,10 @@ class PreloadedLocalExecutor(LocalExecutor):
             load_plugins()
         except Exception:  # a broken plugin fails in the task process, with its log
             log.warning("could not load the plugins for the task processes", exc_info=True)
+        try:
+            preload_filter_database()
+        except Exception:  # unreachable now: each task process connects and says so
+            log.warning("could not preload the filter database's engine", exc_info=True)
         try:
             configure_orm()
         except Exception:  # a broken mapping fails the task's first query, with its log

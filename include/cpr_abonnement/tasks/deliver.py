@@ -176,6 +176,14 @@ def _service_windows(engine: Engine, uuid: str) -> tuple[ServiceWindow, ...]:
     return parse_all(json.loads(stored).get("service_windows", [])) if stored else ()
 
 
+def warm(engine: Engine) -> None:
+    """Run a delivery's read-only queries once, for keys no row has, so that ``engine``
+    holds their compiled forms for the task processes a preloading executor forks
+    (:func:`cpr_abonnement.airflow_side.connections.preload_task_engine`)."""
+    _service_windows(engine, "")
+    ledger.entry(engine, "", dt.date(1900, 1, 1), "")
+
+
 #: A subscriber's registration document, as a Core query built once (a delivery task
 #: is a process of its own, and compiled the ORM form of it for each subscriber).
 _SUBSCRIBERS = Subscriber.__table__
