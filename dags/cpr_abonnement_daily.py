@@ -132,7 +132,7 @@ def cpr_abonnement_daily():
                   reason="another file for this day was processed before"),
         RetryRule(exception="cpr_abonnement.errors.DiskSpaceLow", action=RetryAction.FAIL,
                   reason="the staging volume would fill up: alert now")]))
-    def filter_for_subscribers(received: dict) -> list[dict]:
+    def filter_for_subscribers(received: dict) -> list[str]:
         from airflow.sdk import get_current_context
 
         from cpr_abonnement.airflow_side.connections import task_engine
@@ -148,12 +148,12 @@ def cpr_abonnement_daily():
         as_of = end if end is not None and end < dt.datetime.now(dt.UTC) else None
         items = filter_day(Settings.from_env(), ReceivedExtract.from_xcom(received),
                            task_engine(), as_of=as_of)
-        return [item.to_xcom() for item in items]
+        return [item.to_wire() for item in items]  # one JSON text each: see to_wire
 
     @task(map_index_template="{{ subscriber_name }}", retries=SETTINGS.delivery_retries,
           retry_policy=NO_RETRY, max_active_tis_per_dagrun=8,
           execution_timeout=dt.timedelta(hours=1))
-    def deliver(item: dict) -> None:
+    def deliver(item: str) -> None:
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowRescheduleException
 
@@ -162,7 +162,7 @@ def cpr_abonnement_daily():
         from cpr_abonnement.tasks import deliver as delivering
         from cpr_abonnement.tasks.payloads import DeliveryItem
 
-        delivery, ctx = DeliveryItem.from_xcom(item), get_current_context()
+        delivery, ctx = DeliveryItem.from_wire(item), get_current_context()
         ctx["subscriber_name"] = delivery.name  # the map index's name
         ctx["subscriber_uuid"] = delivery.subscriber  # the failure alert's contact notice
         replace = delivery.subscriber in (ctx["params"].get(delivering.REPLACE_PARAM) or [])
@@ -199,7 +199,7 @@ def cpr_abonnement_daily():
         return applied.line()
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
-    def report(received: dict, items: list[dict]) -> dict:
+    def report(received: dict, items: list[str]) -> dict:
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -211,7 +211,7 @@ def cpr_abonnement_daily():
             raise AirflowFailException("nothing to report: the extract was not processed "
                                        "(see the failed task above)")
         summary = summarise_day(ReceivedExtract.from_xcom(received),
-                                [DeliveryItem.from_xcom(i) for i in items], task_engine(),
+                                [DeliveryItem.from_wire(i) for i in items], task_engine(),
                                 now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
         # plugins/cpr_run_note.py copies this into the run's note.
         get_current_context()["ti"].xcom_push(key="run_note", value=summary.note())

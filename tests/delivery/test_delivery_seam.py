@@ -79,6 +79,17 @@ def test_xcom_payloads_survive_a_json_round_trip(payload):
     assert type(payload).from_xcom(wire) == payload
 
 
+def test_a_delivery_item_travels_as_one_json_text_and_old_dict_items_still_read(item):
+    """Issue 26: the filter step's list carries each item as one string (a thousand
+    objects for the API server to validate, not fifteen thousand); an item of a run
+    filtered before, a dict, is still read (a task of that run cleared after an
+    upgrade)."""
+    wire = item.to_wire()
+    assert isinstance(wire, str) and json.loads(wire) == item.to_xcom()
+    assert DeliveryItem.from_wire(wire) == item
+    assert DeliveryItem.from_wire(item.to_xcom()) == item
+
+
 def test_a_failure_logs_one_readable_line_with_the_next_step(engine, item, caplog):
     """The task log's first line about a failure says who, why and what to do, above
     the traceback Airflow prints."""
