@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cpr_abonnement.airflow_side.executor import TASK_SIDE_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,11 +59,24 @@ def _forks_of(executor: str, **env: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_workers_are_forked_holding_the_task_side():
-    seen = _forks_of("cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor")
-    assert seen["workers"] == 2
-    assert len(seen["held"]) >= 2
-    assert all(held == list(TASK_SIDE_MODULES) for held in seen["held"])
+@pytest.fixture(scope="module")
+def forks(tmp_path_factory) -> dict:
+    """One PreloadedLocalExecutor started in a fresh interpreter with a filter database
+    and our plugins, as the scheduler of a LocalExecutor deployment has them; what its
+    process held at each fork (shared by the tests below: each start costs seconds)."""
+    from cpr_abonnement.store.db import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('preloaded') / 'filters.db'}"
+    upgrade(make_engine(url))
+    return {"url": url, **_forks_of(
+        "cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor", CPRSUB_DB_URL=url,
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"))}
+
+
+def test_workers_are_forked_holding_the_task_side(forks):
+    assert forks["workers"] == 2
+    assert len(forks["held"]) >= 2
+    assert all(held == list(TASK_SIDE_MODULES) for held in forks["held"])
 
 
 def test_every_task_side_module_imports():
@@ -72,29 +87,22 @@ def test_every_task_side_module_imports():
     assert preload_task_side() == []
 
 
-def test_workers_are_forked_with_our_orm_mappers_configured():
+def test_workers_are_forked_with_our_orm_mappers_configured(forks):
     """SQLAlchemy configures the mappers at a process's first ORM query; a task process
     forked before that configures them again (the ledger's first query: a fifth of a
     delivery's own CPU, profiled under the scheduler)."""
-    seen = _forks_of("cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor")
-    assert len(seen["unconfigured"]) >= 2
-    assert all(names == [] for names in seen["unconfigured"]), seen["unconfigured"]
+    assert len(forks["unconfigured"]) >= 2
+    assert all(names == [] for names in forks["unconfigured"]), forks["unconfigured"]
 
 
-def test_workers_are_forked_with_the_plugins_and_the_filter_databases_engine(tmp_path):
+def test_workers_are_forked_with_the_plugins_and_the_filter_databases_engine(forks):
     """Issue 26: each task process executed every plugin file again (7 ms) and built
     the filter database's engine and compiled its queries (4 ms). Forked after the
     executor made them, the processes inherit the plugins and an engine without a
     connection (a forked process must open its own), its delivery queries compiled."""
-    from cpr_abonnement.store.db import make_engine, upgrade
-
-    url = f"sqlite:///{tmp_path / 'filters.db'}"
-    upgrade(make_engine(url))
-    seen = _forks_of("cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor",
-                     CPRSUB_DB_URL=url, AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"))
-    assert len(seen["preloaded"]) >= 2
-    for fork in seen["preloaded"]:
-        assert fork["url"] == url and fork["connections"] == 0, fork
+    assert len(forks["preloaded"]) >= 2
+    for fork in forks["preloaded"]:
+        assert fork["url"] == forks["url"] and fork["connections"] == 0, fork
         assert fork["compiled"] >= 2, fork  # the service windows' and the ledger's reads
         assert {"cpr_abonnement_api", "cpr_run_note", "cpr_timetable"} <= set(
             fork["plugins"]), fork
