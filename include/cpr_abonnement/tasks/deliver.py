@@ -67,9 +67,9 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
                target=target, now=now)
     # The row before this attempt, for a mode that tracks removal (pick-up): a push does
     # not need it, so it is not read (a query compiled in each delivery's process).
-    known = delivery.mode_of(item.target) if item.target is not None else None
+    found = delivery.mode_of(item.target) if item.target is not None else None
     previous = (ledger.entry(engine, item.task_number, item.day, item.subscriber)
-                if known is not None and known.tracks_removal else None)
+                if found is not None and found.tracks_removal else None)
     _wait_for_service_window(item, engine, row, now)
     ledger.start_delivery(engine, **row)
 
@@ -78,7 +78,7 @@ def deliver_one(item: DeliveryItem, engine: Engine, *, now: dt.datetime,
                                size_bytes=size_bytes)
 
     try:
-        mode = _mode_of(item)
+        mode = _required(found, item)
         collected = mode.tracks_removal and ledger.collected(previous, item.sha256)
         if collected and not replace:
             return _already_collected(item, previous, record)
@@ -191,13 +191,14 @@ _REGISTRATION = select(_SUBSCRIBERS.c.registration).where(
     _SUBSCRIBERS.c.uuid == bindparam("uuid"))
 
 
-def _mode_of(item: DeliveryItem) -> delivery.DeliveryMode:
-    """The delivery mode of ``item``'s target; a missing target or unknown mode is the
-    subscriber's configuration to fix, not something a retry can."""
+def _required(mode: delivery.DeliveryMode | None, item: DeliveryItem
+              ) -> delivery.DeliveryMode:
+    """``mode``, the delivery mode found for ``item``'s target; none (a missing target or
+    an unknown mode) is the subscriber's configuration to fix, not something a retry
+    can. Raised after the attempt is counted, so the ledger shows it."""
     if item.target is None:
         raise MissingDeliveryTarget("the subscriber has no delivery target",
                                     subscriber=item.name, file_name=item.file_name)
-    mode = delivery.mode_of(item.target)
     if mode is None:
         raise MissingDeliveryTarget(f"unknown delivery mode {item.target.mode!r}",
                                     subscriber=item.name, file_name=item.file_name)
