@@ -56,17 +56,17 @@ def serve(config: Config, workers: int) -> int:
     sockets = [listening_socket(config.host, config.port, config.backlog)
                for _ in range(workers)]
     stop = threading.Event()
-    started: dict[int | None, float] = {}
+    started = [0.0] * workers  # when each socket's current worker was started
 
-    def start(sock: socket.socket):
-        process = get_subprocess(config, target=Server(config).run, sockets=[sock])
+    def start(i: int):
+        process = get_subprocess(config, target=Server(config).run, sockets=[sockets[i]])
         process.start()
-        started[process.pid] = time.monotonic()
+        started[i] = time.monotonic()
         return process
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    processes = [start(sock) for sock in sockets]
+    processes = [start(i) for i in range(workers)]
     log.info("Started %d worker processes on %s:%d, a socket each (SO_REUSEPORT)",
              workers, config.host, config.port)
     code = 0
@@ -75,7 +75,7 @@ def serve(config: Config, workers: int) -> int:
             if process.is_alive() or stop.is_set():
                 continue
             ended_itself = (process.exitcode or 0) >= 0  # not killed by a signal
-            early = time.monotonic() - started[process.pid] < STARTUP_SECONDS
+            early = time.monotonic() - started[i] < STARTUP_SECONDS
             if process.exitcode == STARTUP_FAILURE or (ended_itself and early):
                 log.error("worker process %s could not start (exit code %s): stopping",
                           process.pid, process.exitcode)
@@ -84,7 +84,7 @@ def serve(config: Config, workers: int) -> int:
             else:
                 log.warning("worker process %s exited (code %s): starting another",
                             process.pid, process.exitcode)
-                processes[i] = start(sockets[i])
+                processes[i] = start(i)
     for process in processes:
         process.terminate()
     for process in processes:
