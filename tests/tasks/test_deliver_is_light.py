@@ -66,16 +66,9 @@ def test_a_delivery_task_imports_no_data_stack_nor_ssh_server_and_one_engine(tmp
                         data=f"file://{data}", metadata=f"file://{data}.metadata",
                         file_name=NAME, persons=1, records=2, sha256="1" * 64, day=DAY,
                         task_number=TASK)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}",
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-           "CPRSUB_DB_URL": engine.url.render_as_string(hide_password=False),
-           "CPRSUB_PICKUP_ROOT": str(tmp_path / "pickup")}
-    done = subprocess.run([sys.executable, "-c", TASK_BODY,
-                           str(ROOT / "dags" / "cpr_abonnement_daily.py"),
-                           json.dumps(item.to_xcom()), json.dumps(HEAVY)],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = _fresh_process(TASK_BODY, json.dumps(item.to_xcom()), json.dumps(HEAVY),
+                            CPRSUB_DB_URL=engine.url.render_as_string(hide_password=False),
+                            CPRSUB_PICKUP_ROOT=str(tmp_path / "pickup"))
     assert report == {"outcome": "DELIVERED", "engines": 1, "heavy": []}
     assert (tmp_path / "pickup" / "subscriber-a" / "IN" / NAME).read_bytes() == b"delta\n"
     assert [e.outcome for e in ledger.entries(engine, TASK, DAY)] == ["DELIVERED"]
@@ -97,11 +90,17 @@ print(json.dumps([m for m in json.loads(sys.argv[2]) if m in sys.modules]))
 
 
 def test_parsing_the_daily_dag_file_imports_neither_the_orm_nor_the_ledger():
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}",
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins")}
-    done = subprocess.run([sys.executable, "-c", DAG_PARSE,
-                           str(ROOT / "dags" / "cpr_abonnement_daily.py"),
-                           json.dumps(PARSE_HEAVY)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    assert _fresh_process(DAG_PARSE, json.dumps(PARSE_HEAVY)) == []
+
+
+def _fresh_process(code: str, *args: str, **env: str):
+    """What ``code``, run in a fresh interpreter with the daily DAG file's path and
+    ``args``, prints as JSON on its last line (our package and plugins importable)."""
+    done = subprocess.run([sys.executable, "-c", code,
+                           str(ROOT / "dags" / "cpr_abonnement_daily.py"), *args],
+                          env={**os.environ, **env,
+                               "PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}",
+                               "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins")},
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    return json.loads(done.stdout.strip().splitlines()[-1])
