@@ -41,10 +41,12 @@ if [[ $(id -u) == 0 ]]; then
     done
 fi
 .venv/bin/ruff check .
-# One worker per core and one more, slow tests stolen by whichever worker is free: the
-# tests spend a good part of their time waiting for the servers and processes they start,
-# and the extra worker fills those gaps (two cores: 6:55 -> 6:27, CPU 139% -> 170%).
+# One worker per core and one more: the tests spend a good part of their time waiting for
+# the servers and processes they start, and the extra worker fills those gaps (two cores:
+# 6:55 -> 6:27, CPU 139% -> 170%). Whole modules go to whichever worker is free, the slow
+# ones first (tests/conftest.py), so a module's fixture (an Airflow API server, a Celery
+# cluster) starts once and none of them is left to run alone at the end.
 # Every test's servers, Airflow home and databases are its own, so workers share no state.
 # CPRSUB_TEST_WORKERS=0 runs in one process.
 exec .venv/bin/python -m pytest -n "${CPRSUB_TEST_WORKERS:-$(( $(nproc) + 1 ))}" \
-    --dist worksteal "$@"
+    --dist loadscope --no-loadscope-reorder "$@"

@@ -45,6 +45,18 @@ from support.smtp import smtp_server
 _db_names = itertools.count()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked ``slow`` first, each group still in pytest-randomly's order.
+
+    ``scripts/test.sh`` hands whole modules to the workers in this order
+    (``--dist loadscope``): a module holding a worker for a minute, started last, would
+    finish alone while the other workers wait. Runs after pytest-randomly's shuffle
+    (a wrapper that reorders before every other implementation), so the seed still
+    replays the order.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def airflow_db():
     """The session's Airflow metadata DB, migrated to head: a copy of a template that

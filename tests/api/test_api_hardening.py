@@ -18,6 +18,8 @@ from cpr_abonnement.store.models import AuditEntry
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.servers import uvicorn_server
 
+pytestmark = pytest.mark.slow
+
 A = "6f1f0b8e-6a55-4f55-9d7b-1c5c1f3a0001"
 B = "0d4c3b2a-1111-4222-8333-444455556666"
 #: Synthetic PNRs sent where no PNR belongs.

@@ -11,6 +11,8 @@ import xmltodict
 from cpr_abonnement.subscriptions.service import SubscriptionService
 from support.soapclient import PNR_1, A, envelope, post
 
+pytestmark = pytest.mark.slow
+
 XXE = ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
        + envelope("AddPNRSubscription", "<cpr:PNR>&x;</cpr:PNR>"))
 LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol0 "lol">'

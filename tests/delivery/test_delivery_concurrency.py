@@ -33,6 +33,8 @@ from cpr_abonnement.delivery import sftp_push
 from cpr_abonnement.dev.devsftp import EmbeddedSftpServer
 from support.sshd import openssh_server
 
+pytestmark = pytest.mark.slow
+
 UPLOADER = Path(__file__).with_name("sftp_uploader.py")
 SIZE = 20 << 20
 CONN_ID = "sftp_race"

@@ -22,6 +22,8 @@ from support.pickup import (
     tree,
 )
 
+pytestmark = pytest.mark.slow
+
 
 class Registry:
     """Keys per login, changeable while the server runs (what the database answers)."""

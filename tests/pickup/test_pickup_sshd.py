@@ -30,8 +30,11 @@ from support.pickup import (
 )
 from support.sshd import PICKUP_CONFIG, pickup_sshd
 
-pytestmark = pytest.mark.skipif(shutil.which("sshd") is None and shutil.which(
-    "/usr/sbin/sshd") is None, reason="OpenSSH's sshd is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("sshd") is None and shutil.which("/usr/sbin/sshd") is None,
+                       reason="OpenSSH's sshd is not installed"),
+]
 
 
 @pytest.fixture

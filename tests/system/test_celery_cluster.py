@@ -39,8 +39,11 @@ ROOT = Path(__file__).resolve().parents[2]
 INIT = ROOT / "deploy" / "init.sh"
 BIN = Path(sys.executable).parent
 DAG_ID = "cpr_abonnement_daily"
-pytestmark = pytest.mark.skipif(not can_switch(), reason="runs Airflow as the compose "
-                                "services' uid 50000: needs root and setpriv")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not can_switch(), reason="runs Airflow as the compose services' "
+                       "uid 50000: needs root and setpriv"),
+]
 SUBSCRIBERS = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(1, 7)]
 
 

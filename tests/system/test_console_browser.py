@@ -35,8 +35,11 @@ PNR_SHAPED = re.compile(r"(?<!\d)\d{10}(?!\d)")
 ODENSE = "bbbbbbbb-0000-4000-8000-000000000002"
 HERNING = "dddddddd-0000-4000-8000-000000000004"  # pick-up
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium "
-                                "(scripts/test.sh installs it)")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="needs Debian's chromium (scripts/test.sh installs it)"),
+]
 
 
 @pytest.fixture

@@ -7,11 +7,14 @@ import json
 import re
 import socket
 
+import pytest
 import xmltodict
 
 from cpr_abonnement.records import extract_runs, ledger
 from support.deployment import SUBSCRIBERS, run_note, task_states
 from support.webhook import slack_webhook
+
+pytestmark = pytest.mark.slow
 
 DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
 AALBORG, ODENSE, VEJLE = SUBSCRIBERS

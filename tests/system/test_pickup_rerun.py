@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from cpr_abonnement.records import ledger
 from support.deployment import PICKUP_ACCOUNT as ACCOUNT
 from support.deployment import PICKUP_UUID, add_pickup_subscriber, task_states
+
+pytestmark = pytest.mark.slow
 
 DAY = dt.date(2026, 11, 19)
 

@@ -25,6 +25,8 @@ from support.replica import (
     status_extract,
 )
 
+pytestmark = pytest.mark.slow
+
 MON, TUE, WED, THU = (dt.date(2026, 11, d) for d in (16, 17, 18, 19))
 KEY = "test-lookup-key"
 CALLER = Caller("aaaaaaaa-0000-4000-8000-000000000001", None, "rest")

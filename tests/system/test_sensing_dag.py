@@ -8,10 +8,13 @@ import re
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cpr_abonnement.console.app import create_console_app
 from support.deployment import SUBSCRIBERS, task_states
+
+pytestmark = pytest.mark.slow
 
 DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
 

@@ -13,6 +13,8 @@ from cpr_abonnement.errors import RunDateRefused
 from cpr_abonnement.tasks.run_dates import delivery_day
 from support.deployment import task_states
 
+pytestmark = pytest.mark.slow
+
 DAY = dt.date(2026, 11, 19)  # a Thursday, its deadline long past
 
 
