@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import fcntl
 import itertools
 import json
 import os
@@ -65,8 +66,9 @@ def airflow_db():
 
 
 def _migrated_template() -> Path:
-    """``var/cache/airflow-db/airflow-<version>.db``, built on first use (atomically, as
-    parallel sessions may race to build it)."""
+    """``var/cache/airflow-db/airflow-<version>.db``, built on first use: by one of the
+    parallel sessions (xdist workers all want it at their start), which the others wait
+    for, and renamed into place whole."""
     from importlib.metadata import version
 
     cache = ROOT / "var" / "cache" / "airflow-db"
@@ -74,14 +76,21 @@ def _migrated_template() -> Path:
     if template.exists():
         return template
     cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as scratch:
+    with open(cache / ".building", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed
+        if not template.exists():
+            _migrate_into(template)
+    return template
+
+
+def _migrate_into(template: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=template.parent) as scratch:
         db = Path(scratch) / "airflow.db"
         subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
                        check=True, capture_output=True,
                        env={**os.environ, "AIRFLOW_HOME": scratch,
                             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}"})
         os.replace(db, template)
-    return template
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,9 @@ triggering, task logs and the subscription API's admin endpoints, anonymous gets
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -58,25 +60,29 @@ def fab_server(tmp_path_factory):
         "CPRSUB_DB_URL": filters,
         "GX_ANALYTICS_ENABLED": "False",
     })
-    airflow = str(BIN / "airflow")
-    _run([airflow, "db", "migrate"], env)
-    roles = _run([sys.executable, str(ROOT / "deploy" / "airflow_roles.py")], env)
-    assert "role operator:" in roles and "role viewer:" in roles
-    # A second run changes nothing (idempotent).
-    assert "(0 added, 0 removed)" in _run([sys.executable, str(ROOT / "deploy" /
-                                                                "airflow_roles.py")], env)
     # token_urlsafe may start with "-", which argparse takes for an option unless the value
     # is joined to its flag; both passwords start with one so that form stays pinned.
     passwords = {"op": "-" + secrets.token_urlsafe(16), "view": "-" + secrets.token_urlsafe(16)}
-    for user, role in (("op", "operator"), ("view", "viewer")):
-        _run([airflow, "users", "create", "--role", role, "--username", user,
-              f"--password={passwords[user]}", "--firstname", user, "--lastname", "Test",
-              "--email", f"{user}@example.org"], env)
-    _run([airflow, "dags", "reserialize"], env)
+    roles_script = ["script", str(ROOT / "deploy" / "airflow_roles.py")]
+    steps = [["db", "migrate"], roles_script, roles_script,
+             *(["users", "create", "--role", role, "--username", user,
+                f"--password={passwords[user]}", "--firstname", user, "--lastname", "Test",
+                "--email", f"{user}@example.org"]
+               for user, role in (("op", "operator"), ("view", "viewer"))),
+             ["dags", "reserialize"]]
+    # The commands as `airflow` runs them, in one interpreter (support/airflow_batch.py).
+    out = _run([sys.executable, str(ROOT / "tests" / "support" / "airflow_batch.py"),
+                json.dumps(steps)], env)
+    said = re.split(r"^== step \d+$", out, flags=re.M)[1:]
+    assert len(said) == len(steps), out[-3000:]
+    assert "role operator:" in said[1] and "role viewer:" in said[1]
+    # A second run changes nothing (idempotent).
+    assert said[2].count("(0 added, 0 removed)") == 2, said[2][-2000:]
     log = open(tmp / "api-server.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([str(BIN / "airflow"), "api-server", "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 240
