@@ -27,6 +27,8 @@ from cpr_abonnement.store.models import Base, FilterRow, filter_indexes
 #: The day's PNRs joined per query on SQLite: each query's hits come back as one text,
 #: and a text stays far below SQLite's 1 GB limit however many subscribers hold them.
 DAY_CHUNK = 100_000
+#: Above every PNR (ten digits): a hit's subscriber id and PNR packed in one integer.
+PNR_SPAN = 10_000_000_000
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,17 +87,19 @@ class Pnr(FilterType):
         # The day's PNRs straight from one JSON array, which SQLite parses in C (building
         # a temporary table of them cost as much as the join); CROSS JOIN fixes the loop
         # order: the day's PNRs outside, probes of the covering index inside. The hits
-        # come back as one text, "id,pnr,id,pnr,...", that NumPy parses in C: two
-        # million rows as Python tuples, then columns, cost 1.8 s where this takes 0.8.
+        # come back as one text of numbers, subscriber id and PNR packed into one
+        # (id * 10^10 + PNR: a PNR has ten digits), that NumPy parses in C. Two million
+        # rows as Python tuples, then columns, cost 1.8 s; as "id,pnr,..." text 1.1; so
+        # packed 0.6 (one number to format and append per hit instead of three).
         stamp = _stored(conn.dialect, as_of)
         cursor = conn.connection.driver_connection
-        found = [np.fromstring(cursor.execute(
-            "SELECT group_concat(f.subscriber_id || ',' || f.pnr) FROM json_each(?) d "
+        packed = np.concatenate([np.fromstring(cursor.execute(
+            f"SELECT group_concat(f.subscriber_id * {PNR_SPAN} + f.pnr) FROM json_each(?) d "
             "CROSS JOIN filter_pnr f ON f.pnr = d.value "
             "WHERE f.added_at <= ? AND (f.removed_at IS NULL OR f.removed_at > ?)",
             (json.dumps(day[i:i + DAY_CHUNK]), stamp, stamp)).fetchone()[0] or "",
-            dtype=np.int64, sep=",") for i in range(0, len(day), DAY_CHUNK)]
-        return np.concatenate(found).reshape(-1, 2)
+            dtype=np.int64, sep=",") for i in range(0, len(day), DAY_CHUNK)])
+        return np.column_stack(np.divmod(packed, PNR_SPAN))
 
     def apply_many(self, session: Session, subscriber_id: int, raw: Sequence[Any],
                    now: dt.datetime, *, adding: bool, missing: str) -> list[str]:
