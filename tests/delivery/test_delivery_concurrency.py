@@ -36,7 +36,7 @@ from support.sshd import openssh_server
 pytestmark = pytest.mark.slow
 
 UPLOADER = Path(__file__).with_name("sftp_uploader.py")
-SIZE = 20 << 20
+SIZE = 10 << 20
 CONN_ID = "sftp_race"
 
 
@@ -67,7 +67,8 @@ def target(request, tmp_path, monkeypatch) -> Iterator[Target]:
 
 @pytest.fixture
 def files(tmp_path) -> list[Path]:
-    """A 20 MB data file (long enough to overlap two uploads) and its metadata."""
+    """A 10 MB data file (long enough to overlap two uploads: the first still reads its
+    upload back after the second has started) and its metadata."""
     data = tmp_path / "out" / "D261126.L431101"
     data.parent.mkdir()
     data.write_bytes(random.Random(20261126).randbytes(SIZE))
