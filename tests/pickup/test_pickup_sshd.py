@@ -89,7 +89,10 @@ def test_paramiko_rsa_download_metadata_delete_and_log_ingestion(sshd, accounts,
             meta = xmltodict.parse(fh.read())
         assert meta["ns2:Trigger"]["FileDescriptor"]["Recipients"] == a.name
         assert (tmp_path / DATA_NAME).read_bytes() == a.data
-        # ingest while the file is still there (its size tells a complete download)
+        # ingest while the file is still there (its size tells a complete download),
+        # once internal-sftp's line for the download's close has come through dev/log
+        # (on a loaded machine it arrives after the client has its reply)
+        _wait_for_log(sshd, f'close "IN/{DATA_NAME}" bytes read')
         ingester = SftpLogIngester(ledger_recorder(sshd["engine"]), sshd["root"])
         for line in list(sshd["logs"]):
             ingester.feed(line)
