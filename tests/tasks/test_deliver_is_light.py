@@ -46,7 +46,7 @@ spec.loader.exec_module(importlib.util.module_from_spec(spec))
 from cpr_abonnement.airflow_side.connections import task_engine
 from cpr_abonnement.tasks.deliver import deliver_one
 from cpr_abonnement.tasks.payloads import DeliveryItem
-item = DeliveryItem.from_xcom(json.loads(sys.argv[2]))
+item = DeliveryItem.from_wire(sys.argv[2])  # as the DAG file's deliver task reads it
 result = deliver_one(item, task_engine(), now=dt.datetime(2026, 11, 26, 12))
 print(json.dumps({"outcome": result.outcome, "engines": len(built),
                   "heavy": [m for m in json.loads(sys.argv[3]) if m in sys.modules]}))
@@ -66,7 +66,7 @@ def test_a_delivery_task_imports_no_data_stack_nor_ssh_server_and_one_engine(tmp
                         data=f"file://{data}", metadata=f"file://{data}.metadata",
                         file_name=NAME, persons=1, records=2, sha256="1" * 64, day=DAY,
                         task_number=TASK)
-    report = _fresh_process(TASK_BODY, json.dumps(item.to_xcom()), json.dumps(HEAVY),
+    report = _fresh_process(TASK_BODY, item.to_wire(), json.dumps(HEAVY),
                             CPRSUB_DB_URL=engine.url.render_as_string(hide_password=False),
                             CPRSUB_PICKUP_ROOT=str(tmp_path / "pickup"))
     assert report == {"outcome": "DELIVERED", "engines": 1, "heavy": []}

@@ -19,7 +19,7 @@ from cpr_abonnement.errors import CprAbonnementError
 #: the pick-up entrypoint starts sshd under ``cprsub pickup confine``, which needs neither
 #: SQLAlchemy nor the filter registry the subscription commands import (0.74 -> 0.05 s of
 #: CPU), and sshd runs ``cprsub pickup authorized-keys`` on every login attempt.
-#: tests/cli/test_cli_commands.py checks this table against what the modules register.
+#: tests/cli/test_cli_basics.py checks this table against what the modules register.
 COMMANDS = {
     "extract": "extract",
     "db": "database",
