@@ -38,7 +38,8 @@ def seen_at_fork():
     preloaded.append({
         "url": pre and pre[0], "compiled": pre and len(pre[1]._compiled_cache),
         "connections": pre and pre[1].pool.checkedin() + pre[1].pool.checkedout(),
-        "plugins": sorted(p.name for p in loader()[0]) if loaded else []})
+        "plugins": sorted(p.name for p in loader()[0]) if loaded else [],
+        "hextobyte": sys.modules["urllib.parse"]._hextobyte is not None})
 
 os.register_at_fork(before=seen_at_fork)
 executor = import_string(sys.argv[1])(parallelism=2)
@@ -97,12 +98,22 @@ def test_workers_are_forked_with_our_orm_mappers_configured(forks):
 
 def test_workers_are_forked_with_the_plugins_and_the_filter_databases_engine(forks):
     """Issue 26: each task process executed every plugin file again (7 ms) and built
-    the filter database's engine and compiled its queries (4 ms). Forked after the
-    executor made them, the processes inherit the plugins and an engine without a
-    connection (a forked process must open its own), its delivery queries compiled."""
+    the filter database's engine and compiled its queries (4 ms, and 5 for the ledger's
+    write). Forked after the executor made them, the processes inherit the plugins and
+    an engine without a connection (a forked process must open its own), its delivery
+    statements compiled; compiling the ledger's write left no row behind."""
     assert len(forks["preloaded"]) >= 2
     for fork in forks["preloaded"]:
         assert fork["url"] == forks["url"] and fork["connections"] == 0, fork
-        assert fork["compiled"] >= 2, fork  # the service windows' and the ledger's reads
+        # the service windows' and the ledger's reads, and the ledger's write
+        assert fork["compiled"] >= 3, fork
+        assert fork["hextobyte"], fork  # urllib's table, for each connection's URI
         assert {"cpr_abonnement_api", "cpr_run_note", "cpr_timetable"} <= set(
             fork["plugins"]), fork
+    from sqlalchemy import func, select
+
+    from cpr_abonnement.store.db import make_engine
+    from cpr_abonnement.store.models import Delivery
+
+    with make_engine(forks["url"]).connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Delivery)) == 0

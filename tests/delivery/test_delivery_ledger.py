@@ -145,3 +145,21 @@ def test_a_ledger_write_missing_a_field_is_refused_before_touching_the_database(
         ledger.record_delivery(engine, **key, records=2, colour="red", outcome="DELIVERED",
                                detail="", now=T)
     assert ledger.entries(engine, TASK, DAY) == []
+
+
+def test_warming_compiles_the_ledger_write_that_attempts_then_use_and_keeps_nothing(engine):
+    """A preloading executor warms the engine its task processes inherit; the write is
+    compiled for exactly the parameters an attempt binds (else every delivery compiled
+    it again) and the warm-up leaves no row, on a day with a run and deliveries too."""
+    register_day(engine)
+    record(engine, "DELIVERED")
+    before = ledger.entries(engine, TASK, DAY)
+    cache = engine._compiled_cache
+    cache.clear()
+    ledger.warm(engine)
+    assert len(cache) == 1
+    again = record(engine, "DELIVERED")  # a start and a finish: both use the warmed form
+    assert len(cache) == 1
+    assert [(e.attempts, e.outcome) for e in before] == [(1, "DELIVERED")]
+    assert (again.attempts, again.outcome) == (2, "DELIVERED")  # no attempt by the warm-up
+    assert ledger.entries(engine, TASK, DAY) == [again]

@@ -67,10 +67,10 @@ def preload_task_engine(warm: Callable[[Engine], object] | None = None) -> Engin
     """Make the engine :func:`task_engine` would, in a process that then forks the
     task processes (:class:`~cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor`),
     when ``CPRSUB_DB_URL`` names the database (the Airflow connection is a task's to
-    read). Each task process then inherits it with its dialect set up and the queries
-    ``warm`` ran (read-only) compiled, instead of building its own: 4 ms of each
-    delivery. The connection it opened is closed before anything forks; a forked
-    process opens its own."""
+    read). Each task process then inherits it with its dialect set up and the statements
+    ``warm`` ran (reads, and writes it rolled back) compiled, instead of building its
+    own: 4 ms of each delivery, and 5 more for the ledger's write. The connection it
+    opened is closed before anything forks; a forked process opens its own."""
     global _preloaded
     url = db_url()
     if not url:

@@ -87,9 +87,17 @@ def temporary_name(name: str) -> str:
 def is_temporary_of(entry: str, name: str) -> bool:
     """Whether ``entry`` is a temporary file of ``name`` (of any attempt, including the
     fixed ``.<name>.part`` of earlier versions), and not one of ``<name>.metadata``."""
-    token = rf"(\.[0-9a-f]{{{2 * _TOKEN_BYTES}}})?"
-    return re.fullmatch(rf"{re.escape(PART_PREFIX + name)}{token}{re.escape(PART_SUFFIX)}",
-                        entry) is not None
+    stem = PART_PREFIX + name
+    if not (entry.startswith(stem) and entry.endswith(PART_SUFFIX)
+            and len(entry) >= len(stem) + len(PART_SUFFIX)):
+        return False
+    token = entry[len(stem) : len(entry) - len(PART_SUFFIX)]
+    return token == "" or _ATTEMPT_TOKEN.fullmatch(token) is not None
+
+
+#: The attempt's part of a temporary name (:func:`temporary_name`), compiled once: a
+#: delivery's process otherwise compiled it for its first listing.
+_ATTEMPT_TOKEN = re.compile(rf"\.[0-9a-f]{{{2 * _TOKEN_BYTES}}}")
 
 
 def remove_leftover(path: str | PathLike, remove: Callable[[Any], object]) -> None:

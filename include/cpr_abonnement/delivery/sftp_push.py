@@ -59,6 +59,12 @@ if TYPE_CHECKING:
     from paramiko import SFTPAttributes, SFTPClient
 
 log = logging.getLogger(__name__)
+# paramiko says "Connected", "Authentication successful", "Opened/closed sftp" at INFO for
+# every session: four task-log lines per subscriber that the delivery's own line already
+# covers (and each costs the task and its supervisor a message). Its warnings and errors
+# still show; a refused login or host key is our exception. Set once, at import: setting
+# a level clears every logger's cache, which each delivery's process paid again.
+logging.getLogger("paramiko").setLevel(logging.WARNING)
 
 def _remote_sha256(sftp: SFTPClient, path: str, size: int | None = None
                    ) -> tuple[str, int]:
@@ -197,11 +203,6 @@ def deliver(conn_id: str, remote_dir: str, files: list[Path], *, subscriber: str
     from airflow.providers.sftp.hooks.sftp import SFTPHook
     from paramiko import AuthenticationException, BadHostKeyException, SSHException
 
-    # paramiko says "Connected", "Authentication successful", "Opened/closed sftp" at
-    # INFO for every session: four task-log lines per subscriber that the delivery's own
-    # line already covers (and each costs the task and its supervisor a message). Its
-    # warnings and errors still show; a refused login or host key is our exception.
-    logging.getLogger("paramiko").setLevel(logging.WARNING)
     hook = SFTPHook(ssh_conn_id=conn_id, conn_retry_attempts=connect_attempts)
     try:
         with hook.get_managed_conn() as sftp:

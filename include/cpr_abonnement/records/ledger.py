@@ -113,10 +113,8 @@ def _write(engine: Engine, attempt: Attempt, *, outcome: str, detail: str, now: 
     row counting both (the database's ``ON CONFLICT``).
     """
     _require_all(attempt)
-    params = {**attempt, "target": attempt["target"][:800], "outcome": outcome,
-              "detail": detail, "now": now, "size_bytes": size_bytes,
-              "increment": 1 if count else 0, "started": outcome == STARTED,
-              "delivered_at": now if outcome in DELIVERED_OUTCOMES else None}
+    params = _upsert_params(attempt, outcome=outcome, detail=detail, now=now, count=count,
+                            size_bytes=size_bytes)
     try:
         with engine.begin() as conn:
             row = conn.execute(_UPSERT[engine.dialect.name], params).one()
@@ -127,6 +125,35 @@ def _write(engine: Engine, attempt: Attempt, *, outcome: str, detail: str, now: 
         raise ExtractError(f"no processed extract for task {attempt['task_number']}, "
                            f"{attempt['production_date']}") from None
     return _entry(row)
+
+
+def _upsert_params(attempt: Attempt, *, outcome: str, detail: str, now: dt.datetime,
+                   count: bool, size_bytes: int | None) -> dict[str, Any]:
+    return {**attempt, "target": attempt["target"][:800], "outcome": outcome,
+            "detail": detail, "now": now, "size_bytes": size_bytes,
+            "increment": 1 if count else 0, "started": outcome == STARTED,
+            "delivered_at": now if outcome in DELIVERED_OUTCOMES else None}
+
+
+def warm(engine: Engine) -> None:
+    """Leave the ledger's write (:data:`_UPSERT`) compiled in ``engine``'s statement
+    cache, keeping nothing: the attempt names no extract run, so the database refuses
+    its row (``extract_run_id`` comes out NULL), after SQLAlchemy compiled the
+    statement for exactly the parameters :func:`_write` binds. A task process forked
+    after this (:func:`cpr_abonnement.airflow_side.connections.preload_task_engine`)
+    inherits the compiled form: its first ledger write compiled it, a third of a
+    delivery's database time."""
+    nobody = Attempt(task_number="", production_date=dt.date(1, 1, 1), subscriber_uuid="",
+                     file_name="", sha256="", persons=0, records=0, target="")
+    params = _upsert_params(nobody, outcome=STARTED, detail="", now=dt.datetime(1, 1, 1),
+                            count=True, size_bytes=None)
+    with engine.connect() as conn:
+        try:
+            conn.execute(_UPSERT[engine.dialect.name], params)
+        except IntegrityError:
+            pass
+        finally:
+            conn.rollback()  # refused anyway; and were it not, never kept
 
 
 def _require_all(attempt: Attempt) -> None:

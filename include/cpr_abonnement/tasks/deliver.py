@@ -177,11 +177,13 @@ def _service_windows(engine: Engine, uuid: str) -> tuple[ServiceWindow, ...]:
 
 
 def warm(engine: Engine) -> None:
-    """Run a delivery's read-only queries once, for keys no row has, so that ``engine``
-    holds their compiled forms for the task processes a preloading executor forks
-    (:func:`cpr_abonnement.airflow_side.connections.preload_task_engine`)."""
+    """Run a delivery's read-only queries once, for keys no row has, and compile its
+    ledger write without writing (:func:`~cpr_abonnement.records.ledger.warm`), so
+    that ``engine`` holds their compiled forms for the task processes a preloading
+    executor forks (:func:`cpr_abonnement.airflow_side.connections.preload_task_engine`)."""
     _service_windows(engine, "")
     ledger.entry(engine, "", dt.date(1900, 1, 1), "")
+    ledger.warm(engine)
 
 
 #: A subscriber's registration document, as a Core query built once (a delivery task
