@@ -15,7 +15,9 @@ filter database. Each run happens in its own process (peak RSS per run) and repo
 wall time per stage (read = scan + validation, filter = snapshot incl. the PNR join +
 selection, write = all delta and metadata files), total, and the physical floor
 measured in the same process: one sequential read of the extract plus writing the same
-number of output bytes. Beside wall time it reports the CPU seconds (user + system, all
+number of output bytes; and that floor with every output byte SHA-256'd as well
+(``+sha``: each delta's digest goes into its ``.metadata`` and the ledger, so no way of
+filtering can skip it). Beside wall time it reports the CPU seconds (user + system, all
 threads) of the step and of the floor, which a busy shared machine disturbs less.
 
 ``--cli`` times the step as an operator or a task process runs it, ``cprsub filter`` in
@@ -36,6 +38,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -173,11 +176,13 @@ def _child(extract: str, db: str, subscribers: int, cli: bool = False) -> None:
     # written lands in it and its ratio swings from run to run); the median counts.
     shutil.rmtree(out, ignore_errors=True)
     floors = sorted(_floor(extract, written) for _ in range(3))
+    hashed = sorted(_floor(extract, written, digest=True) for _ in range(3))
     _remove_db(work)
     print(json.dumps({"subscribers": subscribers, "persons": persons, **stages,
                       "total": total, "cpu": cpu, "rss_mb": rss, "output_bytes": written,
                       "matches": matches,
-                      "floor": floors[1][0], "floor_cpu": floors[1][1], "floors": floors}))
+                      "floor": floors[1][0], "floor_cpu": floors[1][1], "floors": floors,
+                      "floor_sha": hashed[1][0], "floors_sha": hashed}))
 
 
 def _cpu(who: int = resource.RUSAGE_SELF) -> float:
@@ -187,9 +192,11 @@ def _cpu(who: int = resource.RUSAGE_SELF) -> float:
     return use.ru_utime + use.ru_stime
 
 
-def _floor(extract: str, written: int) -> tuple[float, float]:
+def _floor(extract: str, written: int, *, digest: bool = False) -> tuple[float, float]:
     """Seconds (wall, CPU) to read ``extract`` once and write ``written`` bytes, after a
-    sync."""
+    sync. ``digest``: and SHA-256 them, on two threads, in 256 KiB pieces as the step
+    does: every delta's digest goes into its ``.metadata`` and the ledger, so no
+    implementation can skip it (the floor a step is fairly compared with)."""
     os.sync()
     t, cpu = time.perf_counter(), _cpu()
     with open(extract, "rb", buffering=0) as fh:
@@ -198,13 +205,40 @@ def _floor(extract: str, written: int) -> tuple[float, float]:
             pass
     block = b"x" * (8 << 20)
     with open(OUT / "floor.bin", "wb") as fh:
-        left = written
-        while left > 0:
-            fh.write(block[: min(left, len(block))])
-            left -= len(block)
+        if digest:
+            _write_hashed(fh, block, written)
+        else:
+            left = written
+            while left > 0:
+                fh.write(block[: min(left, len(block))])
+                left -= len(block)
     seconds, cpu = time.perf_counter() - t, _cpu() - cpu
     (OUT / "floor.bin").unlink()
     return seconds, cpu
+
+
+def _write_hashed(fh, block: bytes, written: int) -> None:
+    """Write ``written`` bytes to ``fh`` and SHA-256 them in 256 KiB pieces, half of
+    the pieces' hashing on a second thread (hashlib releases the GIL), one digest per
+    thread as two deltas would have."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    piece = 256 << 10
+    view = memoryview(block)
+    lock = threading.Lock()
+
+    def share(start: int) -> None:
+        h = hashlib.sha256()
+        for at in range(start, written, 2 * piece):
+            chunk = view[at % len(block):][:min(piece, written - at)]
+            h.update(chunk)
+            with lock:
+                fh.seek(at)
+                fh.write(chunk)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(share, (0, piece)))
 
 
 def _remove_db(path: Path) -> None:
@@ -249,13 +283,15 @@ def main() -> None:
         small = _extract(100_000)
         runs = [(e, n) for e in (small, big) for n in (10, 100, args.subscribers)]
     print(f"{'persons':>9} {'subs':>5} {'read':>6} {'filter':>7} {'write':>6} {'total':>6} "
-          f"{'floor':>6} {'x floor':>7} {'CPU s':>6} {'floor CPU':>9} {'RSS MB':>7} "
+          f"{'floor':>6} {'x floor':>7} {'+sha':>6} {'x +sha':>6} {'CPU s':>6} "
+          f"{'floor CPU':>9} {'RSS MB':>7} "
           f"{'matches':>9} {'output MB':>9}")
     for extract, n in runs:
         r = _run(extract, db, n, args.cli)
         print(f"{r['persons']:>9,} {n:>5} {r['read']:>6.2f} {r['filter']:>7.2f} "
               f"{r['write']:>6.2f} {r['total']:>6.2f} {r['floor']:>6.2f} "
-              f"{r['total'] / r['floor']:>7.1f} {r['cpu']:>6.2f} {r['floor_cpu']:>9.2f} "
+              f"{r['total'] / r['floor']:>7.1f} {r['floor_sha']:>6.2f} "
+              f"{r['total'] / r['floor_sha']:>6.1f} {r['cpu']:>6.2f} {r['floor_cpu']:>9.2f} "
               f"{r['rss_mb']:>7.0f} {r['matches']:>9,} "
               f"{r['output_bytes'] / 1e6:>9,.0f}")
 
