@@ -36,11 +36,13 @@ def seen_at_fork():
                   None)
     loader = getattr(sys.modules.get("airflow.sdk.plugins_manager"), "_get_plugins", None)
     loaded = loader is not None and loader.cache_info().currsize > 0
+    listener = sys.modules.get("airflow.sdk.listener")
     preloaded.append({
         "url": pre and pre[0], "compiled": pre and len(pre[1]._compiled_cache),
         "connections": pre and pre[1].pool.checkedin() + pre[1].pool.checkedout(),
         "plugins": sorted(p.name for p in loader()[0]) if loaded else [],
         "hextobyte": sys.modules["urllib.parse"]._hextobyte is not None,
+        "listeners": bool(listener and listener.get_listener_manager.cache_info().currsize),
         "parsed": any(m.startswith("unusual_prefix_") and m.endswith("_cpr_abonnement_daily")
                       for m in sys.modules),
         "sigsegv": str(signal.getsignal(signal.SIGSEGV))})
@@ -113,6 +115,7 @@ def test_workers_are_forked_with_the_plugins_and_the_filter_databases_engine(for
         # the service windows' and the ledger's reads, and the ledger's write
         assert fork["compiled"] >= 3, fork
         assert fork["hextobyte"], fork  # urllib's table, for each connection's URI
+        assert fork["listeners"], fork  # the plugins' listeners, registered once
         assert {"cpr_abonnement_api", "cpr_run_note", "cpr_timetable"} <= set(
             fork["plugins"]), fork
     from sqlalchemy import func, select
