@@ -93,9 +93,9 @@ def warm_dag_parsing(folder: str | None = None) -> None:
     file again, as it must for DAG changes to be live, but the first parse in a process
     also fills what Python and Airflow cache on first use (ABC subclass checks, the
     JSON-schema validators of the DAG's params, ...). A process forked after this
-    inherits those: the daily DAG's parse took 14.5 ms of CPU in a task process forked
-    before it and 6.0 in one forked after. The parser installs its own SIGSEGV handler;
-    the scheduler's is put back."""
+    inherits those: the daily DAG's parse took 16.4 ms of CPU in a task process forked
+    before it and 12.0 in one forked after (medians of 15). The parser installs its own
+    SIGSEGV handler; the scheduler's is put back."""
     import signal
 
     from airflow import settings

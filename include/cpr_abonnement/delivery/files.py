@@ -88,16 +88,13 @@ def is_temporary_of(entry: str, name: str) -> bool:
     """Whether ``entry`` is a temporary file of ``name`` (of any attempt, including the
     fixed ``.<name>.part`` of earlier versions), and not one of ``<name>.metadata``."""
     stem = PART_PREFIX + name
-    if not (entry.startswith(stem) and entry.endswith(PART_SUFFIX)
-            and len(entry) >= len(stem) + len(PART_SUFFIX)):
-        return False
-    token = entry[len(stem) : len(entry) - len(PART_SUFFIX)]
-    return token == "" or _ATTEMPT_TOKEN.fullmatch(token) is not None
+    return entry.startswith(stem) and _ATTEMPT_TAIL.fullmatch(entry, len(stem)) is not None
 
 
-#: The attempt's part of a temporary name (:func:`temporary_name`), compiled once: a
-#: delivery's process otherwise compiled it for its first listing.
-_ATTEMPT_TOKEN = re.compile(rf"\.[0-9a-f]{{{2 * _TOKEN_BYTES}}}")
+#: What follows ``.<name>`` in a temporary name (:func:`temporary_name`; the attempt's
+#: token is optional), compiled once: a delivery's process otherwise compiled a pattern
+#: for its first listing.
+_ATTEMPT_TAIL = re.compile(rf"(\.[0-9a-f]{{{2 * _TOKEN_BYTES}}})?{re.escape(PART_SUFFIX)}")
 
 
 def remove_leftover(path: str | PathLike, remove: Callable[[Any], object]) -> None:

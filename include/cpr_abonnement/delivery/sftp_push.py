@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 # a level clears every logger's cache, which each delivery's process paid again.
 logging.getLogger("paramiko").setLevel(logging.WARNING)
 
+
 def _remote_sha256(sftp: SFTPClient, path: str, size: int | None = None
                    ) -> tuple[str, int]:
     """SHA-256 and size of a remote file; ``size``, when the caller has just listed it,
