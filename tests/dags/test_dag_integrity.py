@@ -111,3 +111,27 @@ def test_every_dag_says_what_it_does_in_the_dag_list(bag):
     for dag_id, dag in bag.dags.items():
         assert dag.description, f"{dag_id} has no description"
         assert len(dag.description) <= 150 and "\n" not in dag.description, dag_id
+
+
+def test_daily_dag_params_check_what_operators_type(bag):
+    """The params are checked against their draft-07 schemas (cheap: each task process
+    resolves them twice) with the same verdicts as before: wrong types are refused with
+    the param's name, right ones pass."""
+    import copy
+
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = bag.dags["cpr_abonnement_daily"].params
+    assert {params.get_param(n).schema.get("$schema") for n in params} == {
+        "http://json-schema.org/draft-07/schema#"}
+    good = copy.deepcopy(params)
+    for name, value in (("allow_gap", True), ("delivery_day", "2026-12-04"),
+                        ("replace_pickup", ["a", "b"])):
+        good[name] = value
+    assert good.validate() == {"allow_gap": True, "delivery_day": "2026-12-04",
+                               "replace_pickup": ["a", "b"]}
+    for name, wrong in (("allow_gap", "yes"), ("delivery_day", 20261204),
+                        ("replace_pickup", [1]), ("replace_pickup", "a")):
+        values = copy.deepcopy(params)
+        with pytest.raises(ParamValidationError, match=name):
+            values[name] = wrong

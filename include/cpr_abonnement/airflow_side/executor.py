@@ -6,9 +6,10 @@ starts, and each worker forks one process per task. Every task process then impo
 Task SDK's task runner, the ``@task`` and sensor decorators its DAG file uses and our
 task modules, all afresh: most of a ``deliver`` task's CPU, paid once per subscriber per
 day. Imported in the scheduler just before the workers are forked, they are inherited
-by every worker and every task process copy-on-write instead. The DAG file itself is
-still parsed per task (the task runner does that), so DAG changes stay live; changes to
-``cpr_abonnement`` take a scheduler restart, as changes to plugins do.
+by every worker and every task process copy-on-write instead. So are the DAG files, as
+parsed once before the fork: a task process takes its DAG from there while its file is
+unchanged and parses the file itself once it has changed, so DAG changes stay live;
+changes to ``cpr_abonnement`` take a scheduler restart, as changes to plugins do.
 
 For a LocalExecutor deployment (``airflow standalone``, the demo, the delivery
 benchmark): ``AIRFLOW__CORE__EXECUTOR=cpr_abonnement.airflow_side.executor.PreloadedLocalExecutor``.
@@ -20,9 +21,12 @@ Airflow again (a scheduler with ``parallelism`` 32 started 20 of them for 30 del
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import logging
+import os
 
+from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.executors.local_executor import LocalExecutor
 
 log = logging.getLogger(__name__)
@@ -88,24 +92,75 @@ def build_lazy_tables() -> None:
     unquote_to_bytes("%2F")
 
 
-def warm_dag_parsing(folder: str | None = None) -> None:
-    """Parse the DAGs folder once and forget the result. A task process parses its DAG
-    file again, as it must for DAG changes to be live, but the first parse in a process
-    also fills what Python and Airflow cache on first use (ABC subclass checks, the
-    JSON-schema validators of the DAG's params, ...). A process forked after this
-    inherits those: the daily DAG's parse took 16.4 ms of CPU in a task process forked
-    before it and 12.0 in one forked after (medians of 15). The parser installs its own
-    SIGSEGV handler; the scheduler's is put back."""
+#: The DAG bags of the local DAG bundles parsed in the scheduler before the workers fork,
+#: by bundle name and path (:func:`parse_dag_bundles`).
+_PARSED: dict[tuple[str, str], BundleDagBag] = {}
+
+
+def parse_dag_bundles() -> list[str]:
+    """Parse the DAG files of every local (unversioned) DAG bundle once, keep the bags
+    for the task processes forked after this, and let the Task SDK's start-up take a DAG
+    from them (:class:`ReusingBundleDagBag`). Return the names of the bundles parsed.
+
+    Each task process parses its DAG file before it runs a task: for a ``deliver`` task
+    the daily DAG's parse was 12 ms of its CPU (its params' schemas checked, ``Param``
+    objects deep-copied into every task, a pydantic adapter per decorated task), paid once
+    per subscriber per day for the same unchanged file. A task whose file was changed,
+    added or failed to import since is parsed afresh in its process, as before: DAG
+    changes stay live. The parser installs its own SIGSEGV handler; the scheduler's is
+    put back."""
     import signal
 
-    from airflow import settings
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing import dagbag
+    from airflow.dag_processing.bundles.local import LocalDagBundle
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
 
     previous = signal.getsignal(signal.SIGSEGV)
     try:
-        DagBag(dag_folder=folder or settings.DAGS_FOLDER, load_op_links=False)
+        for bundle in DagBundlesManager().get_all_dag_bundles():
+            if isinstance(bundle, LocalDagBundle):
+                _PARSED[(bundle.name, str(bundle.path))] = BundleDagBag(
+                    dag_folder=bundle.path, bundle_path=bundle.path,
+                    bundle_name=bundle.name, load_op_links=False)
     finally:
         signal.signal(signal.SIGSEGV, previous)
+    dagbag.BundleDagBag = ReusingBundleDagBag
+    return [name for name, _ in _PARSED]
+
+
+def _parsed_unchanged(path: str | os.PathLike | None, bundle_path: object,
+                      bundle_name: str | None) -> BundleDagBag | None:
+    """The bag parsed before the fork, if it holds ``path`` of that bundle as the file
+    is now: parsed without an import error and not modified since (the DagBag's own test
+    for re-reading a file, its modification time)."""
+    bag = _PARSED.get((str(bundle_name), str(bundle_path)))
+    if bag is None or path is None:
+        return None
+    path = os.fspath(path)
+    parsed_at = bag.file_last_changed.get(path)
+    try:
+        unchanged = parsed_at == dt.datetime.fromtimestamp(os.path.getmtime(path))
+    except OSError:
+        return None
+    if not unchanged or bag._get_relative_fileloc(path) in bag.import_errors:
+        return None
+    return bag
+
+
+class ReusingBundleDagBag(BundleDagBag):
+    """The Task SDK's DAG bag (``BundleDagBag``), which hands a task process the bag
+    parsed before its worker was forked when that holds the DAG file unchanged, and
+    parses the file as Airflow does otherwise. Installed in the scheduler by
+    :func:`parse_dag_bundles`; the task runner looks the class up when it parses, so every
+    task process forked after that uses it. Only the process that received the bag uses
+    it: what a task does to its DAG stays in its own copy-on-write memory."""
+
+    def __new__(cls, dag_folder: str | os.PathLike | None = None, *args: object,
+                bundle_path: object = None, bundle_name: str | None = None,
+                **kwargs: object):
+        parsed = _parsed_unchanged(dag_folder, bundle_path, bundle_name)
+        # not an instance of this class: Python does not run __init__ (a parse) on it
+        return parsed if parsed is not None else super().__new__(cls)
 
 
 def preload_filter_database() -> None:
@@ -139,7 +194,7 @@ def warm_api_client(server: str) -> None:
 class PreloadedLocalExecutor(LocalExecutor):
     """Airflow's LocalExecutor whose workers are forked after :data:`TASK_SIDE_MODULES`
     were imported, the standard library's lazy tables built, the plugins loaded, the
-    DAGs folder parsed once, the filter database's engine made, the ORM mappers
+    DAG bundles parsed, the filter database's engine made, the ORM mappers
     configured and the API client warmed (with ``multiprocessing``'s default ``fork``
     start method on Linux, which the LocalExecutor needs for this: other methods start
     workers afresh)."""
@@ -154,9 +209,9 @@ class PreloadedLocalExecutor(LocalExecutor):
         except Exception:  # a broken plugin fails in the task process, with its log
             log.warning("could not load the plugins for the task processes", exc_info=True)
         try:
-            warm_dag_parsing()
-        except Exception:  # a DAG that fails to parse fails in its task, with its log
-            log.warning("could not parse the DAGs folder for the task processes",
+            parse_dag_bundles()
+        except Exception:  # each task process parses its DAG file, and says why not
+            log.warning("could not parse the DAG bundles for the task processes",
                         exc_info=True)
         try:
             preload_filter_database()

@@ -36,6 +36,7 @@ metadata never sees a data file that is still arriving.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import posixpath
 from pathlib import Path
@@ -69,9 +70,14 @@ logging.getLogger("paramiko").setLevel(logging.WARNING)
 
 def _remote_sha256(sftp: SFTPClient, path: str, size: int | None = None
                    ) -> tuple[str, int]:
-    """SHA-256 and size of a remote file; ``size``, when the caller has just listed it,
-    saves the read-ahead from asking the server for it."""
+    """SHA-256 and size of a remote file. ``size``, when the caller has just listed it,
+    saves the read-ahead from asking the server for it, and a file that fits one read
+    request (a ``.metadata`` file, most days' deltas) is read with that one request:
+    paramiko's read-ahead starts a thread per file and asks again at the end of it."""
     with sftp.open(path, "rb") as fh:
+        if size is not None and size <= fh.MAX_REQUEST_SIZE:
+            data = fh.read(size)
+            return hashlib.sha256(data).hexdigest(), len(data)
         fh.prefetch(size)
         return digest_of(fh)
 
