@@ -105,10 +105,12 @@ def parse_dag_bundles() -> list[str]:
     Each task process parses its DAG file before it runs a task: for a ``deliver`` task
     the daily DAG's parse was 12 ms of its CPU (its params' schemas checked, ``Param``
     objects deep-copied into every task, a pydantic adapter per decorated task), paid once
-    per subscriber per day for the same unchanged file. A task whose file was changed,
-    added or failed to import since is parsed afresh in its process, as before: DAG
-    changes stay live. The parser installs its own SIGSEGV handler; the scheduler's is
-    put back."""
+    per subscriber per day for the same unchanged file (12.0 -> 1.1 ms, the bundle's
+    set-up left). A task whose file was changed, added or failed to import since is
+    parsed afresh in its process, as before: DAG changes stay live. What a DAG file
+    reads besides its own text when parsed is seen as at the scheduler's start until the
+    file changes: ours read only the environment, which the scheduler's processes share.
+    The parser installs its own SIGSEGV handler; the scheduler's is put back."""
     import signal
 
     from airflow.dag_processing import dagbag
