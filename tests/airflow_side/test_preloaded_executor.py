@@ -67,17 +67,27 @@ def task_parse(path):
 
 
 from cpr_abonnement.airflow_side import executor as preloading
-kept = list(preloading._PARSED.values())
-daily = os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "cpr_abonnement_daily.py")
+kept = [bag for bag, _ in preloading._PARSED.values()]
+folder = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
+daily = os.path.join(folder, "cpr_abonnement_daily.py")
 unchanged = task_parse(daily)
 seen = os.stat(daily)
 os.utime(daily, ns=(seen.st_atime_ns, seen.st_mtime_ns + 10**9))  # as an edit does
 changed = task_parse(daily)
+housekeeping = os.path.join(folder, "cpr_pickup_housekeeping.py")
+seen = os.stat(housekeeping)
+with open(housekeeping) as old, open(housekeeping + ".new", "w") as new:
+    new.write(old.read())
+os.utime(housekeeping + ".new", ns=(seen.st_atime_ns, seen.st_mtime_ns))
+os.replace(housekeeping + ".new", housekeeping)  # a new version with the old one's time
+replaced = task_parse(housekeeping)
 reuse = {"bundles": sorted(name for name, _ in preloading._PARSED),
          "unchanged_kept": any(unchanged is bag for bag in kept),
          "unchanged_dags": sorted(unchanged.dags),
          "changed_kept": any(changed is bag for bag in kept),
-         "changed_dags": sorted(changed.dags)}
+         "changed_dags": sorted(changed.dags),
+         "replaced_kept": any(replaced is bag for bag in kept),
+         "replaced_dags": sorted(replaced.dags)}
 print(json.dumps({"workers": workers, "held": at_fork[:forks],
                   "unconfigured": unconfigured[:forks], "preloaded": preloaded[:forks],
                   "reuse": reuse}))
@@ -169,9 +179,13 @@ def test_workers_are_forked_after_one_parse_of_the_dags_folder(forks):
 def test_a_task_takes_its_dag_from_that_parse_until_its_file_changes(forks):
     """A task process's start-up asks for a DAG bag of its DAG file: while the file is as
     parsed before the fork it gets that bag (no parse: the daily DAG's was 12 ms of each
-    delivery's CPU); once the file has changed it gets a bag of its own, parsed afresh
-    (DAG changes stay live)."""
+    delivery's CPU); once the file has changed, or a new version with the old one's
+    modification time has replaced it, it gets a bag of its own, parsed afresh (DAG
+    changes stay live)."""
     reuse = forks["reuse"]
     assert reuse["unchanged_kept"] and "cpr_abonnement_daily" in reuse["unchanged_dags"]
     assert not reuse["changed_kept"]
     assert reuse["changed_dags"] == ["cpr_abonnement_daily"]  # that one file, parsed
+    # a new version put in place with the old one's modification time (rsync -t, cp -p)
+    assert not reuse["replaced_kept"]
+    assert reuse["replaced_dags"] == ["cpr_pickup_housekeeping"]

@@ -93,8 +93,16 @@ def build_lazy_tables() -> None:
 
 
 #: The DAG bags of the local DAG bundles parsed in the scheduler before the workers fork,
-#: by bundle name and path (:func:`parse_dag_bundles`).
-_PARSED: dict[tuple[str, str], BundleDagBag] = {}
+#: by bundle name and path, each with the files it holds as they were parsed
+#: (:func:`parse_dag_bundles`).
+_PARSED: dict[tuple[str, str], tuple[BundleDagBag, dict[str, tuple[int, ...]]]] = {}
+
+
+def _signature(seen: os.stat_result) -> tuple[int, ...]:
+    """What tells a file apart from its next version: its modification time (the
+    DagBag's own test), and its size and inode, which differ when a deployment puts a
+    new version in place with the old one's time (``rsync -t``, ``cp -p``, a rename)."""
+    return seen.st_mtime_ns, seen.st_size, seen.st_ino, seen.st_dev
 
 
 def parse_dag_bundles() -> list[str]:
@@ -106,8 +114,8 @@ def parse_dag_bundles() -> list[str]:
     the daily DAG's parse was 12 ms of its CPU (its params' schemas checked, ``Param``
     objects deep-copied into every task, a pydantic adapter per decorated task), paid once
     per subscriber per day for the same unchanged file (12.0 -> 1.1 ms, the bundle's
-    set-up left). A task whose file was changed, added or failed to import since is
-    parsed afresh in its process, as before: DAG changes stay live. What a DAG file
+    set-up left). A task whose file was changed (:func:`_signature`), added or failed
+    to import is parsed afresh in its process, as before: DAG changes stay live. What a DAG file
     reads besides its own text when parsed is seen as at the scheduler's start until the
     file changes: ours read only the environment, which the scheduler's processes share.
     The parser installs its own SIGSEGV handler; the scheduler's is put back."""
@@ -121,32 +129,42 @@ def parse_dag_bundles() -> list[str]:
     try:
         for bundle in DagBundlesManager().get_all_dag_bundles():
             if isinstance(bundle, LocalDagBundle):
-                _PARSED[(bundle.name, str(bundle.path))] = BundleDagBag(
-                    dag_folder=bundle.path, bundle_path=bundle.path,
-                    bundle_name=bundle.name, load_op_links=False)
+                bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path,
+                                   bundle_name=bundle.name, load_op_links=False)
+                _PARSED[(bundle.name, str(bundle.path))] = (bag, _as_parsed(bag))
     finally:
         signal.signal(signal.SIGSEGV, previous)
     dagbag.BundleDagBag = ReusingBundleDagBag
     return [name for name, _ in _PARSED]
 
 
+def _as_parsed(bag: BundleDagBag) -> dict[str, tuple[int, ...]]:
+    """The signatures of the files ``bag`` parsed without an import error, taken after
+    the parse: a file whose modification time is no longer the one the bag read was
+    changed meanwhile and is left out (its tasks parse it themselves)."""
+    held = {}
+    for path, parsed_at in bag.file_last_changed.items():
+        try:
+            seen = os.stat(path)
+        except OSError:
+            continue
+        if (dt.datetime.fromtimestamp(seen.st_mtime) == parsed_at
+                and bag._get_relative_fileloc(path) not in bag.import_errors):
+            held[path] = _signature(seen)
+    return held
+
+
 def _parsed_unchanged(path: str | os.PathLike | None, bundle_path: object,
                       bundle_name: str | None) -> BundleDagBag | None:
     """The bag parsed before the fork, if it holds ``path`` of that bundle as the file
-    is now: parsed without an import error and not modified since (the DagBag's own test
-    for re-reading a file, its modification time)."""
-    bag = _PARSED.get((str(bundle_name), str(bundle_path)))
-    if bag is None or path is None:
+    is now."""
+    bag, held = _PARSED.get((str(bundle_name), str(bundle_path)), (None, {}))
+    if bag is None or path is None or os.fspath(path) not in held:
         return None
-    path = os.fspath(path)
-    parsed_at = bag.file_last_changed.get(path)
     try:
-        unchanged = parsed_at == dt.datetime.fromtimestamp(os.path.getmtime(path))
+        return bag if _signature(os.stat(path)) == held[os.fspath(path)] else None
     except OSError:
         return None
-    if not unchanged or bag._get_relative_fileloc(path) in bag.import_errors:
-        return None
-    return bag
 
 
 class ReusingBundleDagBag(BundleDagBag):
